@@ -1,0 +1,18 @@
+//! The patchtrail data contract (v1) as Rust types, with no I/O.
+//!
+//! Every other crate speaks these types: the collector produces them from AWS answers, the store
+//! writes them as Parquet / JSONL / seed JSON and reads them back, the reports query them. Keeping
+//! the row shapes, their Arrow schemas and the normalisation of AWS enum spellings in one place
+//! is what keeps the three on-disk formats and the reports in agreement.
+
+mod manifest;
+mod normalise;
+mod rows;
+mod schema;
+
+pub use manifest::{ManifestObject, PreviousManifest, RunConfig, RunCounts, RunManifest, MANIFEST_VERSION};
+pub use normalise::{
+    is_known_classification, normalise_patch_state, KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS,
+};
+pub use rows::{InstanceRecord, Outcome, PatchRecord, StoreFormat};
+pub use schema::{instances_schema, patches_schema};

@@ -1,0 +1,70 @@
+//! The run manifest: the commit record of one snapshot.
+//!
+//! It is written last. A run without a manifest is not part of history; a manifest lists every
+//! object of its run with size and SHA-256 and carries the SHA-256 of the previous manifest, so
+//! the manifests form a hash chain in which loss or tampering is detectable.
+
+use crate::StoreFormat;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub manifest_version: u32,
+    pub run_id: String,
+    /// The instant the snapshot represents (partition date = its UTC date).
+    pub snapshot_time: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub tool: String,
+    pub account_id: String,
+    pub region: String,
+    pub format: StoreFormat,
+    pub config: RunConfig,
+    pub counts: RunCounts,
+    /// Every data object of the run, keys relative to the store root.
+    pub objects: Vec<ManifestObject>,
+    /// The manifest that was the newest when this run committed; `None` for the first run.
+    pub previous: Option<PreviousManifest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Tag key that selects instances (`CheckPatch` by default).
+    pub tag_key: String,
+    /// Tag values that must match, empty for "any value".
+    pub tag_values: Vec<String>,
+    /// Classification filter; empty means all classifications.
+    pub classifications: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub instances: u64,
+    pub managed: u64,
+    pub unmanaged: u64,
+    pub errors: u64,
+    pub patches: u64,
+    pub pages: u64,
+    pub missing: u64,
+    pub missing_critical: u64,
+    pub missing_security: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Rows in the object (patch rows for seed pages).
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousManifest {
+    pub key: String,
+    pub sha256: String,
+}

@@ -1,0 +1,142 @@
+//! One row per (snapshot, instance, patch) and one per (snapshot, instance).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// One patch of one instance in one snapshot: a row of the `patches` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchRecord {
+    pub run_id: String,
+    pub snapshot_time: DateTime<Utc>,
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub kb_id: String,
+    pub title: String,
+    pub classification: String,
+    pub severity: String,
+    /// CamelCase as the service sends it (`Installed`, `Missing`, ...), see [`crate::normalise_patch_state`].
+    pub state: String,
+    /// `None` when the patch is not installed (the wire says 0 or year 1 then).
+    pub installed_time: Option<DateTime<Utc>>,
+    /// Comma-separated CVE ids exactly as SSM reports them; `None` when absent.
+    pub cve_ids: Option<String>,
+}
+
+/// How collecting one instance ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Patches and patch state were read.
+    Ok,
+    /// SSM does not manage the instance (`InvalidInstanceId`): recorded, not fatal.
+    Unmanaged,
+    /// A call failed after retries; `error_code` / `error_message` say why.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Unmanaged => "unmanaged",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One instance in one snapshot: a row of the `instances` table.
+///
+/// EC2 metadata, the SSM patch-state summary (`DescribeInstancePatchStates`) and the outcome of
+/// collecting it. The summary fields are `None` for unmanaged instances or when SSM has no state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub run_id: String,
+    pub snapshot_time: DateTime<Utc>,
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub name: Option<String>,
+    /// EC2 state name: running, stopped, ...
+    pub ec2_state: Option<String>,
+    /// EC2 `platformDetails` (`Windows`, `Linux/UNIX`, `Red Hat Enterprise Linux`, ...).
+    pub platform: Option<String>,
+    pub instance_type: Option<String>,
+    pub launch_time: Option<DateTime<Utc>>,
+    /// All EC2 tags as a JSON object string (`{"Name":"web-1","CheckPatch":"true"}`).
+    pub tags: String,
+    pub baseline_id: Option<String>,
+    pub patch_group: Option<String>,
+    /// `Scan` or `Install`.
+    pub operation: Option<String>,
+    pub operation_start_time: Option<DateTime<Utc>>,
+    /// End of the last patch operation: the time of the last scan.
+    pub last_scan_time: Option<DateTime<Utc>>,
+    pub installed_count: Option<i64>,
+    pub installed_other_count: Option<i64>,
+    pub installed_pending_reboot_count: Option<i64>,
+    pub installed_rejected_count: Option<i64>,
+    pub missing_count: Option<i64>,
+    pub failed_count: Option<i64>,
+    pub not_applicable_count: Option<i64>,
+    pub critical_non_compliant_count: Option<i64>,
+    pub security_non_compliant_count: Option<i64>,
+    pub other_non_compliant_count: Option<i64>,
+    pub outcome: Outcome,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// `DescribeInstancePatches` pages read for this instance.
+    pub patch_pages: i64,
+    /// Patch rows stored for this instance (after the classification filter).
+    pub patch_rows: i64,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::Ok
+    }
+}
+
+/// The on-disk format of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreFormat {
+    /// Three Hive-partitioned Parquet tables (the default).
+    Parquet,
+    /// The same three tables as JSON lines.
+    Jsonl,
+    /// Exactly the seed workflow's keys and `{"Patches":[...]}` bodies, one object per API page.
+    Seed,
+}
+
+impl StoreFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreFormat::Parquet => "parquet",
+            StoreFormat::Jsonl => "jsonl",
+            StoreFormat::Seed => "seed",
+        }
+    }
+}
+
+impl fmt::Display for StoreFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StoreFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "parquet" => Ok(StoreFormat::Parquet),
+            "jsonl" => Ok(StoreFormat::Jsonl),
+            "seed" => Ok(StoreFormat::Seed),
+            other => Err(format!(
+                "unknown format '{other}': use parquet, jsonl or seed"
+            )),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! A loopback simulator of the EC2, SSM and STS wire protocols, with a seeded, evolving fleet.
+//!
+//! No public emulator implements the SSM patch APIs, yet every test, the demo and the benchmarks
+//! need a fleet to collect from. The simulator answers the four calls patchtrail makes
+//! (`ec2:DescribeInstances`, `ssm:DescribeInstancePatches`, `ssm:DescribeInstancePatchStates`,
+//! `sts:GetCallerIdentity`) on one HTTP endpoint, byte-compatible with what the official SDKs
+//! parse, including the real service's quirks. Its fleet is a pure function of a seed and a
+//! simulated date, so answers are reproducible; load shaping (rate limits, latency, faults) makes
+//! it a test bench for collectors.
+
+mod ec2;
+mod fleet;
+mod hash;
+mod limits;
+mod patches;
+mod server;
+mod ssm;
+mod sts;
+mod wire;
+
+pub use fleet::{Ec2Instance, Fleet, Os, SsmProfile};
+pub use limits::OperationStats;
+pub use patches::{instance_patches, InstancePatch, PatchState};
+pub use server::{start, RunningSim};
+pub use wire::WireResponse;
+
+use chrono::NaiveDate;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Everything that shapes a simulator; the same config and date always give the same answers.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Size of the EC2 fleet (instances are generated on demand).
+    pub instances: u64,
+    /// The simulated date: patch states are those of each instance's last scan on or before it.
+    pub date: NaiveDate,
+    pub account_id: String,
+    pub region: String,
+    /// Token-bucket rate per SSM API, requests per second.
+    pub ssm_tps: Option<f64>,
+    /// Token-bucket rate for DescribeInstances, requests per second.
+    pub ec2_tps: Option<f64>,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Share of requests answered with a 500/503 fault.
+    pub fault_rate: f64,
+    /// Speak the API model instead of the real wire (`INSTALLED`, `Windows`): for testing
+    /// clients that must accept both.
+    pub model_enums: bool,
+    pub unmanaged_rate: f64,
+    pub untagged_rate: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            instances: 200,
+            date: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap_or(NaiveDate::MIN),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            ssm_tps: None,
+            ec2_tps: None,
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            model_enums: false,
+            unmanaged_rate: 0.03,
+            untagged_rate: 0.15,
+        }
+    }
+}
+
+/// The simulator's state: its config, its fleet, the simulated date and the load shapers.
+pub struct Sim {
+    pub config: SimConfig,
+    pub fleet: Fleet,
+    date: Mutex<NaiveDate>,
+    limits: limits::Limits,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Sim {
+        let fleet = Fleet {
+            seed: config.seed,
+            size: config.instances,
+            unmanaged_rate: config.unmanaged_rate,
+            untagged_rate: config.untagged_rate,
+        };
+        Sim { date: Mutex::new(config.date), limits: limits::Limits::new(&config), fleet, config }
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        *self.date.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_date(&self, date: NaiveDate) {
+        *self.date.lock().unwrap_or_else(|e| e.into_inner()) = date;
+    }
+
+    /// What SSM knows of `instance_id` (any well-formed id, simulated or not).
+    pub fn profile(&self, instance_id: &str) -> SsmProfile {
+        SsmProfile::of(self.config.seed, instance_id, self.config.unmanaged_rate)
+    }
+
+    /// Requests, throttles and faults per operation so far.
+    pub fn stats(&self) -> Vec<OperationStats> {
+        self.limits.stats()
+    }
+}

@@ -1,0 +1,320 @@
+//! Patch catalogs and the patch state of an instance at a simulated date.
+//!
+//! Each operating system releases a few patches a week from 2023-01-02 on. An instance lists the
+//! patches of its last `window_weeks` weeks (older ones count as superseded). Each (instance,
+//! patch) pair has a fate drawn from the seed: not applicable, installed after some days (some via
+//! a pending reboot, some outside the baseline), failed, or never installed. The state reported is
+//! the state at the instance's last scan, so stopped instances and lost agents keep old answers.
+//! Facts are cheap numbers; strings are rendered only for the page being answered.
+
+use crate::fleet::{day, Os, SsmProfile};
+use crate::hash::{below, combine, unit};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+
+/// Patch states, rendered in the wire's CamelCase or the model's UPPER_SNAKE spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchState {
+    Installed,
+    InstalledOther,
+    InstalledPendingReboot,
+    InstalledRejected,
+    Missing,
+    NotApplicable,
+    Failed,
+}
+
+impl PatchState {
+    pub fn wire(self, model_spelling: bool) -> &'static str {
+        match (self, model_spelling) {
+            (PatchState::Installed, false) => "Installed",
+            (PatchState::InstalledOther, false) => "InstalledOther",
+            (PatchState::InstalledPendingReboot, false) => "InstalledPendingReboot",
+            (PatchState::InstalledRejected, false) => "InstalledRejected",
+            (PatchState::Missing, false) => "Missing",
+            (PatchState::NotApplicable, false) => "NotApplicable",
+            (PatchState::Failed, false) => "Failed",
+            (PatchState::Installed, true) => "INSTALLED",
+            (PatchState::InstalledOther, true) => "INSTALLED_OTHER",
+            (PatchState::InstalledPendingReboot, true) => "INSTALLED_PENDING_REBOOT",
+            (PatchState::InstalledRejected, true) => "INSTALLED_REJECTED",
+            (PatchState::Missing, true) => "MISSING",
+            (PatchState::NotApplicable, true) => "NOT_APPLICABLE",
+            (PatchState::Failed, true) => "FAILED",
+        }
+    }
+
+    /// Whether a `State` filter value names this state (either spelling).
+    pub fn matches(self, value: &str) -> bool {
+        value == self.wire(false) || value == self.wire(true)
+    }
+}
+
+/// First day of the catalogs (a Monday).
+pub fn catalog_epoch() -> NaiveDate {
+    day(2023, 1, 2)
+}
+
+/// One released patch of one OS catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct Patch {
+    pub os: Os,
+    pub week: i64,
+    pub slot: u64,
+    pub classification: &'static str,
+    pub severity: &'static str,
+    pub released: DateTime<Utc>,
+    hash: u64,
+}
+
+/// A patch as one instance reports it at its last scan.
+#[derive(Debug, Clone, Copy)]
+pub struct InstancePatch {
+    pub patch: Patch,
+    pub state: PatchState,
+    pub installed_at: Option<DateTime<Utc>>,
+}
+
+fn at(date: NaiveDate, minutes: i64) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)) + Duration::minutes(minutes)
+}
+
+fn weighted(h: u64, table: &[(&'static str, u64)]) -> &'static str {
+    let total: u64 = table.iter().map(|(_, w)| w).sum();
+    let mut x = below(h, total);
+    for (name, w) in table {
+        if x < *w {
+            return name;
+        }
+        x -= w;
+    }
+    table[0].0
+}
+
+impl Patch {
+    /// The patches `os` released in catalog week `week`.
+    pub fn released_in(seed: u64, os: Os, week: i64) -> impl Iterator<Item = Patch> {
+        let count = 3 + below(combine(seed, &[0xca7, os as u64, week as u64]), 5);
+        (0..count).map(move |slot| Patch::new(seed, os, week, slot))
+    }
+
+    fn new(seed: u64, os: Os, week: i64, slot: u64) -> Patch {
+        let hash = combine(seed, &[0x9a7c, os as u64, week as u64, slot]);
+        let h = |salt: u64| combine(hash, &[salt]);
+        let (classification, severity) = if os.is_windows() {
+            let c = weighted(
+                h(1),
+                &[("SecurityUpdates", 50), ("CriticalUpdates", 15), ("Updates", 15), ("DefinitionUpdates", 12), ("UpdateRollups", 8)],
+            );
+            let s = if c == "SecurityUpdates" || c == "CriticalUpdates" {
+                weighted(h(2), &[("Critical", 30), ("Important", 50), ("Moderate", 15), ("Low", 5)])
+            } else {
+                "Unspecified"
+            };
+            (c, s)
+        } else if os == Os::Ubuntu2204 {
+            let c = weighted(h(1), &[("Security", 70), ("Recommended", 30)]);
+            (c, weighted(h(2), &[("required", 10), ("important", 30), ("standard", 40), ("optional", 20)]))
+        } else {
+            let c = weighted(h(1), &[("Security", 65), ("Bugfix", 25), ("Enhancement", 10)]);
+            (c, weighted(h(2), &[("Critical", 10), ("Important", 35), ("Medium", 40), ("Low", 15)]))
+        };
+        let week_start = catalog_epoch() + Duration::weeks(week);
+        let released = if os.is_windows() {
+            at(week_start + Duration::days(1), 18 * 60)
+        } else {
+            at(week_start + Duration::days((slot % 5) as i64), 10 * 60 + below(h(3), 300) as i64)
+        };
+        Patch { os, week, slot, classification, severity, released, hash }
+    }
+
+    fn seq(&self) -> i64 {
+        self.week * 8 + self.slot as i64
+    }
+
+    pub fn kb_id(&self) -> String {
+        let year = self.released.year();
+        match self.os {
+            Os::WindowsServer2019 => format!("KB{}", 5_000_000 + self.seq() * 2),
+            Os::WindowsServer2022 => format!("KB{}", 5_000_001 + self.seq() * 2),
+            Os::AmazonLinux2 => format!("ALAS2-{year}-{}", 1000 + self.seq()),
+            Os::AmazonLinux2023 => format!("ALAS2023-{year}-{}", 100 + self.seq()),
+            Os::Rhel9 => format!("RHSA-{year}:{:04}", 1000 + self.seq()),
+            Os::Ubuntu2204 => format!("USN-{}-1", 6000 + self.seq()),
+        }
+    }
+
+    pub fn title(&self) -> String {
+        const PACKAGES: [&str; 12] =
+            ["kernel", "openssl", "glibc", "curl", "sudo", "openssh", "python3", "systemd", "bind", "nss", "libxml2", "git"];
+        let kb = self.kb_id();
+        let month = self.released.format("%Y-%m");
+        let server = match self.os {
+            Os::WindowsServer2019 => "Windows Server 2019",
+            _ => "Microsoft server operating system version 21H2",
+        };
+        let package = PACKAGES[below(combine(self.hash, &[4]), PACKAGES.len() as u64) as usize];
+        let minor = 100 + self.week;
+        match self.os {
+            Os::WindowsServer2019 | Os::WindowsServer2022 => match self.classification {
+                "SecurityUpdates" => format!("{month} Cumulative Update for {server} for x64-based Systems ({kb})"),
+                "CriticalUpdates" => format!("{month} Servicing Stack Update for {server} for x64-based Systems ({kb})"),
+                "DefinitionUpdates" => format!(
+                    "Security Intelligence Update for Microsoft Defender Antivirus - {kb} (Version 1.{}.{}.0)",
+                    400 + self.week,
+                    self.slot
+                ),
+                "UpdateRollups" => format!("{month} Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for {server} ({kb})"),
+                _ => format!("{month} Update for {server} for x64-based Systems ({kb})"),
+            },
+            Os::AmazonLinux2 => format!("{package}.x86_64:0:{}.{minor}-1.amzn2", 5 + self.slot),
+            Os::AmazonLinux2023 => format!("{package}.x86_64:0:{}.{minor}-1.amzn2023", 6 + self.slot),
+            Os::Rhel9 => format!("{package}.x86_64:0:{}.{minor}-1.el9_4", 5 + self.slot),
+            Os::Ubuntu2204 => format!("{package}:1.{minor}-0ubuntu0.22.04.{}", self.slot + 1),
+        }
+    }
+
+    /// CVE ids, for security patches only.
+    pub fn cve_ids(&self) -> Option<String> {
+        if !matches!(self.classification, "Security" | "SecurityUpdates" | "CriticalUpdates") {
+            return None;
+        }
+        let n = 1 + below(combine(self.hash, &[5]), 3);
+        let year = self.released.year();
+        let ids: Vec<String> =
+            (0..n).map(|k| format!("CVE-{year}-{}", 10_000 + below(combine(self.hash, &[6, k]), 40_000))).collect();
+        Some(ids.join(","))
+    }
+}
+
+/// How one patch goes on one instance.
+enum Fate {
+    NotApplicable,
+    Never,
+    FailsAfter(i64),
+    Installs { after_days: i64, state: PatchState, reboot_days: i64 },
+}
+
+fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
+    let h = combine(seed, &[profile.id_hash, patch.hash]);
+    let u = unit(h);
+    let days = |salt: u64| {
+        let g = combine(h, &[salt]);
+        if unit(g) < 0.85 { 1 + below(g, 27) as i64 } else { 30 + below(g, 60) as i64 }
+    };
+    if u < 0.15 {
+        Fate::NotApplicable
+    } else if u < 0.21 {
+        Fate::Never
+    } else if u < 0.24 {
+        Fate::FailsAfter(days(1))
+    } else {
+        let v = unit(combine(h, &[2]));
+        let state = if v < 0.05 {
+            PatchState::InstalledOther
+        } else if v < 0.06 {
+            PatchState::InstalledRejected
+        } else {
+            PatchState::Installed
+        };
+        let reboot_days = if unit(combine(h, &[3])) < 0.10 { 3 } else { 0 };
+        Fate::Installs { after_days: days(4), state, reboot_days }
+    }
+}
+
+/// The instant of the instance's last scan at or before the simulated `date`.
+pub fn last_scan(profile: &SsmProfile, date: NaiveDate) -> DateTime<Utc> {
+    at(profile.last_scan_day(date), profile.scan_minute)
+}
+
+/// Every patch the instance reports at its last scan on or before `date`, in release order.
+pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec<InstancePatch> {
+    let scan = last_scan(profile, date);
+    let current_week = (scan.date_naive() - catalog_epoch()).num_days().div_euclid(7);
+    let first_week = (current_week - profile.window_weeks + 1).max(0);
+    let mut out = Vec::new();
+    for week in first_week..=current_week {
+        for patch in Patch::released_in(seed, profile.os, week) {
+            if patch.released > scan {
+                continue;
+            }
+            let installed_at = |after: i64| {
+                let d = patch.released.date_naive() + Duration::days(after);
+                at(d, 120 + below(combine(patch.hash, &[profile.id_hash]), 50) as i64)
+            };
+            let (state, installed_at) = match fate(seed, profile, &patch) {
+                Fate::NotApplicable => (PatchState::NotApplicable, None),
+                Fate::Never => (PatchState::Missing, None),
+                Fate::FailsAfter(d) if installed_at(d) <= scan => (PatchState::Failed, None),
+                Fate::FailsAfter(_) => (PatchState::Missing, None),
+                Fate::Installs { after_days, state, reboot_days } => {
+                    let when = installed_at(after_days);
+                    if when > scan {
+                        (PatchState::Missing, None)
+                    } else if when + Duration::days(reboot_days) > scan {
+                        (PatchState::InstalledPendingReboot, Some(when))
+                    } else {
+                        (state, Some(when))
+                    }
+                }
+            };
+            out.push(InstancePatch { patch, state, installed_at });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::Fleet;
+
+    fn fleet() -> Fleet {
+        Fleet { seed: 3, size: 500, unmanaged_rate: 0.0, untagged_rate: 0.0 }
+    }
+
+    #[test]
+    fn states_evolve_over_weeks() {
+        let f = fleet();
+        let running = (0..f.size)
+            .map(|i| f.instance(i).profile)
+            .find(|p| p.stopped_on.is_none() && p.agent_lost_on.is_none())
+            .expect("a running instance");
+        let before = instance_patches(f.seed, &running, day(2026, 3, 1));
+        let after = instance_patches(f.seed, &running, day(2026, 3, 29));
+        assert!(!before.is_empty() && !after.is_empty());
+        let installed = |v: &[InstancePatch]| v.iter().filter(|p| p.installed_at.is_some()).count();
+        let newest = |v: &[InstancePatch]| v.iter().map(|p| p.patch.released).max();
+        assert!(newest(&after) > newest(&before), "new patches are released");
+        assert!(installed(&after) > 0);
+        for p in &after {
+            assert_eq!(p.installed_at.is_some(), matches!(
+                p.state,
+                PatchState::Installed | PatchState::InstalledOther | PatchState::InstalledPendingReboot | PatchState::InstalledRejected
+            ));
+        }
+    }
+
+    #[test]
+    fn a_stopped_instance_keeps_its_last_answer() {
+        let f = fleet();
+        let stopped = (0..f.size)
+            .map(|i| f.instance(i).profile)
+            .find(|p| p.stopped_on.is_some_and(|d| d < day(2026, 1, 1)) && p.agent_lost_on.is_none())
+            .expect("a stopped instance");
+        let a = instance_patches(f.seed, &stopped, day(2026, 2, 1));
+        let b = instance_patches(f.seed, &stopped, day(2026, 6, 1));
+        let key = |v: &[InstancePatch]| v.iter().map(|p| (p.patch.kb_id(), p.state)).collect::<Vec<_>>();
+        assert_eq!(key(&a), key(&b));
+    }
+
+    #[test]
+    fn kb_ids_are_unique_within_an_instance() {
+        let f = fleet();
+        for i in 0..50 {
+            let p = f.instance(i).profile;
+            let list = instance_patches(f.seed, &p, day(2026, 11, 1));
+            let ids: std::collections::HashSet<String> = list.iter().map(|x| x.patch.kb_id()).collect();
+            assert_eq!(ids.len(), list.len());
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP endpoint: routes each request to SSM, EC2 or STS the way AWS SDKs address them, and
+//! serves a small control API under `/_sim/` (date, stats).
+//!
+//! Routing: SSM by `X-Amz-Target: AmazonSSM.<Op>`; EC2 and STS by the form's `Action`, with the
+//! SigV4 credential scope (`.../<region>/<service>/aws4_request`) deciding when the action alone
+//! does not. Any signature is accepted.
+
+use crate::limits::Verdict;
+use crate::wire::{request_id, WireResponse};
+use crate::{ec2, ssm, sts, Sim, SimConfig};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+enum Service {
+    Ssm(String),
+    Ec2(String),
+    Sts(String),
+}
+
+fn credential_scope_service(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    let scope = credential.split([',', ' ']).next()?;
+    scope.split('/').nth(3).map(str::to_string)
+}
+
+fn route(headers: &HeaderMap, params: &BTreeMap<String, String>) -> Option<Service> {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.strip_prefix("AmazonSSM.").map(|op| Service::Ssm(op.to_string()));
+    }
+    let action = params.get("Action").cloned();
+    match (credential_scope_service(headers).as_deref(), action) {
+        (Some("ssm"), _) => Some(Service::Ssm(String::new())),
+        (Some("sts"), a) => Some(Service::Sts(a.unwrap_or_default())),
+        (Some("ec2"), a) => Some(Service::Ec2(a.unwrap_or_default())),
+        (_, Some(a)) if a == "GetCallerIdentity" => Some(Service::Sts(a)),
+        (_, Some(a)) => Some(Service::Ec2(a)),
+        _ => None,
+    }
+}
+
+fn form_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> BTreeMap<String, String> {
+    let mut params: BTreeMap<String, String> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let is_form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if is_form || headers.get("x-amz-target").is_none() {
+        params.extend(form_urlencoded::parse(body).into_owned());
+    }
+    params
+}
+
+impl Sim {
+    /// Answers one AWS request (after load shaping and latency).
+    pub async fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (WireResponse, String) {
+        let date = self.date();
+        let params = if headers.contains_key("x-amz-target") { BTreeMap::new() } else { form_params(uri, headers, body) };
+        let date_text = date.to_string();
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let rid = request_id(self.config.seed, &[&date_text, method.as_str(), target, &String::from_utf8_lossy(body)]);
+        let Some(service) = route(headers, &params) else {
+            return (
+                WireResponse::json_error(400, "UnknownOperationException", "Request names no AWS service (no X-Amz-Target, no Action)"),
+                rid,
+            );
+        };
+        let operation = match &service {
+            Service::Ssm(op) => format!("ssm:{op}"),
+            Service::Ec2(a) => format!("ec2:{a}"),
+            Service::Sts(a) => format!("sts:{a}"),
+        };
+        let verdict = self.limits.admit(&operation);
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        let response = match (verdict, &service) {
+            (Verdict::Throttle, Service::Ssm(_)) => WireResponse::json_error(400, "ThrottlingException", "Rate exceeded"),
+            (Verdict::Throttle, Service::Ec2(_)) => ec2::error(503, "RequestLimitExceeded", "Request limit exceeded.", &rid),
+            (Verdict::Throttle, Service::Sts(_)) => sts::error(400, "Sender", "Throttling", "Rate exceeded", &rid),
+            (Verdict::Fault { .. }, Service::Ssm(_)) => {
+                WireResponse::json_error(500, "InternalServerError", "An error occurred on the server side.")
+            }
+            (Verdict::Fault { .. }, Service::Ec2(_)) => {
+                ec2::error(503, "Unavailable", "The server is overloaded and can't handle the request.", &rid)
+            }
+            (Verdict::Fault { .. }, Service::Sts(_)) => {
+                sts::error(500, "Receiver", "InternalFailure", "An internal error occurred.", &rid)
+            }
+            (Verdict::Serve, Service::Ssm(op)) => ssm::handle(self, op, body, date),
+            (Verdict::Serve, Service::Ec2(action)) if action == "DescribeInstances" => {
+                ec2::describe_instances(self, &params, date, &rid)
+            }
+            (Verdict::Serve, Service::Ec2(action)) => ec2::error(
+                400,
+                "InvalidAction",
+                &format!("The action {action} is not valid for this web service."),
+                &rid,
+            ),
+            (Verdict::Serve, Service::Sts(action)) => sts::handle(self, action, &rid),
+        };
+        if verdict == Verdict::Serve && response.is_error() {
+            self.limits.count_error(&operation);
+        }
+        tracing::debug!(operation, status = response.status, "answered");
+        (response, rid)
+    }
+}
+
+async fn aws(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let (wire, rid) = sim.answer(&method, &uri, &headers, &body).await;
+    let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, wire.body).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(wire.content_type));
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Some(v) = wire.error_type.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        h.insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+async fn get_date(State(sim): State<Arc<Sim>>) -> String {
+    sim.date().to_string()
+}
+
+async fn set_date(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        Ok(date) => {
+            sim.set_date(date);
+            (StatusCode::OK, date.to_string()).into_response()
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, format!("date '{text}' is not YYYY-MM-DD")).into_response(),
+    }
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Response {
+    let body = serde_json::to_string(&sim.stats()).unwrap_or_else(|_| "[]".into());
+    ([("content-type", "application/json")], body).into_response()
+}
+
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/_sim/date", get(get_date).put(set_date).post(set_date))
+        .route("/_sim/stats", get(stats))
+        .fallback(aws)
+        .with_state(sim)
+}
+
+/// A simulator serving on a loopback port; dropping it (or [`RunningSim::stop`]) ends it.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSim {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes the requests in flight, and returns.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `addr` and serves the simulator in the background.
+pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSim> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new(Sim::new(config));
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(sim.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningSim { addr, sim, shutdown: Some(tx), task: Some(task) })
+}

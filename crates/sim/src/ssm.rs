@@ -1,0 +1,371 @@
+//! SSM over awsJson1_1: `DescribeInstancePatches` and `DescribeInstancePatchStates`.
+//!
+//! Validation follows the real service, not only its model: `MaxResults` above 50 on
+//! DescribeInstancePatches is a `ValidationException`, states are CamelCase, and timestamps are
+//! epoch-second numbers (the Rust SDK rejects strings there).
+
+use crate::fleet::SsmProfile;
+use crate::hash::{combine, of_str};
+use crate::patches::{instance_patches, last_scan, InstancePatch, PatchState};
+use crate::wire::{PageToken, WireResponse};
+use crate::Sim;
+use chrono::NaiveDate;
+use serde_json::{json, Map, Value};
+
+const FILTER_KEYS: [&str; 4] = ["Classification", "KBId", "Severity", "State"];
+
+fn validation(message: String) -> WireResponse {
+    WireResponse::json_error(400, "ValidationException", &format!("1 validation error detected: {message}"))
+}
+
+fn range_error(field: &str, value: i64, min: i64, max: i64) -> Option<WireResponse> {
+    if value < min {
+        Some(validation(format!(
+            "Value '{value}' at '{field}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
+        )))
+    } else if value > max {
+        Some(validation(format!(
+            "Value '{value}' at '{field}' failed to satisfy constraint: Member must have value less than or equal to {max}"
+        )))
+    } else {
+        None
+    }
+}
+
+/// `^i-(\w{8}|\w{17})$|^mi-\w{17}$`
+pub fn valid_instance_id(id: &str) -> bool {
+    let word = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match (id.strip_prefix("i-"), id.strip_prefix("mi-")) {
+        (Some(rest), _) => (rest.len() == 8 || rest.len() == 17) && word(rest),
+        (_, Some(rest)) => rest.len() == 17 && word(rest),
+        _ => false,
+    }
+}
+
+fn invalid_id_message(id: &str) -> WireResponse {
+    validation(format!(
+        "Value '{id}' at 'instanceId' failed to satisfy constraint: Member must satisfy regular expression pattern: (^i-(\\w{{8}}|\\w{{17}})$)|(^mi-\\w{{17}}$)"
+    ))
+}
+
+/// Reads an optional integer member.
+fn optional_int(body: &Map<String, Value>, member: &str) -> Result<Option<i64>, WireResponse> {
+    match body.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            WireResponse::json_error(400, "SerializationException", &format!("{member} must be an integer"))
+        }),
+    }
+}
+
+fn optional_str<'a>(body: &'a Map<String, Value>, member: &str) -> Result<Option<&'a str>, WireResponse> {
+    match body.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(WireResponse::json_error(400, "SerializationException", &format!("{member} must be a string"))),
+    }
+}
+
+struct PatchFilter {
+    key: String,
+    values: Vec<String>,
+}
+
+impl PatchFilter {
+    fn admits(&self, p: &InstancePatch) -> bool {
+        let v = &self.values;
+        match self.key.as_str() {
+            "Classification" => v.iter().any(|x| x == p.patch.classification),
+            "Severity" => v.iter().any(|x| x == p.patch.severity),
+            "State" => v.iter().any(|x| p.state.matches(x)),
+            "KBId" => {
+                let kb = p.patch.kb_id();
+                v.iter().any(|x| *x == kb)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResponse> {
+    let list = match body.get("Filters") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(WireResponse::json_error(400, "SerializationException", "Filters must be a list")),
+    };
+    if list.len() > 5 {
+        return Err(validation(format!(
+            "Value at 'filters' failed to satisfy constraint: Member must have length less than or equal to 5 (got {})",
+            list.len()
+        )));
+    }
+    let mut filters = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        let key = f.get("Key").and_then(Value::as_str).unwrap_or_default();
+        if key.is_empty() || key.len() > 128 {
+            return Err(validation(format!(
+                "Value '{key}' at 'filters.{}.member.key' failed to satisfy constraint: Member must have length between 1 and 128",
+                i + 1
+            )));
+        }
+        if !FILTER_KEYS.contains(&key) {
+            return Err(WireResponse::json_error(
+                400,
+                "InvalidFilter",
+                &format!("The filter key {key} is not valid. Valid keys are: Classification, KBId, Severity, State"),
+            ));
+        }
+        let values: Vec<String> = f
+            .get("Values")
+            .and_then(Value::as_array)
+            .map(|vs| vs.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if values.is_empty() || values.iter().any(|v| v.is_empty() || v.len() > 256) {
+            return Err(validation(format!(
+                "Value at 'filters.{}.member.values' failed to satisfy constraint: Member must have length between 1 and 256",
+                i + 1
+            )));
+        }
+        filters.push(PatchFilter { key: key.to_string(), values });
+    }
+    Ok(filters)
+}
+
+fn epoch(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp() as f64
+}
+
+fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("Title".into(), Value::String(p.patch.title()));
+    m.insert("KBId".into(), Value::String(p.patch.kb_id()));
+    m.insert("Classification".into(), Value::String(p.patch.classification.into()));
+    m.insert("Severity".into(), Value::String(p.patch.severity.into()));
+    m.insert("State".into(), Value::String(p.state.wire(model_spelling).into()));
+    m.insert("InstalledTime".into(), json!(p.installed_at.map(epoch).unwrap_or(0.0)));
+    // Documented as reported for missing and failed patches only.
+    if matches!(p.state, PatchState::Missing | PatchState::Failed)
+        && let Some(cves) = p.patch.cve_ids()
+    {
+        m.insert("CVEIds".into(), Value::String(cves));
+    }
+    Value::Object(m)
+}
+
+pub fn describe_instance_patches(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
+    let instance_id = match optional_str(body, "InstanceId") {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return validation(
+                "Value null at 'instanceId' failed to satisfy constraint: Member must not be null".into(),
+            );
+        }
+        Err(e) => return e,
+    };
+    if !valid_instance_id(instance_id) {
+        return invalid_id_message(instance_id);
+    }
+    let filters = match parse_filters(body) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let page_size = match optional_int(body, "MaxResults") {
+        Ok(Some(n)) => match range_error("maxResults", n, 10, 50) {
+            Some(e) => return e,
+            None => n as usize,
+        },
+        Ok(None) => 50,
+        Err(e) => return e,
+    };
+    let token = match optional_str(body, "NextToken") {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let profile = sim.profile(instance_id);
+    if !profile.managed {
+        return WireResponse::json_error(
+            400,
+            "InvalidInstanceId",
+            &format!("Instance {instance_id} is not managed by Systems Manager or does not belong to this account."),
+        );
+    }
+    let filter_text = body.get("Filters").map(Value::to_string).unwrap_or_default();
+    let fingerprint = combine(of_str(instance_id), &[of_str(&filter_text), 0xd1]);
+    let offset = match token.filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => match PageToken::decode(t, fingerprint) {
+            Some(o) => o as usize,
+            None => return WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid."),
+        },
+    };
+    let patches: Vec<InstancePatch> = instance_patches(sim.config.seed, &profile, date)
+        .into_iter()
+        .filter(|p| filters.iter().all(|f| f.admits(p)))
+        .collect();
+    let end = (offset + page_size).min(patches.len());
+    let page: Vec<Value> =
+        patches.get(offset..end).unwrap_or_default().iter().map(|p| patch_json(p, sim.config.model_enums)).collect();
+    let mut out = json!({ "Patches": page });
+    if end < patches.len() {
+        out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
+    }
+    WireResponse::json(out)
+}
+
+/// Counts of one instance's patches, as `DescribeInstancePatchStates` reports them.
+#[derive(Default)]
+struct Counts {
+    installed: i64,
+    installed_other: i64,
+    pending_reboot: i64,
+    rejected: i64,
+    missing: i64,
+    failed: i64,
+    not_applicable: i64,
+    critical: i64,
+    security: i64,
+    other: i64,
+}
+
+fn count(patches: &[InstancePatch]) -> Counts {
+    let mut c = Counts::default();
+    for p in patches {
+        match p.state {
+            PatchState::Installed => c.installed += 1,
+            PatchState::InstalledOther => c.installed_other += 1,
+            PatchState::InstalledPendingReboot => c.pending_reboot += 1,
+            PatchState::InstalledRejected => c.rejected += 1,
+            PatchState::Missing => c.missing += 1,
+            PatchState::NotApplicable => c.not_applicable += 1,
+            PatchState::Failed => c.failed += 1,
+        }
+        if matches!(p.state, PatchState::Missing | PatchState::Failed) {
+            if p.patch.severity.eq_ignore_ascii_case("critical") {
+                c.critical += 1;
+            } else if matches!(p.patch.classification, "Security" | "SecurityUpdates") {
+                c.security += 1;
+            } else {
+                c.other += 1;
+            }
+        }
+    }
+    c
+}
+
+fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: NaiveDate) -> Value {
+    let seed = sim.config.seed;
+    let c = count(&instance_patches(seed, profile, date));
+    let end = last_scan(profile, date);
+    let start = end - chrono::Duration::minutes(2 + (profile.id_hash % 13) as i64);
+    let snapshot = crate::wire::request_id(seed, &[instance_id, &end.to_rfc3339()]);
+    json!({
+        "InstanceId": instance_id,
+        "PatchGroup": format!("{}-{}", profile.environment, profile.os.short()),
+        "BaselineId": format!("pb-0{:016x}", combine(seed, &[profile.os as u64, 0xba5e])),
+        "SnapshotId": snapshot,
+        "InstalledCount": c.installed,
+        "InstalledOtherCount": c.installed_other,
+        "InstalledPendingRebootCount": c.pending_reboot,
+        "InstalledRejectedCount": c.rejected,
+        "MissingCount": c.missing,
+        "FailedCount": c.failed,
+        "UnreportedNotApplicableCount": 0,
+        "NotApplicableCount": c.not_applicable,
+        "OperationStartTime": epoch(start),
+        "OperationEndTime": epoch(end),
+        "Operation": if profile.operation_install { "Install" } else { "Scan" },
+        "RebootOption": "RebootIfNeeded",
+        "CriticalNonCompliantCount": c.critical,
+        "SecurityNonCompliantCount": c.security,
+        "OtherNonCompliantCount": c.other,
+    })
+}
+
+pub fn describe_instance_patch_states(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
+    let ids: Vec<&str> = match body.get("InstanceIds") {
+        None | Some(Value::Null) => {
+            return validation(
+                "Value null at 'instanceIds' failed to satisfy constraint: Member must not be null".into(),
+            );
+        }
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        Some(_) => return WireResponse::json_error(400, "SerializationException", "InstanceIds must be a list"),
+    };
+    if ids.len() > 50 {
+        return validation(format!(
+            "Value '[{}]' at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50",
+            ids.len()
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|id| !valid_instance_id(id)) {
+        return invalid_id_message(bad);
+    }
+    let page_size = match optional_int(body, "MaxResults") {
+        Ok(Some(n)) => match range_error("maxResults", n, 10, 100) {
+            Some(e) => return e,
+            None => n as usize,
+        },
+        Ok(None) => 50,
+        Err(e) => return e,
+    };
+    let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
+    let offset = match optional_str(body, "NextToken") {
+        Err(e) => return e,
+        Ok(None) | Ok(Some("")) => 0,
+        Ok(Some(t)) => match PageToken::decode(t, fingerprint) {
+            Some(o) => o as usize,
+            None => return WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid."),
+        },
+    };
+    // Instances SSM does not manage are left out of the answer, as the service does.
+    let managed: Vec<(&str, SsmProfile)> =
+        ids.iter().map(|id| (*id, sim.profile(id))).filter(|(_, p)| p.managed).collect();
+    let end = (offset + page_size).min(managed.len());
+    let states: Vec<Value> = managed
+        .get(offset..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|(id, p)| patch_state_json(sim, id, p, date))
+        .collect();
+    let mut out = json!({ "InstancePatchStates": states });
+    if end < managed.len() {
+        out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
+    }
+    WireResponse::json(out)
+}
+
+/// Dispatches one awsJson1_1 request by its `X-Amz-Target` operation.
+pub fn handle(sim: &Sim, operation: &str, body: &[u8], date: NaiveDate) -> WireResponse {
+    let parsed: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
+        Ok(v) => v,
+        Err(e) => return WireResponse::json_error(400, "SerializationException", &format!("body is not JSON: {e}")),
+    };
+    let Value::Object(map) = parsed else {
+        return WireResponse::json_error(400, "SerializationException", "body must be a JSON object");
+    };
+    match operation {
+        "DescribeInstancePatches" => describe_instance_patches(sim, &map, date),
+        "DescribeInstancePatchStates" => describe_instance_patch_states(sim, &map, date),
+        other => WireResponse::json_error(
+            400,
+            "UnknownOperationException",
+            &format!("The operation AmazonSSM.{other} is not simulated by patchtrail sim"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_instance_id;
+
+    #[test]
+    fn instance_id_pattern() {
+        assert!(valid_instance_id("i-0123456789abcdef0"));
+        assert!(valid_instance_id("i-4f0c399cbe927b415"));
+        assert!(valid_instance_id("i-12345678"));
+        assert!(valid_instance_id("mi-0123456789abcdef0"));
+        assert!(!valid_instance_id("i-123"));
+        assert!(!valid_instance_id("x-0123456789abcdef0"));
+        assert!(!valid_instance_id("i-0123456789abcdef!"));
+    }
+}
