@@ -14,5 +14,5 @@ pub use manifest::{ManifestObject, PreviousManifest, RunConfig, RunCounts, RunMa
 pub use normalise::{
     is_known_classification, normalise_patch_state, KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS,
 };
-pub use rows::{InstanceRecord, Outcome, PatchRecord, StoreFormat};
+pub use rows::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 pub use schema::{instances_schema, patches_schema};

@@ -25,6 +25,18 @@ pub struct PatchRecord {
     pub cve_ids: Option<String>,
 }
 
+impl PatchRecord {
+    /// Critical: severity `Critical` (any casing), or Windows' `CriticalUpdates` classification.
+    pub fn is_critical(&self) -> bool {
+        self.severity.eq_ignore_ascii_case("critical") || self.classification == "CriticalUpdates"
+    }
+
+    /// Security: the `Security` (Linux) or `SecurityUpdates` (Windows) classification.
+    pub fn is_security(&self) -> bool {
+        matches!(self.classification.as_str(), "Security" | "SecurityUpdates")
+    }
+}
+
 /// How collecting one instance ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,5 +150,19 @@ impl FromStr for StoreFormat {
                 "unknown format '{other}': use parquet, jsonl or seed"
             )),
         }
+    }
+}
+
+/// Everything collected for one instance: its row and its patch rows, grouped by API page
+/// (the seed format stores one object per page).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InstanceSnapshot {
+    pub instance: InstanceRecord,
+    pub pages: Vec<Vec<PatchRecord>>,
+}
+
+impl InstanceSnapshot {
+    pub fn patches(&self) -> impl Iterator<Item = &PatchRecord> {
+        self.pages.iter().flatten()
     }
 }

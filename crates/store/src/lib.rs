@@ -1,1 +1,63 @@
-//! placeholder
+//! The history on object storage: Hive-partitioned layout, formats, manifest commit, reading back.
+//!
+//! One [`Store`] type covers local folders, S3 and memory through `object_store`, so the collector,
+//! the reports and the tests use the same code whatever the backend. A run is a set of data
+//! objects plus a manifest written last; only manifests make history.
+
+mod encode;
+mod history;
+mod layout;
+mod location;
+mod writer;
+
+pub use encode::seed_page;
+pub use history::{sha256_hex, History, StoredManifest};
+pub use layout::{date_partition, name_uuid, run_id, RunLayout, MANIFEST_PREFIXES};
+pub use location::{seed_input_url, AwsAccess, Store, StoreKind};
+pub use writer::{CommittedRun, RunStart, RunWriter};
+
+/// What can go wrong with a store, each saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("--store '{url}' is not a usable location: {reason} (use a folder path, file:///path, s3://bucket/prefix or memory://)")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot use folder '{path}' as the store: {source} (pass --store with a folder you can write to)")]
+    LocalFolder { path: String, source: std::io::Error },
+    #[error("S3 bucket of '{url}' does not exist: create it, or fix --store")]
+    NoSuchBucket { url: String },
+    #[error("access denied to '{url}' ({operation} {key}): allow s3:ListBucket, s3:GetObject and s3:PutObject on the bucket and prefix")]
+    AccessDenied { url: String, operation: &'static str, key: String },
+    #[error("object '{key}' not found in '{url}'")]
+    NotFound { url: String, key: String },
+    #[error("could not {operation} '{key}' in '{url}': {reason}")]
+    Object { url: String, operation: &'static str, key: String, reason: String },
+    #[error("could not encode {what}: {reason}")]
+    Encode { what: String, reason: String },
+}
+
+impl StoreError {
+    /// Turns an object_store error into one that names the cause and the fix.
+    pub(crate) fn classify(url: &str, operation: &'static str, key: &str, e: object_store::Error) -> StoreError {
+        let text = e.to_string();
+        let url = url.to_string();
+        let key = key.to_string();
+        if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
+            StoreError::NoSuchBucket { url }
+        } else if text.contains("AccessDenied") || text.contains("403 Forbidden") || text.contains("InvalidAccessKeyId") {
+            StoreError::AccessDenied { url, operation, key }
+        } else if matches!(e, object_store::Error::NotFound { .. }) {
+            StoreError::NotFound { url, key }
+        } else {
+            StoreError::Object { url, operation, key, reason: one_line(&text) }
+        }
+    }
+
+    /// Whether trying again may help (network trouble, throttling), as opposed to bad input.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Object { .. })
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

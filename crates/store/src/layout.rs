@@ -1,0 +1,130 @@
+//! Where every object of a run goes: the key partitioner, kept pure so it can be tested alone.
+//!
+//! Keys are relative to the store root. Object names derive from the run id only (no random
+//! names), so a retried run overwrites its own objects instead of duplicating them.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use patchtrail_model::StoreFormat;
+use sha2::{Digest, Sha256};
+
+/// `year=YYYY/month=MM/day=DD`, the seed's Hive date partition.
+pub fn date_partition(date: NaiveDate) -> String {
+    format!("year={:04}/month={:02}/day={:02}", date.year(), date.month(), date.day())
+}
+
+/// Folders under which manifests live: the tables' `runs/` and the seed layout's hidden one.
+pub const MANIFEST_PREFIXES: [&str; 2] = ["runs/", "_patchtrail/runs/"];
+
+/// Run ids: `<YYYYMMDD>-<account>-<region>-<seq>`, where seq counts the committed runs of that
+/// day, account and region. A retry of a failed run finds the same seq and reuses its names.
+pub fn run_id(date: NaiveDate, account_id: &str, region: &str, seq: u32) -> String {
+    format!("{}-{account_id}-{region}-{seq:02}", date.format("%Y%m%d"))
+}
+
+/// The prefix shared by all run ids of one day, account and region.
+pub fn run_id_stem(date: NaiveDate, account_id: &str, region: &str) -> String {
+    format!("{}-{account_id}-{region}-", date.format("%Y%m%d"))
+}
+
+#[derive(Debug, Clone)]
+pub struct RunLayout {
+    pub run_id: String,
+    pub format: StoreFormat,
+    partition: String,
+}
+
+impl RunLayout {
+    pub fn new(run_id: &str, snapshot_time: DateTime<Utc>, format: StoreFormat) -> RunLayout {
+        RunLayout { run_id: run_id.to_string(), format, partition: date_partition(snapshot_time.date_naive()) }
+    }
+
+    fn table_ext(&self) -> &'static str {
+        match self.format {
+            StoreFormat::Parquet => "parquet",
+            StoreFormat::Jsonl | StoreFormat::Seed => "jsonl",
+        }
+    }
+
+    /// The folder holding the patch parts of this run (for finding leftovers of a failed try).
+    pub fn patches_dir(&self) -> String {
+        format!("patches/{}/", self.partition)
+    }
+
+    pub fn patches_part(&self, part: u32) -> String {
+        format!("{}{}-{part:04}.{}", self.patches_dir(), self.run_id, self.table_ext())
+    }
+
+    /// The instances table; in the seed layout it hides under `_patchtrail/` so that the seed's
+    /// own readers see only their keys.
+    pub fn instances(&self) -> String {
+        let table = format!("instances/{}/{}.{}", self.partition, self.run_id, self.table_ext());
+        match self.format {
+            StoreFormat::Seed => format!("_patchtrail/{table}"),
+            _ => table,
+        }
+    }
+
+    pub fn manifest(&self) -> String {
+        let key = format!("runs/{}/{}.json", self.partition, self.run_id);
+        match self.format {
+            StoreFormat::Seed => format!("_patchtrail/{key}"),
+            _ => key,
+        }
+    }
+
+    /// The seed's page key: `year=/month=/day=/instanceid=<id>/<uuid>`, the uuid derived
+    /// (name-based, version 5 layout) from run, instance and page.
+    pub fn seed_page(&self, instance_id: &str, page: usize) -> String {
+        format!("{}/instanceid={instance_id}/{}", self.partition, name_uuid(&format!("{}/{instance_id}/{page}", self.run_id)))
+    }
+}
+
+/// A UUID (RFC 4122 layout, version 5 bits) derived from a name.
+pub fn name_uuid(name: &str) -> String {
+    let d = Sha256::digest(name.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).single().expect("valid time")
+    }
+
+    #[test]
+    fn table_keys() {
+        let l = RunLayout::new("20260301-123456789012-us-east-1-01", at(), StoreFormat::Parquet);
+        assert_eq!(l.patches_part(0), "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-0000.parquet");
+        assert_eq!(l.instances(), "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.parquet");
+        assert_eq!(l.manifest(), "runs/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.json");
+    }
+
+    #[test]
+    fn seed_keys_match_the_seed_pattern() {
+        let l = RunLayout::new("r", at(), StoreFormat::Seed);
+        let key = l.seed_page("i-0123456789abcdef0", 2);
+        let (dir, uuid) = key.rsplit_once('/').expect("a file name");
+        assert_eq!(dir, "year=2026/month=03/day=01/instanceid=i-0123456789abcdef0");
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(&uuid[14..15], "5");
+        assert_eq!(key, l.seed_page("i-0123456789abcdef0", 2), "deterministic");
+        assert_ne!(key, l.seed_page("i-0123456789abcdef0", 3));
+        assert!(l.manifest().starts_with("_patchtrail/runs/"));
+        assert!(l.instances().starts_with("_patchtrail/instances/"));
+    }
+
+    #[test]
+    fn run_ids_sort_by_day() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        assert_eq!(run_id(d, "123456789012", "ap-northeast-1", 3), "20260301-123456789012-ap-northeast-1-03");
+        assert!(run_id(d, "123456789012", "ap-northeast-1", 3).starts_with(&run_id_stem(d, "123456789012", "ap-northeast-1")));
+    }
+}

@@ -1,0 +1,224 @@
+//! Opening a store from its URL: a plain path, `file://`, `s3://bucket/prefix` or `memory://`.
+//!
+//! S3 takes its region and credentials from the same AWS chain as the SDK (profiles, SSO, IMDS
+//! included) through a small credential adapter, and its endpoint from the standard
+//! `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables, so tests reach moto the way users would.
+
+use crate::StoreError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{CredentialProvider, ObjectStore};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Where the history lives.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) objects: Arc<dyn ObjectStore>,
+    pub(crate) root: Path,
+    url: String,
+    kind: StoreKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+    Memory,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish()
+    }
+}
+
+/// The seed's Scheduler input, `{"s3_bucket": "bucket/", "s3_path": "prefix"}`, as a store URL.
+pub fn seed_input_url(s3_bucket: &str, s3_path: &str) -> Result<String, StoreError> {
+    let bucket = s3_bucket.trim().trim_end_matches('/').trim_start_matches("s3://");
+    if bucket.is_empty() || bucket.contains('/') {
+        return Err(StoreError::BadUrl {
+            url: s3_bucket.to_string(),
+            reason: "s3_bucket must be a bucket name, like \"my-bucket/\"".into(),
+        });
+    }
+    let path = s3_path.trim().trim_matches('/');
+    Ok(if path.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{path}") })
+}
+
+/// The AWS settings an S3 store needs, taken from the SDK's resolved configuration.
+#[derive(Clone, Default)]
+pub struct AwsAccess {
+    pub region: Option<String>,
+    pub credentials: Option<SharedCredentialsProvider>,
+}
+
+impl AwsAccess {
+    pub fn from_sdk_config(config: &aws_types::SdkConfig) -> AwsAccess {
+        AwsAccess {
+            region: config.region().map(|r| r.to_string()),
+            credentials: config.credentials_provider(),
+        }
+    }
+}
+
+/// The S3 endpoint override of the standard environment, if any.
+fn s3_endpoint_from_env() -> Option<String> {
+    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if ignore {
+        return None;
+    }
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+}
+
+impl Store {
+    /// Opens `url`; local folders are created if missing.
+    pub fn open(url: &str, aws: &AwsAccess) -> Result<Store, StoreError> {
+        let bad = |reason: &str| StoreError::BadUrl { url: url.to_string(), reason: reason.to_string() };
+        if url.trim().is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name after s3://"));
+            }
+            let prefix = prefix.trim_matches('/').to_string();
+            let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+            let region = aws.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
+            builder = builder.with_region(region);
+            if let Some(endpoint) = s3_endpoint_from_env() {
+                builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+            }
+            if let Some(provider) = &aws.credentials {
+                builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
+            }
+            let objects = builder.build().map_err(|e| bad(&e.to_string()))?;
+            return Ok(Store {
+                objects: Arc::new(objects),
+                root: Path::from(prefix.as_str()),
+                url: url.to_string(),
+                kind: StoreKind::S3 { bucket: bucket.to_string(), prefix },
+            });
+        }
+        if url == "memory://" || url.starts_with("memory://") {
+            return Ok(Store { objects: Arc::new(InMemory::new()), root: Path::default(), url: url.to_string(), kind: StoreKind::Memory });
+        }
+        if let Some((scheme, _)) = url.split_once("://")
+            && scheme != "file"
+        {
+            return Err(bad(&format!("the scheme '{scheme}://' is not supported")));
+        }
+        let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })?;
+        let dir = dir.canonicalize().map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })?;
+        let objects = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| StoreError::LocalFolder { path: dir.display().to_string(), source: std::io::Error::other(e) })?;
+        Ok(Store { objects: Arc::new(objects), root: Path::default(), url: dir.display().to_string(), kind: StoreKind::Local(dir) })
+    }
+
+    /// The store as the user should see it (absolute folder, or the URL).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn kind(&self) -> &StoreKind {
+        &self.kind
+    }
+
+    /// The object store and the root path inside it, for readers such as DataFusion.
+    pub fn object_store(&self) -> (Arc<dyn ObjectStore>, Path) {
+        (self.objects.clone(), self.root.clone())
+    }
+
+    /// The full object path of a key relative to the root.
+    pub(crate) fn path(&self, key: &str) -> Path {
+        let mut parts: Vec<String> = self.root.parts().map(|p| p.as_ref().to_string()).collect();
+        parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        Path::from_iter(parts)
+    }
+
+    /// The key relative to the root of a full object path.
+    pub(crate) fn key_of(&self, path: &Path) -> String {
+        let root = self.root.as_ref();
+        let full = path.as_ref();
+        if root.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(root).map(|k| k.trim_start_matches('/').to_string()).unwrap_or_else(|| full.to_string())
+        }
+    }
+}
+
+/// Feeds credentials from the AWS SDK's provider chain to object_store, cached until near expiry.
+#[derive(Debug)]
+struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl SdkCredentials {
+    fn new(provider: SharedCredentialsProvider) -> Self {
+        SdkCredentials { provider, cached: Mutex::new(None) }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let fresh_until = SystemTime::now() + Duration::from_secs(300);
+        if let Some((cred, expiry)) = self.cached.lock().map_err(|_| poisoned())?.as_ref()
+            && expiry.is_none_or(|e| e > fresh_until)
+        {
+            return Ok(cred.clone());
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| object_store::Error::Generic {
+            store: "S3",
+            source: format!("no AWS credentials: {e}. Configure them (AWS_PROFILE, aws sso login, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)").into(),
+        })?;
+        let cred = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        *self.cached.lock().map_err(|_| poisoned())? = Some((cred.clone(), c.expiry()));
+        Ok(cred)
+    }
+}
+
+fn poisoned() -> object_store::Error {
+    object_store::Error::Generic { store: "S3", source: "credential cache lock poisoned".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_input_becomes_a_store_url() {
+        assert_eq!(seed_input_url("my-bucket/", "patch-history").ok().as_deref(), Some("s3://my-bucket/patch-history"));
+        assert_eq!(seed_input_url("my-bucket", "/a/b/").ok().as_deref(), Some("s3://my-bucket/a/b"));
+        assert_eq!(seed_input_url("b/", "").ok().as_deref(), Some("s3://b"));
+        assert!(seed_input_url("", "p").is_err());
+        assert!(seed_input_url("b/c", "p").is_err());
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let access = AwsAccess::default();
+        assert!(matches!(Store::open("ftp://x", &access), Err(StoreError::BadUrl { .. })));
+        assert!(matches!(Store::open("s3://", &access), Err(StoreError::BadUrl { .. })));
+        let s3 = Store::open("s3://bucket/a/b/", &access).expect("s3 url");
+        assert_eq!(s3.kind(), &StoreKind::S3 { bucket: "bucket".into(), prefix: "a/b".into() });
+        assert_eq!(s3.path("runs/x.json").as_ref(), "a/b/runs/x.json");
+        assert_eq!(s3.key_of(&s3.path("runs/x.json")), "runs/x.json");
+    }
+}

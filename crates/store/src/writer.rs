@@ -1,0 +1,262 @@
+//! Writing one run: data objects as they stream in, then the manifest, last.
+//!
+//! Patch rows go to bounded in-memory parts that are uploaded when full, so memory stays flat
+//! however large the fleet. Until [`RunWriter::commit`] writes the manifest the run is not part
+//! of history; a retry reuses the run id and so overwrites the same object names.
+
+use crate::encode::{seed_page, JsonlPart, ParquetPart};
+use crate::history::sha256_hex;
+use crate::layout::{run_id, run_id_stem, RunLayout};
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use patchtrail_model::{
+    instances_schema, patches_schema, InstanceRecord, InstanceSnapshot, ManifestObject, Outcome, PatchRecord,
+    PreviousManifest, RunConfig, RunCounts, RunManifest, StoreFormat, MANIFEST_VERSION,
+};
+
+/// Patch rows per Parquet part.
+const PARQUET_PART_ROWS: u64 = 1_000_000;
+/// Bytes per JSONL part.
+const JSONL_PART_BYTES: usize = 32 << 20;
+
+/// What a run is, known before the first row.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    pub snapshot_time: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub account_id: String,
+    pub region: String,
+    pub format: StoreFormat,
+    pub config: RunConfig,
+}
+
+enum PatchSink {
+    Parquet(Option<ParquetPart<PatchRecord>>),
+    Jsonl(JsonlPart),
+    Seed,
+}
+
+enum InstanceSink {
+    Parquet(ParquetPart<InstanceRecord>),
+    Jsonl(JsonlPart),
+}
+
+pub struct RunWriter {
+    store: Store,
+    layout: RunLayout,
+    start: RunStart,
+    previous: Option<PreviousManifest>,
+    objects: Vec<ManifestObject>,
+    counts: RunCounts,
+    patches: PatchSink,
+    instances: InstanceSink,
+    part: u32,
+}
+
+/// A committed run.
+#[derive(Debug, Clone)]
+pub struct CommittedRun {
+    pub manifest_key: String,
+    pub manifest_sha256: String,
+    pub manifest: RunManifest,
+}
+
+impl Store {
+    /// Starts a run: picks its run id (the next for its day, account and region) and the
+    /// manifest it will chain to (the newest committed one).
+    pub async fn begin_run(&self, start: RunStart) -> Result<RunWriter, StoreError> {
+        let history = self.history().await?;
+        let date = start.snapshot_time.date_naive();
+        let stem = run_id_stem(date, &start.account_id, &start.region);
+        let seq = history
+            .runs
+            .iter()
+            .filter_map(|r| r.manifest.run_id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let id = run_id(date, &start.account_id, &start.region, seq);
+        let previous = history.runs.last().map(|r| PreviousManifest { key: r.key.clone(), sha256: r.sha256.clone() });
+        let layout = RunLayout::new(&id, start.snapshot_time, start.format);
+        let (patches, instances) = match start.format {
+            StoreFormat::Parquet => (PatchSink::Parquet(None), InstanceSink::Parquet(ParquetPart::new(instances_schema())?)),
+            StoreFormat::Jsonl => (PatchSink::Jsonl(JsonlPart::default()), InstanceSink::Jsonl(JsonlPart::default())),
+            StoreFormat::Seed => (PatchSink::Seed, InstanceSink::Jsonl(JsonlPart::default())),
+        };
+        Ok(RunWriter {
+            store: self.clone(),
+            layout,
+            start,
+            previous,
+            objects: Vec::new(),
+            counts: RunCounts::default(),
+            patches,
+            instances,
+            part: 0,
+        })
+    }
+}
+
+impl RunWriter {
+    pub fn run_id(&self) -> &str {
+        &self.layout.run_id
+    }
+
+    pub fn counts(&self) -> &RunCounts {
+        &self.counts
+    }
+
+    async fn put_object(&mut self, key: String, bytes: Vec<u8>, rows: u64) -> Result<(), StoreError> {
+        let object = ManifestObject { size: bytes.len() as u64, sha256: sha256_hex(&bytes), rows, key: key.clone() };
+        self.store.put(&key, bytes).await?;
+        self.objects.push(object);
+        Ok(())
+    }
+
+    fn count(&mut self, snapshot: &InstanceSnapshot) {
+        let c = &mut self.counts;
+        c.instances += 1;
+        match snapshot.instance.outcome {
+            Outcome::Ok => c.managed += 1,
+            Outcome::Unmanaged => c.unmanaged += 1,
+            Outcome::Error => c.errors += 1,
+        }
+        c.pages += snapshot.pages.len() as u64;
+        for p in snapshot.patches() {
+            c.patches += 1;
+            match p.state.as_str() {
+                "Missing" => {
+                    c.missing += 1;
+                    c.missing_critical += u64::from(p.is_critical());
+                    c.missing_security += u64::from(p.is_security());
+                }
+                "Failed" => c.failed += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds one instance's rows; uploads a patch part when it is full.
+    pub async fn add(&mut self, snapshot: InstanceSnapshot) -> Result<(), StoreError> {
+        self.count(&snapshot);
+        let InstanceSnapshot { instance, pages } = snapshot;
+        match &mut self.patches {
+            PatchSink::Seed => {
+                for (i, page) in pages.iter().enumerate() {
+                    let key = self.layout.seed_page(&instance.instance_id, i);
+                    self.put_object(key, seed_page(page), page.len() as u64).await?;
+                }
+            }
+            PatchSink::Parquet(part) => {
+                let writer = match part {
+                    Some(w) => w,
+                    None => part.insert(ParquetPart::new(patches_schema())?),
+                };
+                for row in pages.into_iter().flatten() {
+                    writer.push(row)?;
+                }
+                if writer.rows() >= PARQUET_PART_ROWS {
+                    self.flush_patches().await?;
+                }
+            }
+            PatchSink::Jsonl(part) => {
+                for row in pages.iter().flatten() {
+                    part.push(row)?;
+                }
+                if part.len() >= JSONL_PART_BYTES {
+                    self.flush_patches().await?;
+                }
+            }
+        }
+        match &mut self.instances {
+            InstanceSink::Parquet(part) => part.push(instance)?,
+            InstanceSink::Jsonl(part) => part.push(&instance)?,
+        }
+        Ok(())
+    }
+
+    /// Uploads the patch part being filled, if it holds rows.
+    async fn flush_patches(&mut self) -> Result<(), StoreError> {
+        let (bytes, rows) = match &mut self.patches {
+            PatchSink::Seed => return Ok(()),
+            PatchSink::Parquet(part) => match part.take() {
+                Some(p) if p.rows() > 0 => {
+                    let rows = p.rows();
+                    (p.finish()?, rows)
+                }
+                _ => return Ok(()),
+            },
+            PatchSink::Jsonl(part) => {
+                if part.is_empty() {
+                    return Ok(());
+                }
+                let p = std::mem::take(part);
+                let rows = p.rows();
+                (p.finish(), rows)
+            }
+        };
+        let key = self.layout.patches_part(self.part);
+        self.part += 1;
+        self.put_object(key, bytes, rows).await
+    }
+
+    /// Writes the remaining data, then the manifest: from here on the run is history.
+    pub async fn commit(mut self, finished_at: DateTime<Utc>) -> Result<CommittedRun, StoreError> {
+        self.flush_patches().await?;
+        let instances = std::mem::replace(&mut self.instances, InstanceSink::Jsonl(JsonlPart::default()));
+        let (bytes, rows) = match instances {
+            InstanceSink::Parquet(p) => {
+                let rows = p.rows();
+                (p.finish()?, rows)
+            }
+            InstanceSink::Jsonl(p) => {
+                let rows = p.rows();
+                (p.finish(), rows)
+            }
+        };
+        let key = self.layout.instances();
+        self.put_object(key, bytes, rows).await?;
+        self.remove_leftovers().await;
+        let manifest = RunManifest {
+            manifest_version: MANIFEST_VERSION,
+            run_id: self.layout.run_id.clone(),
+            snapshot_time: self.start.snapshot_time,
+            started_at: self.start.started_at,
+            finished_at,
+            tool: format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
+            account_id: self.start.account_id.clone(),
+            region: self.start.region.clone(),
+            format: self.start.format,
+            config: self.start.config.clone(),
+            counts: self.counts.clone(),
+            objects: std::mem::take(&mut self.objects),
+            previous: self.previous.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| StoreError::Encode { what: "manifest".into(), reason: e.to_string() })?;
+        let manifest_sha256 = sha256_hex(&bytes);
+        let manifest_key = self.layout.manifest();
+        self.store.put(&manifest_key, bytes).await?;
+        Ok(CommittedRun { manifest_key, manifest_sha256, manifest })
+    }
+
+    /// A failed earlier try of this run may have left more patch parts than this one wrote;
+    /// they are not in the manifest, so remove them (best effort: a store that forbids deletes
+    /// keeps them, and `verify` reports them as uncommitted).
+    async fn remove_leftovers(&self) {
+        if self.start.format == StoreFormat::Seed {
+            return;
+        }
+        let prefix = format!("{}-", self.layout.run_id);
+        let Ok(keys) = self.store.list_keys(&self.layout.patches_dir()).await else { return };
+        for (key, _) in keys {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if name.starts_with(&prefix) && !self.objects.iter().any(|o| o.key == key) {
+                match self.store.delete(&key).await {
+                    Ok(()) => tracing::info!(key, "removed a leftover part of an earlier try of this run"),
+                    Err(e) => tracing::warn!(key, error = %e, "could not remove a leftover part"),
+                }
+            }
+        }
+    }
+}
