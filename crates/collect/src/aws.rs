@@ -1,0 +1,335 @@
+//! The AWS side: EC2 discovery, SSM patches and patch states, STS identity, through the official
+//! SDK. SDK types stay in this module; the rest of patchtrail sees `patchtrail_model` rows.
+//!
+//! Wire facts honoured here: patch `State` arrives CamelCase (not the model's enum), EC2
+//! `platform` arrives lowercase (so `platformDetails` is read instead), `MaxResults` above 50 is
+//! rejected by DescribeInstancePatches, and `InstalledTime` is 0 or year 1 when not installed.
+
+use crate::pacing::{Pacer, Progress};
+use crate::{CollectError, CollectOptions, TagSelector};
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_ssm::types::{PatchComplianceData, PatchOrchestratorFilter};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use chrono::{DateTime, Utc};
+use patchtrail_model::normalise_patch_state;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// An EC2 instance as discovery found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ec2Instance {
+    pub instance_id: String,
+    pub state: Option<String>,
+    pub platform_details: Option<String>,
+    pub instance_type: Option<String>,
+    pub launch_time: Option<DateTime<Utc>>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The SSM patch-state summary of one instance.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PatchStateSummary {
+    pub baseline_id: String,
+    pub patch_group: String,
+    pub operation: String,
+    pub operation_start_time: Option<DateTime<Utc>>,
+    pub operation_end_time: Option<DateTime<Utc>>,
+    pub installed: i64,
+    pub installed_other: i64,
+    pub installed_pending_reboot: Option<i64>,
+    pub installed_rejected: Option<i64>,
+    pub missing: i64,
+    pub failed: i64,
+    pub not_applicable: i64,
+    pub critical_non_compliant: Option<i64>,
+    pub security_non_compliant: Option<i64>,
+    pub other_non_compliant: Option<i64>,
+}
+
+/// One patch as SSM reported it, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    pub kb_id: String,
+    pub title: String,
+    pub classification: String,
+    pub severity: String,
+    pub state: String,
+    pub installed_time: Option<DateTime<Utc>>,
+    pub cve_ids: Option<String>,
+}
+
+/// A failed AWS call after the SDK's retries: its error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Code and message of a failed SDK call, whichever service it was.
+fn call_error<E>(e: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let context = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    let (code, message) = match &e {
+        SdkError::ServiceError(s) => (
+            s.err().code().unwrap_or("Unknown").to_string(),
+            s.err().message().map(str::to_string).unwrap_or_else(|| context.clone()),
+        ),
+        SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), context),
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), context),
+        SdkError::ResponseError(_) => ("ResponseError".to_string(), context),
+        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_string(), context),
+        _ => ("Unknown".to_string(), context),
+    };
+    CallError { code, message: message.split_whitespace().collect::<Vec<_>>().join(" ") }
+}
+
+fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// Counts HTTP attempts (retries included) for the progress display.
+#[derive(Debug)]
+struct AttemptCounter(Arc<Progress>);
+
+impl Intercept for AttemptCounter {
+    fn name(&self) -> &'static str {
+        "patchtrail-attempt-counter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Progress::add(&self.0.attempts, 1);
+        Ok(())
+    }
+}
+
+/// The AWS account and region patchtrail reads from, with its clients and pacers.
+pub struct AwsFleet {
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
+    region: String,
+    progress: Arc<Progress>,
+    ec2_pacer: Option<Pacer>,
+    patches_pacer: Option<Pacer>,
+    states_pacer: Option<Pacer>,
+}
+
+async fn paced(pacer: &Option<Pacer>) {
+    if let Some(p) = pacer {
+        p.wait().await;
+    }
+}
+
+impl AwsFleet {
+    /// Builds the clients from a resolved SDK config (credentials, region, endpoints), with
+    /// adaptive retry and `options.max_attempts`.
+    pub fn new(config: &aws_types::SdkConfig, options: &CollectOptions, progress: Arc<Progress>) -> Result<AwsFleet, CollectError> {
+        let region = config.region().map(|r| r.to_string()).ok_or(CollectError::NoRegion)?;
+        let retry = RetryConfig::adaptive().with_max_attempts(options.max_attempts.max(1));
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(config)
+                .retry_config(retry.clone())
+                .interceptor(AttemptCounter(progress.clone()))
+                .build(),
+        );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(config)
+                .retry_config(retry.clone())
+                .interceptor(AttemptCounter(progress.clone()))
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config).retry_config(retry).interceptor(AttemptCounter(progress.clone())).build(),
+        );
+        let pacer = || options.max_tps.map(Pacer::new);
+        Ok(AwsFleet {
+            ec2,
+            ssm,
+            sts,
+            region,
+            progress,
+            ec2_pacer: pacer(),
+            patches_pacer: pacer(),
+            states_pacer: pacer(),
+        })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn count_call(&self) {
+        Progress::add(&self.progress.calls, 1);
+    }
+
+    /// The account id of the caller (`sts:GetCallerIdentity`); also proves the credentials work.
+    pub async fn account_id(&self) -> Result<String, CollectError> {
+        self.count_call();
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| CollectError::from_identity(call_error(e)))?;
+        out.account().map(str::to_string).ok_or_else(|| CollectError::Aws {
+            operation: "sts:GetCallerIdentity",
+            error: CallError { code: "ResponseError".into(), message: "the answer has no Account".into() },
+        })
+    }
+
+    /// Every instance carrying the tag, all pages, running and stopped alike (terminated ones
+    /// are gone and skipped).
+    pub async fn discover(&self, tag: &TagSelector) -> Result<Vec<Ec2Instance>, CollectError> {
+        let filter = if tag.values.is_empty() {
+            Filter::builder().name("tag-key").values(&tag.key).build()
+        } else {
+            Filter::builder().name(format!("tag:{}", tag.key)).set_values(Some(tag.values.clone())).build()
+        };
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            paced(&self.ec2_pacer).await;
+            self.count_call();
+            let page = self
+                .ec2
+                .describe_instances()
+                .filters(filter.clone())
+                .max_results(1000)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| CollectError::Aws { operation: "ec2:DescribeInstances", error: call_error(e) })?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else { continue };
+                let state = instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string());
+                if state.as_deref() == Some("terminated") || !seen.insert(id.to_string()) {
+                    continue;
+                }
+                found.push(Ec2Instance {
+                    instance_id: id.to_string(),
+                    state,
+                    platform_details: instance.platform_details().map(str::to_string),
+                    instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
+                    launch_time: instance.launch_time().and_then(to_utc),
+                    tags: instance
+                        .tags()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                        .collect(),
+                });
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
+    /// are simply absent from the answer.
+    pub async fn patch_states(&self, ids: &[String]) -> Result<HashMap<String, PatchStateSummary>, CallError> {
+        let mut out = HashMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            paced(&self.states_pacer).await;
+            self.count_call();
+            let page = self
+                .ssm
+                .describe_instance_patch_states()
+                .set_instance_ids(Some(ids.to_vec()))
+                .max_results(50)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(call_error)?;
+            for s in page.instance_patch_states() {
+                let summary = PatchStateSummary {
+                    baseline_id: s.baseline_id().to_string(),
+                    patch_group: s.patch_group().to_string(),
+                    operation: s.operation().as_str().to_string(),
+                    operation_start_time: to_utc(s.operation_start_time()),
+                    operation_end_time: to_utc(s.operation_end_time()),
+                    installed: s.installed_count().into(),
+                    installed_other: s.installed_other_count().into(),
+                    installed_pending_reboot: s.installed_pending_reboot_count().map(Into::into),
+                    installed_rejected: s.installed_rejected_count().map(Into::into),
+                    missing: s.missing_count().into(),
+                    failed: s.failed_count().into(),
+                    not_applicable: s.not_applicable_count().into(),
+                    critical_non_compliant: s.critical_non_compliant_count().map(Into::into),
+                    security_non_compliant: s.security_non_compliant_count().map(Into::into),
+                    other_non_compliant: s.other_non_compliant_count().map(Into::into),
+                };
+                out.insert(s.instance_id().to_string(), summary);
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every page of one instance's patches (50 a page), with the classification filter.
+    pub async fn patches(&self, instance_id: &str, classifications: &[String]) -> Result<Vec<Vec<Patch>>, CallError> {
+        let filter = (!classifications.is_empty()).then(|| {
+            PatchOrchestratorFilter::builder().key("Classification").set_values(Some(classifications.to_vec())).build()
+        });
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            paced(&self.patches_pacer).await;
+            self.count_call();
+            let page = self
+                .ssm
+                .describe_instance_patches()
+                .instance_id(instance_id)
+                .set_filters(filter.clone().map(|f| vec![f]))
+                .max_results(50)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(call_error)?;
+            Progress::add(&self.progress.pages, 1);
+            pages.push(page.patches().iter().map(patch_of).collect());
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(pages)
+    }
+}
+
+fn patch_of(p: &PatchComplianceData) -> Patch {
+    let state = normalise_patch_state(p.state().as_str());
+    // Not installed: the wire says 0 or 0001-01-01 (a negative epoch).
+    let installed_time = Some(p.installed_time()).filter(|t| t.secs() > 0).and_then(to_utc);
+    Patch {
+        kb_id: p.kb_id().to_string(),
+        title: p.title().to_string(),
+        classification: p.classification().to_string(),
+        severity: p.severity().to_string(),
+        state,
+        installed_time,
+        cve_ids: p.cve_ids().filter(|c| !c.is_empty()).map(str::to_string),
+    }
+}
