@@ -1,1 +1,54 @@
-fn main() {}
+//! `patchtrail`: thin glue from the command line to the library crates, and from their outcomes
+//! to exit codes and one-line error messages.
+
+mod cli;
+mod commands;
+mod failure;
+mod progress;
+
+use clap::Parser;
+use cli::{Cli, Command, LogFormat};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose, cli.log_format) {
+        (true, _, _) => "error",
+        (false, 0, LogFormat::Text) => "warn",
+        (false, 0, LogFormat::Json) | (false, 1, _) => "info",
+        (false, _, _) => "debug",
+    };
+    let filter = EnvFilter::try_from_env("PATCHTRAIL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_target(false).compact().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Collect(args) => commands::collect::run(args, cli.log_format, cli.quiet).await,
+            Command::Sim(args) => commands::sim::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}

@@ -6,12 +6,14 @@
 //! collection into a [`patchtrail_store::Store`] and commits it with a manifest.
 
 mod aws;
+mod input;
 mod options;
 mod pacing;
 mod regions;
 mod snapshot;
 
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
+pub use input::{ResolvedInput, SchedulerInput};
 pub use options::{parse_classifications, CollectOptions, TagSelector};
 pub use pacing::{Pacer, Progress};
 pub use regions::check_region;

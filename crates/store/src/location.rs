@@ -137,6 +137,21 @@ impl Store {
         (self.objects.clone(), self.root.clone())
     }
 
+    /// Fails early, with the cause named, when the store cannot take a run: a folder that cannot
+    /// be written, a bucket that does not exist or cannot be listed.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.kind {
+            StoreKind::Local(dir) => {
+                let probe = dir.join(format!(".patchtrail-write-check-{}", std::process::id()));
+                std::fs::write(&probe, b"")
+                    .and_then(|_| std::fs::remove_file(&probe))
+                    .map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })
+            }
+            StoreKind::S3 { .. } => self.list_keys("runs/").await.map(|_| ()),
+            StoreKind::Memory => Ok(()),
+        }
+    }
+
     /// The full object path of a key relative to the root.
     pub(crate) fn path(&self, key: &str) -> Path {
         let mut parts: Vec<String> = self.root.parts().map(|p| p.as_ref().to_string()).collect();

@@ -1,0 +1,158 @@
+//! The command line (clap): names agreed in DESIGN.md; scripts and docs rely on them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (AWS or storage trouble that retrying may fix)
+  2  bad input (arguments, --input-json, --store, region); nothing was written
+  3  the run was committed, but some instances could not be collected (see the summary)
+  4  AWS credentials or permissions are missing or rejected";
+
+#[derive(Debug, Parser)]
+#[command(name = "patchtrail", version, about = "Audit-grade, queryable history of the patch compliance of an AWS fleet", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr: text for people, json for machines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log detail (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot the tagged fleet's patch state into the store (the seed workflow, in Rust).
+    Collect(CollectArgs),
+    /// Serve a simulated AWS fleet (EC2, SSM, STS wire protocols) on a loopback port.
+    Sim(SimArgs),
+    /// Simulate a fleet, collect several weekly snapshots into ./patchtrail-demo, and report.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// Where the history lives: a folder, file:///path, s3://bucket/prefix or memory://.
+    /// [default: ./patchtrail-data]
+    #[arg(long, env = "PATCHTRAIL_STORE")]
+    pub store: Option<String>,
+}
+
+impl StoreArg {
+    pub const DEFAULT: &str = "./patchtrail-data";
+
+    pub fn url(&self) -> &str {
+        self.store.as_deref().unwrap_or(StoreArg::DEFAULT)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// On-disk format: parquet (default), jsonl, or seed (the seed workflow's exact keys and bodies).
+    #[arg(long, value_parser = ["parquet", "jsonl", "seed"])]
+    pub format: Option<String>,
+    /// Collect instances carrying this tag key, whatever its value [default: CheckPatch].
+    #[arg(long, value_name = "KEY")]
+    pub tag_key: Option<String>,
+    /// Collect instances whose tag KEY has value VALUE (repeat for several values of one key).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+    /// Keep only patches of this classification (repeatable or comma-separated)
+    /// [default: Security, CriticalUpdates, SecurityUpdates].
+    #[arg(long, value_name = "CLASSIFICATION")]
+    pub classification: Vec<String>,
+    /// Keep patches of every classification.
+    #[arg(long)]
+    pub all_classifications: bool,
+    /// AWS region [default: from AWS_REGION or the profile].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Instances collected at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Client-side cap on requests per second, per API.
+    #[arg(long, value_name = "TPS")]
+    pub max_tps: Option<f64>,
+    /// Attempts per AWS call, the first included (adaptive retry).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_attempts: u32,
+    /// The seed's EventBridge Scheduler input, e.g. '{"s3_bucket":"my-bucket/","s3_path":"patches"}'.
+    /// Writes where the seed wrote, in the seed's format unless --format says otherwise.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["tag_key", "tag", "classification", "all_classifications"])]
+    pub input_json: Option<String>,
+    /// List the instances that would be collected, and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Size of the simulated EC2 fleet.
+    #[arg(long, default_value_t = 200)]
+    pub instances: u64,
+    /// Seed of the synthetic fleet: the same seed and date give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated date (YYYY-MM-DD); change it while running with PUT /_sim/date.
+    #[arg(long, default_value = "2026-11-02")]
+    pub date: chrono::NaiveDate,
+    /// Token-bucket rate per SSM API (requests per second); past it: ThrottlingException.
+    #[arg(long)]
+    pub ssm_tps: Option<f64>,
+    /// Token-bucket rate for EC2 DescribeInstances; past it: RequestLimitExceeded (503).
+    #[arg(long)]
+    pub ec2_tps: Option<f64>,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered with a seeded 500/503 fault (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Share of instances SSM does not manage (InvalidInstanceId).
+    #[arg(long, default_value_t = 0.03)]
+    pub unmanaged_rate: f64,
+    /// Speak the API model's enums (INSTALLED, Windows) instead of the real wire's quirks.
+    #[arg(long)]
+    pub model_enums: bool,
+    /// Account id the simulator answers for.
+    #[arg(long, default_value = "123456789012")]
+    pub account_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo history (emptied of earlier demo data first).
+    #[arg(long, default_value = "./patchtrail-demo")]
+    pub store: String,
+    /// Simulated instances.
+    #[arg(long, default_value_t = 120)]
+    pub instances: u64,
+    /// Weekly snapshots to take.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=104))]
+    pub weeks: u32,
+    /// Date of the last snapshot.
+    #[arg(long, default_value = "2026-11-23")]
+    pub until: chrono::NaiveDate,
+    /// Seed of the simulated fleet.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}

@@ -1,0 +1,143 @@
+//! `patchtrail collect`: validate everything, then collect one snapshot and commit it.
+
+use crate::cli::{CollectArgs, LogFormat};
+use crate::failure::{Failure, EXIT_PARTIAL};
+use crate::progress::ProgressView;
+use patchtrail_collect::{
+    check_region, collect_snapshot, discover_targets, parse_classifications, AwsFleet, CollectOptions, Progress,
+    SchedulerInput, SnapshotReport, TagSelector,
+};
+use patchtrail_model::StoreFormat;
+use patchtrail_store::{AwsAccess, Store};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to collect and where, after validation.
+struct Plan {
+    store_url: String,
+    format: StoreFormat,
+    options: CollectOptions,
+}
+
+fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
+    let explicit_format = args.format.as_deref().map(str::parse::<StoreFormat>).transpose().map_err(Failure::bad_input)?;
+    let mut options = CollectOptions {
+        concurrency: args.concurrency as usize,
+        max_tps: args.max_tps,
+        max_attempts: args.max_attempts,
+        ..CollectOptions::default()
+    };
+    if let Some(tps) = args.max_tps
+        && !(tps.is_finite() && tps > 0.0)
+    {
+        return Err(Failure::bad_input(format!("--max-tps {tps}: give a positive number of requests per second")));
+    }
+    if let Some(json) = &args.input_json {
+        if args.store.store.is_some() {
+            return Err(Failure::bad_input(
+                "--input-json with --store: the input names the bucket and path already; drop --store",
+            ));
+        }
+        let input = SchedulerInput::parse(json)?.resolve()?;
+        options.tag = input.tag;
+        options.classifications = input.classifications;
+        return Ok(Plan { store_url: input.store_url, format: explicit_format.unwrap_or(input.format), options });
+    }
+    options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;
+    options.classifications = parse_classifications(&args.classification, args.all_classifications)?;
+    Ok(Plan {
+        store_url: args.store.url().to_string(),
+        format: explicit_format.unwrap_or(StoreFormat::Parquet),
+        options,
+    })
+}
+
+/// Whether the environment points the SDK somewhere else than AWS's public endpoints.
+fn endpoint_overridden(config: &aws_types::SdkConfig) -> bool {
+    config.endpoint_url().is_some()
+        || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"]
+            .iter()
+            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+}
+
+/// The SDK configuration from the standard chain, with `--region` on top.
+pub async fn load_aws_config(region: Option<&str>) -> Result<aws_types::SdkConfig, Failure> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_types::region::Region::new(r.to_string()));
+    }
+    let config = loader.load().await;
+    let region = config.region().map(|r| r.to_string()).ok_or(patchtrail_collect::CollectError::NoRegion)?;
+    check_region(&region, endpoint_overridden(&config))?;
+    Ok(config)
+}
+
+pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Result<ExitCode, Failure> {
+    let plan = plan(args)?;
+    let config = load_aws_config(args.region.as_deref()).await?;
+    let progress = Arc::new(Progress::default());
+    let fleet = AwsFleet::new(&config, &plan.options, progress.clone())?;
+
+    if args.dry_run {
+        let targets = discover_targets(&fleet, &plan.options).await?;
+        println!("{:<21} {:<10} {:<26} NAME", "INSTANCE", "STATE", "PLATFORM");
+        for t in &targets {
+            println!(
+                "{:<21} {:<10} {:<26} {}",
+                t.instance_id,
+                t.state.as_deref().unwrap_or("-"),
+                t.platform_details.as_deref().unwrap_or("-"),
+                t.tags.get("Name").map(String::as_str).unwrap_or("-")
+            );
+        }
+        println!("{} instances carry tag {} (dry run: nothing collected or written)", targets.len(), plan.options.tag.key);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let store = Store::open(&plan.store_url, &AwsAccess::from_sdk_config(&config))?;
+    // Fail on a missing bucket, denied access or an unwritable folder before any collection work.
+    store.check_writable().await?;
+    let started = Instant::now();
+    let view = ProgressView::start(progress.clone(), log_format == LogFormat::Text, quiet);
+    let report = collect_snapshot(&fleet, &store, &plan.options, plan.format, None, &progress).await;
+    drop(view);
+    let report = report?;
+    print_summary(&report, &store, started.elapsed(), log_format);
+    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+}
+
+/// The closing summary: a few aligned lines for people, one JSON object for machines.
+pub fn print_summary(report: &SnapshotReport, store: &Store, elapsed: Duration, log_format: LogFormat) {
+    let m = &report.committed.manifest;
+    let c = &m.counts;
+    if log_format == LogFormat::Json {
+        let summary = serde_json::json!({
+            "run_id": m.run_id,
+            "snapshot_time": m.snapshot_time,
+            "store": store.url(),
+            "format": m.format,
+            "manifest": report.committed.manifest_key,
+            "counts": c,
+            "duration_seconds": elapsed.as_secs_f64(),
+            "errors": report.errors.iter().map(|(id, e)| serde_json::json!({"instance_id": id, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
+        });
+        println!("{summary}");
+        return;
+    }
+    println!("Committed run {} ({} UTC)", m.run_id, m.snapshot_time.format("%Y-%m-%d %H:%M:%S"));
+    println!("  instances  {} ({} ok, {} unmanaged, {} errors)", c.instances, c.managed, c.unmanaged, c.errors);
+    println!("  patches    {} rows from {} pages", c.patches, c.pages);
+    println!(
+        "  missing    {} (critical {}, security {}); failed {}",
+        c.missing, c.missing_critical, c.missing_security, c.failed
+    );
+    println!("  duration   {:.1} s", elapsed.as_secs_f64());
+    println!("  written to {} ({}), manifest {}", store.url(), m.format, report.committed.manifest_key);
+    for (id, e) in report.errors.iter().take(10) {
+        println!("  failed     {id}: {e}");
+    }
+    if report.errors.len() > 10 {
+        println!("  ... and {} more failed instances (see the instances table)", report.errors.len() - 10);
+    }
+}

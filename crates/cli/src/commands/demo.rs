@@ -1,0 +1,76 @@
+//! `patchtrail demo`: the main job on the embedded default. A simulated fleet is served in-process
+//! and collected once a simulated week into a local Parquet store, each snapshot dated by its
+//! simulated date, so the history spans weeks.
+
+use crate::cli::DemoArgs;
+use crate::failure::Failure;
+use aws_credential_types::Credentials;
+use chrono::{Duration, NaiveTime};
+use patchtrail_collect::{collect_snapshot, AwsFleet, CollectOptions, Progress};
+use patchtrail_model::StoreFormat;
+use patchtrail_sim::SimConfig;
+use patchtrail_store::{AwsAccess, Store};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Entries a demo store may hold; anything else means the folder is not ours to empty.
+const DEMO_ENTRIES: [&str; 4] = ["patches", "instances", "runs", "report.html"];
+
+/// Empties an earlier demo's data, refusing to touch a folder that holds anything else.
+fn prepare_folder(dir: &Path) -> Result<(), Failure> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if let Some(foreign) = names.iter().find(|n| !DEMO_ENTRIES.contains(&n.as_str())) {
+        return Err(Failure::bad_input(format!(
+            "--store {}: the folder holds '{foreign}', which the demo did not write; pass --store with a new or empty folder",
+            dir.display()
+        )));
+    }
+    for name in names {
+        let path = dir.join(&name);
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(|e| Failure::other(format!("cannot clear the earlier demo's {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
+    let dir = Path::new(&args.store);
+    prepare_folder(dir)?;
+    let first = args.until - Duration::weeks(i64::from(args.weeks) - 1);
+    let sim = patchtrail_sim::start(
+        SimConfig { seed: args.seed, instances: args.instances, date: first, ..SimConfig::default() },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .map_err(|e| Failure::other(format!("cannot start the simulated fleet on loopback: {e}")))?;
+
+    // The demo talks to its own in-process simulator, so it sets endpoint and credentials itself.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(sim.url())
+        .credentials_provider(Credentials::new("demo", "demo", None, None, "patchtrail-demo"))
+        .load()
+        .await;
+    let options = CollectOptions { concurrency: 16, ..CollectOptions::default() };
+    let progress = Arc::new(Progress::default());
+    let fleet = AwsFleet::new(&config, &options, progress.clone())?;
+    let store = Store::open(&args.store, &AwsAccess::default())?;
+
+    println!("Simulated fleet of {} instances at {}; collecting {} weekly snapshots:", args.instances, sim.url(), args.weeks);
+    for week in 0..args.weeks {
+        let date = first + Duration::weeks(i64::from(week));
+        sim.sim.set_date(date);
+        let at = date.and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN)).and_utc();
+        let report = collect_snapshot(&fleet, &store, &options, StoreFormat::Parquet, Some(at), &progress).await?;
+        let c = &report.committed.manifest.counts;
+        println!(
+            "  {date}  {:>4} instances ({} unmanaged)  {:>6} patches  {:>5} missing ({} critical)  {:>3} failed",
+            c.instances, c.unmanaged, c.patches, c.missing, c.missing_critical, c.failed
+        );
+    }
+    sim.stop().await.map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
+    println!("History written to {} (parquet, {} committed runs).", store.url(), args.weeks);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod collect;
+pub mod demo;
+pub mod sim;

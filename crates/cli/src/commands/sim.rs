@@ -1,0 +1,74 @@
+//! `patchtrail sim`: serve the simulated fleet until SIGINT or SIGTERM.
+
+use crate::cli::SimArgs;
+use crate::failure::Failure;
+use patchtrail_sim::SimConfig;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn check_rate(name: &str, rate: Option<f64>) -> Result<(), Failure> {
+    match rate {
+        Some(r) if !(r.is_finite() && r > 0.0) => {
+            Err(Failure::bad_input(format!("{name} {r}: give a positive number of requests per second")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
+    check_rate("--ssm-tps", args.ssm_tps)?;
+    check_rate("--ec2-tps", args.ec2_tps)?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(Failure::bad_input(format!("--fault-rate {}: give a share between 0 and 1", args.fault_rate)));
+    }
+    if !(0.0..=1.0).contains(&args.unmanaged_rate) {
+        return Err(Failure::bad_input(format!("--unmanaged-rate {}: give a share between 0 and 1", args.unmanaged_rate)));
+    }
+    let config = SimConfig {
+        seed: args.seed,
+        instances: args.instances,
+        date: args.date,
+        account_id: args.account_id.clone(),
+        ssm_tps: args.ssm_tps,
+        ec2_tps: args.ec2_tps,
+        latency: Duration::from_millis(args.latency_ms),
+        fault_rate: args.fault_rate,
+        model_enums: args.model_enums,
+        unmanaged_rate: args.unmanaged_rate,
+        ..SimConfig::default()
+    };
+    let running = patchtrail_sim::start(config, args.addr)
+        .await
+        .map_err(|e| Failure::bad_input(format!("--addr {}: cannot listen there ({e}); pick another address or port 0", args.addr)))?;
+    println!("listening on {}", running.url());
+    let _ = std::io::stdout().flush();
+    tracing::info!(instances = args.instances, seed = args.seed, date = %args.date, "simulator serving");
+    shutdown_signal().await;
+    running.stop().await.map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
+    eprintln!("simulator stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! From library errors to a one-line message and an exit code (listed in `--help`).
+
+use patchtrail_collect::CollectError;
+use patchtrail_store::StoreError;
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_PARTIAL: u8 = 3;
+pub const EXIT_ACCESS: u8 = 4;
+
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), exit_code: EXIT_BAD_INPUT }
+    }
+
+    pub fn other(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), exit_code: EXIT_FAILURE }
+    }
+}
+
+fn store_code(e: &StoreError) -> u8 {
+    match e {
+        StoreError::BadUrl { .. } | StoreError::LocalFolder { .. } | StoreError::NoSuchBucket { .. } => EXIT_BAD_INPUT,
+        StoreError::AccessDenied { .. } => EXIT_ACCESS,
+        _ => EXIT_FAILURE,
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure { exit_code: store_code(&e), message: e.to_string() }
+    }
+}
+
+impl From<CollectError> for Failure {
+    fn from(e: CollectError) -> Failure {
+        let exit_code = match &e {
+            CollectError::BadInput { .. } | CollectError::NoRegion | CollectError::UnknownRegion(_) => EXIT_BAD_INPUT,
+            CollectError::NoCredentials(_) | CollectError::InvalidCredentials(_) => EXIT_ACCESS,
+            CollectError::Aws { error, .. }
+                if error.code.contains("AccessDenied") || error.code == "UnauthorizedOperation" =>
+            {
+                EXIT_ACCESS
+            }
+            CollectError::Store(s) => store_code(s),
+            CollectError::Aws { .. } => EXIT_FAILURE,
+        };
+        Failure { message: e.to_string(), exit_code }
+    }
+}
