@@ -19,7 +19,7 @@ fn init_logging(cli: &Cli) {
         (false, _, _) => "debug",
     };
     let filter = EnvFilter::try_from_env("PATCHTRAIL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},aws_smithy_runtime=error,aws_config=error,hyper=warn")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -1,0 +1,157 @@
+//! Shared helpers of the black-box tests: the `patchtrail` binary, simulator and moto processes
+//! on loopback, and the Python checkers (boto3, DuckDB, pyarrow) from the project's venv.
+//!
+//! Servers are reached only through the standard AWS environment variables, set on the child
+//! processes (never on the test process).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn patchtrail_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_patchtrail")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// The venv's python (scripts/test creates it; PATCHTRAIL_PYTHON overrides).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("PATCHTRAIL_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join(".venv/bin/python");
+    assert!(p.exists(), "{} is missing: run scripts/test, which installs the Python checkers", p.display());
+    p
+}
+
+pub fn venv_bin(name: &str) -> PathBuf {
+    python().parent().expect("venv bin folder").join(name)
+}
+
+/// Sets the standard AWS variables that point SDKs at `endpoint`, and clears anything from the
+/// developer's own AWS setup that could leak in.
+pub fn aws_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
+    for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_S3", "PATCHTRAIL_STORE"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/patchtrail-test-config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/patchtrail-test-credentials")
+}
+
+/// A child process killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `patchtrail sim` with extra arguments; waits for its `listening on` line.
+pub fn start_sim(args: &[&str]) -> Server {
+    let mut child = Command::new(patchtrail_bin())
+        .arg("sim")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start patchtrail sim");
+    let stdout = child.stdout.take().expect("sim stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).expect("read sim's first line");
+    let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {first:?}")).to_string();
+    Server { child, url }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A moto server on a free loopback port.
+pub fn start_moto() -> Server {
+    let port = free_port();
+    let child = Command::new(venv_bin("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server (installed by scripts/test)");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server { child, url }
+}
+
+/// Runs `patchtrail` with AWS variables pointing at `endpoint`.
+pub fn patchtrail(endpoint: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(patchtrail_bin());
+    aws_env(&mut cmd, endpoint);
+    cmd.args(args).output().expect("run patchtrail")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Runs a checker script from tests/py and parses its JSON output.
+pub fn py_json(endpoint: &str, script: &str, args: &[&str]) -> Value {
+    let mut cmd = Command::new(python());
+    aws_env(&mut cmd, endpoint);
+    let output = cmd.arg(repo_root().join("tests/py").join(script)).args(args).output().expect("run python");
+    let stdout = ok(output);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}
+
+/// Committed manifests under a local store.
+pub fn manifests(store: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "json") && p.to_string_lossy().contains("runs/") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(store, &mut out);
+    out.sort();
+    out
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
+}
