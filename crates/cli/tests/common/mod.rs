@@ -46,8 +46,8 @@ pub fn aws_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/patchtrail-test-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/patchtrail-test-credentials")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 }
 
 /// A child process killed when dropped.
