@@ -4,6 +4,7 @@ usage: read_store.py STORE FORMAT   (FORMAT: parquet | jsonl | seed)
 Prints JSON: each reader's row count and column types, and the patch rows DuckDB read.
 """
 import json
+import os
 import sys
 
 import duckdb
@@ -60,3 +61,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    os._exit(0)  # skip teardown: pyarrow's thread pools can abort it on a loaded machine

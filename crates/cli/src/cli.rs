@@ -9,7 +9,8 @@ Exit codes:
   1  failure (AWS or storage trouble that retrying may fix)
   2  bad input (arguments, --input-json, --store, region); nothing was written
   3  the run was committed, but some instances could not be collected (see the summary)
-  4  AWS credentials or permissions are missing or rejected";
+  4  AWS credentials or permissions are missing or rejected
+  5  verify found missing, altered or uncommitted objects, or a broken manifest chain";
 
 #[derive(Debug, Parser)]
 #[command(name = "patchtrail", version, about = "Audit-grade, queryable history of the patch compliance of an AWS fleet", after_help = EXIT_CODES)]
@@ -41,6 +42,134 @@ pub enum Command {
     Sim(SimArgs),
     /// Simulate a fleet, collect several weekly snapshots into ./patchtrail-demo, and report.
     Demo(DemoArgs),
+    /// Reports from the history: state as of a date, changes, timelines, trends.
+    Report(ReportArgs),
+    /// Ad-hoc SQL over the tables patches, instances and runs.
+    Sql(SqlArgs),
+    /// Check every committed run against its manifest, and the manifest hash chain.
+    Verify(VerifyArgs),
+    /// Print CREATE EXTERNAL TABLE statements for Athena over the store's layout.
+    AthenaDdl(AthenaDdlArgs),
+    /// Run collect on an EventBridge Scheduler expression until SIGTERM (for servers, containers, systemd).
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// When to collect: rate(7 days), cron(0 9 ? * MON *) or at(2026-12-01T09:00:00).
+    /// A rate runs once at start, then every interval; runs never overlap.
+    #[arg(long, value_name = "EXPR", required_unless_present = "explain")]
+    pub every: Option<String>,
+    /// Print the next 5 run times of EXPR and exit.
+    #[arg(long, value_name = "EXPR", conflicts_with = "every")]
+    pub explain: Option<String>,
+    /// Time zone of cron and at expressions (IANA name).
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    #[command(flatten)]
+    pub collect: CollectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format [default: table on a terminal, csv otherwise].
+    #[arg(long, value_parser = ["table", "csv", "json", "jsonl", "markdown", "html", "xlsx"])]
+    pub format: Option<String>,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub report: ReportKind,
+}
+
+#[derive(Debug, Args)]
+pub struct TimeArgs {
+    /// Time zone in which dates end (IANA name).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Per instance: state, last scan, installed/missing/failed counts, compliance; plus fleet totals.
+    Summary {
+        /// The latest snapshot at or before the end of this date (YYYY-MM-DD) [default: now].
+        #[arg(long)]
+        as_of: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Patches newly missing, installed or failed; instances that appeared, disappeared, stopped reporting.
+    Diff {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// A last scan older than this many days counts as stale.
+        #[arg(long, default_value_t = 7)]
+        stale_days: u32,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// The timeline of one instance (--instance) or of one patch across the fleet (--kb).
+    History {
+        #[arg(long, required_unless_present = "kb", conflicts_with = "kb")]
+        instance: Option<String>,
+        #[arg(long)]
+        kb: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Per snapshot: compliant and non-compliant instances, missing critical and security patches.
+    Trend {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT state, count(*) FROM patches GROUP BY state".
+    pub query: String,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AthenaDdlArgs {
+    /// The S3 location the tables point at [default: --store if it is s3://].
+    #[arg(long, env = "PATCHTRAIL_STORE")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,16 @@
 //! From library errors to a one-line message and an exit code (listed in `--help`).
 
 use patchtrail_collect::CollectError;
+use patchtrail_query::QueryError;
 use patchtrail_store::StoreError;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_ACCESS: u8 = 4;
+pub const EXIT_FINDINGS: u8 = 5;
+/// Stopped by a signal (the shell convention for SIGINT).
+pub const EXIT_STOPPED: u8 = 130;
 
 #[derive(Debug)]
 pub struct Failure {
@@ -50,7 +54,25 @@ impl From<CollectError> for Failure {
             }
             CollectError::Store(s) => store_code(s),
             CollectError::Aws { .. } => EXIT_FAILURE,
+            CollectError::Stopped => EXIT_STOPPED,
         };
         Failure { message: e.to_string(), exit_code }
+    }
+}
+
+impl From<QueryError> for Failure {
+    fn from(e: QueryError) -> Failure {
+        let exit_code = match &e {
+            QueryError::EmptyStore { .. } | QueryError::BeforeFirst { .. } | QueryError::BadInput { .. } => EXIT_BAD_INPUT,
+            QueryError::Store(s) => store_code(s),
+            QueryError::Engine(_) | QueryError::Render(_) => EXIT_FAILURE,
+        };
+        Failure { message: e.to_string(), exit_code }
+    }
+}
+
+impl From<patchtrail_schedule::ScheduleError> for Failure {
+    fn from(e: patchtrail_schedule::ScheduleError) -> Failure {
+        Failure::bad_input(e.to_string())
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod failure;
 mod progress;
+mod signals;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
@@ -42,6 +43,11 @@ fn main() -> ExitCode {
             Command::Collect(args) => commands::collect::run(args, cli.log_format, cli.quiet).await,
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::Report(args) => commands::report::report(&args.report).await,
+            Command::Sql(args) => commands::report::sql(args).await,
+            Command::Verify(args) => commands::report::verify(args).await,
+            Command::AthenaDdl(args) => commands::report::athena(args),
+            Command::Schedule(args) => commands::schedule::run(args, cli.log_format, cli.quiet).await,
         }
     });
     match result {

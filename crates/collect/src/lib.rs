@@ -15,7 +15,7 @@ mod snapshot;
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
 pub use input::{ResolvedInput, SchedulerInput};
 pub use options::{parse_classifications, CollectOptions, TagSelector};
-pub use pacing::{Pacer, Progress};
+pub use pacing::{Pacer, Progress, StopSignal};
 pub use regions::check_region;
 pub use snapshot::{collect_snapshot, discover_targets, SnapshotReport};
 
@@ -38,6 +38,8 @@ pub enum CollectError {
     Aws { operation: &'static str, error: CallError },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("stopped before the run committed; nothing was added to history (run collect again to take the snapshot)")]
+    Stopped,
 }
 
 /// Error codes that mean the credentials are wrong rather than absent.

@@ -29,6 +29,20 @@ impl Pacer {
     }
 }
 
+/// Asks a running collection to stop at the next object boundary (SIGTERM, Ctrl-C).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopSignal {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Counters a progress bar or log line reads while a collection runs.
 #[derive(Debug, Default)]
 pub struct Progress {

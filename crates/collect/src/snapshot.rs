@@ -6,7 +6,7 @@
 //! meaningless (no credentials, discovery failed, store unusable) abort it, before any commit.
 
 use crate::aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
-use crate::pacing::Progress;
+use crate::pacing::{Progress, StopSignal};
 use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::{stream, StreamExt};
@@ -144,6 +144,7 @@ pub async fn collect_snapshot(
     format: StoreFormat,
     snapshot_time: Option<DateTime<Utc>>,
     progress: &Progress,
+    stop: &StopSignal,
 ) -> Result<SnapshotReport, CollectError> {
     let started_at = Utc::now().trunc_subsecs(0);
     let snapshot_time = snapshot_time.unwrap_or(started_at).trunc_subsecs(0);
@@ -180,6 +181,10 @@ pub async fn collect_snapshot(
 
     let mut errors = Vec::new();
     while let Some((ec2, result)) = results.next().await {
+        // Stop between objects: what is written is whole, and without a manifest it is not history.
+        if stop.is_stopped() {
+            return Err(CollectError::Stopped);
+        }
         let state = states.remove(&ec2.instance_id);
         let (outcome, error, pages) = match result {
             Ok(pages) => {
@@ -209,6 +214,9 @@ pub async fn collect_snapshot(
         Progress::add(&progress.patches, instance.patch_rows as u64);
         writer.add(InstanceSnapshot { instance, pages }).await?;
         Progress::add(&progress.instances_done, 1);
+    }
+    if stop.is_stopped() {
+        return Err(CollectError::Stopped);
     }
     let committed = writer.commit(Utc::now().trunc_subsecs(0)).await?;
     Ok(SnapshotReport { committed, errors })

@@ -82,6 +82,8 @@ pub struct SsmProfile {
     pub scan_minute: i64,
     pub operation_install: bool,
     pub environment: &'static str,
+    /// Diligent instances install approved patches within days; the others lag, fail, skip.
+    pub diligent: bool,
 }
 
 const ENVIRONMENTS: [&str; 3] = ["prod", "staging", "dev"];
@@ -107,6 +109,7 @@ impl SsmProfile {
             scan_minute: 180 + below(h(9), 120) as i64,
             operation_install: below(h(10), 3) == 0,
             environment: ENVIRONMENTS[below(h(11), 3) as usize],
+            diligent: unit(h(12)) < 0.6,
         }
     }
 

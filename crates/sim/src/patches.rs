@@ -1,9 +1,11 @@
 //! Patch catalogs and the patch state of an instance at a simulated date.
 //!
-//! Each operating system releases a few patches a week from 2023-01-02 on. An instance lists the
+//! Each operating system releases a few patches a week from 2023-01-02 on; the patch baseline
+//! approves them 7 days later, and only approved patches are reported. An instance lists the
 //! patches of its last `window_weeks` weeks (older ones count as superseded). Each (instance,
-//! patch) pair has a fate drawn from the seed: not applicable, installed after some days (some via
-//! a pending reboot, some outside the baseline), failed, or never installed. The state reported is
+//! patch) pair has a fate drawn from the seed: not applicable, installed some days after approval
+//! (some via a pending reboot, some outside the baseline), failed, or never installed. Diligent
+//! instances (most) install within days; the others lag, fail and skip. The state reported is
 //! the state at the instance's last scan, so stopped instances and lost agents keep old answers.
 //! Facts are cheap numbers; strings are rendered only for the page being answered.
 
@@ -194,15 +196,27 @@ enum Fate {
     Installs { after_days: i64, state: PatchState, reboot_days: i64 },
 }
 
+/// Days from release to approval by the patch baseline (`ApproveAfterDays`).
+pub const APPROVE_AFTER_DAYS: i64 = 7;
+
 fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
     let h = combine(seed, &[profile.id_hash, patch.hash]);
     let u = unit(h);
     let days = |salt: u64| {
         let g = combine(h, &[salt]);
-        if unit(g) < 0.85 { 1 + below(g, 27) as i64 } else { 30 + below(g, 60) as i64 }
+        APPROVE_AFTER_DAYS
+            + if profile.diligent {
+                below(g, 3) as i64
+            } else if unit(g) < 0.85 {
+                1 + below(g, 27) as i64
+            } else {
+                30 + below(g, 60) as i64
+            }
     };
     if u < 0.15 {
         Fate::NotApplicable
+    } else if profile.diligent {
+        if u < 0.153 { Fate::FailsAfter(days(1)) } else { Fate::Installs { after_days: days(4), state: PatchState::Installed, reboot_days: 0 } }
     } else if u < 0.21 {
         Fate::Never
     } else if u < 0.24 {
@@ -234,7 +248,7 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
     let mut out = Vec::new();
     for week in first_week..=current_week {
         for patch in Patch::released_in(seed, profile.os, week) {
-            if patch.released > scan {
+            if patch.released + Duration::days(APPROVE_AFTER_DAYS) > scan {
                 continue;
             }
             let installed_at = |after: i64| {

@@ -57,14 +57,9 @@ impl<T: Serialize> ParquetPart<T> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut decoder =
-            ReaderBuilder::new(self.schema.clone()).with_batch_size(self.pending.len()).build_decoder().map_err(|e| encode_error("arrow", e))?;
-        decoder.serialize(&self.pending).map_err(|e| encode_error("arrow", e))?;
+        let batch = rows_to_batch(self.schema.clone(), &self.pending)?;
         self.pending.clear();
-        if let Some(batch) = decoder.flush().map_err(|e| encode_error("arrow", e))? {
-            self.writer.write(&batch).map_err(|e| encode_error("parquet", e))?;
-        }
-        Ok(())
+        self.writer.write(&batch).map_err(|e| encode_error("parquet", e))
     }
 
     /// The finished file's bytes.
@@ -72,6 +67,14 @@ impl<T: Serialize> ParquetPart<T> {
         self.flush_pending()?;
         self.writer.into_inner().map_err(|e| encode_error("parquet", e))
     }
+}
+
+/// Rows to one Arrow batch through their serde form (the same path the Parquet writer takes).
+pub fn rows_to_batch<T: Serialize>(schema: SchemaRef, rows: &[T]) -> Result<arrow_array::RecordBatch, StoreError> {
+    let mut decoder =
+        ReaderBuilder::new(schema.clone()).with_batch_size(rows.len().max(1)).build_decoder().map_err(|e| encode_error("arrow", e))?;
+    decoder.serialize(rows).map_err(|e| encode_error("arrow", e))?;
+    Ok(decoder.flush().map_err(|e| encode_error("arrow", e))?.unwrap_or_else(|| arrow_array::RecordBatch::new_empty(schema)))
 }
 
 /// A JSON-lines file being written in memory.
@@ -135,6 +138,50 @@ pub fn seed_page(patches: &[PatchRecord]) -> Vec<u8> {
     Value::Object(body).to_string().into_bytes()
 }
 
+/// One patch of a seed page, in either spelling: the Step Functions integration's (`KbId`,
+/// ISO `InstalledTime`, `CveIds`) or the raw API's (`KBId`, epoch `InstalledTime`, `CVEIds`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SeedPatch {
+    #[serde(alias = "KBId")]
+    #[serde(rename = "KbId")]
+    pub kb_id: String,
+    #[serde(rename = "Title", default)]
+    pub title: String,
+    #[serde(rename = "Classification", default)]
+    pub classification: String,
+    #[serde(rename = "Severity", default)]
+    pub severity: String,
+    #[serde(rename = "State", default)]
+    pub state: String,
+    #[serde(rename = "InstalledTime", default)]
+    pub installed_time: Option<Value>,
+    #[serde(rename = "CveIds", alias = "CVEIds", default)]
+    pub cve_ids: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SeedBody {
+    #[serde(rename = "Patches")]
+    patches: Vec<SeedPatch>,
+}
+
+/// Parses a seed page body; `None` when it is not one.
+pub fn parse_seed_page(bytes: &[u8]) -> Result<Vec<SeedPatch>, String> {
+    serde_json::from_slice::<SeedBody>(bytes).map(|b| b.patches).map_err(|e| format!("not a seed page ({{\"Patches\":[...]}}): {e}"))
+}
+
+impl SeedPatch {
+    /// The install time, whether sent as ISO text or epoch seconds; `None` for 0, year 1 and 1970.
+    pub fn installed_at(&self) -> Option<DateTime<Utc>> {
+        let t = match self.installed_time.as_ref()? {
+            Value::String(s) => DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
+            Value::Number(n) => DateTime::from_timestamp(n.as_f64()? as i64, 0)?,
+            _ => return None,
+        };
+        (t.timestamp() > 0).then_some(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +213,20 @@ mod tests {
             body,
             r#"{"Patches":[{"Classification":"Security","InstalledTime":"2026-02-20T02:10:00Z","KbId":"KB1","Severity":"Critical","State":"Installed","Title":"t"},{"Classification":"Security","CveIds":"CVE-2026-0001","InstalledTime":"1970-01-01T00:00:00Z","KbId":"KB2","Severity":"Critical","State":"Missing","Title":"t"}]}"#
         );
+    }
+
+    #[test]
+    fn seed_pages_read_back_in_both_spellings() {
+        let t = Utc.with_ymd_and_hms(2026, 2, 20, 2, 10, 0).single().expect("time");
+        let ours = parse_seed_page(&seed_page(&[patch("KB1", Some(t)), patch("KB2", None)])).expect("ours");
+        assert_eq!(ours[0].kb_id, "KB1");
+        assert_eq!(ours[0].installed_at(), Some(t));
+        assert_eq!(ours[1].installed_at(), None);
+        assert_eq!(ours[1].cve_ids.as_deref(), Some("CVE-2026-0001"));
+        let raw = br#"{"Patches":[{"KBId":"KB9","Title":"x","Classification":"Security","Severity":"Low","State":"Missing","InstalledTime":0.0,"CVEIds":"CVE-1"}]}"#;
+        let api = parse_seed_page(raw).expect("api spelling");
+        assert_eq!((api[0].kb_id.as_str(), api[0].installed_at(), api[0].cve_ids.as_deref()), ("KB9", None, Some("CVE-1")));
+        assert!(parse_seed_page(b"{}").is_err());
     }
 
     #[test]

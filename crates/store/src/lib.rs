@@ -8,12 +8,14 @@ mod encode;
 mod history;
 mod layout;
 mod location;
+mod verify;
 mod writer;
 
-pub use encode::seed_page;
+pub use encode::{parse_seed_page, rows_to_batch, seed_page, SeedPatch};
 pub use history::{sha256_hex, History, StoredManifest};
 pub use layout::{date_partition, name_uuid, run_id, RunLayout, MANIFEST_PREFIXES};
 pub use location::{seed_input_url, AwsAccess, Store, StoreKind};
+pub use verify::{Finding, VerifyReport};
 pub use writer::{CommittedRun, RunStart, RunWriter};
 
 /// What can go wrong with a store, each saying what to do about it.

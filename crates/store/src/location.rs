@@ -1,16 +1,17 @@
 //! Opening a store from its URL: a plain path, `file://`, `s3://bucket/prefix` or `memory://`.
 //!
-//! S3 takes its region and credentials from the same AWS chain as the SDK (profiles, SSO, IMDS
-//! included) through a small credential adapter, and its endpoint from the standard
-//! `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables, so tests reach moto the way users would.
+//! S3 takes its region, credentials and endpoint from the SDK's resolved configuration (profiles,
+//! SSO, IMDS, `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` included) through a small credential
+//! adapter, so tests reach moto the way users would.
 
 use crate::StoreError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::aws::{AmazonS3Builder, AwsCredential, Checksum};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{CredentialProvider, ObjectStore};
+use aws_types::service_config::ServiceConfigKey;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -55,26 +56,25 @@ pub fn seed_input_url(s3_bucket: &str, s3_path: &str) -> Result<String, StoreErr
 pub struct AwsAccess {
     pub region: Option<String>,
     pub credentials: Option<SharedCredentialsProvider>,
+    /// An S3 endpoint other than AWS's (moto, MinIO, a VPC endpoint).
+    pub endpoint: Option<String>,
 }
 
 impl AwsAccess {
+    /// Region, credentials and S3 endpoint as the SDK resolved them: the S3 endpoint comes from
+    /// `AWS_ENDPOINT_URL_S3`, the profile's `services` section, or the global `AWS_ENDPOINT_URL`,
+    /// exactly as an S3 client built from this config would see it.
     pub fn from_sdk_config(config: &aws_types::SdkConfig) -> AwsAccess {
+        let s3_specific = config.service_config().and_then(|c| {
+            let key = ServiceConfigKey::builder().service_id("S3").env("AWS_ENDPOINT_URL").profile("endpoint_url").build().ok()?;
+            c.load_config(key)
+        });
         AwsAccess {
             region: config.region().map(|r| r.to_string()),
             credentials: config.credentials_provider(),
+            endpoint: s3_specific.or_else(|| config.endpoint_url().map(str::to_string)).filter(|e| !e.trim().is_empty()),
         }
     }
-}
-
-/// The S3 endpoint override of the standard environment, if any.
-fn s3_endpoint_from_env() -> Option<String> {
-    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    if ignore {
-        return None;
-    }
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
 }
 
 impl Store {
@@ -90,10 +90,11 @@ impl Store {
                 return Err(bad("no bucket name after s3://"));
             }
             let prefix = prefix.trim_matches('/').to_string();
-            let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+            // A checksum on every upload: buckets with Object Lock retention refuse puts without one.
+            let mut builder = AmazonS3Builder::new().with_bucket_name(bucket).with_checksum_algorithm(Checksum::SHA256);
             let region = aws.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
             builder = builder.with_region(region);
-            if let Some(endpoint) = s3_endpoint_from_env() {
+            if let Some(endpoint) = &aws.endpoint {
                 builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
             }
             if let Some(provider) = &aws.credentials {
@@ -153,7 +154,7 @@ impl Store {
     }
 
     /// The full object path of a key relative to the root.
-    pub(crate) fn path(&self, key: &str) -> Path {
+    pub fn path(&self, key: &str) -> Path {
         let mut parts: Vec<String> = self.root.parts().map(|p| p.as_ref().to_string()).collect();
         parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_string));
         Path::from_iter(parts)

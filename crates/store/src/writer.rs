@@ -232,8 +232,10 @@ impl RunWriter {
             objects: std::mem::take(&mut self.objects),
             previous: self.previous.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&manifest)
+        // One line, so that Athena's JSON SerDe (one object per line) can read the runs table.
+        let mut bytes = serde_json::to_vec(&manifest)
             .map_err(|e| StoreError::Encode { what: "manifest".into(), reason: e.to_string() })?;
+        bytes.push(b'\n');
         let manifest_sha256 = sha256_hex(&bytes);
         let manifest_key = self.layout.manifest();
         self.store.put(&manifest_key, bytes).await?;

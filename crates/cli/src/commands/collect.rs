@@ -3,9 +3,10 @@
 use crate::cli::{CollectArgs, LogFormat};
 use crate::failure::{Failure, EXIT_PARTIAL};
 use crate::progress::ProgressView;
+use crate::signals::stop_on_signal;
 use patchtrail_collect::{
     check_region, collect_snapshot, discover_targets, parse_classifications, AwsFleet, CollectOptions, Progress,
-    SchedulerInput, SnapshotReport, TagSelector,
+    SchedulerInput, SnapshotReport, StopSignal, TagSelector,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store};
@@ -73,14 +74,50 @@ pub async fn load_aws_config(region: Option<&str>) -> Result<aws_types::SdkConfi
     Ok(config)
 }
 
-pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Result<ExitCode, Failure> {
+/// A validated collection: what, where, and the AWS configuration to do it with.
+pub struct Prepared {
+    plan: Plan,
+    config: aws_types::SdkConfig,
+}
+
+/// Validates every input and resolves the AWS configuration; nothing is written yet.
+pub async fn prepare(args: &CollectArgs) -> Result<Prepared, Failure> {
     let plan = plan(args)?;
     let config = load_aws_config(args.region.as_deref()).await?;
-    let progress = Arc::new(Progress::default());
-    let fleet = AwsFleet::new(&config, &plan.options, progress.clone())?;
+    Ok(Prepared { plan, config })
+}
 
+impl Prepared {
+    pub fn store_url(&self) -> &str {
+        &self.plan.store_url
+    }
+
+    /// Opens the store and fails early on a missing bucket, denied access or unwritable folder.
+    pub async fn open_store(&self) -> Result<Store, Failure> {
+        let store = Store::open(&self.plan.store_url, &AwsAccess::from_sdk_config(&self.config))?;
+        store.check_writable().await?;
+        Ok(store)
+    }
+
+    /// One collection, committed, with its summary printed; exit 3 when instances failed.
+    pub async fn collect_once(&self, store: &Store, log_format: LogFormat, quiet: bool, stop: &StopSignal) -> Result<ExitCode, Failure> {
+        let progress = Arc::new(Progress::default());
+        let fleet = AwsFleet::new(&self.config, &self.plan.options, progress.clone())?;
+        let started = Instant::now();
+        let view = ProgressView::start(progress.clone(), log_format == LogFormat::Text, quiet);
+        let report = collect_snapshot(&fleet, store, &self.plan.options, self.plan.format, None, &progress, stop).await;
+        drop(view);
+        let report = report?;
+        print_summary(&report, store, started.elapsed(), log_format);
+        Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+    }
+}
+
+pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Result<ExitCode, Failure> {
+    let prepared = prepare(args).await?;
     if args.dry_run {
-        let targets = discover_targets(&fleet, &plan.options).await?;
+        let fleet = AwsFleet::new(&prepared.config, &prepared.plan.options, Arc::new(Progress::default()))?;
+        let targets = discover_targets(&fleet, &prepared.plan.options).await?;
         println!("{:<21} {:<10} {:<26} NAME", "INSTANCE", "STATE", "PLATFORM");
         for t in &targets {
             println!(
@@ -91,20 +128,15 @@ pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Resu
                 t.tags.get("Name").map(String::as_str).unwrap_or("-")
             );
         }
-        println!("{} instances carry tag {} (dry run: nothing collected or written)", targets.len(), plan.options.tag.key);
+        println!("{} instances carry tag {} (dry run: nothing collected or written)", targets.len(), prepared.plan.options.tag.key);
         return Ok(ExitCode::SUCCESS);
     }
-
-    let store = Store::open(&plan.store_url, &AwsAccess::from_sdk_config(&config))?;
-    // Fail on a missing bucket, denied access or an unwritable folder before any collection work.
-    store.check_writable().await?;
-    let started = Instant::now();
-    let view = ProgressView::start(progress.clone(), log_format == LogFormat::Text, quiet);
-    let report = collect_snapshot(&fleet, &store, &plan.options, plan.format, None, &progress).await;
-    drop(view);
-    let report = report?;
-    print_summary(&report, &store, started.elapsed(), log_format);
-    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+    let store = prepared.open_store().await?;
+    let stop = StopSignal::default();
+    let listener = stop_on_signal(stop.clone());
+    let result = prepared.collect_once(&store, log_format, quiet, &stop).await;
+    listener.abort();
+    result
 }
 
 /// The closing summary: a few aligned lines for people, one JSON object for machines.

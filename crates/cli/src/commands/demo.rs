@@ -6,8 +6,9 @@ use crate::cli::DemoArgs;
 use crate::failure::Failure;
 use aws_credential_types::Credentials;
 use chrono::{Duration, NaiveTime};
-use patchtrail_collect::{collect_snapshot, AwsFleet, CollectOptions, Progress};
+use patchtrail_collect::{collect_snapshot, AwsFleet, CollectOptions, Progress, StopSignal};
 use patchtrail_model::StoreFormat;
+use patchtrail_query::{dashboard, LoadedHistory};
 use patchtrail_sim::SimConfig;
 use patchtrail_store::{AwsAccess, Store};
 use std::path::Path;
@@ -63,7 +64,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
         let date = first + Duration::weeks(i64::from(week));
         sim.sim.set_date(date);
         let at = date.and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN)).and_utc();
-        let report = collect_snapshot(&fleet, &store, &options, StoreFormat::Parquet, Some(at), &progress).await?;
+        let report = collect_snapshot(&fleet, &store, &options, StoreFormat::Parquet, Some(at), &progress, &StopSignal::default()).await?;
         let c = &report.committed.manifest.counts;
         println!(
             "  {date}  {:>4} instances ({} unmanaged)  {:>6} patches  {:>5} missing ({} critical)  {:>3} failed",
@@ -72,5 +73,13 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     }
     sim.stop().await.map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
     println!("History written to {} (parquet, {} committed runs).", store.url(), args.weeks);
+
+    let history = LoadedHistory::load(&store).await?;
+    let html = dashboard(&history, chrono::Utc::now(), &args.until.to_string()).await?;
+    let report = dir.join("report.html");
+    std::fs::write(&report, html).map_err(|e| Failure::other(format!("cannot write {}: {e}", report.display())))?;
+    let report = report.canonicalize().unwrap_or(report);
+    println!("Report: {}", report.display());
+    println!("Next:   patchtrail report summary --store {}   (or diff, history, trend, sql)", args.store);
     Ok(ExitCode::SUCCESS)
 }

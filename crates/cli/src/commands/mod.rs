@@ -2,4 +2,6 @@
 
 pub mod collect;
 pub mod demo;
+pub mod report;
+pub mod schedule;
 pub mod sim;

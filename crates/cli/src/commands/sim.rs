@@ -2,6 +2,7 @@
 
 use crate::cli::SimArgs;
 use crate::failure::Failure;
+use crate::signals::shutdown_signal;
 use patchtrail_sim::SimConfig;
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,29 +14,6 @@ fn check_rate(name: &str, rate: Option<f64>) -> Result<(), Failure> {
             Err(Failure::bad_input(format!("{name} {r}: give a positive number of requests per second")))
         }
         _ => Ok(()),
-    }
-}
-
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

@@ -88,6 +88,7 @@ pub fn start_moto() -> Server {
     let port = free_port();
     let child = Command::new(venv_bin("moto_server"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("patchtrail-moto-recording-{port}")))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,152 @@
+//! `patchtrail report|sql|verify|athena-ddl`: reading the history.
+
+use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreArg, VerifyArgs};
+use crate::failure::{Failure, EXIT_FINDINGS};
+use patchtrail_query::{athena_ddl, end_of, parse_tz, render, start_of, LoadedHistory, OutputFormat, Report};
+use patchtrail_store::{AwsAccess, Store, StoreKind};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// Opens `--store`, with AWS settings from the standard chain only when it is on S3.
+pub async fn open_store(store: &StoreArg) -> Result<Store, Failure> {
+    let url = store.url();
+    let access = if url.starts_with("s3://") {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        AwsAccess::from_sdk_config(&config)
+    } else {
+        AwsAccess::default()
+    };
+    if !url.contains("://") && !std::path::Path::new(url).exists() {
+        return Err(Failure::bad_input(format!(
+            "--store {url}: no such folder; point --store at a history (patchtrail collect writes ./patchtrail-data)"
+        )));
+    }
+    Ok(Store::open(url, &access)?)
+}
+
+async fn load(store: &StoreArg) -> Result<LoadedHistory, Failure> {
+    let store = open_store(store).await?;
+    let history = LoadedHistory::load(&store).await?;
+    for warning in &history.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(history)
+}
+
+fn format_for(output: &OutputArgs) -> Result<OutputFormat, Failure> {
+    if let Some(f) = &output.format {
+        return Ok(f.parse()?);
+    }
+    let by_extension = output.output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    Ok(match by_extension.as_deref() {
+        Some("csv") => OutputFormat::Csv,
+        Some("json") => OutputFormat::Json,
+        Some("jsonl") => OutputFormat::Jsonl,
+        Some("md") => OutputFormat::Markdown,
+        Some("html" | "htm") => OutputFormat::Html,
+        Some("xlsx") => OutputFormat::Xlsx,
+        _ if output.output.is_none() && std::io::stdout().is_terminal() => OutputFormat::Table,
+        _ => OutputFormat::Csv,
+    })
+}
+
+/// Writes the report where `--output` says, in the chosen format.
+pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
+    let format = format_for(output)?;
+    let bytes = render(report, format)?;
+    match &output.output {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .map_err(|e| Failure::bad_input(format!("--output {}: cannot write it ({e})", path.display())))?;
+            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+        }
+        None => {
+            if format.is_binary() && std::io::stdout().is_terminal() {
+                return Err(Failure::bad_input("--format xlsx is binary: pass --output report.xlsx"));
+            }
+            std::io::stdout().write_all(&bytes).map_err(|e| Failure::other(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
+    let (report, output) = match kind {
+        ReportKind::Summary { as_of, time, store, output } => {
+            let tz = parse_tz(&time.tz)?;
+            let (instant, label) = match as_of {
+                Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
+                None => (chrono::Utc::now(), "now".to_string()),
+            };
+            (load(store).await?.summary(instant, &label).await?, output)
+        }
+        ReportKind::Diff { from, to, stale_days, time, store, output } => {
+            let tz = parse_tz(&time.tz)?;
+            let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
+            (load(store).await?.diff(a, from, b, to, *stale_days).await?, output)
+        }
+        ReportKind::History { instance, kb, store, output } => {
+            let history = load(store).await?;
+            let report = match (instance, kb) {
+                (Some(id), _) => history.instance_history(id).await?,
+                (None, Some(kb)) => history.kb_history(kb).await?,
+                (None, None) => return Err(Failure::bad_input("report history: pass --instance ID or --kb KBID")),
+            };
+            (report, output)
+        }
+        ReportKind::Trend { from, to, time, store, output } => {
+            let tz = parse_tz(&time.tz)?;
+            let from = from.as_deref().map(|d| start_of(d, "--from", tz)).transpose()?;
+            let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
+            (load(store).await?.trend(from, to).await?, output)
+        }
+    };
+    emit(&report, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sql(args: &SqlArgs) -> Result<ExitCode, Failure> {
+    let report = load(&args.store).await?.sql(&args.query).await?;
+    emit(&report, &args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    let store = open_store(&args.store).await?;
+    let report = store.verify().await?;
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    let summary = format!(
+        "{} runs, {} objects ({} bytes hashed) in {}",
+        report.runs,
+        report.objects,
+        report.bytes,
+        store.url()
+    );
+    if report.runs == 0 && report.findings.is_empty() {
+        println!("no committed runs in {}: nothing to verify", store.url());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.findings.is_empty() {
+        println!("verified {summary}: every object matches its manifest and the manifest chain is intact");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} finding(s) in {summary}", report.findings.len());
+        Ok(ExitCode::from(EXIT_FINDINGS))
+    }
+}
+
+pub fn athena(args: &AthenaDdlArgs) -> Result<ExitCode, Failure> {
+    let store = args.store.as_deref().unwrap_or_default();
+    let root = match Store::open(store, &AwsAccess::default()) {
+        Ok(s) if matches!(s.kind(), StoreKind::S3 { .. }) => store.to_string(),
+        _ => {
+            return Err(Failure::bad_input(format!(
+                "--store '{store}': Athena reads S3; pass --store s3://bucket/prefix (the location patchtrail collect writes to)"
+            )));
+        }
+    };
+    print!("{}", athena_ddl(&root));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,38 @@
+//! Reports over the patch history: Apache DataFusion SQL over the stored tables (local or S3),
+//! and renderers for people (terminal, Markdown, HTML, Excel) and machines (CSV, JSON).
+//!
+//! History nobody can read is not an audit trail: this crate answers "what was the state on D",
+//! "what changed between D1 and D2", "how did it trend", and any SQL over `patches`,
+//! `instances` and `runs`, reading only committed runs.
+
+mod athena;
+mod dashboard;
+mod dates;
+mod history;
+mod render;
+mod reports;
+
+pub use athena::athena_ddl;
+pub use dashboard::dashboard;
+pub use dates::{end_of, parse_tz, start_of};
+pub use history::{LoadedHistory, RunInfo};
+pub use render::{cell_text, column_names, render, Chart, OutputFormat, Series};
+pub use reports::{Report, Table};
+
+use patchtrail_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no committed runs in '{store}': collect one first (patchtrail collect), or try patchtrail demo")]
+    EmptyStore { store: String },
+    #[error("no snapshot at or before {date}: the first one is {first}")]
+    BeforeFirst { date: String, first: String },
+    #[error("{input}: {fix}")]
+    BadInput { input: String, fix: String },
+    #[error("query failed: {0}")]
+    Engine(String),
+    #[error("cannot render the report: {0}")]
+    Render(String),
+}

@@ -1,0 +1,201 @@
+//! Report renderers: a terminal table, CSV, JSON, JSON lines, Markdown, HTML and XLSX.
+//!
+//! Machine formats (csv, json, jsonl) carry the report's main table only, with snake_case column
+//! names that scripts may rely on; the others carry every table.
+
+mod html;
+mod xlsx;
+
+pub use html::{Chart, Series};
+
+use crate::reports::{Report, Table};
+use crate::QueryError;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    Markdown,
+    Html,
+    Xlsx,
+}
+
+impl FromStr for OutputFormat {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "table" => OutputFormat::Table,
+            "csv" => OutputFormat::Csv,
+            "json" => OutputFormat::Json,
+            "jsonl" => OutputFormat::Jsonl,
+            "markdown" | "md" => OutputFormat::Markdown,
+            "html" => OutputFormat::Html,
+            "xlsx" => OutputFormat::Xlsx,
+            other => {
+                return Err(QueryError::BadInput {
+                    input: format!("--format {other}"),
+                    fix: "use table, csv, json, jsonl, markdown, html or xlsx".into(),
+                });
+            }
+        })
+    }
+}
+
+impl OutputFormat {
+    /// Whether the output is bytes a terminal should not receive.
+    pub fn is_binary(self) -> bool {
+        self == OutputFormat::Xlsx
+    }
+}
+
+fn render_error(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Render(e.to_string())
+}
+
+/// Every cell of a table as display text (`""` for null), row by row.
+pub fn cell_text(table: &Table) -> Result<Vec<Vec<String>>, QueryError> {
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::with_capacity(table.rows());
+    for batch in &table.batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(render_error)?;
+        for row in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+        }
+    }
+    Ok(rows)
+}
+
+/// Whether column `i` holds numbers (right-aligned, written as numbers in XLSX).
+pub fn is_numeric(table: &Table, i: usize) -> bool {
+    table.schema.field(i).data_type().is_numeric()
+}
+
+pub fn column_names(table: &Table) -> Vec<String> {
+    table.schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+fn text_table(table: &Table) -> Result<String, QueryError> {
+    let names = column_names(table);
+    let rows = cell_text(table)?;
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count()).min(60);
+        }
+    }
+    let clip = |s: &str, w: usize| {
+        if s.chars().count() > w { format!("{}…", s.chars().take(w.saturating_sub(1)).collect::<String>()) } else { s.to_string() }
+    };
+    let line = |cells: &[String], numeric: &dyn Fn(usize) -> bool| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let c = clip(c, widths[i]);
+                if numeric(i) { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = String::new();
+    out.push_str(&line(&names, &|_| false));
+    out.push('\n');
+    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&line(row, &|i| is_numeric(table, i)));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn markdown(report: &Report) -> Result<String, QueryError> {
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!("# {}\n\n{}\n", report.title, report.subtitle);
+    for table in &report.tables {
+        let names = column_names(table);
+        out.push_str(&format!("\n## {} ({} rows)\n\n| {} |\n|", table.name, table.rows(), names.join(" | ")));
+        for i in 0..names.len() {
+            out.push_str(if is_numeric(table, i) { " ---: |" } else { " --- |" });
+        }
+        out.push('\n');
+        for row in cell_text(table)? {
+            out.push_str(&format!("| {} |\n", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        }
+    }
+    Ok(out)
+}
+
+fn main_table(report: &Report) -> Result<&Table, QueryError> {
+    report.tables.first().ok_or_else(|| QueryError::Render("the report has no table".into()))
+}
+
+fn csv(table: &Table) -> Result<Vec<u8>, QueryError> {
+    if table.rows() == 0 {
+        return Ok(format!("{}\n", column_names(table).join(",")).into_bytes());
+    }
+    let mut out = Vec::new();
+    {
+        let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+        for batch in table.batches.iter().filter(|b| b.num_rows() > 0) {
+            writer.write(batch).map_err(render_error)?;
+        }
+    }
+    Ok(out)
+}
+
+fn json(table: &Table, lines: bool) -> Result<Vec<u8>, QueryError> {
+    let mut out = Vec::new();
+    let builder = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true);
+    let batches: Vec<&datafusion::arrow::array::RecordBatch> = table.batches.iter().filter(|b| b.num_rows() > 0).collect();
+    if lines {
+        let mut writer = builder.build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut out);
+        writer.write_batches(&batches).map_err(render_error)?;
+        writer.finish().map_err(render_error)?;
+    } else {
+        let mut writer = builder.build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
+        writer.write_batches(&batches).map_err(render_error)?;
+        writer.finish().map_err(render_error)?;
+        if batches.is_empty() {
+            out = b"[]".to_vec();
+        }
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Renders `report` in `format`.
+pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryError> {
+    Ok(match format {
+        OutputFormat::Table => {
+            let mut out = format!("{}\n{}\n", report.title, report.subtitle);
+            for table in &report.tables {
+                out.push_str(&format!("\n{} ({} rows)\n", table.name, table.rows()));
+                out.push_str(&text_table(table)?);
+            }
+            out.into_bytes()
+        }
+        OutputFormat::Csv => csv(main_table(report)?)?,
+        OutputFormat::Json => json(main_table(report)?, false)?,
+        OutputFormat::Jsonl => json(main_table(report)?, true)?,
+        OutputFormat::Markdown => markdown(report)?.into_bytes(),
+        OutputFormat::Html => html::page(report, &[])?.into_bytes(),
+        OutputFormat::Xlsx => xlsx::workbook(report)?,
+    })
+}
+
+/// An HTML page of `report` with `charts` above its tables.
+pub fn render_html_with_charts(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
+    html::page(report, charts)
+}

@@ -1,0 +1,103 @@
+"""The report questions asked again with DuckDB over the same Parquet files, independently.
+
+usage: duck_reports.py STORE summary AS_OF_ISO
+       duck_reports.py STORE diff FROM_ISO TO_ISO
+       duck_reports.py STORE trend
+       duck_reports.py STORE instance INSTANCE_ID
+       duck_reports.py STORE kb KB_ID
+Snapshots are chosen from the run manifests (runs/**/*.json); only files they list are read.
+"""
+import glob
+import json
+import os
+import sys
+
+import duckdb
+
+INSTALLED = "('Installed','InstalledOther','InstalledPendingReboot','InstalledRejected')"
+CRITICAL = "(lower(severity) = 'critical' OR classification = 'CriticalUpdates')"
+SECURITY = "classification IN ('Security','SecurityUpdates')"
+
+
+def main():
+    store, mode, *args = sys.argv[1:]
+    manifests = [json.load(open(p)) for p in glob.glob(f"{store}/runs/**/*.json", recursive=True)]
+    files = lambda table: [f"{store}/{o['key']}" for m in manifests for o in m["objects"] if o["key"].startswith(table + "/")]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW patches AS SELECT * FROM read_parquet({files('patches')!r})")
+    con.execute(f"CREATE VIEW instances AS SELECT * FROM read_parquet({files('instances')!r})")
+
+    def as_of(iso):
+        # the latest manifest at or before the instant, per account and region
+        best = {}
+        for m in sorted(manifests, key=lambda m: (m["snapshot_time"], m["run_id"])):
+            if m["snapshot_time"] <= iso:
+                best[(m["account_id"], m["region"])] = m["run_id"]
+        return "(" + ",".join(f"'{r}'" for r in best.values()) + ")"
+
+    def rows(sql):
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    counts = lambda runs: f"""
+        SELECT run_id, instance_id,
+          count(*) FILTER (WHERE state IN {INSTALLED}) AS installed,
+          count(*) FILTER (WHERE state = 'Missing') AS missing,
+          count(*) FILTER (WHERE state = 'Failed') AS failed,
+          count(*) FILTER (WHERE state = 'InstalledPendingReboot') AS pending_reboot,
+          count(*) FILTER (WHERE state = 'Missing' AND {CRITICAL}) AS missing_critical,
+          count(*) FILTER (WHERE state = 'Missing' AND {SECURITY}) AS missing_security
+        FROM patches WHERE run_id IN {runs} GROUP BY ALL"""
+    compliance = """CASE WHEN i.outcome = 'unmanaged' THEN 'unmanaged' WHEN i.outcome = 'error' THEN 'unknown'
+        WHEN coalesce(p.missing, 0) + coalesce(p.failed, 0) > 0 THEN 'non_compliant' ELSE 'compliant' END"""
+
+    if mode == "summary":
+        runs = as_of(args[0])
+        out = rows(f"""SELECT i.instance_id, coalesce(p.installed, 0) AS installed, coalesce(p.missing, 0) AS missing,
+              coalesce(p.failed, 0) AS failed, coalesce(p.pending_reboot, 0) AS pending_reboot,
+              coalesce(p.missing_critical, 0) AS missing_critical, coalesce(p.missing_security, 0) AS missing_security,
+              {compliance} AS compliance
+            FROM instances i LEFT JOIN ({counts(runs)}) p USING (run_id, instance_id) WHERE i.run_id IN {runs}""")
+    elif mode == "diff":
+        a, b = as_of(args[0]), as_of(args[1])
+        out = rows(f"""
+            WITH a AS (SELECT instance_id, kb_id, state FROM patches WHERE run_id IN {a}),
+                 b AS (SELECT instance_id, kb_id, state FROM patches WHERE run_id IN {b})
+            SELECT b.instance_id, b.kb_id,
+                   CASE b.state WHEN 'Missing' THEN 'newly_missing' WHEN 'Installed' THEN 'newly_installed' ELSE 'newly_failed' END AS change,
+                   a.state AS from_state, b.state AS to_state
+            FROM b LEFT JOIN a USING (instance_id, kb_id)
+            WHERE b.state IN ('Missing','Installed','Failed') AND a.state IS DISTINCT FROM b.state
+            UNION ALL
+            SELECT instance_id, NULL, 'appeared', NULL, NULL FROM instances WHERE run_id IN {b}
+              AND instance_id NOT IN (SELECT instance_id FROM instances WHERE run_id IN {a})
+            UNION ALL
+            SELECT instance_id, NULL, 'disappeared', NULL, NULL FROM instances WHERE run_id IN {a}
+              AND instance_id NOT IN (SELECT instance_id FROM instances WHERE run_id IN {b})""")
+    elif mode == "trend":
+        out = rows(f"""SELECT strftime(i.snapshot_time, '%Y-%m-%dT%H:%M:%S') AS snapshot_time, i.run_id, count(*) AS instances,
+              count(*) FILTER (WHERE {compliance} = 'compliant') AS compliant_instances,
+              count(*) FILTER (WHERE {compliance} = 'non_compliant') AS noncompliant_instances,
+              sum(coalesce(p.missing, 0)) AS missing, sum(coalesce(p.missing_critical, 0)) AS missing_critical,
+              sum(coalesce(p.missing_security, 0)) AS missing_security, sum(coalesce(p.failed, 0)) AS failed
+            FROM instances i LEFT JOIN ({counts('(SELECT run_id FROM instances)')}) p USING (run_id, instance_id)
+            GROUP BY ALL ORDER BY 1""")
+    elif mode == "instance":
+        out = rows(f"""SELECT strftime(i.snapshot_time, '%Y-%m-%dT%H:%M:%S') AS snapshot_time, coalesce(p.installed, 0) AS installed,
+              coalesce(p.missing, 0) AS missing, coalesce(p.failed, 0) AS failed, {compliance} AS compliance
+            FROM instances i LEFT JOIN ({counts('(SELECT run_id FROM instances)')}) p USING (run_id, instance_id)
+            WHERE i.instance_id = '{args[0]}' ORDER BY 1""")
+    else:
+        out = rows(f"""SELECT instance_id, arg_max(state, snapshot_time) AS latest_state,
+              strftime(min(snapshot_time) FILTER (WHERE state = 'Missing'), '%Y-%m-%dT%H:%M:%S') AS first_seen_missing,
+              strftime(min(snapshot_time) FILTER (WHERE state IN {INSTALLED}), '%Y-%m-%dT%H:%M:%S') AS first_seen_installed
+            FROM patches WHERE kb_id = '{args[0]}' GROUP BY instance_id ORDER BY instance_id""")
+    json.dump(out, sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # skip teardown: pyarrow's thread pools can abort it on a loaded machine
