@@ -21,25 +21,21 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+from common import aws_env, start_sim
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def start_sim(binary, *args):
-    p = subprocess.Popen([binary, "sim", *args], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline().strip()
-    return p, line.removeprefix("listening on ")
-
-
-def aws_env(url):
-    env = dict(os.environ)
-    env.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-    env.pop("AWS_PROFILE", None)
-    return env
 
 
 def stats(url):
     return {s["operation"]: s for s in json.load(urllib.request.urlopen(url + "/_sim/stats"))}
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def timed_collect(binary, url, store, *extra):
@@ -98,6 +94,7 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--seed-sample", type=int, default=200)
     ap.add_argument("--rss-instances", type=int, default=20000)
+    ap.add_argument("--sim-instances", type=int, default=100000)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +131,7 @@ def main():
         rows.append((f"seed re-enactment, {n} instances ({pages} pages)", f"{secs:.1f} s",
                      f"scaled to the fleet: {secs * scale:.0f} s; patchtrail is {secs * scale / patchtrail_secs:.0f}x faster"))
 
-        # 3. memory
+        # 3. memory of the collector: data must stream, not accumulate
         sim, url = start_sim(args.binary, "--instances", str(args.rss_instances), "--seed", "8")
         try:
             secs, rss, out = timed_collect(args.binary, url, os.path.join(tmp, "rss"), "--concurrency", "32")
@@ -143,7 +140,19 @@ def main():
             sim.wait()
         patches = next((l.split()[1] for l in out.splitlines() if l.strip().startswith("patches")), "?")
         rows.append((f"collect {args.rss_instances} instances, no rate limit", f"{secs:.1f} s",
-                     f"peak RSS {rss:.0f} MiB for {patches} patch rows"))
+                     f"collector peak RSS {rss:.0f} MiB for {patches} patch rows"))
+
+        # 4. the simulator under load: requests per second, and memory for a large lazy fleet
+        sim, url = start_sim(args.binary, "--instances", str(args.sim_instances), "--seed", "9")
+        try:
+            secs, _, _ = timed_collect(args.binary, url, os.path.join(tmp, "sim"), "--concurrency", "64")
+            served = sum(v["requests"] for v in stats(url).values())
+            sim_rss = peak_rss_mib(sim.pid)
+        finally:
+            sim.terminate()
+            sim.wait()
+        rows.append((f"simulator, {args.sim_instances} instances, collected at concurrency 64", f"{secs:.1f} s",
+                     f"{served / secs:,.0f} requests/s on loopback (collector on the same 2 cores); simulator peak RSS {sim_rss:.0f} MiB"))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'time':>8}  result")

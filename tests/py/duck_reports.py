@@ -19,8 +19,8 @@ CRITICAL = "(lower(severity) = 'critical' OR classification = 'CriticalUpdates')
 SECURITY = "classification IN ('Security','SecurityUpdates')"
 
 
-def main():
-    store, mode, *args = sys.argv[1:]
+def query(store, mode, *args):
+    """Answers one report question with DuckDB; returns the rows as dicts."""
     manifests = [json.load(open(p)) for p in glob.glob(f"{store}/runs/**/*.json", recursive=True)]
     files = lambda table: [f"{store}/{o['key']}" for m in manifests for o in m["objects"] if o["key"].startswith(table + "/")]
     con = duckdb.connect()
@@ -94,7 +94,12 @@ def main():
               strftime(min(snapshot_time) FILTER (WHERE state = 'Missing'), '%Y-%m-%dT%H:%M:%S') AS first_seen_missing,
               strftime(min(snapshot_time) FILTER (WHERE state IN {INSTALLED}), '%Y-%m-%dT%H:%M:%S') AS first_seen_installed
             FROM patches WHERE kb_id = '{args[0]}' GROUP BY instance_id ORDER BY instance_id""")
-    json.dump(out, sys.stdout, default=str)
+    return out
+
+
+def main():
+    store, mode, *args = sys.argv[1:]
+    json.dump(query(store, mode, *args), sys.stdout, default=str)
 
 
 if __name__ == "__main__":

@@ -284,4 +284,7 @@ pub struct DemoArgs {
     /// Seed of the simulated fleet.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Keep patches of every classification (a bigger history, e.g. for benchmarks).
+    #[arg(long)]
+    pub all_classifications: bool,
 }

@@ -228,3 +228,18 @@ fn ok_bytes(output: std::process::Output) -> Vec<u8> {
     assert!(output.status.success(), "{}", text(&output.stderr));
     output.stdout
 }
+
+#[test]
+fn model_spellings_are_switchable_and_the_collector_normalises_them() {
+    let sim = start_sim(&["--instances", "60", "--seed", "8", "--model-enums"]);
+    let walk = py_json(&sim.url, "sim_walk.py", &[]);
+    let states: BTreeSet<&str> = walk["patches"].as_array().expect("patches").iter().filter_map(|p| p["state"].as_str()).collect();
+    assert!(states.contains("INSTALLED") && states.contains("MISSING"), "{states:?}");
+    assert!(walk["instances"].as_array().expect("instances").iter().any(|i| i["platform"] == "Windows"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("h");
+    ok(patchtrail(&sim.url, &["collect", "--store", store.to_str().expect("utf8"), "--format", "jsonl"]));
+    let stored: BTreeSet<String> = stored_view(&store).values().map(|v| v.0.clone()).collect();
+    assert!(stored.contains("Installed") && stored.contains("Missing"), "one documented spelling: {stored:?}");
+    assert!(stored.iter().all(|s| !s.contains('_') && !s.chars().all(|c| c.is_ascii_uppercase())), "{stored:?}");
+}

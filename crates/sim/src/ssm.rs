@@ -58,6 +58,27 @@ fn optional_int(body: &Map<String, Value>, member: &str) -> Result<Option<i64>, 
     }
 }
 
+/// `MaxResults`, checked against the service's range; 50 when absent.
+fn page_size(body: &Map<String, Value>, max: i64) -> Result<usize, WireResponse> {
+    match optional_int(body, "MaxResults")? {
+        Some(n) => match range_error("maxResults", n, 10, max) {
+            Some(e) => Err(e),
+            None => Ok(n as usize),
+        },
+        None => Ok(50),
+    }
+}
+
+/// The offset a `NextToken` continues from (0 without one), if it belongs to this request.
+fn page_offset(body: &Map<String, Value>, fingerprint: u64) -> Result<usize, WireResponse> {
+    match optional_str(body, "NextToken")? {
+        None | Some("") => Ok(0),
+        Some(t) => PageToken::decode(t, fingerprint)
+            .map(|o| o as usize)
+            .ok_or_else(|| WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid.")),
+    }
+}
+
 fn optional_str<'a>(body: &'a Map<String, Value>, member: &str) -> Result<Option<&'a str>, WireResponse> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
@@ -153,51 +174,29 @@ fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
 }
 
 pub fn describe_instance_patches(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
-    let instance_id = match optional_str(body, "InstanceId") {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            return validation(
-                "Value null at 'instanceId' failed to satisfy constraint: Member must not be null".into(),
-            );
-        }
-        Err(e) => return e,
-    };
+    instance_patches_page(sim, body, date).unwrap_or_else(|e| e)
+}
+
+fn instance_patches_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> Result<WireResponse, WireResponse> {
+    let instance_id = optional_str(body, "InstanceId")?.ok_or_else(|| {
+        validation("Value null at 'instanceId' failed to satisfy constraint: Member must not be null".into())
+    })?;
     if !valid_instance_id(instance_id) {
-        return invalid_id_message(instance_id);
+        return Err(invalid_id_message(instance_id));
     }
-    let filters = match parse_filters(body) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    let page_size = match optional_int(body, "MaxResults") {
-        Ok(Some(n)) => match range_error("maxResults", n, 10, 50) {
-            Some(e) => return e,
-            None => n as usize,
-        },
-        Ok(None) => 50,
-        Err(e) => return e,
-    };
-    let token = match optional_str(body, "NextToken") {
-        Ok(t) => t,
-        Err(e) => return e,
-    };
+    let filters = parse_filters(body)?;
+    let page_size = page_size(body, 50)?;
     let profile = sim.profile(instance_id);
     if !profile.managed {
-        return WireResponse::json_error(
+        return Err(WireResponse::json_error(
             400,
             "InvalidInstanceId",
             &format!("Instance {instance_id} is not managed by Systems Manager or does not belong to this account."),
-        );
+        ));
     }
     let filter_text = body.get("Filters").map(Value::to_string).unwrap_or_default();
     let fingerprint = combine(of_str(instance_id), &[of_str(&filter_text), 0xd1]);
-    let offset = match token.filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => match PageToken::decode(t, fingerprint) {
-            Some(o) => o as usize,
-            None => return WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid."),
-        },
-    };
+    let offset = page_offset(body, fingerprint)?;
     let patches: Vec<InstancePatch> = instance_patches(sim.config.seed, &profile, date)
         .into_iter()
         .filter(|p| filters.iter().all(|f| f.admits(p)))
@@ -209,7 +208,7 @@ pub fn describe_instance_patches(sim: &Sim, body: &Map<String, Value>, date: Nai
     if end < patches.len() {
         out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
     }
-    WireResponse::json(out)
+    Ok(WireResponse::json(out))
 }
 
 /// Counts of one instance's patches, as `DescribeInstancePatchStates` reports them.
@@ -282,41 +281,31 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
 }
 
 pub fn describe_instance_patch_states(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
+    patch_states_page(sim, body, date).unwrap_or_else(|e| e)
+}
+
+fn patch_states_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> Result<WireResponse, WireResponse> {
     let ids: Vec<&str> = match body.get("InstanceIds") {
         None | Some(Value::Null) => {
-            return validation(
+            return Err(validation(
                 "Value null at 'instanceIds' failed to satisfy constraint: Member must not be null".into(),
-            );
+            ));
         }
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        Some(_) => return WireResponse::json_error(400, "SerializationException", "InstanceIds must be a list"),
+        Some(_) => return Err(WireResponse::json_error(400, "SerializationException", "InstanceIds must be a list")),
     };
     if ids.len() > 50 {
-        return validation(format!(
+        return Err(validation(format!(
             "Value '[{}]' at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50",
             ids.len()
-        ));
+        )));
     }
     if let Some(bad) = ids.iter().find(|id| !valid_instance_id(id)) {
-        return invalid_id_message(bad);
+        return Err(invalid_id_message(bad));
     }
-    let page_size = match optional_int(body, "MaxResults") {
-        Ok(Some(n)) => match range_error("maxResults", n, 10, 100) {
-            Some(e) => return e,
-            None => n as usize,
-        },
-        Ok(None) => 50,
-        Err(e) => return e,
-    };
+    let page_size = page_size(body, 100)?;
     let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
-    let offset = match optional_str(body, "NextToken") {
-        Err(e) => return e,
-        Ok(None) | Ok(Some("")) => 0,
-        Ok(Some(t)) => match PageToken::decode(t, fingerprint) {
-            Some(o) => o as usize,
-            None => return WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid."),
-        },
-    };
+    let offset = page_offset(body, fingerprint)?;
     // Instances SSM does not manage are left out of the answer, as the service does.
     let managed: Vec<(&str, SsmProfile)> =
         ids.iter().map(|id| (*id, sim.profile(id))).filter(|(_, p)| p.managed).collect();
@@ -331,7 +320,7 @@ pub fn describe_instance_patch_states(sim: &Sim, body: &Map<String, Value>, date
     if end < managed.len() {
         out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
     }
-    WireResponse::json(out)
+    Ok(WireResponse::json(out))
 }
 
 /// Dispatches one awsJson1_1 request by its `X-Amz-Target` operation.

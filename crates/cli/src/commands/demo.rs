@@ -54,7 +54,10 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
         .credentials_provider(Credentials::new("demo", "demo", None, None, "patchtrail-demo"))
         .load()
         .await;
-    let options = CollectOptions { concurrency: 16, ..CollectOptions::default() };
+    let mut options = CollectOptions { concurrency: 16, ..CollectOptions::default() };
+    if args.all_classifications {
+        options.classifications.clear();
+    }
     let progress = Arc::new(Progress::default());
     let fleet = AwsFleet::new(&config, &options, progress.clone())?;
     let store = Store::open(&args.store, &AwsAccess::default())?;
