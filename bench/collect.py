@@ -21,7 +21,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
-from common import aws_env, start_sim
+from common import aws_env, print_table, start_sim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -154,10 +154,7 @@ def main():
         rows.append((f"simulator, {args.sim_instances} instances, collected at concurrency 64", f"{secs:.1f} s",
                      f"{served / secs:,.0f} requests/s on loopback (collector on the same 2 cores); simulator peak RSS {sim_rss:.0f} MiB"))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark':<{width}}  {'time':>8}  result")
-    for name, t, result in rows:
-        print(f"{name:<{width}}  {t:>8}  {result}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -17,3 +17,11 @@ def aws_env(url):
                AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
     env.pop("AWS_PROFILE", None)
     return env
+
+
+def print_table(rows):
+    """Rows of (benchmark, time, result), aligned."""
+    width = max([len("benchmark")] + [len(r[0]) for r in rows])
+    print(f"{'benchmark':<{width}}  {'time':>8}  result")
+    for name, t, result in rows:
+        print(f"{name:<{width}}  {t:>8}  {result}")

@@ -18,7 +18,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
 import duck_reports  # noqa: E402
-from common import aws_env, start_sim  # noqa: E402
+from common import aws_env, print_table, start_sim  # noqa: E402
 
 
 def best_of(n, fn):
@@ -39,7 +39,8 @@ def run(binary, *args, env=None):
 
 def data_bytes(store, prefixes):
     total = 0
-    for m in glob.glob(f"{store}/**/runs/**/*.json", recursive=True) + glob.glob(f"{store}/runs/**/*.json", recursive=True):
+    # `**` also matches no folder, so this finds runs/ and _patchtrail/runs/ alike, each once
+    for m in set(glob.glob(f"{store}/**/runs/**/*.json", recursive=True)):
         for o in json.load(open(m))["objects"]:
             if o["key"].startswith(prefixes):
                 total += o["size"]
@@ -94,10 +95,7 @@ def main():
             sim.terminate()
             sim.wait()
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark':<{width}}  {'time':>8}  result")
-    for name, t, result in rows:
-        print(f"{name:<{width}}  {t:>8}  {result}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -124,18 +124,20 @@ impl Intercept for AttemptCounter {
 }
 
 /// The AWS account and region patchtrail reads from, with its clients and pacers.
+/// Cheap to clone: clones share clients, pacers and counters.
+#[derive(Clone)]
 pub struct AwsFleet {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
     region: String,
     progress: Arc<Progress>,
-    ec2_pacer: Option<Pacer>,
-    patches_pacer: Option<Pacer>,
-    states_pacer: Option<Pacer>,
+    ec2_pacer: Option<Arc<Pacer>>,
+    patches_pacer: Option<Arc<Pacer>>,
+    states_pacer: Option<Arc<Pacer>>,
 }
 
-async fn paced(pacer: &Option<Pacer>) {
+async fn paced(pacer: &Option<Arc<Pacer>>) {
     if let Some(p) = pacer {
         p.wait().await;
     }
@@ -162,7 +164,7 @@ impl AwsFleet {
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(config).retry_config(retry).interceptor(AttemptCounter(progress.clone())).build(),
         );
-        let pacer = || options.max_tps.map(Pacer::new);
+        let pacer = || options.max_tps.map(|tps| Arc::new(Pacer::new(tps)));
         Ok(AwsFleet {
             ec2,
             ssm,

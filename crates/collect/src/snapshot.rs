@@ -13,6 +13,7 @@ use futures::{stream, StreamExt};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 use patchtrail_store::{CommittedRun, RunStart, Store};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The instant a snapshot represents, and who it was collected from.
 struct RunIdentity {
@@ -171,16 +172,25 @@ pub async fn collect_snapshot(
         account_id,
         region: fleet.region().to_string(),
     };
-    let classifications = &options.classifications;
+    // Each instance is its own task, so that request signing and response parsing spread over
+    // all cores instead of being polled inside one task.
+    let classifications = Arc::new(options.classifications.clone());
     let mut results = stream::iter(instances)
-        .map(|ec2| async move {
-            let result = fleet.patches(&ec2.instance_id, classifications).await;
-            (ec2, result)
+        .map(|ec2| {
+            let (fleet, classifications) = (fleet.clone(), classifications.clone());
+            tokio::spawn(async move {
+                let result = fleet.patches(&ec2.instance_id, &classifications).await;
+                (ec2, result)
+            })
         })
         .buffer_unordered(concurrency);
 
     let mut errors = Vec::new();
-    while let Some((ec2, result)) = results.next().await {
+    while let Some(joined) = results.next().await {
+        let (ec2, result) = joined.map_err(|e| CollectError::Aws {
+            operation: "ssm:DescribeInstancePatches",
+            error: CallError { code: "TaskFailed".into(), message: e.to_string() },
+        })?;
         // Stop between objects: what is written is whole, and without a manifest it is not history.
         if stop.is_stopped() {
             return Err(CollectError::Stopped);
