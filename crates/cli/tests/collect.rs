@@ -12,15 +12,7 @@ use std::time::Duration;
 
 /// (instance, kb) → (state, installed epoch), as boto3 read it.
 fn boto3_rows(walk: &Value) -> BTreeMap<(String, String), (String, Option<i64>)> {
-    walk["patches"]
-        .as_array()
-        .expect("patches")
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-            ((s("instance_id"), s("kb_id")), (s("state"), p["installed_epoch"].as_i64()))
-        })
-        .collect()
+    boto3_view(walk).into_iter().map(|(key, view)| (key, (view.0, view.1))).collect()
 }
 
 fn duckdb_rows(read: &Value) -> BTreeMap<(String, String), (String, Option<i64>)> {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 fn as_u64(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
@@ -60,24 +60,6 @@ fn boto3_parses_every_answer_and_errors_surface_as_the_modeled_exceptions() {
     assert!(probe["max_results_100"]["message"].as_str().unwrap_or("").contains("less than or equal to 50"));
     assert_eq!(probe["unmanaged_is_modeled_exception"], true);
     assert_eq!(probe["bad_token_is_modeled_exception"], true);
-}
-
-/// (instance, kb) → (state, installed epoch, classification, severity, title, cve ids)
-type PatchView = BTreeMap<(String, String), (String, Option<i64>, String, String, String, Option<String>)>;
-
-fn boto3_view(walk: &Value) -> PatchView {
-    walk["patches"]
-        .as_array()
-        .expect("patches")
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-            (
-                (s("instance_id"), s("kb_id")),
-                (s("state"), p["installed_epoch"].as_i64(), s("classification"), s("severity"), s("title"), p["cve_ids"].as_str().map(str::to_string)),
-            )
-        })
-        .collect()
 }
 
 fn jsonl_rows(store: &std::path::Path, table: &str) -> Vec<Value> {

@@ -77,6 +77,16 @@ impl LoadedHistory {
         Ok(Table { name: name.to_string(), schema, batches })
     }
 
+    /// Registers a computed table under `name`, so that a follow-up query reads its rows instead
+    /// of computing them again from the store.
+    fn keep(&self, name: &str, table: &Table) -> Result<(), QueryError> {
+        let engine = |e: datafusion::error::DataFusionError| QueryError::Engine(e.to_string());
+        let mem = datafusion::datasource::MemTable::try_new(table.schema.clone(), vec![table.batches.clone()]).map_err(engine)?;
+        self.ctx.deregister_table(name).map_err(engine)?;
+        self.ctx.register_table(name, std::sync::Arc::new(mem)).map_err(engine)?;
+        Ok(())
+    }
+
     fn require_runs(&self) -> Result<(), QueryError> {
         if self.runs.is_empty() {
             return Err(QueryError::EmptyStore { store: self.store_url.clone() });
@@ -120,6 +130,7 @@ impl LoadedHistory {
         let instances = self
             .query("instances", &format!("SELECT * FROM ({per_instance}) ORDER BY missing_critical DESC, missing DESC, failed DESC, instance_id"))
             .await?;
+        self.keep("_summary", &instances)?;
         let totals = self
             .query(
                 "fleet",
@@ -133,7 +144,7 @@ impl LoadedHistory {
                        SUM(installed) AS installed, SUM(missing) AS missing, SUM(failed) AS failed,
                        SUM(pending_reboot) AS pending_reboot, SUM(missing_critical) AS missing_critical,
                        SUM(missing_security) AS missing_security
-                     FROM ({per_instance})"
+                     FROM _summary"
                 ),
             )
             .await?;
@@ -186,9 +197,8 @@ impl LoadedHistory {
                AND date_part('epoch', ia.snapshot_time) - date_part('epoch', ia.last_scan_time) <= {stale}"
         );
         let changes = self.query("changes", &format!("SELECT * FROM ({sql}) ORDER BY instance_id, change, kb_id")).await?;
-        let counts = self
-            .query("counts", &format!("SELECT change, COUNT(*) AS count FROM ({sql}) GROUP BY change ORDER BY change"))
-            .await?;
+        self.keep("_changes", &changes)?;
+        let counts = self.query("counts", "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change").await?;
         Ok(Report {
             title: format!("Changes from {from_label} to {to_label}"),
             subtitle: format!("From {} to {}", Self::describe(&a), Self::describe(&b)),

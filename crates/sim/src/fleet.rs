@@ -212,11 +212,6 @@ impl Fleet {
     pub fn exists_on(instance: &Ec2Instance, date: NaiveDate) -> bool {
         instance.launch_day <= date && instance.terminated_on.is_none_or(|t| date < t)
     }
-
-    /// Index of a simulated instance id, if it is one (scans the fleet; used only for id filters).
-    pub fn index_of(&self, instance_id: &str) -> Option<u64> {
-        (0..self.size).find(|i| self.instance_id(*i) == instance_id)
-    }
 }
 
 #[cfg(test)]

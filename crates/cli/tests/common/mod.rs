@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -155,4 +156,22 @@ pub fn manifests(store: &Path) -> Vec<PathBuf> {
 
 pub fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("read json")).expect("parse json")
+}
+
+/// (instance, kb) → (state, installed epoch, classification, severity, title, cve ids)
+pub type PatchView = BTreeMap<(String, String), (String, Option<i64>, String, String, String, Option<String>)>;
+
+pub fn boto3_view(walk: &Value) -> PatchView {
+    walk["patches"]
+        .as_array()
+        .expect("patches")
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (
+                (s("instance_id"), s("kb_id")),
+                (s("state"), p["installed_epoch"].as_i64(), s("classification"), s("severity"), s("title"), p["cve_ids"].as_str().map(str::to_string)),
+            )
+        })
+        .collect()
 }
