@@ -50,6 +50,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print CREATE EXTERNAL TABLE statements for Athena over the store's layout.
     AthenaDdl(AthenaDdlArgs),
+    /// Commit snapshots given as JSON lines (one run per line): backfill history from another source.
+    Import(ImportArgs),
     /// Run collect on an EventBridge Scheduler expression until SIGTERM (for servers, containers, systemd).
     Schedule(ScheduleArgs),
 }
@@ -78,6 +80,17 @@ pub struct OutputArgs {
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     pub output: Option<std::path::PathBuf>,
+    /// The table csv, json and jsonl carry [default: the report's main table], e.g. fleet.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArg {
+    /// A last scan older than this many days makes an instance's compliance unknown
+    /// (docs/semantics.md §4.1).
+    #[arg(long, default_value_t = patchtrail_query::DEFAULT_STALE_DAYS)]
+    pub stale_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -103,19 +116,21 @@ pub enum ReportKind {
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
+        stale: StaleArg,
+        #[command(flatten)]
         store: StoreArg,
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Patches newly missing, installed or failed; instances that appeared, disappeared, stopped reporting.
+    /// Every change between two dates: patches newly missing, installed, regressed, failed, rebooted, version changes;
+    /// instances that appeared, disappeared, stopped or resumed reporting.
     Diff {
         #[arg(long)]
         from: String,
         #[arg(long)]
         to: String,
-        /// A last scan older than this many days counts as stale.
-        #[arg(long, default_value_t = 7)]
-        stale_days: u32,
+        #[command(flatten)]
+        stale: StaleArg,
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
@@ -130,6 +145,8 @@ pub enum ReportKind {
         #[arg(long)]
         kb: Option<String>,
         #[command(flatten)]
+        stale: StaleArg,
+        #[command(flatten)]
         store: StoreArg,
         #[command(flatten)]
         output: OutputArgs,
@@ -143,10 +160,29 @@ pub enum ReportKind {
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
+        stale: StaleArg,
+        #[command(flatten)]
         store: StoreArg,
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Each line is one run, committed in file order:\n  \
+{\"snapshot_time\":\"2026-03-01T06:00:00Z\",\"account_id\":\"123456789012\",\"region\":\"us-east-1\",\n   \
+\"instances\":[{\"instance_id\":\"i-0123456789abcdef0\",\"name\":\"web-1\",\"last_scan_time\":\"2026-02-28T03:00:00Z\",\n     \
+\"patches\":[{\"kb_id\":\"KB5034441\",\"title\":\"…\",\"classification\":\"SecurityUpdates\",\"severity\":\"Critical\",\n                 \
+\"state\":\"Missing\",\"installed_time\":null,\"cve_ids\":null}]}]}\n\
+Instance fields are the instances table's columns (README, Data layout); absent ones are null.")]
+pub struct ImportArgs {
+    /// JSON-lines file of runs, or - for stdin.
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// On-disk format of the runs written.
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl", "seed"])]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -20,17 +20,25 @@ pub struct Failure {
 
 impl Failure {
     pub fn bad_input(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), exit_code: EXIT_BAD_INPUT }
+        Failure {
+            message: message.into(),
+            exit_code: EXIT_BAD_INPUT,
+        }
     }
 
     pub fn other(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), exit_code: EXIT_FAILURE }
+        Failure {
+            message: message.into(),
+            exit_code: EXIT_FAILURE,
+        }
     }
 }
 
 fn store_code(e: &StoreError) -> u8 {
     match e {
-        StoreError::BadUrl { .. } | StoreError::LocalFolder { .. } | StoreError::NoSuchBucket { .. } => EXIT_BAD_INPUT,
+        StoreError::BadUrl { .. }
+        | StoreError::LocalFolder { .. }
+        | StoreError::NoSuchBucket { .. } => EXIT_BAD_INPUT,
         StoreError::AccessDenied { .. } => EXIT_ACCESS,
         _ => EXIT_FAILURE,
     }
@@ -38,14 +46,19 @@ fn store_code(e: &StoreError) -> u8 {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        Failure { exit_code: store_code(&e), message: e.to_string() }
+        Failure {
+            exit_code: store_code(&e),
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<CollectError> for Failure {
     fn from(e: CollectError) -> Failure {
         let exit_code = match &e {
-            CollectError::BadInput { .. } | CollectError::NoRegion | CollectError::UnknownRegion(_) => EXIT_BAD_INPUT,
+            CollectError::BadInput { .. }
+            | CollectError::NoRegion
+            | CollectError::UnknownRegion(_) => EXIT_BAD_INPUT,
             CollectError::NoCredentials(_) | CollectError::InvalidCredentials(_) => EXIT_ACCESS,
             CollectError::Aws { error, .. }
                 if error.code.contains("AccessDenied") || error.code == "UnauthorizedOperation" =>
@@ -56,18 +69,26 @@ impl From<CollectError> for Failure {
             CollectError::Aws { .. } => EXIT_FAILURE,
             CollectError::Stopped => EXIT_STOPPED,
         };
-        Failure { message: e.to_string(), exit_code }
+        Failure {
+            message: e.to_string(),
+            exit_code,
+        }
     }
 }
 
 impl From<QueryError> for Failure {
     fn from(e: QueryError) -> Failure {
         let exit_code = match &e {
-            QueryError::EmptyStore { .. } | QueryError::BeforeFirst { .. } | QueryError::BadInput { .. } => EXIT_BAD_INPUT,
+            QueryError::EmptyStore { .. }
+            | QueryError::BeforeFirst { .. }
+            | QueryError::BadInput { .. } => EXIT_BAD_INPUT,
             QueryError::Store(s) => store_code(s),
             QueryError::Engine(_) | QueryError::Render(_) => EXIT_FAILURE,
         };
-        Failure { message: e.to_string(), exit_code }
+        Failure {
+            message: e.to_string(),
+            exit_code,
+        }
     }
 }
 

@@ -19,9 +19,14 @@ fn init_logging(cli: &Cli) {
         (false, 0, LogFormat::Json) | (false, 1, _) => "info",
         (false, _, _) => "debug",
     };
-    let filter = EnvFilter::try_from_env("PATCHTRAIL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},aws_smithy_runtime=error,aws_config=error,hyper=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("PATCHTRAIL_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default},aws_smithy_runtime=error,aws_config=error,hyper=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_target(false).compact().init(),
@@ -31,7 +36,10 @@ fn init_logging(cli: &Cli) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -47,7 +55,10 @@ fn main() -> ExitCode {
             Command::Sql(args) => commands::report::sql(args).await,
             Command::Verify(args) => commands::report::verify(args).await,
             Command::AthenaDdl(args) => commands::report::athena(args),
-            Command::Schedule(args) => commands::schedule::run(args, cli.log_format, cli.quiet).await,
+            Command::Import(args) => commands::import::run(args).await,
+            Command::Schedule(args) => {
+                commands::schedule::run(args, cli.log_format, cli.quiet).await
+            }
         }
     });
     match result {

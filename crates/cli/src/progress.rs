@@ -28,7 +28,10 @@ impl ProgressView {
     /// A bar when stderr is a terminal and text logs are on; otherwise a log line every 10 s.
     pub fn start(progress: Arc<Progress>, text_logs: bool, quiet: bool) -> ProgressView {
         if quiet {
-            return ProgressView { task: tokio::spawn(async {}), bar: None };
+            return ProgressView {
+                task: tokio::spawn(async {}),
+                bar: None,
+            };
         }
         if text_logs && std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -45,7 +48,10 @@ impl ProgressView {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
-            return ProgressView { task, bar: Some(view_bar) };
+            return ProgressView {
+                task,
+                bar: Some(view_bar),
+            };
         }
         let task = tokio::spawn(async move {
             loop {

@@ -30,7 +30,9 @@ pub async fn shutdown_signal() {
 pub fn stop_on_signal(stop: StopSignal) -> JoinHandle<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::warn!("stop requested: finishing the object being written, then stopping without committing");
+        tracing::warn!(
+            "stop requested: finishing the object being written, then stopping without committing"
+        );
         stop.stop();
     })
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 /// (instance, kb) → (state, installed epoch), as boto3 read it.
 fn boto3_rows(walk: &Value) -> BTreeMap<(String, String), (String, Option<i64>)> {
-    boto3_view(walk).into_iter().map(|(key, view)| (key, (view.0, view.1))).collect()
+    boto3_view(walk)
+        .into_iter()
+        .map(|(key, view)| (key, (view.0, view.1)))
+        .collect()
 }
 
 fn duckdb_rows(read: &Value) -> BTreeMap<(String, String), (String, Option<i64>)> {
@@ -38,13 +41,31 @@ fn every_format_stores_every_patch_exactly_once_and_duckdb_and_pyarrow_read_it()
     for format in ["parquet", "jsonl", "seed"] {
         let store = dir.path().join(format);
         let store_arg = store.to_str().expect("utf8");
-        ok(patchtrail(&sim.url, &["collect", "--store", store_arg, "--format", format]));
+        ok(patchtrail(
+            &sim.url,
+            &["collect", "--store", store_arg, "--format", format],
+        ));
         let read = py_json(&sim.url, "read_store.py", &[store_arg, format]);
-        assert_eq!(read["duckdb"]["rows"].as_u64(), Some(patch_count as u64), "{format}: DuckDB row count");
-        assert_eq!(duckdb_rows(&read), expected, "{format}: the rows boto3 reads");
+        assert_eq!(
+            read["duckdb"]["rows"].as_u64(),
+            Some(patch_count as u64),
+            "{format}: DuckDB row count"
+        );
+        assert_eq!(
+            duckdb_rows(&read),
+            expected,
+            "{format}: the rows boto3 reads"
+        );
         if format != "seed" {
-            assert_eq!(read["duckdb"]["distinct"], read["duckdb"]["rows"], "{format}: no duplicates");
-            assert_eq!(read["pyarrow"]["rows"].as_u64(), Some(patch_count as u64), "{format}: pyarrow row count");
+            assert_eq!(
+                read["duckdb"]["distinct"], read["duckdb"]["rows"],
+                "{format}: no duplicates"
+            );
+            assert_eq!(
+                read["pyarrow"]["rows"].as_u64(),
+                Some(patch_count as u64),
+                "{format}: pyarrow row count"
+            );
             assert_eq!(
                 read["pyarrow"]["instances"].as_u64(),
                 walk["instances"].as_array().map(|a| a.len() as u64),
@@ -57,17 +78,27 @@ fn every_format_stores_every_patch_exactly_once_and_duckdb_and_pyarrow_read_it()
             assert_eq!(types["installed_time"], "timestamp[us, tz=UTC]");
             assert_eq!(types["kb_id"], "string");
             assert_eq!(types["year"], "int32", "hive partition column");
-            assert_eq!(read["duckdb"]["types"]["installed_time"], "TIMESTAMP WITH TIME ZONE");
+            assert_eq!(
+                read["duckdb"]["types"]["installed_time"],
+                "TIMESTAMP WITH TIME ZONE"
+            );
         }
         let manifests = manifests(&store);
         assert_eq!(manifests.len(), 1, "{format}: one committed run");
         let manifest = read_json(&manifests[0]);
-        assert_eq!(manifest["counts"]["patches"].as_u64(), Some(patch_count as u64));
+        assert_eq!(
+            manifest["counts"]["patches"].as_u64(),
+            Some(patch_count as u64)
+        );
         assert_eq!(manifest["format"], format);
         for object in manifest["objects"].as_array().expect("objects") {
             let key = object["key"].as_str().expect("key");
             let bytes = std::fs::read(store.join(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
-            assert_eq!(object["size"].as_u64(), Some(bytes.len() as u64), "{key} size");
+            assert_eq!(
+                object["size"].as_u64(),
+                Some(bytes.len() as u64),
+                "{key} size"
+            );
         }
     }
 }
@@ -78,47 +109,110 @@ fn seed_format_writes_the_seeds_keys_and_bodies() {
     let walk = py_json(&sim.url, "sim_walk.py", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("seed");
-    ok(patchtrail(&sim.url, &["collect", "--store", store.to_str().expect("utf8"), "--format", "seed"]));
+    ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--format",
+            "seed",
+        ],
+    ));
     let today = chrono::Utc::now().date_naive();
     let day = store.join(today.format("year=%Y/month=%m/day=%d").to_string());
     let mut pages_per_instance: BTreeMap<String, u64> = BTreeMap::new();
     for entry in std::fs::read_dir(&day).expect("day partition") {
         let folder = entry.expect("entry").path();
-        let name = folder.file_name().and_then(|n| n.to_str()).expect("name").to_string();
-        let instance = name.strip_prefix("instanceid=").unwrap_or_else(|| panic!("unexpected folder {name}")).to_string();
+        let name = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        let instance = name
+            .strip_prefix("instanceid=")
+            .unwrap_or_else(|| panic!("unexpected folder {name}"))
+            .to_string();
         for page in std::fs::read_dir(&folder).expect("pages") {
             let page = page.expect("page").path();
             let uuid = page.file_name().and_then(|n| n.to_str()).expect("uuid");
             assert!(
-                uuid.len() == 36 && uuid.chars().filter(|c| *c == '-').count() == 4 && uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+                uuid.len() == 36
+                    && uuid.chars().filter(|c| *c == '-').count() == 4
+                    && uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
                 "object name is a uuid: {uuid}"
             );
-            let body: Value = serde_json::from_slice(&std::fs::read(&page).expect("read")).expect("json body");
+            let body: Value =
+                serde_json::from_slice(&std::fs::read(&page).expect("read")).expect("json body");
             let top: Vec<&String> = body.as_object().expect("object").keys().collect();
             assert_eq!(top, vec!["Patches"], "body shape");
             for p in body["Patches"].as_array().expect("list") {
-                let keys: Vec<&str> = p.as_object().expect("patch").keys().map(String::as_str).collect();
-                for required in ["Classification", "InstalledTime", "KbId", "Severity", "State", "Title"] {
+                let keys: Vec<&str> = p
+                    .as_object()
+                    .expect("patch")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                for required in [
+                    "Classification",
+                    "InstalledTime",
+                    "KbId",
+                    "Severity",
+                    "State",
+                    "Title",
+                ] {
                     assert!(keys.contains(&required), "{required} in {keys:?}");
                 }
-                assert!(keys.iter().all(|k| ["Classification", "CveIds", "InstalledTime", "KbId", "Severity", "State", "Title"].contains(k)));
+                assert!(keys.iter().all(|k| {
+                    [
+                        "Classification",
+                        "CveIds",
+                        "InstalledTime",
+                        "KbId",
+                        "Severity",
+                        "State",
+                        "Title",
+                    ]
+                    .contains(k)
+                }));
                 let t = p["InstalledTime"].as_str().expect("ISO time");
                 assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
             }
             *pages_per_instance.entry(instance.clone()).or_default() += 1;
         }
     }
-    let expected: BTreeMap<String, u64> =
-        walk["pages"].as_object().expect("pages").iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
-    assert_eq!(pages_per_instance, expected, "one object per API page, per managed instance");
+    let expected: BTreeMap<String, u64> = walk["pages"]
+        .as_object()
+        .expect("pages")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        pages_per_instance, expected,
+        "one object per API page, per managed instance"
+    );
     assert_eq!(manifests(&store).len(), 1);
-    assert!(manifests(&store)[0].to_string_lossy().contains("_patchtrail/runs/"), "manifest hidden from Hive tables");
+    assert!(
+        manifests(&store)[0]
+            .to_string_lossy()
+            .contains("_patchtrail/runs/"),
+        "manifest hidden from Hive tables"
+    );
 }
 
 /// Runs patchtrail with `env` on top of a scrubbed environment.
 fn run_with(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(patchtrail_bin());
-    for var in ["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "PATCHTRAIL_STORE"] {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "PATCHTRAIL_STORE",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
@@ -139,21 +233,89 @@ fn bad_input_gets_one_clear_line_a_nonzero_exit_and_writes_nothing() {
     let store = dir.path().join("store");
     let store_arg = store.to_str().expect("utf8");
     let under_file = format!("{}/sub", blocker.display());
-    let sim_env: [(&str, &str); 4] =
-        [("AWS_ENDPOINT_URL", &sim.url), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")];
+    let sim_env: [(&str, &str); 4] = [
+        ("AWS_ENDPOINT_URL", &sim.url),
+        ("AWS_ACCESS_KEY_ID", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_REGION", "us-east-1"),
+    ];
     let no_creds: [(&str, &str); 2] = [("AWS_ENDPOINT_URL", &sim.url), ("AWS_REGION", "us-east-1")];
-    let real_aws_region: [(&str, &str); 3] = [("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-99")];
+    let real_aws_region: [(&str, &str); 3] = [
+        ("AWS_ACCESS_KEY_ID", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_REGION", "us-east-99"),
+    ];
     let cases: Vec<(&str, &[(&str, &str)], Vec<&str>, i32, &str)> = vec![
-        ("tag without value", &sim_env, vec!["--tag", "CheckPatch"], 2, "--tag 'CheckPatch'"),
-        ("classification case", &sim_env, vec!["--classification", "securityupdates"], 2, "did you mean 'SecurityUpdates'"),
-        ("malformed input json", &sim_env, vec!["--input-json", "{\"s3_bucket\": "], 2, "--input-json"),
-        ("unknown input key", &sim_env, vec!["--input-json", "{\"s3_bukket\":\"b/\"}"], 2, "s3_bukket"),
-        ("unwritable folder", &sim_env, vec!["--store", &under_file], 2, "cannot use folder"),
-        ("unknown scheme", &sim_env, vec!["--store", "gs://bucket/x"], 2, "gs://"),
-        ("unknown region", &real_aws_region, vec![], 2, "unknown AWS region 'us-east-99'"),
-        ("no region", &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")], vec![], 2, "no AWS region"),
-        ("no credentials", &no_creds, vec![], 4, "no usable AWS credentials"),
-        ("zero rate", &sim_env, vec!["--max-tps", "0"], 2, "--max-tps"),
+        (
+            "tag without value",
+            &sim_env,
+            vec!["--tag", "CheckPatch"],
+            2,
+            "--tag 'CheckPatch'",
+        ),
+        (
+            "classification case",
+            &sim_env,
+            vec!["--classification", "securityupdates"],
+            2,
+            "did you mean 'SecurityUpdates'",
+        ),
+        (
+            "malformed input json",
+            &sim_env,
+            vec!["--input-json", "{\"s3_bucket\": "],
+            2,
+            "--input-json",
+        ),
+        (
+            "unknown input key",
+            &sim_env,
+            vec!["--input-json", "{\"s3_bukket\":\"b/\"}"],
+            2,
+            "s3_bukket",
+        ),
+        (
+            "unwritable folder",
+            &sim_env,
+            vec!["--store", &under_file],
+            2,
+            "cannot use folder",
+        ),
+        (
+            "unknown scheme",
+            &sim_env,
+            vec!["--store", "gs://bucket/x"],
+            2,
+            "gs://",
+        ),
+        (
+            "unknown region",
+            &real_aws_region,
+            vec![],
+            2,
+            "unknown AWS region 'us-east-99'",
+        ),
+        (
+            "no region",
+            &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")],
+            vec![],
+            2,
+            "no AWS region",
+        ),
+        (
+            "no credentials",
+            &no_creds,
+            vec![],
+            4,
+            "no usable AWS credentials",
+        ),
+        (
+            "zero rate",
+            &sim_env,
+            vec!["--max-tps", "0"],
+            2,
+            "--max-tps",
+        ),
     ];
     for (name, env, extra, code, needle) in cases {
         let mut args = vec!["collect", "--store", store_arg];
@@ -163,10 +325,17 @@ fn bad_input_gets_one_clear_line_a_nonzero_exit_and_writes_nothing() {
         args.extend(extra);
         let out = run_with(env, &args);
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{name}: exit code; stderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name}: exit code; stderr: {stderr}"
+        );
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{name}: one line, got {stderr:?}");
-        assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{name}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{name}: {stderr}"
+        );
         assert!(manifests(&store).is_empty(), "{name}: no run was committed");
     }
 }
@@ -180,49 +349,98 @@ fn an_interrupted_run_is_invisible_and_its_retry_does_not_duplicate_data() {
     let mut cmd = Command::new(patchtrail_bin());
     aws_env(&mut cmd, &slow.url);
     let mut child = cmd
-        .args(["collect", "--store", store_arg, "--format", "seed", "--concurrency", "2"])
+        .args([
+            "collect",
+            "--store",
+            store_arg,
+            "--format",
+            "seed",
+            "--concurrency",
+            "2",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
     // Kill it once it has written some pages, long before it can finish.
-    let today = chrono::Utc::now().date_naive().format("year=%Y/month=%m/day=%d").to_string();
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("year=%Y/month=%m/day=%d")
+        .to_string();
     let day = store.join(&today);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&day).map(|d| d.count()).unwrap_or(0) < 5 {
-        assert!(std::time::Instant::now() < deadline, "the run wrote nothing in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run wrote nothing in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().expect("kill");
     let _ = child.wait();
-    assert!(manifests(&store).is_empty(), "a killed run leaves no manifest");
+    assert!(
+        manifests(&store).is_empty(),
+        "a killed run leaves no manifest"
+    );
     let written_before = count_files(&day);
     assert!(written_before > 0);
 
     let fast = start_sim(&["--instances", "300", "--seed", "23"]);
-    ok(patchtrail(&fast.url, &["collect", "--store", store_arg, "--format", "seed"]));
+    ok(patchtrail(
+        &fast.url,
+        &["collect", "--store", store_arg, "--format", "seed"],
+    ));
     let committed = manifests(&store);
     assert_eq!(committed.len(), 1);
     let manifest = read_json(&committed[0]);
-    assert!(manifest["run_id"].as_str().expect("id").ends_with("-01"), "the retry took the failed run's id");
+    assert!(
+        manifest["run_id"].as_str().expect("id").ends_with("-01"),
+        "the retry took the failed run's id"
+    );
     let objects = manifest["objects"].as_array().expect("objects");
-    let pages = objects.iter().filter(|o| !o["key"].as_str().unwrap_or("").starts_with("_patchtrail/")).count();
-    assert_eq!(count_files(&day), pages, "the retry overwrote the interrupted run's pages instead of adding to them");
+    let pages = objects
+        .iter()
+        .filter(|o| !o["key"].as_str().unwrap_or("").starts_with("_patchtrail/"))
+        .count();
+    assert_eq!(
+        count_files(&day),
+        pages,
+        "the retry overwrote the interrupted run's pages instead of adding to them"
+    );
 
     // A second run the same day is a new run, chained to the first.
-    ok(patchtrail(&fast.url, &["collect", "--store", store_arg, "--format", "seed"]));
+    ok(patchtrail(
+        &fast.url,
+        &["collect", "--store", store_arg, "--format", "seed"],
+    ));
     let committed = manifests(&store);
     assert_eq!(committed.len(), 2);
-    let second = committed.iter().map(|p| read_json(p)).find(|m| m["run_id"].as_str().unwrap_or("").ends_with("-02")).expect("run 02");
+    let second = committed
+        .iter()
+        .map(|p| read_json(p))
+        .find(|m| m["run_id"].as_str().unwrap_or("").ends_with("-02"))
+        .expect("run 02");
     let first_bytes = std::fs::read(&committed[0]).expect("first manifest");
     use sha2::Digest;
-    assert_eq!(second["previous"]["sha256"].as_str(), Some(hex::encode(sha2::Sha256::digest(&first_bytes)).as_str()));
+    assert_eq!(
+        second["previous"]["sha256"].as_str(),
+        Some(hex::encode(sha2::Sha256::digest(&first_bytes)).as_str())
+    );
 }
 
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| {
-            entries.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
         })
         .unwrap_or(0)
 }
@@ -233,11 +451,25 @@ fn dry_run_lists_the_targets_and_writes_nothing() {
     let walk = py_json(&sim.url, "sim_walk.py", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
-    let out = ok(patchtrail(&sim.url, &["collect", "--dry-run", "--store", store.to_str().expect("utf8")]));
+    let out = ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--dry-run",
+            "--store",
+            store.to_str().expect("utf8"),
+        ],
+    ));
     for i in walk["instances"].as_array().expect("instances") {
-        assert!(out.contains(i["instance_id"].as_str().expect("id")), "{out}");
+        assert!(
+            out.contains(i["instance_id"].as_str().expect("id")),
+            "{out}"
+        );
     }
-    assert!(out.contains(&format!("{} instances carry tag CheckPatch", walk["instances"].as_array().map(Vec::len).unwrap_or(0))));
+    assert!(out.contains(&format!(
+        "{} instances carry tag CheckPatch",
+        walk["instances"].as_array().map(Vec::len).unwrap_or(0)
+    )));
     assert!(!store.exists(), "nothing written");
 }
 
@@ -246,9 +478,23 @@ fn json_logs_end_with_a_machine_readable_summary() {
     let sim = start_sim(&["--instances", "30", "--seed", "4"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
-    let out = ok(patchtrail(&sim.url, &["--log-format", "json", "collect", "--store", store.to_str().expect("utf8")]));
+    let out = ok(patchtrail(
+        &sim.url,
+        &[
+            "--log-format",
+            "json",
+            "collect",
+            "--store",
+            store.to_str().expect("utf8"),
+        ],
+    ));
     let summary: Value = serde_json::from_str(out.trim()).expect("one JSON summary on stdout");
     assert_eq!(summary["format"], "parquet");
     assert!(summary["counts"]["instances"].as_u64().unwrap_or(0) > 10);
-    assert!(summary["run_id"].as_str().unwrap_or("").ends_with("-123456789012-us-east-1-01"));
+    assert!(
+        summary["run_id"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("-123456789012-us-east-1-01")
+    );
 }

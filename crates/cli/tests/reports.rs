@@ -17,7 +17,19 @@ const INSTANCES: &str = "60";
 fn demo_history(dir: &Path) -> PathBuf {
     let store = dir.join("demo");
     let out = Command::new(patchtrail_bin())
-        .args(["demo", "--store", store.to_str().expect("utf8"), "--instances", INSTANCES, "--weeks", "6", "--until", "2026-11-23", "--seed", SEED])
+        .args([
+            "demo",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--instances",
+            INSTANCES,
+            "--weeks",
+            "6",
+            "--until",
+            "2026-11-23",
+            "--seed",
+            SEED,
+        ])
         .output()
         .expect("run demo");
     let stdout = ok(out);
@@ -26,12 +38,20 @@ fn demo_history(dir: &Path) -> PathBuf {
 }
 
 fn report(store: &Path, args: &[&str]) -> Value {
-    let out = Command::new(patchtrail_bin()).args(args).args(["--store", store.to_str().expect("utf8"), "--format", "json"]).output().expect("run");
+    let out = Command::new(patchtrail_bin())
+        .args(args)
+        .args(["--store", store.to_str().expect("utf8"), "--format", "json"])
+        .output()
+        .expect("run");
     serde_json::from_str(&ok(out)).expect("json report")
 }
 
 fn duck(store: &Path, args: &[&str]) -> Value {
-    py_json("http://127.0.0.1:9", "duck_reports.py", &[&[store.to_str().expect("utf8")], args].concat())
+    py_json(
+        "http://127.0.0.1:9",
+        "duck_reports.py",
+        &[&[store.to_str().expect("utf8")], args].concat(),
+    )
 }
 
 /// Rows as maps of the given columns, as text, sorted.
@@ -40,7 +60,16 @@ fn project(rows: &Value, columns: &[&str]) -> Vec<Vec<String>> {
         .as_array()
         .expect("rows")
         .iter()
-        .map(|r| columns.iter().map(|c| match &r[*c] { Value::Null => String::new(), Value::String(s) => s.clone(), v => v.to_string() }).collect())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match &r[*c] {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect()
+        })
         .collect();
     out.sort();
     out
@@ -53,44 +82,124 @@ fn summary_diff_trend_and_history_agree_with_duckdb() {
 
     let ours = report(&store, &["report", "summary", "--as-of", "2026-11-10"]);
     let theirs = duck(&store, &["summary", "2026-11-10T23:59:59Z"]);
-    let cols = ["instance_id", "installed", "missing", "failed", "pending_reboot", "missing_critical", "missing_security", "compliance"];
+    let cols = [
+        "instance_id",
+        "installed",
+        "missing",
+        "failed",
+        "pending_reboot",
+        "missing_critical",
+        "missing_security",
+        "compliance",
+    ];
     assert!(ours.as_array().map(Vec::len).unwrap_or(0) > 30);
-    assert_eq!(project(&ours, &cols), project(&theirs, &cols), "summary as of 2026-11-10");
-    assert!(ours.as_array().expect("rows").iter().all(|r| r["snapshot_time"].as_str().unwrap_or("").starts_with("2026-11-09")), "the snapshot in force on 2026-11-10");
+    assert_eq!(
+        project(&ours, &cols),
+        project(&theirs, &cols),
+        "summary as of 2026-11-10"
+    );
+    assert!(
+        ours.as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["snapshot_time"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("2026-11-09")),
+        "the snapshot in force on 2026-11-10"
+    );
 
-    let ours = report(&store, &["report", "diff", "--from", "2026-10-26", "--to", "2026-11-16"]);
-    let theirs = duck(&store, &["diff", "2026-10-26T23:59:59Z", "2026-11-16T23:59:59Z"]);
+    let ours = report(
+        &store,
+        &[
+            "report",
+            "diff",
+            "--from",
+            "2026-10-26",
+            "--to",
+            "2026-11-16",
+        ],
+    );
+    let theirs = duck(
+        &store,
+        &["diff", "2026-10-26T23:59:59Z", "2026-11-16T23:59:59Z"],
+    );
     let cols = ["instance_id", "kb_id", "change", "from_state", "to_state"];
-    let ours_rows: Vec<Vec<String>> = project(&ours, &cols).into_iter().filter(|r| r[2] != "stopped_reporting").collect();
-    assert!(ours_rows.iter().any(|r| r[2] == "newly_installed") && ours_rows.iter().any(|r| r[2] == "newly_missing"));
-    assert_eq!(ours_rows, project(&theirs, &cols), "diff 2026-10-26 → 2026-11-16");
+    let ours_rows: Vec<Vec<String>> = project(&ours, &cols)
+        .into_iter()
+        .filter(|r| r[2] != "stopped_reporting")
+        .collect();
+    assert!(
+        ours_rows.iter().any(|r| r[2] == "newly_installed")
+            && ours_rows.iter().any(|r| r[2] == "newly_missing")
+    );
+    assert_eq!(
+        ours_rows,
+        project(&theirs, &cols),
+        "diff 2026-10-26 → 2026-11-16"
+    );
 
     let ours = report(&store, &["report", "trend"]);
     let theirs = duck(&store, &["trend"]);
-    let cols = ["run_id", "instances", "compliant_instances", "noncompliant_instances", "missing", "missing_critical", "missing_security", "failed"];
+    let cols = [
+        "run_id",
+        "instances",
+        "compliant_instances",
+        "noncompliant_instances",
+        "missing",
+        "missing_critical",
+        "missing_security",
+        "failed",
+    ];
     assert_eq!(ours.as_array().map(Vec::len), Some(6));
     assert_eq!(project(&ours, &cols), project(&theirs, &cols), "trend");
 
     let summary = report(&store, &["report", "summary"]);
-    let instance = summary.as_array().and_then(|rows| rows.iter().find(|r| r["missing"].as_u64().unwrap_or(0) > 0)).expect("an instance with missing patches");
+    let instance = summary
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["missing"].as_u64().unwrap_or(0) > 0))
+        .expect("an instance with missing patches");
     let id = instance["instance_id"].as_str().expect("id");
     let ours = report(&store, &["report", "history", "--instance", id]);
     let theirs = duck(&store, &["instance", id]);
     let cols = ["installed", "missing", "failed", "compliance"];
     assert_eq!(ours.as_array().map(Vec::len), Some(6));
-    assert_eq!(project(&ours, &cols), project(&theirs, &cols), "history of {id}");
+    assert_eq!(
+        project(&ours, &cols),
+        project(&theirs, &cols),
+        "history of {id}"
+    );
 
-    let kb = duck(&store, &["diff", "2026-10-19T23:59:59Z", "2026-11-23T23:59:59Z"])
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["change"] == "newly_installed").and_then(|r| r["kb_id"].as_str().map(str::to_string)))
-        .expect("a patch installed during the period");
+    let kb = duck(
+        &store,
+        &["diff", "2026-10-19T23:59:59Z", "2026-11-23T23:59:59Z"],
+    )
+    .as_array()
+    .and_then(|rows| {
+        rows.iter()
+            .find(|r| r["change"] == "newly_installed")
+            .and_then(|r| r["kb_id"].as_str().map(str::to_string))
+    })
+    .expect("a patch installed during the period");
     let ours = report(&store, &["report", "history", "--kb", &kb]);
     let theirs = duck(&store, &["kb", &kb]);
     let normalise = |rows: &Value| -> Vec<Vec<String>> {
-        project(rows, &["instance_id", "latest_state", "first_seen_missing", "first_seen_installed"])
-            .into_iter()
-            .map(|r| r.into_iter().map(|c| c.chars().take(19).collect()).collect())
-            .collect()
+        project(
+            rows,
+            &[
+                "instance_id",
+                "latest_state",
+                "first_seen_missing",
+                "first_seen_installed",
+            ],
+        )
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| c.chars().take(19).collect())
+                .collect()
+        })
+        .collect()
     };
     assert_eq!(normalise(&ours), normalise(&theirs), "history of {kb}");
 }
@@ -103,7 +212,15 @@ fn sim_states(date: &str) -> BTreeMap<(String, String), String> {
         .as_array()
         .expect("patches")
         .iter()
-        .map(|p| ((p["instance_id"].as_str().unwrap_or("").into(), p["kb_id"].as_str().unwrap_or("").into()), p["state"].as_str().unwrap_or("").into()))
+        .map(|p| {
+            (
+                (
+                    p["instance_id"].as_str().unwrap_or("").into(),
+                    p["kb_id"].as_str().unwrap_or("").into(),
+                ),
+                p["state"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect()
 }
 
@@ -124,14 +241,34 @@ fn diff_finds_exactly_the_changes_the_simulator_made() {
             expected.insert((instance.clone(), kb.clone(), change.to_string()));
         }
     }
-    assert!(expected.len() > 20, "the simulated fleet changed: {}", expected.len());
-    let ours = report(&store, &["report", "diff", "--from", "2026-10-26", "--to", "2026-11-16"]);
+    assert!(
+        expected.len() > 20,
+        "the simulated fleet changed: {}",
+        expected.len()
+    );
+    let ours = report(
+        &store,
+        &[
+            "report",
+            "diff",
+            "--from",
+            "2026-10-26",
+            "--to",
+            "2026-11-16",
+        ],
+    );
     let found: BTreeSet<(String, String, String)> = ours
         .as_array()
         .expect("rows")
         .iter()
         .filter(|r| r["kb_id"].is_string())
-        .map(|r| (r["instance_id"].as_str().unwrap_or("").into(), r["kb_id"].as_str().unwrap_or("").into(), r["change"].as_str().unwrap_or("").into()))
+        .map(|r| {
+            (
+                r["instance_id"].as_str().unwrap_or("").into(),
+                r["kb_id"].as_str().unwrap_or("").into(),
+                r["change"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     assert_eq!(found, expected);
 }
@@ -142,14 +279,47 @@ fn machine_formats_keep_their_documented_columns() {
     let store = demo_history(dir.path());
     let s = store.to_str().expect("utf8");
     let header = |args: &[&str]| -> Vec<String> {
-        let out = ok(Command::new(patchtrail_bin()).args(args).args(["--store", s, "--format", "csv"]).output().expect("run"));
-        out.lines().next().unwrap_or("").split(',').map(str::to_string).collect()
+        let out = ok(Command::new(patchtrail_bin())
+            .args(args)
+            .args(["--store", s, "--format", "csv"])
+            .output()
+            .expect("run"));
+        out.lines()
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect()
     };
     let has = |h: &[String], cols: &[&str]| cols.iter().all(|c| h.iter().any(|x| x == c));
-    assert!(has(&header(&["report", "summary"]), &["instance_id", "installed", "missing", "failed"]));
-    assert!(has(&header(&["report", "trend"]), &["snapshot_time", "instances", "noncompliant_instances", "missing"]));
-    assert!(has(&header(&["report", "diff", "--from", "2026-10-19", "--to", "2026-11-23"]), &["instance_id", "kb_id", "change", "from_state", "to_state"]));
-    let jsonl = ok(Command::new(patchtrail_bin()).args(["report", "trend", "--store", s, "--format", "jsonl"]).output().expect("run"));
+    assert!(has(
+        &header(&["report", "summary"]),
+        &["instance_id", "installed", "missing", "failed"]
+    ));
+    assert!(has(
+        &header(&["report", "trend"]),
+        &[
+            "snapshot_time",
+            "instances",
+            "noncompliant_instances",
+            "missing"
+        ]
+    ));
+    assert!(has(
+        &header(&[
+            "report",
+            "diff",
+            "--from",
+            "2026-10-19",
+            "--to",
+            "2026-11-23"
+        ]),
+        &["instance_id", "kb_id", "change", "from_state", "to_state"]
+    ));
+    let jsonl = ok(Command::new(patchtrail_bin())
+        .args(["report", "trend", "--store", s, "--format", "jsonl"])
+        .output()
+        .expect("run"));
     assert_eq!(jsonl.lines().count(), 6);
     for line in jsonl.lines() {
         let row: Value = serde_json::from_str(line).expect("jsonl row");
@@ -159,7 +329,10 @@ fn machine_formats_keep_their_documented_columns() {
         .args(["sql", "SELECT state, count(*) AS n FROM patches WHERE year = 2026 GROUP BY state ORDER BY state", "--store", s, "--format", "csv"])
         .output()
         .expect("run"));
-    assert!(sql.starts_with("state,n\n") && sql.contains("Missing,"), "{sql}");
+    assert!(
+        sql.starts_with("state,n\n") && sql.contains("Missing,"),
+        "{sql}"
+    );
 }
 
 #[test]
@@ -168,17 +341,37 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
     let store = demo_history(dir.path());
     let html = store.join("report.html");
     let page = std::fs::read_to_string(&html).expect("demo report");
-    for needle in ["<svg", "Compliance over time", "Missing patches by severity", "Missing patches per instance", "non_compliant"] {
+    for needle in [
+        "<svg",
+        "Compliance over time",
+        "Missing patches by severity",
+        "Missing patches per instance",
+        "non_compliant",
+    ] {
         assert!(page.contains(needle), "{needle}");
     }
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("<script"), "self-contained, no network");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http") && !page.contains("<script"),
+        "self-contained, no network"
+    );
 
     let shot = repo_root().join("target/test-artifacts/report.png");
     std::fs::create_dir_all(shot.parent().expect("folder")).expect("mkdir");
     let _ = std::fs::remove_file(&shot);
     let profile = dir.path().join("chromium-profile");
     let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0", "--window-size=1400,2000"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1400,2000",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
@@ -186,44 +379,106 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         .expect("run chromium");
     let log = text(&out.stderr);
     assert!(out.status.success(), "chromium failed: {log}");
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect();
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .collect();
     assert!(console.is_empty(), "console errors: {console:?}");
     let png = std::fs::read(&shot).expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot: {} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real screenshot: {} bytes",
+        png.len()
+    );
 
     let xlsx = dir.path().join("summary.xlsx");
-    ok(Command::new(patchtrail_bin()).args(["report", "summary", "--store", store.to_str().expect("utf8"), "--output", xlsx.to_str().expect("utf8")]).output().expect("run"));
-    let book = py_json("http://127.0.0.1:9", "check_outputs.py", &["xlsx", xlsx.to_str().expect("utf8")]);
-    assert_eq!(book.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["fleet".to_string(), "instances".to_string()]));
+    ok(Command::new(patchtrail_bin())
+        .args([
+            "report",
+            "summary",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--output",
+            xlsx.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run"));
+    let book = py_json(
+        "http://127.0.0.1:9",
+        "check_outputs.py",
+        &["xlsx", xlsx.to_str().expect("utf8")],
+    );
+    assert_eq!(
+        book.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["fleet".to_string(), "instances".to_string()])
+    );
     let sheet = &book["instances"];
     assert_eq!(sheet["freeze"], "A2", "frozen header");
-    assert!(sheet["filter"].as_str().unwrap_or("").starts_with("A1:"), "autofilter");
+    assert!(
+        sheet["filter"].as_str().unwrap_or("").starts_with("A1:"),
+        "autofilter"
+    );
     assert_eq!(sheet["header"][0], "instance_id");
     assert!(sheet["rows"].as_u64().unwrap_or(0) > 30);
-    assert!(sheet["first"][6].is_number(), "counts are numbers: {}", sheet["first"]);
+    assert!(
+        sheet["first"][6].is_number(),
+        "counts are numbers: {}",
+        sheet["first"]
+    );
 }
 
 /// Debian's chromium (scripts/test installs it).
 fn chromium() -> &'static str {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists()).expect("chromium is installed by scripts/test")
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chromium is installed by scripts/test")
 }
 
 #[test]
 fn athena_ddl_parses_as_trino_sql_and_matches_the_parquet_schema() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = demo_history(dir.path());
-    let ddl = ok(Command::new(patchtrail_bin()).args(["athena-ddl", "--store", "s3://my-bucket/patchtrail"]).output().expect("run"));
+    let ddl = ok(Command::new(patchtrail_bin())
+        .args(["athena-ddl", "--store", "s3://my-bucket/patchtrail"])
+        .output()
+        .expect("run"));
     let ddl_file = dir.path().join("tables.sql");
     std::fs::write(&ddl_file, &ddl).expect("write");
     let first = |table: &str| -> String {
         let m = read_json(&manifests(&store)[0]);
-        let key = m["objects"].as_array().and_then(|o| o.iter().find(|o| o["key"].as_str().unwrap_or("").starts_with(table))).expect("object")["key"].as_str().expect("key").to_string();
+        let key = m["objects"]
+            .as_array()
+            .and_then(|o| {
+                o.iter()
+                    .find(|o| o["key"].as_str().unwrap_or("").starts_with(table))
+            })
+            .expect("object")["key"]
+            .as_str()
+            .expect("key")
+            .to_string();
         store.join(key).to_string_lossy().into_owned()
     };
-    let check = py_json("http://127.0.0.1:9", "check_outputs.py", &["ddl", ddl_file.to_str().expect("utf8"), &first("patches/"), &first("instances/")]);
-    assert_eq!(check["tables"], serde_json::json!(["instances", "patches", "runs"]));
+    let check = py_json(
+        "http://127.0.0.1:9",
+        "check_outputs.py",
+        &[
+            "ddl",
+            ddl_file.to_str().expect("utf8"),
+            &first("patches/"),
+            &first("instances/"),
+        ],
+    );
+    assert_eq!(
+        check["tables"],
+        serde_json::json!(["instances", "patches", "runs"])
+    );
     assert_eq!(check["mismatches"], serde_json::json!([]));
-    let refused = Command::new(patchtrail_bin()).args(["athena-ddl", "--store", "./local"]).output().expect("run");
+    let refused = Command::new(patchtrail_bin())
+        .args(["athena-ddl", "--store", "./local"])
+        .output()
+        .expect("run");
     assert_eq!(refused.status.code(), Some(2));
 }
 
@@ -232,12 +487,20 @@ fn verify_passes_a_clean_store_and_names_every_tampering() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = demo_history(dir.path());
     let s = store.to_str().expect("utf8");
-    let clean = Command::new(patchtrail_bin()).args(["verify", "--store", s]).output().expect("run");
+    let clean = Command::new(patchtrail_bin())
+        .args(["verify", "--store", s])
+        .output()
+        .expect("run");
     assert!(clean.status.success(), "{}", text(&clean.stdout));
     assert!(text(&clean.stdout).contains("verified 6 runs"));
 
     let manifests = manifests(&store);
-    let objects = |i: usize| read_json(&manifests[i])["objects"].as_array().cloned().unwrap_or_default();
+    let objects = |i: usize| {
+        read_json(&manifests[i])["objects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
     let key = |o: &Value| o["key"].as_str().unwrap_or("").to_string();
     let altered = key(&objects(1)[0]);
     let mut bytes = std::fs::read(store.join(&altered)).expect("read");
@@ -246,18 +509,37 @@ fn verify_passes_a_clean_store_and_names_every_tampering() {
     std::fs::write(store.join(&altered), bytes).expect("alter");
     let removed = key(&objects(2)[0]);
     std::fs::remove_file(store.join(&removed)).expect("remove");
-    std::fs::write(store.join("patches/year=2026/month=11/day=09/stray.parquet"), b"junk").expect("extra");
+    std::fs::write(
+        store.join("patches/year=2026/month=11/day=09/stray.parquet"),
+        b"junk",
+    )
+    .expect("extra");
     let mut first = std::fs::read_to_string(&manifests[0]).expect("manifest");
     first = first.replacen("\"instances\":", "\"instances\": ", 1);
     std::fs::write(&manifests[0], first).expect("edit manifest");
 
-    let out = Command::new(patchtrail_bin()).args(["verify", "--store", s]).output().expect("run");
+    let out = Command::new(patchtrail_bin())
+        .args(["verify", "--store", s])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(5));
     let report = text(&out.stdout);
-    assert!(report.contains(&format!("altered    {altered}")), "{report}");
-    assert!(report.contains(&format!("missing    {removed}")), "{report}");
-    assert!(report.contains("extra      patches/year=2026/month=11/day=09/stray.parquet"), "{report}");
-    assert!(report.contains("was changed after it committed"), "{report}");
+    assert!(
+        report.contains(&format!("altered    {altered}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("missing    {removed}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("extra      patches/year=2026/month=11/day=09/stray.parquet"),
+        "{report}"
+    );
+    assert!(
+        report.contains("was changed after it committed"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -265,25 +547,66 @@ fn foreign_and_corrupt_objects_are_warnings_and_bad_dates_are_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = demo_history(dir.path());
     let s = store.to_str().expect("utf8");
-    std::fs::write(store.join("patches/year=2026/month=11/day=09/foreign.parquet"), b"not parquet").expect("foreign");
-    std::fs::write(store.join("runs/year=2026/month=11/day=09/broken.json"), b"{ not json").expect("broken manifest");
-    let out = Command::new(patchtrail_bin()).args(["report", "trend", "--store", s, "--format", "csv"]).output().expect("run");
+    std::fs::write(
+        store.join("patches/year=2026/month=11/day=09/foreign.parquet"),
+        b"not parquet",
+    )
+    .expect("foreign");
+    std::fs::write(
+        store.join("runs/year=2026/month=11/day=09/broken.json"),
+        b"{ not json",
+    )
+    .expect("broken manifest");
+    let out = Command::new(patchtrail_bin())
+        .args(["report", "trend", "--store", s, "--format", "csv"])
+        .output()
+        .expect("run");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(text(&out.stdout).lines().count(), 7, "header and 6 snapshots");
-    assert!(stderr.contains("broken.json") && stderr.contains("foreign.parquet"), "{stderr}");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        7,
+        "header and 6 snapshots"
+    );
+    assert!(
+        stderr.contains("broken.json") && stderr.contains("foreign.parquet"),
+        "{stderr}"
+    );
 
-    let before = Command::new(patchtrail_bin()).args(["report", "summary", "--store", s, "--as-of", "2020-01-01"]).output().expect("run");
+    let before = Command::new(patchtrail_bin())
+        .args(["report", "summary", "--store", s, "--as-of", "2020-01-01"])
+        .output()
+        .expect("run");
     assert_eq!(before.status.code(), Some(2));
-    assert!(text(&before.stderr).contains("no snapshot at or before 2020-01-01: the first one is 2026-10-19"), "{}", text(&before.stderr));
+    assert!(
+        text(&before.stderr)
+            .contains("no snapshot at or before 2020-01-01: the first one is 2026-10-19"),
+        "{}",
+        text(&before.stderr)
+    );
 
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    let out = Command::new(patchtrail_bin()).args(["report", "summary", "--store", empty.to_str().expect("utf8")]).output().expect("run");
+    let out = Command::new(patchtrail_bin())
+        .args([
+            "report",
+            "summary",
+            "--store",
+            empty.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no committed runs"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no committed runs"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let bad_date = Command::new(patchtrail_bin()).args(["report", "summary", "--store", s, "--as-of", "23/11/2026"]).output().expect("run");
+    let bad_date = Command::new(patchtrail_bin())
+        .args(["report", "summary", "--store", s, "--as-of", "23/11/2026"])
+        .output()
+        .expect("run");
     assert_eq!(bad_date.status.code(), Some(2));
     assert!(text(&bad_date.stderr).contains("YYYY-MM-DD"));
 }
@@ -294,17 +617,40 @@ fn a_store_written_by_the_seed_workflow_is_readable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("seed");
     let s = store.to_str().expect("utf8");
-    ok(patchtrail(&sim.url, &["collect", "--store", s, "--format", "seed"]));
+    ok(patchtrail(
+        &sim.url,
+        &["collect", "--store", s, "--format", "seed"],
+    ));
     // What the seed itself leaves: only the day partitions, no manifests, no instances table.
     std::fs::remove_dir_all(store.join("_patchtrail")).expect("strip patchtrail's own files");
     let walk = py_json(&sim.url, "sim_walk.py", &[]);
-    let expected_missing = walk["patches"].as_array().expect("patches").iter().filter(|p| p["state"] == "Missing").count();
+    let expected_missing = walk["patches"]
+        .as_array()
+        .expect("patches")
+        .iter()
+        .filter(|p| p["state"] == "Missing")
+        .count();
     let trend = report(&store, &["report", "trend"]);
-    assert_eq!(trend.as_array().map(Vec::len), Some(1), "one snapshot per day partition");
+    assert_eq!(
+        trend.as_array().map(Vec::len),
+        Some(1),
+        "one snapshot per day partition"
+    );
     assert_eq!(trend[0]["missing"].as_u64(), Some(expected_missing as u64));
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    assert!(trend[0]["snapshot_time"].as_str().unwrap_or("").starts_with(&today), "dated by its partition");
+    assert!(
+        trend[0]["snapshot_time"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&today),
+        "dated by its partition"
+    );
     let summary = report(&store, &["report", "summary"]);
-    let managed = walk["instances"].as_array().map(Vec::len).unwrap_or(0) - walk["unmanaged"].as_array().map(Vec::len).unwrap_or(0);
-    assert_eq!(summary.as_array().map(Vec::len), Some(managed), "every instance with pages");
+    let managed = walk["instances"].as_array().map(Vec::len).unwrap_or(0)
+        - walk["unmanaged"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(
+        summary.as_array().map(Vec::len),
+        Some(managed),
+        "every instance with pages"
+    );
 }

@@ -16,25 +16,71 @@ fn boto3_parses_every_answer_and_errors_surface_as_the_modeled_exceptions() {
     let sim = start_sim(&["--instances", "300", "--seed", "5"]);
     let walk = py_json(&sim.url, "sim_walk.py", &[]);
     let instances = walk["instances"].as_array().expect("instances");
-    assert!(instances.len() > 200, "most of the 300 carry CheckPatch: {}", instances.len());
+    assert!(
+        instances.len() > 200,
+        "most of the 300 carry CheckPatch: {}",
+        instances.len()
+    );
     assert!(instances.len() < 300, "some instances are untagged");
-    assert!(as_u64(&walk["ec2_pages"]) >= 3, "DescribeInstances paged at 100");
+    assert!(
+        as_u64(&walk["ec2_pages"]) >= 3,
+        "DescribeInstances paged at 100"
+    );
     assert_eq!(walk["account"], "123456789012");
-    let states: BTreeSet<&str> = instances.iter().filter_map(|i| i["state"].as_str()).collect();
-    assert!(states.contains("running") && states.contains("stopped"), "{states:?}");
+    let states: BTreeSet<&str> = instances
+        .iter()
+        .filter_map(|i| i["state"].as_str())
+        .collect();
+    assert!(
+        states.contains("running") && states.contains("stopped"),
+        "{states:?}"
+    );
     // The real wire's lowercase platform, which the model spells Windows.
-    assert!(instances.iter().any(|i| i["platform"] == "windows" && i["platform_details"] == "Windows"));
+    assert!(
+        instances
+            .iter()
+            .any(|i| i["platform"] == "windows" && i["platform_details"] == "Windows")
+    );
     let unmanaged = walk["unmanaged"].as_array().expect("unmanaged");
-    assert!(!unmanaged.is_empty(), "some tagged instances are not managed by SSM");
-    let max_pages = walk["pages"].as_object().expect("pages").values().map(as_u64).max().unwrap_or(0);
-    assert!(max_pages >= 3, "some instances need several pages of 50: {max_pages}");
+    assert!(
+        !unmanaged.is_empty(),
+        "some tagged instances are not managed by SSM"
+    );
+    let max_pages = walk["pages"]
+        .as_object()
+        .expect("pages")
+        .values()
+        .map(as_u64)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        max_pages >= 3,
+        "some instances need several pages of 50: {max_pages}"
+    );
     let patches = walk["patches"].as_array().expect("patches");
     let patch_states: BTreeSet<&str> = patches.iter().filter_map(|p| p["state"].as_str()).collect();
-    assert!(patch_states.is_superset(&BTreeSet::from(["Installed", "Missing", "Failed"])), "CamelCase states: {patch_states:?}");
-    assert!(patches.iter().all(|p| ["Security", "CriticalUpdates", "SecurityUpdates"].contains(&p["classification"].as_str().unwrap_or(""))));
-    assert!(patches.iter().any(|p| p["cve_ids"].is_string()), "CVE ids reported for missing patches");
-    assert!(patches.iter().filter(|p| p["state"] == "Installed").all(|p| p["installed_epoch"].is_u64()));
-    assert_eq!(walk["states"].as_object().expect("states").len(), instances.len() - unmanaged.len());
+    assert!(
+        patch_states.is_superset(&BTreeSet::from(["Installed", "Missing", "Failed"])),
+        "CamelCase states: {patch_states:?}"
+    );
+    assert!(patches.iter().all(|p| {
+        ["Security", "CriticalUpdates", "SecurityUpdates"]
+            .contains(&p["classification"].as_str().unwrap_or(""))
+    }));
+    assert!(
+        patches.iter().any(|p| p["cve_ids"].is_string()),
+        "CVE ids reported for missing patches"
+    );
+    assert!(
+        patches
+            .iter()
+            .filter(|p| p["state"] == "Installed")
+            .all(|p| p["installed_epoch"].is_u64())
+    );
+    assert_eq!(
+        walk["states"].as_object().expect("states").len(),
+        instances.len() - unmanaged.len()
+    );
 
     let managed = instances
         .iter()
@@ -57,7 +103,12 @@ fn boto3_parses_every_answer_and_errors_surface_as_the_modeled_exceptions() {
     expect("ec2_bad_token", "InvalidPaginationToken", 400);
     expect("ec2_bad_filter", "InvalidParameterValue", 400);
     expect("ec2_unknown_id", "InvalidInstanceID.NotFound", 400);
-    assert!(probe["max_results_100"]["message"].as_str().unwrap_or("").contains("less than or equal to 50"));
+    assert!(
+        probe["max_results_100"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("less than or equal to 50")
+    );
     assert_eq!(probe["unmanaged_is_modeled_exception"], true);
     assert_eq!(probe["bad_token_is_modeled_exception"], true);
 }
@@ -88,7 +139,9 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn epoch(v: &Value) -> Option<i64> {
-    v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp())
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp())
 }
 
 fn stored_view(store: &std::path::Path) -> PatchView {
@@ -98,7 +151,14 @@ fn stored_view(store: &std::path::Path) -> PatchView {
             let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
             (
                 (s("instance_id"), s("kb_id")),
-                (s("state"), epoch(&p["installed_time"]), s("classification"), s("severity"), s("title"), p["cve_ids"].as_str().map(str::to_string)),
+                (
+                    s("state"),
+                    epoch(&p["installed_time"]),
+                    s("classification"),
+                    s("severity"),
+                    s("title"),
+                    p["cve_ids"].as_str().map(str::to_string),
+                ),
             )
         })
         .collect()
@@ -110,20 +170,44 @@ fn the_rust_sdk_and_boto3_read_the_same_fleet_field_for_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
     let store_arg = store.to_str().expect("utf8 path");
-    ok(patchtrail(&sim.url, &["collect", "--store", store_arg, "--format", "jsonl", "--all-classifications"]));
+    ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            store_arg,
+            "--format",
+            "jsonl",
+            "--all-classifications",
+        ],
+    ));
     let walk = py_json(&sim.url, "sim_walk.py", &["--all-classifications"]);
 
     let stored = stored_view(&store);
     let rows = jsonl_rows(&store, "patches");
     assert_eq!(rows.len(), stored.len(), "no patch stored twice");
-    assert_eq!(stored, boto3_view(&walk), "every patch, every field, as boto3 reads it");
+    assert_eq!(
+        stored,
+        boto3_view(&walk),
+        "every patch, every field, as boto3 reads it"
+    );
 
     let instances = jsonl_rows(&store, "instances");
-    assert_eq!(instances.len(), walk["instances"].as_array().map(Vec::len).unwrap_or(0));
-    let unmanaged: BTreeSet<String> =
-        instances.iter().filter(|i| i["outcome"] == "unmanaged").filter_map(|i| i["instance_id"].as_str().map(str::to_string)).collect();
-    let boto_unmanaged: BTreeSet<String> =
-        walk["unmanaged"].as_array().expect("unmanaged").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    assert_eq!(
+        instances.len(),
+        walk["instances"].as_array().map(Vec::len).unwrap_or(0)
+    );
+    let unmanaged: BTreeSet<String> = instances
+        .iter()
+        .filter(|i| i["outcome"] == "unmanaged")
+        .filter_map(|i| i["instance_id"].as_str().map(str::to_string))
+        .collect();
+    let boto_unmanaged: BTreeSet<String> = walk["unmanaged"]
+        .as_array()
+        .expect("unmanaged")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     assert_eq!(unmanaged, boto_unmanaged);
     for i in instances.iter().filter(|i| i["outcome"] == "ok") {
         let id = i["instance_id"].as_str().expect("id");
@@ -131,12 +215,25 @@ fn the_rust_sdk_and_boto3_read_the_same_fleet_field_for_field() {
         assert_eq!(i["baseline_id"], s["baseline_id"], "{id}");
         assert_eq!(i["patch_group"], s["patch_group"], "{id}");
         assert_eq!(i["operation"], s["operation"], "{id}");
-        assert_eq!(epoch(&i["last_scan_time"]), s["last_scan_epoch"].as_i64(), "{id}");
-        for (ours, theirs) in [("installed_count", "installed"), ("missing_count", "missing"), ("failed_count", "failed"), ("not_applicable_count", "not_applicable"), ("critical_non_compliant_count", "critical_non_compliant")] {
+        assert_eq!(
+            epoch(&i["last_scan_time"]),
+            s["last_scan_epoch"].as_i64(),
+            "{id}"
+        );
+        for (ours, theirs) in [
+            ("installed_count", "installed"),
+            ("missing_count", "missing"),
+            ("failed_count", "failed"),
+            ("not_applicable_count", "not_applicable"),
+            ("critical_non_compliant_count", "critical_non_compliant"),
+        ] {
             assert_eq!(i[ours], s[theirs], "{id} {ours}");
         }
         assert_eq!(i["patch_pages"], walk["pages"][id], "{id} pages");
-        let boto_instance = walk["instances"].as_array().and_then(|a| a.iter().find(|b| b["instance_id"] == id)).expect("in walk");
+        let boto_instance = walk["instances"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["instance_id"] == id))
+            .expect("in walk");
         assert_eq!(i["ec2_state"], boto_instance["state"]);
         assert_eq!(i["platform"], boto_instance["platform_details"]);
         assert_eq!(i["name"], boto_instance["tags"]["Name"]);
@@ -149,21 +246,45 @@ fn the_same_seed_and_date_give_identical_bytes() {
     let b = start_sim(&["--instances", "50", "--seed", "9", "--date", "2026-05-04"]);
     let c = start_sim(&["--instances", "50", "--seed", "9", "--date", "2026-06-01"]);
     let walk = py_json(&a.url, "sim_walk.py", &[]);
-    let unmanaged: Vec<&Value> = walk["unmanaged"].as_array().map(|v| v.iter().collect()).unwrap_or_default();
+    let unmanaged: Vec<&Value> = walk["unmanaged"]
+        .as_array()
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
     let id = walk["instances"]
         .as_array()
-        .and_then(|all| all.iter().filter_map(|i| i["instance_id"].as_str()).find(|id| !unmanaged.iter().any(|u| u == id)))
+        .and_then(|all| {
+            all.iter()
+                .filter_map(|i| i["instance_id"].as_str())
+                .find(|id| !unmanaged.iter().any(|u| u == id))
+        })
         .expect("a managed instance")
         .to_string();
     let digest = |url: &str| py_json(url, "sim_probe.py", &["raw", &id])["sha256"].clone();
-    assert_eq!(digest(&a.url), digest(&b.url), "same seed and date, same bytes");
+    assert_eq!(
+        digest(&a.url),
+        digest(&b.url),
+        "same seed and date, same bytes"
+    );
     assert_eq!(digest(&a.url), digest(&a.url), "asking twice, same bytes");
-    assert_ne!(digest(&a.url), digest(&c.url), "the fleet evolves with the date");
+    assert_ne!(
+        digest(&a.url),
+        digest(&c.url),
+        "the fleet evolves with the date"
+    );
 }
 
 #[test]
 fn throttling_follows_the_token_bucket_and_uses_each_services_error() {
-    let sim = start_sim(&["--instances", "30", "--seed", "3", "--ssm-tps", "20", "--ec2-tps", "2"]);
+    let sim = start_sim(&[
+        "--instances",
+        "30",
+        "--seed",
+        "3",
+        "--ssm-tps",
+        "20",
+        "--ec2-tps",
+        "2",
+    ]);
     let walk_id = "i-0123456789abcdef0"; // any well-formed id: SSM answers for ids it never created
     let r = py_json(&sim.url, "sim_probe.py", &["throttle", "400", walk_id]);
     let sent = as_u64(&r["sent"]) as f64;
@@ -176,7 +297,10 @@ fn throttling_follows_the_token_bucket_and_uses_each_services_error() {
         (served - expected_served).abs() <= expected_served * 0.15 + 3.0,
         "served {served} of {sent} in {elapsed:.2}s; the bucket allows {expected_served:.1}"
     );
-    assert!(throttled > sent / 2.0, "calls outran the bucket: {throttled} of {sent} throttled");
+    assert!(
+        throttled > sent / 2.0,
+        "calls outran the bucket: {throttled} of {sent} throttled"
+    );
     assert_eq!(r["ssm_error"]["code"], "ThrottlingException");
     assert_eq!(r["ssm_error"]["status"], 400);
     assert_eq!(r["ssm_error"]["message"], "Rate exceeded");
@@ -187,22 +311,66 @@ fn throttling_follows_the_token_bucket_and_uses_each_services_error() {
 #[test]
 fn adaptive_retry_walks_a_throttled_faulty_fleet_without_losing_a_page() {
     let clean = start_sim(&["--instances", "120", "--seed", "21"]);
-    let rough = start_sim(&["--instances", "120", "--seed", "21", "--ssm-tps", "40", "--ec2-tps", "5", "--fault-rate", "0.05"]);
+    let rough = start_sim(&[
+        "--instances",
+        "120",
+        "--seed",
+        "21",
+        "--ssm-tps",
+        "40",
+        "--ec2-tps",
+        "5",
+        "--fault-rate",
+        "0.05",
+    ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
-    let out = ok(patchtrail(&rough.url, &["collect", "--store", store.to_str().expect("utf8"), "--format", "jsonl", "--concurrency", "16"]));
+    let out = ok(patchtrail(
+        &rough.url,
+        &[
+            "collect",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--format",
+            "jsonl",
+            "--concurrency",
+            "16",
+        ],
+    ));
     assert!(out.contains("0 errors"), "{out}");
     let walk = py_json(&clean.url, "sim_walk.py", &[]);
-    assert_eq!(stored_view(&store), boto3_view(&walk), "the throttled, faulty walk lost nothing");
+    assert_eq!(
+        stored_view(&store),
+        boto3_view(&walk),
+        "the throttled, faulty walk lost nothing"
+    );
     let stats: Value = py_stats(&rough.url);
-    let throttled: u64 = stats.as_array().expect("stats").iter().map(|s| as_u64(&s["throttled"])).sum();
-    let faults: u64 = stats.as_array().expect("stats").iter().map(|s| as_u64(&s["faults"])).sum();
-    assert!(throttled > 0 && faults > 0, "the run met throttling ({throttled}) and faults ({faults})");
+    let throttled: u64 = stats
+        .as_array()
+        .expect("stats")
+        .iter()
+        .map(|s| as_u64(&s["throttled"]))
+        .sum();
+    let faults: u64 = stats
+        .as_array()
+        .expect("stats")
+        .iter()
+        .map(|s| as_u64(&s["faults"]))
+        .sum();
+    assert!(
+        throttled > 0 && faults > 0,
+        "the run met throttling ({throttled}) and faults ({faults})"
+    );
 }
 
 fn py_stats(url: &str) -> Value {
-    let script = format!("import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('{url}/_sim/stats').read().decode())");
-    let out = std::process::Command::new(python()).args(["-c", &script]).output().expect("python");
+    let script = format!(
+        "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('{url}/_sim/stats').read().decode())"
+    );
+    let out = std::process::Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .expect("python");
     serde_json::from_slice(&ok_bytes(out)).expect("stats json")
 }
 
@@ -215,13 +383,44 @@ fn ok_bytes(output: std::process::Output) -> Vec<u8> {
 fn model_spellings_are_switchable_and_the_collector_normalises_them() {
     let sim = start_sim(&["--instances", "60", "--seed", "8", "--model-enums"]);
     let walk = py_json(&sim.url, "sim_walk.py", &[]);
-    let states: BTreeSet<&str> = walk["patches"].as_array().expect("patches").iter().filter_map(|p| p["state"].as_str()).collect();
-    assert!(states.contains("INSTALLED") && states.contains("MISSING"), "{states:?}");
-    assert!(walk["instances"].as_array().expect("instances").iter().any(|i| i["platform"] == "Windows"));
+    let states: BTreeSet<&str> = walk["patches"]
+        .as_array()
+        .expect("patches")
+        .iter()
+        .filter_map(|p| p["state"].as_str())
+        .collect();
+    assert!(
+        states.contains("INSTALLED") && states.contains("MISSING"),
+        "{states:?}"
+    );
+    assert!(
+        walk["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .any(|i| i["platform"] == "Windows")
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
-    ok(patchtrail(&sim.url, &["collect", "--store", store.to_str().expect("utf8"), "--format", "jsonl"]));
+    ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--format",
+            "jsonl",
+        ],
+    ));
     let stored: BTreeSet<String> = stored_view(&store).values().map(|v| v.0.clone()).collect();
-    assert!(stored.contains("Installed") && stored.contains("Missing"), "one documented spelling: {stored:?}");
-    assert!(stored.iter().all(|s| !s.contains('_') && !s.chars().all(|c| c.is_ascii_uppercase())), "{stored:?}");
+    assert!(
+        stored.contains("Installed") && stored.contains("Missing"),
+        "one documented spelling: {stored:?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .all(|s| !s.contains('_') && !s.chars().all(|c| c.is_ascii_uppercase())),
+        "{stored:?}"
+    );
 }

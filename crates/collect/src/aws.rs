@@ -10,8 +10,8 @@ use crate::{CollectError, CollectOptions, TagSelector};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ssm::types::{PatchComplianceData, PatchOrchestratorFilter};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -88,7 +88,10 @@ where
     let (code, message) = match &e {
         SdkError::ServiceError(s) => (
             s.err().code().unwrap_or("Unknown").to_string(),
-            s.err().message().map(str::to_string).unwrap_or_else(|| context.clone()),
+            s.err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| context.clone()),
         ),
         SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), context),
         SdkError::TimeoutError(_) => ("Timeout".to_string(), context),
@@ -96,7 +99,10 @@ where
         SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_string(), context),
         _ => ("Unknown".to_string(), context),
     };
-    CallError { code, message: message.split_whitespace().collect::<Vec<_>>().join(" ") }
+    CallError {
+        code,
+        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -146,8 +152,15 @@ async fn paced(pacer: &Option<Arc<Pacer>>) {
 impl AwsFleet {
     /// Builds the clients from a resolved SDK config (credentials, region, endpoints), with
     /// adaptive retry and `options.max_attempts`.
-    pub fn new(config: &aws_types::SdkConfig, options: &CollectOptions, progress: Arc<Progress>) -> Result<AwsFleet, CollectError> {
-        let region = config.region().map(|r| r.to_string()).ok_or(CollectError::NoRegion)?;
+    pub fn new(
+        config: &aws_types::SdkConfig,
+        options: &CollectOptions,
+        progress: Arc<Progress>,
+    ) -> Result<AwsFleet, CollectError> {
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .ok_or(CollectError::NoRegion)?;
         let retry = RetryConfig::adaptive().with_max_attempts(options.max_attempts.max(1));
         let ec2 = aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(config)
@@ -162,7 +175,10 @@ impl AwsFleet {
                 .build(),
         );
         let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(config).retry_config(retry).interceptor(AttemptCounter(progress.clone())).build(),
+            aws_sdk_sts::config::Builder::from(config)
+                .retry_config(retry)
+                .interceptor(AttemptCounter(progress.clone()))
+                .build(),
         );
         let pacer = || options.max_tps.map(|tps| Arc::new(Pacer::new(tps)));
         Ok(AwsFleet {
@@ -188,11 +204,21 @@ impl AwsFleet {
     /// The account id of the caller (`sts:GetCallerIdentity`); also proves the credentials work.
     pub async fn account_id(&self) -> Result<String, CollectError> {
         self.count_call();
-        let out = self.sts.get_caller_identity().send().await.map_err(|e| CollectError::from_identity(call_error(e)))?;
-        out.account().map(str::to_string).ok_or_else(|| CollectError::Aws {
-            operation: "sts:GetCallerIdentity",
-            error: CallError { code: "ResponseError".into(), message: "the answer has no Account".into() },
-        })
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| CollectError::from_identity(call_error(e)))?;
+        out.account()
+            .map(str::to_string)
+            .ok_or_else(|| CollectError::Aws {
+                operation: "sts:GetCallerIdentity",
+                error: CallError {
+                    code: "ResponseError".into(),
+                    message: "the answer has no Account".into(),
+                },
+            })
     }
 
     /// Every instance carrying the tag, all pages, running and stopped alike (terminated ones
@@ -201,7 +227,10 @@ impl AwsFleet {
         let filter = if tag.values.is_empty() {
             Filter::builder().name("tag-key").values(&tag.key).build()
         } else {
-            Filter::builder().name(format!("tag:{}", tag.key)).set_values(Some(tag.values.clone())).build()
+            Filter::builder()
+                .name(format!("tag:{}", tag.key))
+                .set_values(Some(tag.values.clone()))
+                .build()
         };
         let mut found = Vec::new();
         let mut seen = HashSet::new();
@@ -217,10 +246,18 @@ impl AwsFleet {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| CollectError::Aws { operation: "ec2:DescribeInstances", error: call_error(e) })?;
+                .map_err(|e| CollectError::Aws {
+                    operation: "ec2:DescribeInstances",
+                    error: call_error(e),
+                })?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else { continue };
-                let state = instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string());
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                let state = instance
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string());
                 if state.as_deref() == Some("terminated") || !seen.insert(id.to_string()) {
                     continue;
                 }
@@ -233,7 +270,12 @@ impl AwsFleet {
                     tags: instance
                         .tags()
                         .iter()
-                        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            ))
+                        })
                         .collect(),
                 });
             }
@@ -247,7 +289,10 @@ impl AwsFleet {
 
     /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
     /// are simply absent from the answer.
-    pub async fn patch_states(&self, ids: &[String]) -> Result<HashMap<String, PatchStateSummary>, CallError> {
+    pub async fn patch_states(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, PatchStateSummary>, CallError> {
         let mut out = HashMap::new();
         let mut token: Option<String> = None;
         loop {
@@ -291,9 +336,16 @@ impl AwsFleet {
     }
 
     /// Every page of one instance's patches (50 a page), with the classification filter.
-    pub async fn patches(&self, instance_id: &str, classifications: &[String]) -> Result<Vec<Vec<Patch>>, CallError> {
+    pub async fn patches(
+        &self,
+        instance_id: &str,
+        classifications: &[String],
+    ) -> Result<Vec<Vec<Patch>>, CallError> {
         let filter = (!classifications.is_empty()).then(|| {
-            PatchOrchestratorFilter::builder().key("Classification").set_values(Some(classifications.to_vec())).build()
+            PatchOrchestratorFilter::builder()
+                .key("Classification")
+                .set_values(Some(classifications.to_vec()))
+                .build()
         });
         let mut pages = Vec::new();
         let mut token: Option<String> = None;
@@ -324,7 +376,9 @@ impl AwsFleet {
 fn patch_of(p: &PatchComplianceData) -> Patch {
     let state = normalise_patch_state(p.state().as_str());
     // Not installed: the wire says 0 or 0001-01-01 (a negative epoch).
-    let installed_time = Some(p.installed_time()).filter(|t| t.secs() > 0).and_then(to_utc);
+    let installed_time = Some(p.installed_time())
+        .filter(|t| t.secs() > 0)
+        .and_then(to_utc);
     Patch {
         kb_id: p.kb_id().to_string(),
         title: p.title().to_string(),

@@ -1,7 +1,7 @@
 //! The EventBridge Scheduler input: the seed's `{"s3_bucket": "...", "s3_path": "..."}` plus
 //! optional patchtrail options. Shared by `collect --input-json` and the Lambda handler.
 
-use crate::{parse_classifications, CollectError, TagSelector};
+use crate::{CollectError, TagSelector, parse_classifications};
 use patchtrail_model::StoreFormat;
 use patchtrail_store::seed_input_url;
 use serde::Deserialize;
@@ -51,12 +51,18 @@ impl SchedulerInput {
         let store_url = seed_input_url(&self.s3_bucket, &self.s3_path)?;
         let format = match &self.format {
             None => StoreFormat::Seed,
-            Some(f) => f.parse().map_err(|e: String| CollectError::BadInput { input: "format in --input-json".into(), fix: e })?,
+            Some(f) => f.parse().map_err(|e: String| CollectError::BadInput {
+                input: "format in --input-json".into(),
+                fix: e,
+            })?,
         };
         Ok(ResolvedInput {
             store_url,
             tag: TagSelector::parse(self.tag_key.as_deref(), &self.tags)?,
-            classifications: parse_classifications(&self.classifications, self.all_classifications)?,
+            classifications: parse_classifications(
+                &self.classifications,
+                self.all_classifications,
+            )?,
             format,
         })
     }
@@ -82,7 +88,9 @@ mod tests {
         assert!(e.to_string().starts_with("--input-json:"), "{e}");
         let e = SchedulerInput::parse(r#"{"s3_bukket":"b"}"#).expect_err("typo");
         assert!(e.to_string().contains("s3_bukket"), "{e}");
-        let e = SchedulerInput::parse(r#"{"s3_bucket":"b","format":"csv"}"#).and_then(|i| i.resolve()).expect_err("format");
+        let e = SchedulerInput::parse(r#"{"s3_bucket":"b","format":"csv"}"#)
+            .and_then(|i| i.resolve())
+            .expect_err("format");
         assert!(e.to_string().contains("parquet, jsonl or seed"), "{e}");
     }
 }

@@ -14,10 +14,10 @@ mod snapshot;
 
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
 pub use input::{ResolvedInput, SchedulerInput};
-pub use options::{parse_classifications, CollectOptions, TagSelector};
+pub use options::{CollectOptions, TagSelector, parse_classifications};
 pub use pacing::{Pacer, Progress, StopSignal};
 pub use regions::check_region;
-pub use snapshot::{collect_snapshot, discover_targets, SnapshotReport};
+pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
 
 use patchtrail_store::StoreError;
 
@@ -26,36 +26,60 @@ use patchtrail_store::StoreError;
 pub enum CollectError {
     #[error("{input}: {fix}")]
     BadInput { input: String, fix: String },
-    #[error("no AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile")]
+    #[error(
+        "no AWS region configured: pass --region, set AWS_REGION, or set a region in your AWS profile"
+    )]
     NoRegion,
-    #[error("unknown AWS region '{0}': use a region code such as us-east-1 or ap-northeast-1 (or set AWS_ENDPOINT_URL for a custom endpoint)")]
+    #[error(
+        "unknown AWS region '{0}': use a region code such as us-east-1 or ap-northeast-1 (or set AWS_ENDPOINT_URL for a custom endpoint)"
+    )]
     UnknownRegion(String),
-    #[error("no usable AWS credentials ({0}): run `aws sso login`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
+    #[error(
+        "no usable AWS credentials ({0}): run `aws sso login`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
     NoCredentials(String),
-    #[error("AWS rejected the credentials ({0}): refresh them (aws sso login) or check AWS_PROFILE / AWS_ACCESS_KEY_ID")]
+    #[error(
+        "AWS rejected the credentials ({0}): refresh them (aws sso login) or check AWS_PROFILE / AWS_ACCESS_KEY_ID"
+    )]
     InvalidCredentials(CallError),
     #[error("{operation} failed: {error}")]
-    Aws { operation: &'static str, error: CallError },
+    Aws {
+        operation: &'static str,
+        error: CallError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stopped before the run committed; nothing was added to history (run collect again to take the snapshot)")]
+    #[error(
+        "stopped before the run committed; nothing was added to history (run collect again to take the snapshot)"
+    )]
     Stopped,
 }
 
 /// Error codes that mean the credentials are wrong rather than absent.
-const CREDENTIAL_CODES: [&str; 5] =
-    ["InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch", "UnrecognizedClientException", "AccessDenied"];
+const CREDENTIAL_CODES: [&str; 5] = [
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "AccessDenied",
+];
 
 impl CollectError {
     /// Maps the first call's failure (`sts:GetCallerIdentity`) to what it tells about setup.
     fn from_identity(error: CallError) -> CollectError {
         let text = error.message.to_ascii_lowercase();
-        if error.code == "ConstructionFailure" || text.contains("credentials") && text.contains("no ") || text.contains("failed to load credentials") {
+        if error.code == "ConstructionFailure"
+            || text.contains("credentials") && text.contains("no ")
+            || text.contains("failed to load credentials")
+        {
             CollectError::NoCredentials(error.message)
         } else if CREDENTIAL_CODES.contains(&error.code.as_str()) {
             CollectError::InvalidCredentials(error)
         } else {
-            CollectError::Aws { operation: "sts:GetCallerIdentity", error }
+            CollectError::Aws {
+                operation: "sts:GetCallerIdentity",
+                error,
+            }
         }
     }
 
@@ -64,7 +88,18 @@ impl CollectError {
     pub fn is_retryable(&self) -> bool {
         match self {
             CollectError::Aws { error, .. } => {
-                matches!(error.code.as_str(), "DispatchFailure" | "Timeout" | "ResponseError" | "ThrottlingException" | "RequestLimitExceeded" | "InternalServerError" | "InternalError" | "Unavailable" | "ServiceUnavailable")
+                matches!(
+                    error.code.as_str(),
+                    "DispatchFailure"
+                        | "Timeout"
+                        | "ResponseError"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "InternalError"
+                        | "Unavailable"
+                        | "ServiceUnavailable"
+                )
             }
             CollectError::Store(e) => e.is_retryable(),
             _ => false,

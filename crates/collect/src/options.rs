@@ -1,7 +1,9 @@
 //! What to collect, validated once: tag selection, classifications, concurrency and rate.
 
 use crate::CollectError;
-use patchtrail_model::{is_known_classification, RunConfig, KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS};
+use patchtrail_model::{
+    KNOWN_CLASSIFICATIONS, RunConfig, SEED_CLASSIFICATIONS, is_known_classification,
+};
 
 /// Which EC2 instances to collect: those carrying tag `key` (with one of `values`, if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,22 +14,37 @@ pub struct TagSelector {
 
 impl Default for TagSelector {
     fn default() -> Self {
-        TagSelector { key: "CheckPatch".into(), values: Vec::new() }
+        TagSelector {
+            key: "CheckPatch".into(),
+            values: Vec::new(),
+        }
     }
 }
 
 impl TagSelector {
     /// From `--tag-key K` or repeated `--tag K=V` (one key; several values mean any of them).
     pub fn parse(tag_key: Option<&str>, tags: &[String]) -> Result<TagSelector, CollectError> {
-        let bad = |input: &str, why: &str| CollectError::BadInput { input: input.to_string(), fix: why.to_string() };
+        let bad = |input: &str, why: &str| CollectError::BadInput {
+            input: input.to_string(),
+            fix: why.to_string(),
+        };
         if tag_key.is_some() && !tags.is_empty() {
-            return Err(bad("--tag-key with --tag", "use --tag-key K for any value, or --tag K=V for values, not both"));
+            return Err(bad(
+                "--tag-key with --tag",
+                "use --tag-key K for any value, or --tag K=V for values, not both",
+            ));
         }
         if let Some(key) = tag_key {
             if key.trim().is_empty() {
-                return Err(bad("--tag-key ''", "give a tag key, e.g. --tag-key CheckPatch"));
+                return Err(bad(
+                    "--tag-key ''",
+                    "give a tag key, e.g. --tag-key CheckPatch",
+                ));
             }
-            return Ok(TagSelector { key: key.to_string(), values: Vec::new() });
+            return Ok(TagSelector {
+                key: key.to_string(),
+                values: Vec::new(),
+            });
         }
         if tags.is_empty() {
             return Ok(TagSelector::default());
@@ -38,14 +55,25 @@ impl TagSelector {
             let (k, v) = tag
                 .split_once('=')
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-                .ok_or_else(|| bad(&format!("--tag '{tag}'"), "write it as KEY=VALUE, e.g. --tag CheckPatch=true"))?;
+                .ok_or_else(|| {
+                    bad(
+                        &format!("--tag '{tag}'"),
+                        "write it as KEY=VALUE, e.g. --tag CheckPatch=true",
+                    )
+                })?;
             if key.as_deref().is_some_and(|existing| existing != k) {
-                return Err(bad(&format!("--tag '{tag}'"), "all --tag options must name the same key"));
+                return Err(bad(
+                    &format!("--tag '{tag}'"),
+                    "all --tag options must name the same key",
+                ));
             }
             key = Some(k.to_string());
             values.push(v.to_string());
         }
-        Ok(TagSelector { key: key.unwrap_or_default(), values })
+        Ok(TagSelector {
+            key: key.unwrap_or_default(),
+            values,
+        })
     }
 }
 
@@ -66,7 +94,9 @@ pub fn parse_classifications(given: &[String], all: bool) -> Result<Vec<String>,
     let mut out: Vec<String> = Vec::new();
     for c in given.iter().flat_map(|c| c.split(',')).map(str::trim) {
         if !is_known_classification(c) {
-            let hint = KNOWN_CLASSIFICATIONS.iter().find(|k| k.eq_ignore_ascii_case(c));
+            let hint = KNOWN_CLASSIFICATIONS
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(c));
             return Err(CollectError::BadInput {
                 input: format!("--classification '{c}'"),
                 fix: match hint {
@@ -124,9 +154,19 @@ mod tests {
 
     #[test]
     fn tag_syntax() {
-        assert_eq!(TagSelector::parse(None, &[]).ok(), Some(TagSelector::default()));
-        let t = TagSelector::parse(None, &["Patch=yes".into(), "Patch=true".into()]).expect("valid");
-        assert_eq!(t, TagSelector { key: "Patch".into(), values: vec!["yes".into(), "true".into()] });
+        assert_eq!(
+            TagSelector::parse(None, &[]).ok(),
+            Some(TagSelector::default())
+        );
+        let t =
+            TagSelector::parse(None, &["Patch=yes".into(), "Patch=true".into()]).expect("valid");
+        assert_eq!(
+            t,
+            TagSelector {
+                key: "Patch".into(),
+                values: vec!["yes".into(), "true".into()]
+            }
+        );
         assert!(TagSelector::parse(None, &["Patch".into()]).is_err());
         assert!(TagSelector::parse(None, &["=x".into()]).is_err());
         assert!(TagSelector::parse(None, &["A=1".into(), "B=2".into()]).is_err());
@@ -138,7 +178,8 @@ mod tests {
         assert_eq!(parse_classifications(&[], false).expect("default").len(), 3);
         assert!(parse_classifications(&[], true).expect("all").is_empty());
         assert_eq!(
-            parse_classifications(&["Security,Bugfix".into(), "Security".into()], false).expect("valid"),
+            parse_classifications(&["Security,Bugfix".into(), "Security".into()], false)
+                .expect("valid"),
             vec!["Security".to_string(), "Bugfix".to_string()]
         );
         let err = parse_classifications(&["securityupdates".into()], false).expect_err("case");

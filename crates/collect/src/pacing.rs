@@ -1,7 +1,7 @@
 //! Client-side pacing (`--max-tps`) and live counters for progress displays.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -14,7 +14,10 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(rate: f64) -> Pacer {
-        Pacer { interval: Duration::from_secs_f64(1.0 / rate.max(0.001)), next: Mutex::new(Instant::now()) }
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+            next: Mutex::new(Instant::now()),
+        }
     }
 
     /// Waits for this caller's slot.

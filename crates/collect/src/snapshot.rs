@@ -9,7 +9,7 @@ use crate::aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
 use crate::pacing::{Progress, StopSignal};
 use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
-use futures::{stream, StreamExt};
+use futures::{StreamExt, stream};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 use patchtrail_store::{CommittedRun, RunStart, Store};
 use std::collections::HashMap;
@@ -98,9 +98,14 @@ async fn all_patch_states(
     instances: &[Ec2Instance],
     concurrency: usize,
 ) -> HashMap<String, Result<PatchStateSummary, CallError>> {
-    let chunks: Vec<Vec<String>> =
-        instances.chunks(50).map(|c| c.iter().map(|i| i.instance_id.clone()).collect()).collect();
-    let results: Vec<(Vec<String>, Result<HashMap<String, PatchStateSummary>, CallError>)> = stream::iter(chunks)
+    let chunks: Vec<Vec<String>> = instances
+        .chunks(50)
+        .map(|c| c.iter().map(|i| i.instance_id.clone()).collect())
+        .collect();
+    let results: Vec<(
+        Vec<String>,
+        Result<HashMap<String, PatchStateSummary>, CallError>,
+    )> = stream::iter(chunks)
         .map(|ids| async move {
             let r = fleet.patch_states(&ids).await;
             (ids, r)
@@ -130,7 +135,10 @@ async fn all_patch_states(
 }
 
 /// Lists the instances a collection would read, without reading their patches.
-pub async fn discover_targets(fleet: &AwsFleet, options: &CollectOptions) -> Result<Vec<Ec2Instance>, CollectError> {
+pub async fn discover_targets(
+    fleet: &AwsFleet,
+    options: &CollectOptions,
+) -> Result<Vec<Ec2Instance>, CollectError> {
     fleet.account_id().await?;
     fleet.discover(&options.tag).await
 }
@@ -189,7 +197,10 @@ pub async fn collect_snapshot(
     while let Some(joined) = results.next().await {
         let (ec2, result) = joined.map_err(|e| CollectError::Aws {
             operation: "ssm:DescribeInstancePatches",
-            error: CallError { code: "TaskFailed".into(), message: e.to_string() },
+            error: CallError {
+                code: "TaskFailed".into(),
+                message: e.to_string(),
+            },
         })?;
         // Stop between objects: what is written is whole, and without a manifest it is not history.
         if stop.is_stopped() {
@@ -200,7 +211,11 @@ pub async fn collect_snapshot(
             Ok(pages) => {
                 let pages: Vec<Vec<PatchRecord>> = pages
                     .into_iter()
-                    .map(|page| page.into_iter().map(|p| patch_record(&id, &ec2.instance_id, p)).collect())
+                    .map(|page| {
+                        page.into_iter()
+                            .map(|p| patch_record(&id, &ec2.instance_id, p))
+                            .collect()
+                    })
                     .collect();
                 match &state {
                     Some(Err(e)) => (Outcome::Error, Some(e.clone()), pages),

@@ -7,9 +7,11 @@
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
-use patchtrail_collect::{collect_snapshot, AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, StopSignal};
+use patchtrail_collect::{
+    AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, StopSignal, collect_snapshot,
+};
 use patchtrail_store::{AwsAccess, Store, StoreError};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,12 +42,20 @@ pub struct HandlerError {
 
 impl HandlerError {
     fn fatal(kind: &'static str, message: impl Into<String>) -> HandlerError {
-        HandlerError { retryable: false, kind, message: message.into() }
+        HandlerError {
+            retryable: false,
+            kind,
+            message: message.into(),
+        }
     }
 
     /// `Retryable.<Kind>` or `Fatal.<Kind>`: the error type Lambda reports.
     pub fn error_type(&self) -> String {
-        format!("{}.{}", if self.retryable { "Retryable" } else { "Fatal" }, self.kind)
+        format!(
+            "{}.{}",
+            if self.retryable { "Retryable" } else { "Fatal" },
+            self.kind
+        )
     }
 }
 
@@ -53,25 +63,38 @@ impl From<CollectError> for HandlerError {
     fn from(e: CollectError) -> HandlerError {
         let retryable = e.is_retryable() || matches!(e, CollectError::Stopped);
         let kind = match &e {
-            CollectError::BadInput { .. } | CollectError::NoRegion | CollectError::UnknownRegion(_) => "BadInput",
+            CollectError::BadInput { .. }
+            | CollectError::NoRegion
+            | CollectError::UnknownRegion(_) => "BadInput",
             CollectError::NoCredentials(_) | CollectError::InvalidCredentials(_) => "Credentials",
             CollectError::Aws { .. } => "Aws",
             CollectError::Store(_) => "Store",
             CollectError::Stopped => "Timeout",
         };
-        HandlerError { retryable, kind, message: e.to_string() }
+        HandlerError {
+            retryable,
+            kind,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<StoreError> for HandlerError {
     fn from(e: StoreError) -> HandlerError {
-        HandlerError { retryable: e.is_retryable(), kind: "Store", message: e.to_string() }
+        HandlerError {
+            retryable: e.is_retryable(),
+            kind: "Store",
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> lambda_runtime::Diagnostic {
-        lambda_runtime::Diagnostic { error_type: e.error_type(), error_message: e.message }
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type(),
+            error_message: e.message,
+        }
     }
 }
 
@@ -79,9 +102,17 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Handles one scheduled invocation; `deadline` is the invocation's deadline, if known.
-pub async fn handle(deps: &Deps, event: Value, deadline: Option<DateTime<Utc>>) -> Result<Value, HandlerError> {
-    let input: SchedulerInput = serde_json::from_value(event.clone())
-        .map_err(|e| HandlerError::fatal("BadInput", format!("the schedule's input is not a patchtrail input ({e}): {event}")))?;
+pub async fn handle(
+    deps: &Deps,
+    event: Value,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Value, HandlerError> {
+    let input: SchedulerInput = serde_json::from_value(event.clone()).map_err(|e| {
+        HandlerError::fatal(
+            "BadInput",
+            format!("the schedule's input is not a patchtrail input ({e}): {event}"),
+        )
+    })?;
     let resolved = input.resolve()?;
     let options = CollectOptions {
         tag: resolved.tag,
@@ -96,14 +127,26 @@ pub async fn handle(deps: &Deps, event: Value, deadline: Option<DateTime<Utc>>) 
     let stop = StopSignal::default();
     let timer = deadline.map(|d| {
         let stop = stop.clone();
-        let wait = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO).saturating_sub(DEADLINE_MARGIN);
+        let wait = (d - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(DEADLINE_MARGIN);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             tracing::warn!("the invocation's deadline is near: stopping before commit");
             stop.stop();
         })
     });
-    let result = collect_snapshot(&fleet, &store, &options, resolved.format, None, &progress, &stop).await;
+    let result = collect_snapshot(
+        &fleet,
+        &store,
+        &options,
+        resolved.format,
+        None,
+        &progress,
+        &stop,
+    )
+    .await;
     if let Some(t) = timer {
         t.abort();
     }

@@ -1,7 +1,7 @@
 //! `bootstrap` for provided.al2023: SDK configuration built once, then one handler call per event.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use patchtrail_lambda::{handle, Deps};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use patchtrail_lambda::{Deps, handle};
 use serde_json::Value;
 
 #[tokio::main]
@@ -11,8 +11,9 @@ async fn main() -> Result<(), Error> {
         .json()
         .flatten_event(true)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PATCHTRAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("PATCHTRAIL_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+            }),
         )
         .without_time()
         .init();

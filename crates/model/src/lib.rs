@@ -9,10 +9,16 @@ mod manifest;
 mod normalise;
 mod rows;
 mod schema;
+mod semantics;
 
-pub use manifest::{ManifestObject, PreviousManifest, RunConfig, RunCounts, RunManifest, MANIFEST_VERSION};
+pub use manifest::{
+    MANIFEST_VERSION, ManifestObject, PreviousManifest, RunConfig, RunCounts, RunManifest,
+};
 pub use normalise::{
-    is_known_classification, normalise_patch_state, KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS,
+    KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS, is_known_classification, normalise_patch_state,
 };
 pub use rows::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 pub use schema::{instances_schema, patches_schema};
+pub use semantics::{
+    StateClass, change_name, is_critical, is_security, patch_version, severity_level,
+};

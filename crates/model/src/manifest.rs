@@ -8,12 +8,17 @@ use crate::StoreFormat;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub const MANIFEST_VERSION: u32 = 1;
+/// 2: manifests carry their place in the commit chain (`sequence`), committed by a chain entry.
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
     pub manifest_version: u32,
     pub run_id: String,
+    /// Position in the store's commit chain (1 for the first run); the chain entry
+    /// `_patchtrail/chain/<sequence>.json` that names this manifest is what commits it.
+    #[serde(default)]
+    pub sequence: u64,
     /// The instant the snapshot represents (partition date = its UTC date).
     pub snapshot_time: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
@@ -26,7 +31,7 @@ pub struct RunManifest {
     pub counts: RunCounts,
     /// Every data object of the run, keys relative to the store root.
     pub objects: Vec<ManifestObject>,
-    /// The manifest that was the newest when this run committed; `None` for the first run.
+    /// The manifest of the previous chain entry (`sequence - 1`); `None` for the first run.
     pub previous: Option<PreviousManifest>,
 }
 

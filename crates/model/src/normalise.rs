@@ -46,7 +46,11 @@ pub fn normalise_patch_state(raw: &str) -> String {
         "Failed",
         "AvailableSecurityUpdate",
     ];
-    let folded: String = raw.chars().filter(|c| *c != '_').collect::<String>().to_ascii_lowercase();
+    let folded: String = raw
+        .chars()
+        .filter(|c| *c != '_')
+        .collect::<String>()
+        .to_ascii_lowercase();
     STATES
         .iter()
         .find(|s| s.to_ascii_lowercase() == folded)
@@ -60,8 +64,14 @@ mod tests {
 
     #[test]
     fn model_and_wire_spellings_meet() {
-        assert_eq!(normalise_patch_state("INSTALLED_PENDING_REBOOT"), "InstalledPendingReboot");
-        assert_eq!(normalise_patch_state("InstalledPendingReboot"), "InstalledPendingReboot");
+        assert_eq!(
+            normalise_patch_state("INSTALLED_PENDING_REBOOT"),
+            "InstalledPendingReboot"
+        );
+        assert_eq!(
+            normalise_patch_state("InstalledPendingReboot"),
+            "InstalledPendingReboot"
+        );
         assert_eq!(normalise_patch_state("MISSING"), "Missing");
         assert_eq!(normalise_patch_state("NotApplicable"), "NotApplicable");
         assert_eq!(normalise_patch_state("SomethingNew"), "SomethingNew");
@@ -71,6 +81,10 @@ mod tests {
     fn classifications_are_case_sensitive() {
         assert!(is_known_classification("SecurityUpdates"));
         assert!(!is_known_classification("securityupdates"));
-        assert!(SEED_CLASSIFICATIONS.iter().all(|c| is_known_classification(c)));
+        assert!(
+            SEED_CLASSIFICATIONS
+                .iter()
+                .all(|c| is_known_classification(c))
+        );
     }
 }

@@ -26,14 +26,14 @@ pub struct PatchRecord {
 }
 
 impl PatchRecord {
-    /// Critical: severity `Critical` (any casing), or Windows' `CriticalUpdates` classification.
+    /// docs/semantics.md §3.3.
     pub fn is_critical(&self) -> bool {
-        self.severity.eq_ignore_ascii_case("critical") || self.classification == "CriticalUpdates"
+        crate::is_critical(&self.severity, &self.classification)
     }
 
-    /// Security: the `Security` (Linux) or `SecurityUpdates` (Windows) classification.
+    /// docs/semantics.md §3.3.
     pub fn is_security(&self) -> bool {
-        matches!(self.classification.as_str(), "Security" | "SecurityUpdates")
+        crate::is_security(&self.classification)
     }
 }
 

@@ -26,7 +26,11 @@ fn projection(location: &str) -> String {
 }
 
 fn parquet_table(name: &str, schema: &Schema, root: &str) -> String {
-    let columns: Vec<String> = schema.fields().iter().map(|f| format!("  `{}` {}", f.name(), athena_type(f.data_type()))).collect();
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("  `{}` {}", f.name(), athena_type(f.data_type())))
+        .collect();
     let location = format!("{root}/{name}/");
     format!(
         "CREATE EXTERNAL TABLE IF NOT EXISTS {name} (\n{}\n)\nPARTITIONED BY (`year` int, `month` int, `day` int)\nSTORED AS PARQUET\nLOCATION '{location}'\n{};\n",
@@ -62,7 +66,12 @@ mod tests {
         let ddl = athena_ddl("s3://bucket/prefix/");
         assert!(ddl.contains("LOCATION 's3://bucket/prefix/patches/'"));
         assert!(ddl.contains("'storage.location.template' = 's3://bucket/prefix/patches/year=${year}/month=${month}/day=${day}/'"));
-        for column in ["`kb_id` string", "`installed_time` timestamp", "`missing_count` bigint", "`last_scan_time` timestamp"] {
+        for column in [
+            "`kb_id` string",
+            "`installed_time` timestamp",
+            "`missing_count` bigint",
+            "`last_scan_time` timestamp",
+        ] {
             assert!(ddl.contains(column), "{column}");
         }
         assert_eq!(ddl.matches("CREATE EXTERNAL TABLE").count(), 3);

@@ -2,10 +2,10 @@
 //! fleet totals, the trend, missing patches by severity, and a heat map of missing patches per
 //! instance and snapshot.
 
-use crate::history::LoadedHistory;
-use crate::render::{cell_text, column_names, render_html_with_charts, Chart, Series};
-use crate::reports::{quote, Report, Table};
 use crate::QueryError;
+use crate::history::LoadedHistory;
+use crate::render::{Chart, Series, cell_text, column_names, render_html_with_charts};
+use crate::reports::{Report, Table, quote};
 use chrono::{DateTime, Utc};
 
 /// The text of column `name` of `table`, row by row.
@@ -14,52 +14,77 @@ fn column(table: &Table, name: &str) -> Result<Vec<String>, QueryError> {
         .iter()
         .position(|n| n == name)
         .ok_or_else(|| QueryError::Render(format!("column {name} missing from {}", table.name)))?;
-    Ok(cell_text(table)?.into_iter().map(|mut row| row.swap_remove(i)).collect())
+    Ok(cell_text(table)?
+        .into_iter()
+        .map(|mut row| row.swap_remove(i))
+        .collect())
 }
 
 fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
-    Ok(column(table, name)?.iter().map(|v| v.parse().unwrap_or(0.0)).collect())
+    Ok(column(table, name)?
+        .iter()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect())
 }
 
 /// Instances shown in the heat map.
 const HEAT_ROWS: usize = 40;
 
-pub async fn dashboard(history: &LoadedHistory, instant: DateTime<Utc>, label: &str) -> Result<String, QueryError> {
-    let summary = history.summary(instant, label).await?;
-    let trend = history.trend(None, Some(instant)).await?;
+pub async fn dashboard(
+    history: &LoadedHistory,
+    instant: DateTime<Utc>,
+    label: &str,
+) -> Result<String, QueryError> {
+    let summary = history
+        .summary(instant, label, crate::DEFAULT_STALE_DAYS)
+        .await?;
+    let trend = history
+        .trend(None, Some(instant), crate::DEFAULT_STALE_DAYS)
+        .await?;
     let trend_table = &trend.tables[0];
-    let dates: Vec<String> = column(trend_table, "snapshot_time")?.iter().map(|t| t.chars().take(10).collect()).collect();
+    let dates: Vec<String> = column(trend_table, "snapshot_time")?
+        .iter()
+        .map(|t| t.chars().take(10).collect())
+        .collect();
     let mut charts = vec![Chart::Lines {
         title: "Compliance over time".into(),
         labels: dates.clone(),
         series: vec![
-            Series { name: "non-compliant instances".into(), values: numbers(trend_table, "noncompliant_instances")? },
-            Series { name: "missing critical patches".into(), values: numbers(trend_table, "missing_critical")? },
-            Series { name: "missing security patches".into(), values: numbers(trend_table, "missing_security")? },
+            Series {
+                name: "non-compliant instances".into(),
+                values: numbers(trend_table, "noncompliant_instances")?,
+            },
+            Series {
+                name: "missing critical patches".into(),
+                values: numbers(trend_table, "missing_critical")?,
+            },
+            Series {
+                name: "missing security patches".into(),
+                values: numbers(trend_table, "missing_security")?,
+            },
         ],
     }];
 
     let chosen = history.require_as_of(instant, label)?;
-    let runs = chosen.iter().map(|r| quote(&r.run_id)).collect::<Vec<_>>().join(",");
-    let severity = history
-        .query(
-            "severity",
-            &format!("SELECT severity, COUNT(*) AS missing FROM patches WHERE run_id IN ({runs}) AND state = 'Missing' GROUP BY severity ORDER BY missing DESC, severity"),
-        )
-        .await?;
+    let runs = chosen
+        .iter()
+        .map(|r| quote(&r.run_id))
+        .collect::<Vec<_>>()
+        .join(",");
+    let severity = &summary.tables[2];
     charts.push(Chart::Bars {
         title: format!("Missing patches by severity ({label})"),
-        labels: column(&severity, "severity")?,
-        values: numbers(&severity, "missing")?,
+        labels: column(severity, "severity_level")?,
+        values: numbers(severity, "missing")?,
     });
 
     let heat = history
         .query(
             "heat",
             &format!(
-                "WITH worst AS (SELECT instance_id FROM patches WHERE run_id IN ({runs}) AND state = 'Missing'
+                "WITH worst AS (SELECT instance_id FROM patches WHERE run_id IN ({runs}) AND state_class(state) = 'missing'
                                 GROUP BY instance_id ORDER BY COUNT(*) DESC, instance_id LIMIT {HEAT_ROWS}),
-                      cells AS (SELECT instance_id, run_id, SUM(CASE WHEN state = 'Missing' THEN 1 ELSE 0 END) AS missing
+                      cells AS (SELECT instance_id, run_id, SUM(CASE WHEN state_class(state) = 'missing' THEN 1 ELSE 0 END) AS missing
                                 FROM patches WHERE instance_id IN (SELECT instance_id FROM worst) AND snapshot_time <= to_timestamp_micros({micros})
                                 GROUP BY instance_id, run_id)
                  SELECT COALESCE(i.name, '') || ' ' || c.instance_id AS instance_id, r.snapshot_time, c.missing
@@ -70,7 +95,11 @@ pub async fn dashboard(history: &LoadedHistory, instant: DateTime<Utc>, label: &
             ),
         )
         .await?;
-    let (ids, times, missing) = (column(&heat, "instance_id")?, column(&heat, "snapshot_time")?, numbers(&heat, "missing")?);
+    let (ids, times, missing) = (
+        column(&heat, "instance_id")?,
+        column(&heat, "snapshot_time")?,
+        numbers(&heat, "missing")?,
+    );
     let mut rows: Vec<String> = ids.clone();
     rows.dedup();
     let values: Vec<Vec<f64>> = rows
@@ -89,11 +118,20 @@ pub async fn dashboard(history: &LoadedHistory, instant: DateTime<Utc>, label: &
                 .collect()
         })
         .collect();
-    charts.push(Chart::Heat { title: format!("Missing patches per instance (the {} worst)", rows.len()), rows, columns: dates, values });
+    charts.push(Chart::Heat {
+        title: format!("Missing patches per instance (the {} worst)", rows.len()),
+        rows,
+        columns: dates,
+        values,
+    });
 
     let mut tables = summary.tables.clone();
     tables.swap(0, 1);
     tables.insert(1, trend_table.clone());
-    let report = Report { title: format!("Patch compliance report as of {label}"), subtitle: summary.subtitle, tables };
+    let report = Report {
+        title: format!("Patch compliance report as of {label}"),
+        subtitle: summary.subtitle,
+        tables,
+    };
     render_html_with_charts(&report, &charts)
 }

@@ -1,22 +1,28 @@
 //! Loads the committed history into a DataFusion session as the tables `patches`, `instances`
 //! and `runs`.
 //!
-//! Only objects listed by a manifest are read, after a size check against it; anything else in
-//! the store (interrupted runs, foreign files, unreadable manifests) becomes a warning naming it.
-//! A store written by the seed workflow itself has no manifests: there each day partition is one
-//! snapshot, dated by its partition.
+//! Only the runs a report needs are loaded (docs/semantics.md §1, §5), and only objects their
+//! manifests list, after a size check; interrupted runs are invisible. A store written by the seed
+//! workflow itself has no manifests: there each day partition is one snapshot, dated by its first
+//! write.
 
 use crate::QueryError;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use patchtrail_model::{instances_schema, patches_schema, InstanceRecord, PatchRecord, RunCounts, StoreFormat};
-use patchtrail_store::{parse_seed_page, rows_to_batch, Store, MANIFEST_PREFIXES};
+use patchtrail_model::{
+    InstanceRecord, PatchRecord, RunCounts, StoreFormat, instances_schema, patches_schema,
+};
+use patchtrail_store::{Selection, Store, parse_seed_page, rows_to_batch, seed_page_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use url::Url;
@@ -65,7 +71,10 @@ async fn register_files(
     files: &Files,
 ) -> Result<Vec<String>, QueryError> {
     let mut parts = Vec::new();
-    for (suffix, keys, parquet) in [("parquet", &files.parquet, true), ("jsonl", &files.jsonl, false)] {
+    for (suffix, keys, parquet) in [
+        ("parquet", &files.parquet, true),
+        ("jsonl", &files.jsonl, false),
+    ] {
         if keys.is_empty() {
             continue;
         }
@@ -79,29 +88,49 @@ async fn register_files(
         } else {
             ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".jsonl")
         };
-        let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema.clone());
         let table = ListingTable::try_new(config).map_err(df)?;
         let table_name = format!("_{name}_{suffix}");
-        ctx.register_table(&table_name, Arc::new(table)).map_err(df)?;
+        ctx.register_table(&table_name, Arc::new(table))
+            .map_err(df)?;
         parts.push(table_name);
     }
     Ok(parts)
 }
 
-fn register_rows(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<String, QueryError> {
+fn register_rows(
+    ctx: &SessionContext,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<String, QueryError> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(df)?;
     ctx.register_table(name, Arc::new(table)).map_err(df)?;
     Ok(name.to_string())
 }
 
 /// `CREATE VIEW name` over the parts, with the Hive partition columns Athena would show.
-async fn create_view(ctx: &SessionContext, name: &str, parts: &[String], schema: &Schema) -> Result<(), QueryError> {
+async fn create_view(
+    ctx: &SessionContext,
+    name: &str,
+    parts: &[String],
+    schema: &Schema,
+) -> Result<(), QueryError> {
     let parts = if parts.is_empty() {
-        vec![register_rows(ctx, &format!("_{name}_empty"), RecordBatch::new_empty(Arc::new(schema.clone())))?]
+        vec![register_rows(
+            ctx,
+            &format!("_{name}_empty"),
+            RecordBatch::new_empty(Arc::new(schema.clone())),
+        )?]
     } else {
         parts.to_vec()
     };
-    let union = parts.iter().map(|p| format!("SELECT * FROM {p}")).collect::<Vec<_>>().join(" UNION ALL ");
+    let union = parts
+        .iter()
+        .map(|p| format!("SELECT * FROM {p}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let sql = format!(
         "CREATE VIEW {name} AS SELECT *, CAST(date_part('year', snapshot_time) AS INT) AS year, \
          CAST(date_part('month', snapshot_time) AS INT) AS month, CAST(date_part('day', snapshot_time) AS INT) AS day \
@@ -127,13 +156,23 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
         Field::new("failed", DataType::Int64, false),
         Field::new("manifest_key", DataType::Utf8, true),
     ]));
-    let s = |f: fn(&RunInfo) -> String| Arc::new(StringArray::from(runs.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
-    let n = |f: fn(&RunCounts) -> u64| Arc::new(Int64Array::from(runs.iter().map(|r| f(&r.counts) as i64).collect::<Vec<_>>())) as ArrayRef;
+    let s = |f: fn(&RunInfo) -> String| {
+        Arc::new(StringArray::from(runs.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    let n = |f: fn(&RunCounts) -> u64| {
+        Arc::new(Int64Array::from(
+            runs.iter().map(|r| f(&r.counts) as i64).collect::<Vec<_>>(),
+        )) as ArrayRef
+    };
     let columns: Vec<ArrayRef> = vec![
         s(|r| r.run_id.clone()),
         Arc::new(
-            TimestampMicrosecondArray::from(runs.iter().map(|r| r.snapshot_time.timestamp_micros()).collect::<Vec<_>>())
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from(
+                runs.iter()
+                    .map(|r| r.snapshot_time.timestamp_micros())
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
         ),
         s(|r| r.account_id.clone()),
         s(|r| r.region.clone()),
@@ -144,18 +183,13 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
         n(|c| c.patches),
         n(|c| c.missing),
         n(|c| c.failed),
-        Arc::new(StringArray::from(runs.iter().map(|r| r.manifest_key.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(
+            runs.iter()
+                .map(|r| r.manifest_key.clone())
+                .collect::<Vec<_>>(),
+        )),
     ];
     RecordBatch::try_new(schema, columns).map_err(df)
-}
-
-/// `year=YYYY/month=MM/day=DD/instanceid=<id>/<name>` → (date, instance id).
-fn seed_page_key(key: &str) -> Option<(NaiveDate, String)> {
-    let parts: Vec<&str> = key.split('/').collect();
-    let [y, m, d, i, _name] = parts.as_slice() else { return None };
-    let num = |p: &str, k: &str| p.strip_prefix(k).and_then(|v| v.parse::<u32>().ok());
-    let date = NaiveDate::from_ymd_opt(num(y, "year=")? as i32, num(m, "month=")?, num(d, "day=")?)?;
-    Some((date, i.strip_prefix("instanceid=")?.to_string()))
 }
 
 /// Seed pages of one snapshot, parsed into rows; unreadable pages become warnings.
@@ -173,9 +207,14 @@ async fn read_seed_pages(
     region: &str,
     warnings: &mut Vec<String>,
 ) -> Result<SeedRows, QueryError> {
-    let mut out = SeedRows { patches: Vec::new(), instances: BTreeMap::new() };
+    let mut out = SeedRows {
+        patches: Vec::new(),
+        instances: BTreeMap::new(),
+    };
     for key in keys {
-        let Some((_, instance_id)) = seed_page_key(key) else { continue };
+        let Some((_, instance_id)) = seed_page_key(key) else {
+            continue;
+        };
         let bytes = store.get(key).await?;
         let page = match parse_seed_page(&bytes) {
             Ok(p) => p,
@@ -208,19 +247,22 @@ async fn read_seed_pages(
 }
 
 impl LoadedHistory {
-    /// Reads the manifests (and, for seed-written stores, the day partitions) of `store`.
-    pub async fn load(store: &Store) -> Result<LoadedHistory, QueryError> {
+    /// Reads the committed runs `selection` asks for (and, for seed-written stores, the day
+    /// partitions no patchtrail run wrote): only their manifests and objects are fetched.
+    pub async fn load(store: &Store, selection: &Selection) -> Result<LoadedHistory, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
+        crate::functions::register_all(&ctx);
         let (objects, _) = store.object_store();
         let url = Url::parse(STORE_URL).map_err(df)?;
         ctx.register_object_store(&url, objects);
 
-        let history = store.history().await?;
-        let mut warnings: Vec<String> =
-            history.unreadable.iter().map(|(k, why)| format!("skipped {k}: {why}")).collect();
-        let present: BTreeMap<String, u64> = store.list_keys("").await?.into_iter().collect();
-        let mut listed: BTreeSet<String> = BTreeSet::new();
+        let history = store.select_history(selection).await?;
+        let mut warnings: Vec<String> = history
+            .unreadable
+            .iter()
+            .map(|(k, why)| format!("skipped {k}: {why}"))
+            .collect();
         let mut runs = Vec::new();
         let (mut patch_files, mut instance_files) = (Files::default(), Files::default());
         let mut seed_patches: Vec<PatchRecord> = Vec::new();
@@ -229,14 +271,23 @@ impl LoadedHistory {
         for stored in &history.runs {
             let m = &stored.manifest;
             let mut seed_pages = Vec::new();
-            for object in &m.objects {
-                listed.insert(object.key.clone());
-                match present.get(&object.key) {
+            let tables: Vec<&patchtrail_model::ManifestObject> = m
+                .objects
+                .iter()
+                .filter(|o| o.key.ends_with(".parquet") || o.key.ends_with(".jsonl"))
+                .collect();
+            let sizes =
+                futures::future::try_join_all(tables.iter().map(|o| store.size_of(&o.key))).await?;
+            for (object, size) in tables.iter().zip(sizes) {
+                match size {
                     None => {
-                        warnings.push(format!("skipped {} (run {}): it is missing; run patchtrail verify", object.key, m.run_id));
+                        warnings.push(format!(
+                            "skipped {} (run {}): it is missing; run patchtrail verify",
+                            object.key, m.run_id
+                        ));
                         continue;
                     }
-                    Some(size) if *size != object.size => {
+                    Some(size) if size != object.size => {
                         warnings.push(format!(
                             "skipped {} (run {}): {size} bytes where the manifest says {}; run patchtrail verify",
                             object.key, m.run_id, object.size
@@ -246,18 +297,38 @@ impl LoadedHistory {
                     Some(_) => {}
                 }
                 let k = object.key.clone();
-                let is_instances = k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
-                let files = if is_instances { &mut instance_files } else { &mut patch_files };
+                let is_instances =
+                    k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
+                let files = if is_instances {
+                    &mut instance_files
+                } else {
+                    &mut patch_files
+                };
                 if k.ends_with(".parquet") {
                     files.parquet.push(k);
-                } else if k.ends_with(".jsonl") {
+                } else {
                     files.jsonl.push(k);
-                } else if m.format == StoreFormat::Seed {
-                    seed_pages.push(k);
                 }
             }
+            if m.format == StoreFormat::Seed {
+                seed_pages.extend(
+                    m.objects
+                        .iter()
+                        .filter(|o| seed_page_key(&o.key).is_some())
+                        .map(|o| o.key.clone()),
+                );
+            }
             if !seed_pages.is_empty() {
-                let rows = read_seed_pages(store, &seed_pages, &m.run_id, m.snapshot_time, &m.account_id, &m.region, &mut warnings).await?;
+                let rows = read_seed_pages(
+                    store,
+                    &seed_pages,
+                    &m.run_id,
+                    m.snapshot_time,
+                    &m.account_id,
+                    &m.region,
+                    &mut warnings,
+                )
+                .await?;
                 seed_patches.extend(rows.patches);
             }
             runs.push(RunInfo {
@@ -271,30 +342,27 @@ impl LoadedHistory {
             });
         }
 
-        // The seed workflow's own objects: no manifest, one snapshot per day partition.
-        let mut seed_days: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
-        let mut foreign = Vec::new();
-        for key in present.keys().filter(|k| !listed.contains(*k)) {
-            if MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p)) {
-                continue;
-            }
-            if let Some((date, _)) = seed_page_key(key) {
-                seed_days.entry(date).or_default().push(key.clone());
-            } else if key.starts_with("patches/") || key.starts_with("instances/") || key.starts_with("_patchtrail/") {
-                foreign.push(key.clone());
-            }
-        }
-        if let Some(first) = foreign.first() {
-            warnings.push(format!(
-                "ignored {} object(s) that no committed run lists, e.g. {first} (an interrupted run's leftovers, or foreign files); run patchtrail verify",
-                foreign.len()
-            ));
-        }
-        for (date, keys) in seed_days {
+        // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
+        // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
+        // run's tag and are never taken for these.
+        let pages = store.seed_layout_pages().await?;
+        let foreign = store.unlisted(&pages, &Default::default()).await?;
+        let days: Vec<(NaiveDate, DateTime<Utc>, Vec<String>)> = foreign
+            .seed_days
+            .into_iter()
+            .filter_map(|(date, pages)| {
+                let at = pages.iter().map(|(_, t)| *t).min()?;
+                Some((date, at, pages.into_iter().map(|(k, _)| k).collect()))
+            })
+            .collect();
+        for (date, at, keys) in select_seed_days(days, selection) {
             let run_id = format!("seed-{}", date.format("%Y%m%d"));
-            let at = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default());
             let rows = read_seed_pages(store, &keys, &run_id, at, "", "", &mut warnings).await?;
-            let mut counts = RunCounts { instances: rows.instances.len() as u64, managed: rows.instances.len() as u64, ..Default::default() };
+            let mut counts = RunCounts {
+                instances: rows.instances.len() as u64,
+                managed: rows.instances.len() as u64,
+                ..Default::default()
+            };
             for p in &rows.patches {
                 counts.patches += 1;
                 counts.missing += u64::from(p.state == "Missing");
@@ -324,13 +392,29 @@ impl LoadedHistory {
         }
         runs.sort_by(|a, b| (a.snapshot_time, &a.run_id).cmp(&(b.snapshot_time, &b.run_id)));
 
-        let mut patch_parts = register_files(&ctx, store, "patches", patches_schema(), &patch_files).await?;
+        let mut patch_parts =
+            register_files(&ctx, store, "patches", patches_schema(), &patch_files).await?;
         if !seed_patches.is_empty() {
-            patch_parts.push(register_rows(&ctx, "_patches_seed", rows_to_batch(patches_schema(), &seed_patches)?)?);
+            patch_parts.push(register_rows(
+                &ctx,
+                "_patches_seed",
+                rows_to_batch(patches_schema(), &seed_patches)?,
+            )?);
         }
-        let mut instance_parts = register_files(&ctx, store, "instances", instances_schema(), &instance_files).await?;
+        let mut instance_parts = register_files(
+            &ctx,
+            store,
+            "instances",
+            instances_schema(),
+            &instance_files,
+        )
+        .await?;
         if !seed_instances.is_empty() {
-            instance_parts.push(register_rows(&ctx, "_instances_seed", rows_to_batch(instances_schema(), &seed_instances)?)?);
+            instance_parts.push(register_rows(
+                &ctx,
+                "_instances_seed",
+                rows_to_batch(instances_schema(), &seed_instances)?,
+            )?);
         }
         create_view(&ctx, "patches", &patch_parts, &patches_schema()).await?;
         create_view(&ctx, "instances", &instance_parts, &instances_schema()).await?;
@@ -338,10 +422,15 @@ impl LoadedHistory {
         let runs_schema = runs_batch.schema();
         let runs_part = register_rows(&ctx, "_runs", runs_batch)?;
         create_view(&ctx, "runs", &[runs_part], &runs_schema).await?;
-        Ok(LoadedHistory { ctx, runs, warnings, store_url: store.url().to_string() })
+        Ok(LoadedHistory {
+            ctx,
+            runs,
+            warnings,
+            store_url: store.url().to_string(),
+        })
     }
 
-    /// The latest snapshot at or before `instant`, per account and region.
+    /// The latest snapshot at or before `instant`, per account and region (§5.2).
     pub fn snapshots_as_of(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
         let mut latest: BTreeMap<(&str, &str), &RunInfo> = BTreeMap::new();
         for run in self.runs.iter().filter(|r| r.snapshot_time <= instant) {
@@ -351,16 +440,30 @@ impl LoadedHistory {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::seed_page_key;
-
-    #[test]
-    fn seed_keys_parse() {
-        let (d, id) = seed_page_key("year=2026/month=03/day=01/instanceid=i-0123456789abcdef0/3f1c").expect("seed key");
-        assert_eq!(d.to_string(), "2026-03-01");
-        assert_eq!(id, "i-0123456789abcdef0");
-        assert!(seed_page_key("patches/year=2026/month=03/day=01/x.parquet").is_none());
-        assert!(seed_page_key("year=2026/month=13/day=01/instanceid=i-1/x").is_none());
+/// The seed-workflow days a selection needs: those in force at its instants, or in its range.
+fn select_seed_days(
+    days: Vec<(NaiveDate, DateTime<Utc>, Vec<String>)>,
+    selection: &Selection,
+) -> Vec<(NaiveDate, DateTime<Utc>, Vec<String>)> {
+    match selection {
+        Selection::All => days,
+        Selection::Range(from, to) => days
+            .into_iter()
+            .filter(|(_, at, _)| from.is_none_or(|f| *at >= f) && to.is_none_or(|t| *at <= t))
+            .collect(),
+        Selection::AsOf(instants) => {
+            let wanted: BTreeSet<NaiveDate> = instants
+                .iter()
+                .filter_map(|t| {
+                    days.iter()
+                        .filter(|(_, at, _)| at <= t)
+                        .max_by_key(|(_, at, _)| *at)
+                        .map(|(d, _, _)| *d)
+                })
+                .collect();
+            days.into_iter()
+                .filter(|(d, _, _)| wanted.contains(d))
+                .collect()
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod athena;
 mod dashboard;
 mod dates;
+mod functions;
 mod history;
 mod render;
 mod reports;
@@ -16,8 +17,9 @@ pub use athena::athena_ddl;
 pub use dashboard::dashboard;
 pub use dates::{end_of, parse_tz, start_of};
 pub use history::{LoadedHistory, RunInfo};
-pub use render::{cell_text, column_names, render, Chart, OutputFormat, Series};
-pub use reports::{Report, Table};
+pub use patchtrail_store::Selection;
+pub use render::{Chart, OutputFormat, Series, cell_text, column_names, render, render_table};
+pub use reports::{DEFAULT_STALE_DAYS, Report, Table};
 
 use patchtrail_store::StoreError;
 
@@ -25,7 +27,9 @@ use patchtrail_store::StoreError;
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no committed runs in '{store}': collect one first (patchtrail collect), or try patchtrail demo")]
+    #[error(
+        "no committed runs in '{store}': collect one first (patchtrail collect), or try patchtrail demo"
+    )]
     EmptyStore { store: String },
     #[error("no snapshot at or before {date}: the first one is {first}")]
     BeforeFirst { date: String, first: String },

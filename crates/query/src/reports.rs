@@ -1,18 +1,16 @@
 //! The named reports, each a few SQL queries over `patches`, `instances` and `runs`.
 //!
-//! Snapshot choice happens here in Rust ("as of D" = the latest committed snapshot at or before
-//! the end of D, per account and region); the SQL then filters by run id, which lets Parquet
-//! statistics skip every other snapshot's row groups. Definitions shared by all reports:
-//! installed = Installed, InstalledOther, InstalledPendingReboot or InstalledRejected;
-//! critical = severity Critical or classification CriticalUpdates; security = classification
-//! Security or SecurityUpdates; an instance is compliant when it was collected and has no
-//! Missing or Failed patch, non-compliant when it has one, unmanaged or unknown otherwise.
+//! Every number follows `docs/semantics.md` (rule numbers are cited); the rules themselves are
+//! SQL functions backed by `patchtrail_model` (see [`crate::functions`]). Snapshot choice happens
+//! in Rust (§5.2); the SQL then filters by run id, which lets Parquet statistics skip every other
+//! snapshot's row groups.
 
-use crate::history::{LoadedHistory, RunInfo};
 use crate::QueryError;
+use crate::history::{LoadedHistory, RunInfo};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use patchtrail_model::StateClass;
 
 /// One table of a report.
 #[derive(Debug, Clone)]
@@ -28,7 +26,8 @@ impl Table {
     }
 }
 
-/// A report: its tables (the first is the main one, the one CSV/JSON carry) and what it covers.
+/// A report: its tables (the first is the main one, the one CSV/JSON carry by default) and what
+/// it covers.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub title: String,
@@ -36,9 +35,8 @@ pub struct Report {
     pub tables: Vec<Table>,
 }
 
-pub const INSTALLED: &str = "('Installed','InstalledOther','InstalledPendingReboot','InstalledRejected')";
-pub const CRITICAL: &str = "(lower(severity) = 'critical' OR classification = 'CriticalUpdates')";
-pub const SECURITY: &str = "classification IN ('Security','SecurityUpdates')";
+/// The default of `--stale-days` (§4.1 rule 4).
+pub const DEFAULT_STALE_DAYS: u32 = 14;
 
 /// A SQL string literal.
 pub fn quote(s: &str) -> String {
@@ -47,115 +45,225 @@ pub fn quote(s: &str) -> String {
 
 fn run_list(runs: &[&RunInfo]) -> String {
     let ids: Vec<String> = runs.iter().map(|r| quote(&r.run_id)).collect();
-    format!("({})", ids.join(","))
+    if ids.is_empty() {
+        "(NULL)".into()
+    } else {
+        format!("({})", ids.join(","))
+    }
 }
 
-/// Per (run, instance) patch counts, for the runs in `runs_sql`.
+/// Per (run, instance): patches per class (§2.1), missing critical and security (§6.1), and
+/// patches that make the instance non-compliant.
 fn patch_counts(runs_sql: &str) -> String {
+    let classes: Vec<String> = StateClass::ALL
+        .iter()
+        .map(|c| {
+            format!(
+                "SUM(CASE WHEN state_class(state) = '{c}' THEN 1 ELSE 0 END) AS {c}",
+                c = c.as_str()
+            )
+        })
+        .collect();
     format!(
-        "SELECT run_id, instance_id,
-           SUM(CASE WHEN state IN {INSTALLED} THEN 1 ELSE 0 END) AS installed,
-           SUM(CASE WHEN state = 'Missing' THEN 1 ELSE 0 END) AS missing,
-           SUM(CASE WHEN state = 'Failed' THEN 1 ELSE 0 END) AS failed,
-           SUM(CASE WHEN state = 'InstalledPendingReboot' THEN 1 ELSE 0 END) AS pending_reboot,
-           SUM(CASE WHEN state = 'Missing' AND {CRITICAL} THEN 1 ELSE 0 END) AS missing_critical,
-           SUM(CASE WHEN state = 'Missing' AND {SECURITY} THEN 1 ELSE 0 END) AS missing_security
-         FROM patches WHERE run_id IN {runs_sql} GROUP BY run_id, instance_id"
+        "SELECT run_id, instance_id, {classes},
+           SUM(CASE WHEN state_class(state) = 'missing' AND is_critical(severity, classification) THEN 1 ELSE 0 END) AS missing_critical,
+           SUM(CASE WHEN state_class(state) = 'missing' AND is_security(classification) THEN 1 ELSE 0 END) AS missing_security,
+           SUM(CASE WHEN makes_noncompliant(state) THEN 1 ELSE 0 END) AS noncompliant_patches
+         FROM patches WHERE run_id IN {runs_sql} GROUP BY run_id, instance_id",
+        classes = classes.join(", ")
     )
 }
 
-const COMPLIANCE: &str = "CASE WHEN i.outcome = 'unmanaged' THEN 'unmanaged'
-      WHEN i.outcome = 'error' THEN 'unknown'
-      WHEN COALESCE(p.missing, 0) + COALESCE(p.failed, 0) > 0 THEN 'non_compliant'
-      ELSE 'compliant' END";
+/// Every instance of the runs in `runs_sql` with its counts and its compliance (§4.1), scan
+/// age (§4.2) and AWS's own verdict (§4.3).
+fn instance_states(runs_sql: &str, stale_days: u32) -> String {
+    let stale = i64::from(stale_days) * 86_400;
+    let counts: Vec<String> = StateClass::ALL
+        .iter()
+        .map(|c| format!("COALESCE(p.{c}, 0) AS {c}", c = c.as_str()))
+        .collect();
+    format!(
+        "SELECT *,
+           CASE WHEN compliance NOT IN ('compliant', 'non_compliant') THEN NULL
+                WHEN COALESCE(critical_non_compliant_count, 0) + COALESCE(security_non_compliant_count, 0) + COALESCE(other_non_compliant_count, 0) > 0 THEN 'non_compliant'
+                WHEN critical_non_compliant_count IS NOT NULL AND security_non_compliant_count IS NOT NULL AND other_non_compliant_count IS NOT NULL THEN 'compliant'
+           END AS aws_compliance
+         FROM (
+           SELECT i.account_id, i.region, i.instance_id, i.name, i.ec2_state, i.platform, i.last_scan_time,
+             ROUND((date_part('epoch', i.snapshot_time) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
+             {counts},
+             COALESCE(p.missing_critical, 0) AS missing_critical, COALESCE(p.missing_security, 0) AS missing_security,
+             CASE WHEN i.outcome = 'error' THEN 'error'
+                  WHEN i.outcome = 'unmanaged' THEN 'unmanaged'
+                  WHEN i.last_scan_time IS NULL THEN 'unknown'
+                  WHEN date_part('epoch', i.snapshot_time) - date_part('epoch', i.last_scan_time) > {stale} THEN 'unknown'
+                  WHEN COALESCE(p.noncompliant_patches, 0) > 0 THEN 'non_compliant'
+                  ELSE 'compliant' END AS compliance,
+             i.critical_non_compliant_count, i.security_non_compliant_count, i.other_non_compliant_count,
+             i.outcome, i.error_code, i.snapshot_time, i.run_id
+           FROM instances i LEFT JOIN ({patch_counts}) p ON p.run_id = i.run_id AND p.instance_id = i.instance_id
+           WHERE i.run_id IN {runs_sql}) AS s",
+        counts = counts.join(", "),
+        patch_counts = patch_counts(runs_sql),
+    )
+}
+
+/// Reporting = a fresh patch state (§6.2).
+const REPORTING: &str = "compliance IN ('compliant', 'non_compliant')";
+
+/// The change of one patch between two of its rows `a` and `b` (§6.2, including versions).
+const PATCH_CHANGE: &str = "COALESCE(change_name(state_class(a.state), state_class(b.state)),
+       CASE WHEN patch_version(a.kb_id, a.title) IS NOT NULL AND patch_version(b.kb_id, b.title) IS NOT NULL
+             AND patch_version(a.kb_id, a.title) <> patch_version(b.kb_id, b.title) THEN 'version_changed' END)";
+
+/// Columns describing a patch change of rows `a` → `b`.
+const PATCH_COLUMNS: &str = "COALESCE(b.kb_id, a.kb_id) AS kb_id, COALESCE(b.title, a.title) AS title,
+       COALESCE(b.severity, a.severity) AS severity, COALESCE(b.classification, a.classification) AS classification";
+
+fn version_columns() -> &'static str {
+    "a.state AS from_state, b.state AS to_state, patch_version(a.kb_id, a.title) AS from_version, patch_version(b.kb_id, b.title) AS to_version"
+}
 
 impl LoadedHistory {
     pub async fn query(&self, name: &str, sql: &str) -> Result<Table, QueryError> {
-        let frame = self.ctx.sql(sql).await.map_err(|e| QueryError::Engine(e.to_string()))?;
+        let frame = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
         let schema: SchemaRef = frame.schema().inner().clone();
-        let batches = frame.collect().await.map_err(|e| QueryError::Engine(e.to_string()))?;
-        Ok(Table { name: name.to_string(), schema, batches })
+        let batches = frame
+            .collect()
+            .await
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
+        Ok(Table {
+            name: name.to_string(),
+            schema,
+            batches,
+        })
     }
 
     /// Registers a computed table under `name`, so that a follow-up query reads its rows instead
     /// of computing them again from the store.
     fn keep(&self, name: &str, table: &Table) -> Result<(), QueryError> {
         let engine = |e: datafusion::error::DataFusionError| QueryError::Engine(e.to_string());
-        let mem = datafusion::datasource::MemTable::try_new(table.schema.clone(), vec![table.batches.clone()]).map_err(engine)?;
+        let mem = datafusion::datasource::MemTable::try_new(
+            table.schema.clone(),
+            vec![table.batches.clone()],
+        )
+        .map_err(engine)?;
         self.ctx.deregister_table(name).map_err(engine)?;
-        self.ctx.register_table(name, std::sync::Arc::new(mem)).map_err(engine)?;
+        self.ctx
+            .register_table(name, std::sync::Arc::new(mem))
+            .map_err(engine)?;
         Ok(())
     }
 
     fn require_runs(&self) -> Result<(), QueryError> {
         if self.runs.is_empty() {
-            return Err(QueryError::EmptyStore { store: self.store_url.clone() });
+            return Err(QueryError::EmptyStore {
+                store: self.store_url.clone(),
+            });
         }
         Ok(())
     }
 
-    /// The snapshots in force at `instant`, or a message naming the first one.
-    pub fn require_as_of(&self, instant: DateTime<Utc>, label: &str) -> Result<Vec<&RunInfo>, QueryError> {
+    /// The snapshots in force at `instant` (§5.2), or a message naming the first one.
+    pub fn require_as_of(
+        &self,
+        instant: DateTime<Utc>,
+        label: &str,
+    ) -> Result<Vec<&RunInfo>, QueryError> {
         self.require_runs()?;
         let chosen = self.snapshots_as_of(instant);
         if chosen.is_empty() {
-            let first = self.runs.first().map(|r| r.snapshot_time.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-            return Err(QueryError::BeforeFirst { date: label.to_string(), first });
+            let first = self
+                .runs
+                .first()
+                .map(|r| r.snapshot_time.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            return Err(QueryError::BeforeFirst {
+                date: label.to_string(),
+                first,
+            });
         }
         Ok(chosen)
     }
 
     fn describe(runs: &[&RunInfo]) -> String {
-        runs.iter().map(|r| format!("{} ({})", r.snapshot_time.format("%Y-%m-%d %H:%M UTC"), r.run_id)).collect::<Vec<_>>().join(", ")
+        runs.iter()
+            .map(|r| {
+                format!(
+                    "{} ({})",
+                    r.snapshot_time.format("%Y-%m-%d %H:%M UTC"),
+                    r.run_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
-    /// The per-instance state as of `instant`, and fleet totals.
-    pub async fn summary(&self, instant: DateTime<Utc>, label: &str) -> Result<Report, QueryError> {
+    /// §6.1: the per-instance state as of `instant`, fleet totals, missing patches by severity.
+    pub async fn summary(
+        &self,
+        instant: DateTime<Utc>,
+        label: &str,
+        stale_days: u32,
+    ) -> Result<Report, QueryError> {
         let chosen = self.require_as_of(instant, label)?;
         let runs = run_list(&chosen);
-        let per_instance = format!(
-            "WITH p AS ({counts})
-             SELECT i.instance_id, i.name, i.ec2_state, i.platform, i.last_scan_time,
-               ROUND((CAST({asof} AS DOUBLE) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
-               COALESCE(p.installed, 0) AS installed, COALESCE(p.missing, 0) AS missing, COALESCE(p.failed, 0) AS failed,
-               COALESCE(p.pending_reboot, 0) AS pending_reboot, COALESCE(p.missing_critical, 0) AS missing_critical,
-               COALESCE(p.missing_security, 0) AS missing_security,
-               {COMPLIANCE} AS compliance,
-               i.outcome, i.error_code, i.account_id, i.region, i.snapshot_time, i.run_id
-             FROM instances i LEFT JOIN p ON p.run_id = i.run_id AND p.instance_id = i.instance_id
-             WHERE i.run_id IN {runs}",
-            counts = patch_counts(&runs),
-            asof = instant.timestamp(),
-        );
         let instances = self
-            .query("instances", &format!("SELECT * FROM ({per_instance}) ORDER BY missing_critical DESC, missing DESC, failed DESC, instance_id"))
+            .query(
+                "instances",
+                &format!(
+                    "SELECT account_id, region, instance_id, name, ec2_state, platform, last_scan_time, scan_age_days,
+                       installed, pending_reboot, rejected, missing, failed, not_applicable, available_security_update,
+                       missing_critical, missing_security, compliance, aws_compliance,
+                       CASE WHEN aws_compliance IS NULL THEN NULL ELSE aws_compliance = compliance END AS agrees_with_aws,
+                       outcome, error_code, snapshot_time, run_id
+                     FROM ({states}) ORDER BY missing_critical DESC, missing DESC, failed DESC, account_id, region, instance_id",
+                    states = instance_states(&runs, stale_days)
+                ),
+            )
             .await?;
         self.keep("_summary", &instances)?;
         let totals = self
             .query(
                 "fleet",
+                "SELECT COUNT(*) AS instances,
+                   SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END) AS compliant,
+                   SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END) AS non_compliant,
+                   SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END) AS unknown,
+                   SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END) AS unmanaged,
+                   SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END) AS error,
+                   SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END) AS stopped,
+                   SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END) AS disagree_with_aws,
+                   SUM(installed) AS installed, SUM(pending_reboot) AS pending_reboot, SUM(missing) AS missing, SUM(failed) AS failed,
+                   SUM(missing_critical) AS missing_critical, SUM(missing_security) AS missing_security
+                 FROM _summary",
+            )
+            .await?;
+        let severity = self
+            .query(
+                "missing_by_severity",
                 &format!(
-                    "SELECT COUNT(*) AS instances,
-                       SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END) AS compliant,
-                       SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END) AS non_compliant,
-                       SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END) AS unmanaged,
-                       SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END) AS unknown,
-                       SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END) AS stopped,
-                       SUM(installed) AS installed, SUM(missing) AS missing, SUM(failed) AS failed,
-                       SUM(pending_reboot) AS pending_reboot, SUM(missing_critical) AS missing_critical,
-                       SUM(missing_security) AS missing_security
-                     FROM _summary"
+                    "SELECT severity_level(severity) AS severity_level, COUNT(*) AS missing FROM patches
+                     WHERE run_id IN {runs} AND state_class(state) = 'missing'
+                     GROUP BY severity_level(severity) ORDER BY missing DESC, severity_level"
                 ),
             )
             .await?;
         Ok(Report {
             title: format!("Patch compliance as of {label}"),
-            subtitle: format!("Snapshot {}", Self::describe(&chosen)),
-            tables: vec![instances, totals],
+            subtitle: format!(
+                "Snapshot {}; a scan older than {stale_days} days counts as unknown",
+                Self::describe(&chosen)
+            ),
+            tables: vec![instances, totals, severity],
         })
     }
 
-    /// What changed between the snapshots in force at `from` and at `to`.
+    /// §6.2: what changed between the snapshots in force at `from` and at `to`.
     pub async fn diff(
         &self,
         from: DateTime<Utc>,
@@ -165,40 +273,69 @@ impl LoadedHistory {
         stale_days: u32,
     ) -> Result<Report, QueryError> {
         if from > to {
-            return Err(QueryError::BadInput { input: format!("--from {from_label} --to {to_label}"), fix: "--from must not be after --to".into() });
+            return Err(QueryError::BadInput {
+                input: format!("--from {from_label} --to {to_label}"),
+                fix: "--from must not be after --to".into(),
+            });
         }
         let a = self.require_as_of(from, from_label)?;
         let b = self.require_as_of(to, to_label)?;
         let (ra, rb) = (run_list(&a), run_list(&b));
-        let stale = i64::from(stale_days) * 86_400;
+        let key = |x: &str, y: &str| {
+            format!(
+                "{x}.account_id = {y}.account_id AND {x}.region = {y}.region AND {x}.instance_id = {y}.instance_id"
+            )
+        };
         let sql = format!(
-            "WITH a AS (SELECT instance_id, kb_id, state FROM patches WHERE run_id IN {ra}),
-                  b AS (SELECT instance_id, kb_id, state, title, severity, classification FROM patches WHERE run_id IN {rb}),
-                  ia AS (SELECT instance_id, name, last_scan_time, snapshot_time FROM instances WHERE run_id IN {ra}),
-                  ib AS (SELECT instance_id, name, last_scan_time, snapshot_time FROM instances WHERE run_id IN {rb})
-             SELECT b.instance_id, ib.name, b.kb_id, b.title, b.severity, b.classification,
-                    CASE b.state WHEN 'Missing' THEN 'newly_missing' WHEN 'Installed' THEN 'newly_installed' ELSE 'newly_failed' END AS change,
-                    a.state AS from_state, b.state AS to_state,
-                    CAST(NULL AS TIMESTAMP) AS from_last_scan, CAST(NULL AS TIMESTAMP) AS to_last_scan
-             FROM b LEFT JOIN a ON a.instance_id = b.instance_id AND a.kb_id = b.kb_id
-                    LEFT JOIN ib ON ib.instance_id = b.instance_id
-             WHERE b.state IN ('Missing', 'Installed', 'Failed') AND (a.state IS NULL OR a.state <> b.state)
+            "WITH ia AS ({sa}), ib AS ({sb}),
+                  pa AS (SELECT * FROM patches WHERE run_id IN {ra}),
+                  pb AS (SELECT * FROM patches WHERE run_id IN {rb}),
+                  both_reporting AS (
+                    SELECT ib.account_id, ib.region, ib.instance_id, ib.name, ia.last_scan_time AS from_last_scan, ib.last_scan_time AS to_last_scan
+                    FROM ia JOIN ib ON {k_ab} WHERE ia.{REPORTING} AND ib.{REPORTING}),
+                  pairs AS (
+                    SELECT r.account_id, r.region, r.instance_id, r.name, {PATCH_COLUMNS}, {PATCH_CHANGE} AS change, {versions},
+                           r.from_last_scan, r.to_last_scan
+                    FROM pa a FULL OUTER JOIN pb b ON {k_pab} AND a.kb_id = b.kb_id
+                    JOIN both_reporting r ON r.account_id = COALESCE(a.account_id, b.account_id)
+                      AND r.region = COALESCE(a.region, b.region) AND r.instance_id = COALESCE(a.instance_id, b.instance_id))
+             SELECT * FROM pairs WHERE change IS NOT NULL
              UNION ALL
-             SELECT ib.instance_id, ib.name, NULL, NULL, NULL, NULL, 'appeared', NULL, NULL, NULL, CAST(ib.last_scan_time AS TIMESTAMP)
-             FROM ib LEFT JOIN ia ON ia.instance_id = ib.instance_id WHERE ia.instance_id IS NULL
+             SELECT ib.account_id, ib.region, ib.instance_id, ib.name, NULL, NULL, NULL, NULL, 'appeared', NULL, NULL, NULL, NULL,
+                    ia.last_scan_time, ib.last_scan_time
+             FROM ib LEFT JOIN ia ON {k_ab} WHERE ia.instance_id IS NULL
              UNION ALL
-             SELECT ia.instance_id, ia.name, NULL, NULL, NULL, NULL, 'disappeared', NULL, NULL, CAST(ia.last_scan_time AS TIMESTAMP), NULL
-             FROM ia LEFT JOIN ib ON ib.instance_id = ia.instance_id WHERE ib.instance_id IS NULL
+             SELECT ia.account_id, ia.region, ia.instance_id, ia.name, NULL, NULL, NULL, NULL, 'disappeared', NULL, NULL, NULL, NULL,
+                    ia.last_scan_time, ib.last_scan_time
+             FROM ia LEFT JOIN ib ON {k_ab} WHERE ib.instance_id IS NULL
              UNION ALL
-             SELECT ib.instance_id, ib.name, NULL, NULL, NULL, NULL, 'stopped_reporting', NULL, NULL,
-                    CAST(ia.last_scan_time AS TIMESTAMP), CAST(ib.last_scan_time AS TIMESTAMP)
-             FROM ib JOIN ia ON ia.instance_id = ib.instance_id
-             WHERE date_part('epoch', ib.snapshot_time) - date_part('epoch', ib.last_scan_time) > {stale}
-               AND date_part('epoch', ia.snapshot_time) - date_part('epoch', ia.last_scan_time) <= {stale}"
+             SELECT ib.account_id, ib.region, ib.instance_id, ib.name, NULL, NULL, NULL, NULL,
+                    CASE WHEN ia.{REPORTING} THEN 'stopped_reporting' ELSE 'resumed_reporting' END, NULL, NULL, NULL, NULL,
+                    ia.last_scan_time, ib.last_scan_time
+             FROM ia JOIN ib ON {k_ab} WHERE (ia.{REPORTING}) <> (ib.{REPORTING})",
+            sa = instance_states(&ra, stale_days),
+            sb = instance_states(&rb, stale_days),
+            k_ab = key("ia", "ib"),
+            k_pab = key("a", "b"),
+            versions = version_columns(),
         );
-        let changes = self.query("changes", &format!("SELECT * FROM ({sql}) ORDER BY instance_id, change, kb_id")).await?;
+        let changes = self
+            .query(
+                "changes",
+                &format!(
+                    "SELECT account_id, region, instance_id, name, kb_id, title, severity, classification, change,
+                       from_state, to_state, from_version, to_version, from_last_scan, to_last_scan
+                     FROM ({sql}) ORDER BY account_id, region, instance_id, change, kb_id"
+                ),
+            )
+            .await?;
         self.keep("_changes", &changes)?;
-        let counts = self.query("counts", "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change").await?;
+        let counts = self
+            .query(
+                "counts",
+                "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change",
+            )
+            .await?;
         Ok(Report {
             title: format!("Changes from {from_label} to {to_label}"),
             subtitle: format!("From {} to {}", Self::describe(&a), Self::describe(&b)),
@@ -206,22 +343,26 @@ impl LoadedHistory {
         })
     }
 
-    /// The timeline of one instance: a row per snapshot, and every patch state change.
-    pub async fn instance_history(&self, instance_id: &str) -> Result<Report, QueryError> {
+    /// §6.3: the timeline of one instance, and every change of its patches.
+    pub async fn instance_history(
+        &self,
+        instance_id: &str,
+        stale_days: u32,
+    ) -> Result<Report, QueryError> {
         self.require_runs()?;
         let id = quote(instance_id);
+        let all = run_list(&self.runs.iter().collect::<Vec<_>>());
+        let states = format!(
+            "SELECT * FROM ({}) WHERE instance_id = {id}",
+            instance_states(&all, stale_days)
+        );
         let timeline = self
             .query(
                 "snapshots",
                 &format!(
-                    "WITH p AS (SELECT * FROM ({counts}) WHERE instance_id = {id})
-                     SELECT i.snapshot_time, i.run_id, i.ec2_state, i.last_scan_time, i.outcome,
-                       COALESCE(p.installed, 0) AS installed, COALESCE(p.missing, 0) AS missing, COALESCE(p.failed, 0) AS failed,
-                       COALESCE(p.missing_critical, 0) AS missing_critical, COALESCE(p.missing_security, 0) AS missing_security,
-                       {COMPLIANCE} AS compliance
-                     FROM instances i LEFT JOIN p ON p.run_id = i.run_id
-                     WHERE i.instance_id = {id} ORDER BY i.snapshot_time, i.run_id",
-                    counts = patch_counts("(SELECT run_id FROM runs)"),
+                    "SELECT snapshot_time, run_id, ec2_state, last_scan_time, outcome, installed, pending_reboot, missing, failed,
+                       missing_critical, missing_security, compliance
+                     FROM ({states}) ORDER BY snapshot_time, run_id"
                 ),
             )
             .await?;
@@ -235,19 +376,34 @@ impl LoadedHistory {
             .query(
                 "patch_changes",
                 &format!(
-                    "SELECT snapshot_time, kb_id, title, severity, classification, from_state, state AS to_state, installed_time FROM (
-                       SELECT snapshot_time, kb_id, title, severity, classification, state, installed_time,
-                              LAG(state) OVER (PARTITION BY kb_id ORDER BY snapshot_time, run_id) AS from_state
-                       FROM patches WHERE instance_id = {id}) AS t
-                     WHERE from_state IS NULL OR from_state <> state
-                     ORDER BY snapshot_time, kb_id"
+                    "WITH rep AS (SELECT run_id, snapshot_time, ROW_NUMBER() OVER (ORDER BY snapshot_time, run_id) AS n
+                                  FROM ({states}) WHERE {REPORTING}),
+                          ip AS (SELECT rep.n, p.* FROM patches p JOIN rep ON p.run_id = rep.run_id WHERE p.instance_id = {id}),
+                          last AS (SELECT MAX(n) AS n FROM rep)
+                     SELECT snapshot_time, kb_id, title, severity, classification, change, from_state, to_state, from_version, to_version FROM (
+                       SELECT rep.snapshot_time, b.kb_id, b.title, b.severity, b.classification, 'first_seen' AS change,
+                              CAST(NULL AS VARCHAR) AS from_state, b.state AS to_state, CAST(NULL AS VARCHAR) AS from_version,
+                              patch_version(b.kb_id, b.title) AS to_version
+                       FROM ip b JOIN rep ON rep.n = b.n WHERE b.n = 1
+                       UNION ALL
+                       SELECT rep.snapshot_time, {PATCH_COLUMNS}, {PATCH_CHANGE} AS change, {versions}
+                       FROM ip a FULL OUTER JOIN ip b ON a.kb_id = b.kb_id AND a.n + 1 = b.n
+                       JOIN rep ON rep.n = COALESCE(b.n, a.n + 1)
+                       WHERE COALESCE(b.n, a.n + 1) > 1) AS t
+                     WHERE change IS NOT NULL
+                     ORDER BY snapshot_time, kb_id",
+                    versions = version_columns(),
                 ),
             )
             .await?;
-        Ok(Report { title: format!("History of {instance_id}"), subtitle: format!("{} snapshots", timeline.rows()), tables: vec![timeline, changes] })
+        Ok(Report {
+            title: format!("History of {instance_id}"),
+            subtitle: format!("{} snapshots", timeline.rows()),
+            tables: vec![timeline, changes],
+        })
     }
 
-    /// One patch across the fleet: where and when it was installed, where it is still missing.
+    /// §6.4: one patch across the fleet: where and when it was installed, where it is still missing.
     pub async fn kb_history(&self, kb_id: &str) -> Result<Report, QueryError> {
         self.require_runs()?;
         let kb = quote(kb_id);
@@ -255,25 +411,24 @@ impl LoadedHistory {
             .query(
                 "instances",
                 &format!(
-                    "WITH k AS (SELECT instance_id, snapshot_time, run_id, state, installed_time,
-                                  ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY snapshot_time DESC, run_id DESC) AS newest
+                    "WITH k AS (SELECT account_id, region, instance_id, snapshot_time, run_id, state, state_class(state) AS class,
+                                  ROW_NUMBER() OVER (PARTITION BY account_id, region, instance_id ORDER BY snapshot_time DESC, run_id DESC) AS newest
                                 FROM patches WHERE kb_id = {kb})
-                     SELECT instance_id,
+                     SELECT account_id, region, instance_id,
                        MAX(CASE WHEN newest = 1 THEN state END) AS latest_state,
                        MAX(CASE WHEN newest = 1 THEN snapshot_time END) AS latest_snapshot,
-                       MAX(installed_time) AS installed_time,
                        MIN(snapshot_time) AS first_seen,
-                       MIN(CASE WHEN state = 'Missing' THEN snapshot_time END) AS first_seen_missing,
-                       MIN(CASE WHEN state IN {INSTALLED} THEN snapshot_time END) AS first_seen_installed
-                     FROM k GROUP BY instance_id
-                     ORDER BY latest_state, instance_id"
+                       MIN(CASE WHEN class = 'missing' THEN snapshot_time END) AS first_seen_missing,
+                       MIN(CASE WHEN class = 'installed' THEN snapshot_time END) AS first_seen_installed
+                     FROM k GROUP BY account_id, region, instance_id
+                     ORDER BY latest_state, account_id, region, instance_id"
                 ),
             )
             .await?;
         if instances.rows() == 0 {
             return Err(QueryError::BadInput {
                 input: format!("--kb {kb_id}"),
-                fix: "no snapshot holds this patch id (ids are case-sensitive, e.g. KB5034441 or ALAS2-2024-1234)".into(),
+                fix: "no snapshot holds this patch id (ids are case-sensitive, e.g. KB5034441 or kernel.x86_64)".into(),
             });
         }
         let timeline = self
@@ -281,57 +436,105 @@ impl LoadedHistory {
                 "snapshots",
                 &format!(
                     "SELECT snapshot_time, run_id, COUNT(*) AS instances,
-                       SUM(CASE WHEN state IN {INSTALLED} THEN 1 ELSE 0 END) AS installed,
-                       SUM(CASE WHEN state = 'Missing' THEN 1 ELSE 0 END) AS missing,
-                       SUM(CASE WHEN state = 'Failed' THEN 1 ELSE 0 END) AS failed
+                       SUM(CASE WHEN state_class(state) = 'installed' THEN 1 ELSE 0 END) AS installed,
+                       SUM(CASE WHEN state_class(state) = 'pending_reboot' THEN 1 ELSE 0 END) AS pending_reboot,
+                       SUM(CASE WHEN state_class(state) = 'missing' THEN 1 ELSE 0 END) AS missing,
+                       SUM(CASE WHEN state_class(state) = 'failed' THEN 1 ELSE 0 END) AS failed
                      FROM patches WHERE kb_id = {kb} GROUP BY snapshot_time, run_id ORDER BY snapshot_time, run_id"
                 ),
             )
             .await?;
-        Ok(Report { title: format!("History of {kb_id}"), subtitle: format!("{} instances report it", instances.rows()), tables: vec![instances, timeline] })
+        Ok(Report {
+            title: format!("History of {kb_id}"),
+            subtitle: format!("{} instances report it", instances.rows()),
+            tables: vec![instances, timeline],
+        })
     }
 
-    /// Per snapshot between the two instants: the fleet's compliance over time.
-    pub async fn trend(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Report, QueryError> {
+    /// §6.4: per snapshot in the range, the fleet's compliance over time.
+    pub async fn trend(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        stale_days: u32,
+    ) -> Result<Report, QueryError> {
         self.require_runs()?;
         let runs: Vec<&RunInfo> = self
             .runs
             .iter()
-            .filter(|r| from.is_none_or(|f| r.snapshot_time >= f) && to.is_none_or(|t| r.snapshot_time <= t))
+            .filter(|r| {
+                from.is_none_or(|f| r.snapshot_time >= f) && to.is_none_or(|t| r.snapshot_time <= t)
+            })
             .collect();
         if runs.is_empty() {
-            return Err(QueryError::BadInput { input: "--from/--to".into(), fix: "no snapshot lies in that range; widen it".into() });
+            return Err(QueryError::BadInput {
+                input: "--from/--to".into(),
+                fix: "no snapshot lies in that range; widen it".into(),
+            });
         }
-        let list = run_list(&runs);
+        let count = |c: &str| format!("SUM(CASE WHEN compliance = '{c}' THEN 1 ELSE 0 END)");
         let trend = self
             .query(
                 "trend",
                 &format!(
-                    "WITH p AS ({counts})
-                     SELECT i.snapshot_time, i.run_id, COUNT(*) AS instances,
-                       SUM(CASE WHEN {COMPLIANCE} = 'compliant' THEN 1 ELSE 0 END) AS compliant_instances,
-                       SUM(CASE WHEN {COMPLIANCE} = 'non_compliant' THEN 1 ELSE 0 END) AS noncompliant_instances,
-                       SUM(CASE WHEN i.outcome = 'unmanaged' THEN 1 ELSE 0 END) AS unmanaged_instances,
-                       SUM(COALESCE(p.installed, 0)) AS installed,
-                       SUM(COALESCE(p.missing, 0)) AS missing,
-                       SUM(COALESCE(p.missing_critical, 0)) AS missing_critical,
-                       SUM(COALESCE(p.missing_security, 0)) AS missing_security,
-                       SUM(COALESCE(p.failed, 0)) AS failed
-                     FROM instances i LEFT JOIN p ON p.run_id = i.run_id AND p.instance_id = i.instance_id
-                     WHERE i.run_id IN {list}
-                     GROUP BY i.snapshot_time, i.run_id ORDER BY i.snapshot_time, i.run_id",
-                    counts = patch_counts(&list),
+                    "SELECT snapshot_time, run_id, account_id, region, COUNT(*) AS instances,
+                       {compliant} AS compliant_instances, {non} AS noncompliant_instances, {unknown} AS unknown_instances,
+                       {unmanaged} AS unmanaged_instances, {error} AS error_instances,
+                       SUM(installed) AS installed, SUM(missing) AS missing, SUM(missing_critical) AS missing_critical,
+                       SUM(missing_security) AS missing_security, SUM(failed) AS failed
+                     FROM ({states})
+                     GROUP BY snapshot_time, run_id, account_id, region ORDER BY snapshot_time, run_id",
+                    compliant = count("compliant"),
+                    non = count("non_compliant"),
+                    unknown = count("unknown"),
+                    unmanaged = count("unmanaged"),
+                    error = count("error"),
+                    states = instance_states(&run_list(&runs), stale_days),
                 ),
             )
             .await?;
-        Ok(Report { title: "Compliance trend".into(), subtitle: format!("{} snapshots", runs.len()), tables: vec![trend] })
+        Ok(Report {
+            title: "Compliance trend".into(),
+            subtitle: format!("{} snapshots", runs.len()),
+            tables: vec![trend],
+        })
     }
 
-    /// Ad-hoc SQL over `patches`, `instances` and `runs`.
+    /// Ad-hoc SQL over `patches`, `instances` and `runs`: queries only. DDL, DML, `COPY … TO`
+    /// and `SET` are refused, so that no one can write files or register tables through it.
     pub async fn sql(&self, sql: &str) -> Result<Report, QueryError> {
-        let frame = self.ctx.sql(sql).await.map_err(|e| QueryError::BadInput { input: "SQL".into(), fix: e.to_string() })?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame =
+            self.ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| QueryError::BadInput {
+                    input: "SQL".into(),
+                    fix: format!(
+                        "{} (patchtrail sql runs read-only queries: SELECT, WITH, EXPLAIN)",
+                        first_line(&e.to_string())
+                    ),
+                })?;
         let schema: SchemaRef = frame.schema().inner().clone();
-        let batches = frame.collect().await.map_err(|e| QueryError::Engine(e.to_string()))?;
-        Ok(Report { title: "Query".into(), subtitle: sql.to_string(), tables: vec![Table { name: "result".into(), schema, batches }] })
+        let batches = frame
+            .collect()
+            .await
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
+        Ok(Report {
+            title: "Query".into(),
+            subtitle: sql.to_string(),
+            tables: vec![Table {
+                name: "result".into(),
+                schema,
+                batches,
+            }],
+        })
     }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }

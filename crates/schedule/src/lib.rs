@@ -6,7 +6,9 @@
 //! is SUN-SAT, exactly one of day-of-month and day-of-week is `?`, `L`, `W` and `#` are allowed
 //! where EventBridge allows them. Errors name the field that is wrong.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -56,8 +58,17 @@ pub struct Cron {
     years: BTreeSet<u32>,
 }
 
-const FIELD_NAMES: [&str; 6] = ["minutes", "hours", "day-of-month", "month", "day-of-week", "year"];
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const FIELD_NAMES: [&str; 6] = [
+    "minutes",
+    "hours",
+    "day-of-month",
+    "month",
+    "day-of-week",
+    "year",
+];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 struct Field<'a> {
@@ -70,7 +81,12 @@ struct Field<'a> {
 
 impl Field<'_> {
     fn error(&self, why: &str) -> String {
-        format!("field {} ({}) '{}' {why}", self.index + 1, FIELD_NAMES[self.index], self.text)
+        format!(
+            "field {} ({}) '{}' {why}",
+            self.index + 1,
+            FIELD_NAMES[self.index],
+            self.text
+        )
     }
 
     fn value(&self, token: &str) -> Result<u32, String> {
@@ -78,7 +94,9 @@ impl Field<'_> {
         if let Some(i) = self.names.iter().position(|n| *n == upper) {
             return Ok(i as u32 + self.min);
         }
-        let v: u32 = token.parse().map_err(|_| self.error(&format!("has '{token}', which is not a number")))?;
+        let v: u32 = token
+            .parse()
+            .map_err(|_| self.error(&format!("has '{token}', which is not a number")))?;
         if v < self.min || v > self.max {
             return Err(self.error(&format!("is out of range {}-{}", self.min, self.max)));
         }
@@ -91,7 +109,9 @@ impl Field<'_> {
         for part in self.text.split(',') {
             let (range, step) = match part.split_once('/') {
                 Some((r, s)) => {
-                    let step: u32 = s.parse().map_err(|_| self.error(&format!("has step '{s}', which is not a number")))?;
+                    let step: u32 = s.parse().map_err(|_| {
+                        self.error(&format!("has step '{s}', which is not a number"))
+                    })?;
                     if step == 0 {
                         return Err(self.error("has a step of 0"));
                     }
@@ -125,7 +145,13 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
             fields.len()
         ));
     }
-    let field = |index: usize, min: u32, max: u32, names: &'static [&'static str]| Field { index, text: fields[index], min, max, names };
+    let field = |index: usize, min: u32, max: u32, names: &'static [&'static str]| Field {
+        index,
+        text: fields[index],
+        min,
+        max,
+        names,
+    };
     let minutes = field(0, 0, 59, &[]).set()?;
     let hours = field(1, 0, 23, &[]).set()?;
     let months = field(3, 1, 12, &MONTHS).set()?;
@@ -140,10 +166,16 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
     let dow_field = field(4, 1, 7, &WEEKDAYS);
     let day_of_week = match fields[4] {
         "?" => DayOfWeek::Any,
-        t if t.ends_with('L') && t.len() > 1 => DayOfWeek::Last(dow_field.value(&t[..t.len() - 1])?),
+        t if t.ends_with('L') && t.len() > 1 => {
+            DayOfWeek::Last(dow_field.value(&t[..t.len() - 1])?)
+        }
         t if t.contains('#') => {
             let (d, n) = t.split_once('#').unwrap_or((t, "1"));
-            let n: u32 = n.parse().ok().filter(|n| (1..=5).contains(n)).ok_or_else(|| dow_field.error("needs #1 to #5 after the weekday"))?;
+            let n: u32 = n
+                .parse()
+                .ok()
+                .filter(|n| (1..=5).contains(n))
+                .ok_or_else(|| dow_field.error("needs #1 to #5 after the weekday"))?;
             DayOfWeek::Nth(dow_field.value(d)?, n)
         }
         _ => DayOfWeek::Days(dow_field.set()?),
@@ -157,7 +189,14 @@ fn parse_cron(body: &str) -> Result<Cron, String> {
             return Err("one of day-of-month (field 3) and day-of-week (field 5) must be '?', e.g. cron(0 9 ? * MON *)".into());
         }
     }
-    Ok(Cron { minutes, hours, day_of_month, months, day_of_week, years })
+    Ok(Cron {
+        minutes,
+        hours,
+        day_of_month,
+        months,
+        day_of_week,
+        years,
+    })
 }
 
 fn parse_rate(body: &str) -> Result<Duration, String> {
@@ -165,32 +204,49 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
     let [value, unit] = parts.as_slice() else {
         return Err("rate needs a value and a unit, e.g. rate(7 days)".into());
     };
-    let n: i64 = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
+    let n: i64 = value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
     let (singular, per) = match *unit {
         "minute" | "minutes" => ("minute", Duration::minutes(1)),
         "hour" | "hours" => ("hour", Duration::hours(1)),
         "day" | "days" => ("day", Duration::days(1)),
-        other => return Err(format!("rate unit '{other}' must be minute(s), hour(s) or day(s)")),
+        other => {
+            return Err(format!(
+                "rate unit '{other}' must be minute(s), hour(s) or day(s)"
+            ));
+        }
     };
     if (n == 1) != (*unit == singular) {
-        return Err(format!("rate({n} {unit}): use '{singular}' for 1 and '{singular}s' above 1"));
+        return Err(format!(
+            "rate({n} {unit}): use '{singular}' for 1 and '{singular}s' above 1"
+        ));
     }
     Ok(per * n as i32)
 }
 
 impl Schedule {
     pub fn parse(expression: &str) -> Result<Schedule, ScheduleError> {
-        let fail = |reason: String| ScheduleError { expression: expression.to_string(), reason };
+        let fail = |reason: String| ScheduleError {
+            expression: expression.to_string(),
+            reason,
+        };
         let e = expression.trim();
         let body = |prefix: &str| e.strip_prefix(prefix).and_then(|r| r.strip_suffix(')'));
         if let Some(b) = body("rate(") {
             parse_rate(b).map(Schedule::Rate).map_err(fail)
         } else if let Some(b) = body("cron(") {
-            parse_cron(b).map(|c| Schedule::Cron(Box::new(c))).map_err(fail)
+            parse_cron(b)
+                .map(|c| Schedule::Cron(Box::new(c)))
+                .map_err(fail)
         } else if let Some(b) = body("at(") {
             NaiveDateTime::parse_from_str(b, "%Y-%m-%dT%H:%M:%S")
                 .map(Schedule::At)
-                .map_err(|_| fail("at() needs yyyy-mm-ddThh:mm:ss, e.g. at(2026-12-01T09:00:00)".into()))
+                .map_err(|_| {
+                    fail("at() needs yyyy-mm-ddThh:mm:ss, e.g. at(2026-12-01T09:00:00)".into())
+                })
         } else {
             Err(fail("use rate(N unit), cron(min hour day-of-month month day-of-week year) or at(yyyy-mm-ddThh:mm:ss)".into()))
         }
@@ -198,7 +254,12 @@ impl Schedule {
 
     /// The first run strictly after `after`. Rates count from `anchor` (when the schedule
     /// started); cron and at are read in `tz`.
-    pub fn next_after(&self, after: DateTime<Utc>, anchor: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub fn next_after(
+        &self,
+        after: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+        tz: Tz,
+    ) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Rate(every) => {
                 if after < anchor {
@@ -214,7 +275,13 @@ impl Schedule {
     }
 
     /// The next `n` runs after `after`.
-    pub fn upcoming(&self, after: DateTime<Utc>, anchor: DateTime<Utc>, tz: Tz, n: usize) -> Vec<DateTime<Utc>> {
+    pub fn upcoming(
+        &self,
+        after: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+        tz: Tz,
+        n: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(n);
         let mut t = after;
         while out.len() < n {
@@ -242,12 +309,20 @@ impl fmt::Display for Schedule {
 
 /// A local wall-clock time in `tz`; skipped times (DST gaps) have none, repeated ones the first.
 fn local_to_utc(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc))
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn last_day_of_month(year: i32, month: u32) -> u32 {
-    let next = if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) };
-    next.and_then(|d| d.pred_opt()).map(|d| d.day()).unwrap_or(28)
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    };
+    next.and_then(|d| d.pred_opt())
+        .map(|d| d.day())
+        .unwrap_or(28)
 }
 
 /// EventBridge weekday number (1 = Sunday … 7 = Saturday).
@@ -313,13 +388,18 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn next5(expr: &str, after: &str, tz: &str) -> Vec<String> {
         let s = Schedule::parse(expr).expect("valid");
         let tz: Tz = tz.parse().expect("tz");
-        s.upcoming(utc(after), utc(after), tz, 5).iter().map(|t| t.to_rfc3339()).collect()
+        s.upcoming(utc(after), utc(after), tz, 5)
+            .iter()
+            .map(|t| t.to_rfc3339())
+            .collect()
     }
 
     /// Examples from the EventBridge Scheduler documentation, with next runs worked out by hand.
@@ -328,31 +408,62 @@ mod tests {
         // 09:00 every Monday in Tokyo = 00:00 UTC Monday.
         assert_eq!(
             next5("cron(0 9 ? * MON *)", "2026-11-28T00:00:00Z", "Asia/Tokyo"),
-            ["2026-11-30T00:00:00+00:00", "2026-12-07T00:00:00+00:00", "2026-12-14T00:00:00+00:00", "2026-12-21T00:00:00+00:00", "2026-12-28T00:00:00+00:00"]
+            [
+                "2026-11-30T00:00:00+00:00",
+                "2026-12-07T00:00:00+00:00",
+                "2026-12-14T00:00:00+00:00",
+                "2026-12-21T00:00:00+00:00",
+                "2026-12-28T00:00:00+00:00"
+            ]
         );
         // 10:15 UTC every day.
-        assert_eq!(next5("cron(15 10 * * ? *)", "2026-11-28T11:00:00Z", "UTC")[0], "2026-11-29T10:15:00+00:00");
+        assert_eq!(
+            next5("cron(15 10 * * ? *)", "2026-11-28T11:00:00Z", "UTC")[0],
+            "2026-11-29T10:15:00+00:00"
+        );
         // 18:00 Monday to Friday.
         assert_eq!(
             next5("cron(0 18 ? * MON-FRI *)", "2026-11-27T19:00:00Z", "UTC")[..2],
             ["2026-11-30T18:00:00+00:00", "2026-12-01T18:00:00+00:00"]
         );
         // 08:00 on the first day of every month.
-        assert_eq!(next5("cron(0 8 1 * ? *)", "2026-11-28T00:00:00Z", "UTC")[0], "2026-12-01T08:00:00+00:00");
+        assert_eq!(
+            next5("cron(0 8 1 * ? *)", "2026-11-28T00:00:00Z", "UTC")[0],
+            "2026-12-01T08:00:00+00:00"
+        );
         // every 10 minutes on weekdays.
         assert_eq!(
             next5("cron(0/10 * ? * MON-FRI *)", "2026-11-27T23:55:00Z", "UTC")[..2],
             ["2026-11-30T00:00:00+00:00", "2026-11-30T00:10:00+00:00"]
         );
         // every 5 minutes between 08:00 and 17:55 on weekdays.
-        assert_eq!(next5("cron(0/5 8-17 ? * MON-FRI *)", "2026-11-30T17:56:00Z", "UTC")[0], "2026-12-01T08:00:00+00:00");
+        assert_eq!(
+            next5(
+                "cron(0/5 8-17 ? * MON-FRI *)",
+                "2026-11-30T17:56:00Z",
+                "UTC"
+            )[0],
+            "2026-12-01T08:00:00+00:00"
+        );
         // 09:00 on the first Monday of each month.
-        assert_eq!(next5("cron(0 9 ? * 2#1 *)", "2026-11-28T00:00:00Z", "UTC")[0], "2026-12-07T09:00:00+00:00");
+        assert_eq!(
+            next5("cron(0 9 ? * 2#1 *)", "2026-11-28T00:00:00Z", "UTC")[0],
+            "2026-12-07T09:00:00+00:00"
+        );
         // the last day of the month, and the last Friday.
-        assert_eq!(next5("cron(0 0 L * ? *)", "2026-02-01T00:00:00Z", "UTC")[0], "2026-02-28T00:00:00+00:00");
-        assert_eq!(next5("cron(0 0 ? * 6L *)", "2026-11-01T00:00:00Z", "UTC")[0], "2026-11-27T00:00:00+00:00");
+        assert_eq!(
+            next5("cron(0 0 L * ? *)", "2026-02-01T00:00:00Z", "UTC")[0],
+            "2026-02-28T00:00:00+00:00"
+        );
+        assert_eq!(
+            next5("cron(0 0 ? * 6L *)", "2026-11-01T00:00:00Z", "UTC")[0],
+            "2026-11-27T00:00:00+00:00"
+        );
         // the weekday nearest the 15th (2026-11-15 is a Sunday).
-        assert_eq!(next5("cron(0 0 15W * ? *)", "2026-11-01T00:00:00Z", "UTC")[0], "2026-11-16T00:00:00+00:00");
+        assert_eq!(
+            next5("cron(0 0 15W * ? *)", "2026-11-01T00:00:00Z", "UTC")[0],
+            "2026-11-16T00:00:00+00:00"
+        );
     }
 
     #[test]
@@ -362,14 +473,24 @@ mod tests {
         let runs = s.upcoming(start, start, chrono_tz::UTC, 3);
         assert_eq!(runs[0].to_rfc3339(), "2026-12-05T01:00:00+00:00");
         assert_eq!(runs[2].to_rfc3339(), "2026-12-19T01:00:00+00:00");
-        assert_eq!(Schedule::parse("rate(1 minute)").expect("valid"), Schedule::Rate(Duration::minutes(1)));
-        assert_eq!(Schedule::parse("rate(5 hours)").expect("valid"), Schedule::Rate(Duration::hours(5)));
+        assert_eq!(
+            Schedule::parse("rate(1 minute)").expect("valid"),
+            Schedule::Rate(Duration::minutes(1))
+        );
+        assert_eq!(
+            Schedule::parse("rate(5 hours)").expect("valid"),
+            Schedule::Rate(Duration::hours(5))
+        );
     }
 
     #[test]
     fn daylight_saving_gaps_are_skipped() {
         // 02:30 does not exist in New York on 2026-03-08.
-        let runs = next5("cron(30 2 * * ? *)", "2026-03-07T12:00:00Z", "America/New_York");
+        let runs = next5(
+            "cron(30 2 * * ? *)",
+            "2026-03-07T12:00:00Z",
+            "America/New_York",
+        );
         assert_eq!(runs[0], "2026-03-09T06:30:00+00:00");
     }
 

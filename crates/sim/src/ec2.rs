@@ -3,10 +3,10 @@
 //! Quirk kept from the real service: `platform` is `windows` in lowercase (the model says
 //! `Windows`), so SDK enums see an unknown value and collectors must read `platformDetails`.
 
+use crate::Sim;
 use crate::fleet::{Ec2Instance, Fleet};
 use crate::hash::{combine, of_str};
-use crate::wire::{xml_escape, PageToken, WireResponse};
-use crate::Sim;
+use crate::wire::{PageToken, WireResponse, xml_escape};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
@@ -55,8 +55,14 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-const FILTER_NAMES: [&str; 6] =
-    ["tag-key", "tag-value", "instance-state-name", "instance-id", "platform-details", "instance-type"];
+const FILTER_NAMES: [&str; 6] = [
+    "tag-key",
+    "tag-value",
+    "instance-state-name",
+    "instance-id",
+    "platform-details",
+    "instance-type",
+];
 
 impl Filter {
     fn valid(&self) -> bool {
@@ -95,14 +101,23 @@ fn parse(params: &BTreeMap<String, String>) -> Request {
         match parts.as_slice() {
             ["Filter", n, "Name"] => {
                 if let Ok(n) = n.parse() {
-                    filters.entry(n).or_insert_with(|| Filter { name: String::new(), values: Vec::new() }).name = v.clone();
+                    filters
+                        .entry(n)
+                        .or_insert_with(|| Filter {
+                            name: String::new(),
+                            values: Vec::new(),
+                        })
+                        .name = v.clone();
                 }
             }
             ["Filter", n, "Value", _] => {
                 if let Ok(n) = n.parse() {
                     filters
                         .entry(n)
-                        .or_insert_with(|| Filter { name: String::new(), values: Vec::new() })
+                        .or_insert_with(|| Filter {
+                            name: String::new(),
+                            values: Vec::new(),
+                        })
                         .values
                         .push(v.clone());
                 }
@@ -120,10 +135,21 @@ fn parse(params: &BTreeMap<String, String>) -> Request {
 }
 
 fn state_of(i: &Ec2Instance, date: NaiveDate) -> (u32, &'static str) {
-    if i.profile.is_stopped(date) { (80, "stopped") } else { (16, "running") }
+    if i.profile.is_stopped(date) {
+        (80, "stopped")
+    } else {
+        (16, "running")
+    }
 }
 
-fn instance_xml(out: &mut String, i: &Ec2Instance, date: NaiveDate, region: &str, model_enums: bool, account: &str) {
+fn instance_xml(
+    out: &mut String,
+    i: &Ec2Instance,
+    date: NaiveDate,
+    region: &str,
+    model_enums: bool,
+    account: &str,
+) {
     let (code, state) = state_of(i, date);
     let _ = write!(
         out,
@@ -140,7 +166,11 @@ fn instance_xml(out: &mut String, i: &Ec2Instance, date: NaiveDate, region: &str
         i.launch_day.format("%Y-%m-%d"),
     );
     if i.profile.os.is_windows() {
-        out.push_str(if model_enums { "<platform>Windows</platform>" } else { "<platform>windows</platform>" });
+        out.push_str(if model_enums {
+            "<platform>Windows</platform>"
+        } else {
+            "<platform>windows</platform>"
+        });
     }
     let _ = write!(
         out,
@@ -148,7 +178,12 @@ fn instance_xml(out: &mut String, i: &Ec2Instance, date: NaiveDate, region: &str
         xml_escape(i.profile.os.platform_details())
     );
     for (k, v) in &i.tags {
-        let _ = write!(out, "<item><key>{}</key><value>{}</value></item>", xml_escape(k), xml_escape(v));
+        let _ = write!(
+            out,
+            "<item><key>{}</key><value>{}</value></item>",
+            xml_escape(k),
+            xml_escape(v)
+        );
     }
     out.push_str("</tagSet></item></instancesSet></item>");
 }
@@ -162,7 +197,10 @@ pub fn describe_instances(
     let req = parse(params);
     let fail = |code: &str, message: String| error(400, code, &message, request_id);
     if let Some(bad) = req.filters.iter().find(|f| !f.valid()) {
-        return fail("InvalidParameterValue", format!("The filter '{}' is invalid", bad.name));
+        return fail(
+            "InvalidParameterValue",
+            format!("The filter '{}' is invalid", bad.name),
+        );
     }
     let max_results = match &req.max_results {
         None => None,
@@ -170,17 +208,26 @@ pub fn describe_instances(
             Ok(n) if n < 5 => {
                 return fail(
                     "InvalidParameterValue",
-                    format!("Value ( {n} ) for parameter maxResults is invalid. Expecting a value greater than 5."),
+                    format!(
+                        "Value ( {n} ) for parameter maxResults is invalid. Expecting a value greater than 5."
+                    ),
                 );
             }
             Ok(n) if n > 1000 => {
                 return fail(
                     "InvalidParameterValue",
-                    format!("Value ( {n} ) for parameter maxResults is invalid. Expecting a value less than or equal to 1000."),
+                    format!(
+                        "Value ( {n} ) for parameter maxResults is invalid. Expecting a value less than or equal to 1000."
+                    ),
                 );
             }
             Ok(n) => Some(n as usize),
-            Err(_) => return fail("InvalidParameterValue", format!("Value ( {text} ) for parameter maxResults is invalid.")),
+            Err(_) => {
+                return fail(
+                    "InvalidParameterValue",
+                    format!("Value ( {text} ) for parameter maxResults is invalid."),
+                );
+            }
         },
     };
     if max_results.is_some() && !req.instance_ids.is_empty() {
@@ -191,8 +238,14 @@ pub fn describe_instances(
     }
     let fleet: &Fleet = &sim.fleet;
     let wanted: HashSet<&str> = req.instance_ids.iter().map(String::as_str).collect();
-    if let Some(bad) = wanted.iter().find(|id| !id.starts_with("i-") || id.len() < 10) {
-        return fail("InvalidInstanceID.Malformed", format!("Invalid id: \"{bad}\""));
+    if let Some(bad) = wanted
+        .iter()
+        .find(|id| !id.starts_with("i-") || id.len() < 10)
+    {
+        return fail(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{bad}\""),
+        );
     }
     let mut fingerprint_text = String::new();
     for f in &req.filters {
@@ -204,7 +257,10 @@ pub fn describe_instances(
         Some(t) => match PageToken::decode(t, fingerprint) {
             Some(o) => o,
             None => {
-                return fail("InvalidPaginationToken", format!("Invalid token: {t}. The token is not valid or has expired."));
+                return fail(
+                    "InvalidPaginationToken",
+                    format!("Invalid token: {t}. The token is not valid or has expired."),
+                );
             }
         },
     };
@@ -223,13 +279,24 @@ pub fn describe_instances(
         }
         let (_, state) = state_of(&i, date);
         if req.filters.iter().all(|f| f.admits(&i, state)) {
-            instance_xml(&mut body, &i, date, &sim.config.region, sim.config.model_enums, &sim.config.account_id);
+            instance_xml(
+                &mut body,
+                &i,
+                date,
+                &sim.config.region,
+                sim.config.model_enums,
+                &sim.config.account_id,
+            );
             seen_ids.insert(i.instance_id.clone());
             found += 1;
         }
     }
     if !wanted.is_empty() {
-        let mut missing: Vec<&str> = wanted.iter().filter(|id| !seen_ids.contains(**id)).copied().collect();
+        let mut missing: Vec<&str> = wanted
+            .iter()
+            .filter(|id| !seen_ids.contains(**id))
+            .copied()
+            .collect();
         if !missing.is_empty() {
             missing.sort_unstable();
             return fail(
@@ -239,7 +306,14 @@ pub fn describe_instances(
         }
     }
     let more = wanted.is_empty() && index < fleet.size;
-    let token = if more { format!("<nextToken>{}</nextToken>", PageToken::encode(fingerprint, index)) } else { String::new() };
+    let token = if more {
+        format!(
+            "<nextToken>{}</nextToken>",
+            PageToken::encode(fingerprint, index)
+        )
+    } else {
+        String::new()
+    };
     WireResponse::xml(
         200,
         format!(

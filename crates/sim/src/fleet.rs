@@ -94,9 +94,14 @@ impl SsmProfile {
         let h = |salt: u64| combine(seed, &[id_hash, salt]);
         let os = Os::pick(h(1));
         let heavy = unit(h(2)) < 0.05;
-        let window_weeks = if heavy { 60 + below(h(3), 45) as i64 } else { 6 + below(h(3), 12) as i64 };
+        let window_weeks = if heavy {
+            60 + below(h(3), 45) as i64
+        } else {
+            6 + below(h(3), 12) as i64
+        };
         // Stopped instances: stopped on a day between 2025-06-01 and 2026-10-31.
-        let stopped_on = (unit(h(4)) < 0.12).then(|| day(2025, 6, 1) + Duration::days(below(h(5), 518) as i64));
+        let stopped_on =
+            (unit(h(4)) < 0.12).then(|| day(2025, 6, 1) + Duration::days(below(h(5), 518) as i64));
         let agent_lost_on =
             (unit(h(6)) < 0.03).then(|| day(2025, 9, 1) + Duration::days(below(h(7), 450) as i64));
         SsmProfile {
@@ -182,12 +187,19 @@ impl Fleet {
             (false, _) => "c6i.large",
         };
         let mut tags = vec![
-            ("Name".to_string(), format!("{}-{}-{:04}", profile.environment, role, index)),
+            (
+                "Name".to_string(),
+                format!("{}-{}-{:04}", profile.environment, role, index),
+            ),
             ("Environment".to_string(), profile.environment.to_string()),
             ("Role".to_string(), role.to_string()),
         ];
         if unit(h(3)) >= self.untagged_rate {
-            let value = if below(h(4), 5) == 0 { "weekly" } else { "true" };
+            let value = if below(h(4), 5) == 0 {
+                "weekly"
+            } else {
+                "true"
+            };
             tags.push(("CheckPatch".to_string(), value.to_string()));
         }
         Ec2Instance {
@@ -201,7 +213,8 @@ impl Fleet {
             } else {
                 day(2023, 1, 2) + Duration::days(below(h(5), 600) as i64)
             },
-            terminated_on: (unit(h(7)) < 0.02).then(|| day(2025, 9, 1) + Duration::days(below(h(8), 480) as i64)),
+            terminated_on: (unit(h(7)) < 0.02)
+                .then(|| day(2025, 9, 1) + Duration::days(below(h(8), 480) as i64)),
             tags,
             profile,
             instance_id,
@@ -219,13 +232,19 @@ mod tests {
     use super::*;
 
     fn fleet() -> Fleet {
-        Fleet { seed: 7, size: 2000, unmanaged_rate: 0.03, untagged_rate: 0.15 }
+        Fleet {
+            seed: 7,
+            size: 2000,
+            unmanaged_rate: 0.03,
+            untagged_rate: 0.15,
+        }
     }
 
     #[test]
     fn ids_look_like_ec2_ids_and_are_distinct() {
         let f = fleet();
-        let ids: std::collections::HashSet<String> = (0..f.size).map(|i| f.instance_id(i)).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..f.size).map(|i| f.instance_id(i)).collect();
         assert_eq!(ids.len() as u64, f.size);
         assert!(ids.iter().all(|id| id.len() == 19 && id.starts_with("i-0")));
     }
@@ -241,7 +260,10 @@ mod tests {
         assert!(count(&|i| i.tags.iter().all(|(k, _)| k != "CheckPatch")) > 100);
         assert!(count(&|i| i.profile.window_weeks >= 60) > 20);
         for os in Os::ALL {
-            assert!(count(&|i| i.profile.os == os) > 50, "{os:?} is under-represented");
+            assert!(
+                count(&|i| i.profile.os == os) > 50,
+                "{os:?} is under-represented"
+            );
         }
     }
 
@@ -253,7 +275,13 @@ mod tests {
             .find(|p| p.stopped_on.is_some() && p.agent_lost_on.is_none())
             .expect("a stopped instance");
         let on = stopped.stopped_on.expect("stopped");
-        assert_eq!(stopped.last_scan_day(on + Duration::days(30)), on - Duration::days(1));
-        assert_eq!(stopped.last_scan_day(on - Duration::days(3)), on - Duration::days(3));
+        assert_eq!(
+            stopped.last_scan_day(on + Duration::days(30)),
+            on - Duration::days(1)
+        );
+        assert_eq!(
+            stopped.last_scan_day(on - Duration::days(3)),
+            on - Duration::days(3)
+        );
     }
 }

@@ -27,7 +27,9 @@ pub fn of_bytes(bytes: &[u8]) -> u64 {
 
 /// Combines a seed with several values into one hash.
 pub fn combine(seed: u64, parts: &[u64]) -> u64 {
-    parts.iter().fold(mix(seed), |acc, p| mix(acc ^ p.wrapping_mul(0x2545_F491_4F6C_DD1D)))
+    parts.iter().fold(mix(seed), |acc, p| {
+        mix(acc ^ p.wrapping_mul(0x2545_F491_4F6C_DD1D))
+    })
 }
 
 /// A hash mapped to [0, 1).

@@ -20,8 +20,8 @@ mod wire;
 
 pub use fleet::{Ec2Instance, Fleet, Os, SsmProfile};
 pub use limits::OperationStats;
-pub use patches::{instance_patches, InstancePatch, PatchState};
-pub use server::{start, RunningSim};
+pub use patches::{InstancePatch, PatchState, instance_patches};
+pub use server::{RunningSim, start};
 pub use wire::WireResponse;
 
 use chrono::NaiveDate;
@@ -88,7 +88,12 @@ impl Sim {
             unmanaged_rate: config.unmanaged_rate,
             untagged_rate: config.untagged_rate,
         };
-        Sim { date: Mutex::new(config.date), limits: limits::Limits::new(&config), fleet, config }
+        Sim {
+            date: Mutex::new(config.date),
+            limits: limits::Limits::new(&config),
+            fleet,
+            config,
+        }
     }
 
     pub fn date(&self) -> NaiveDate {

@@ -1,11 +1,11 @@
 //! Load shaping: a token bucket per API, seeded fault injection, and per-operation counters.
 
-use crate::hash::{combine, unit};
 use crate::SimConfig;
+use crate::hash::{combine, unit};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A token bucket: holds up to `burst` tokens, refills at `rate` per second, starts full.
@@ -20,7 +20,12 @@ pub struct Bucket {
 impl Bucket {
     pub fn new(rate: f64, now: Instant) -> Bucket {
         let burst = rate.max(1.0);
-        Bucket { rate, burst, tokens: burst, last: now }
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
     }
 
     /// Takes a token if one is there.
@@ -88,20 +93,31 @@ impl Limits {
         } else {
             None
         };
-        let verdict = if self.fault_rate > 0.0 && unit(combine(self.seed, &[0xfa17, nth])) < self.fault_rate {
+        let verdict = if self.fault_rate > 0.0
+            && unit(combine(self.seed, &[0xfa17, nth])) < self.fault_rate
+        {
             Verdict::Fault { nth }
         } else if let Some(rate) = rate {
             let now = Instant::now();
             let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-            let bucket = buckets.entry(operation.to_string()).or_insert_with(|| Bucket::new(rate, now));
-            if bucket.try_take(now) { Verdict::Serve } else { Verdict::Throttle }
+            let bucket = buckets
+                .entry(operation.to_string())
+                .or_insert_with(|| Bucket::new(rate, now));
+            if bucket.try_take(now) {
+                Verdict::Serve
+            } else {
+                Verdict::Throttle
+            }
         } else {
             Verdict::Serve
         };
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let entry = stats
             .entry(operation.to_string())
-            .or_insert_with(|| OperationStats { operation: operation.to_string(), ..Default::default() });
+            .or_insert_with(|| OperationStats {
+                operation: operation.to_string(),
+                ..Default::default()
+            });
         entry.requests += 1;
         match verdict {
             Verdict::Throttle => entry.throttled += 1,
@@ -120,7 +136,12 @@ impl Limits {
     }
 
     pub fn stats(&self) -> Vec<OperationStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -142,9 +163,17 @@ mod tests {
 
     #[test]
     fn faults_follow_the_seeded_rate() {
-        let config = SimConfig { fault_rate: 0.2, ..SimConfig::default() };
+        let config = SimConfig {
+            fault_rate: 0.2,
+            ..SimConfig::default()
+        };
         let limits = Limits::new(&config);
-        let faults = (0..10_000).filter(|_| matches!(limits.admit("ssm:X"), Verdict::Fault { .. })).count();
-        assert!((1_700..2_300).contains(&faults), "{faults} faults in 10000 at 20 %");
+        let faults = (0..10_000)
+            .filter(|_| matches!(limits.admit("ssm:X"), Verdict::Fault { .. }))
+            .count();
+        assert!(
+            (1_700..2_300).contains(&faults),
+            "{faults} faults in 10000 at 20 %"
+        );
     }
 }

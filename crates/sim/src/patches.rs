@@ -9,7 +9,7 @@
 //! the state at the instance's last scan, so stopped instances and lost agents keep old answers.
 //! Facts are cheap numbers; strings are rendered only for the page being answered.
 
-use crate::fleet::{day, Os, SsmProfile};
+use crate::fleet::{Os, SsmProfile, day};
 use crate::hash::{below, combine, unit};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 
@@ -105,28 +105,78 @@ impl Patch {
         let (classification, severity) = if os.is_windows() {
             let c = weighted(
                 h(1),
-                &[("SecurityUpdates", 50), ("CriticalUpdates", 15), ("Updates", 15), ("DefinitionUpdates", 12), ("UpdateRollups", 8)],
+                &[
+                    ("SecurityUpdates", 50),
+                    ("CriticalUpdates", 15),
+                    ("Updates", 15),
+                    ("DefinitionUpdates", 12),
+                    ("UpdateRollups", 8),
+                ],
             );
             let s = if c == "SecurityUpdates" || c == "CriticalUpdates" {
-                weighted(h(2), &[("Critical", 30), ("Important", 50), ("Moderate", 15), ("Low", 5)])
+                weighted(
+                    h(2),
+                    &[
+                        ("Critical", 30),
+                        ("Important", 50),
+                        ("Moderate", 15),
+                        ("Low", 5),
+                    ],
+                )
             } else {
                 "Unspecified"
             };
             (c, s)
         } else if os == Os::Ubuntu2204 {
             let c = weighted(h(1), &[("Security", 70), ("Recommended", 30)]);
-            (c, weighted(h(2), &[("required", 10), ("important", 30), ("standard", 40), ("optional", 20)]))
+            (
+                c,
+                weighted(
+                    h(2),
+                    &[
+                        ("required", 10),
+                        ("important", 30),
+                        ("standard", 40),
+                        ("optional", 20),
+                    ],
+                ),
+            )
         } else {
-            let c = weighted(h(1), &[("Security", 65), ("Bugfix", 25), ("Enhancement", 10)]);
-            (c, weighted(h(2), &[("Critical", 10), ("Important", 35), ("Medium", 40), ("Low", 15)]))
+            let c = weighted(
+                h(1),
+                &[("Security", 65), ("Bugfix", 25), ("Enhancement", 10)],
+            );
+            (
+                c,
+                weighted(
+                    h(2),
+                    &[
+                        ("Critical", 10),
+                        ("Important", 35),
+                        ("Medium", 40),
+                        ("Low", 15),
+                    ],
+                ),
+            )
         };
         let week_start = catalog_epoch() + Duration::weeks(week);
         let released = if os.is_windows() {
             at(week_start + Duration::days(1), 18 * 60)
         } else {
-            at(week_start + Duration::days((slot % 5) as i64), 10 * 60 + below(h(3), 300) as i64)
+            at(
+                week_start + Duration::days((slot % 5) as i64),
+                10 * 60 + below(h(3), 300) as i64,
+            )
         };
-        Patch { os, week, slot, classification, severity, released, hash }
+        Patch {
+            os,
+            week,
+            slot,
+            classification,
+            severity,
+            released,
+            hash,
+        }
     }
 
     fn seq(&self) -> i64 {
@@ -146,8 +196,10 @@ impl Patch {
     }
 
     pub fn title(&self) -> String {
-        const PACKAGES: [&str; 12] =
-            ["kernel", "openssl", "glibc", "curl", "sudo", "openssh", "python3", "systemd", "bind", "nss", "libxml2", "git"];
+        const PACKAGES: [&str; 12] = [
+            "kernel", "openssl", "glibc", "curl", "sudo", "openssh", "python3", "systemd", "bind",
+            "nss", "libxml2", "git",
+        ];
         let kb = self.kb_id();
         let month = self.released.format("%Y-%m");
         let server = match self.os {
@@ -158,18 +210,26 @@ impl Patch {
         let minor = 100 + self.week;
         match self.os {
             Os::WindowsServer2019 | Os::WindowsServer2022 => match self.classification {
-                "SecurityUpdates" => format!("{month} Cumulative Update for {server} for x64-based Systems ({kb})"),
-                "CriticalUpdates" => format!("{month} Servicing Stack Update for {server} for x64-based Systems ({kb})"),
+                "SecurityUpdates" => {
+                    format!("{month} Cumulative Update for {server} for x64-based Systems ({kb})")
+                }
+                "CriticalUpdates" => format!(
+                    "{month} Servicing Stack Update for {server} for x64-based Systems ({kb})"
+                ),
                 "DefinitionUpdates" => format!(
                     "Security Intelligence Update for Microsoft Defender Antivirus - {kb} (Version 1.{}.{}.0)",
                     400 + self.week,
                     self.slot
                 ),
-                "UpdateRollups" => format!("{month} Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for {server} ({kb})"),
+                "UpdateRollups" => format!(
+                    "{month} Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for {server} ({kb})"
+                ),
                 _ => format!("{month} Update for {server} for x64-based Systems ({kb})"),
             },
             Os::AmazonLinux2 => format!("{package}.x86_64:0:{}.{minor}-1.amzn2", 5 + self.slot),
-            Os::AmazonLinux2023 => format!("{package}.x86_64:0:{}.{minor}-1.amzn2023", 6 + self.slot),
+            Os::AmazonLinux2023 => {
+                format!("{package}.x86_64:0:{}.{minor}-1.amzn2023", 6 + self.slot)
+            }
             Os::Rhel9 => format!("{package}.x86_64:0:{}.{minor}-1.el9_4", 5 + self.slot),
             Os::Ubuntu2204 => format!("{package}:1.{minor}-0ubuntu0.22.04.{}", self.slot + 1),
         }
@@ -177,13 +237,22 @@ impl Patch {
 
     /// CVE ids, for security patches only.
     pub fn cve_ids(&self) -> Option<String> {
-        if !matches!(self.classification, "Security" | "SecurityUpdates" | "CriticalUpdates") {
+        if !matches!(
+            self.classification,
+            "Security" | "SecurityUpdates" | "CriticalUpdates"
+        ) {
             return None;
         }
         let n = 1 + below(combine(self.hash, &[5]), 3);
         let year = self.released.year();
-        let ids: Vec<String> =
-            (0..n).map(|k| format!("CVE-{year}-{}", 10_000 + below(combine(self.hash, &[6, k]), 40_000))).collect();
+        let ids: Vec<String> = (0..n)
+            .map(|k| {
+                format!(
+                    "CVE-{year}-{}",
+                    10_000 + below(combine(self.hash, &[6, k]), 40_000)
+                )
+            })
+            .collect();
         Some(ids.join(","))
     }
 }
@@ -193,7 +262,11 @@ enum Fate {
     NotApplicable,
     Never,
     FailsAfter(i64),
-    Installs { after_days: i64, state: PatchState, reboot_days: i64 },
+    Installs {
+        after_days: i64,
+        state: PatchState,
+        reboot_days: i64,
+    },
 }
 
 /// Days from release to approval by the patch baseline (`ApproveAfterDays`).
@@ -216,7 +289,15 @@ fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
     if u < 0.15 {
         Fate::NotApplicable
     } else if profile.diligent {
-        if u < 0.153 { Fate::FailsAfter(days(1)) } else { Fate::Installs { after_days: days(4), state: PatchState::Installed, reboot_days: 0 } }
+        if u < 0.153 {
+            Fate::FailsAfter(days(1))
+        } else {
+            Fate::Installs {
+                after_days: days(4),
+                state: PatchState::Installed,
+                reboot_days: 0,
+            }
+        }
     } else if u < 0.21 {
         Fate::Never
     } else if u < 0.24 {
@@ -231,7 +312,11 @@ fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
             PatchState::Installed
         };
         let reboot_days = if unit(combine(h, &[3])) < 0.10 { 3 } else { 0 };
-        Fate::Installs { after_days: days(4), state, reboot_days }
+        Fate::Installs {
+            after_days: days(4),
+            state,
+            reboot_days,
+        }
     }
 }
 
@@ -243,7 +328,9 @@ pub fn last_scan(profile: &SsmProfile, date: NaiveDate) -> DateTime<Utc> {
 /// Every patch the instance reports at its last scan on or before `date`, in release order.
 pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec<InstancePatch> {
     let scan = last_scan(profile, date);
-    let current_week = (scan.date_naive() - catalog_epoch()).num_days().div_euclid(7);
+    let current_week = (scan.date_naive() - catalog_epoch())
+        .num_days()
+        .div_euclid(7);
     let first_week = (current_week - profile.window_weeks + 1).max(0);
     let mut out = Vec::new();
     for week in first_week..=current_week {
@@ -253,14 +340,21 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
             }
             let installed_at = |after: i64| {
                 let d = patch.released.date_naive() + Duration::days(after);
-                at(d, 120 + below(combine(patch.hash, &[profile.id_hash]), 50) as i64)
+                at(
+                    d,
+                    120 + below(combine(patch.hash, &[profile.id_hash]), 50) as i64,
+                )
             };
             let (state, installed_at) = match fate(seed, profile, &patch) {
                 Fate::NotApplicable => (PatchState::NotApplicable, None),
                 Fate::Never => (PatchState::Missing, None),
                 Fate::FailsAfter(d) if installed_at(d) <= scan => (PatchState::Failed, None),
                 Fate::FailsAfter(_) => (PatchState::Missing, None),
-                Fate::Installs { after_days, state, reboot_days } => {
+                Fate::Installs {
+                    after_days,
+                    state,
+                    reboot_days,
+                } => {
                     let when = installed_at(after_days);
                     if when > scan {
                         (PatchState::Missing, None)
@@ -271,7 +365,11 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
                     }
                 }
             };
-            out.push(InstancePatch { patch, state, installed_at });
+            out.push(InstancePatch {
+                patch,
+                state,
+                installed_at,
+            });
         }
     }
     out
@@ -283,7 +381,12 @@ mod tests {
     use crate::fleet::Fleet;
 
     fn fleet() -> Fleet {
-        Fleet { seed: 3, size: 500, unmanaged_rate: 0.0, untagged_rate: 0.0 }
+        Fleet {
+            seed: 3,
+            size: 500,
+            unmanaged_rate: 0.0,
+            untagged_rate: 0.0,
+        }
     }
 
     #[test]
@@ -301,10 +404,16 @@ mod tests {
         assert!(newest(&after) > newest(&before), "new patches are released");
         assert!(installed(&after) > 0);
         for p in &after {
-            assert_eq!(p.installed_at.is_some(), matches!(
-                p.state,
-                PatchState::Installed | PatchState::InstalledOther | PatchState::InstalledPendingReboot | PatchState::InstalledRejected
-            ));
+            assert_eq!(
+                p.installed_at.is_some(),
+                matches!(
+                    p.state,
+                    PatchState::Installed
+                        | PatchState::InstalledOther
+                        | PatchState::InstalledPendingReboot
+                        | PatchState::InstalledRejected
+                )
+            );
         }
     }
 
@@ -313,11 +422,17 @@ mod tests {
         let f = fleet();
         let stopped = (0..f.size)
             .map(|i| f.instance(i).profile)
-            .find(|p| p.stopped_on.is_some_and(|d| d < day(2026, 1, 1)) && p.agent_lost_on.is_none())
+            .find(|p| {
+                p.stopped_on.is_some_and(|d| d < day(2026, 1, 1)) && p.agent_lost_on.is_none()
+            })
             .expect("a stopped instance");
         let a = instance_patches(f.seed, &stopped, day(2026, 2, 1));
         let b = instance_patches(f.seed, &stopped, day(2026, 6, 1));
-        let key = |v: &[InstancePatch]| v.iter().map(|p| (p.patch.kb_id(), p.state)).collect::<Vec<_>>();
+        let key = |v: &[InstancePatch]| {
+            v.iter()
+                .map(|p| (p.patch.kb_id(), p.state))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(key(&a), key(&b));
     }
 
@@ -327,7 +442,8 @@ mod tests {
         for i in 0..50 {
             let p = f.instance(i).profile;
             let list = instance_patches(f.seed, &p, day(2026, 11, 1));
-            let ids: std::collections::HashSet<String> = list.iter().map(|x| x.patch.kb_id()).collect();
+            let ids: std::collections::HashSet<String> =
+                list.iter().map(|x| x.patch.kb_id()).collect();
             assert_eq!(ids.len(), list.len());
         }
     }

@@ -6,14 +6,14 @@
 //! does not. Any signature is accepted.
 
 use crate::limits::Verdict;
-use crate::wire::{request_id, WireResponse};
-use crate::{ec2, ssm, sts, Sim, SimConfig};
+use crate::wire::{WireResponse, request_id};
+use crate::{Sim, SimConfig, ec2, ssm, sts};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,7 +37,9 @@ fn credential_scope_service(headers: &HeaderMap) -> Option<String> {
 
 fn route(headers: &HeaderMap, params: &BTreeMap<String, String>) -> Option<Service> {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        return target.strip_prefix("AmazonSSM.").map(|op| Service::Ssm(op.to_string()));
+        return target
+            .strip_prefix("AmazonSSM.")
+            .map(|op| Service::Ssm(op.to_string()));
     }
     let action = params.get("Action").cloned();
     match (credential_scope_service(headers).as_deref(), action) {
@@ -67,15 +69,40 @@ fn form_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> BTreeMap<String, 
 
 impl Sim {
     /// Answers one AWS request (after load shaping and latency).
-    pub async fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (WireResponse, String) {
+    pub async fn answer(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (WireResponse, String) {
         let date = self.date();
-        let params = if headers.contains_key("x-amz-target") { BTreeMap::new() } else { form_params(uri, headers, body) };
+        let params = if headers.contains_key("x-amz-target") {
+            BTreeMap::new()
+        } else {
+            form_params(uri, headers, body)
+        };
         let date_text = date.to_string();
-        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let rid = request_id(self.config.seed, &[&date_text, method.as_str(), target, &String::from_utf8_lossy(body)]);
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let rid = request_id(
+            self.config.seed,
+            &[
+                &date_text,
+                method.as_str(),
+                target,
+                &String::from_utf8_lossy(body),
+            ],
+        );
         let Some(service) = route(headers, &params) else {
             return (
-                WireResponse::json_error(400, "UnknownOperationException", "Request names no AWS service (no X-Amz-Target, no Action)"),
+                WireResponse::json_error(
+                    400,
+                    "UnknownOperationException",
+                    "Request names no AWS service (no X-Amz-Target, no Action)",
+                ),
                 rid,
             );
         };
@@ -89,18 +116,33 @@ impl Sim {
             tokio::time::sleep(self.config.latency).await;
         }
         let response = match (verdict, &service) {
-            (Verdict::Throttle, Service::Ssm(_)) => WireResponse::json_error(400, "ThrottlingException", "Rate exceeded"),
-            (Verdict::Throttle, Service::Ec2(_)) => ec2::error(503, "RequestLimitExceeded", "Request limit exceeded.", &rid),
-            (Verdict::Throttle, Service::Sts(_)) => sts::error(400, "Sender", "Throttling", "Rate exceeded", &rid),
-            (Verdict::Fault { .. }, Service::Ssm(_)) => {
-                WireResponse::json_error(500, "InternalServerError", "An error occurred on the server side.")
+            (Verdict::Throttle, Service::Ssm(_)) => {
+                WireResponse::json_error(400, "ThrottlingException", "Rate exceeded")
             }
-            (Verdict::Fault { .. }, Service::Ec2(_)) => {
-                ec2::error(503, "Unavailable", "The server is overloaded and can't handle the request.", &rid)
+            (Verdict::Throttle, Service::Ec2(_)) => {
+                ec2::error(503, "RequestLimitExceeded", "Request limit exceeded.", &rid)
             }
-            (Verdict::Fault { .. }, Service::Sts(_)) => {
-                sts::error(500, "Receiver", "InternalFailure", "An internal error occurred.", &rid)
+            (Verdict::Throttle, Service::Sts(_)) => {
+                sts::error(400, "Sender", "Throttling", "Rate exceeded", &rid)
             }
+            (Verdict::Fault { .. }, Service::Ssm(_)) => WireResponse::json_error(
+                500,
+                "InternalServerError",
+                "An error occurred on the server side.",
+            ),
+            (Verdict::Fault { .. }, Service::Ec2(_)) => ec2::error(
+                503,
+                "Unavailable",
+                "The server is overloaded and can't handle the request.",
+                &rid,
+            ),
+            (Verdict::Fault { .. }, Service::Sts(_)) => sts::error(
+                500,
+                "Receiver",
+                "InternalFailure",
+                "An internal error occurred.",
+                &rid,
+            ),
             (Verdict::Serve, Service::Ssm(op)) => ssm::handle(self, op, body, date),
             (Verdict::Serve, Service::Ec2(action)) if action == "DescribeInstances" => {
                 ec2::describe_instances(self, &params, date, &rid)
@@ -121,7 +163,13 @@ impl Sim {
     }
 }
 
-async fn aws(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn aws(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (wire, rid) = sim.answer(&method, &uri, &headers, &body).await;
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, wire.body).into_response();
@@ -147,7 +195,11 @@ async fn set_date(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
             sim.set_date(date);
             (StatusCode::OK, date.to_string()).into_response()
         }
-        Err(_) => (StatusCode::BAD_REQUEST, format!("date '{text}' is not YYYY-MM-DD")).into_response(),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            format!("date '{text}' is not YYYY-MM-DD"),
+        )
+            .into_response(),
     }
 }
 
@@ -211,5 +263,10 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<Runni
             })
             .await
     });
-    Ok(RunningSim { addr, sim, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningSim {
+        addr,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }

@@ -4,18 +4,22 @@
 //! DescribeInstancePatches is a `ValidationException`, states are CamelCase, and timestamps are
 //! epoch-second numbers (the Rust SDK rejects strings there).
 
+use crate::Sim;
 use crate::fleet::SsmProfile;
 use crate::hash::{combine, of_str};
-use crate::patches::{instance_patches, last_scan, InstancePatch, PatchState};
+use crate::patches::{InstancePatch, PatchState, instance_patches, last_scan};
 use crate::wire::{PageToken, WireResponse};
-use crate::Sim;
 use chrono::NaiveDate;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 const FILTER_KEYS: [&str; 4] = ["Classification", "KBId", "Severity", "State"];
 
 fn validation(message: String) -> WireResponse {
-    WireResponse::json_error(400, "ValidationException", &format!("1 validation error detected: {message}"))
+    WireResponse::json_error(
+        400,
+        "ValidationException",
+        &format!("1 validation error detected: {message}"),
+    )
 }
 
 fn range_error(field: &str, value: i64, min: i64, max: i64) -> Option<WireResponse> {
@@ -53,7 +57,11 @@ fn optional_int(body: &Map<String, Value>, member: &str) -> Result<Option<i64>, 
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-            WireResponse::json_error(400, "SerializationException", &format!("{member} must be an integer"))
+            WireResponse::json_error(
+                400,
+                "SerializationException",
+                &format!("{member} must be an integer"),
+            )
         }),
     }
 }
@@ -75,15 +83,28 @@ fn page_offset(body: &Map<String, Value>, fingerprint: u64) -> Result<usize, Wir
         None | Some("") => Ok(0),
         Some(t) => PageToken::decode(t, fingerprint)
             .map(|o| o as usize)
-            .ok_or_else(|| WireResponse::json_error(400, "InvalidNextToken", "The specified token isn't valid.")),
+            .ok_or_else(|| {
+                WireResponse::json_error(
+                    400,
+                    "InvalidNextToken",
+                    "The specified token isn't valid.",
+                )
+            }),
     }
 }
 
-fn optional_str<'a>(body: &'a Map<String, Value>, member: &str) -> Result<Option<&'a str>, WireResponse> {
+fn optional_str<'a>(
+    body: &'a Map<String, Value>,
+    member: &str,
+) -> Result<Option<&'a str>, WireResponse> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(WireResponse::json_error(400, "SerializationException", &format!("{member} must be a string"))),
+        Some(_) => Err(WireResponse::json_error(
+            400,
+            "SerializationException",
+            &format!("{member} must be a string"),
+        )),
     }
 }
 
@@ -112,7 +133,13 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
     let list = match body.get("Filters") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
-        Some(_) => return Err(WireResponse::json_error(400, "SerializationException", "Filters must be a list")),
+        Some(_) => {
+            return Err(WireResponse::json_error(
+                400,
+                "SerializationException",
+                "Filters must be a list",
+            ));
+        }
     };
     if list.len() > 5 {
         return Err(validation(format!(
@@ -133,13 +160,20 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
             return Err(WireResponse::json_error(
                 400,
                 "InvalidFilter",
-                &format!("The filter key {key} is not valid. Valid keys are: Classification, KBId, Severity, State"),
+                &format!(
+                    "The filter key {key} is not valid. Valid keys are: Classification, KBId, Severity, State"
+                ),
             ));
         }
         let values: Vec<String> = f
             .get("Values")
             .and_then(Value::as_array)
-            .map(|vs| vs.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|vs| {
+                vs.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         if values.is_empty() || values.iter().any(|v| v.is_empty() || v.len() > 256) {
             return Err(validation(format!(
@@ -147,7 +181,10 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
                 i + 1
             )));
         }
-        filters.push(PatchFilter { key: key.to_string(), values });
+        filters.push(PatchFilter {
+            key: key.to_string(),
+            values,
+        });
     }
     Ok(filters)
 }
@@ -160,10 +197,19 @@ fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
     let mut m = Map::new();
     m.insert("Title".into(), Value::String(p.patch.title()));
     m.insert("KBId".into(), Value::String(p.patch.kb_id()));
-    m.insert("Classification".into(), Value::String(p.patch.classification.into()));
+    m.insert(
+        "Classification".into(),
+        Value::String(p.patch.classification.into()),
+    );
     m.insert("Severity".into(), Value::String(p.patch.severity.into()));
-    m.insert("State".into(), Value::String(p.state.wire(model_spelling).into()));
-    m.insert("InstalledTime".into(), json!(p.installed_at.map(epoch).unwrap_or(0.0)));
+    m.insert(
+        "State".into(),
+        Value::String(p.state.wire(model_spelling).into()),
+    );
+    m.insert(
+        "InstalledTime".into(),
+        json!(p.installed_at.map(epoch).unwrap_or(0.0)),
+    );
     // Documented as reported for missing and failed patches only.
     if matches!(p.state, PatchState::Missing | PatchState::Failed)
         && let Some(cves) = p.patch.cve_ids()
@@ -173,13 +219,24 @@ fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
     Value::Object(m)
 }
 
-pub fn describe_instance_patches(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
+pub fn describe_instance_patches(
+    sim: &Sim,
+    body: &Map<String, Value>,
+    date: NaiveDate,
+) -> WireResponse {
     instance_patches_page(sim, body, date).unwrap_or_else(|e| e)
 }
 
-fn instance_patches_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> Result<WireResponse, WireResponse> {
+fn instance_patches_page(
+    sim: &Sim,
+    body: &Map<String, Value>,
+    date: NaiveDate,
+) -> Result<WireResponse, WireResponse> {
     let instance_id = optional_str(body, "InstanceId")?.ok_or_else(|| {
-        validation("Value null at 'instanceId' failed to satisfy constraint: Member must not be null".into())
+        validation(
+            "Value null at 'instanceId' failed to satisfy constraint: Member must not be null"
+                .into(),
+        )
     })?;
     if !valid_instance_id(instance_id) {
         return Err(invalid_id_message(instance_id));
@@ -191,10 +248,15 @@ fn instance_patches_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) 
         return Err(WireResponse::json_error(
             400,
             "InvalidInstanceId",
-            &format!("Instance {instance_id} is not managed by Systems Manager or does not belong to this account."),
+            &format!(
+                "Instance {instance_id} is not managed by Systems Manager or does not belong to this account."
+            ),
         ));
     }
-    let filter_text = body.get("Filters").map(Value::to_string).unwrap_or_default();
+    let filter_text = body
+        .get("Filters")
+        .map(Value::to_string)
+        .unwrap_or_default();
     let fingerprint = combine(of_str(instance_id), &[of_str(&filter_text), 0xd1]);
     let offset = page_offset(body, fingerprint)?;
     let patches: Vec<InstancePatch> = instance_patches(sim.config.seed, &profile, date)
@@ -202,8 +264,12 @@ fn instance_patches_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) 
         .filter(|p| filters.iter().all(|f| f.admits(p)))
         .collect();
     let end = (offset + page_size).min(patches.len());
-    let page: Vec<Value> =
-        patches.get(offset..end).unwrap_or_default().iter().map(|p| patch_json(p, sim.config.model_enums)).collect();
+    let page: Vec<Value> = patches
+        .get(offset..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| patch_json(p, sim.config.model_enums))
+        .collect();
     let mut out = json!({ "Patches": page });
     if end < patches.len() {
         out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
@@ -280,19 +346,34 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
     })
 }
 
-pub fn describe_instance_patch_states(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> WireResponse {
+pub fn describe_instance_patch_states(
+    sim: &Sim,
+    body: &Map<String, Value>,
+    date: NaiveDate,
+) -> WireResponse {
     patch_states_page(sim, body, date).unwrap_or_else(|e| e)
 }
 
-fn patch_states_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> Result<WireResponse, WireResponse> {
+fn patch_states_page(
+    sim: &Sim,
+    body: &Map<String, Value>,
+    date: NaiveDate,
+) -> Result<WireResponse, WireResponse> {
     let ids: Vec<&str> = match body.get("InstanceIds") {
         None | Some(Value::Null) => {
             return Err(validation(
-                "Value null at 'instanceIds' failed to satisfy constraint: Member must not be null".into(),
+                "Value null at 'instanceIds' failed to satisfy constraint: Member must not be null"
+                    .into(),
             ));
         }
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        Some(_) => return Err(WireResponse::json_error(400, "SerializationException", "InstanceIds must be a list")),
+        Some(_) => {
+            return Err(WireResponse::json_error(
+                400,
+                "SerializationException",
+                "InstanceIds must be a list",
+            ));
+        }
     };
     if ids.len() > 50 {
         return Err(validation(format!(
@@ -307,8 +388,11 @@ fn patch_states_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> R
     let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
     let offset = page_offset(body, fingerprint)?;
     // Instances SSM does not manage are left out of the answer, as the service does.
-    let managed: Vec<(&str, SsmProfile)> =
-        ids.iter().map(|id| (*id, sim.profile(id))).filter(|(_, p)| p.managed).collect();
+    let managed: Vec<(&str, SsmProfile)> = ids
+        .iter()
+        .map(|id| (*id, sim.profile(id)))
+        .filter(|(_, p)| p.managed)
+        .collect();
     let end = (offset + page_size).min(managed.len());
     let states: Vec<Value> = managed
         .get(offset..end)
@@ -327,10 +411,20 @@ fn patch_states_page(sim: &Sim, body: &Map<String, Value>, date: NaiveDate) -> R
 pub fn handle(sim: &Sim, operation: &str, body: &[u8], date: NaiveDate) -> WireResponse {
     let parsed: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
         Ok(v) => v,
-        Err(e) => return WireResponse::json_error(400, "SerializationException", &format!("body is not JSON: {e}")),
+        Err(e) => {
+            return WireResponse::json_error(
+                400,
+                "SerializationException",
+                &format!("body is not JSON: {e}"),
+            );
+        }
     };
     let Value::Object(map) = parsed else {
-        return WireResponse::json_error(400, "SerializationException", "body must be a JSON object");
+        return WireResponse::json_error(
+            400,
+            "SerializationException",
+            "body must be a JSON object",
+        );
     };
     match operation {
         "DescribeInstancePatches" => describe_instance_patches(sim, &map, date),

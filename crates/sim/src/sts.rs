@@ -1,7 +1,7 @@
 //! STS over the awsQuery protocol: `GetCallerIdentity`.
 
-use crate::wire::{xml_escape, WireResponse};
 use crate::Sim;
+use crate::wire::{WireResponse, xml_escape};
 
 pub fn error(status: u16, kind: &str, code: &str, message: &str, request_id: &str) -> WireResponse {
     WireResponse::xml(
@@ -16,7 +16,13 @@ pub fn error(status: u16, kind: &str, code: &str, message: &str, request_id: &st
 
 pub fn handle(sim: &Sim, action: &str, request_id: &str) -> WireResponse {
     if action != "GetCallerIdentity" {
-        return error(400, "Sender", "InvalidAction", &format!("Could not find operation {action} for version 2011-06-15"), request_id);
+        return error(
+            400,
+            "Sender",
+            "InvalidAction",
+            &format!("Could not find operation {action} for version 2011-06-15"),
+            request_id,
+        );
     }
     let account = &sim.config.account_id;
     // The Rust SDK requires the result element to be the first child.

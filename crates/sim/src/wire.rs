@@ -17,7 +17,12 @@ pub const XML: &str = "text/xml;charset=UTF-8";
 
 impl WireResponse {
     pub fn json(body: serde_json::Value) -> WireResponse {
-        WireResponse { status: 200, content_type: JSON_1_1, body: body.to_string(), error_type: None }
+        WireResponse {
+            status: 200,
+            content_type: JSON_1_1,
+            body: body.to_string(),
+            error_type: None,
+        }
     }
 
     /// awsJson1_1 error: `{"__type": code, "Message": message}` plus the `X-Amzn-ErrorType` header.
@@ -31,7 +36,12 @@ impl WireResponse {
     }
 
     pub fn xml(status: u16, body: String) -> WireResponse {
-        WireResponse { status, content_type: XML, body, error_type: None }
+        WireResponse {
+            status,
+            content_type: XML,
+            body,
+            error_type: None,
+        }
     }
 
     /// The service error code, for statistics.
@@ -76,7 +86,8 @@ impl PageToken {
         let fp = u64::from_str_radix(&token[..16], 16).ok()?;
         let offset = u64::from_str_radix(&token[16..24], 16).ok()?;
         let check = u64::from_str_radix(&token[24..], 16).ok()?;
-        (fp == fingerprint && check == combine(fingerprint, &[offset]) & 0xffff_ffff).then_some(offset)
+        (fp == fingerprint && check == combine(fingerprint, &[offset]) & 0xffff_ffff)
+            .then_some(offset)
     }
 }
 

@@ -15,7 +15,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 fn encode_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Encode { what: what.to_string(), reason: e.to_string() }
+    StoreError::Encode {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Rows buffered before they become one Arrow batch.
@@ -36,8 +39,14 @@ impl<T: Serialize> ParquetPart<T> {
             .set_max_row_group_row_count(Some(128 * 1024))
             .set_created_by(format!("patchtrail {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| encode_error("parquet", e))?;
-        Ok(ParquetPart { schema, writer, pending: Vec::with_capacity(BATCH_ROWS), rows: 0 })
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+            .map_err(|e| encode_error("parquet", e))?;
+        Ok(ParquetPart {
+            schema,
+            writer,
+            pending: Vec::with_capacity(BATCH_ROWS),
+            rows: 0,
+        })
     }
 
     pub fn push(&mut self, row: T) -> Result<(), StoreError> {
@@ -59,22 +68,36 @@ impl<T: Serialize> ParquetPart<T> {
         }
         let batch = rows_to_batch(self.schema.clone(), &self.pending)?;
         self.pending.clear();
-        self.writer.write(&batch).map_err(|e| encode_error("parquet", e))
+        self.writer
+            .write(&batch)
+            .map_err(|e| encode_error("parquet", e))
     }
 
     /// The finished file's bytes.
     pub fn finish(mut self) -> Result<Vec<u8>, StoreError> {
         self.flush_pending()?;
-        self.writer.into_inner().map_err(|e| encode_error("parquet", e))
+        self.writer
+            .into_inner()
+            .map_err(|e| encode_error("parquet", e))
     }
 }
 
 /// Rows to one Arrow batch through their serde form (the same path the Parquet writer takes).
-pub fn rows_to_batch<T: Serialize>(schema: SchemaRef, rows: &[T]) -> Result<arrow_array::RecordBatch, StoreError> {
-    let mut decoder =
-        ReaderBuilder::new(schema.clone()).with_batch_size(rows.len().max(1)).build_decoder().map_err(|e| encode_error("arrow", e))?;
-    decoder.serialize(rows).map_err(|e| encode_error("arrow", e))?;
-    Ok(decoder.flush().map_err(|e| encode_error("arrow", e))?.unwrap_or_else(|| arrow_array::RecordBatch::new_empty(schema)))
+pub fn rows_to_batch<T: Serialize>(
+    schema: SchemaRef,
+    rows: &[T],
+) -> Result<arrow_array::RecordBatch, StoreError> {
+    let mut decoder = ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.len().max(1))
+        .build_decoder()
+        .map_err(|e| encode_error("arrow", e))?;
+    decoder
+        .serialize(rows)
+        .map_err(|e| encode_error("arrow", e))?;
+    Ok(decoder
+        .flush()
+        .map_err(|e| encode_error("arrow", e))?
+        .unwrap_or_else(|| arrow_array::RecordBatch::new_empty(schema)))
 }
 
 /// A JSON-lines file being written in memory.
@@ -121,11 +144,17 @@ pub fn seed_page(patches: &[PatchRecord]) -> Vec<u8> {
         .iter()
         .map(|p| {
             let mut m = Map::new();
-            m.insert("Classification".into(), Value::String(p.classification.clone()));
+            m.insert(
+                "Classification".into(),
+                Value::String(p.classification.clone()),
+            );
             if let Some(cves) = &p.cve_ids {
                 m.insert("CveIds".into(), Value::String(cves.clone()));
             }
-            m.insert("InstalledTime".into(), Value::String(iso(p.installed_time.unwrap_or(DateTime::UNIX_EPOCH))));
+            m.insert(
+                "InstalledTime".into(),
+                Value::String(iso(p.installed_time.unwrap_or(DateTime::UNIX_EPOCH))),
+            );
             m.insert("KbId".into(), Value::String(p.kb_id.clone()));
             m.insert("Severity".into(), Value::String(p.severity.clone()));
             m.insert("State".into(), Value::String(p.state.clone()));
@@ -167,7 +196,9 @@ struct SeedBody {
 
 /// Parses a seed page body; `None` when it is not one.
 pub fn parse_seed_page(bytes: &[u8]) -> Result<Vec<SeedPatch>, String> {
-    serde_json::from_slice::<SeedBody>(bytes).map(|b| b.patches).map_err(|e| format!("not a seed page ({{\"Patches\":[...]}}): {e}"))
+    serde_json::from_slice::<SeedBody>(bytes)
+        .map(|b| b.patches)
+        .map_err(|e| format!("not a seed page ({{\"Patches\":[...]}}): {e}"))
 }
 
 impl SeedPatch {
@@ -191,7 +222,10 @@ mod tests {
     fn patch(kb: &str, installed: Option<DateTime<Utc>>) -> PatchRecord {
         PatchRecord {
             run_id: "r".into(),
-            snapshot_time: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("time"),
+            snapshot_time: Utc
+                .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
             instance_id: "i-0123456789abcdef0".into(),
@@ -199,7 +233,11 @@ mod tests {
             title: "t".into(),
             classification: "Security".into(),
             severity: "Critical".into(),
-            state: if installed.is_some() { "Installed".into() } else { "Missing".into() },
+            state: if installed.is_some() {
+                "Installed".into()
+            } else {
+                "Missing".into()
+            },
             installed_time: installed,
             cve_ids: installed.is_none().then(|| "CVE-2026-0001".to_string()),
         }
@@ -207,8 +245,12 @@ mod tests {
 
     #[test]
     fn seed_page_has_the_seed_shape() {
-        let t = Utc.with_ymd_and_hms(2026, 2, 20, 2, 10, 0).single().expect("time");
-        let body = String::from_utf8(seed_page(&[patch("KB1", Some(t)), patch("KB2", None)])).expect("utf8");
+        let t = Utc
+            .with_ymd_and_hms(2026, 2, 20, 2, 10, 0)
+            .single()
+            .expect("time");
+        let body = String::from_utf8(seed_page(&[patch("KB1", Some(t)), patch("KB2", None)]))
+            .expect("utf8");
         assert_eq!(
             body,
             r#"{"Patches":[{"Classification":"Security","InstalledTime":"2026-02-20T02:10:00Z","KbId":"KB1","Severity":"Critical","State":"Installed","Title":"t"},{"Classification":"Security","CveIds":"CVE-2026-0001","InstalledTime":"1970-01-01T00:00:00Z","KbId":"KB2","Severity":"Critical","State":"Missing","Title":"t"}]}"#
@@ -217,15 +259,26 @@ mod tests {
 
     #[test]
     fn seed_pages_read_back_in_both_spellings() {
-        let t = Utc.with_ymd_and_hms(2026, 2, 20, 2, 10, 0).single().expect("time");
-        let ours = parse_seed_page(&seed_page(&[patch("KB1", Some(t)), patch("KB2", None)])).expect("ours");
+        let t = Utc
+            .with_ymd_and_hms(2026, 2, 20, 2, 10, 0)
+            .single()
+            .expect("time");
+        let ours = parse_seed_page(&seed_page(&[patch("KB1", Some(t)), patch("KB2", None)]))
+            .expect("ours");
         assert_eq!(ours[0].kb_id, "KB1");
         assert_eq!(ours[0].installed_at(), Some(t));
         assert_eq!(ours[1].installed_at(), None);
         assert_eq!(ours[1].cve_ids.as_deref(), Some("CVE-2026-0001"));
         let raw = br#"{"Patches":[{"KBId":"KB9","Title":"x","Classification":"Security","Severity":"Low","State":"Missing","InstalledTime":0.0,"CVEIds":"CVE-1"}]}"#;
         let api = parse_seed_page(raw).expect("api spelling");
-        assert_eq!((api[0].kb_id.as_str(), api[0].installed_at(), api[0].cve_ids.as_deref()), ("KB9", None, Some("CVE-1")));
+        assert_eq!(
+            (
+                api[0].kb_id.as_str(),
+                api[0].installed_at(),
+                api[0].cve_ids.as_deref()
+            ),
+            ("KB9", None, Some("CVE-1"))
+        );
         assert!(parse_seed_page(b"{}").is_err());
     }
 
@@ -237,8 +290,13 @@ mod tests {
         }
         assert_eq!(part.rows(), (BATCH_ROWS + 5) as u64);
         let bytes = part.finish().expect("finish");
-        let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("parquet");
+        let reader =
+            parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
+                .expect("parquet");
         use parquet::file::reader::FileReader;
-        assert_eq!(reader.metadata().file_metadata().num_rows(), (BATCH_ROWS + 5) as i64);
+        assert_eq!(
+            reader.metadata().file_metadata().num_rows(),
+            (BATCH_ROWS + 5) as i64
+        );
     }
 }

@@ -9,7 +9,12 @@ use sha2::{Digest, Sha256};
 
 /// `year=YYYY/month=MM/day=DD`, the seed's Hive date partition.
 pub fn date_partition(date: NaiveDate) -> String {
-    format!("year={:04}/month={:02}/day={:02}", date.year(), date.month(), date.day())
+    format!(
+        "year={:04}/month={:02}/day={:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    )
 }
 
 /// Folders under which manifests live: the tables' `runs/` and the seed layout's hidden one.
@@ -35,7 +40,11 @@ pub struct RunLayout {
 
 impl RunLayout {
     pub fn new(run_id: &str, snapshot_time: DateTime<Utc>, format: StoreFormat) -> RunLayout {
-        RunLayout { run_id: run_id.to_string(), format, partition: date_partition(snapshot_time.date_naive()) }
+        RunLayout {
+            run_id: run_id.to_string(),
+            format,
+            partition: date_partition(snapshot_time.date_naive()),
+        }
     }
 
     fn table_ext(&self) -> &'static str {
@@ -51,13 +60,23 @@ impl RunLayout {
     }
 
     pub fn patches_part(&self, part: u32) -> String {
-        format!("{}{}-{part:04}.{}", self.patches_dir(), self.run_id, self.table_ext())
+        format!(
+            "{}{}-{part:04}.{}",
+            self.patches_dir(),
+            self.run_id,
+            self.table_ext()
+        )
     }
 
     /// The instances table; in the seed layout it hides under `_patchtrail/` so that the seed's
     /// own readers see only their keys.
     pub fn instances(&self) -> String {
-        let table = format!("instances/{}/{}.{}", self.partition, self.run_id, self.table_ext());
+        let table = format!(
+            "instances/{}/{}.{}",
+            self.partition,
+            self.run_id,
+            self.table_ext()
+        );
         match self.format {
             StoreFormat::Seed => format!("_patchtrail/{table}"),
             _ => table,
@@ -73,10 +92,29 @@ impl RunLayout {
     }
 
     /// The seed's page key: `year=/month=/day=/instanceid=<id>/<uuid>`, the uuid derived
-    /// (name-based, version 5 layout) from run, instance and page.
+    /// (name-based, version 5 layout) from run, instance and page, and its first 8 hex digits
+    /// the run's tag (see [`seed_run_tag`]), so that pages can be traced to their run.
     pub fn seed_page(&self, instance_id: &str, page: usize) -> String {
-        format!("{}/instanceid={instance_id}/{}", self.partition, name_uuid(&format!("{}/{instance_id}/{page}", self.run_id)))
+        let uuid = name_uuid(&format!("{}/{instance_id}/{page}", self.run_id));
+        format!(
+            "{}/instanceid={instance_id}/{}{}",
+            self.partition,
+            seed_run_tag(&self.run_id),
+            &uuid[8..]
+        )
     }
+}
+
+/// The first 8 hex digits of every seed page patchtrail writes for `run_id`: how a page found
+/// without a manifest (an interrupted run's) is told apart from the seed workflow's own random
+/// v4 UUIDs (a chance collision is 1 in 2^32 per claimed run).
+pub fn seed_run_tag(run_id: &str) -> String {
+    hex::encode(&Sha256::digest(format!("patchtrail-run/{run_id}").as_bytes())[..4])
+}
+
+/// The run tag of a seed page key (the first 8 hex digits of its file name).
+pub fn seed_page_tag(key: &str) -> Option<&str> {
+    key.rsplit('/').next().and_then(|name| name.get(..8))
 }
 
 /// A UUID (RFC 4122 layout, version 5 bits) derived from a name.
@@ -87,7 +125,14 @@ pub fn name_uuid(name: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]
@@ -96,15 +141,30 @@ mod tests {
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).single().expect("valid time")
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0)
+            .single()
+            .expect("valid time")
     }
 
     #[test]
     fn table_keys() {
-        let l = RunLayout::new("20260301-123456789012-us-east-1-01", at(), StoreFormat::Parquet);
-        assert_eq!(l.patches_part(0), "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-0000.parquet");
-        assert_eq!(l.instances(), "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.parquet");
-        assert_eq!(l.manifest(), "runs/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.json");
+        let l = RunLayout::new(
+            "20260301-123456789012-us-east-1-01",
+            at(),
+            StoreFormat::Parquet,
+        );
+        assert_eq!(
+            l.patches_part(0),
+            "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-0000.parquet"
+        );
+        assert_eq!(
+            l.instances(),
+            "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.parquet"
+        );
+        assert_eq!(
+            l.manifest(),
+            "runs/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.json"
+        );
     }
 
     #[test]
@@ -112,11 +172,16 @@ mod tests {
         let l = RunLayout::new("r", at(), StoreFormat::Seed);
         let key = l.seed_page("i-0123456789abcdef0", 2);
         let (dir, uuid) = key.rsplit_once('/').expect("a file name");
-        assert_eq!(dir, "year=2026/month=03/day=01/instanceid=i-0123456789abcdef0");
+        assert_eq!(
+            dir,
+            "year=2026/month=03/day=01/instanceid=i-0123456789abcdef0"
+        );
         assert_eq!(uuid.len(), 36);
         assert_eq!(&uuid[14..15], "5");
         assert_eq!(key, l.seed_page("i-0123456789abcdef0", 2), "deterministic");
         assert_ne!(key, l.seed_page("i-0123456789abcdef0", 3));
+        assert_eq!(seed_page_tag(&key), Some(seed_run_tag("r").as_str()));
+        assert_ne!(seed_run_tag("r"), seed_run_tag("s"));
         assert!(l.manifest().starts_with("_patchtrail/runs/"));
         assert!(l.instances().starts_with("_patchtrail/instances/"));
     }
@@ -124,7 +189,16 @@ mod tests {
     #[test]
     fn run_ids_sort_by_day() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
-        assert_eq!(run_id(d, "123456789012", "ap-northeast-1", 3), "20260301-123456789012-ap-northeast-1-03");
-        assert!(run_id(d, "123456789012", "ap-northeast-1", 3).starts_with(&run_id_stem(d, "123456789012", "ap-northeast-1")));
+        assert_eq!(
+            run_id(d, "123456789012", "ap-northeast-1", 3),
+            "20260301-123456789012-ap-northeast-1-03"
+        );
+        assert!(
+            run_id(d, "123456789012", "ap-northeast-1", 3).starts_with(&run_id_stem(
+                d,
+                "123456789012",
+                "ap-northeast-1"
+            ))
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! the reports and the tests use the same code whatever the backend. A run is a set of data
 //! objects plus a manifest written last; only manifests make history.
 
+mod chain;
 mod encode;
 mod history;
 mod layout;
@@ -11,52 +12,99 @@ mod location;
 mod verify;
 mod writer;
 
-pub use encode::{parse_seed_page, rows_to_batch, seed_page, SeedPatch};
-pub use history::{sha256_hex, History, StoredManifest};
-pub use layout::{date_partition, name_uuid, run_id, RunLayout, MANIFEST_PREFIXES};
-pub use location::{seed_input_url, AwsAccess, Store, StoreKind};
-pub use verify::{Finding, VerifyReport};
+pub use chain::{
+    CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, chain_key, chain_sequence, claim_key, claimed_run_id,
+};
+pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
+pub use history::{History, RunRef, Selection, StoredManifest, sha256_hex};
+pub use layout::{
+    MANIFEST_PREFIXES, RunLayout, date_partition, name_uuid, run_id, seed_page_tag, seed_run_tag,
+};
+pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
+pub use verify::{Finding, Unlisted, VerifyReport, seed_page_key};
 pub use writer::{CommittedRun, RunStart, RunWriter};
 
 /// What can go wrong with a store, each saying what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("--store '{url}' is not a usable location: {reason} (use a folder path, file:///path, s3://bucket/prefix or memory://)")]
+    #[error(
+        "--store '{url}' is not a usable location: {reason} (use a folder path, file:///path, s3://bucket/prefix or memory://)"
+    )]
     BadUrl { url: String, reason: String },
-    #[error("cannot use folder '{path}' as the store: {source} (pass --store with a folder you can write to)")]
-    LocalFolder { path: String, source: std::io::Error },
+    #[error(
+        "cannot use folder '{path}' as the store: {source} (pass --store with a folder you can write to)"
+    )]
+    LocalFolder {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("S3 bucket of '{url}' does not exist: create it, or fix --store")]
     NoSuchBucket { url: String },
-    #[error("access denied to '{url}' ({operation} {key}): allow s3:ListBucket, s3:GetObject and s3:PutObject on the bucket and prefix")]
-    AccessDenied { url: String, operation: &'static str, key: String },
+    #[error(
+        "access denied to '{url}' ({operation} {key}): allow s3:ListBucket, s3:GetObject and s3:PutObject on the bucket and prefix"
+    )]
+    AccessDenied {
+        url: String,
+        operation: &'static str,
+        key: String,
+    },
     #[error("object '{key}' not found in '{url}'")]
     NotFound { url: String, key: String },
     #[error("could not {operation} '{key}' in '{url}': {reason}")]
-    Object { url: String, operation: &'static str, key: String, reason: String },
+    Object {
+        url: String,
+        operation: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error(
+        "could not get {what} in '{url}': other writers kept taking it; try again (if it persists, check that only patchtrail writes under this store)"
+    )]
+    Contended { url: String, what: String },
     #[error("could not encode {what}: {reason}")]
     Encode { what: String, reason: String },
 }
 
 impl StoreError {
     /// Turns an object_store error into one that names the cause and the fix.
-    pub(crate) fn classify(url: &str, operation: &'static str, key: &str, e: object_store::Error) -> StoreError {
+    pub(crate) fn classify(
+        url: &str,
+        operation: &'static str,
+        key: &str,
+        e: object_store::Error,
+    ) -> StoreError {
         let text = e.to_string();
         let url = url.to_string();
         let key = key.to_string();
         if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
             StoreError::NoSuchBucket { url }
-        } else if text.contains("AccessDenied") || text.contains("403 Forbidden") || text.contains("InvalidAccessKeyId") {
-            StoreError::AccessDenied { url, operation, key }
+        } else if text.contains("AccessDenied")
+            || text.contains("403 Forbidden")
+            || text.contains("InvalidAccessKeyId")
+        {
+            StoreError::AccessDenied {
+                url,
+                operation,
+                key,
+            }
         } else if matches!(e, object_store::Error::NotFound { .. }) {
             StoreError::NotFound { url, key }
         } else {
-            StoreError::Object { url, operation, key, reason: one_line(&text) }
+            StoreError::Object {
+                url,
+                operation,
+                key,
+                reason: one_line(&text),
+            }
         }
     }
 
     /// Whether trying again may help (network trouble, throttling), as opposed to bad input.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Object { .. })
+        matches!(
+            self,
+            StoreError::Object { .. } | StoreError::Contended { .. }
+        )
     }
 }
 

@@ -6,12 +6,12 @@
 
 use crate::StoreError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_types::service_config::ServiceConfigKey;
 use object_store::aws::{AmazonS3Builder, AwsCredential, Checksum};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{CredentialProvider, ObjectStore};
-use aws_types::service_config::ServiceConfigKey;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -40,7 +40,10 @@ impl std::fmt::Debug for Store {
 
 /// The seed's Scheduler input, `{"s3_bucket": "bucket/", "s3_path": "prefix"}`, as a store URL.
 pub fn seed_input_url(s3_bucket: &str, s3_path: &str) -> Result<String, StoreError> {
-    let bucket = s3_bucket.trim().trim_end_matches('/').trim_start_matches("s3://");
+    let bucket = s3_bucket
+        .trim()
+        .trim_end_matches('/')
+        .trim_start_matches("s3://");
     if bucket.is_empty() || bucket.contains('/') {
         return Err(StoreError::BadUrl {
             url: s3_bucket.to_string(),
@@ -48,7 +51,11 @@ pub fn seed_input_url(s3_bucket: &str, s3_path: &str) -> Result<String, StoreErr
         });
     }
     let path = s3_path.trim().trim_matches('/');
-    Ok(if path.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{path}") })
+    Ok(if path.is_empty() {
+        format!("s3://{bucket}")
+    } else {
+        format!("s3://{bucket}/{path}")
+    })
 }
 
 /// The AWS settings an S3 store needs, taken from the SDK's resolved configuration.
@@ -66,13 +73,20 @@ impl AwsAccess {
     /// exactly as an S3 client built from this config would see it.
     pub fn from_sdk_config(config: &aws_types::SdkConfig) -> AwsAccess {
         let s3_specific = config.service_config().and_then(|c| {
-            let key = ServiceConfigKey::builder().service_id("S3").env("AWS_ENDPOINT_URL").profile("endpoint_url").build().ok()?;
+            let key = ServiceConfigKey::builder()
+                .service_id("S3")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?;
             c.load_config(key)
         });
         AwsAccess {
             region: config.region().map(|r| r.to_string()),
             credentials: config.credentials_provider(),
-            endpoint: s3_specific.or_else(|| config.endpoint_url().map(str::to_string)).filter(|e| !e.trim().is_empty()),
+            endpoint: s3_specific
+                .or_else(|| config.endpoint_url().map(str::to_string))
+                .filter(|e| !e.trim().is_empty()),
         }
     }
 }
@@ -80,7 +94,10 @@ impl AwsAccess {
 impl Store {
     /// Opens `url`; local folders are created if missing.
     pub fn open(url: &str, aws: &AwsAccess) -> Result<Store, StoreError> {
-        let bad = |reason: &str| StoreError::BadUrl { url: url.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| StoreError::BadUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
         if url.trim().is_empty() {
             return Err(bad("it is empty"));
         }
@@ -91,11 +108,19 @@ impl Store {
             }
             let prefix = prefix.trim_matches('/').to_string();
             // A checksum on every upload: buckets with Object Lock retention refuse puts without one.
-            let mut builder = AmazonS3Builder::new().with_bucket_name(bucket).with_checksum_algorithm(Checksum::SHA256);
-            let region = aws.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
+            let mut builder = AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_checksum_algorithm(Checksum::SHA256);
+            let region = aws
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .unwrap_or_else(|| "us-east-1".into());
             builder = builder.with_region(region);
             if let Some(endpoint) = &aws.endpoint {
-                builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+                builder = builder
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_endpoint(endpoint);
             }
             if let Some(provider) = &aws.credentials {
                 builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
@@ -105,11 +130,19 @@ impl Store {
                 objects: Arc::new(objects),
                 root: Path::from(prefix.as_str()),
                 url: url.to_string(),
-                kind: StoreKind::S3 { bucket: bucket.to_string(), prefix },
+                kind: StoreKind::S3 {
+                    bucket: bucket.to_string(),
+                    prefix,
+                },
             });
         }
         if url == "memory://" || url.starts_with("memory://") {
-            return Ok(Store { objects: Arc::new(InMemory::new()), root: Path::default(), url: url.to_string(), kind: StoreKind::Memory });
+            return Ok(Store {
+                objects: Arc::new(InMemory::new()),
+                root: Path::default(),
+                url: url.to_string(),
+                kind: StoreKind::Memory,
+            });
         }
         if let Some((scheme, _)) = url.split_once("://")
             && scheme != "file"
@@ -117,11 +150,27 @@ impl Store {
             return Err(bad(&format!("the scheme '{scheme}://' is not supported")));
         }
         let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })?;
-        let dir = dir.canonicalize().map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })?;
-        let objects = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| StoreError::LocalFolder { path: dir.display().to_string(), source: std::io::Error::other(e) })?;
-        Ok(Store { objects: Arc::new(objects), root: Path::default(), url: dir.display().to_string(), kind: StoreKind::Local(dir) })
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::LocalFolder {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|source| StoreError::LocalFolder {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        let objects =
+            LocalFileSystem::new_with_prefix(&dir).map_err(|e| StoreError::LocalFolder {
+                path: dir.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+        Ok(Store {
+            objects: Arc::new(objects),
+            root: Path::default(),
+            url: dir.display().to_string(),
+            kind: StoreKind::Local(dir),
+        })
     }
 
     /// The store as the user should see it (absolute folder, or the URL).
@@ -146,7 +195,10 @@ impl Store {
                 let probe = dir.join(format!(".patchtrail-write-check-{}", std::process::id()));
                 std::fs::write(&probe, b"")
                     .and_then(|_| std::fs::remove_file(&probe))
-                    .map_err(|source| StoreError::LocalFolder { path: dir.display().to_string(), source })
+                    .map_err(|source| StoreError::LocalFolder {
+                        path: dir.display().to_string(),
+                        source,
+                    })
             }
             StoreKind::S3 { .. } => self.list_keys("runs/").await.map(|_| ()),
             StoreKind::Memory => Ok(()),
@@ -167,7 +219,9 @@ impl Store {
         if root.is_empty() {
             full.to_string()
         } else {
-            full.strip_prefix(root).map(|k| k.trim_start_matches('/').to_string()).unwrap_or_else(|| full.to_string())
+            full.strip_prefix(root)
+                .map(|k| k.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| full.to_string())
         }
     }
 }
@@ -181,7 +235,10 @@ struct SdkCredentials {
 
 impl SdkCredentials {
     fn new(provider: SharedCredentialsProvider) -> Self {
-        SdkCredentials { provider, cached: Mutex::new(None) }
+        SdkCredentials {
+            provider,
+            cached: Mutex::new(None),
+        }
     }
 }
 
@@ -211,7 +268,10 @@ impl CredentialProvider for SdkCredentials {
 }
 
 fn poisoned() -> object_store::Error {
-    object_store::Error::Generic { store: "S3", source: "credential cache lock poisoned".into() }
+    object_store::Error::Generic {
+        store: "S3",
+        source: "credential cache lock poisoned".into(),
+    }
 }
 
 #[cfg(test)]
@@ -220,8 +280,16 @@ mod tests {
 
     #[test]
     fn seed_input_becomes_a_store_url() {
-        assert_eq!(seed_input_url("my-bucket/", "patch-history").ok().as_deref(), Some("s3://my-bucket/patch-history"));
-        assert_eq!(seed_input_url("my-bucket", "/a/b/").ok().as_deref(), Some("s3://my-bucket/a/b"));
+        assert_eq!(
+            seed_input_url("my-bucket/", "patch-history")
+                .ok()
+                .as_deref(),
+            Some("s3://my-bucket/patch-history")
+        );
+        assert_eq!(
+            seed_input_url("my-bucket", "/a/b/").ok().as_deref(),
+            Some("s3://my-bucket/a/b")
+        );
         assert_eq!(seed_input_url("b/", "").ok().as_deref(), Some("s3://b"));
         assert!(seed_input_url("", "p").is_err());
         assert!(seed_input_url("b/c", "p").is_err());
@@ -230,10 +298,22 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let access = AwsAccess::default();
-        assert!(matches!(Store::open("ftp://x", &access), Err(StoreError::BadUrl { .. })));
-        assert!(matches!(Store::open("s3://", &access), Err(StoreError::BadUrl { .. })));
+        assert!(matches!(
+            Store::open("ftp://x", &access),
+            Err(StoreError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            Store::open("s3://", &access),
+            Err(StoreError::BadUrl { .. })
+        ));
         let s3 = Store::open("s3://bucket/a/b/", &access).expect("s3 url");
-        assert_eq!(s3.kind(), &StoreKind::S3 { bucket: "bucket".into(), prefix: "a/b".into() });
+        assert_eq!(
+            s3.kind(),
+            &StoreKind::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
         assert_eq!(s3.path("runs/x.json").as_ref(), "a/b/runs/x.json");
         assert_eq!(s3.key_of(&s3.path("runs/x.json")), "runs/x.json");
     }

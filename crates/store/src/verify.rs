@@ -1,35 +1,144 @@
-//! `verify`: every committed run's objects against its manifest (size, SHA-256), the manifest hash
-//! chain, and data objects that no run lists.
+//! `verify`: the commit chain link by link, every committed object against its manifest (size,
+//! SHA-256), and every other object told apart: an interrupted run's leftovers, pages written by
+//! the seed's own workflow, or foreign files.
 
+use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, chain_sequence};
 use crate::history::sha256_hex;
-use crate::layout::MANIFEST_PREFIXES;
+use crate::layout::{MANIFEST_PREFIXES, seed_page_tag, seed_run_tag};
 use crate::{Store, StoreError};
-use std::collections::{BTreeMap, BTreeSet};
+use chrono::{DateTime, NaiveDate, Utc};
+use patchtrail_model::RunManifest;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// One problem found in the store.
+/// One problem found in the store: each makes `verify` fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
     /// A manifest lists the object, but it is gone.
     Missing { run_id: String, key: String },
     /// The object's size or SHA-256 differs from its manifest.
-    Altered { run_id: String, key: String, reason: String },
-    /// A data object no committed run lists (an interrupted run's leftovers, or foreign).
+    Altered {
+        run_id: String,
+        key: String,
+        reason: String,
+    },
+    /// A data object that no run, committed or interrupted, names.
     Uncommitted { key: String },
-    /// A manifest's link to its predecessor does not hold.
-    BrokenChain { run_id: String, reason: String },
-    /// An object in a manifest folder that is not a readable manifest.
+    /// A link of the commit chain does not hold (a gap, a fork, a changed or missing manifest).
+    BrokenChain { sequence: u64, reason: String },
+    /// An object in a manifest or chain folder that is not readable as one.
     UnreadableManifest { key: String, reason: String },
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Finding::Missing { run_id, key } => write!(f, "missing    {key} (listed by run {run_id})"),
-            Finding::Altered { run_id, key, reason } => write!(f, "altered    {key} (run {run_id}): {reason}"),
-            Finding::Uncommitted { key } => write!(f, "extra      {key} (no committed run lists it)"),
-            Finding::BrokenChain { run_id, reason } => write!(f, "chain      run {run_id}: {reason}"),
+            Finding::Missing { run_id, key } => {
+                write!(f, "missing    {key} (listed by run {run_id})")
+            }
+            Finding::Altered {
+                run_id,
+                key,
+                reason,
+            } => write!(f, "altered    {key} (run {run_id}): {reason}"),
+            Finding::Uncommitted { key } => {
+                write!(f, "extra      {key} (no run of this store names it)")
+            }
+            Finding::BrokenChain { sequence, reason } => {
+                write!(f, "chain      entry {sequence}: {reason}")
+            }
             Finding::UnreadableManifest { key, reason } => write!(f, "manifest   {key}: {reason}"),
         }
+    }
+}
+
+/// Objects that no committed run lists, sorted by what they are.
+#[derive(Debug, Default)]
+pub struct Unlisted {
+    /// Claimed runs that never committed (interrupted, or lost to a crash): their objects.
+    pub abandoned: BTreeMap<String, Vec<String>>,
+    /// Seed-layout pages no patchtrail run wrote: the seed workflow's own snapshots, by day,
+    /// with each page's write time.
+    pub seed_days: BTreeMap<NaiveDate, Vec<(String, DateTime<Utc>)>>,
+    /// Data objects nobody accounts for.
+    pub foreign: Vec<String>,
+}
+
+/// `year=YYYY/month=MM/day=DD/instanceid=<id>/<name>` → (date, instance id).
+pub fn seed_page_key(key: &str) -> Option<(NaiveDate, String)> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let [y, m, d, i, _name] = parts.as_slice() else {
+        return None;
+    };
+    let num = |p: &str, k: &str| p.strip_prefix(k).and_then(|v| v.parse::<u32>().ok());
+    let date =
+        NaiveDate::from_ymd_opt(num(y, "year=")? as i32, num(m, "month=")?, num(d, "day=")?)?;
+    Some((date, i.strip_prefix("instanceid=")?.to_string()))
+}
+
+/// Whether a key holds history data (as opposed to manifests, claims, reports or probes).
+fn is_data_key(key: &str) -> bool {
+    key.starts_with("patches/")
+        || key.starts_with("instances/")
+        || key.starts_with("_patchtrail/instances/")
+}
+
+/// The run id a table object or manifest is named after, among `claimed`.
+fn owner<'a>(key: &str, claimed: &'a BTreeSet<String>) -> Option<&'a String> {
+    let name = key.rsplit('/').next()?;
+    let stem = name.split('.').next()?;
+    claimed.iter().find(|id| {
+        stem == id.as_str()
+            || stem
+                .strip_prefix(id.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+impl Store {
+    /// Sorts `present` objects that `listed` (the committed runs' objects) does not hold.
+    pub async fn unlisted(
+        &self,
+        present: &[(String, u64, DateTime<Utc>)],
+        listed: &BTreeSet<String>,
+    ) -> Result<Unlisted, StoreError> {
+        let claimed: BTreeSet<String> = self.claimed_runs().await?.into_iter().collect();
+        let tags: HashMap<String, &String> =
+            claimed.iter().map(|id| (seed_run_tag(id), id)).collect();
+        let mut out = Unlisted::default();
+        for (key, _, modified) in present.iter().filter(|(k, _, _)| !listed.contains(k)) {
+            if key.starts_with(CHAIN_PREFIX) || key.starts_with(CLAIMS_PREFIX) {
+                continue;
+            }
+            if let Some((date, _)) = seed_page_key(key) {
+                match seed_page_tag(key).and_then(|t| tags.get(t)) {
+                    Some(run_id) => out
+                        .abandoned
+                        .entry((*run_id).clone())
+                        .or_default()
+                        .push(key.clone()),
+                    None => out
+                        .seed_days
+                        .entry(date)
+                        .or_default()
+                        .push((key.clone(), *modified)),
+                }
+                continue;
+            }
+            let is_manifest = MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p));
+            if !is_manifest && !is_data_key(key) {
+                continue;
+            }
+            match owner(key, &claimed) {
+                Some(run_id) => out
+                    .abandoned
+                    .entry(run_id.clone())
+                    .or_default()
+                    .push(key.clone()),
+                None if is_manifest => {} // reported by the chain walk
+                None => out.foreign.push(key.clone()),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -39,58 +148,135 @@ pub struct VerifyReport {
     pub objects: usize,
     pub bytes: u64,
     pub findings: Vec<Finding>,
-}
-
-/// Whether a key holds history data (as opposed to manifests, reports or probes).
-fn is_data_key(key: &str) -> bool {
-    key.starts_with("patches/") || key.starts_with("instances/") || key.starts_with("_patchtrail/instances/") || key.starts_with("year=")
+    /// What is in the store besides committed runs, and is not a problem: one line each.
+    pub notes: Vec<String>,
 }
 
 impl Store {
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let history = self.history().await?;
-        let mut report = VerifyReport { runs: history.runs.len(), ..VerifyReport::default() };
-        for (key, reason) in history.unreadable {
-            report.findings.push(Finding::UnreadableManifest { key, reason });
-        }
-        let present: BTreeMap<String, u64> = self.list_keys("").await?.into_iter().collect();
-        let manifest_sha: BTreeMap<&str, &str> = history.runs.iter().map(|r| (r.key.as_str(), r.sha256.as_str())).collect();
-        let mut listed = BTreeSet::new();
-        let mut roots = 0;
-        for run in &history.runs {
-            let m = &run.manifest;
-            match &m.previous {
-                None => {
-                    roots += 1;
-                    if roots > 1 {
-                        report.findings.push(Finding::BrokenChain {
-                            run_id: m.run_id.clone(),
-                            reason: "names no previous manifest, but it is not the first run".into(),
-                        });
-                    }
+        let mut report = VerifyReport::default();
+        let present_meta = self.list_meta("").await?;
+        let present: BTreeMap<&str, u64> = present_meta
+            .iter()
+            .map(|(k, s, _)| (k.as_str(), *s))
+            .collect();
+
+        // The chain: entries 1..=N, each naming a manifest whose `previous` is the one before.
+        let mut sequences = Vec::new();
+        for (key, _, _) in &present_meta {
+            if key.starts_with(CHAIN_PREFIX) {
+                match chain_sequence(key) {
+                    Some(s) => sequences.push(s),
+                    None => report.findings.push(Finding::UnreadableManifest {
+                        key: key.clone(),
+                        reason: "not a chain entry name".into(),
+                    }),
                 }
-                Some(prev) => match manifest_sha.get(prev.key.as_str()) {
-                    None => report.findings.push(Finding::BrokenChain {
-                        run_id: m.run_id.clone(),
-                        reason: format!("its previous manifest {} is gone", prev.key),
-                    }),
-                    Some(actual) if *actual != prev.sha256 => report.findings.push(Finding::BrokenChain {
-                        run_id: m.run_id.clone(),
-                        reason: format!("its previous manifest {} was changed after it committed", prev.key),
-                    }),
-                    Some(_) => {}
-                },
             }
-            for object in &m.objects {
+        }
+        sequences.sort_unstable();
+        let mut committed: BTreeMap<String, RunManifest> = BTreeMap::new();
+        let mut previous: Option<(String, String)> = None;
+        let mut expected = 1;
+        for sequence in sequences {
+            if sequence != expected {
+                report.findings.push(Finding::BrokenChain {
+                    sequence,
+                    reason: format!(
+                        "entries {expected}..{} are missing: the chain has a gap",
+                        sequence - 1
+                    ),
+                });
+                previous = None;
+            }
+            expected = sequence + 1;
+            let Some((entry, _)) = self.chain_entry(sequence).await.or_else(|e| match e {
+                StoreError::Object { reason, .. } => {
+                    report
+                        .findings
+                        .push(Finding::BrokenChain { sequence, reason });
+                    Ok(None)
+                }
+                other => Err(other),
+            })?
+            else {
+                continue;
+            };
+            let bytes = match self.get(&entry.manifest_key).await {
+                Ok(b) => b,
+                Err(StoreError::NotFound { .. }) => {
+                    report.findings.push(Finding::BrokenChain {
+                        sequence,
+                        reason: format!("its manifest {} is gone", entry.manifest_key),
+                    });
+                    previous = Some((entry.manifest_key, entry.manifest_sha256));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let sha = sha256_hex(&bytes);
+            if sha != entry.manifest_sha256 {
+                report.findings.push(Finding::BrokenChain {
+                    sequence,
+                    reason: format!("manifest {} was changed after it committed (SHA-256 differs from the chain entry)", entry.manifest_key),
+                });
+            }
+            let manifest: RunManifest = match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    report.findings.push(Finding::UnreadableManifest {
+                        key: entry.manifest_key.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let link = manifest
+                .previous
+                .as_ref()
+                .map(|p| (p.key.clone(), p.sha256.clone()));
+            if manifest.sequence != sequence || manifest.run_id != entry.run_id {
+                report.findings.push(Finding::BrokenChain {
+                    sequence,
+                    reason: format!(
+                        "manifest {} says it is entry {} of run {}",
+                        entry.manifest_key, manifest.sequence, manifest.run_id
+                    ),
+                });
+            } else if link != previous {
+                let said = link.map_or("no previous manifest".to_string(), |(k, _)| {
+                    format!("previous manifest {k}")
+                });
+                report.findings.push(Finding::BrokenChain {
+                    sequence,
+                    reason: format!(
+                        "run {} names {said}, which is not entry {} of the chain (a fork)",
+                        manifest.run_id,
+                        sequence - 1
+                    ),
+                });
+            }
+            previous = Some((entry.manifest_key.clone(), sha));
+            committed.insert(entry.manifest_key.clone(), manifest);
+        }
+        report.runs = committed.len();
+
+        // Every object of every committed run.
+        let mut listed: BTreeSet<String> = committed.keys().cloned().collect();
+        for manifest in committed.values() {
+            for object in &manifest.objects {
                 listed.insert(object.key.clone());
                 report.objects += 1;
-                let Some(size) = present.get(&object.key) else {
-                    report.findings.push(Finding::Missing { run_id: m.run_id.clone(), key: object.key.clone() });
+                let Some(size) = present.get(object.key.as_str()) else {
+                    report.findings.push(Finding::Missing {
+                        run_id: manifest.run_id.clone(),
+                        key: object.key.clone(),
+                    });
                     continue;
                 };
                 if *size != object.size {
                     report.findings.push(Finding::Altered {
-                        run_id: m.run_id.clone(),
+                        run_id: manifest.run_id.clone(),
                         key: object.key.clone(),
                         reason: format!("size {size}, manifest says {}", object.size),
                     });
@@ -100,17 +286,41 @@ impl Store {
                 report.bytes += bytes.len() as u64;
                 if sha256_hex(&bytes) != object.sha256 {
                     report.findings.push(Finding::Altered {
-                        run_id: m.run_id.clone(),
+                        run_id: manifest.run_id.clone(),
                         key: object.key.clone(),
                         reason: "SHA-256 differs from the manifest".into(),
                     });
                 }
             }
         }
-        for key in present.keys() {
-            let is_manifest = MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p));
-            if !is_manifest && is_data_key(key) && !listed.contains(key) {
-                report.findings.push(Finding::Uncommitted { key: key.clone() });
+
+        // Everything else.
+        let unlisted = self.unlisted(&present_meta, &listed).await?;
+        for (run_id, keys) in &unlisted.abandoned {
+            report.notes.push(format!(
+                "run {run_id} was claimed but never committed: {} object(s) of it are not history",
+                keys.len()
+            ));
+        }
+        for (day, pages) in &unlisted.seed_days {
+            report.notes.push(format!("{day}: {} page(s) written by the seed workflow (no manifest; read as one snapshot)", pages.len()));
+        }
+        report.findings.extend(
+            unlisted
+                .foreign
+                .into_iter()
+                .map(|key| Finding::Uncommitted { key }),
+        );
+        for (key, _, _) in &present_meta {
+            let in_manifest_folder = MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p));
+            if in_manifest_folder
+                && !listed.contains(key)
+                && !unlisted.abandoned.values().flatten().any(|k| k == key)
+            {
+                report.findings.push(Finding::UnreadableManifest {
+                    key: key.clone(),
+                    reason: "no chain entry commits it and no run claimed it".into(),
+                });
             }
         }
         Ok(report)

@@ -1,23 +1,28 @@
 //! Writing one run: data objects as they stream in, then the manifest, last.
 //!
 //! Patch rows go to bounded in-memory parts that are uploaded when full, so memory stays flat
-//! however large the fleet. Until [`RunWriter::commit`] writes the manifest the run is not part
-//! of history; a retry reuses the run id and so overwrites the same object names.
+//! however large the fleet. Until [`RunWriter::commit`] appends the manifest to the commit chain
+//! the run is not part of history. Every run claims a fresh run id, so an interrupted run's
+//! objects are never overwritten by another's: they stay, named after their claimed run, until
+//! removed, and readers ignore them.
 
-use crate::encode::{seed_page, JsonlPart, ParquetPart};
+use crate::encode::{JsonlPart, ParquetPart, seed_page};
 use crate::history::sha256_hex;
-use crate::layout::{run_id, run_id_stem, RunLayout};
+use crate::layout::{RunLayout, run_id, run_id_stem};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use patchtrail_model::{
-    instances_schema, patches_schema, InstanceRecord, InstanceSnapshot, ManifestObject, Outcome, PatchRecord,
-    PreviousManifest, RunConfig, RunCounts, RunManifest, StoreFormat, MANIFEST_VERSION,
+    InstanceRecord, InstanceSnapshot, MANIFEST_VERSION, ManifestObject, Outcome, PatchRecord,
+    PreviousManifest, RunConfig, RunCounts, RunManifest, StoreFormat, instances_schema,
+    patches_schema,
 };
 
 /// Patch rows per Parquet part.
 const PARQUET_PART_ROWS: u64 = 1_000_000;
 /// Bytes per JSONL part.
 const JSONL_PART_BYTES: usize = 32 << 20;
+/// Run ids tried after the last one claimed, when concurrent writers take them first.
+const CLAIM_ATTEMPTS: u32 = 64;
 
 /// What a run is, known before the first row.
 #[derive(Debug, Clone)]
@@ -45,7 +50,6 @@ pub struct RunWriter {
     store: Store,
     layout: RunLayout,
     start: RunStart,
-    previous: Option<PreviousManifest>,
     objects: Vec<ManifestObject>,
     counts: RunCounts,
     patches: PatchSink,
@@ -62,32 +66,37 @@ pub struct CommittedRun {
 }
 
 impl Store {
-    /// Starts a run: picks its run id (the next for its day, account and region) and the
-    /// manifest it will chain to (the newest committed one).
+    /// Starts a run: claims the next free run id for its day, account and region (a claim is
+    /// created, never overwritten, so concurrent writers never share object names).
     pub async fn begin_run(&self, start: RunStart) -> Result<RunWriter, StoreError> {
-        let history = self.history().await?;
         let date = start.snapshot_time.date_naive();
         let stem = run_id_stem(date, &start.account_id, &start.region);
-        let seq = history
-            .runs
+        let last = self
+            .claimed_runs()
+            .await?
             .iter()
-            .filter_map(|r| r.manifest.run_id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()))
+            .filter_map(|id| id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()))
             .max()
-            .unwrap_or(0)
-            + 1;
-        let id = run_id(date, &start.account_id, &start.region, seq);
-        let previous = history.runs.last().map(|r| PreviousManifest { key: r.key.clone(), sha256: r.sha256.clone() });
+            .unwrap_or(0);
+        let candidates = (last + 1..last + 1 + CLAIM_ATTEMPTS)
+            .map(|seq| run_id(date, &start.account_id, &start.region, seq));
+        let id = self.claim(candidates).await?;
         let layout = RunLayout::new(&id, start.snapshot_time, start.format);
         let (patches, instances) = match start.format {
-            StoreFormat::Parquet => (PatchSink::Parquet(None), InstanceSink::Parquet(ParquetPart::new(instances_schema())?)),
-            StoreFormat::Jsonl => (PatchSink::Jsonl(JsonlPart::default()), InstanceSink::Jsonl(JsonlPart::default())),
+            StoreFormat::Parquet => (
+                PatchSink::Parquet(None),
+                InstanceSink::Parquet(ParquetPart::new(instances_schema())?),
+            ),
+            StoreFormat::Jsonl => (
+                PatchSink::Jsonl(JsonlPart::default()),
+                InstanceSink::Jsonl(JsonlPart::default()),
+            ),
             StoreFormat::Seed => (PatchSink::Seed, InstanceSink::Jsonl(JsonlPart::default())),
         };
         Ok(RunWriter {
             store: self.clone(),
             layout,
             start,
-            previous,
             objects: Vec::new(),
             counts: RunCounts::default(),
             patches,
@@ -106,8 +115,18 @@ impl RunWriter {
         &self.counts
     }
 
-    async fn put_object(&mut self, key: String, bytes: Vec<u8>, rows: u64) -> Result<(), StoreError> {
-        let object = ManifestObject { size: bytes.len() as u64, sha256: sha256_hex(&bytes), rows, key: key.clone() };
+    async fn put_object(
+        &mut self,
+        key: String,
+        bytes: Vec<u8>,
+        rows: u64,
+    ) -> Result<(), StoreError> {
+        let object = ManifestObject {
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            rows,
+            key: key.clone(),
+        };
         self.store.put(&key, bytes).await?;
         self.objects.push(object);
         Ok(())
@@ -144,7 +163,8 @@ impl RunWriter {
             PatchSink::Seed => {
                 for (i, page) in pages.iter().enumerate() {
                     let key = self.layout.seed_page(&instance.instance_id, i);
-                    self.put_object(key, seed_page(page), page.len() as u64).await?;
+                    self.put_object(key, seed_page(page), page.len() as u64)
+                        .await?;
                 }
             }
             PatchSink::Parquet(part) => {
@@ -203,7 +223,10 @@ impl RunWriter {
     /// Writes the remaining data, then the manifest: from here on the run is history.
     pub async fn commit(mut self, finished_at: DateTime<Utc>) -> Result<CommittedRun, StoreError> {
         self.flush_patches().await?;
-        let instances = std::mem::replace(&mut self.instances, InstanceSink::Jsonl(JsonlPart::default()));
+        let instances = std::mem::replace(
+            &mut self.instances,
+            InstanceSink::Jsonl(JsonlPart::default()),
+        );
         let (bytes, rows) = match instances {
             InstanceSink::Parquet(p) => {
                 let rows = p.rows();
@@ -216,10 +239,10 @@ impl RunWriter {
         };
         let key = self.layout.instances();
         self.put_object(key, bytes, rows).await?;
-        self.remove_leftovers().await;
         let manifest = RunManifest {
             manifest_version: MANIFEST_VERSION,
             run_id: self.layout.run_id.clone(),
+            sequence: 0,
             snapshot_time: self.start.snapshot_time,
             started_at: self.start.started_at,
             finished_at,
@@ -230,35 +253,36 @@ impl RunWriter {
             config: self.start.config.clone(),
             counts: self.counts.clone(),
             objects: std::mem::take(&mut self.objects),
-            previous: self.previous.clone(),
+            previous: None,
         };
-        // One line, so that Athena's JSON SerDe (one object per line) can read the runs table.
-        let mut bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| StoreError::Encode { what: "manifest".into(), reason: e.to_string() })?;
-        bytes.push(b'\n');
-        let manifest_sha256 = sha256_hex(&bytes);
         let manifest_key = self.layout.manifest();
-        self.store.put(&manifest_key, bytes).await?;
-        Ok(CommittedRun { manifest_key, manifest_sha256, manifest })
-    }
-
-    /// A failed earlier try of this run may have left more patch parts than this one wrote;
-    /// they are not in the manifest, so remove them (best effort: a store that forbids deletes
-    /// keeps them, and `verify` reports them as uncommitted).
-    async fn remove_leftovers(&self) {
-        if self.start.format == StoreFormat::Seed {
-            return;
-        }
-        let prefix = format!("{}-", self.layout.run_id);
-        let Ok(keys) = self.store.list_keys(&self.layout.patches_dir()).await else { return };
-        for (key, _) in keys {
-            let name = key.rsplit('/').next().unwrap_or_default();
-            if name.starts_with(&prefix) && !self.objects.iter().any(|o| o.key == key) {
-                match self.store.delete(&key).await {
-                    Ok(()) => tracing::info!(key, "removed a leftover part of an earlier try of this run"),
-                    Err(e) => tracing::warn!(key, error = %e, "could not remove a leftover part"),
-                }
-            }
-        }
+        let (_, bytes) = self
+            .store
+            .append_to_chain(&manifest.run_id, &manifest_key, |sequence, head| {
+                let mut m = manifest.clone();
+                m.sequence = sequence;
+                m.previous = head.map(|h| PreviousManifest {
+                    key: h.manifest_key.clone(),
+                    sha256: h.manifest_sha256.clone(),
+                });
+                // One line, so that Athena's JSON SerDe (one object per line) can read the runs table.
+                let mut bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Encode {
+                    what: "manifest".into(),
+                    reason: e.to_string(),
+                })?;
+                bytes.push(b'\n');
+                Ok(bytes)
+            })
+            .await?;
+        let manifest: RunManifest =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Encode {
+                what: "manifest".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(CommittedRun {
+            manifest_key,
+            manifest_sha256: sha256_hex(&bytes),
+            manifest,
+        })
     }
 }

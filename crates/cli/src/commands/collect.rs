@@ -1,12 +1,12 @@
 //! `patchtrail collect`: validate everything, then collect one snapshot and commit it.
 
 use crate::cli::{CollectArgs, LogFormat};
-use crate::failure::{Failure, EXIT_PARTIAL};
+use crate::failure::{EXIT_PARTIAL, Failure};
 use crate::progress::ProgressView;
 use crate::signals::stop_on_signal;
 use patchtrail_collect::{
-    check_region, collect_snapshot, discover_targets, parse_classifications, AwsFleet, CollectOptions, Progress,
-    SchedulerInput, SnapshotReport, StopSignal, TagSelector,
+    AwsFleet, CollectOptions, Progress, SchedulerInput, SnapshotReport, StopSignal, TagSelector,
+    check_region, collect_snapshot, discover_targets, parse_classifications,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store};
@@ -22,7 +22,12 @@ struct Plan {
 }
 
 fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
-    let explicit_format = args.format.as_deref().map(str::parse::<StoreFormat>).transpose().map_err(Failure::bad_input)?;
+    let explicit_format = args
+        .format
+        .as_deref()
+        .map(str::parse::<StoreFormat>)
+        .transpose()
+        .map_err(Failure::bad_input)?;
     let mut options = CollectOptions {
         concurrency: args.concurrency as usize,
         max_tps: args.max_tps,
@@ -32,7 +37,9 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
     if let Some(tps) = args.max_tps
         && !(tps.is_finite() && tps > 0.0)
     {
-        return Err(Failure::bad_input(format!("--max-tps {tps}: give a positive number of requests per second")));
+        return Err(Failure::bad_input(format!(
+            "--max-tps {tps}: give a positive number of requests per second"
+        )));
     }
     if let Some(json) = &args.input_json {
         if args.store.store.is_some() {
@@ -43,10 +50,15 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         let input = SchedulerInput::parse(json)?.resolve()?;
         options.tag = input.tag;
         options.classifications = input.classifications;
-        return Ok(Plan { store_url: input.store_url, format: explicit_format.unwrap_or(input.format), options });
+        return Ok(Plan {
+            store_url: input.store_url,
+            format: explicit_format.unwrap_or(input.format),
+            options,
+        });
     }
     options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;
-    options.classifications = parse_classifications(&args.classification, args.all_classifications)?;
+    options.classifications =
+        parse_classifications(&args.classification, args.all_classifications)?;
     Ok(Plan {
         store_url: args.store.url().to_string(),
         format: explicit_format.unwrap_or(StoreFormat::Parquet),
@@ -57,9 +69,14 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
 /// Whether the environment points the SDK somewhere else than AWS's public endpoints.
 fn endpoint_overridden(config: &aws_types::SdkConfig) -> bool {
     config.endpoint_url().is_some()
-        || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"]
-            .iter()
-            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+        || [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_SSM",
+            "AWS_ENDPOINT_URL_EC2",
+            "AWS_ENDPOINT_URL_STS",
+        ]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 /// The SDK configuration from the standard chain, with `--region` on top.
@@ -69,7 +86,10 @@ pub async fn load_aws_config(region: Option<&str>) -> Result<aws_types::SdkConfi
         loader = loader.region(aws_types::region::Region::new(r.to_string()));
     }
     let config = loader.load().await;
-    let region = config.region().map(|r| r.to_string()).ok_or(patchtrail_collect::CollectError::NoRegion)?;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or(patchtrail_collect::CollectError::NoRegion)?;
     check_region(&region, endpoint_overridden(&config))?;
     Ok(config)
 }
@@ -94,29 +114,59 @@ impl Prepared {
 
     /// Opens the store and fails early on a missing bucket, denied access or unwritable folder.
     pub async fn open_store(&self) -> Result<Store, Failure> {
-        let store = Store::open(&self.plan.store_url, &AwsAccess::from_sdk_config(&self.config))?;
+        let store = Store::open(
+            &self.plan.store_url,
+            &AwsAccess::from_sdk_config(&self.config),
+        )?;
         store.check_writable().await?;
         Ok(store)
     }
 
     /// One collection, committed, with its summary printed; exit 3 when instances failed.
-    pub async fn collect_once(&self, store: &Store, log_format: LogFormat, quiet: bool, stop: &StopSignal) -> Result<ExitCode, Failure> {
+    pub async fn collect_once(
+        &self,
+        store: &Store,
+        log_format: LogFormat,
+        quiet: bool,
+        stop: &StopSignal,
+    ) -> Result<ExitCode, Failure> {
         let progress = Arc::new(Progress::default());
         let fleet = AwsFleet::new(&self.config, &self.plan.options, progress.clone())?;
         let started = Instant::now();
         let view = ProgressView::start(progress.clone(), log_format == LogFormat::Text, quiet);
-        let report = collect_snapshot(&fleet, store, &self.plan.options, self.plan.format, None, &progress, stop).await;
+        let report = collect_snapshot(
+            &fleet,
+            store,
+            &self.plan.options,
+            self.plan.format,
+            None,
+            &progress,
+            stop,
+        )
+        .await;
         drop(view);
         let report = report?;
         print_summary(&report, store, started.elapsed(), log_format);
-        Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+        Ok(if report.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_PARTIAL)
+        })
     }
 }
 
-pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Result<ExitCode, Failure> {
+pub async fn run(
+    args: &CollectArgs,
+    log_format: LogFormat,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
     let prepared = prepare(args).await?;
     if args.dry_run {
-        let fleet = AwsFleet::new(&prepared.config, &prepared.plan.options, Arc::new(Progress::default()))?;
+        let fleet = AwsFleet::new(
+            &prepared.config,
+            &prepared.plan.options,
+            Arc::new(Progress::default()),
+        )?;
         let targets = discover_targets(&fleet, &prepared.plan.options).await?;
         println!("{:<21} {:<10} {:<26} NAME", "INSTANCE", "STATE", "PLATFORM");
         for t in &targets {
@@ -128,19 +178,30 @@ pub async fn run(args: &CollectArgs, log_format: LogFormat, quiet: bool) -> Resu
                 t.tags.get("Name").map(String::as_str).unwrap_or("-")
             );
         }
-        println!("{} instances carry tag {} (dry run: nothing collected or written)", targets.len(), prepared.plan.options.tag.key);
+        println!(
+            "{} instances carry tag {} (dry run: nothing collected or written)",
+            targets.len(),
+            prepared.plan.options.tag.key
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let store = prepared.open_store().await?;
     let stop = StopSignal::default();
     let listener = stop_on_signal(stop.clone());
-    let result = prepared.collect_once(&store, log_format, quiet, &stop).await;
+    let result = prepared
+        .collect_once(&store, log_format, quiet, &stop)
+        .await;
     listener.abort();
     result
 }
 
 /// The closing summary: a few aligned lines for people, one JSON object for machines.
-pub fn print_summary(report: &SnapshotReport, store: &Store, elapsed: Duration, log_format: LogFormat) {
+pub fn print_summary(
+    report: &SnapshotReport,
+    store: &Store,
+    elapsed: Duration,
+    log_format: LogFormat,
+) {
     let m = &report.committed.manifest;
     let c = &m.counts;
     if log_format == LogFormat::Json {
@@ -157,19 +218,34 @@ pub fn print_summary(report: &SnapshotReport, store: &Store, elapsed: Duration, 
         println!("{summary}");
         return;
     }
-    println!("Committed run {} ({} UTC)", m.run_id, m.snapshot_time.format("%Y-%m-%d %H:%M:%S"));
-    println!("  instances  {} ({} ok, {} unmanaged, {} errors)", c.instances, c.managed, c.unmanaged, c.errors);
+    println!(
+        "Committed run {} ({} UTC)",
+        m.run_id,
+        m.snapshot_time.format("%Y-%m-%d %H:%M:%S")
+    );
+    println!(
+        "  instances  {} ({} ok, {} unmanaged, {} errors)",
+        c.instances, c.managed, c.unmanaged, c.errors
+    );
     println!("  patches    {} rows from {} pages", c.patches, c.pages);
     println!(
         "  missing    {} (critical {}, security {}); failed {}",
         c.missing, c.missing_critical, c.missing_security, c.failed
     );
     println!("  duration   {:.1} s", elapsed.as_secs_f64());
-    println!("  written to {} ({}), manifest {}", store.url(), m.format, report.committed.manifest_key);
+    println!(
+        "  written to {} ({}), manifest {}",
+        store.url(),
+        m.format,
+        report.committed.manifest_key
+    );
     for (id, e) in report.errors.iter().take(10) {
         println!("  failed     {id}: {e}");
     }
     if report.errors.len() > 10 {
-        println!("  ... and {} more failed instances (see the instances table)", report.errors.len() - 10);
+        println!(
+            "  ... and {} more failed instances (see the instances table)",
+            report.errors.len() - 10
+        );
     }
 }

@@ -6,9 +6,9 @@ use crate::cli::DemoArgs;
 use crate::failure::Failure;
 use aws_credential_types::Credentials;
 use chrono::{Duration, NaiveTime};
-use patchtrail_collect::{collect_snapshot, AwsFleet, CollectOptions, Progress, StopSignal};
+use patchtrail_collect::{AwsFleet, CollectOptions, Progress, StopSignal, collect_snapshot};
 use patchtrail_model::StoreFormat;
-use patchtrail_query::{dashboard, LoadedHistory};
+use patchtrail_query::{LoadedHistory, Selection, dashboard, end_of};
 use patchtrail_sim::SimConfig;
 use patchtrail_store::{AwsAccess, Store};
 use std::path::Path;
@@ -20,8 +20,13 @@ const DEMO_ENTRIES: [&str; 4] = ["patches", "instances", "runs", "report.html"];
 
 /// Empties an earlier demo's data, refusing to touch a folder that holds anything else.
 fn prepare_folder(dir: &Path) -> Result<(), Failure> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    let names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     if let Some(foreign) = names.iter().find(|n| !DEMO_ENTRIES.contains(&n.as_str())) {
         return Err(Failure::bad_input(format!(
             "--store {}: the folder holds '{foreign}', which the demo did not write; pass --store with a new or empty folder",
@@ -30,8 +35,17 @@ fn prepare_folder(dir: &Path) -> Result<(), Failure> {
     }
     for name in names {
         let path = dir.join(&name);
-        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-        removed.map_err(|e| Failure::other(format!("cannot clear the earlier demo's {}: {e}", path.display())))?;
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| {
+            Failure::other(format!(
+                "cannot clear the earlier demo's {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -41,7 +55,12 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     prepare_folder(dir)?;
     let first = args.until - Duration::weeks(i64::from(args.weeks) - 1);
     let sim = patchtrail_sim::start(
-        SimConfig { seed: args.seed, instances: args.instances, date: first, ..SimConfig::default() },
+        SimConfig {
+            seed: args.seed,
+            instances: args.instances,
+            date: first,
+            ..SimConfig::default()
+        },
         ([127, 0, 0, 1], 0).into(),
     )
     .await
@@ -51,10 +70,19 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_types::region::Region::new("us-east-1"))
         .endpoint_url(sim.url())
-        .credentials_provider(Credentials::new("demo", "demo", None, None, "patchtrail-demo"))
+        .credentials_provider(Credentials::new(
+            "demo",
+            "demo",
+            None,
+            None,
+            "patchtrail-demo",
+        ))
         .load()
         .await;
-    let mut options = CollectOptions { concurrency: 16, ..CollectOptions::default() };
+    let mut options = CollectOptions {
+        concurrency: 16,
+        ..CollectOptions::default()
+    };
     if args.all_classifications {
         options.classifications.clear();
     }
@@ -62,27 +90,56 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     let fleet = AwsFleet::new(&config, &options, progress.clone())?;
     let store = Store::open(&args.store, &AwsAccess::default())?;
 
-    println!("Simulated fleet of {} instances at {}; collecting {} weekly snapshots:", args.instances, sim.url(), args.weeks);
+    println!(
+        "Simulated fleet of {} instances at {}; collecting {} weekly snapshots:",
+        args.instances,
+        sim.url(),
+        args.weeks
+    );
     for week in 0..args.weeks {
         let date = first + Duration::weeks(i64::from(week));
         sim.sim.set_date(date);
-        let at = date.and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN)).and_utc();
-        let report = collect_snapshot(&fleet, &store, &options, StoreFormat::Parquet, Some(at), &progress, &StopSignal::default()).await?;
+        let at = date
+            .and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN))
+            .and_utc();
+        let report = collect_snapshot(
+            &fleet,
+            &store,
+            &options,
+            StoreFormat::Parquet,
+            Some(at),
+            &progress,
+            &StopSignal::default(),
+        )
+        .await?;
         let c = &report.committed.manifest.counts;
         println!(
             "  {date}  {:>4} instances ({} unmanaged)  {:>6} patches  {:>5} missing ({} critical)  {:>3} failed",
             c.instances, c.unmanaged, c.patches, c.missing, c.missing_critical, c.failed
         );
     }
-    sim.stop().await.map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
-    println!("History written to {} (parquet, {} committed runs).", store.url(), args.weeks);
+    sim.stop()
+        .await
+        .map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
+    println!(
+        "History written to {} (parquet, {} committed runs).",
+        store.url(),
+        args.weeks
+    );
 
-    let history = LoadedHistory::load(&store).await?;
-    let html = dashboard(&history, chrono::Utc::now(), &args.until.to_string()).await?;
+    // The report's "as of" is the end of the last simulated day, the instant its label names.
+    let until = args.until.to_string();
+    let as_of = end_of(&until, "--until", chrono_tz::UTC)?;
+    let history = LoadedHistory::load(&store, &Selection::All).await?;
+    let html = dashboard(&history, as_of, &until).await?;
     let report = dir.join("report.html");
-    std::fs::write(&report, html).map_err(|e| Failure::other(format!("cannot write {}: {e}", report.display())))?;
+    std::fs::write(&report, html)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", report.display())))?;
     let report = report.canonicalize().unwrap_or(report);
     println!("Report: {}", report.display());
-    println!("Next:   patchtrail report summary --store {}   (or diff, history, trend, sql)", args.store);
+    println!(
+        "Next:   patchtrail report summary --store {}   (or diff, history, trend, sql)",
+        args.store
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,11 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
 use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreArg, VerifyArgs};
-use crate::failure::{Failure, EXIT_FINDINGS};
-use patchtrail_query::{athena_ddl, end_of, parse_tz, render, start_of, LoadedHistory, OutputFormat, Report};
+use crate::failure::{EXIT_FINDINGS, Failure};
+use patchtrail_query::{
+    LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz, render_table,
+    start_of,
+};
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -11,7 +14,9 @@ use std::process::ExitCode;
 pub async fn open_store(store: &StoreArg) -> Result<Store, Failure> {
     let url = store.url();
     let access = if url.starts_with("s3://") {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         AwsAccess::from_sdk_config(&config)
     } else {
         AwsAccess::default()
@@ -24,9 +29,26 @@ pub async fn open_store(store: &StoreArg) -> Result<Store, Failure> {
     Ok(Store::open(url, &access)?)
 }
 
-async fn load(store: &StoreArg) -> Result<LoadedHistory, Failure> {
+/// Opens `--store` for writing (creating a local folder), failing early when it cannot take a run.
+pub async fn open_writable_store(store: &StoreArg) -> Result<Store, Failure> {
+    let url = store.url();
+    let access = if url.starts_with("s3://") {
+        AwsAccess::from_sdk_config(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        )
+    } else {
+        AwsAccess::default()
+    };
+    let store = Store::open(url, &access)?;
+    store.check_writable().await?;
+    Ok(store)
+}
+
+async fn load(store: &StoreArg, selection: Selection) -> Result<LoadedHistory, Failure> {
     let store = open_store(store).await?;
-    let history = LoadedHistory::load(&store).await?;
+    let history = LoadedHistory::load(&store, &selection).await?;
     for warning in &history.warnings {
         eprintln!("warning: {warning}");
     }
@@ -37,7 +59,12 @@ fn format_for(output: &OutputArgs) -> Result<OutputFormat, Failure> {
     if let Some(f) = &output.format {
         return Ok(f.parse()?);
     }
-    let by_extension = output.output.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let by_extension = output
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     Ok(match by_extension.as_deref() {
         Some("csv") => OutputFormat::Csv,
         Some("json") => OutputFormat::Json,
@@ -53,18 +80,26 @@ fn format_for(output: &OutputArgs) -> Result<OutputFormat, Failure> {
 /// Writes the report where `--output` says, in the chosen format.
 pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
     let format = format_for(output)?;
-    let bytes = render(report, format)?;
+    let bytes = render_table(report, format, output.table.as_deref())?;
     match &output.output {
         Some(path) => {
-            std::fs::write(path, &bytes)
-                .map_err(|e| Failure::bad_input(format!("--output {}: cannot write it ({e})", path.display())))?;
+            std::fs::write(path, &bytes).map_err(|e| {
+                Failure::bad_input(format!(
+                    "--output {}: cannot write it ({e})",
+                    path.display()
+                ))
+            })?;
             eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
         }
         None => {
             if format.is_binary() && std::io::stdout().is_terminal() {
-                return Err(Failure::bad_input("--format xlsx is binary: pass --output report.xlsx"));
+                return Err(Failure::bad_input(
+                    "--format xlsx is binary: pass --output report.xlsx",
+                ));
             }
-            std::io::stdout().write_all(&bytes).map_err(|e| Failure::other(format!("cannot write to stdout: {e}")))?;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| Failure::other(format!("cannot write to stdout: {e}")))?;
         }
     }
     Ok(())
@@ -72,33 +107,75 @@ pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
 
 pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
     let (report, output) = match kind {
-        ReportKind::Summary { as_of, time, store, output } => {
+        ReportKind::Summary {
+            as_of,
+            time,
+            stale,
+            store,
+            output,
+        } => {
             let tz = parse_tz(&time.tz)?;
             let (instant, label) = match as_of {
                 Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
                 None => (chrono::Utc::now(), "now".to_string()),
             };
-            (load(store).await?.summary(instant, &label).await?, output)
+            let history = load(store, Selection::AsOf(vec![instant])).await?;
+            (
+                history.summary(instant, &label, stale.stale_days).await?,
+                output,
+            )
         }
-        ReportKind::Diff { from, to, stale_days, time, store, output } => {
+        ReportKind::Diff {
+            from,
+            to,
+            stale,
+            time,
+            store,
+            output,
+        } => {
             let tz = parse_tz(&time.tz)?;
             let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
-            (load(store).await?.diff(a, from, b, to, *stale_days).await?, output)
+            let history = load(store, Selection::AsOf(vec![a, b])).await?;
+            (
+                history.diff(a, from, b, to, stale.stale_days).await?,
+                output,
+            )
         }
-        ReportKind::History { instance, kb, store, output } => {
-            let history = load(store).await?;
+        ReportKind::History {
+            instance,
+            kb,
+            stale,
+            store,
+            output,
+        } => {
+            let history = load(store, Selection::All).await?;
             let report = match (instance, kb) {
-                (Some(id), _) => history.instance_history(id).await?,
+                (Some(id), _) => history.instance_history(id, stale.stale_days).await?,
                 (None, Some(kb)) => history.kb_history(kb).await?,
-                (None, None) => return Err(Failure::bad_input("report history: pass --instance ID or --kb KBID")),
+                (None, None) => {
+                    return Err(Failure::bad_input(
+                        "report history: pass --instance ID or --kb KBID",
+                    ));
+                }
             };
             (report, output)
         }
-        ReportKind::Trend { from, to, time, store, output } => {
+        ReportKind::Trend {
+            from,
+            to,
+            time,
+            stale,
+            store,
+            output,
+        } => {
             let tz = parse_tz(&time.tz)?;
-            let from = from.as_deref().map(|d| start_of(d, "--from", tz)).transpose()?;
+            let from = from
+                .as_deref()
+                .map(|d| start_of(d, "--from", tz))
+                .transpose()?;
             let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
-            (load(store).await?.trend(from, to).await?, output)
+            let history = load(store, Selection::Range(from, to)).await?;
+            (history.trend(from, to, stale.stale_days).await?, output)
         }
     };
     emit(&report, output)?;
@@ -106,7 +183,10 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
 }
 
 pub async fn sql(args: &SqlArgs) -> Result<ExitCode, Failure> {
-    let report = load(&args.store).await?.sql(&args.query).await?;
+    let report = load(&args.store, Selection::All)
+        .await?
+        .sql(&args.query)
+        .await?;
     emit(&report, &args.output)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -114,6 +194,9 @@ pub async fn sql(args: &SqlArgs) -> Result<ExitCode, Failure> {
 pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&args.store).await?;
     let report = store.verify().await?;
+    for note in &report.notes {
+        println!("note       {note}");
+    }
     for finding in &report.findings {
         println!("{finding}");
     }
@@ -129,7 +212,9 @@ pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     if report.findings.is_empty() {
-        println!("verified {summary}: every object matches its manifest and the manifest chain is intact");
+        println!(
+            "verified {summary}: every object matches its manifest and the manifest chain is intact"
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         println!("{} finding(s) in {summary}", report.findings.len());

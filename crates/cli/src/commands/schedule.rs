@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn show(t: DateTime<Utc>, tz: Tz) -> String {
-    format!("{} ({})", t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"), t.format("%Y-%m-%dT%H:%M:%SZ"))
+    format!(
+        "{} ({})",
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"),
+        t.format("%Y-%m-%dT%H:%M:%SZ")
+    )
 }
 
 /// Sleeps until `at`, waking every second to honour a stop request; false when stopped.
@@ -31,9 +35,16 @@ async fn wait_until(at: DateTime<Utc>, stop: &StopSignal) -> bool {
     }
 }
 
-pub async fn run(args: &ScheduleArgs, log_format: LogFormat, quiet: bool) -> Result<ExitCode, Failure> {
+pub async fn run(
+    args: &ScheduleArgs,
+    log_format: LogFormat,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
     let tz: Tz = args.timezone.parse().map_err(|_| {
-        Failure::bad_input(format!("--timezone {}: use an IANA time zone name such as UTC or Asia/Tokyo", args.timezone))
+        Failure::bad_input(format!(
+            "--timezone {}: use an IANA time zone name such as UTC or Asia/Tokyo",
+            args.timezone
+        ))
     })?;
     let now = Utc::now();
     if let Some(expr) = &args.explain {
@@ -47,7 +58,10 @@ pub async fn run(args: &ScheduleArgs, log_format: LogFormat, quiet: bool) -> Res
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let expr = args.every.as_deref().ok_or_else(|| Failure::bad_input("schedule: pass --every EXPR (or --explain EXPR)"))?;
+    let expr = args
+        .every
+        .as_deref()
+        .ok_or_else(|| Failure::bad_input("schedule: pass --every EXPR (or --explain EXPR)"))?;
     let schedule = Schedule::parse(expr)?;
     let prepared = collect::prepare(&args.collect).await?;
     let store = prepared.open_store().await?;
@@ -59,8 +73,16 @@ pub async fn run(args: &ScheduleArgs, log_format: LogFormat, quiet: bool) -> Res
         Schedule::Rate(_) => Some(anchor),
         _ => schedule.next_after(anchor, anchor, tz),
     };
-    let upcoming: Vec<String> = next.into_iter().chain(schedule.upcoming(next.unwrap_or(anchor), anchor, tz, 2)).map(|t| show(t, tz)).collect();
-    println!("schedule {expr} in {tz}, writing to {}; next runs: {}", prepared.store_url(), upcoming.join(", "));
+    let upcoming: Vec<String> = next
+        .into_iter()
+        .chain(schedule.upcoming(next.unwrap_or(anchor), anchor, tz, 2))
+        .map(|t| show(t, tz))
+        .collect();
+    println!(
+        "schedule {expr} in {tz}, writing to {}; next runs: {}",
+        prepared.store_url(),
+        upcoming.join(", ")
+    );
     let mut runs = 0u64;
     while let Some(at) = next {
         if !wait_until(at, &stop).await {
@@ -68,11 +90,17 @@ pub async fn run(args: &ScheduleArgs, log_format: LogFormat, quiet: bool) -> Res
         }
         runs += 1;
         tracing::info!(run = runs, "scheduled run starting");
-        match prepared.collect_once(&store, log_format, quiet, &stop).await {
+        match prepared
+            .collect_once(&store, log_format, quiet, &stop)
+            .await
+        {
             Ok(code) => tracing::info!(run = runs, ?code, "scheduled run finished"),
             Err(_) if stop.is_stopped() => break,
             Err(failure) => {
-                eprintln!("error: scheduled run {runs} failed: {} (the next run goes ahead as scheduled)", failure.message);
+                eprintln!(
+                    "error: scheduled run {runs} failed: {} (the next run goes ahead as scheduled)",
+                    failure.message
+                );
             }
         }
         if stop.is_stopped() {

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 fn check_rate(name: &str, rate: Option<f64>) -> Result<(), Failure> {
     match rate {
-        Some(r) if !(r.is_finite() && r > 0.0) => {
-            Err(Failure::bad_input(format!("{name} {r}: give a positive number of requests per second")))
-        }
+        Some(r) if !(r.is_finite() && r > 0.0) => Err(Failure::bad_input(format!(
+            "{name} {r}: give a positive number of requests per second"
+        ))),
         _ => Ok(()),
     }
 }
@@ -21,10 +21,16 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
     check_rate("--ssm-tps", args.ssm_tps)?;
     check_rate("--ec2-tps", args.ec2_tps)?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(Failure::bad_input(format!("--fault-rate {}: give a share between 0 and 1", args.fault_rate)));
+        return Err(Failure::bad_input(format!(
+            "--fault-rate {}: give a share between 0 and 1",
+            args.fault_rate
+        )));
     }
     if !(0.0..=1.0).contains(&args.unmanaged_rate) {
-        return Err(Failure::bad_input(format!("--unmanaged-rate {}: give a share between 0 and 1", args.unmanaged_rate)));
+        return Err(Failure::bad_input(format!(
+            "--unmanaged-rate {}: give a share between 0 and 1",
+            args.unmanaged_rate
+        )));
     }
     let config = SimConfig {
         seed: args.seed,
@@ -41,12 +47,20 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
     };
     let running = patchtrail_sim::start(config, args.addr)
         .await
-        .map_err(|e| Failure::bad_input(format!("--addr {}: cannot listen there ({e}); pick another address or port 0", args.addr)))?;
+        .map_err(|e| {
+            Failure::bad_input(format!(
+                "--addr {}: cannot listen there ({e}); pick another address or port 0",
+                args.addr
+            ))
+        })?;
     println!("listening on {}", running.url());
     let _ = std::io::stdout().flush();
     tracing::info!(instances = args.instances, seed = args.seed, date = %args.date, "simulator serving");
     shutdown_signal().await;
-    running.stop().await.map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
+    running
+        .stop()
+        .await
+        .map_err(|e| Failure::other(format!("simulator did not stop cleanly: {e}")))?;
     eprintln!("simulator stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,10 @@ pub fn patchtrail_bin() -> &'static str {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// The venv's python (scripts/test creates it; PATCHTRAIL_PYTHON overrides).
@@ -27,7 +30,11 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = repo_root().join(".venv/bin/python");
-    assert!(p.exists(), "{} is missing: run scripts/test, which installs the Python checkers", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test, which installs the Python checkers",
+        p.display()
+    );
     p
 }
 
@@ -38,7 +45,16 @@ pub fn venv_bin(name: &str) -> PathBuf {
 /// Sets the standard AWS variables that point SDKs at `endpoint`, and clears anything from the
 /// developer's own AWS setup that could leak in.
 pub fn aws_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
-    for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_S3", "PATCHTRAIL_STORE"] {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ENDPOINT_URL_EC2",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_S3",
+        "PATCHTRAIL_STORE",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("AWS_ENDPOINT_URL", endpoint)
@@ -75,13 +91,22 @@ pub fn start_sim(args: &[&str]) -> Server {
         .expect("start patchtrail sim");
     let stdout = child.stdout.take().expect("sim stdout");
     let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).expect("read sim's first line");
-    let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {first:?}")).to_string();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read sim's first line");
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .to_string();
     Server { child, url }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A moto server on a free loopback port.
@@ -89,7 +114,10 @@ pub fn start_moto() -> Server {
     let port = free_port();
     let child = Command::new(venv_bin("moto_server"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("patchtrail-moto-recording-{port}")))
+        .env(
+            "MOTO_RECORDER_FILEPATH",
+            std::env::temp_dir().join(format!("patchtrail-moto-recording-{port}")),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -97,7 +125,10 @@ pub fn start_moto() -> Server {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Server { child, url }
@@ -130,20 +161,29 @@ pub fn ok(output: Output) -> String {
 pub fn py_json(endpoint: &str, script: &str, args: &[&str]) -> Value {
     let mut cmd = Command::new(python());
     aws_env(&mut cmd, endpoint);
-    let output = cmd.arg(repo_root().join("tests/py").join(script)).args(args).output().expect("run python");
+    let output = cmd
+        .arg(repo_root().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
     let stdout = ok(output);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
 /// Committed manifests under a local store.
 pub fn manifests(store: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "json") && p.to_string_lossy().contains("runs/") {
+            } else if p.extension().is_some_and(|x| x == "json")
+                && p.to_string_lossy().contains("runs/")
+            {
                 out.push(p);
             }
         }
@@ -159,7 +199,8 @@ pub fn read_json(path: &Path) -> Value {
 }
 
 /// (instance, kb) → (state, installed epoch, classification, severity, title, cve ids)
-pub type PatchView = BTreeMap<(String, String), (String, Option<i64>, String, String, String, Option<String>)>;
+pub type PatchView =
+    BTreeMap<(String, String), (String, Option<i64>, String, String, String, Option<String>)>;
 
 pub fn boto3_view(walk: &Value) -> PatchView {
     walk["patches"]
@@ -170,7 +211,14 @@ pub fn boto3_view(walk: &Value) -> PatchView {
             let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
             (
                 (s("instance_id"), s("kb_id")),
-                (s("state"), p["installed_epoch"].as_i64(), s("classification"), s("severity"), s("title"), p["cve_ids"].as_str().map(str::to_string)),
+                (
+                    s("state"),
+                    p["installed_epoch"].as_i64(),
+                    s("classification"),
+                    s("severity"),
+                    s("title"),
+                    p["cve_ids"].as_str().map(str::to_string),
+                ),
             )
         })
         .collect()

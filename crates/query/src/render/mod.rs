@@ -6,10 +6,26 @@
 mod html;
 mod xlsx;
 
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_never_reach_a_spreadsheet() {
+        assert_eq!(
+            spreadsheet_safe("=HYPERLINK(\"x\")", false),
+            "'=HYPERLINK(\"x\")"
+        );
+        assert_eq!(spreadsheet_safe("-1", true), "-1");
+        assert_eq!(spreadsheet_safe("@SUM(A1)", false), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("KB5034441", false), "KB5034441");
+    }
+}
+
 pub use html::{Chart, Series};
 
-use crate::reports::{Report, Table};
 use crate::QueryError;
+use crate::reports::{Report, Table};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::str::FromStr;
 
@@ -68,7 +84,12 @@ pub fn cell_text(table: &Table) -> Result<Vec<Vec<String>>, QueryError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(render_error)?;
         for row in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
         }
     }
     Ok(rows)
@@ -80,7 +101,12 @@ pub fn is_numeric(table: &Table, i: usize) -> bool {
 }
 
 pub fn column_names(table: &Table) -> Vec<String> {
-    table.schema.fields().iter().map(|f| f.name().clone()).collect()
+    table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 fn text_table(table: &Table) -> Result<String, QueryError> {
@@ -93,7 +119,14 @@ fn text_table(table: &Table) -> Result<String, QueryError> {
         }
     }
     let clip = |s: &str, w: usize| {
-        if s.chars().count() > w { format!("{}…", s.chars().take(w.saturating_sub(1)).collect::<String>()) } else { s.to_string() }
+        if s.chars().count() > w {
+            format!(
+                "{}…",
+                s.chars().take(w.saturating_sub(1)).collect::<String>()
+            )
+        } else {
+            s.to_string()
+        }
     };
     let line = |cells: &[String], numeric: &dyn Fn(usize) -> bool| {
         cells
@@ -101,7 +134,11 @@ fn text_table(table: &Table) -> Result<String, QueryError> {
             .enumerate()
             .map(|(i, c)| {
                 let c = clip(c, widths[i]);
-                if numeric(i) { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) }
+                if numeric(i) {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
             })
             .collect::<Vec<_>>()
             .join("  ")
@@ -111,7 +148,13 @@ fn text_table(table: &Table) -> Result<String, QueryError> {
     let mut out = String::new();
     out.push_str(&line(&names, &|_| false));
     out.push('\n');
-    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     out.push('\n');
     for row in &rows {
         out.push_str(&line(row, &|i| is_numeric(table, i)));
@@ -125,42 +168,83 @@ fn markdown(report: &Report) -> Result<String, QueryError> {
     let mut out = format!("# {}\n\n{}\n", report.title, report.subtitle);
     for table in &report.tables {
         let names = column_names(table);
-        out.push_str(&format!("\n## {} ({} rows)\n\n| {} |\n|", table.name, table.rows(), names.join(" | ")));
+        out.push_str(&format!(
+            "\n## {} ({} rows)\n\n| {} |\n|",
+            table.name,
+            table.rows(),
+            names.join(" | ")
+        ));
         for i in 0..names.len() {
-            out.push_str(if is_numeric(table, i) { " ---: |" } else { " --- |" });
+            out.push_str(if is_numeric(table, i) {
+                " ---: |"
+            } else {
+                " --- |"
+            });
         }
         out.push('\n');
         for row in cell_text(table)? {
-            out.push_str(&format!("| {} |\n", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+            out.push_str(&format!(
+                "| {} |\n",
+                row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            ));
         }
     }
     Ok(out)
 }
 
 fn main_table(report: &Report) -> Result<&Table, QueryError> {
-    report.tables.first().ok_or_else(|| QueryError::Render("the report has no table".into()))
+    report
+        .tables
+        .first()
+        .ok_or_else(|| QueryError::Render("the report has no table".into()))
+}
+
+/// §7.1: text that a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, carriage return first)
+/// gets a leading `'`; numbers stay numbers.
+fn spreadsheet_safe(cell: &str, numeric: bool) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !numeric {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+fn csv_field(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\"")).into()
+    } else {
+        cell.into()
+    }
 }
 
 fn csv(table: &Table) -> Result<Vec<u8>, QueryError> {
-    if table.rows() == 0 {
-        return Ok(format!("{}\n", column_names(table).join(",")).into_bytes());
+    let mut out = column_names(table)
+        .iter()
+        .map(|n| csv_field(n).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for row in cell_text(table)? {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| csv_field(&spreadsheet_safe(c, is_numeric(table, i))).into_owned())
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
     }
-    let mut out = Vec::new();
-    {
-        let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
-        for batch in table.batches.iter().filter(|b| b.num_rows() > 0) {
-            writer.write(batch).map_err(render_error)?;
-        }
-    }
-    Ok(out)
+    Ok(out.into_bytes())
 }
 
 fn json(table: &Table, lines: bool) -> Result<Vec<u8>, QueryError> {
     let mut out = Vec::new();
     let builder = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true);
-    let batches: Vec<&datafusion::arrow::array::RecordBatch> = table.batches.iter().filter(|b| b.num_rows() > 0).collect();
+    let batches: Vec<&datafusion::arrow::array::RecordBatch> =
+        table.batches.iter().filter(|b| b.num_rows() > 0).collect();
     if lines {
-        let mut writer = builder.build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut out);
+        let mut writer =
+            builder.build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut out);
         writer.write_batches(&batches).map_err(render_error)?;
         writer.finish().map_err(render_error)?;
     } else {
@@ -173,6 +257,40 @@ fn json(table: &Table, lines: bool) -> Result<Vec<u8>, QueryError> {
         out.push(b'\n');
     }
     Ok(out)
+}
+
+/// Renders `report` in `format`; machine formats carry the table named `table` (default: the
+/// main one).
+pub fn render_table(
+    report: &Report,
+    format: OutputFormat,
+    table: Option<&str>,
+) -> Result<Vec<u8>, QueryError> {
+    let Some(name) = table else {
+        return render(report, format);
+    };
+    let chosen = report
+        .tables
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| QueryError::BadInput {
+            input: format!("--table {name}"),
+            fix: format!(
+                "this report has the tables {}",
+                report
+                    .tables
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let single = Report {
+        title: report.title.clone(),
+        subtitle: report.subtitle.clone(),
+        tables: vec![chosen.clone()],
+    };
+    render(&single, format)
 }
 
 /// Renders `report` in `format`.

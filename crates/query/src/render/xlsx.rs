@@ -1,8 +1,8 @@
 //! Excel workbook: one sheet per table, frozen header row, autofilter, numbers as numbers.
 
 use super::{cell_text, column_names, is_numeric};
-use crate::reports::Report;
 use crate::QueryError;
+use crate::reports::Report;
 use rust_xlsxwriter::{Format, Workbook};
 
 fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> QueryError {
@@ -11,8 +11,16 @@ fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> QueryError {
 
 /// Sheet names: at most 31 characters, without `[]:*?/\`, unique.
 fn sheet_name(name: &str, taken: &mut Vec<String>) -> String {
-    let clean: String = name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(28).collect();
-    let mut candidate = if clean.is_empty() { "Sheet".to_string() } else { clean };
+    let clean: String = name
+        .chars()
+        .filter(|c| !"[]:*?/\\".contains(*c))
+        .take(28)
+        .collect();
+    let mut candidate = if clean.is_empty() {
+        "Sheet".to_string()
+    } else {
+        clean
+    };
     let mut n = 2;
     while taken.contains(&candidate) {
         candidate = format!("{}-{n}", candidate.chars().take(26).collect::<String>());
@@ -28,10 +36,14 @@ pub fn workbook(report: &Report) -> Result<Vec<u8>, QueryError> {
     let mut taken = Vec::new();
     for table in &report.tables {
         let sheet = book.add_worksheet();
-        sheet.set_name(sheet_name(&table.name, &mut taken)).map_err(xlsx_error)?;
+        sheet
+            .set_name(sheet_name(&table.name, &mut taken))
+            .map_err(xlsx_error)?;
         let names = column_names(table);
         for (c, n) in names.iter().enumerate() {
-            sheet.write_string_with_format(0, c as u16, n, &header).map_err(xlsx_error)?;
+            sheet
+                .write_string_with_format(0, c as u16, n, &header)
+                .map_err(xlsx_error)?;
         }
         let rows = cell_text(table)?;
         for (r, row) in rows.iter().enumerate() {
@@ -42,14 +54,18 @@ pub fn workbook(report: &Report) -> Result<Vec<u8>, QueryError> {
                     continue;
                 }
                 match cell.parse::<f64>() {
-                    Ok(v) if is_numeric(table, c as usize) => sheet.write_number(r, c, v).map_err(xlsx_error)?,
+                    Ok(v) if is_numeric(table, c as usize) => {
+                        sheet.write_number(r, c, v).map_err(xlsx_error)?
+                    }
                     _ => sheet.write_string(r, c, cell).map_err(xlsx_error)?,
                 };
             }
         }
         sheet.set_freeze_panes(1, 0).map_err(xlsx_error)?;
         let last_col = names.len().saturating_sub(1) as u16;
-        sheet.autofilter(0, 0, rows.len() as u32, last_col).map_err(xlsx_error)?;
+        sheet
+            .autofilter(0, 0, rows.len() as u32, last_col)
+            .map_err(xlsx_error)?;
         sheet.autofit();
     }
     book.save_to_buffer().map_err(xlsx_error)

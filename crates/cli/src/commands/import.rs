@@ -1,0 +1,171 @@
+//! `patchtrail import`: commit snapshots given as JSON lines (one run per line) through the same
+//! writers a collect uses. For backfilling history from another source (an export, another
+//! tool's archive), and for building histories in tests without an AWS fleet.
+
+use crate::cli::ImportArgs;
+use crate::commands::report::open_writable_store;
+use crate::failure::Failure;
+use chrono::{DateTime, Utc};
+use patchtrail_model::{
+    InstanceRecord, InstanceSnapshot, PatchRecord, RunConfig, StoreFormat, normalise_patch_state,
+};
+use patchtrail_store::RunStart;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::process::ExitCode;
+
+/// Patch rows per page in the seed layout (the API's page size).
+const PAGE_ROWS: usize = 50;
+
+/// One line of the input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportedRun {
+    snapshot_time: DateTime<Utc>,
+    account_id: String,
+    region: String,
+    instances: Vec<Map<String, Value>>,
+}
+
+fn valid_instance_id(id: &str) -> bool {
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_alphanumeric());
+    id.strip_prefix("i-")
+        .is_some_and(|r| hex(r, 8) || hex(r, 17))
+        || id.strip_prefix("mi-").is_some_and(|r| hex(r, 17))
+}
+
+/// Parses and checks one line into a run start and its instances.
+fn parse_line(
+    line: &str,
+    format: StoreFormat,
+) -> Result<(RunStart, Vec<InstanceSnapshot>), String> {
+    let run: ImportedRun = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if run.account_id.is_empty() || run.account_id.contains(['-', '/']) {
+        return Err(format!(
+            "account_id '{}' must be an AWS account id such as 123456789012",
+            run.account_id
+        ));
+    }
+    if run.region.is_empty() || run.region.contains('/') {
+        return Err(format!(
+            "region '{}' must be a region name such as ap-northeast-1",
+            run.region
+        ));
+    }
+    let context = |map: &mut Map<String, Value>| {
+        map.insert("run_id".into(), Value::String(String::new()));
+        map.insert("snapshot_time".into(), serde_json::json!(run.snapshot_time));
+        map.insert("account_id".into(), Value::String(run.account_id.clone()));
+        map.insert("region".into(), Value::String(run.region.clone()));
+    };
+    let mut snapshots = Vec::with_capacity(run.instances.len());
+    for mut map in run.instances.clone() {
+        let patches = match map.remove("patches") {
+            Some(Value::Array(p)) => p,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err("an instance's \"patches\" must be an array".into()),
+        };
+        context(&mut map);
+        map.entry("tags")
+            .or_insert_with(|| Value::String("{}".into()));
+        map.entry("outcome")
+            .or_insert_with(|| Value::String("ok".into()));
+        map.insert(
+            "patch_pages".into(),
+            Value::from(patches.len().div_ceil(PAGE_ROWS)),
+        );
+        map.insert("patch_rows".into(), Value::from(patches.len()));
+        let instance: InstanceRecord =
+            serde_json::from_value(Value::Object(map)).map_err(|e| format!("an instance: {e}"))?;
+        if !valid_instance_id(&instance.instance_id) {
+            return Err(format!(
+                "instance id '{}' is not an EC2 (i-…) or managed-node (mi-…) id",
+                instance.instance_id
+            ));
+        }
+        let mut rows = Vec::with_capacity(patches.len());
+        for patch in patches {
+            let Value::Object(mut p) = patch else {
+                return Err("a patch must be an object".into());
+            };
+            context(&mut p);
+            p.insert(
+                "instance_id".into(),
+                Value::String(instance.instance_id.clone()),
+            );
+            let mut row: PatchRecord = serde_json::from_value(Value::Object(p))
+                .map_err(|e| format!("a patch of {}: {e}", instance.instance_id))?;
+            row.state = normalise_patch_state(&row.state);
+            rows.push(row);
+        }
+        let pages = rows
+            .chunks(PAGE_ROWS)
+            .map(<[PatchRecord]>::to_vec)
+            .collect();
+        snapshots.push(InstanceSnapshot { instance, pages });
+    }
+    let start = RunStart {
+        snapshot_time: run.snapshot_time,
+        started_at: run.snapshot_time,
+        account_id: run.account_id,
+        region: run.region,
+        format,
+        config: RunConfig {
+            tag_key: String::new(),
+            tag_values: Vec::new(),
+            classifications: Vec::new(),
+        },
+    };
+    Ok((start, snapshots))
+}
+
+/// Stamps a row with the run id the store gave the run.
+fn stamp(mut snapshot: InstanceSnapshot, run_id: &str) -> InstanceSnapshot {
+    snapshot.instance.run_id = run_id.to_string();
+    for row in snapshot.pages.iter_mut().flatten() {
+        row.run_id = run_id.to_string();
+    }
+    snapshot
+}
+
+pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
+    let format: StoreFormat = args.format.parse().map_err(Failure::bad_input)?;
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure::bad_input(format!("cannot read stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|e| {
+            Failure::bad_input(format!(
+                "{}: cannot read it ({e}); give a JSON-lines file, or - for stdin",
+                args.file.display()
+            ))
+        })?
+    };
+    // Every line is checked before anything is written.
+    let mut runs = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let parsed = parse_line(line, format).map_err(|e| {
+            Failure::bad_input(format!(
+                "{} line {}: {e} (see `patchtrail import --help` for the shape)",
+                args.file.display(),
+                n + 1
+            ))
+        })?;
+        runs.push(parsed);
+    }
+    let store = open_writable_store(&args.store).await?;
+    for (start, snapshots) in runs {
+        let mut writer = store.begin_run(start).await?;
+        let run_id = writer.run_id().to_string();
+        for snapshot in snapshots {
+            writer.add(stamp(snapshot, &run_id)).await?;
+        }
+        let committed = writer.commit(Utc::now()).await?;
+        println!("{}", committed.manifest.run_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,665 @@
+"""An independent oracle for patchtrail's reports, written from docs/semantics.md alone.
+
+Every function cites the rule (§N.M) of docs/semantics.md it implements. Nothing here is taken from
+crates/query or crates/model: the store is read with pyarrow / json, and every number is computed
+in plain Python, so that a disagreement with the product points at one of the two reading the
+written rules differently.
+
+Entry points: `load_store(root)` -> Store; then `summary`, `diff`, `history_instance`, `history_kb`,
+`trend` return the expected tables as lists of dicts keyed by the column names of §6.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+UTC = timezone.utc
+US = timedelta(microseconds=1)
+
+# ---------------------------------------------------------------------------------------------
+# Timestamps
+# ---------------------------------------------------------------------------------------------
+
+_FRAC = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+
+
+def parse_ts(v):
+    """An instant as an aware UTC datetime (µs precision), from Arrow, RFC 3339 text or None."""
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC)
+    if not isinstance(v, str):
+        raise TypeError(f"not a timestamp: {v!r}")
+    s = v.strip().replace(" ", "T", 1) if "T" not in v else v.strip()
+    m = _FRAC.match(s)
+    if m:  # keep µs: Python parses at most 6 fractional digits
+        s = f"{m.group(1)}.{(m.group(2) + '000000')[:6]}{m.group(3)}"
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    d = datetime.fromisoformat(s)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# §2 patch states, §3 severity / classification
+# ---------------------------------------------------------------------------------------------
+
+# §2.1 table, left column -> class column.  §2.2: matched on the exact stored spelling.
+_STATE_TO_CLASS = {
+    "Installed": "installed",
+    "InstalledOther": "installed",
+    "InstalledPendingReboot": "pending_reboot",
+    "InstalledRejected": "rejected",
+    "Missing": "missing",
+    "Failed": "failed",
+    "NotApplicable": "not_applicable",
+    "AvailableSecurityUpdate": "available_security_update",
+}
+# §2.1 last column: the classes that make an instance non-compliant ("yes" rows).
+_NON_COMPLIANT = {"pending_reboot", "rejected", "missing", "failed", "available_security_update"}
+# The class columns of §6.1, in the order the rule lists them.
+CLASS_COLUMNS = ["installed", "pending_reboot", "rejected", "missing", "failed", "not_applicable",
+                 "available_security_update"]
+ALL_CLASSES = CLASS_COLUMNS + ["other"]
+
+
+def state_class(state):
+    """§2.1 / §2.2: the class of a stored State; anything not in the table (any other spelling,
+    other case, empty, null) is `other`."""
+    return _STATE_TO_CLASS.get(state, "other")
+
+
+def severity_level(severity):
+    """§3.1: stored severity trimmed, compared without regard to case."""
+    s = (severity or "").strip().lower()
+    if s == "critical":
+        return "critical"
+    if s in ("important", "high"):
+        return "high"
+    if s in ("moderate", "medium"):
+        return "medium"
+    if s == "low":
+        return "low"
+    return "unspecified"  # "", Unspecified, None, required/standard/optional/extra, anything else
+
+
+def _cls(classification):
+    """§3.2: classification trimmed, without regard to case."""
+    return (classification or "").strip().lower()
+
+
+def is_critical(p):
+    """§3.3: severity level critical, or classification CriticalUpdates."""
+    return severity_level(p.severity) == "critical" or _cls(p.classification) == "criticalupdates"
+
+
+def is_security(p):
+    """§3.3: classification Security or SecurityUpdates."""
+    return _cls(p.classification) in ("security", "securityupdates")
+
+
+def version_of(kb_id, title):
+    """§6.5: the part of the title after `KBId:` when the title starts with `KBId:`, else none."""
+    if kb_id is None or title is None:
+        return None
+    prefix = kb_id + ":"
+    return title[len(prefix):] if title.startswith(prefix) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store (§1)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Patch:
+    kb_id: str | None
+    title: str | None
+    classification: str | None
+    severity: str | None
+    state: str | None
+
+    @property
+    def cls(self):
+        return state_class(self.state)
+
+    @property
+    def version(self):
+        return version_of(self.kb_id, self.title)
+
+
+@dataclass
+class Instance:
+    account_id: str
+    region: str
+    instance_id: str
+    name: str | None = None
+    ec2_state: str | None = None
+    platform: str | None = None
+    last_scan_time: datetime | None = None
+    outcome: str | None = None
+    error_code: str | None = None
+    critical_nc: int | None = None
+    security_nc: int | None = None
+    other_nc: int | None = None
+    patches: list = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    run_id: str
+    snapshot_time: datetime
+    account_id: str
+    region: str
+    format: str
+    instances: dict = field(default_factory=dict)  # instance_id -> Instance
+
+    @property
+    def key(self):
+        """§5.2 order of runs: (snapshot_time, run_id)."""
+        return (self.snapshot_time, self.run_id)
+
+
+@dataclass
+class Store:
+    runs: list  # sorted by Run.key
+
+
+_SEED_PAGE = re.compile(r"^(year=\d{4}/month=\d{2}/day=\d{2})/instanceid=([^/]+)/([^/]+)$")
+
+
+def _table_rows(path):
+    """Rows of one Parquet or JSON-lines object as dicts."""
+    if path.endswith(".parquet"):
+        t = pq.read_table(path)
+        cols = {}
+        for name in t.column_names:
+            col = t.column(name)
+            if pa.types.is_timestamp(col.type):  # ns timestamps would not fit datetime
+                col = col.cast(pa.timestamp("us", tz="UTC"), safe=False)
+            cols[name] = col.to_pylist()
+        return [dict(zip(cols, vals)) for vals in zip(*cols.values())] if cols else []
+    if path.endswith(".jsonl") or path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    raise ValueError(f"unknown table object {path}")
+
+
+def _opt_int(v):
+    return None if v is None else int(v)
+
+
+def _seed_member(p, *names):
+    for n in names:
+        if n in p:
+            return p[n]
+    return None
+
+
+def load_store(root, seed_workflow=True):
+    """§1.1: history is the committed runs (a manifest under runs/ or _patchtrail/runs/) and only
+    the objects their manifests list; anything else in the store is ignored.
+    §1.2: with seed_workflow, seed pages in day partitions that no run claims form `seed-YYYYMMDD`
+    snapshots."""
+    runs = []
+    listed = set()
+    for prefix in ("runs", "_patchtrail/runs"):
+        base = os.path.join(root, prefix)
+        for dirpath, _dirs, files in os.walk(base):
+            for fname in files:
+                if not fname.endswith(".json"):
+                    continue
+                with open(os.path.join(dirpath, fname), encoding="utf-8") as f:
+                    m = json.load(f)
+                runs.append(_load_run(root, m))
+                listed.update(o["key"] for o in m["objects"])
+    if seed_workflow:
+        runs.extend(_seed_workflow_runs(root, listed))
+    runs.sort(key=lambda r: r.key)
+    return Store(runs)
+
+
+def _load_run(root, m):
+    run = Run(run_id=m["run_id"], snapshot_time=parse_ts(m["snapshot_time"]), account_id=m["account_id"],
+              region=m["region"], format=m["format"])
+    patch_rows = []  # (instance_id, Patch)
+    for obj in m["objects"]:
+        key = obj["key"]
+        path = os.path.join(root, key)
+        seed = _SEED_PAGE.match(key)
+        if key.startswith("patches/"):
+            for r in _table_rows(path):
+                patch_rows.append((r["instance_id"], Patch(r.get("kb_id"), r.get("title"), r.get("classification"),
+                                                           r.get("severity"), r.get("state"))))
+        elif key.startswith("instances/") or key.startswith("_patchtrail/instances/"):
+            for r in _table_rows(path):
+                inst = Instance(
+                    # the scope of a run is its manifest's (§5.2); instance rows carry the same values
+                    account_id=r.get("account_id", run.account_id), region=r.get("region", run.region),
+                    instance_id=r["instance_id"], name=r.get("name"), ec2_state=r.get("ec2_state"),
+                    platform=r.get("platform"), last_scan_time=parse_ts(r.get("last_scan_time")),
+                    outcome=r.get("outcome"), error_code=r.get("error_code"),
+                    critical_nc=_opt_int(r.get("critical_non_compliant_count")),
+                    security_nc=_opt_int(r.get("security_non_compliant_count")),
+                    other_nc=_opt_int(r.get("other_non_compliant_count")))
+                if inst.instance_id in run.instances:
+                    raise ValueError(f"instance {inst.instance_id} twice in run {run.run_id}")
+                run.instances[inst.instance_id] = inst
+        elif seed:
+            # README "Data layout": seed pages {"Patches": [...]} with the Step Functions member names;
+            # the instance id comes from the key, the run context from the manifest.
+            with open(path, encoding="utf-8") as f:
+                body = json.load(f)
+            for p in body.get("Patches") or []:
+                patch_rows.append((seed.group(2), Patch(_seed_member(p, "KbId", "KBId"), p.get("Title"),
+                                                       p.get("Classification"), p.get("Severity"), p.get("State"))))
+        else:
+            raise ValueError(f"manifest {run.run_id} lists an object the oracle does not know: {key}")
+    for iid, p in patch_rows:
+        if iid in run.instances:  # patches belong to (snapshot, instance)
+            run.instances[iid].patches.append(p)
+    return run
+
+
+def _seed_workflow_runs(root, listed):
+    """§1.2: each day partition of seed pages that no patchtrail run claims is one snapshot of an
+    unknown account and region (""), run id seed-YYYYMMDD, dated by the earliest LastModified (for a
+    local folder: the file's modification time) of its objects. Its instances have no patch state."""
+    claimed = {k.split("/instanceid=")[0] for k in listed if _SEED_PAGE.match(k)}
+    parts = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for fname in files:
+            key = os.path.relpath(os.path.join(dirpath, fname), root).replace(os.sep, "/")
+            mt = _SEED_PAGE.match(key)
+            if not mt or mt.group(1) in claimed:
+                continue
+            parts.setdefault(mt.group(1), []).append((key, mt.group(2)))
+    runs = []
+    for part, objs in parts.items():
+        y, mo, d = (int(x.split("=")[1]) for x in part.split("/"))
+        mtimes = [os.stat(os.path.join(root, k)).st_mtime_ns for k, _ in objs]
+        t = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=min(mtimes) // 1000)
+        run = Run(run_id=f"seed-{y:04d}{mo:02d}{d:02d}", snapshot_time=t, account_id="", region="", format="seed")
+        for key, iid in sorted(objs):
+            inst = run.instances.setdefault(iid, Instance(account_id="", region="", instance_id=iid))
+            with open(os.path.join(root, key), encoding="utf-8") as f:
+                body = json.load(f)
+            for p in body.get("Patches") or []:
+                inst.patches.append(Patch(_seed_member(p, "KbId", "KBId"), p.get("Title"), p.get("Classification"),
+                                          p.get("Severity"), p.get("State")))
+        runs.append(run)
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# §4 instance compliance
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_STALE_DAYS = 14  # §4.1 rule 4: default 14
+
+
+def compliance(run, inst, stale_days=None):
+    """§4.1: the first rule that applies."""
+    stale = DEFAULT_STALE_DAYS if stale_days is None else stale_days
+    if inst.outcome == "error":  # 1
+        return "error"
+    if inst.outcome == "unmanaged":  # 2
+        return "unmanaged"
+    if inst.last_scan_time is None:  # 3 (never scanned, or a seed-workflow snapshot)
+        return "unknown"
+    if run.snapshot_time - inst.last_scan_time > timedelta(seconds=stale * 86400):  # 4 (strictly older)
+        return "unknown"
+    if any(p.cls in _NON_COMPLIANT for p in inst.patches):  # 5
+        return "non_compliant"
+    return "compliant"  # 6
+
+
+def reporting(run, inst, stale_days=None):
+    """§6.2: reporting means compliance is compliant or non_compliant."""
+    return compliance(run, inst, stale_days) in ("compliant", "non_compliant")
+
+
+def scan_age_days(run, inst):
+    """§4.2: (snapshot_time - last_scan_time) in days, one decimal; null without a scan. Returned
+    unrounded; the comparison allows ±0.051 for the rounding."""
+    if inst.last_scan_time is None:
+        return None
+    return (run.snapshot_time - inst.last_scan_time) / timedelta(days=1)
+
+
+def aws_compliance(run, inst, stale_days=None):
+    """§4.3."""
+    if compliance(run, inst, stale_days) not in ("compliant", "non_compliant"):
+        return None
+    counts = (inst.critical_nc, inst.security_nc, inst.other_nc)
+    present = [c for c in counts if c is not None]
+    if not present:
+        return None
+    if sum(present) > 0:  # "non_compliant when their sum is above 0"
+        return "non_compliant"
+    if len(present) == 3:  # "compliant when all three are present and sum to 0"
+        return "compliant"
+    return None
+
+
+def agrees_with_aws(run, inst, stale_days=None):
+    """§4.3: null when either side is null, else whether the verdicts are equal."""
+    aws = aws_compliance(run, inst, stale_days)
+    if aws is None:
+        return None
+    return aws == compliance(run, inst, stale_days)
+
+
+def class_counts(inst):
+    """§6.1: counts of the stored patches by class, plus missing_critical / missing_security (§3.3)."""
+    out = {c: 0 for c in CLASS_COLUMNS}
+    for p in inst.patches:
+        if p.cls in out:
+            out[p.cls] += 1
+    out["missing_critical"] = sum(1 for p in inst.patches if p.cls == "missing" and is_critical(p))
+    out["missing_security"] = sum(1 for p in inst.patches if p.cls == "missing" and is_security(p))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# §5 dates
+# ---------------------------------------------------------------------------------------------
+
+
+def start_of(d: date, tz: str) -> datetime:
+    """§5.1: the first instant of local day d in tz (midnight, or the first valid instant after it
+    when the zone skips midnight)."""
+    z = ZoneInfo(tz)
+    local = datetime(d.year, d.month, d.day, tzinfo=z)
+    u = local.astimezone(UTC)
+    if u.astimezone(z).replace(tzinfo=None) == local.replace(tzinfo=None):
+        # midnight exists; if it exists twice (a fall-back across midnight) take the earlier one
+        u2 = local.replace(fold=1).astimezone(UTC)
+        return min(u, u2) if u2.astimezone(z).replace(tzinfo=None) == local.replace(tzinfo=None) else u
+    # midnight is skipped: the first instant whose local time is at or after it (search by seconds)
+    lo, hi = u - timedelta(hours=30), u + timedelta(hours=30)
+    naive = local.replace(tzinfo=None)
+    while hi - lo > US:
+        mid = lo + (hi - lo) // 2
+        if mid.astimezone(z).replace(tzinfo=None) >= naive:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def end_of(d: date, tz: str) -> datetime:
+    """§5.1: start_of(D + 1 day) - 1 µs."""
+    return start_of(d + timedelta(days=1), tz) - US
+
+
+def instant(arg: str, tz: str) -> datetime:
+    """§5.1: `--as-of` / `--to` argument: a date names end_of(D) in tz; a full RFC 3339 time is that instant."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", arg):
+        return end_of(date.fromisoformat(arg), tz)
+    return parse_ts(arg)
+
+
+def in_force(store, t: datetime):
+    """§5.2: per scope (account, region), the run with the greatest (snapshot_time, run_id) <= t."""
+    best = {}
+    for run in store.runs:  # sorted by (snapshot_time, run_id)
+        if run.snapshot_time <= t:
+            best[(run.account_id, run.region)] = run
+    return list(best.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# §6 reports
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ["account_id", "region", "instance_id", "name", "ec2_state", "platform", "last_scan_time",
+                   "scan_age_days", *CLASS_COLUMNS, "missing_critical", "missing_security", "compliance",
+                   "aws_compliance", "agrees_with_aws", "outcome", "error_code", "snapshot_time", "run_id"]
+FLEET_COLUMNS = ["instances", "compliant", "non_compliant", "unknown", "unmanaged", "error", "stopped",
+                 "disagree_with_aws", "installed", "pending_reboot", "missing", "failed", "missing_critical",
+                 "missing_security"]
+
+
+def summary(store, as_of: datetime, stale_days=None):
+    """§6.1. Returns (instances rows, fleet row, missing patches per severity_level)."""
+    rows = []
+    by_level = {}
+    for run in in_force(store, as_of):
+        for inst in run.instances.values():
+            c = class_counts(inst)
+            rows.append({
+                "account_id": inst.account_id, "region": inst.region, "instance_id": inst.instance_id,
+                "name": inst.name, "ec2_state": inst.ec2_state, "platform": inst.platform,
+                "last_scan_time": inst.last_scan_time, "scan_age_days": scan_age_days(run, inst), **c,
+                "compliance": compliance(run, inst, stale_days),
+                "aws_compliance": aws_compliance(run, inst, stale_days),
+                "agrees_with_aws": agrees_with_aws(run, inst, stale_days),
+                "outcome": inst.outcome, "error_code": inst.error_code,
+                "snapshot_time": run.snapshot_time, "run_id": run.run_id,
+            })
+            for p in inst.patches:  # table missing_by_severity: missing patches by §3.1 level
+                if p.cls == "missing":
+                    lvl = severity_level(p.severity)
+                    by_level[lvl] = by_level.get(lvl, 0) + 1
+    fleet = {"instances": len(rows)}
+    for v in ("compliant", "non_compliant", "unknown", "unmanaged", "error"):
+        fleet[v] = sum(1 for r in rows if r["compliance"] == v)
+    fleet["stopped"] = sum(1 for r in rows if r["ec2_state"] == "stopped")
+    fleet["disagree_with_aws"] = sum(1 for r in rows if r["agrees_with_aws"] is False)
+    for col in ("installed", "pending_reboot", "missing", "failed", "missing_critical", "missing_security"):
+        fleet[col] = sum(r[col] for r in rows)
+    return rows, fleet, by_level
+
+
+DIFF_COLUMNS = ["account_id", "region", "instance_id", "name", "kb_id", "title", "severity", "classification",
+                "change", "from_state", "to_state", "from_version", "to_version", "from_last_scan", "to_last_scan"]
+
+PATCH_CHANGES = ["regressed", "newly_missing", "newly_failed", "reboot_completed", "newly_installed",
+                 "installed_pending_reboot", "newly_rejected", "became_not_applicable",
+                 "security_update_available", "state_changed", "no_longer_reported", "version_changed"]
+
+
+def patch_change(a, b):
+    """§6.2 table: the change from class a to class b (a != b; either may be "absent"), first match."""
+    if b == "missing":
+        return "regressed" if a in ("installed", "pending_reboot", "rejected") else "newly_missing"
+    if b == "failed":
+        return "newly_failed"
+    if b == "installed":
+        return "reboot_completed" if a == "pending_reboot" else "newly_installed"
+    if b == "pending_reboot":
+        return "installed_pending_reboot"
+    if b == "rejected":
+        return "newly_rejected"
+    if b == "not_applicable":
+        return "became_not_applicable"
+    if b == "available_security_update":
+        return "security_update_available"
+    if b == "other":
+        return "state_changed"
+    if b == "absent":
+        return "no_longer_reported"
+    raise AssertionError((a, b))
+
+
+def patch_changes(ia: Instance, ib: Instance):
+    """§6.2 patch rows between two patch lists of one instance (matched by kb_id). Yields
+    (change, pa, pb) with pa / pb None when absent."""
+    pa = {p.kb_id: p for p in ia.patches}
+    pb = {p.kb_id: p for p in ib.patches}
+    if len(pa) != len(ia.patches) or len(pb) != len(ib.patches):
+        raise ValueError("a kb_id listed twice for one instance: the semantics does not say how to match")
+    out = []
+    for kb in list(pa) + [k for k in pb if k not in pa]:
+        a = pa[kb].cls if kb in pa else "absent"
+        b = pb[kb].cls if kb in pb else "absent"
+        if a != b:
+            out.append((patch_change(a, b), pa.get(kb), pb.get(kb)))
+        else:
+            va, vb = pa[kb].version, pb[kb].version
+            if va is not None and vb is not None and va != vb:
+                out.append(("version_changed", pa[kb], pb[kb]))
+    return out
+
+
+def _pick(pb, pa, attr):
+    """"B's, else A's" (§6.2)."""
+    return getattr(pb if pb is not None else pa, attr)
+
+
+def diff(store, t1: datetime, t2: datetime, stale_days=None):
+    """§6.2. Returns (changes rows, {change: count})."""
+    A = {(i.account_id, i.region, i.instance_id): (r, i) for r in in_force(store, t1) for i in r.instances.values()}
+    B = {(i.account_id, i.region, i.instance_id): (r, i) for r in in_force(store, t2) for i in r.instances.values()}
+    rows = []
+
+    def inst_row(key, change, ra, ia, rb, ib):
+        src = ib if ib is not None else ia
+        return {"account_id": key[0], "region": key[1], "instance_id": key[2], "name": src.name, "kb_id": None,
+                "title": None, "severity": None, "classification": None, "change": change,
+                "from_version": None, "to_version": None,
+                "from_last_scan": ia.last_scan_time if ia else None,
+                "to_last_scan": ib.last_scan_time if ib else None}
+
+    for key in list(A) + [k for k in B if k not in A]:
+        ra, ia = A.get(key, (None, None))
+        rb, ib = B.get(key, (None, None))
+        if ia is None:
+            rows.append(inst_row(key, "appeared", ra, ia, rb, ib))
+            continue
+        if ib is None:
+            rows.append(inst_row(key, "disappeared", ra, ia, rb, ib))
+            continue
+        rep_a, rep_b = reporting(ra, ia, stale_days), reporting(rb, ib, stale_days)
+        if rep_a and not rep_b:
+            rows.append(inst_row(key, "stopped_reporting", ra, ia, rb, ib))
+        elif rep_b and not rep_a:
+            rows.append(inst_row(key, "resumed_reporting", ra, ia, rb, ib))
+        if not (rep_a and rep_b):
+            continue  # patch rows only for instances reporting in both A and B
+        for change, pa, pb in patch_changes(ia, ib):
+            rows.append({
+                "account_id": key[0], "region": key[1], "instance_id": key[2], "name": ib.name,
+                "kb_id": _pick(pb, pa, "kb_id"), "title": _pick(pb, pa, "title"),
+                "severity": _pick(pb, pa, "severity"), "classification": _pick(pb, pa, "classification"),
+                "change": change,
+                "from_state": pa.state if pa else None, "to_state": pb.state if pb else None,
+                "from_version": pa.version if pa else None, "to_version": pb.version if pb else None,
+                "from_last_scan": ia.last_scan_time, "to_last_scan": ib.last_scan_time,
+            })
+    counts = {}
+    for r in rows:
+        counts[r["change"]] = counts.get(r["change"], 0) + 1
+    return rows, counts
+
+
+HISTORY_SNAPSHOT_COLUMNS = ["snapshot_time", "run_id", "ec2_state", "last_scan_time", "outcome", "installed",
+                            "pending_reboot", "missing", "failed", "missing_critical", "missing_security",
+                            "compliance"]
+PATCH_CHANGE_COLUMNS = ["snapshot_time", "kb_id", "title", "severity", "classification", "change", "from_state",
+                        "to_state", "from_version", "to_version"]
+
+
+def history_instance(store, instance_id, stale_days=None):
+    """§6.3. Returns (snapshots rows oldest first, patch_changes rows)."""
+    held = [(r, r.instances[instance_id]) for r in store.runs if instance_id in r.instances]
+    snaps = []
+    for r, i in held:
+        c = class_counts(i)
+        snaps.append({"snapshot_time": r.snapshot_time, "run_id": r.run_id, "ec2_state": i.ec2_state,
+                      "last_scan_time": i.last_scan_time, "outcome": i.outcome,
+                      **{k: c[k] for k in ("installed", "pending_reboot", "missing", "failed", "missing_critical",
+                                           "missing_security")},
+                      "compliance": compliance(r, i, stale_days)})
+    changes = []
+    prev = None
+    for r, i in held:
+        if not reporting(r, i, stale_days):
+            continue
+        if prev is None:
+            for p in i.patches:
+                changes.append({"snapshot_time": r.snapshot_time, "kb_id": p.kb_id, "title": p.title,
+                                "severity": p.severity, "classification": p.classification, "change": "first_seen",
+                                "from_state": None, "to_state": p.state, "from_version": None,
+                                "to_version": p.version})
+        else:
+            for change, pa, pb in patch_changes(prev, i):
+                changes.append({"snapshot_time": r.snapshot_time, "kb_id": _pick(pb, pa, "kb_id"),
+                                "title": _pick(pb, pa, "title"), "severity": _pick(pb, pa, "severity"),
+                                "classification": _pick(pb, pa, "classification"), "change": change,
+                                "from_state": pa.state if pa else None, "to_state": pb.state if pb else None,
+                                "from_version": pa.version if pa else None,
+                                "to_version": pb.version if pb else None})
+        prev = i
+    return snaps, changes
+
+
+KB_INSTANCE_COLUMNS = ["account_id", "region", "instance_id", "latest_state", "latest_snapshot", "first_seen",
+                       "first_seen_missing", "first_seen_installed"]
+KB_SNAPSHOT_COLUMNS = ["snapshot_time", "run_id", "instances", "installed", "pending_reboot", "missing", "failed"]
+
+
+def history_kb(store, kb_id):
+    """§6.4 history --kb. Returns (instances rows, snapshots rows)."""
+    per_inst = {}
+    snaps = []
+    for r in store.runs:  # oldest first
+        listing = []
+        for i in r.instances.values():
+            ps = [p for p in i.patches if p.kb_id == kb_id]
+            if not ps:
+                continue
+            p = ps[0]
+            listing.append(p)
+            key = (i.account_id, i.region, i.instance_id)
+            e = per_inst.setdefault(key, {"account_id": key[0], "region": key[1], "instance_id": key[2],
+                                          "first_seen": r.snapshot_time, "first_seen_missing": None,
+                                          "first_seen_installed": None})
+            e["latest_state"] = p.state
+            e["latest_snapshot"] = r.snapshot_time
+            if p.cls == "missing" and e["first_seen_missing"] is None:
+                e["first_seen_missing"] = r.snapshot_time
+            if p.cls == "installed" and e["first_seen_installed"] is None:
+                e["first_seen_installed"] = r.snapshot_time
+        if listing:
+            snaps.append({"snapshot_time": r.snapshot_time, "run_id": r.run_id, "instances": len(listing),
+                          **{c: sum(1 for p in listing if p.cls == c)
+                             for c in ("installed", "pending_reboot", "missing", "failed")}})
+    return list(per_inst.values()), snaps
+
+
+TREND_COLUMNS = ["snapshot_time", "run_id", "account_id", "region", "instances", "compliant_instances",
+                 "noncompliant_instances", "unknown_instances", "unmanaged_instances", "error_instances",
+                 "installed", "missing", "missing_critical", "missing_security", "failed"]
+
+
+def trend(store, start: datetime | None, end: datetime | None, stale_days=None):
+    """§6.4 trend: one row per committed run with start <= snapshot_time <= end (§5.3), oldest first."""
+    rows = []
+    for r in store.runs:
+        if start is not None and r.snapshot_time < start:
+            continue
+        if end is not None and r.snapshot_time > end:
+            continue
+        comp = [compliance(r, i, stale_days) for i in r.instances.values()]
+        cc = [class_counts(i) for i in r.instances.values()]
+        rows.append({"snapshot_time": r.snapshot_time, "run_id": r.run_id, "account_id": r.account_id,
+                     "region": r.region, "instances": len(comp),
+                     "compliant_instances": comp.count("compliant"),
+                     "noncompliant_instances": comp.count("non_compliant"),
+                     "unknown_instances": comp.count("unknown"), "unmanaged_instances": comp.count("unmanaged"),
+                     "error_instances": comp.count("error"),
+                     **{k: sum(c[k] for c in cc) for k in ("installed", "missing", "missing_critical",
+                                                          "missing_security", "failed")}})
+    return rows
