@@ -3,7 +3,7 @@
 1. History: `patchtrail demo` with N instances and W weekly snapshots of every classification
    (52 x 5,000 by default), Parquet, through the real simulator and collector.
 2. Speed: summary --as-of, diff and trend, timed as patchtrail commands and as the same
-   questions asked of DuckDB over the same files (tests/py/duck_reports.py), best of 3 each.
+   questions asked of DuckDB over the same files (bench/duckdb_equivalent.py), best of 3 each.
 3. Size: bytes on disk per patch row of one snapshot in parquet, jsonl and seed formats.
 """
 import argparse
@@ -17,7 +17,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
-import duck_reports  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import duckdb_equivalent as duck_reports  # noqa: E402
 from common import aws_env, print_table, start_sim  # noqa: E402
 
 

@@ -95,11 +95,13 @@ def _chance(draw, pct):
 def snapshot_time(draw, window):
     start, dst = window
     day = draw(st.one_of(st.sampled_from([dst - timedelta(days=1), dst, dst + timedelta(days=1)]),
-                         st.integers(0, 27).map(lambda n: start + timedelta(days=n))))
+                         st.sampled_from(range(28)).map(lambda n: start + timedelta(days=n))))
     kind = draw(st.sampled_from(["random", "random", "random", "start", "end", "start_plus"]))
     tz = draw(st.sampled_from(TZS))
     if kind == "random":
-        t = local_instant(day, tz, "at", draw(st.integers(0, 86399)))
+        # sampled_from draws uniformly (integers() favours small values): times all over the day
+        secs = draw(st.sampled_from(range(24))) * 3600 + draw(st.sampled_from(range(60))) * 60 + draw(st.integers(0, 59))
+        t = local_instant(day, tz, "at", secs)
         if _chance(draw, 25):
             t += timedelta(microseconds=draw(st.integers(1, 999999)))
         return t
@@ -128,7 +130,8 @@ def instance_row(draw, snap: datetime, proto: dict):
     if outcome == "ok" or _chance(draw, 15):
         kind = draw(st.sampled_from(["recent"] * 8 + ["d14", "d14+", "d7", "d30", "months", "never", "future"]))
         scan = {
-            "recent": lambda: snap - timedelta(seconds=draw(st.integers(0, 13 * 86400))),
+            "recent": lambda: snap - timedelta(hours=draw(st.sampled_from(range(0, 14 * 24 - 1))),
+                                               seconds=draw(st.integers(0, 3599))),
             "d14": lambda: snap - timedelta(days=14),
             "d14+": lambda: snap - timedelta(days=14, seconds=1),
             "d7": lambda: snap - timedelta(days=7, seconds=draw(st.integers(-1, 1))),
@@ -180,8 +183,9 @@ def scenarios(draw):
             kind = draw(st.sampled_from(["windows", "linux", "linux", "windows"]))
             linux = kind == "linux"
             iid = _hexid(draw, "mi-" if _chance(draw, 10) else "i-", used)
-            kbs = draw(st.lists(st.sampled_from(LINUX_KBS if linux else WINDOWS_KBS), min_size=0, max_size=6,
-                                unique=True))
+            pool = LINUX_KBS if linux else WINDOWS_KBS
+            k = draw(st.sampled_from([0, 2, 3, 4, 5, 6]))
+            kbs = draw(st.lists(st.sampled_from(pool), min_size=k, max_size=k, unique=True))
             name = None if _chance(draw, 15) else draw(st.sampled_from(NAMES))
             platform = draw(st.sampled_from(["Linux", "Amazon Linux", "Ubuntu", ""] if linux
                                             else ["Windows", "windows", ""]))

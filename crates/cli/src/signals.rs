@@ -26,13 +26,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Sets `stop` on the first signal; abort the returned task when the work is done.
+/// Sets `stop` on the first signal, and exits at once (130) on a second; abort the returned
+/// task when the work is done.
 pub fn stop_on_signal(stop: StopSignal) -> JoinHandle<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::warn!(
-            "stop requested: finishing the object being written, then stopping without committing"
+            "stop requested: finishing the object being written, then stopping without committing (press Ctrl-C again to quit at once)"
         );
         stop.stop();
+        shutdown_signal().await;
+        eprintln!("error: stopped at once by a second signal; nothing of this run was committed");
+        std::process::exit(i32::from(crate::failure::EXIT_STOPPED));
     })
 }

@@ -394,8 +394,8 @@ fn an_interrupted_run_is_invisible_and_its_retry_does_not_duplicate_data() {
     assert_eq!(committed.len(), 1);
     let manifest = read_json(&committed[0]);
     assert!(
-        manifest["run_id"].as_str().expect("id").ends_with("-01"),
-        "the retry took the failed run's id"
+        manifest["run_id"].as_str().expect("id").ends_with("-02"),
+        "the interrupted run keeps its claimed id; the retry takes the next"
     );
     let objects = manifest["objects"].as_array().expect("objects");
     let pages = objects
@@ -404,8 +404,23 @@ fn an_interrupted_run_is_invisible_and_its_retry_does_not_duplicate_data() {
         .count();
     assert_eq!(
         count_files(&day),
-        pages,
-        "the retry overwrote the interrupted run's pages instead of adding to them"
+        pages + written_before,
+        "the retry wrote its own pages next to the interrupted run's, overwriting none"
+    );
+
+    // Regression: the interrupted run's pages were read as a phantom seed-workflow snapshot.
+    let trend = ok(patchtrail(
+        &fast.url,
+        &["report", "trend", "--store", store_arg, "--format", "json"],
+    ));
+    let trend: serde_json::Value = serde_json::from_str(&trend).expect("json");
+    let rows = trend.as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "only the committed run is history: {trend}");
+    assert_eq!(rows[0]["run_id"], manifest["run_id"]);
+    let verify = ok(patchtrail(&fast.url, &["verify", "--store", store_arg]));
+    assert!(
+        verify.contains("-01 was claimed but never committed"),
+        "{verify}"
     );
 
     // A second run the same day is a new run, chained to the first.
@@ -415,17 +430,18 @@ fn an_interrupted_run_is_invisible_and_its_retry_does_not_duplicate_data() {
     ));
     let committed = manifests(&store);
     assert_eq!(committed.len(), 2);
-    let second = committed
+    let third = committed
         .iter()
         .map(|p| read_json(p))
-        .find(|m| m["run_id"].as_str().unwrap_or("").ends_with("-02"))
-        .expect("run 02");
+        .find(|m| m["run_id"].as_str().unwrap_or("").ends_with("-03"))
+        .expect("run 03");
     let first_bytes = std::fs::read(&committed[0]).expect("first manifest");
     use sha2::Digest;
     assert_eq!(
-        second["previous"]["sha256"].as_str(),
+        third["previous"]["sha256"].as_str(),
         Some(hex::encode(sha2::Sha256::digest(&first_bytes)).as_str())
     );
+    assert_eq!(third["sequence"], 2);
 }
 
 fn count_files(dir: &Path) -> usize {

@@ -46,164 +46,6 @@ fn report(store: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(out)).expect("json report")
 }
 
-fn duck(store: &Path, args: &[&str]) -> Value {
-    py_json(
-        "http://127.0.0.1:9",
-        "duck_reports.py",
-        &[&[store.to_str().expect("utf8")], args].concat(),
-    )
-}
-
-/// Rows as maps of the given columns, as text, sorted.
-fn project(rows: &Value, columns: &[&str]) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = rows
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|c| match &r[*c] {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                })
-                .collect()
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-#[test]
-fn summary_diff_trend_and_history_agree_with_duckdb() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = demo_history(dir.path());
-
-    let ours = report(&store, &["report", "summary", "--as-of", "2026-11-10"]);
-    let theirs = duck(&store, &["summary", "2026-11-10T23:59:59Z"]);
-    let cols = [
-        "instance_id",
-        "installed",
-        "missing",
-        "failed",
-        "pending_reboot",
-        "missing_critical",
-        "missing_security",
-        "compliance",
-    ];
-    assert!(ours.as_array().map(Vec::len).unwrap_or(0) > 30);
-    assert_eq!(
-        project(&ours, &cols),
-        project(&theirs, &cols),
-        "summary as of 2026-11-10"
-    );
-    assert!(
-        ours.as_array()
-            .expect("rows")
-            .iter()
-            .all(|r| r["snapshot_time"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("2026-11-09")),
-        "the snapshot in force on 2026-11-10"
-    );
-
-    let ours = report(
-        &store,
-        &[
-            "report",
-            "diff",
-            "--from",
-            "2026-10-26",
-            "--to",
-            "2026-11-16",
-        ],
-    );
-    let theirs = duck(
-        &store,
-        &["diff", "2026-10-26T23:59:59Z", "2026-11-16T23:59:59Z"],
-    );
-    let cols = ["instance_id", "kb_id", "change", "from_state", "to_state"];
-    let ours_rows: Vec<Vec<String>> = project(&ours, &cols)
-        .into_iter()
-        .filter(|r| r[2] != "stopped_reporting")
-        .collect();
-    assert!(
-        ours_rows.iter().any(|r| r[2] == "newly_installed")
-            && ours_rows.iter().any(|r| r[2] == "newly_missing")
-    );
-    assert_eq!(
-        ours_rows,
-        project(&theirs, &cols),
-        "diff 2026-10-26 → 2026-11-16"
-    );
-
-    let ours = report(&store, &["report", "trend"]);
-    let theirs = duck(&store, &["trend"]);
-    let cols = [
-        "run_id",
-        "instances",
-        "compliant_instances",
-        "noncompliant_instances",
-        "missing",
-        "missing_critical",
-        "missing_security",
-        "failed",
-    ];
-    assert_eq!(ours.as_array().map(Vec::len), Some(6));
-    assert_eq!(project(&ours, &cols), project(&theirs, &cols), "trend");
-
-    let summary = report(&store, &["report", "summary"]);
-    let instance = summary
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["missing"].as_u64().unwrap_or(0) > 0))
-        .expect("an instance with missing patches");
-    let id = instance["instance_id"].as_str().expect("id");
-    let ours = report(&store, &["report", "history", "--instance", id]);
-    let theirs = duck(&store, &["instance", id]);
-    let cols = ["installed", "missing", "failed", "compliance"];
-    assert_eq!(ours.as_array().map(Vec::len), Some(6));
-    assert_eq!(
-        project(&ours, &cols),
-        project(&theirs, &cols),
-        "history of {id}"
-    );
-
-    let kb = duck(
-        &store,
-        &["diff", "2026-10-19T23:59:59Z", "2026-11-23T23:59:59Z"],
-    )
-    .as_array()
-    .and_then(|rows| {
-        rows.iter()
-            .find(|r| r["change"] == "newly_installed")
-            .and_then(|r| r["kb_id"].as_str().map(str::to_string))
-    })
-    .expect("a patch installed during the period");
-    let ours = report(&store, &["report", "history", "--kb", &kb]);
-    let theirs = duck(&store, &["kb", &kb]);
-    let normalise = |rows: &Value| -> Vec<Vec<String>> {
-        project(
-            rows,
-            &[
-                "instance_id",
-                "latest_state",
-                "first_seen_missing",
-                "first_seen_installed",
-            ],
-        )
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(|c| c.chars().take(19).collect())
-                .collect()
-        })
-        .collect()
-    };
-    assert_eq!(normalise(&ours), normalise(&theirs), "history of {kb}");
-}
-
 /// (instance, kb) → state, as boto3 reads the simulator on `date`.
 fn sim_states(date: &str) -> BTreeMap<(String, String), String> {
     let sim = start_sim(&["--instances", INSTANCES, "--seed", SEED, "--date", date]);
@@ -229,17 +71,49 @@ fn diff_finds_exactly_the_changes_the_simulator_made() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = demo_history(dir.path());
     let (before, after) = (sim_states("2026-10-26"), sim_states("2026-11-16"));
+    // Instances whose patch lists both snapshots hold (docs/semantics.md §6.2): fresh scans.
+    let reporting = |date: &str| -> BTreeSet<String> {
+        report(&store, &["report", "summary", "--as-of", date])
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r["compliance"].as_str(),
+                    Some("compliant" | "non_compliant")
+                )
+            })
+            .map(|r| r["instance_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let (rep_before, rep_after) = (reporting("2026-10-26"), reporting("2026-11-16"));
+    // The rule, written here from the state names boto3 reads (only the changes into
+    // Missing, Installed and Failed are checked).
     let mut expected = BTreeSet::new();
     for ((instance, kb), state) in &after {
-        let change = match state.as_str() {
-            "Missing" => "newly_missing",
-            "Installed" => "newly_installed",
-            "Failed" => "newly_failed",
+        if !rep_before.contains(instance) || !rep_after.contains(instance) {
+            continue;
+        }
+        let was = before
+            .get(&(instance.clone(), kb.clone()))
+            .map(String::as_str);
+        let change = match (was, state.as_str()) {
+            (Some("Missing"), "Missing")
+            | (Some("Installed" | "InstalledOther"), "Installed" | "InstalledOther")
+            | (Some("Failed"), "Failed") => continue,
+            (
+                Some(
+                    "Installed" | "InstalledOther" | "InstalledPendingReboot" | "InstalledRejected",
+                ),
+                "Missing",
+            ) => "regressed",
+            (_, "Missing") => "newly_missing",
+            (Some("InstalledPendingReboot"), "Installed" | "InstalledOther") => "reboot_completed",
+            (_, "Installed" | "InstalledOther") => "newly_installed",
+            (_, "Failed") => "newly_failed",
             _ => continue,
         };
-        if before.get(&(instance.clone(), kb.clone())) != Some(state) {
-            expected.insert((instance.clone(), kb.clone(), change.to_string()));
-        }
+        expected.insert((instance.clone(), kb.clone(), change.to_string()));
     }
     assert!(
         expected.len() > 20,
@@ -262,6 +136,12 @@ fn diff_finds_exactly_the_changes_the_simulator_made() {
         .expect("rows")
         .iter()
         .filter(|r| r["kb_id"].is_string())
+        .filter(|r| {
+            matches!(
+                r["to_state"].as_str(),
+                Some("Missing" | "Installed" | "InstalledOther" | "Failed")
+            ) && r["change"] != "version_changed"
+        })
         .map(|r| {
             (
                 r["instance_id"].as_str().unwrap_or("").into(),
@@ -411,7 +291,11 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
     assert_eq!(
         book.as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>()),
-        Some(vec!["fleet".to_string(), "instances".to_string()])
+        Some(vec![
+            "fleet".to_string(),
+            "instances".to_string(),
+            "missing_by_severity".to_string()
+        ])
     );
     let sheet = &book["instances"];
     assert_eq!(sheet["freeze"], "A2", "frozen header");
@@ -419,10 +303,10 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         sheet["filter"].as_str().unwrap_or("").starts_with("A1:"),
         "autofilter"
     );
-    assert_eq!(sheet["header"][0], "instance_id");
+    assert_eq!(sheet["header"][2], "instance_id");
     assert!(sheet["rows"].as_u64().unwrap_or(0) > 30);
     assert!(
-        sheet["first"][6].is_number(),
+        sheet["first"][8].is_number(),
         "counts are numbers: {}",
         sheet["first"]
     );
@@ -568,9 +452,20 @@ fn foreign_and_corrupt_objects_are_warnings_and_bad_dates_are_clear_errors() {
         7,
         "header and 6 snapshots"
     );
+    assert!(stderr.contains("broken.json"), "{stderr}");
     assert!(
-        stderr.contains("broken.json") && stderr.contains("foreign.parquet"),
-        "{stderr}"
+        !stderr.contains("foreign.parquet"),
+        "reports never list data folders: {stderr}"
+    );
+    let verify = Command::new(patchtrail_bin())
+        .args(["verify", "--store", s])
+        .output()
+        .expect("verify");
+    assert_eq!(verify.status.code(), Some(5));
+    assert!(
+        text(&verify.stdout).contains("foreign.parquet"),
+        "{}",
+        text(&verify.stdout)
     );
 
     let before = Command::new(patchtrail_bin())

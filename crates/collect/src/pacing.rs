@@ -32,17 +32,40 @@ impl Pacer {
     }
 }
 
-/// Asks a running collection to stop at the next object boundary (SIGTERM, Ctrl-C).
-#[derive(Debug, Clone, Default)]
-pub struct StopSignal(std::sync::Arc<std::sync::atomic::AtomicBool>);
+/// Asks a running collection to stop at the next object boundary (SIGTERM, Ctrl-C), in every
+/// phase: long waits (discovery, patch states, back-off) are raced against it.
+#[derive(Debug, Clone)]
+pub struct StopSignal(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
 
 impl StopSignal {
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.send_replace(true);
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    /// Resolves once a stop is asked for.
+    pub async fn stopped(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Runs `work` unless a stop comes first (`None` then); what `work` was doing is dropped
+    /// between awaits, before anything of the run is committed.
+    pub async fn or_stop<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            _ = self.stopped() => None,
+            out = work => Some(out),
+        }
     }
 }
 

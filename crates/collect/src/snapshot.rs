@@ -157,12 +157,22 @@ pub async fn collect_snapshot(
 ) -> Result<SnapshotReport, CollectError> {
     let started_at = Utc::now().trunc_subsecs(0);
     let snapshot_time = snapshot_time.unwrap_or(started_at).trunc_subsecs(0);
-    let account_id = fleet.account_id().await?;
-    let instances = fleet.discover(&options.tag).await?;
+    let stopped = || CollectError::Stopped;
+    let account_id = stop
+        .or_stop(fleet.account_id())
+        .await
+        .ok_or_else(stopped)??;
+    let instances = stop
+        .or_stop(fleet.discover(&options.tag))
+        .await
+        .ok_or_else(stopped)??;
     Progress::add(&progress.instances_total, instances.len() as u64);
     tracing::info!(instances = instances.len(), tag = %options.tag.key, "discovered the tagged fleet");
     let concurrency = options.concurrency.max(1);
-    let mut states = all_patch_states(fleet, &instances, concurrency).await;
+    let mut states = stop
+        .or_stop(all_patch_states(fleet, &instances, concurrency))
+        .await
+        .ok_or_else(stopped)?;
 
     let mut writer = store
         .begin_run(RunStart {
@@ -194,7 +204,7 @@ pub async fn collect_snapshot(
         .buffer_unordered(concurrency);
 
     let mut errors = Vec::new();
-    while let Some(joined) = results.next().await {
+    while let Some(joined) = stop.or_stop(results.next()).await.ok_or_else(stopped)? {
         let (ec2, result) = joined.map_err(|e| CollectError::Aws {
             operation: "ssm:DescribeInstancePatches",
             error: CallError {

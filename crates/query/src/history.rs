@@ -47,6 +47,8 @@ pub struct LoadedHistory {
     pub runs: Vec<RunInfo>,
     /// What was skipped, and why; each names the object.
     pub warnings: Vec<String>,
+    /// The day of the first committed run in the store, loaded or not.
+    pub first_day: Option<NaiveDate>,
     pub store_url: String,
 }
 
@@ -355,6 +357,7 @@ impl LoadedHistory {
                 Some((date, at, pages.into_iter().map(|(k, _)| k).collect()))
             })
             .collect();
+        let days_seen: Vec<NaiveDate> = days.iter().map(|(d, _, _)| *d).collect();
         for (date, at, keys) in select_seed_days(days, selection) {
             let run_id = format!("seed-{}", date.format("%Y%m%d"));
             let rows = read_seed_pages(store, &keys, &run_id, at, "", "", &mut warnings).await?;
@@ -422,10 +425,12 @@ impl LoadedHistory {
         let runs_schema = runs_batch.schema();
         let runs_part = register_rows(&ctx, "_runs", runs_batch)?;
         create_view(&ctx, "runs", &[runs_part], &runs_schema).await?;
+        let first_day = history.refs.iter().map(|r| r.date).chain(days_seen).min();
         Ok(LoadedHistory {
             ctx,
             runs,
             warnings,
+            first_day,
             store_url: store.url().to_string(),
         })
     }

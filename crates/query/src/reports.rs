@@ -160,7 +160,7 @@ impl LoadedHistory {
     }
 
     fn require_runs(&self) -> Result<(), QueryError> {
-        if self.runs.is_empty() {
+        if self.first_day.is_none() {
             return Err(QueryError::EmptyStore {
                 store: self.store_url.clone(),
             });
@@ -177,11 +177,7 @@ impl LoadedHistory {
         self.require_runs()?;
         let chosen = self.snapshots_as_of(instant);
         if chosen.is_empty() {
-            let first = self
-                .runs
-                .first()
-                .map(|r| r.snapshot_time.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
+            let first = self.first_day.map(|d| d.to_string()).unwrap_or_default();
             return Err(QueryError::BeforeFirst {
                 date: label.to_string(),
                 first,

@@ -204,15 +204,15 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
     let [value, unit] = parts.as_slice() else {
         return Err("rate needs a value and a unit, e.g. rate(7 days)".into());
     };
-    let n: i64 = value
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("rate value '{value}' must be a positive whole number"))?;
-    let (singular, per) = match *unit {
-        "minute" | "minutes" => ("minute", Duration::minutes(1)),
-        "hour" | "hours" => ("hour", Duration::hours(1)),
-        "day" | "days" => ("day", Duration::days(1)),
+    let n: i64 = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        format!(
+            "rate value '{value}' must be a positive whole number of at most {MAX_RATE_DAYS} days"
+        )
+    })?;
+    let (singular, minutes_per) = match *unit {
+        "minute" | "minutes" => ("minute", 1_i64),
+        "hour" | "hours" => ("hour", 60),
+        "day" | "days" => ("day", 1_440),
         other => {
             return Err(format!(
                 "rate unit '{other}' must be minute(s), hour(s) or day(s)"
@@ -224,8 +224,15 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
             "rate({n} {unit}): use '{singular}' for 1 and '{singular}s' above 1"
         ));
     }
-    Ok(per * n as i32)
+    // Checked: a value that overflows, or an interval beyond the cap, is an error, never a wrap.
+    n.checked_mul(minutes_per)
+        .filter(|m| *m <= MAX_RATE_DAYS * 1_440)
+        .map(Duration::minutes)
+        .ok_or_else(|| format!("rate({n} {unit}) is longer than {MAX_RATE_DAYS} days; use a shorter interval or at(...)"))
 }
+
+/// The longest interval a rate may have (about ten years): longer ones would never run.
+pub const MAX_RATE_DAYS: i64 = 3_660;
 
 impl Schedule {
     pub fn parse(expression: &str) -> Result<Schedule, ScheduleError> {
@@ -267,7 +274,8 @@ impl Schedule {
                 }
                 let elapsed = (after - anchor).num_milliseconds();
                 let step = every.num_milliseconds().max(1);
-                Some(anchor + Duration::milliseconds((elapsed / step + 1) * step))
+                let offset = (elapsed / step).checked_add(1)?.checked_mul(step)?;
+                anchor.checked_add_signed(Duration::try_milliseconds(offset)?)
             }
             Schedule::At(local) => local_to_utc(tz, *local).filter(|t| *t > after),
             Schedule::Cron(cron) => cron.next_after(after, tz),
@@ -508,5 +516,38 @@ mod tests {
         assert!(err("rate(7 weeks)").contains("minute(s), hour(s) or day(s)"));
         assert!(err("every monday").contains("use rate(N unit)"));
         assert!(err("cron(0 9 ? 13 MON *)").contains("field 4 (month)"));
+    }
+
+    proptest::proptest! {
+        /// No input makes the parser or the next-run arithmetic panic, and every accepted rate
+        /// runs strictly later than it is asked, within its interval.
+        #[test]
+        fn any_expression_is_an_answer_or_an_error(text in "\\PC{0,40}", n in proptest::num::u64::ANY, unit in 0usize..6) {
+            let units = ["minute", "minutes", "hours", "days", "day", "weeks"];
+            for expression in [text.clone(), format!("rate({n} {})", units[unit]), format!("cron({text})"), format!("at({text})")] {
+                if let Ok(schedule) = Schedule::parse(&expression) {
+                    let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).single().expect("time");
+                    let next = schedule.upcoming(now, now, chrono_tz::UTC, 3);
+                    proptest::prop_assert!(next.windows(2).all(|w| w[0] < w[1]));
+                    proptest::prop_assert!(next.iter().all(|t| *t > now || (*t == now && matches!(schedule, Schedule::Rate(_)))));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_rates_are_errors_not_wraps() {
+        for e in [
+            "rate(100000000 days)",
+            "rate(4294967297 minutes)",
+            "rate(9223372036854775807 days)",
+        ] {
+            let err = Schedule::parse(e).expect_err(e).to_string();
+            assert!(
+                err.contains("longer than") || err.contains("positive whole number"),
+                "{e}: {err}"
+            );
+        }
+        assert!(Schedule::parse("rate(3660 days)").is_ok());
     }
 }

@@ -23,6 +23,8 @@ pub const CLAIMS_PREFIX: &str = "_patchtrail/claims/";
 
 /// How many times a writer re-reads the head after losing a race before it gives up.
 const APPEND_ATTEMPTS: u32 = 64;
+/// Tries of one create-only write that fails for a transient reason (a 503, a timeout).
+const CREATE_ATTEMPTS: u32 = 6;
 
 /// One link of the commit chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,19 +68,42 @@ pub fn claimed_run_id(key: &str) -> Option<&str> {
 
 impl Store {
     /// Creates `key` only if it does not exist: `Ok(false)` when someone else has it.
+    ///
+    /// A transient failure is retried; when a retry then finds the object, it reads it back: if
+    /// it holds exactly `bytes`, the earlier attempt did create it (its answer was lost) and this
+    /// is ours. The bytes of claims and chain entries carry a time to the nanosecond, so two
+    /// writers never hold equal bytes.
     pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .objects
-            .put_opts(&self.path(key), bytes.into(), options)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(StoreError::classify(self.url(), "create", key, e)),
+        let mut attempt = 0;
+        loop {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .objects
+                .put_opts(&self.path(key), bytes.clone().into(), options)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) if attempt == 0 => return Ok(false),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    return Ok(self
+                        .get(key)
+                        .await
+                        .is_ok_and(|found| found[..] == bytes[..]));
+                }
+                Err(e) => {
+                    let error = StoreError::classify(self.url(), "create", key, e);
+                    attempt += 1;
+                    if !error.is_retryable() || attempt >= CREATE_ATTEMPTS {
+                        return Err(error);
+                    }
+                    tracing::debug!(key, attempt, error = %error, "create-only write failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
+                        .await;
+                }
+            }
         }
     }
 

@@ -1,9 +1,11 @@
 //! One self-contained HTML page: inline CSS and SVG charts, no script, no network; prints well.
+//! Built with maud, whose templates escape every interpolated value, so no text from AWS can
+//! become markup, an attribute or a script.
 
 use super::{cell_text, column_names, is_numeric};
 use crate::QueryError;
 use crate::reports::Report;
-use std::fmt::Write;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// A named series of values, one per x label.
 #[derive(Debug, Clone)]
@@ -36,13 +38,6 @@ pub enum Chart {
     },
 }
 
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 const COLOURS: [&str; 6] = [
     "#c0392b", "#e67e22", "#2874a6", "#27ae60", "#7d3c98", "#566573",
 ];
@@ -65,7 +60,9 @@ svg text { font-size: 11px; fill: #1c2833; }
 @media print { body { margin: 0.5cm; } th { position: static; } .charts { display: block; } figure { page-break-inside: avoid; } }
 ";
 
-fn lines(out: &mut String, title: &str, labels: &[String], series: &[Series]) {
+/// Every number in a chart is formatted by us; every text (titles, labels, AWS-sourced names)
+/// goes through maud, which escapes it for the element or attribute it lands in.
+fn lines(title: &str, labels: &[String], series: &[Series]) -> Markup {
     let (w, h, left, bottom) = (640.0, 260.0, 50.0, 40.0);
     let max = series
         .iter()
@@ -74,203 +71,183 @@ fn lines(out: &mut String, title: &str, labels: &[String], series: &[Series]) {
     let n = labels.len().max(2) as f64 - 1.0;
     let x = |i: usize| left + (w - left - 40.0) * i as f64 / n;
     let y = |v: f64| (h - bottom) - (h - bottom - 10.0) * v / max;
-    let _ = write!(
-        out,
-        "<figure><figcaption>{}</figcaption><svg role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        escape(title)
-    );
-    for k in 0..=4 {
-        let v = max * k as f64 / 4.0;
-        let _ = write!(
-            out,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eaecee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.0}</text>",
-            w - 10.0,
-            left - 4.0,
-            y(v) + 4.0,
-            y = y(v)
-        );
-    }
     let step = (labels.len() / 8).max(1);
-    for (i, label) in labels.iter().enumerate().step_by(step) {
-        let _ = write!(
-            out,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            x(i),
-            h - bottom + 16.0,
-            escape(label)
-        );
-    }
-    for (k, s) in series.iter().enumerate() {
-        let points: Vec<String> = s
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
-        let colour = COLOURS[k % COLOURS.len()];
-        let _ = write!(
-            out,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
-            points.join(" ")
-        );
-        for (i, v) in s.values.iter().enumerate() {
-            let _ = write!(
-                out,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{colour}\"><title>{} {}: {v}</title></circle>",
-                x(i),
-                y(*v),
-                escape(&s.name),
-                escape(&labels[i])
-            );
+    html! {
+        figure {
+            figcaption { (title) }
+            svg role="img" width=(w) height=(h) viewBox=(format!("0 0 {w} {h}")) {
+                @for k in 0..=4 {
+                    @let v = max * k as f64 / 4.0;
+                    line x1=(left) x2=(w - 10.0) y1=(format!("{:.1}", y(v))) y2=(format!("{:.1}", y(v))) stroke="#eaecee" {}
+                    text x=(left - 4.0) y=(format!("{:.1}", y(v) + 4.0)) text-anchor="end" { (format!("{v:.0}")) }
+                }
+                @for (i, label) in labels.iter().enumerate().step_by(step) {
+                    text x=(format!("{:.1}", x(i))) y=(h - bottom + 16.0) text-anchor="middle" { (label) }
+                }
+                @for (k, s) in series.iter().enumerate() {
+                    @let colour = COLOURS[k % COLOURS.len()];
+                    @let points = s.values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect::<Vec<_>>().join(" ");
+                    polyline fill="none" stroke=(colour) stroke-width="2" points=(points) {}
+                    @for (i, v) in s.values.iter().enumerate() {
+                        circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(*v))) r="2.5" fill=(colour) {
+                            title { (s.name) " " (labels.get(i).map(String::as_str).unwrap_or("")) ": " (v) }
+                        }
+                    }
+                }
+            }
+            div class="legend" {
+                @for (k, s) in series.iter().enumerate() {
+                    span { i style=(format!("background:{}", COLOURS[k % COLOURS.len()])) {} (s.name) }
+                }
+            }
         }
     }
-    out.push_str("</svg><div class=\"legend\">");
-    for (k, s) in series.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<span><i style=\"background:{}\"></i>{}</span>",
-            COLOURS[k % COLOURS.len()],
-            escape(&s.name)
-        );
-    }
-    out.push_str("</div></figure>");
 }
 
-fn bars(out: &mut String, title: &str, labels: &[String], values: &[f64]) {
+fn bars(title: &str, labels: &[String], values: &[f64]) -> Markup {
     let row = 22.0;
-    let (w, label_w) = (420.0, 120.0);
+    let (w, label_w) = (420.0, 140.0);
     let h = row * labels.len().max(1) as f64 + 10.0;
     let max = values.iter().copied().fold(1.0_f64, f64::max);
-    let _ = write!(
-        out,
-        "<figure><figcaption>{}</figcaption><svg role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        escape(title)
-    );
-    for (i, (label, v)) in labels.iter().zip(values).enumerate() {
-        let y = 5.0 + row * i as f64;
-        let len = (w - label_w - 60.0) * v / max;
-        let _ = write!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect x=\"{label_w}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{v}</text>",
-            label_w - 6.0,
-            y + 14.0,
-            escape(label),
-            y + 2.0,
-            row - 6.0,
-            COLOURS[i % COLOURS.len()],
-            label_w + len + 4.0,
-            y + 14.0
-        );
+    html! {
+        figure {
+            figcaption { (title) }
+            svg role="img" width=(w) height=(h) viewBox=(format!("0 0 {w} {h}")) {
+                @for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+                    @let y = 5.0 + row * i as f64;
+                    @let len = (w - label_w - 60.0) * v / max;
+                    text x=(label_w - 6.0) y=(format!("{:.1}", y + 14.0)) text-anchor="end" { (label) }
+                    rect x=(label_w) y=(format!("{:.1}", y + 2.0)) width=(format!("{len:.1}")) height=(row - 6.0) fill=(COLOURS[i % COLOURS.len()]) {}
+                    text x=(format!("{:.1}", label_w + len + 4.0)) y=(format!("{:.1}", y + 14.0)) { (v) }
+                }
+            }
+        }
     }
-    out.push_str("</svg></figure>");
 }
 
-fn heat(out: &mut String, title: &str, rows: &[String], columns: &[String], values: &[Vec<f64>]) {
+fn heat(title: &str, rows: &[String], columns: &[String], values: &[Vec<f64>]) -> Markup {
     let (cell, label_w, top) = (16.0, 300.0, 70.0);
     let w = label_w + cell * columns.len() as f64 + 10.0;
     let h = top + cell * rows.len() as f64 + 10.0;
     let max = values.iter().flatten().copied().fold(1.0_f64, f64::max);
-    let _ = write!(
-        out,
-        "<figure><figcaption>{}</figcaption><svg role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        escape(title)
-    );
-    for (j, c) in columns.iter().enumerate() {
-        let x = label_w + cell * j as f64 + cell / 2.0;
-        let _ = write!(
-            out,
-            "<text transform=\"translate({x:.1},{}) rotate(-60)\">{}</text>",
-            top - 4.0,
-            escape(c)
-        );
-    }
-    for (i, r) in rows.iter().enumerate() {
-        let y = top + cell * i as f64;
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            label_w - 4.0,
-            y + 12.0,
-            escape(r)
-        );
-        for (j, v) in values.get(i).into_iter().flatten().enumerate() {
-            let shade = (v / max).clamp(0.0, 1.0);
-            let (red, green) = (250.0 - 58.0 * shade, 250.0 - 200.0 * shade);
-            let _ = write!(
-                out,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{}\" height=\"{}\" fill=\"rgb({red:.0},{green:.0},{green:.0})\" stroke=\"#fff\"><title>{} {}: {v} missing</title></rect>",
-                label_w + cell * j as f64,
-                cell,
-                cell,
-                escape(r),
-                escape(&columns[j])
-            );
+    html! {
+        figure {
+            figcaption { (title) }
+            svg role="img" width=(w) height=(h) viewBox=(format!("0 0 {w} {h}")) {
+                @for (j, c) in columns.iter().enumerate() {
+                    text transform=(format!("translate({:.1},{}) rotate(-60)", label_w + cell * j as f64 + cell / 2.0, top - 4.0)) { (c) }
+                }
+                @for (i, r) in rows.iter().enumerate() {
+                    @let y = top + cell * i as f64;
+                    text x=(label_w - 4.0) y=(format!("{:.1}", y + 12.0)) text-anchor="end" { (r) }
+                    @for (j, v) in values.get(i).into_iter().flatten().enumerate() {
+                        @let shade = (v / max).clamp(0.0, 1.0);
+                        @let fill = format!("rgb({:.0},{:.0},{:.0})", 250.0 - 58.0 * shade, 250.0 - 200.0 * shade, 250.0 - 200.0 * shade);
+                        rect x=(format!("{:.1}", label_w + cell * j as f64)) y=(format!("{y:.1}")) width=(cell) height=(cell) fill=(fill) stroke="#fff" {
+                            title { (r) " " (columns.get(j).map(String::as_str).unwrap_or("")) ": " (v) " missing" }
+                        }
+                    }
+                }
+            }
         }
     }
-    out.push_str("</svg></figure>");
+}
+
+fn chart(c: &Chart) -> Markup {
+    match c {
+        Chart::Lines {
+            title,
+            labels,
+            series,
+        } => lines(title, labels, series),
+        Chart::Bars {
+            title,
+            labels,
+            values,
+        } => bars(title, labels, values),
+        Chart::Heat {
+            title,
+            rows,
+            columns,
+            values,
+        } => heat(title, rows, columns, values),
+    }
+}
+
+/// The CSS class of a cell: numbers align right; compliance values are coloured (only the
+/// known values become classes).
+fn cell_class(numeric: bool, column: &str, cell: &str) -> &'static str {
+    const COMPLIANCE: [&str; 5] = [
+        "compliant",
+        "non_compliant",
+        "unknown",
+        "unmanaged",
+        "error",
+    ];
+    if numeric {
+        "num"
+    } else if column == "compliance" || column == "aws_compliance" {
+        COMPLIANCE.into_iter().find(|c| *c == cell).unwrap_or("")
+    } else {
+        ""
+    }
 }
 
 pub fn page(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p class=\"subtitle\">{}</p>",
-        escape(&report.title),
-        escape(&report.title),
-        escape(&report.subtitle)
-    );
-    if !charts.is_empty() {
-        out.push_str("<div class=\"charts\">");
-        for chart in charts {
-            match chart {
-                Chart::Lines {
-                    title,
-                    labels,
-                    series,
-                } => lines(&mut out, title, labels, series),
-                Chart::Bars {
-                    title,
-                    labels,
-                    values,
-                } => bars(&mut out, title, labels, values),
-                Chart::Heat {
-                    title,
-                    rows,
-                    columns,
-                    values,
-                } => heat(&mut out, title, rows, columns, values),
-            }
-        }
-        out.push_str("</div>");
-    }
+    let mut tables = Vec::with_capacity(report.tables.len());
     for table in &report.tables {
-        let names = column_names(table);
-        let _ = write!(
-            out,
-            "<h2>{} <small>({} rows)</small></h2><table><thead><tr>",
-            escape(&table.name),
-            table.rows()
-        );
-        for n in &names {
-            let _ = write!(out, "<th>{}</th>", escape(n));
-        }
-        out.push_str("</tr></thead><tbody>");
-        for row in cell_text(table)? {
-            out.push_str("<tr>");
-            for (i, cell) in row.iter().enumerate() {
-                let class = if is_numeric(table, i) {
-                    "num"
-                } else if names[i] == "compliance" {
-                    cell.as_str()
-                } else {
-                    ""
-                };
-                let _ = write!(out, "<td class=\"{class}\">{}</td>", escape(cell));
-            }
-            out.push_str("</tr>");
-        }
-        out.push_str("</tbody></table>");
+        tables.push((table, column_names(table), cell_text(table)?));
     }
-    out.push_str("<p class=\"subtitle\">Generated by patchtrail.</p></body></html>\n");
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (report.title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (report.title) }
+                p class="subtitle" { (report.subtitle) }
+                @if !charts.is_empty() {
+                    div class="charts" { @for c in charts { (chart(c)) } }
+                }
+                @for (table, names, rows) in &tables {
+                    h2 { (table.name) " " small { "(" (table.rows()) " rows)" } }
+                    table {
+                        thead { tr { @for n in names { th { (n) } } } }
+                        tbody {
+                            @for row in rows {
+                                tr {
+                                    @for (i, cell) in row.iter().enumerate() {
+                                        td class=(cell_class(is_numeric(table, i), &names[i], cell)) { (cell) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p class="subtitle" { "Generated by patchtrail." }
+            }
+        }
+    };
+    let mut out = markup.into_string();
+    out.push('\n');
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AWS-sourced text lands in elements and attributes escaped.
+    #[test]
+    fn hostile_text_is_escaped() {
+        let evil = "\"><script>alert(1)</script><x a=\"";
+        let out = bars(evil, &[evil.to_string()], &[1.0]).into_string();
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(out.contains("&lt;script&gt;"));
+        assert_eq!(cell_class(false, "compliance", evil), "");
+    }
 }

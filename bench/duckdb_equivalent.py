@@ -1,6 +1,8 @@
-"""The report questions asked again with DuckDB over the same Parquet files, independently.
+"""Roughly the same report questions asked of DuckDB over the same Parquet files, for *timing*
+only (bench/reports.py compares speeds). It is not a correctness reference: the reports are checked
+against the independent oracle in tests/oracle, which follows docs/semantics.md.
 
-usage: duck_reports.py STORE summary AS_OF_ISO
+usage: duckdb_equivalent.py STORE summary AS_OF_ISO
        duck_reports.py STORE diff FROM_ISO TO_ISO
        duck_reports.py STORE trend
        duck_reports.py STORE instance INSTANCE_ID
