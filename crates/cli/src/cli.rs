@@ -118,7 +118,7 @@ pub enum ReportKind {
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]
-        store: StoreArg,
+        store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -134,7 +134,7 @@ pub enum ReportKind {
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
-        store: StoreArg,
+        store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -147,7 +147,7 @@ pub enum ReportKind {
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]
-        store: StoreArg,
+        store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -162,7 +162,7 @@ pub enum ReportKind {
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]
-        store: StoreArg,
+        store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -179,7 +179,7 @@ pub struct ImportArgs {
     /// JSON-lines file of runs, or - for stdin.
     pub file: std::path::PathBuf,
     #[command(flatten)]
-    pub store: StoreArg,
+    pub store: StoreAccess,
     /// On-disk format of the runs written.
     #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl", "seed"])]
     pub format: String,
@@ -190,7 +190,7 @@ pub struct SqlArgs {
     /// The query, e.g. "SELECT state, count(*) FROM patches GROUP BY state".
     pub query: String,
     #[command(flatten)]
-    pub store: StoreArg,
+    pub store: StoreAccess,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -198,7 +198,7 @@ pub struct SqlArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub store: StoreArg,
+    pub store: StoreAccess,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +214,16 @@ pub struct StoreArg {
     /// [default: ./patchtrail-data]
     #[arg(long, env = "PATCHTRAIL_STORE")]
     pub store: Option<String>,
+}
+
+/// `--store` and, for a store on S3, its bucket's region.
+#[derive(Debug, Args)]
+pub struct StoreAccess {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// AWS region of an S3 store's bucket [default: looked up from the bucket itself].
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 impl StoreArg {

@@ -533,13 +533,21 @@ fn a_store_written_by_the_seed_workflow_is_readable() {
     );
     assert_eq!(trend[0]["missing"].as_u64(), Some(expected_missing as u64));
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let at = trend[0]["snapshot_time"].as_str().unwrap_or("");
+    assert!(at.starts_with(&today), "{at}");
+    // Regression: it was dated 00:00 UTC of its partition, hours before it was written.
+    let written = chrono::DateTime::parse_from_rfc3339(at).expect("rfc 3339");
+    let age = chrono::Utc::now().signed_duration_since(written);
     assert!(
-        trend[0]["snapshot_time"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with(&today),
-        "dated by its partition"
+        age < chrono::Duration::minutes(5) && age >= chrono::Duration::zero(),
+        "dated by its first write: {at}"
     );
+    // A seed-workflow store verifies as such: notes, no findings.
+    let verify = ok(Command::new(patchtrail_bin())
+        .args(["verify", "--store", s])
+        .output()
+        .expect("verify"));
+    assert!(verify.contains("written by the seed workflow"), "{verify}");
     let summary = report(&store, &["report", "summary"]);
     let managed = walk["instances"].as_array().map(Vec::len).unwrap_or(0)
         - walk["unmanaged"].as_array().map(Vec::len).unwrap_or(0);

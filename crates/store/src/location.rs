@@ -91,6 +91,50 @@ impl AwsAccess {
     }
 }
 
+impl AwsAccess {
+    /// The region of an S3 store's bucket: `explicit` when given; otherwise, on AWS's own
+    /// endpoints, looked up from the bucket (a HEAD answered with `x-amz-bucket-region`), so a
+    /// bucket in any region works without flags. Custom endpoints keep the configured region.
+    pub async fn for_bucket_of(mut self, url: &str, explicit: Option<&str>) -> AwsAccess {
+        if let Some(region) = explicit {
+            self.region = Some(region.to_string());
+            return self;
+        }
+        let Some(bucket) = url
+            .strip_prefix("s3://")
+            .and_then(|r| r.split('/').next())
+            .filter(|b| !b.is_empty())
+        else {
+            return self;
+        };
+        if self.endpoint.is_some() {
+            return self;
+        }
+        let options = object_store::ClientOptions::new();
+        let lookup = object_store::aws::resolve_bucket_region(bucket, &options);
+        match tokio::time::timeout(Duration::from_secs(10), lookup).await {
+            Ok(Ok(region)) => {
+                if self.region.as_deref() != Some(region.as_str()) {
+                    tracing::info!(
+                        bucket,
+                        region,
+                        "the bucket lives in another region than the configured one; using its own"
+                    );
+                }
+                self.region = Some(region);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(bucket, error = %e, "could not look up the bucket's region; using the configured one")
+            }
+            Err(_) => tracing::debug!(
+                bucket,
+                "looking up the bucket's region timed out; using the configured one"
+            ),
+        }
+        self
+    }
+}
+
 impl Store {
     /// Opens `url`; local folders are created if missing.
     pub fn open(url: &str, aws: &AwsAccess) -> Result<Store, StoreError> {

@@ -114,10 +114,11 @@ impl Prepared {
 
     /// Opens the store and fails early on a missing bucket, denied access or unwritable folder.
     pub async fn open_store(&self) -> Result<Store, Failure> {
-        let store = Store::open(
-            &self.plan.store_url,
-            &AwsAccess::from_sdk_config(&self.config),
-        )?;
+        // The bucket may live in another region than the fleet (`--region`): use its own.
+        let access = AwsAccess::from_sdk_config(&self.config)
+            .for_bucket_of(&self.plan.store_url, None)
+            .await;
+        let store = Store::open(&self.plan.store_url, &access)?;
         store.check_writable().await?;
         Ok(store)
     }

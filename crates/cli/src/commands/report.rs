@@ -1,6 +1,6 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
-use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreArg, VerifyArgs};
+use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreAccess, VerifyArgs};
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
     LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz, render_table,
@@ -10,43 +10,43 @@ use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Opens `--store`, with AWS settings from the standard chain only when it is on S3.
-pub async fn open_store(store: &StoreArg) -> Result<Store, Failure> {
-    let url = store.url();
-    let access = if url.starts_with("s3://") {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        AwsAccess::from_sdk_config(&config)
-    } else {
-        AwsAccess::default()
-    };
+/// AWS settings for `url`: none for local stores; for S3, the standard chain with the bucket's
+/// region (`--region`, or looked up from the bucket).
+pub async fn store_access(url: &str, region: Option<&str>) -> AwsAccess {
+    if !url.starts_with("s3://") {
+        return AwsAccess::default();
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    AwsAccess::from_sdk_config(&config)
+        .for_bucket_of(url, region)
+        .await
+}
+
+/// Opens `--store` for reading; a local folder must exist.
+pub async fn open_store(access: &StoreAccess) -> Result<Store, Failure> {
+    let url = access.store.url();
     if !url.contains("://") && !std::path::Path::new(url).exists() {
         return Err(Failure::bad_input(format!(
             "--store {url}: no such folder; point --store at a history (patchtrail collect writes ./patchtrail-data)"
         )));
     }
-    Ok(Store::open(url, &access)?)
+    Ok(Store::open(
+        url,
+        &store_access(url, access.region.as_deref()).await,
+    )?)
 }
 
 /// Opens `--store` for writing (creating a local folder), failing early when it cannot take a run.
-pub async fn open_writable_store(store: &StoreArg) -> Result<Store, Failure> {
-    let url = store.url();
-    let access = if url.starts_with("s3://") {
-        AwsAccess::from_sdk_config(
-            &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await,
-        )
-    } else {
-        AwsAccess::default()
-    };
-    let store = Store::open(url, &access)?;
+pub async fn open_writable_store(access: &StoreAccess) -> Result<Store, Failure> {
+    let url = access.store.url();
+    let store = Store::open(url, &store_access(url, access.region.as_deref()).await)?;
     store.check_writable().await?;
     Ok(store)
 }
 
-async fn load(store: &StoreArg, selection: Selection) -> Result<LoadedHistory, Failure> {
+async fn load(store: &StoreAccess, selection: Selection) -> Result<LoadedHistory, Failure> {
     let store = open_store(store).await?;
     let history = LoadedHistory::load(&store, &selection).await?;
     for warning in &history.warnings {
