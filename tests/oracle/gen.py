@@ -22,15 +22,18 @@ TZS = ["UTC", "America/New_York", "Asia/Tokyo"]
 # §2.1 every known state, plus unknown ones that must fall in `other` (§2.2). (`import` folds the case and
 # underscores of known names, `MISSING` -> `Missing`, like collection does for the API model's spellings
 # (§1.3), so the unknown ones here are not near-spellings of known states.)
-STATES = ["Installed", "InstalledOther", "InstalledPendingReboot", "InstalledRejected", "Missing", "Failed",
-          "NotApplicable", "AvailableSecurityUpdate", "Superseded", "Installed Other", "",
-          "INSTALLED_PENDING_REBOOT", "missing"]
+# Grouped by §2.1 class and drawn class first, so that every pair of classes is about equally likely.
+STATE_GROUPS = [["Installed", "InstalledOther"], ["InstalledPendingReboot", "INSTALLED_PENDING_REBOOT"],
+                ["InstalledRejected"], ["Missing", "missing"], ["Failed"], ["NotApplicable"],
+                ["AvailableSecurityUpdate"], ["Superseded", "Installed Other", ""]]
+STATES = [s for g in STATE_GROUPS for s in g]
 SEVERITIES = ["Critical", "critical", "CRITICAL", " Critical ", "Important", "important", "IMPORTANT", "High",
               "Moderate", "medium", "MEDIUM", "Low", "low", "", "Unspecified", "None", "required", "standard",
               "optional", "extra", "=Critical", "\tHigh"]
 CLASSIFICATIONS = ["Security", "SecurityUpdates", "securityupdates", " Security ", "SECURITY", "CriticalUpdates",
                    "criticalupdates", "Updates", "Bugfix", "", "=SecurityUpdates", "UpdateRollups"]
-WINDOWS_KBS = ["KB5034441", "KB5034439", "KB5035845", "KB890830", "KB5001716", "KB2267602"]
+WINDOWS_KBS = ["KB5034441", "KB5034439", "KB5035845", "KB890830", "KB5001716", "KB2267602", "KB5036893",
+               "KB4052623"]
 WINDOWS_TITLES = ["2026-02 Cumulative Update for Windows Server 2022 for x64-based Systems ({kb})",
                   "Security Intelligence Update for Microsoft Defender Antivirus - {kb}",
                   "=HYPERLINK(\"http://x\",\"{kb}\")", "+{kb} update", "-{kb}", "@{kb}",
@@ -70,6 +73,7 @@ def local_instant(d: date, tz: str, kind: str, secs: int = 0) -> datetime:
 class Scenario:
     lines: list  # import JSON objects, in import order
     instance_ids: list
+    rich_id: str  # the instance always present, mostly reporting, with many patches
     kb_ids: list
     snapshot_times: list
     leftovers: bool = False
@@ -118,17 +122,19 @@ def patch_row(draw, kb, linux):
     else:
         title = draw(st.sampled_from(WINDOWS_TITLES)).format(kb=kb)
     return {"kb_id": kb, "title": title, "classification": draw(st.sampled_from(CLASSIFICATIONS)),
-            "severity": draw(st.sampled_from(SEVERITIES)), "state": draw(st.sampled_from(STATES)),
+            "severity": draw(st.sampled_from(SEVERITIES)), "state": draw(st.sampled_from(STATE_GROUPS).flatmap(st.sampled_from)),
             "installed_time": draw(st.sampled_from([None, "2026-01-15T10:00:00Z"])),
             "cve_ids": draw(st.sampled_from(["", "CVE-2024-20666", "CVE-2024-1,CVE-2024-2"]))}
 
 
 @st.composite
 def instance_row(draw, snap: datetime, proto: dict):
-    outcome = draw(st.sampled_from(["ok"] * 7 + ["unmanaged", "error"]))
+    rich = proto.get("rich") and _chance(draw, 90)  # a reporting instance with many patches (transitions)
+    outcome = "ok" if rich else draw(st.sampled_from(["ok"] * 7 + ["unmanaged", "error"]))
     scan = None
     if outcome == "ok" or _chance(draw, 15):
-        kind = draw(st.sampled_from(["recent"] * 8 + ["d14", "d14+", "d7", "d30", "months", "never", "future"]))
+        kind = "recent" if rich else draw(st.sampled_from(
+            ["recent"] * 8 + ["d14", "d14+", "d7", "d30", "months", "never", "future"]))
         scan = {
             "recent": lambda: snap - timedelta(hours=draw(st.sampled_from(range(0, 14 * 24 - 1))),
                                                seconds=draw(st.integers(0, 3599))),
@@ -145,7 +151,7 @@ def instance_row(draw, snap: datetime, proto: dict):
     patches = []
     if outcome == "ok" or _chance(draw, 10):
         for kb in proto["kbs"]:
-            if _chance(draw, 85):
+            if _chance(draw, 89):  # absent about as often as each class (1 in 9)
                 patches.append(draw(patch_row(kb, proto["linux"])))
     row = {"instance_id": proto["instance_id"], "name": proto["name"], "platform": proto["platform"],
            "ec2_state": draw(st.sampled_from(["running"] * 4 + ["stopped", "stopped", "terminated", None])),
@@ -176,27 +182,30 @@ def scenarios(draw):
     window = draw(st.sampled_from(WINDOWS))
     scopes = draw(st.lists(st.sampled_from(SCOPES), min_size=1, max_size=3, unique=True))
     used = set()
-    lines, all_ids, all_kbs, times = [], [], set(), []
+    lines, all_ids, all_kbs, times, protos_all = [], [], set(), [], []
     for account, region in scopes:
         protos = []
-        for _ in range(draw(st.integers(1, 4))):
+        for n in range(draw(st.integers(1, 4))):
+            rich = n == 0 and not protos_all
             kind = draw(st.sampled_from(["windows", "linux", "linux", "windows"]))
             linux = kind == "linux"
             iid = _hexid(draw, "mi-" if _chance(draw, 10) else "i-", used)
             pool = LINUX_KBS if linux else WINDOWS_KBS
-            k = draw(st.sampled_from([0, 2, 3, 4, 5, 6]))
+            k = draw(st.sampled_from([6, 7, 8] if rich else [0, 2, 3, 4, 5, 6]))
             kbs = draw(st.lists(st.sampled_from(pool), min_size=k, max_size=k, unique=True))
             name = None if _chance(draw, 15) else draw(st.sampled_from(NAMES))
             platform = draw(st.sampled_from(["Linux", "Amazon Linux", "Ubuntu", ""] if linux
                                             else ["Windows", "windows", ""]))
-            protos.append({"instance_id": iid, "linux": linux, "kbs": kbs, "name": name, "platform": platform})
+            protos.append({"instance_id": iid, "linux": linux, "kbs": kbs, "name": name, "platform": platform,
+                           "rich": rich})
+            protos_all.append(iid)
             all_ids.append(iid)
             all_kbs.update(kbs)
         snaps = draw(st.lists(snapshot_time(window), min_size=2, max_size=6))
         if _chance(draw, 10):  # two runs of one scope at the same instant: run_id breaks the tie (§5.2)
             snaps.append(snaps[0])
         for t in sorted(snaps):
-            insts = [draw(instance_row(t, p)) for p in protos if _chance(draw, 80)]
+            insts = [draw(instance_row(t, p)) for p in protos if p["rich"] or _chance(draw, 80)]
             lines.append({"snapshot_time": rfc3339(t, draw(st.sampled_from([0, 0, 1, 2]))), "account_id": account,
                           "region": region, "instances": insts})
             times.append(t)
@@ -204,7 +213,7 @@ def scenarios(draw):
     order = draw(st.permutations(range(len(lines))))
     per_scope_sorted = sorted(range(len(lines)), key=lambda i: (_parse(lines[i]["snapshot_time"]),))
     lines = [lines[i] for i in per_scope_sorted] if not _chance(draw, 30) else _interleave(lines, order)
-    return Scenario(lines=lines, instance_ids=all_ids, kb_ids=sorted(all_kbs), snapshot_times=times,
+    return Scenario(lines=lines, instance_ids=all_ids, rich_id=protos_all[0], kb_ids=sorted(all_kbs), snapshot_times=times,
                     leftovers=_chance(draw, 30))
 
 

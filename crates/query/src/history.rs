@@ -348,7 +348,11 @@ impl LoadedHistory {
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
         // run's tag and are never taken for these.
         let pages = store.seed_layout_pages().await?;
-        let foreign = store.unlisted(&pages, &Default::default()).await?;
+        let foreign = if pages.is_empty() {
+            Default::default()
+        } else {
+            store.unlisted(&pages, &Default::default()).await?
+        };
         let days: Vec<(NaiveDate, DateTime<Utc>, Vec<String>)> = foreign
             .seed_days
             .into_iter()

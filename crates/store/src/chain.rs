@@ -15,11 +15,14 @@
 use crate::history::sha256_hex;
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use object_store::{PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 
 pub const CHAIN_PREFIX: &str = "_patchtrail/chain/";
 pub const CLAIMS_PREFIX: &str = "_patchtrail/claims/";
+/// The sequence of the last commit a writer saw: where the search for the head starts.
+const HEAD_HINT: &str = "_patchtrail/chain-head";
 
 /// How many times a writer re-reads the head after losing a race before it gives up.
 const APPEND_ATTEMPTS: u32 = 64;
@@ -140,11 +143,24 @@ impl Store {
 
     /// Run ids ever claimed in this store.
     pub async fn claimed_runs(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .list_keys(CLAIMS_PREFIX)
-            .await?
+        self.claimed_runs_from("").await
+    }
+
+    /// Run ids claimed that sort at or after `from` (run ids start with their day, so a stem
+    /// lists only that day's claims and later ones: a listing that does not grow with history).
+    pub async fn claimed_runs_from(&self, from: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = self.path(CLAIMS_PREFIX);
+        let offset = self.path(&format!("{CLAIMS_PREFIX}{from}"));
+        let found: Vec<object_store::ObjectMeta> = self
+            .objects
+            .list_with_offset(Some(&prefix), &offset)
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::classify(self.url(), "list", CLAIMS_PREFIX, e))?;
+        Ok(found
             .into_iter()
-            .filter_map(|(k, _)| claimed_run_id(&k).map(str::to_string))
+            .filter_map(|m| claimed_run_id(&self.key_of(&m.location)).map(str::to_string))
+            .filter(|id| id.as_str() >= from)
             .collect())
     }
 
@@ -181,10 +197,37 @@ impl Store {
         }
     }
 
-    /// The newest chain entry, if any.
+    /// The newest chain entry, if any. The listing starts at the sequence the head hint names
+    /// (written after each commit, possibly stale, never trusted alone), so it reads a few names
+    /// however long the chain is.
     pub async fn chain_head(&self) -> Result<Option<ChainEntry>, StoreError> {
-        match self.chain_sequences().await?.last() {
-            Some(&seq) => Ok(self.chain_entry(seq).await?.map(|(e, _)| e)),
+        let hint = match self.get(HEAD_HINT).await {
+            Ok(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0),
+            Err(StoreError::NotFound { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        let prefix = self.path(CHAIN_PREFIX);
+        let offset = self.path(&chain_key(hint.saturating_sub(1)));
+        let found: Vec<object_store::ObjectMeta> = self
+            .objects
+            .list_with_offset(Some(&prefix), &offset)
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::classify(self.url(), "list", CHAIN_PREFIX, e))?;
+        let newest = found
+            .iter()
+            .filter_map(|m| chain_sequence(&self.key_of(&m.location)))
+            .max();
+        match newest {
+            Some(seq) => Ok(self.chain_entry(seq).await?.map(|(e, _)| e)),
+            // A hint past the end (entries removed): list from the start.
+            None if hint > 1 => match self.chain_sequences().await?.last() {
+                Some(&seq) => Ok(self.chain_entry(seq).await?.map(|(e, _)| e)),
+                None => Ok(None),
+            },
             None => Ok(None),
         }
     }
@@ -217,6 +260,9 @@ impl Store {
                 .put_if_absent(&chain_key(sequence), entry_bytes)
                 .await?
             {
+                if let Err(e) = self.put(HEAD_HINT, sequence.to_string().into_bytes()).await {
+                    tracing::debug!(error = %e, "could not update the chain head hint (only a shortcut)");
+                }
                 return Ok((entry, bytes));
             }
             tracing::info!(

@@ -72,7 +72,7 @@ impl Store {
         let date = start.snapshot_time.date_naive();
         let stem = run_id_stem(date, &start.account_id, &start.region);
         let last = self
-            .claimed_runs()
+            .claimed_runs_from(&stem)
             .await?
             .iter()
             .filter_map(|id| id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()))
