@@ -294,7 +294,8 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         Some(vec![
             "fleet".to_string(),
             "instances".to_string(),
-            "missing_by_severity".to_string()
+            "missing_by_severity".to_string(),
+            "top_missing".to_string()
         ])
     );
     let sheet = &book["instances"];
@@ -310,6 +311,26 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         "counts are numbers: {}",
         sheet["first"]
     );
+}
+
+/// Every report's HTML draws its own charts (docs/semantics.md §6), from its own tables.
+#[test]
+fn every_report_draws_its_charts_in_html() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = demo_history(dir.path());
+    let s = store.to_str().expect("utf8");
+    let html = |args: &[&str]| {
+        ok(Command::new(patchtrail_bin()).args(args).args(["--store", s, "--format", "html"]).output().expect("run"))
+    };
+    let summary = html(&["report", "summary", "--as-of", "2026-11-20"]);
+    for caption in ["Instances by compliance", "Missing patches by severity", "Most missed patches"] {
+        assert!(summary.contains(caption), "summary lacks {caption}");
+    }
+    assert!(summary.matches("<svg").count() >= 3);
+    let trend = html(&["report", "trend"]);
+    assert!(trend.contains("Compliance over time") && trend.contains("<polyline"));
+    let diff = html(&["report", "diff", "--from", "2026-10-26", "--to", "2026-11-16"]);
+    assert!(diff.contains("Changes by kind") && diff.contains("newly_installed"));
 }
 
 /// Debian's chromium (scripts/test installs it).

@@ -4,28 +4,10 @@
 
 use crate::QueryError;
 use crate::history::LoadedHistory;
-use crate::render::{Chart, Series, cell_text, column_names, render_html_with_charts};
-use crate::reports::{Report, Table, quote};
+use crate::charts::{column, numbers};
+use crate::render::{Chart, Series, render_html_with_charts};
+use crate::reports::{Report, quote};
 use chrono::{DateTime, Utc};
-
-/// The text of column `name` of `table`, row by row.
-fn column(table: &Table, name: &str) -> Result<Vec<String>, QueryError> {
-    let i = column_names(table)
-        .iter()
-        .position(|n| n == name)
-        .ok_or_else(|| QueryError::Render(format!("column {name} missing from {}", table.name)))?;
-    Ok(cell_text(table)?
-        .into_iter()
-        .map(|mut row| row.swap_remove(i))
-        .collect())
-}
-
-fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
-    Ok(column(table, name)?
-        .iter()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect())
-}
 
 /// Instances shown in the heat map.
 const HEAT_ROWS: usize = 40;
@@ -132,6 +114,7 @@ pub async fn dashboard(
         title: format!("Patch compliance report as of {label}"),
         subtitle: summary.subtitle,
         tables,
+        charts: Vec::new(),
     };
     render_html_with_charts(&report, &charts)
 }

@@ -6,6 +6,7 @@
 //! `instances` and `runs`, reading only committed runs.
 
 mod athena;
+mod charts;
 mod dashboard;
 mod dates;
 mod functions;

@@ -33,6 +33,8 @@ pub struct Report {
     pub title: String,
     pub subtitle: String,
     pub tables: Vec<Table>,
+    /// What the HTML page draws above the tables.
+    pub charts: Vec<crate::Chart>,
 }
 
 /// The default of `--stale-days` (§4.1 rule 4).
@@ -249,13 +251,25 @@ impl LoadedHistory {
                 ),
             )
             .await?;
+        let top = self
+            .query(
+                "top_missing",
+                &format!(
+                    "SELECT kb_id, MAX(title) AS title, COUNT(DISTINCT account_id || '/' || region || '/' || instance_id) AS instances
+                     FROM patches WHERE run_id IN {runs} AND state_class(state) = 'missing'
+                     GROUP BY kb_id ORDER BY instances DESC, kb_id LIMIT 15"
+                ),
+            )
+            .await?;
+        let charts = crate::charts::summary(&totals, &severity, &top)?;
         Ok(Report {
             title: format!("Patch compliance as of {label}"),
             subtitle: format!(
                 "Snapshot {}; a scan older than {stale_days} days counts as unknown",
                 Self::describe(&chosen)
             ),
-            tables: vec![instances, totals, severity],
+            tables: vec![instances, totals, severity, top],
+            charts,
         })
     }
 
@@ -332,10 +346,12 @@ impl LoadedHistory {
                 "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change",
             )
             .await?;
+        let charts = crate::charts::diff(&counts)?;
         Ok(Report {
             title: format!("Changes from {from_label} to {to_label}"),
             subtitle: format!("From {} to {}", Self::describe(&a), Self::describe(&b)),
             tables: vec![changes, counts],
+            charts,
         })
     }
 
@@ -392,10 +408,12 @@ impl LoadedHistory {
                 ),
             )
             .await?;
+        let charts = crate::charts::over_time(&timeline, "Missing and failed patches", &["missing", "missing_critical", "failed"])?;
         Ok(Report {
             title: format!("History of {instance_id}"),
             subtitle: format!("{} snapshots", timeline.rows()),
             tables: vec![timeline, changes],
+            charts,
         })
     }
 
@@ -440,10 +458,12 @@ impl LoadedHistory {
                 ),
             )
             .await?;
+        let charts = crate::charts::over_time(&timeline, &format!("{kb_id} across the fleet"), &["installed", "pending_reboot", "missing", "failed"])?;
         Ok(Report {
             title: format!("History of {kb_id}"),
             subtitle: format!("{} instances report it", instances.rows()),
             tables: vec![instances, timeline],
+            charts,
         })
     }
 
@@ -489,10 +509,16 @@ impl LoadedHistory {
                 ),
             )
             .await?;
+        let charts = crate::charts::over_time(
+            &trend,
+            "Compliance over time",
+            &["noncompliant_instances", "unknown_instances", "missing_critical", "missing_security"],
+        )?;
         Ok(Report {
             title: "Compliance trend".into(),
             subtitle: format!("{} snapshots", runs.len()),
             tables: vec![trend],
+            charts,
         })
     }
 
@@ -527,6 +553,7 @@ impl LoadedHistory {
                 schema,
                 batches,
             }],
+            charts: Vec::new(),
         })
     }
 }

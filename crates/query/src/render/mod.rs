@@ -289,6 +289,7 @@ pub fn render_table(
         title: report.title.clone(),
         subtitle: report.subtitle.clone(),
         tables: vec![chosen.clone()],
+        charts: Vec::new(),
     };
     render(&single, format)
 }
@@ -308,7 +309,7 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryErr
         OutputFormat::Json => json(main_table(report)?, false)?,
         OutputFormat::Jsonl => json(main_table(report)?, true)?,
         OutputFormat::Markdown => markdown(report)?.into_bytes(),
-        OutputFormat::Html => html::page(report, &[])?.into_bytes(),
+        OutputFormat::Html => html::page(report, &report.charts)?.into_bytes(),
         OutputFormat::Xlsx => xlsx::workbook(report)?,
     })
 }
