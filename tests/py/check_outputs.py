@@ -1,6 +1,7 @@
 """Independent readers of patchtrail's report outputs.
 
 usage: check_outputs.py xlsx FILE                 sheets, header rows, frozen panes, filters, a few cells
+       check_outputs.py ddl-tables DDL_FILE             the tables a DDL file creates (sqlglot, Athena)
        check_outputs.py ddl DDL_FILE PATCHES_PARQUET INSTANCES_PARQUET
                                                    parse with sqlglot (Athena/Trino), compare columns
 """
@@ -28,6 +29,15 @@ def xlsx(path):
 
 ATHENA = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INT", "timestamp": "TIMESTAMP", "double": "DOUBLE"}
 ARROW = {"string": "VARCHAR", "int64": "BIGINT", "int32": "INT", "double": "DOUBLE"}
+
+
+def ddl_tables(path):
+    """The tables a DDL file creates, parsed as Athena SQL by sqlglot."""
+    import sqlglot
+    from sqlglot import exp
+
+    statements = [s for s in sqlglot.parse(open(path).read(), read="athena") if s is not None]
+    return {"tables": sorted(st.this.this.name for st in statements if isinstance(st, exp.Create))}
 
 
 def ddl(path, patches_file, instances_file):
@@ -64,7 +74,12 @@ def ddl(path, patches_file, instances_file):
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    out = xlsx(sys.argv[2]) if mode == "xlsx" else ddl(*sys.argv[2:5])
+    if mode == "xlsx":
+        out = xlsx(sys.argv[2])
+    elif mode == "ddl-tables":
+        out = ddl_tables(sys.argv[2])
+    else:
+        out = ddl(*sys.argv[2:5])
     json.dump(out, sys.stdout, default=str)
     sys.stdout.flush()
     os._exit(0)  # skip teardown: pyarrow's thread pools can abort it on a loaded machine

@@ -206,6 +206,9 @@ pub struct AthenaDdlArgs {
     /// The S3 location the tables point at [default: --store if it is s3://].
     #[arg(long, env = "PATCHTRAIL_STORE")]
     pub store: Option<String>,
+    /// The format the store was written in: parquet (default), jsonl or seed.
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl", "seed"])]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -320,16 +320,31 @@ fn every_report_draws_its_charts_in_html() {
     let store = demo_history(dir.path());
     let s = store.to_str().expect("utf8");
     let html = |args: &[&str]| {
-        ok(Command::new(patchtrail_bin()).args(args).args(["--store", s, "--format", "html"]).output().expect("run"))
+        ok(Command::new(patchtrail_bin())
+            .args(args)
+            .args(["--store", s, "--format", "html"])
+            .output()
+            .expect("run"))
     };
     let summary = html(&["report", "summary", "--as-of", "2026-11-20"]);
-    for caption in ["Instances by compliance", "Missing patches by severity", "Most missed patches"] {
+    for caption in [
+        "Instances by compliance",
+        "Missing patches by severity",
+        "Most missed patches",
+    ] {
         assert!(summary.contains(caption), "summary lacks {caption}");
     }
     assert!(summary.matches("<svg").count() >= 3);
     let trend = html(&["report", "trend"]);
     assert!(trend.contains("Compliance over time") && trend.contains("<polyline"));
-    let diff = html(&["report", "diff", "--from", "2026-10-26", "--to", "2026-11-16"]);
+    let diff = html(&[
+        "report",
+        "diff",
+        "--from",
+        "2026-10-26",
+        "--to",
+        "2026-11-16",
+    ]);
     assert!(diff.contains("Changes by kind") && diff.contains("newly_installed"));
 }
 
@@ -380,6 +395,29 @@ fn athena_ddl_parses_as_trino_sql_and_matches_the_parquet_schema() {
         serde_json::json!(["instances", "patches", "runs"])
     );
     assert_eq!(check["mismatches"], serde_json::json!([]));
+    for (format, tables) in [
+        ("jsonl", ["instances", "patches", "runs"]),
+        ("seed", ["instances", "runs", "seed_pages"]),
+    ] {
+        let ddl = ok(Command::new(patchtrail_bin())
+            .args([
+                "athena-ddl",
+                "--store",
+                "s3://my-bucket/patchtrail",
+                "--format",
+                format,
+            ])
+            .output()
+            .expect("run"));
+        let file = dir.path().join(format!("{format}.sql"));
+        std::fs::write(&file, &ddl).expect("write");
+        let parsed = py_json(
+            "http://127.0.0.1:9",
+            "check_outputs.py",
+            &["ddl-tables", file.to_str().expect("utf8")],
+        );
+        assert_eq!(parsed["tables"], serde_json::json!(tables), "{format}");
+    }
     let refused = Command::new(patchtrail_bin())
         .args(["athena-ddl", "--store", "./local"])
         .output()

@@ -11,16 +11,28 @@ pub fn column(table: &Table, name: &str) -> Result<Vec<String>, QueryError> {
         .iter()
         .position(|n| n == name)
         .ok_or_else(|| QueryError::Render(format!("column {name} missing from {}", table.name)))?;
-    Ok(cell_text(table)?.into_iter().map(|mut row| row.swap_remove(i)).collect())
+    Ok(cell_text(table)?
+        .into_iter()
+        .map(|mut row| row.swap_remove(i))
+        .collect())
 }
 
 pub fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
-    Ok(column(table, name)?.iter().map(|v| v.parse().unwrap_or(0.0)).collect())
+    Ok(column(table, name)?
+        .iter()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect())
 }
 
 /// `summary`: instances by compliance, missing patches by severity, the most missed patches.
 pub fn summary(fleet: &Table, severity: &Table, top: &Table) -> Result<Vec<Chart>, QueryError> {
-    let classes = ["compliant", "non_compliant", "unknown", "unmanaged", "error"];
+    let classes = [
+        "compliant",
+        "non_compliant",
+        "unknown",
+        "unmanaged",
+        "error",
+    ];
     let mut counts = Vec::with_capacity(classes.len());
     for c in classes {
         counts.push(numbers(fleet, c)?.first().copied().unwrap_or(0.0));
@@ -37,7 +49,11 @@ pub fn summary(fleet: &Table, severity: &Table, top: &Table) -> Result<Vec<Chart
             labels: column(severity, "severity_level")?,
             values: numbers(severity, "missing")?,
         },
-        Chart::Bars { title: "Most missed patches (instances)".into(), labels: kb, values: numbers(top, "instances")? },
+        Chart::Bars {
+            title: "Most missed patches (instances)".into(),
+            labels: kb,
+            values: numbers(top, "instances")?,
+        },
     ])
 }
 
@@ -52,10 +68,20 @@ pub fn diff(counts: &Table) -> Result<Vec<Chart>, QueryError> {
 
 /// Lines of `series` columns over the table's `snapshot_time` (dates as labels).
 pub fn over_time(table: &Table, title: &str, series: &[&str]) -> Result<Vec<Chart>, QueryError> {
-    let labels = column(table, "snapshot_time")?.iter().map(|t| t.chars().take(10).collect()).collect();
+    let labels = column(table, "snapshot_time")?
+        .iter()
+        .map(|t| t.chars().take(10).collect())
+        .collect();
     let mut lines = Vec::with_capacity(series.len());
     for name in series {
-        lines.push(Series { name: name.replace('_', " "), values: numbers(table, name)? });
+        lines.push(Series {
+            name: name.replace('_', " "),
+            values: numbers(table, name)?,
+        });
     }
-    Ok(vec![Chart::Lines { title: title.to_string(), labels, series: lines }])
+    Ok(vec![Chart::Lines {
+        title: title.to_string(),
+        labels,
+        series: lines,
+    }])
 }

@@ -3,8 +3,8 @@
 //! instance and snapshot.
 
 use crate::QueryError;
-use crate::history::LoadedHistory;
 use crate::charts::{column, numbers};
+use crate::history::LoadedHistory;
 use crate::render::{Chart, Series, render_html_with_charts};
 use crate::reports::{Report, quote};
 use chrono::{DateTime, Utc};

@@ -408,7 +408,11 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(&timeline, "Missing and failed patches", &["missing", "missing_critical", "failed"])?;
+        let charts = crate::charts::over_time(
+            &timeline,
+            "Missing and failed patches",
+            &["missing", "missing_critical", "failed"],
+        )?;
         Ok(Report {
             title: format!("History of {instance_id}"),
             subtitle: format!("{} snapshots", timeline.rows()),
@@ -458,7 +462,11 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(&timeline, &format!("{kb_id} across the fleet"), &["installed", "pending_reboot", "missing", "failed"])?;
+        let charts = crate::charts::over_time(
+            &timeline,
+            &format!("{kb_id} across the fleet"),
+            &["installed", "pending_reboot", "missing", "failed"],
+        )?;
         Ok(Report {
             title: format!("History of {kb_id}"),
             subtitle: format!("{} instances report it", instances.rows()),
@@ -512,7 +520,12 @@ impl LoadedHistory {
         let charts = crate::charts::over_time(
             &trend,
             "Compliance over time",
-            &["noncompliant_instances", "unknown_instances", "missing_critical", "missing_security"],
+            &[
+                "noncompliant_instances",
+                "unknown_instances",
+                "missing_critical",
+                "missing_security",
+            ],
         )?;
         Ok(Report {
             title: "Compliance trend".into(),

@@ -232,6 +232,7 @@ pub fn athena(args: &AthenaDdlArgs) -> Result<ExitCode, Failure> {
             )));
         }
     };
-    print!("{}", athena_ddl(&root));
+    let format = args.format.parse().map_err(Failure::bad_input)?;
+    print!("{}", athena_ddl(&root, format));
     Ok(ExitCode::SUCCESS)
 }
