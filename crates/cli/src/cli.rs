@@ -314,6 +314,10 @@ pub struct SimArgs {
     /// Account id the simulator answers for.
     #[arg(long, default_value = "123456789012")]
     pub account_id: String,
+    /// Answer this IAM action (e.g. ssm:DescribeInstancePatchStates) with the service's
+    /// access-denied error (repeatable).
+    #[arg(long, value_name = "SERVICE:ACTION")]
+    pub deny_action: Vec<String>,
 }
 
 #[derive(Debug, Args)]

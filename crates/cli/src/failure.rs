@@ -59,9 +59,11 @@ impl From<CollectError> for Failure {
             CollectError::BadInput { .. }
             | CollectError::NoRegion
             | CollectError::UnknownRegion(_) => EXIT_BAD_INPUT,
-            CollectError::NoCredentials(_) | CollectError::InvalidCredentials(_) => EXIT_ACCESS,
+            CollectError::NoCredentials(_)
+            | CollectError::ExpiredCredentials(_)
+            | CollectError::InvalidCredentials(_) => EXIT_ACCESS,
             CollectError::Aws { error, .. }
-                if error.code.contains("AccessDenied") || error.code == "UnauthorizedOperation" =>
+                if patchtrail_collect::ACCESS_DENIED_CODES.contains(&error.code.as_str()) =>
             {
                 EXIT_ACCESS
             }

@@ -79,12 +79,29 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// The messages of an error and its sources, joined on one line, each said once: what a person
+/// reads. (`DisplayErrorContext` appends a `Debug` dump of the whole chain; that goes to the
+/// debug log, shown with `-v`.)
+fn one_line_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
 /// Code and message of a failed SDK call, whichever service it was.
 fn call_error<E>(e: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let context = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    tracing::info!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "AWS call failed");
+    let context = one_line_chain(&e);
     let (code, message) = match &e {
         SdkError::ServiceError(s) => (
             s.err().code().unwrap_or("Unknown").to_string(),

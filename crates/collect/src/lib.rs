@@ -31,18 +31,22 @@ pub enum CollectError {
     )]
     NoRegion,
     #[error(
-        "unknown AWS region '{0}': use a region code such as us-east-1 or ap-northeast-1 (or set AWS_ENDPOINT_URL for a custom endpoint)"
+        "unknown AWS region '{0}': pass --region (or set AWS_REGION) with a region code such as us-east-1 or ap-northeast-1 (or set AWS_ENDPOINT_URL for a custom endpoint)"
     )]
     UnknownRegion(String),
     #[error(
-        "no usable AWS credentials ({0}): run `aws sso login`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        "no AWS credentials found ({0}): run `aws sso login` (or `aws configure`), set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; -v shows where patchtrail looked"
     )]
     NoCredentials(String),
+    #[error(
+        "the AWS credentials have expired ({0}): run `aws sso login` again (with --profile if you use one), or refresh AWS_SESSION_TOKEN"
+    )]
+    ExpiredCredentials(String),
     #[error(
         "AWS rejected the credentials ({0}): refresh them (aws sso login) or check AWS_PROFILE / AWS_ACCESS_KEY_ID"
     )]
     InvalidCredentials(CallError),
-    #[error("{operation} failed: {error}")]
+    #[error("{}", aws_failure(operation, error))]
     Aws {
         operation: &'static str,
         error: CallError,
@@ -53,6 +57,26 @@ pub enum CollectError {
         "stopped before the run committed; nothing was added to history (run collect again to take the snapshot)"
     )]
     Stopped,
+}
+
+/// Error codes of each service for an action the identity's policy does not allow.
+pub const ACCESS_DENIED_CODES: [&str; 4] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedAccess",
+];
+
+/// One line for a failed AWS call: an access denial names the IAM action to allow.
+fn aws_failure(operation: &str, error: &CallError) -> String {
+    if ACCESS_DENIED_CODES.contains(&error.code.as_str()) {
+        format!(
+            "{operation} was denied ({}): allow the IAM action {operation} to this identity (deploy/iam/patchtrail-cli-policy.json lists every action patchtrail needs)",
+            error.code
+        )
+    } else {
+        format!("{operation} failed: {error}")
+    }
 }
 
 /// Error codes that mean the credentials are wrong rather than absent.
@@ -68,11 +92,32 @@ impl CollectError {
     /// Maps the first call's failure (`sts:GetCallerIdentity`) to what it tells about setup.
     fn from_identity(error: CallError) -> CollectError {
         let text = error.message.to_ascii_lowercase();
-        if error.code == "ConstructionFailure"
-            || text.contains("credentials") && text.contains("no ")
-            || text.contains("failed to load credentials")
+        if text.contains("expired")
+            && (text.contains("sso") || text.contains("token") || error.code == "ExpiredToken")
         {
-            CollectError::NoCredentials(error.message)
+            CollectError::ExpiredCredentials(if text.contains("sso") {
+                "the SSO session".into()
+            } else {
+                error.code
+            })
+        } else if error.code == "ConstructionFailure"
+            || text.contains("credential")
+                && (text.contains("no ")
+                    || text.contains("not enabled")
+                    || text.contains("not loaded"))
+            || text.contains("failed to load credentials")
+            || text.contains("loading credentials")
+        {
+            let looked = if text.contains("imds")
+                && (text.contains("denied")
+                    || text.contains("forbidden")
+                    || text.contains("disabled"))
+            {
+                "none in the environment or a profile, and no instance metadata service"
+            } else {
+                "none in the environment, a profile, the SSO cache, a web identity, a container or instance metadata"
+            };
+            CollectError::NoCredentials(looked.into())
         } else if CREDENTIAL_CODES.contains(&error.code.as_str()) {
             CollectError::InvalidCredentials(error)
         } else {

@@ -174,6 +174,14 @@ pub async fn collect_snapshot(
         .await
         .ok_or_else(stopped)?;
 
+    // A denied action denies it for every instance: stop with the action named, before writing.
+    let denied = |e: &CallError| crate::ACCESS_DENIED_CODES.contains(&e.code.as_str());
+    if let Some(Err(e)) = states.values().find(|r| r.as_ref().is_err_and(denied)) {
+        return Err(CollectError::Aws {
+            operation: "ssm:DescribeInstancePatchStates",
+            error: e.clone(),
+        });
+    }
     let mut writer = store
         .begin_run(RunStart {
             snapshot_time,
@@ -231,6 +239,12 @@ pub async fn collect_snapshot(
                     Some(Err(e)) => (Outcome::Error, Some(e.clone()), pages),
                     _ => (Outcome::Ok, None, pages),
                 }
+            }
+            Err(e) if denied(&e) => {
+                return Err(CollectError::Aws {
+                    operation: "ssm:DescribeInstancePatches",
+                    error: e,
+                });
             }
             Err(e) if e.code == "InvalidInstanceId" => (Outcome::Unmanaged, None, Vec::new()),
             Err(e) => (Outcome::Error, Some(e), Vec::new()),

@@ -66,7 +66,9 @@ impl From<CollectError> for HandlerError {
             CollectError::BadInput { .. }
             | CollectError::NoRegion
             | CollectError::UnknownRegion(_) => "BadInput",
-            CollectError::NoCredentials(_) | CollectError::InvalidCredentials(_) => "Credentials",
+            CollectError::NoCredentials(_)
+            | CollectError::ExpiredCredentials(_)
+            | CollectError::InvalidCredentials(_) => "Credentials",
             CollectError::Aws { .. } => "Aws",
             CollectError::Store(_) => "Store",
             CollectError::Stopped => "Timeout",

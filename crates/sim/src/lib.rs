@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub model_enums: bool,
     pub unmanaged_rate: f64,
     pub untagged_rate: f64,
+    /// IAM actions (`ssm:DescribeInstancePatchStates`) answered with the service's access-denied
+    /// error, as for an identity whose policy lacks them.
+    pub deny_actions: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -68,6 +71,7 @@ impl Default for SimConfig {
             model_enums: false,
             unmanaged_rate: 0.03,
             untagged_rate: 0.15,
+            deny_actions: Vec::new(),
         }
     }
 }

@@ -68,6 +68,30 @@ fn form_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> BTreeMap<String, 
 }
 
 impl Sim {
+    /// The access-denied answer of each service, in the shapes AWS documents: SSM's
+    /// `AccessDeniedException` (HTTP 400, awsJson), EC2's `UnauthorizedOperation` (HTTP 403) and
+    /// STS's `AccessDenied` (HTTP 403), each message naming the caller and the action as IAM's
+    /// "is not authorized to perform" messages do.
+    fn access_denied(&self, service: &Service, action: &str, rid: &str) -> WireResponse {
+        let caller = format!(
+            "arn:aws:iam::{}:user/patchtrail-sim",
+            self.config.account_id
+        );
+        let message = format!(
+            "User: {caller} is not authorized to perform: {action} because no identity-based policy allows the {action} action"
+        );
+        match service {
+            Service::Ssm(_) => WireResponse::json_error(400, "AccessDeniedException", &message),
+            Service::Ec2(_) => ec2::error(
+                403,
+                "UnauthorizedOperation",
+                &format!("You are not authorized to perform this operation. {message}"),
+                rid,
+            ),
+            Service::Sts(_) => sts::error(403, "Sender", "AccessDenied", &message, rid),
+        }
+    }
+
     /// Answers one AWS request (after load shaping and latency).
     pub async fn answer(
         &self,
@@ -111,6 +135,9 @@ impl Sim {
             Service::Ec2(a) => format!("ec2:{a}"),
             Service::Sts(a) => format!("sts:{a}"),
         };
+        if self.config.deny_actions.contains(&operation) {
+            return (self.access_denied(&service, &operation, &rid), rid);
+        }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;

@@ -43,6 +43,7 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
         fault_rate: args.fault_rate,
         model_enums: args.model_enums,
         unmanaged_rate: args.unmanaged_rate,
+        deny_actions: args.deny_action.clone(),
         ..SimConfig::default()
     };
     let running = patchtrail_sim::start(config, args.addr)

@@ -1,0 +1,200 @@
+//! First contact: every AWS and storage failure a new user can cause is one readable line that
+//! names what failed and the fix, with the documented exit code, never a `Debug` dump. Table
+//! driven, against the simulator (told to deny chosen IAM actions), moto and a fake AWS home.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// One case: how to run, the exit code, and what the single line must say.
+struct Case {
+    name: &'static str,
+    output: Output,
+    exit: i32,
+    says: &'static [&'static str],
+}
+
+fn check(case: &Case) {
+    let stderr = text(&case.output.stderr);
+    assert_eq!(
+        case.output.status.code(),
+        Some(case.exit),
+        "{}: exit code; stderr:\n{stderr}",
+        case.name
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{}: one line, got:\n{stderr}", case.name);
+    let line = lines[0];
+    assert!(line.starts_with("error: "), "{}: {line}", case.name);
+    for dump in [
+        "DispatchFailure(",
+        "ConnectorError",
+        " { ",
+        "Some(",
+        "source:",
+    ] {
+        assert!(
+            !line.contains(dump),
+            "{}: a Debug dump leaked: {line}",
+            case.name
+        );
+    }
+    for needle in case.says {
+        assert!(
+            line.contains(needle),
+            "{}: `{needle}` missing from: {line}",
+            case.name
+        );
+    }
+}
+
+/// `patchtrail` with no AWS configuration at all (an empty home, no IMDS).
+fn bare(home: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(patchtrail_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().expect("run patchtrail")
+}
+
+/// A home whose only AWS profile is an SSO profile whose cached token expired long ago.
+fn expired_sso_home(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("sso-home");
+    let cache = home.join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = ReadOnly\nregion = ap-northeast-1\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = ap-northeast-1\nsso_registration_scopes = sso:account:access\n",
+    )
+    .expect("config");
+    // The SDK names the cached token file after the SHA-1 of the session name.
+    std::fs::write(
+        cache.join(format!("{}.json", sha1_hex(b"corp"))),
+        r#"{"accessToken":"expired","expiresAt":"2020-01-01T00:00:00Z","region":"ap-northeast-1","startUrl":"https://corp.awsapps.com/start"}"#,
+    )
+    .expect("token");
+    home
+}
+
+/// SHA-1 in hex (python's hashlib computes it: no crate needed for one file name).
+fn sha1_hex(bytes: &[u8]) -> String {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.sha1(sys.argv[1].encode()).hexdigest())",
+        ])
+        .arg(String::from_utf8_lossy(bytes).as_ref())
+        .output()
+        .expect("python");
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn every_failure_a_new_user_can_cause_is_one_line_with_its_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty_home = dir.path().join("home");
+    std::fs::create_dir_all(&empty_home).expect("mkdir");
+    let store = dir.path().join("history");
+    let s = store.to_str().expect("utf8");
+    let mut cases = vec![
+        Case {
+            name: "no credentials",
+            output: bare(
+                &empty_home,
+                &["collect", "--region", "ap-northeast-1", "--store", s],
+                &[],
+            ),
+            exit: 4,
+            says: &["no AWS credentials", "aws sso login", "AWS_PROFILE"],
+        },
+        Case {
+            name: "expired SSO session",
+            output: bare(
+                &expired_sso_home(dir.path()),
+                &["collect", "--store", s],
+                &[("AWS_PROFILE", "dev")],
+            ),
+            exit: 4,
+            says: &["expired", "aws sso login"],
+        },
+        Case {
+            name: "unknown region",
+            output: bare(
+                &empty_home,
+                &["collect", "--region", "mars-north-1", "--store", s],
+                &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")],
+            ),
+            exit: 2,
+            says: &["mars-north-1", "--region"],
+        },
+        Case {
+            name: "no region",
+            output: bare(
+                &empty_home,
+                &["collect", "--store", s],
+                &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")],
+            ),
+            exit: 2,
+            says: &["no AWS region", "--region"],
+        },
+    ];
+    for action in [
+        "ec2:DescribeInstances",
+        "ssm:DescribeInstancePatchStates",
+        "ssm:DescribeInstancePatches",
+    ] {
+        let sim = start_sim(&["--instances", "20", "--seed", "4", "--deny-action", action]);
+        let out = patchtrail(&sim.url, &["collect", "--store", s, "-q"]);
+        cases.push(Case {
+            name: action,
+            output: out,
+            exit: 4,
+            says: &["was denied", "allow the IAM action"],
+        });
+        let line = text(&cases.last().expect("case").output.stderr);
+        assert!(line.contains(action), "{action} not named: {line}");
+    }
+    let moto = start_moto();
+    cases.push(Case {
+        name: "missing bucket",
+        output: patchtrail(
+            &moto.url,
+            &[
+                "report",
+                "summary",
+                "--store",
+                "s3://no-such-bucket/history",
+            ],
+        ),
+        exit: 2,
+        says: &["no-such-bucket", "does not exist"],
+    });
+    cases.push(Case {
+        name: "report on a folder that is not a history",
+        output: Command::new(patchtrail_bin())
+            .args([
+                "report",
+                "trend",
+                "--store",
+                dir.path().join("nothing-here").to_str().expect("utf8"),
+            ])
+            .output()
+            .expect("run"),
+        exit: 2,
+        says: &["no such folder", "--store"],
+    });
+    for case in &cases {
+        check(case);
+    }
+    assert!(
+        manifests(&store).is_empty(),
+        "nothing was written by any failure"
+    );
+}
