@@ -50,6 +50,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print CREATE EXTERNAL TABLE statements for Athena over the store's layout.
     AthenaDdl(AthenaDdlArgs),
+    /// Preflight: who you are, whether each permission and the store work, the fleet, an estimate.
+    Doctor(DoctorArgs),
     /// Commit snapshots given as JSON lines (one run per line): backfill history from another source.
     Import(ImportArgs),
     /// Run collect on an EventBridge Scheduler expression until SIGTERM (for servers, containers, systemd).
@@ -212,6 +214,27 @@ pub struct AthenaDdlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// AWS region of the fleet [default: from AWS_REGION or the profile].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The tag key that selects instances [default: CheckPatch].
+    #[arg(long, value_name = "KEY")]
+    pub tag_key: Option<String>,
+    /// A KEY=VALUE tag that selects instances (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+    /// The concurrency the estimate assumes (collect's --concurrency).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u32,
+    /// text for people, json for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct StoreArg {
     /// Where the history lives: a folder, file:///path, s3://bucket/prefix or memory://.
     /// [default: ./patchtrail-data]

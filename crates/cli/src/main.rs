@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             Command::Sql(args) => commands::report::sql(args).await,
             Command::Verify(args) => commands::report::verify(args).await,
             Command::AthenaDdl(args) => commands::report::athena(args),
+            Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Import(args) => commands::import::run(args).await,
             Command::Schedule(args) => {
                 commands::schedule::run(args, cli.log_format, cli.quiet).await

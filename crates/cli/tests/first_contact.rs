@@ -198,3 +198,137 @@ fn every_failure_a_new_user_can_cause_is_one_line_with_its_fix() {
         "nothing was written by any failure"
     );
 }
+
+/// `patchtrail doctor --format json` with the fleet on `sim` and, when given, S3 on `s3`.
+fn doctor(sim: &str, s3: Option<&str>, store: &str) -> (Option<i32>, serde_json::Value) {
+    let mut cmd = Command::new(patchtrail_bin());
+    aws_env(&mut cmd, sim);
+    if let Some(s3) = s3 {
+        cmd.env("AWS_ENDPOINT_URL_S3", s3);
+    }
+    let out = cmd
+        .args(["doctor", "--store", store, "--format", "json"])
+        .output()
+        .expect("run doctor");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor printed no JSON ({e}): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    (out.status.code(), json)
+}
+
+fn check_named<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"].as_str() == Some(name)))
+        .unwrap_or_else(|| panic!("no check `{name}` in {report}"))
+}
+
+#[test]
+fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf8");
+
+    let sim = start_sim(&["--instances", "40", "--seed", "9"]);
+    let (code, report) = doctor(&sim.url, None, s);
+    assert_eq!(
+        code,
+        Some(0),
+        "doctor against a healthy simulator: {report}"
+    );
+    assert_eq!(report["account"], "123456789012");
+    assert!(
+        report["arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:"))
+    );
+    // The tag's instance count, against what collect itself then finds.
+    let collected = patchtrail(&sim.url, &["collect", "--store", s, "-q"]);
+    assert!(collected.status.success(), "{}", text(&collected.stderr));
+    let manifest = read_json(&manifests(&store)[0]);
+    assert_eq!(
+        report["tagged_instances"].as_u64(),
+        manifest["counts"]["instances"].as_u64(),
+        "doctor's tagged count matches the collect's: {manifest}"
+    );
+    // Under 50 tagged instances doctor asks about all of them, so its managed count is exact.
+    assert_eq!(
+        report["managed_instances"].as_u64(),
+        manifest["counts"]["managed"].as_u64(),
+        "{manifest}"
+    );
+    assert!(report["estimated_collect_seconds"].as_f64().is_some());
+    assert!(
+        report["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["ok"] == true))
+    );
+
+    for action in [
+        "ec2:DescribeInstances",
+        "ssm:DescribeInstancePatchStates",
+        "ssm:DescribeInstancePatches",
+    ] {
+        let denied = start_sim(&["--instances", "10", "--seed", "9", "--deny-action", action]);
+        let (code, report) = doctor(&denied.url, None, s);
+        assert_eq!(code, Some(4), "{action} denied: {report}");
+        let failed: Vec<_> = report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .collect();
+        assert_eq!(failed.len(), 1, "only {action} fails: {report}");
+        assert_eq!(failed[0]["check"], action);
+        assert!(
+            failed[0]["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains(&format!("allow the IAM action {action}"))),
+            "{report}"
+        );
+    }
+    let runs_before = manifests(&store).len();
+    assert_eq!(runs_before, 1, "doctor commits nothing");
+
+    // On S3: the store probe, and the bucket's protection as boto3 reads it.
+    let moto = start_moto();
+    for (bucket, protection) in [
+        ("doctor-plain", ""),
+        ("doctor-versioned", "versioned"),
+        ("doctor-locked", "object-lock"),
+    ] {
+        let expected = py_json(&moto.url, "s3_bucket.py", &[bucket, protection]);
+        let (code, report) = doctor(&sim.url, Some(&moto.url), &format!("s3://{bucket}/h"));
+        assert_eq!(code, Some(0), "{bucket}: {report}");
+        assert_eq!(
+            report["bucket"]["versioning"], expected["versioning"],
+            "{bucket}"
+        );
+        assert_eq!(
+            report["bucket"]["object_lock"], expected["object_lock"],
+            "{bucket}"
+        );
+        let advice = &check_named(&report, "bucket protection (versioning, Object Lock)")["fix"];
+        assert_eq!(
+            advice.is_null(),
+            protection == "object-lock",
+            "{bucket}: {report}"
+        );
+    }
+    let (code, report) = doctor(&sim.url, Some(&moto.url), "s3://doctor-missing/h");
+    assert_eq!(code, Some(1), "{report}");
+    let store_check = check_named(
+        &report,
+        "store (list, write and read back _patchtrail/doctor-probe)",
+    );
+    assert!(
+        store_check["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("does not exist")),
+        "{report}"
+    );
+}

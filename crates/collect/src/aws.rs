@@ -220,6 +220,11 @@ impl AwsFleet {
 
     /// The account id of the caller (`sts:GetCallerIdentity`); also proves the credentials work.
     pub async fn account_id(&self) -> Result<String, CollectError> {
+        Ok(self.identity().await?.0)
+    }
+
+    /// Who the credentials are: `(account id, ARN)` from `sts:GetCallerIdentity`.
+    pub async fn identity(&self) -> Result<(String, String), CollectError> {
         self.count_call();
         let out = self
             .sts
@@ -227,7 +232,8 @@ impl AwsFleet {
             .send()
             .await
             .map_err(|e| CollectError::from_identity(call_error(e)))?;
-        out.account()
+        let account = out
+            .account()
             .map(str::to_string)
             .ok_or_else(|| CollectError::Aws {
                 operation: "sts:GetCallerIdentity",
@@ -235,7 +241,8 @@ impl AwsFleet {
                     code: "ResponseError".into(),
                     message: "the answer has no Account".into(),
                 },
-            })
+            })?;
+        Ok((account, out.arn().unwrap_or_default().to_string()))
     }
 
     /// Every instance carrying the tag, all pages, running and stopped alike (terminated ones

@@ -110,6 +110,25 @@ impl Store {
         }
     }
 
+    /// Lists the runs, writes a probe object and reads it back: what `doctor` checks before a
+    /// collect. Returns how many runs the store names.
+    pub async fn probe(&self) -> Result<usize, StoreError> {
+        let (refs, _) = self.run_refs().await?;
+        let key = "_patchtrail/doctor-probe";
+        let body = format!("patchtrail doctor probe {}", Utc::now().to_rfc3339()).into_bytes();
+        self.put(key, body.clone()).await?;
+        let back = self.get(key).await?;
+        if back[..] != body[..] {
+            return Err(StoreError::Object {
+                url: self.url().to_string(),
+                operation: "read",
+                key: key.into(),
+                reason: "the probe read back differs from what was written".into(),
+            });
+        }
+        Ok(refs.len())
+    }
+
     /// Reserves the first free run id among `candidates` (tried in order).
     pub(crate) async fn claim(
         &self,

@@ -4,6 +4,7 @@
 //! the reports and the tests use the same code whatever the backend. A run is a set of data
 //! objects plus a manifest written last; only manifests make history.
 
+mod bucket;
 mod chain;
 mod encode;
 mod history;
@@ -12,6 +13,7 @@ mod location;
 mod verify;
 mod writer;
 
+pub use bucket::BucketProtection;
 pub use chain::{
     CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, chain_key, chain_sequence, claim_key, claimed_run_id,
 };
@@ -48,6 +50,10 @@ pub enum StoreError {
         operation: &'static str,
         key: String,
     },
+    #[error(
+        "cannot reach the S3 endpoint of '{url}' ({reason}): check the network, the region, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 if set"
+    )]
+    Unreachable { url: String, reason: String },
     #[error("object '{key}' not found in '{url}'")]
     NotFound { url: String, key: String },
     #[error("could not {operation} '{key}' in '{url}': {reason}")]
@@ -87,6 +93,18 @@ impl StoreError {
                 operation,
                 key,
             }
+        } else if text.contains("error sending request")
+            || text.contains("Connection refused")
+            || text.contains("dns error")
+        {
+            StoreError::Unreachable {
+                url,
+                reason: if text.contains("dns error") {
+                    "the host name does not resolve".into()
+                } else {
+                    "the connection failed".into()
+                },
+            }
         } else if matches!(e, object_store::Error::NotFound { .. }) {
             StoreError::NotFound { url, key }
         } else {
@@ -103,7 +121,9 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::Object { .. } | StoreError::Contended { .. }
+            StoreError::Object { .. }
+                | StoreError::Contended { .. }
+                | StoreError::Unreachable { .. }
         )
     }
 }

@@ -23,6 +23,16 @@ pub struct Store {
     pub(crate) root: Path,
     url: String,
     kind: StoreKind,
+    /// How to reach an S3 store's bucket outside object_store (its settings, for `doctor`).
+    pub(crate) s3: Option<S3Endpoint>,
+}
+
+/// Region, endpoint and credentials of an S3 store, kept for bucket-level requests.
+#[derive(Clone)]
+pub(crate) struct S3Endpoint {
+    pub(crate) region: String,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) credentials: Option<Arc<SdkCredentials>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,14 +170,18 @@ impl Store {
                 .clone()
                 .or_else(|| std::env::var("AWS_REGION").ok())
                 .unwrap_or_else(|| "us-east-1".into());
-            builder = builder.with_region(region);
+            builder = builder.with_region(&region);
             if let Some(endpoint) = &aws.endpoint {
                 builder = builder
                     .with_allow_http(endpoint.starts_with("http://"))
                     .with_endpoint(endpoint);
             }
-            if let Some(provider) = &aws.credentials {
-                builder = builder.with_credentials(Arc::new(SdkCredentials::new(provider.clone())));
+            let credentials = aws
+                .credentials
+                .as_ref()
+                .map(|provider| Arc::new(SdkCredentials::new(provider.clone())));
+            if let Some(credentials) = &credentials {
+                builder = builder.with_credentials(credentials.clone());
             }
             let objects = builder.build().map_err(|e| bad(&e.to_string()))?;
             return Ok(Store {
@@ -178,6 +192,11 @@ impl Store {
                     bucket: bucket.to_string(),
                     prefix,
                 },
+                s3: Some(S3Endpoint {
+                    region,
+                    endpoint: aws.endpoint.clone(),
+                    credentials,
+                }),
             });
         }
         if url == "memory://" || url.starts_with("memory://") {
@@ -186,6 +205,7 @@ impl Store {
                 root: Path::default(),
                 url: url.to_string(),
                 kind: StoreKind::Memory,
+                s3: None,
             });
         }
         if let Some((scheme, _)) = url.split_once("://")
@@ -214,6 +234,7 @@ impl Store {
             root: Path::default(),
             url: dir.display().to_string(),
             kind: StoreKind::Local(dir),
+            s3: None,
         })
     }
 
@@ -272,7 +293,7 @@ impl Store {
 
 /// Feeds credentials from the AWS SDK's provider chain to object_store, cached until near expiry.
 #[derive(Debug)]
-struct SdkCredentials {
+pub(crate) struct SdkCredentials {
     provider: SharedCredentialsProvider,
     cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
 }

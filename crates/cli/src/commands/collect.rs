@@ -112,6 +112,18 @@ impl Prepared {
         &self.plan.store_url
     }
 
+    pub fn region(&self) -> &str {
+        self.config.region().map(|r| r.as_ref()).unwrap_or_default()
+    }
+
+    pub fn config(&self) -> &aws_types::SdkConfig {
+        &self.config
+    }
+
+    pub fn options(&self) -> &CollectOptions {
+        &self.plan.options
+    }
+
     /// Opens the store and fails early on a missing bucket, denied access or unwritable folder.
     pub async fn open_store(&self) -> Result<Store, Failure> {
         // The bucket may live in another region than the fleet (`--region`): use its own.

@@ -2,6 +2,7 @@
 
 pub mod collect;
 pub mod demo;
+pub mod doctor;
 pub mod import;
 pub mod report;
 pub mod schedule;
