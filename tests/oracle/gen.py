@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 UTC = timezone.utc
+US = timedelta(microseconds=1)
 TZS = ["UTC", "America/New_York", "Asia/Tokyo"]
 
 # §2.1 every known state, plus unknown ones that must fall in `other` (§2.2). (`import` folds the case and
@@ -100,8 +101,15 @@ def snapshot_time(draw, window):
     start, dst = window
     day = draw(st.one_of(st.sampled_from([dst - timedelta(days=1), dst, dst + timedelta(days=1)]),
                          st.sampled_from(range(28)).map(lambda n: start + timedelta(days=n))))
-    kind = draw(st.sampled_from(["random", "random", "random", "start", "end", "start_plus"]))
+    kind = draw(st.sampled_from(["random", "random", "random", "start", "end", "start_plus", "dst"]))
     tz = draw(st.sampled_from(TZS))
+    if kind == "dst":  # next to New York's DST changes: the 23- and 25-hour local days (§5.1)
+        ny = "America/New_York"
+        edges = [local_instant(dst, ny, "start"), local_instant(dst + timedelta(days=1), ny, "start"),
+                 local_instant(dst + timedelta(days=1), ny, "start") + timedelta(minutes=30),
+                 local_instant(dst, ny, "at", 2 * 3600), local_instant(dst, ny, "at", 5400),
+                 local_instant(dst, ny, "at", 9000), local_instant(dst, ny, "at", 23 * 3600 + 1800)]
+        return draw(st.sampled_from(edges)) + draw(st.sampled_from([timedelta(0), US, -US, timedelta(seconds=1)]))
     if kind == "random":
         # sampled_from draws uniformly (integers() favours small values): times all over the day
         secs = draw(st.sampled_from(range(24))) * 3600 + draw(st.sampled_from(range(60))) * 60 + draw(st.integers(0, 59))
@@ -232,14 +240,15 @@ def _interleave(lines, order):
     return [lines[by_scope[s].pop(0)] for s in picks]
 
 
-def query_dates(scn: Scenario):
-    """Candidate `--as-of` / `--from` / `--to` dates: every snapshot's local date in every zone, ±1 day,
-    and dates before and after the whole history."""
+def query_dates(scn: Scenario, tz: str):
+    """Candidate `--as-of` / `--from` / `--to` dates in zone tz: each snapshot's local date and the day
+    before it (where the snapshot is just in / just out of force), the DST days, and dates before and
+    after the whole history."""
     out = set()
     for t in scn.snapshot_times:
-        for tz in TZS:
-            d = t.astimezone(ZoneInfo(tz)).date()
-            out.update({d - timedelta(days=1), d, d + timedelta(days=1)})
+        d = t.astimezone(ZoneInfo(tz)).date()
+        out.update({d - timedelta(days=1), d})
     if out:
         out.update({min(out) - timedelta(days=30), max(out) + timedelta(days=30)})
-    return sorted(out)
+    dst_days = [dst for _start, dst in WINDOWS if min(out) <= dst <= max(out)]
+    return sorted(out) + dst_days * 3  # the DST days drawn more often

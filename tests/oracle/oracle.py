@@ -10,6 +10,7 @@ Entry points: `load_store(root)` -> Store; then `summary`, `diff`, `history_inst
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -207,26 +208,33 @@ def _seed_member(p, *names):
 
 
 def load_store(root, seed_workflow=True):
-    """§1.1: history is the committed runs (a manifest under runs/ or _patchtrail/runs/) and only
-    the objects their manifests list; anything else in the store is ignored.
-    §1.2: with seed_workflow, seed pages in day partitions that no run claims form `seed-YYYYMMDD`
-    snapshots."""
+    """§1.1: history is the committed runs (a manifest a chain entry under _patchtrail/chain/ names,
+    with a matching SHA-256) and only the objects their manifests list; anything else is ignored.
+    §1.2: with seed_workflow, seed pages that carry no claimed run's tag form `seed-YYYYMMDD` snapshots."""
     runs = []
-    listed = set()
-    for prefix in ("runs", "_patchtrail/runs"):
-        base = os.path.join(root, prefix)
-        for dirpath, _dirs, files in os.walk(base):
-            for fname in files:
-                if not fname.endswith(".json"):
-                    continue
-                with open(os.path.join(dirpath, fname), encoding="utf-8") as f:
-                    m = json.load(f)
-                runs.append(_load_run(root, m))
-                listed.update(o["key"] for o in m["objects"])
+    chain = os.path.join(root, "_patchtrail", "chain")
+    for fname in sorted(os.listdir(chain)) if os.path.isdir(chain) else []:
+        with open(os.path.join(chain, fname), encoding="utf-8") as f:
+            entry = json.load(f)
+        path = os.path.join(root, entry["manifest_key"])
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            raw = f.read()
+        if hashlib.sha256(raw).hexdigest() != entry["manifest_sha256"]:
+            continue
+        runs.append(_load_run(root, json.loads(raw)))
     if seed_workflow:
-        runs.extend(_seed_workflow_runs(root, listed))
+        runs.extend(_seed_workflow_runs(root))
     runs.sort(key=lambda r: r.key)
     return Store(runs)
+
+
+def _claimed_tags(root):
+    """§1.2: the tags of every run id with a claim: first 8 hex digits of SHA-256("patchtrail-run/<id>")."""
+    claims = os.path.join(root, "_patchtrail", "claims")
+    ids = [f[:-len(".json")] for f in os.listdir(claims) if f.endswith(".json")] if os.path.isdir(claims) else []
+    return {hashlib.sha256(f"patchtrail-run/{i}".encode()).hexdigest()[:8] for i in ids}
 
 
 def _load_run(root, m):
@@ -271,17 +279,17 @@ def _load_run(root, m):
     return run
 
 
-def _seed_workflow_runs(root, listed):
-    """§1.2: each day partition of seed pages that no patchtrail run claims is one snapshot of an
-    unknown account and region (""), run id seed-YYYYMMDD, dated by the earliest LastModified (for a
-    local folder: the file's modification time) of its objects. Its instances have no patch state."""
-    claimed = {k.split("/instanceid=")[0] for k in listed if _SEED_PAGE.match(k)}
+def _seed_workflow_runs(root):
+    """§1.2: the seed pages no claimed run's tag marks; each day partition of them is one snapshot of
+    an unknown account and region (""), run id seed-YYYYMMDD, dated by the earliest LastModified (for a
+    local folder: the file's modification time) of its pages. Its instances have no patch state."""
+    ours = _claimed_tags(root)
     parts = {}
     for dirpath, _dirs, files in os.walk(root):
         for fname in files:
             key = os.path.relpath(os.path.join(dirpath, fname), root).replace(os.sep, "/")
             mt = _SEED_PAGE.match(key)
-            if not mt or mt.group(1) in claimed:
+            if not mt or mt.group(3)[:8] in ours:
                 continue
             parts.setdefault(mt.group(1), []).append((key, mt.group(2)))
     runs = []

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 import gen
@@ -33,6 +33,8 @@ import tally
 
 BIN = os.environ.get("PATCHTRAIL_BIN", "/var/cache/patchtrail-target/debug/patchtrail")
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "16"))
+# Shrinking a failure re-runs the product hundreds of times (minutes each); on by request only.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("ORACLE_SHRINK") else [])
 FORMATS = ["parquet", "jsonl", "seed"]
 TS_COLUMNS = {"last_scan_time", "snapshot_time", "from_last_scan", "to_last_scan", "latest_snapshot", "first_seen",
               "first_seen_missing", "first_seen_installed"}
@@ -56,8 +58,19 @@ def run(args, timeout=180):
     return p.stdout
 
 
+class NotInForce(Exception):
+    """The product refused a report because no snapshot is in force (§5.4)."""
+
+
 def report(store, args, table=None):
-    out = run(["report", *args, "--store", store, "--format", "json", *(["--table", table] if table else [])])
+    cmd = [BIN, "report", *args, "--store", store, "--format", "json", *(["--table", table] if table else [])]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if p.returncode == 2 and ("error: no snapshot at or before " in p.stderr
+                              or "no snapshot lies in that range" in p.stderr):
+        raise NotInForce(p.stderr.strip())
+    if p.returncode != 0:
+        raise ProductError(f"`patchtrail {' '.join(cmd[1:])}` exited {p.returncode}:\n{p.stderr[-3000:]}")
+    out = p.stdout
     rows = json.loads(out)
     assert isinstance(rows, list), f"report {args} {table}: not a JSON array: {out[:300]}"
     return rows
@@ -90,8 +103,8 @@ def add_leftovers(store):
                         shutil.copy(src, os.path.join(head, f"{stem[:-2]}98.{ext}"))
                         with open(os.path.join(head, "foreign.txt"), "w") as f:
                             f.write("not history\n")
-                    elif "/instanceid=" in obj["key"]:
-                        shutil.copy(src, os.path.join(head, "00000000-0000-5000-8000-000000000000"))
+                    elif "/instanceid=" in obj["key"]:  # the run's own tag (§1.2), but listed nowhere
+                        shutil.copy(src, os.path.join(head, f"{tail[:8]}-ffff-5fff-bfff-ffffffffffff"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,11 +218,10 @@ def stale_args(s):
 def check_history(store, scn, data):
     """Draws the queries with `data`, runs them (two at a time), returns the list of problems."""
     st_ = data.draw
-    dates = gen.query_dates(scn)
-    d = st.sampled_from(dates)
     tzs = st.sampled_from(gen.TZS)
+    d_in = lambda tz: st.sampled_from(gen.query_dates(scn, tz))
     stales = st.sampled_from([None, None, 7, 30])
-    jobs = []  # (label, args, table, checker(rows) -> problems)
+    jobs = []  # (label, args, table, refused (§5.4), checker(rows) -> problems)
     S = O.load_store(store)
 
     for _ in range(2):  # §6.1 summary
@@ -218,29 +230,33 @@ def check_history(store, scn, data):
             at = st_(st.sampled_from(scn.snapshot_times))
             arg = gen.rfc3339(at, st_(st.integers(0, 2)))  # a full RFC 3339 time: that instant
         else:
-            arg = st_(d).isoformat()
+            arg = st_(d_in(tz)).isoformat()
         T = O.instant(arg, tz)
+        refused = not O.in_force(S, T)  # §5.4
         rows, fleet, by_level = O.summary(S, T, stale)
         args = ["summary", "--as-of", arg, *tz_args(tz, st_(st.booleans())), *stale_args(stale)]
-        lbl = f"summary --as-of {arg} --tz {tz} --stale-days {stale}"
-        jobs.append((lbl, args, None, lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.SUMMARY_COLUMNS)))
-        jobs.append((lbl + " [fleet]", args, "fleet",
+        lbl = " ".join(args)
+        jobs.append((lbl, args, None, refused,
+                     lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.SUMMARY_COLUMNS)))
+        jobs.append((lbl + " [fleet]", args, "fleet", refused,
                      lambda got, fleet=fleet, lbl=lbl: compare(lbl + " [fleet]", [fleet], got, O.FLEET_COLUMNS)))
-        jobs.append((lbl + " [missing_by_severity]", args, "missing_by_severity",
+        jobs.append((lbl + " [missing_by_severity]", args, "missing_by_severity", refused,
                      lambda got, e=by_level, lbl=lbl: count_table(lbl + " [missing_by_severity]", e, got,
                                                                   "severity_level")))
 
     for _ in range(2):  # §6.2 diff
         tz, stale = st_(tzs), st_(stales)
-        d1, d2 = sorted([st_(d), st_(d)])
+        d1, d2 = sorted([st_(d_in(tz)), st_(d_in(tz))])
         rows, counts = O.diff(S, O.end_of(d1, tz), O.end_of(d2, tz), stale)
-        note_transitions(rows)
+        refused = not O.in_force(S, O.end_of(d1, tz)) or not O.in_force(S, O.end_of(d2, tz))  # §5.4
+        if not refused:
+            note_transitions(rows)
         args = ["diff", "--from", d1.isoformat(), "--to", d2.isoformat(), *tz_args(tz, st_(st.booleans())),
                 *stale_args(stale)]
-        lbl = f"diff --from {d1} --to {d2} --tz {tz} --stale-days {stale}"
-        jobs.append((lbl, args, None,
+        lbl = " ".join(args)
+        jobs.append((lbl, args, None, refused,
                      lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.DIFF_COLUMNS, diff_project)))
-        jobs.append((lbl + " [counts]", args, "counts",
+        jobs.append((lbl + " [counts]", args, "counts", refused,
                      lambda got, e=counts, lbl=lbl: count_table(lbl + " [counts]", e, got, "change")))
 
     ids = scn.instance_ids or ["i-00000000000000000"]
@@ -250,9 +266,9 @@ def check_history(store, scn, data):
         note_transitions(changes)
         args = ["history", "--instance", iid]
         lbl = f"history --instance {iid}"
-        jobs.append((lbl, args, None, lambda got, e=snaps, lbl=lbl: compare(lbl, e, got, O.HISTORY_SNAPSHOT_COLUMNS)
+        jobs.append((lbl, args, None, False, lambda got, e=snaps, lbl=lbl: compare(lbl, e, got, O.HISTORY_SNAPSHOT_COLUMNS)
                      + ordered(lbl, got)))
-        jobs.append((lbl + " [patch_changes]", args, "patch_changes",
+        jobs.append((lbl + " [patch_changes]", args, "patch_changes", False,
                      lambda got, e=changes, lbl=lbl: compare(lbl + " [patch_changes]", e, got, O.PATCH_CHANGE_COLUMNS)
                      + ordered(lbl + " [patch_changes]", got)))
 
@@ -261,14 +277,14 @@ def check_history(store, scn, data):
         insts, snaps = O.history_kb(S, kb)
         args = ["history", f"--kb={kb}"]
         lbl = f"history --kb {kb}"
-        jobs.append((lbl, args, None, lambda got, e=insts, lbl=lbl: compare(lbl, e, got, O.KB_INSTANCE_COLUMNS)))
-        jobs.append((lbl + " [snapshots]", args, "snapshots",
+        jobs.append((lbl, args, None, False, lambda got, e=insts, lbl=lbl: compare(lbl, e, got, O.KB_INSTANCE_COLUMNS)))
+        jobs.append((lbl + " [snapshots]", args, "snapshots", False,
                      lambda got, e=snaps, lbl=lbl: compare(lbl + " [snapshots]", e, got, O.KB_SNAPSHOT_COLUMNS)
                      + ordered(lbl + " [snapshots]", got)))
 
     tz, stale = st_(tzs), st_(stales)  # §6.4 trend, §5.3 range
     if st_(st.booleans()):
-        d1, d2 = sorted([st_(d), st_(d)])
+        d1, d2 = sorted([st_(d_in(tz)), st_(d_in(tz))])
         rows = O.trend(S, O.start_of(d1, tz), O.end_of(d2, tz), stale)
         args = ["trend", "--from", d1.isoformat(), "--to", d2.isoformat(), *tz_args(tz, st_(st.booleans())),
                 *stale_args(stale)]
@@ -276,15 +292,20 @@ def check_history(store, scn, data):
         rows = O.trend(S, None, None, stale)
         args = ["trend", *stale_args(stale)]
     lbl = " ".join(args)
-    jobs.append((lbl, args, None, lambda got, e=rows, lbl=lbl: compare(lbl, e, got, O.TREND_COLUMNS)
+    jobs.append((lbl, args, None, not rows, lambda got, e=rows, lbl=lbl: compare(lbl, e, got, O.TREND_COLUMNS)
                  + ordered(lbl, got)))
 
-    futures = [(lbl, table, check, POOL.submit(report, store, args, table)) for lbl, args, table, check in jobs]
+    futures = [(lbl, table, refused, check, POOL.submit(report, store, args, table))
+               for lbl, args, table, refused, check in jobs]
     problems = []
-    for lbl, table, check, fut in futures:
+    for lbl, table, refused, check, fut in futures:
         tally.reports[table or lbl.split()[0]] += 1
         try:
-            problems += check(fut.result())
+            got = fut.result()
+            problems += [f"{lbl}: nothing is in force, so the report must be refused (§5.4)"] if refused else check(got)
+        except NotInForce as e:
+            if not refused:
+                problems.append(f"{lbl}: refused although a snapshot is in force: {e}")
         except ProductError as e:
             problems.append(f"{lbl}: {e}")
     return problems
@@ -310,7 +331,7 @@ def _property_test(fmt, fixed_seed):
     """One property test per store format, each with its own fixed seed (reproducible, and the three
     formats see different histories)."""
     @seed(fixed_seed)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=False,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=False, phases=PHASES,
               suppress_health_check=list(HealthCheck))
     @given(scn=gen.scenarios(), data=st.data())
     def test(scn, data):
@@ -387,6 +408,48 @@ def test_every_transition_in_one_history(fmt):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_dst_days_end_at_local_midnight():
+    """§5.1/§5.2/§5.3 on New York's 23-hour (2026-03-08) and 25-hour (2026-11-01) days, with runs on the
+    last microsecond of the local day and the first of the next; expectations written by hand, and the
+    reports compared with the oracle as well."""
+    inst = lambda name: [{"instance_id": "i-0123456789abcdef0", "name": name, "last_scan_time": None, "patches": []}]
+    runs = [("111111111111", "2026-03-08T12:00:00Z", "r1"), ("111111111111", "2026-03-09T03:59:59.999999Z", "r2"),
+            ("111111111111", "2026-03-09T04:00:00Z", "r3"), ("222222222222", "2026-11-01T04:00:00Z", "n1"),
+            ("222222222222", "2026-11-02T04:30:00Z", "n2"), ("222222222222", "2026-11-02T05:00:00Z", "n3")]
+    lines = [{"snapshot_time": t, "account_id": a, "region": "us-east-1", "instances": inst(n)} for a, t, n in runs]
+    for line in lines[3:]:
+        line["instances"][0]["instance_id"] = "i-0123456789abcdef1"
+    tmp = tempfile.mkdtemp(prefix="patchtrail-oracle-")
+    try:
+        store = os.path.join(tmp, "store")
+        import_history(store, "parquet", lines)
+        S = O.load_store(store)
+        ny = "America/New_York"
+        cases = [("2026-03-08", ny, {"r2"}), ("2026-03-09", ny, {"r3"}), ("2026-03-08", "Asia/Tokyo", {"r1"}),
+                 ("2026-03-08", "UTC", {"r1"}), ("2026-11-01", ny, {"r3", "n2"}), ("2026-11-02", "UTC", {"r3", "n3"}),
+                 ("2026-11-01", "UTC", {"r3", "n1"})]
+        problems = []
+        for as_of, tz, names in cases:
+            rows, _fleet, _ = O.summary(S, O.instant(as_of, tz))
+            assert {r["name"] for r in rows} == names, (as_of, tz)  # the oracle against the hand-written answer
+            got = report(store, ["summary", "--as-of", as_of, "--tz", tz])
+            problems += compare(f"summary --as-of {as_of} --tz {tz}", rows, got, O.SUMMARY_COLUMNS)
+        for d1, d2, tz, n in [("2026-11-01", "2026-11-01", ny, 2), ("2026-03-08", "2026-03-08", ny, 2),
+                              ("2026-03-09", "2026-03-09", "Asia/Tokyo", 2), ("2026-11-02", "2026-11-02", "UTC", 2)]:
+            rows = O.trend(S, O.start_of(date.fromisoformat(d1), tz), O.end_of(date.fromisoformat(d2), tz))
+            assert len(rows) == n, (d1, d2, tz)
+            got = report(store, ["trend", "--from", d1, "--to", d2, "--tz", tz])
+            problems += compare(f"trend --from {d1} --to {d2} --tz {tz}", rows, got, O.TREND_COLUMNS)
+        rows, _ = O.diff(S, O.end_of(date(2026, 3, 8), ny), O.end_of(date(2026, 11, 1), ny))
+        assert [r["change"] for r in rows] == ["appeared"]
+        problems += compare("diff --from 2026-03-08 --to 2026-11-01 --tz America/New_York", rows,
+                            report(store, ["diff", "--from", "2026-03-08", "--to", "2026-11-01", "--tz", ny]),
+                            O.DIFF_COLUMNS, diff_project)
+        assert not problems, "\n".join(problems)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _write_seed_page(store, day, iid, name, patches, mtime):
     path = os.path.join(store, f"year={day:%Y}/month={day:%m}/day={day:%d}/instanceid={iid}/{name}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -398,7 +461,7 @@ def _write_seed_page(store, day, iid, name, patches, mtime):
 def test_seed_workflow_partitions():
     """§1.2: day partitions written by the seed's own workflow (no manifest) are snapshots seed-YYYYMMDD of
     account "" and region "", dated by their earliest LastModified, with no patch state (compliance
-    unknown, §4.1 rule 3); a partition claimed by a patchtrail run is not one."""
+    unknown, §4.1 rule 3); pages carrying a claimed run's tag are patchtrail's own, never one."""
     from datetime import datetime, timezone
     tmp = tempfile.mkdtemp(prefix="patchtrail-oracle-")
     try:

@@ -493,21 +493,29 @@ impl LoadedHistory {
         if runs.is_empty() {
             return Err(QueryError::BadInput {
                 input: "--from/--to".into(),
-                fix: "no snapshot lies in that range; widen it".into(),
+                fix: "no snapshot lies in that range (docs/semantics.md §5.4); widen it".into(),
             });
         }
-        let count = |c: &str| format!("SUM(CASE WHEN compliance = '{c}' THEN 1 ELSE 0 END)");
+        let count = |c: &str| format!("SUM(CASE WHEN s.compliance = '{c}' THEN 1 ELSE 0 END)");
+        let sum = |c: &str| format!("CAST(COALESCE(SUM(s.{c}), 0) AS BIGINT) AS {c}");
+        // From `runs`, so that a run that found no instance is a row of zeros, not a gap.
         let trend = self
             .query(
                 "trend",
                 &format!(
-                    "SELECT snapshot_time, run_id, account_id, region, COUNT(*) AS instances,
+                    "SELECT r.snapshot_time, r.run_id, r.account_id, r.region, COUNT(s.instance_id) AS instances,
                        {compliant} AS compliant_instances, {non} AS noncompliant_instances, {unknown} AS unknown_instances,
                        {unmanaged} AS unmanaged_instances, {error} AS error_instances,
-                       SUM(installed) AS installed, SUM(missing) AS missing, SUM(missing_critical) AS missing_critical,
-                       SUM(missing_security) AS missing_security, SUM(failed) AS failed
-                     FROM ({states})
-                     GROUP BY snapshot_time, run_id, account_id, region ORDER BY snapshot_time, run_id",
+                       {installed}, {missing}, {missing_critical}, {missing_security}, {failed}
+                     FROM runs r LEFT JOIN ({states}) s ON s.run_id = r.run_id
+                     WHERE r.run_id IN {run_list}
+                     GROUP BY r.snapshot_time, r.run_id, r.account_id, r.region ORDER BY r.snapshot_time, r.run_id",
+                    installed = sum("installed"),
+                    missing = sum("missing"),
+                    missing_critical = sum("missing_critical"),
+                    missing_security = sum("missing_security"),
+                    failed = sum("failed"),
+                    run_list = run_list(&runs),
                     compliant = count("compliant"),
                     non = count("non_compliant"),
                     unknown = count("unknown"),
