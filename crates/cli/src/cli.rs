@@ -1,6 +1,7 @@
 //! The command line (clap): names agreed in DESIGN.md; scripts and docs rely on them.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use patchtrail_query::Lang;
 use std::net::SocketAddr;
 
 pub const EXIT_CODES: &str = "\
@@ -26,6 +27,19 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Language of text for people (report titles, headers, charts, sheets, the collect
+    /// summary): en or ja [default: PATCHTRAIL_LANG, else ja under a ja_* locale, else en].
+    /// CSV, JSON and JSON lines keep their English column names.
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<String>,
+}
+
+/// How a command speaks to people: log format, quietness and language.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub log_format: LogFormat,
+    pub quiet: bool,
+    pub lang: Lang,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

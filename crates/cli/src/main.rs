@@ -8,7 +8,8 @@ mod progress;
 mod signals;
 
 use clap::Parser;
-use cli::{Cli, Command, LogFormat};
+use cli::{Cli, Command, LogFormat, Ui};
+use patchtrail_query::Lang;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -46,20 +47,30 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let lang = match cli.lang.as_deref().map(Lang::parse).transpose() {
+        Ok(lang) => lang.unwrap_or_else(Lang::from_env),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(failure::EXIT_BAD_INPUT);
+        }
+    };
+    let ui = Ui {
+        log_format: cli.log_format,
+        quiet: cli.quiet,
+        lang,
+    };
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Collect(args) => commands::collect::run(args, cli.log_format, cli.quiet).await,
+            Command::Collect(args) => commands::collect::run(args, ui).await,
             Command::Sim(args) => commands::sim::run(args).await,
-            Command::Demo(args) => commands::demo::run(args).await,
-            Command::Report(args) => commands::report::report(&args.report).await,
-            Command::Sql(args) => commands::report::sql(args).await,
+            Command::Demo(args) => commands::demo::run(args, lang).await,
+            Command::Report(args) => commands::report::report(&args.report, lang).await,
+            Command::Sql(args) => commands::report::sql(args, lang).await,
             Command::Verify(args) => commands::report::verify(args).await,
             Command::AthenaDdl(args) => commands::report::athena(args),
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Import(args) => commands::import::run(args).await,
-            Command::Schedule(args) => {
-                commands::schedule::run(args, cli.log_format, cli.quiet).await
-            }
+            Command::Schedule(args) => commands::schedule::run(args, ui).await,
         }
     });
     match result {

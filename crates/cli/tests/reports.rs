@@ -235,41 +235,7 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         "self-contained, no network"
     );
 
-    let shot = repo_root().join("target/test-artifacts/report.png");
-    std::fs::create_dir_all(shot.parent().expect("folder")).expect("mkdir");
-    let _ = std::fs::remove_file(&shot);
-    let profile = dir.path().join("chromium-profile");
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1400,2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .expect("run chromium");
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "chromium failed: {log}");
-    let console: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
-        .collect();
-    assert!(console.is_empty(), "console errors: {console:?}");
-    let png = std::fs::read(&shot).expect("screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 20_000,
-        "a real screenshot: {} bytes",
-        png.len()
-    );
+    screenshot(&html, "report.png", &dir.path().join("chromium-profile"));
 
     let xlsx = dir.path().join("summary.xlsx");
     ok(Command::new(patchtrail_bin())
@@ -346,6 +312,177 @@ fn every_report_draws_its_charts_in_html() {
         "2026-11-16",
     ]);
     assert!(diff.contains("Changes by kind") && diff.contains("newly_installed"));
+}
+
+/// Headless Chromium's screenshot of `html` into `target/test-artifacts/<name>`, checked to be a
+/// real image with no console errors.
+fn screenshot(html: &Path, name: &str, profile: &Path) -> PathBuf {
+    let shot = repo_root().join("target/test-artifacts").join(name);
+    std::fs::create_dir_all(shot.parent().expect("folder")).expect("mkdir");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1400,2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("run chromium");
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {log}");
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(console.is_empty(), "console errors: {console:?}");
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real screenshot: {} bytes",
+        png.len()
+    );
+    shot
+}
+
+/// `--lang ja`: titles, headings, column headers, chart labels and sheet names in Japanese, in
+/// every format for people; CSV and JSON byte-identical to English; the collect summary too.
+#[test]
+fn japanese_for_people_and_stable_english_for_machines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = demo_history(dir.path());
+    let s = store.to_str().expect("utf8");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(patchtrail_bin());
+        for var in ["PATCHTRAIL_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
+        ok(cmd.args(args).args(["--store", s]).output().expect("run"))
+    };
+    let summary = ["report", "summary", "--as-of", "2026-11-20"];
+
+    let html_path = dir.path().join("summary-ja.html");
+    let p = html_path.to_str().expect("utf8");
+    run(
+        &[&summary[..], &["--lang", "ja", "--output", p]].concat(),
+        &[],
+    );
+    let page = std::fs::read_to_string(&html_path).expect("html");
+    for needle in [
+        "<html lang=\"ja\">",
+        "2026-11-20 時点のパッチ適用状況",
+        "準拠状況別のインスタンス数",
+        "重要度別の未適用パッチ",
+        ">非準拠<",
+        "<th>インスタンス ID</th>",
+        "<th>未適用（緊急）</th>",
+        "フリート合計",
+    ] {
+        assert!(
+            page.contains(needle),
+            "`{needle}` missing from the Japanese HTML"
+        );
+    }
+    // Cell values stay the defined terms of docs/semantics.md.
+    assert!(page.contains(">non_compliant<"));
+    // The glyphs need a Japanese font to be drawn (scripts/test installs one).
+    let fonts = Command::new("fc-list")
+        .args([":lang=ja", "family"])
+        .output()
+        .expect("fc-list (fontconfig, with Chromium)");
+    assert!(
+        !text(&fonts.stdout).trim().is_empty(),
+        "no Japanese font: the screenshot would show boxes"
+    );
+    screenshot(&html_path, "report-ja.png", &dir.path().join("chromium-ja"));
+
+    // Machine formats: the same bytes whatever the language.
+    for format in ["csv", "json", "jsonl"] {
+        let en = run(&[&summary[..], &["--format", format]].concat(), &[]);
+        let ja = run(
+            &[&summary[..], &["--format", format, "--lang", "ja"]].concat(),
+            &[],
+        );
+        assert_eq!(en, ja, "--format {format} must not change with --lang");
+    }
+
+    // The language from the environment, and --lang over it.
+    let table = [&summary[..], &["--format", "table"]].concat();
+    let title = |out: String| out.lines().next().unwrap_or_default().to_string();
+    assert_eq!(
+        title(run(&table, &[("PATCHTRAIL_LANG", "ja")])),
+        "2026-11-20 時点のパッチ適用状況"
+    );
+    assert_eq!(
+        title(run(&table, &[("LANG", "ja_JP.UTF-8")])),
+        "2026-11-20 時点のパッチ適用状況"
+    );
+    assert_eq!(
+        title(run(
+            &[&table[..], &["--lang", "en"]].concat(),
+            &[("LANG", "ja_JP.UTF-8")]
+        )),
+        "Patch compliance as of 2026-11-20"
+    );
+
+    // XLSX: Japanese sheet names and headers, as openpyxl reads them.
+    let xlsx = dir.path().join("summary-ja.xlsx");
+    run(
+        &[
+            &summary[..],
+            &["--lang", "ja", "--output", xlsx.to_str().expect("utf8")],
+        ]
+        .concat(),
+        &[],
+    );
+    let book = py_json(
+        "http://127.0.0.1:9",
+        "check_outputs.py",
+        &["xlsx", xlsx.to_str().expect("utf8")],
+    );
+    let sheets: BTreeSet<String> = book
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        sheets,
+        [
+            "インスタンス",
+            "フリート合計",
+            "重要度別の未適用",
+            "未適用の多いパッチ"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(book["インスタンス"]["header"][2], "インスタンス ID");
+
+    // The collect summary.
+    let sim = start_sim(&["--instances", "12", "--seed", "3"]);
+    let collected = ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            dir.path().join("ja-collect").to_str().expect("utf8"),
+            "--lang",
+            "ja",
+        ],
+    ));
+    assert!(
+        collected.contains("をコミットしました") && collected.contains("台（正常 "),
+        "{collected}"
+    );
 }
 
 /// Debian's chromium (scripts/test installs it).

@@ -1,9 +1,9 @@
 //! The charts each report draws in HTML, built from the report's own tables (never from a
 //! second query), so a chart always shows the numbers printed below it.
 
-use crate::QueryError;
 use crate::render::{Chart, Series, cell_text, column_names};
 use crate::reports::Table;
+use crate::{Lang, QueryError};
 
 /// The text of column `name` of `table`, row by row.
 pub fn column(table: &Table, name: &str) -> Result<Vec<String>, QueryError> {
@@ -24,8 +24,18 @@ pub fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
         .collect())
 }
 
+/// Chart labels for values that are defined terms (classes, severity levels, change names).
+fn values(lang: Lang, raw: Vec<String>) -> Vec<String> {
+    raw.iter().map(|v| lang.value(v)).collect()
+}
+
 /// `summary`: instances by compliance, missing patches by severity, the most missed patches.
-pub fn summary(fleet: &Table, severity: &Table, top: &Table) -> Result<Vec<Chart>, QueryError> {
+pub fn summary(
+    lang: Lang,
+    fleet: &Table,
+    severity: &Table,
+    top: &Table,
+) -> Result<Vec<Chart>, QueryError> {
     let classes = [
         "compliant",
         "non_compliant",
@@ -40,17 +50,17 @@ pub fn summary(fleet: &Table, severity: &Table, top: &Table) -> Result<Vec<Chart
     let kb = column(top, "kb_id")?;
     Ok(vec![
         Chart::Bars {
-            title: "Instances by compliance".into(),
-            labels: classes.iter().map(|c| c.to_string()).collect(),
+            title: lang.chart_by_compliance().into(),
+            labels: classes.iter().map(|c| lang.value(c)).collect(),
             values: counts,
         },
         Chart::Bars {
-            title: "Missing patches by severity".into(),
-            labels: column(severity, "severity_level")?,
+            title: lang.chart_missing_by_severity().into(),
+            labels: values(lang, column(severity, "severity_level")?),
             values: numbers(severity, "missing")?,
         },
         Chart::Bars {
-            title: "Most missed patches (instances)".into(),
+            title: lang.chart_most_missed().into(),
             labels: kb,
             values: numbers(top, "instances")?,
         },
@@ -58,16 +68,21 @@ pub fn summary(fleet: &Table, severity: &Table, top: &Table) -> Result<Vec<Chart
 }
 
 /// `diff`: changes by kind.
-pub fn diff(counts: &Table) -> Result<Vec<Chart>, QueryError> {
+pub fn diff(lang: Lang, counts: &Table) -> Result<Vec<Chart>, QueryError> {
     Ok(vec![Chart::Bars {
-        title: "Changes by kind".into(),
-        labels: column(counts, "change")?,
+        title: lang.chart_changes().into(),
+        labels: values(lang, column(counts, "change")?),
         values: numbers(counts, "count")?,
     }])
 }
 
 /// Lines of `series` columns over the table's `snapshot_time` (dates as labels).
-pub fn over_time(table: &Table, title: &str, series: &[&str]) -> Result<Vec<Chart>, QueryError> {
+pub fn over_time(
+    lang: Lang,
+    table: &Table,
+    title: &str,
+    series: &[&str],
+) -> Result<Vec<Chart>, QueryError> {
     let labels = column(table, "snapshot_time")?
         .iter()
         .map(|t| t.chars().take(10).collect())
@@ -75,7 +90,10 @@ pub fn over_time(table: &Table, title: &str, series: &[&str]) -> Result<Vec<Char
     let mut lines = Vec::with_capacity(series.len());
     for name in series {
         lines.push(Series {
-            name: name.replace('_', " "),
+            name: match lang {
+                Lang::En => name.replace('_', " "),
+                Lang::Ja => lang.column(name),
+            },
             values: numbers(table, name)?,
         });
     }

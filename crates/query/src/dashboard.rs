@@ -2,11 +2,11 @@
 //! fleet totals, the trend, missing patches by severity, and a heat map of missing patches per
 //! instance and snapshot.
 
-use crate::QueryError;
 use crate::charts::{column, numbers};
 use crate::history::LoadedHistory;
 use crate::render::{Chart, Series, render_html_with_charts};
 use crate::reports::{Report, quote};
+use crate::{Lang, QueryError};
 use chrono::{DateTime, Utc};
 
 /// Instances shown in the heat map.
@@ -28,22 +28,23 @@ pub async fn dashboard(
         .iter()
         .map(|t| t.chars().take(10).collect())
         .collect();
+    let lang = history.lang;
+    let series = |column: &str| -> Result<Series, QueryError> {
+        Ok(Series {
+            name: match lang {
+                Lang::En => column.replace('_', " "),
+                Lang::Ja => lang.column(column),
+            },
+            values: numbers(trend_table, column)?,
+        })
+    };
     let mut charts = vec![Chart::Lines {
-        title: "Compliance over time".into(),
+        title: lang.chart_over_time().into(),
         labels: dates.clone(),
         series: vec![
-            Series {
-                name: "non-compliant instances".into(),
-                values: numbers(trend_table, "noncompliant_instances")?,
-            },
-            Series {
-                name: "missing critical patches".into(),
-                values: numbers(trend_table, "missing_critical")?,
-            },
-            Series {
-                name: "missing security patches".into(),
-                values: numbers(trend_table, "missing_security")?,
-            },
+            series("noncompliant_instances")?,
+            series("missing_critical")?,
+            series("missing_security")?,
         ],
     }];
 
@@ -55,8 +56,11 @@ pub async fn dashboard(
         .join(",");
     let severity = &summary.tables[2];
     charts.push(Chart::Bars {
-        title: format!("Missing patches by severity ({label})"),
-        labels: column(severity, "severity_level")?,
+        title: format!("{} ({label})", lang.chart_missing_by_severity()),
+        labels: column(severity, "severity_level")?
+            .iter()
+            .map(|v| lang.value(v))
+            .collect(),
         values: numbers(severity, "missing")?,
     });
 
@@ -101,7 +105,7 @@ pub async fn dashboard(
         })
         .collect();
     charts.push(Chart::Heat {
-        title: format!("Missing patches per instance (the {} worst)", rows.len()),
+        title: lang.chart_worst_instances(rows.len()),
         rows,
         columns: dates,
         values,
@@ -111,8 +115,9 @@ pub async fn dashboard(
     tables.swap(0, 1);
     tables.insert(1, trend_table.clone());
     let report = Report {
-        title: format!("Patch compliance report as of {label}"),
+        title: lang.dashboard_title(label),
         subtitle: summary.subtitle,
+        lang,
         tables,
         charts: Vec::new(),
     };

@@ -50,6 +50,8 @@ pub struct LoadedHistory {
     /// The day of the first committed run in the store, loaded or not.
     pub first_day: Option<NaiveDate>,
     pub store_url: String,
+    /// The language reports built from this history speak (English unless set).
+    pub lang: crate::Lang,
 }
 
 const STORE_URL: &str = "patchtrail://store/";
@@ -436,6 +438,7 @@ impl LoadedHistory {
             warnings,
             first_day,
             store_url: store.url().to_string(),
+            lang: crate::Lang::En,
         })
     }
 

@@ -32,6 +32,8 @@ impl Table {
 pub struct Report {
     pub title: String,
     pub subtitle: String,
+    /// The language of its human-facing text (titles, headers, chart labels).
+    pub lang: crate::Lang,
     pub tables: Vec<Table>,
     /// What the HTML page draws above the tables.
     pub charts: Vec<crate::Chart>,
@@ -261,13 +263,13 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::summary(&totals, &severity, &top)?;
+        let charts = crate::charts::summary(self.lang, &totals, &severity, &top)?;
         Ok(Report {
-            title: format!("Patch compliance as of {label}"),
-            subtitle: format!(
-                "Snapshot {}; a scan older than {stale_days} days counts as unknown",
-                Self::describe(&chosen)
-            ),
+            title: self.lang.summary_title(label),
+            subtitle: self
+                .lang
+                .summary_subtitle(&Self::describe(&chosen), stale_days),
+            lang: self.lang,
             tables: vec![instances, totals, severity, top],
             charts,
         })
@@ -346,10 +348,13 @@ impl LoadedHistory {
                 "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change",
             )
             .await?;
-        let charts = crate::charts::diff(&counts)?;
+        let charts = crate::charts::diff(self.lang, &counts)?;
         Ok(Report {
-            title: format!("Changes from {from_label} to {to_label}"),
-            subtitle: format!("From {} to {}", Self::describe(&a), Self::describe(&b)),
+            title: self.lang.diff_title(from_label, to_label),
+            subtitle: self
+                .lang
+                .diff_subtitle(&Self::describe(&a), &Self::describe(&b)),
+            lang: self.lang,
             tables: vec![changes, counts],
             charts,
         })
@@ -409,13 +414,15 @@ impl LoadedHistory {
             )
             .await?;
         let charts = crate::charts::over_time(
+            self.lang,
             &timeline,
-            "Missing and failed patches",
+            self.lang.chart_instance_over_time(),
             &["missing", "missing_critical", "failed"],
         )?;
         Ok(Report {
-            title: format!("History of {instance_id}"),
-            subtitle: format!("{} snapshots", timeline.rows()),
+            title: self.lang.history_title(instance_id),
+            subtitle: self.lang.snapshot_count(timeline.rows()),
+            lang: self.lang,
             tables: vec![timeline, changes],
             charts,
         })
@@ -463,13 +470,15 @@ impl LoadedHistory {
             )
             .await?;
         let charts = crate::charts::over_time(
+            self.lang,
             &timeline,
-            &format!("{kb_id} across the fleet"),
+            &self.lang.chart_kb_over_time(kb_id),
             &["installed", "pending_reboot", "missing", "failed"],
         )?;
         Ok(Report {
-            title: format!("History of {kb_id}"),
-            subtitle: format!("{} instances report it", instances.rows()),
+            title: self.lang.history_title(kb_id),
+            subtitle: self.lang.reporting_instances(instances.rows()),
+            lang: self.lang,
             tables: vec![instances, timeline],
             charts,
         })
@@ -526,8 +535,9 @@ impl LoadedHistory {
             )
             .await?;
         let charts = crate::charts::over_time(
+            self.lang,
             &trend,
-            "Compliance over time",
+            self.lang.chart_over_time(),
             &[
                 "noncompliant_instances",
                 "unknown_instances",
@@ -536,8 +546,9 @@ impl LoadedHistory {
             ],
         )?;
         Ok(Report {
-            title: "Compliance trend".into(),
-            subtitle: format!("{} snapshots", runs.len()),
+            title: self.lang.trend_title().into(),
+            subtitle: self.lang.snapshot_count(runs.len()),
+            lang: self.lang,
             tables: vec![trend],
             charts,
         })
@@ -567,8 +578,9 @@ impl LoadedHistory {
             .await
             .map_err(|e| QueryError::Engine(e.to_string()))?;
         Ok(Report {
-            title: "Query".into(),
+            title: self.lang.query_title().into(),
             subtitle: sql.to_string(),
+            lang: self.lang,
             tables: vec![Table {
                 name: "result".into(),
                 schema,

@@ -1,6 +1,6 @@
 //! `patchtrail collect`: validate everything, then collect one snapshot and commit it.
 
-use crate::cli::{CollectArgs, LogFormat};
+use crate::cli::{CollectArgs, LogFormat, Ui};
 use crate::failure::{EXIT_PARTIAL, Failure};
 use crate::progress::ProgressView;
 use crate::signals::stop_on_signal;
@@ -139,14 +139,14 @@ impl Prepared {
     pub async fn collect_once(
         &self,
         store: &Store,
-        log_format: LogFormat,
-        quiet: bool,
+        ui: Ui,
         stop: &StopSignal,
     ) -> Result<ExitCode, Failure> {
         let progress = Arc::new(Progress::default());
         let fleet = AwsFleet::new(&self.config, &self.plan.options, progress.clone())?;
         let started = Instant::now();
-        let view = ProgressView::start(progress.clone(), log_format == LogFormat::Text, quiet);
+        let view =
+            ProgressView::start(progress.clone(), ui.log_format == LogFormat::Text, ui.quiet);
         let report = collect_snapshot(
             &fleet,
             store,
@@ -159,7 +159,7 @@ impl Prepared {
         .await;
         drop(view);
         let report = report?;
-        print_summary(&report, store, started.elapsed(), log_format);
+        print_summary(&report, store, started.elapsed(), ui);
         Ok(if report.errors.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -168,11 +168,7 @@ impl Prepared {
     }
 }
 
-pub async fn run(
-    args: &CollectArgs,
-    log_format: LogFormat,
-    quiet: bool,
-) -> Result<ExitCode, Failure> {
+pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
     let prepared = prepare(args).await?;
     if args.dry_run {
         let fleet = AwsFleet::new(
@@ -201,23 +197,16 @@ pub async fn run(
     let store = prepared.open_store().await?;
     let stop = StopSignal::default();
     let listener = stop_on_signal(stop.clone());
-    let result = prepared
-        .collect_once(&store, log_format, quiet, &stop)
-        .await;
+    let result = prepared.collect_once(&store, ui, &stop).await;
     listener.abort();
     result
 }
 
 /// The closing summary: a few aligned lines for people, one JSON object for machines.
-pub fn print_summary(
-    report: &SnapshotReport,
-    store: &Store,
-    elapsed: Duration,
-    log_format: LogFormat,
-) {
+pub fn print_summary(report: &SnapshotReport, store: &Store, elapsed: Duration, ui: Ui) {
     let m = &report.committed.manifest;
     let c = &m.counts;
-    if log_format == LogFormat::Json {
+    if ui.log_format == LogFormat::Json {
         let summary = serde_json::json!({
             "run_id": m.run_id,
             "snapshot_time": m.snapshot_time,
@@ -231,34 +220,19 @@ pub fn print_summary(
         println!("{summary}");
         return;
     }
-    println!(
-        "Committed run {} ({} UTC)",
-        m.run_id,
-        m.snapshot_time.format("%Y-%m-%d %H:%M:%S")
+    let failures: Vec<(String, String)> = report
+        .errors
+        .iter()
+        .map(|(id, e)| (id.clone(), e.to_string()))
+        .collect();
+    print!(
+        "{}",
+        ui.lang.collect_summary(
+            m,
+            &report.committed.manifest_key,
+            store.url(),
+            elapsed.as_secs_f64(),
+            &failures
+        )
     );
-    println!(
-        "  instances  {} ({} ok, {} unmanaged, {} errors)",
-        c.instances, c.managed, c.unmanaged, c.errors
-    );
-    println!("  patches    {} rows from {} pages", c.patches, c.pages);
-    println!(
-        "  missing    {} (critical {}, security {}); failed {}",
-        c.missing, c.missing_critical, c.missing_security, c.failed
-    );
-    println!("  duration   {:.1} s", elapsed.as_secs_f64());
-    println!(
-        "  written to {} ({}), manifest {}",
-        store.url(),
-        m.format,
-        report.committed.manifest_key
-    );
-    for (id, e) in report.errors.iter().take(10) {
-        println!("  failed     {id}: {e}");
-    }
-    if report.errors.len() > 10 {
-        println!(
-            "  ... and {} more failed instances (see the instances table)",
-            report.errors.len() - 10
-        );
-    }
 }

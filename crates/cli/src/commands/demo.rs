@@ -8,7 +8,7 @@ use aws_credential_types::Credentials;
 use chrono::{Duration, NaiveTime};
 use patchtrail_collect::{AwsFleet, CollectOptions, Progress, StopSignal, collect_snapshot};
 use patchtrail_model::StoreFormat;
-use patchtrail_query::{LoadedHistory, Selection, dashboard, end_of};
+use patchtrail_query::{Lang, LoadedHistory, Selection, dashboard, end_of};
 use patchtrail_sim::SimConfig;
 use patchtrail_store::{AwsAccess, Store};
 use std::path::Path;
@@ -50,7 +50,7 @@ fn prepare_folder(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
+pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
     let dir = Path::new(&args.store);
     prepare_folder(dir)?;
     let first = args.until - Duration::weeks(i64::from(args.weeks) - 1);
@@ -130,7 +130,8 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode, Failure> {
     // The report's "as of" is the end of the last simulated day, the instant its label names.
     let until = args.until.to_string();
     let as_of = end_of(&until, "--until", chrono_tz::UTC)?;
-    let history = LoadedHistory::load(&store, &Selection::All).await?;
+    let mut history = LoadedHistory::load(&store, &Selection::All).await?;
+    history.lang = lang;
     let html = dashboard(&history, as_of, &until).await?;
     let report = dir.join("report.html");
     std::fs::write(&report, html)

@@ -3,8 +3,8 @@
 use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreAccess, VerifyArgs};
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz, render_table,
-    start_of,
+    Lang, LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz,
+    render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -46,9 +46,14 @@ pub async fn open_writable_store(access: &StoreAccess) -> Result<Store, Failure>
     Ok(store)
 }
 
-async fn load(store: &StoreAccess, selection: Selection) -> Result<LoadedHistory, Failure> {
+async fn load(
+    store: &StoreAccess,
+    selection: Selection,
+    lang: Lang,
+) -> Result<LoadedHistory, Failure> {
     let store = open_store(store).await?;
-    let history = LoadedHistory::load(&store, &selection).await?;
+    let mut history = LoadedHistory::load(&store, &selection).await?;
+    history.lang = lang;
     for warning in &history.warnings {
         eprintln!("warning: {warning}");
     }
@@ -105,7 +110,7 @@ pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
+pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> {
     let (report, output) = match kind {
         ReportKind::Summary {
             as_of,
@@ -117,9 +122,9 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
             let tz = parse_tz(&time.tz)?;
             let (instant, label) = match as_of {
                 Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
-                None => (chrono::Utc::now(), "now".to_string()),
+                None => (chrono::Utc::now(), lang.now().to_string()),
             };
-            let history = load(store, Selection::AsOf(vec![instant])).await?;
+            let history = load(store, Selection::AsOf(vec![instant]), lang).await?;
             (
                 history.summary(instant, &label, stale.stale_days).await?,
                 output,
@@ -135,7 +140,7 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
         } => {
             let tz = parse_tz(&time.tz)?;
             let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
-            let history = load(store, Selection::AsOf(vec![a, b])).await?;
+            let history = load(store, Selection::AsOf(vec![a, b]), lang).await?;
             (
                 history.diff(a, from, b, to, stale.stale_days).await?,
                 output,
@@ -148,7 +153,7 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
             store,
             output,
         } => {
-            let history = load(store, Selection::All).await?;
+            let history = load(store, Selection::All, lang).await?;
             let report = match (instance, kb) {
                 (Some(id), _) => history.instance_history(id, stale.stale_days).await?,
                 (None, Some(kb)) => history.kb_history(kb).await?,
@@ -174,7 +179,7 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
                 .map(|d| start_of(d, "--from", tz))
                 .transpose()?;
             let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
-            let history = load(store, Selection::Range(from, to)).await?;
+            let history = load(store, Selection::Range(from, to), lang).await?;
             (history.trend(from, to, stale.stale_days).await?, output)
         }
     };
@@ -182,8 +187,8 @@ pub async fn report(kind: &ReportKind) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn sql(args: &SqlArgs) -> Result<ExitCode, Failure> {
-    let report = load(&args.store, Selection::All)
+pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
+    let report = load(&args.store, Selection::All, lang)
         .await?
         .sql(&args.query)
         .await?;

@@ -2,7 +2,7 @@
 //! a container or systemd. Runs never overlap; a failed run is logged and the next one runs as
 //! scheduled; SIGTERM stops it after the object being written, leaving no half-written run.
 
-use crate::cli::{LogFormat, ScheduleArgs};
+use crate::cli::{ScheduleArgs, Ui};
 use crate::commands::collect;
 use crate::failure::Failure;
 use crate::signals::stop_on_signal;
@@ -35,11 +35,7 @@ async fn wait_until(at: DateTime<Utc>, stop: &StopSignal) -> bool {
     }
 }
 
-pub async fn run(
-    args: &ScheduleArgs,
-    log_format: LogFormat,
-    quiet: bool,
-) -> Result<ExitCode, Failure> {
+pub async fn run(args: &ScheduleArgs, ui: Ui) -> Result<ExitCode, Failure> {
     let tz: Tz = args.timezone.parse().map_err(|_| {
         Failure::bad_input(format!(
             "--timezone {}: use an IANA time zone name such as UTC or Asia/Tokyo",
@@ -90,10 +86,7 @@ pub async fn run(
         }
         runs += 1;
         tracing::info!(run = runs, "scheduled run starting");
-        match prepared
-            .collect_once(&store, log_format, quiet, &stop)
-            .await
-        {
+        match prepared.collect_once(&store, ui, &stop).await {
             Ok(code) => tracing::info!(run = runs, ?code, "scheduled run finished"),
             Err(_) if stop.is_stopped() => break,
             Err(failure) => {

@@ -109,35 +109,52 @@ pub fn column_names(table: &Table) -> Vec<String> {
         .collect()
 }
 
-fn text_table(table: &Table) -> Result<String, QueryError> {
-    let names = column_names(table);
+/// Column headers as people read them in `lang` (machine formats use `column_names`).
+pub fn headers(table: &Table, lang: crate::Lang) -> Vec<String> {
+    column_names(table).iter().map(|n| lang.column(n)).collect()
+}
+
+/// The columns a string takes on a terminal (CJK characters take two).
+fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to at most `w` terminal columns, with `…` when cut.
+fn clip(s: &str, w: usize) -> String {
+    if width(s) <= w {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if width(&out) + unicode_width::UnicodeWidthChar::width(c).unwrap_or(0) + 1 > w {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+fn text_table(table: &Table, lang: crate::Lang) -> Result<String, QueryError> {
+    let names = headers(table, lang);
     let rows = cell_text(table)?;
-    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    let mut widths: Vec<usize> = names.iter().map(|n| width(n)).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count()).min(60);
+            *w = (*w).max(width(cell)).min(60);
         }
     }
-    let clip = |s: &str, w: usize| {
-        if s.chars().count() > w {
-            format!(
-                "{}…",
-                s.chars().take(w.saturating_sub(1)).collect::<String>()
-            )
-        } else {
-            s.to_string()
-        }
-    };
     let line = |cells: &[String], numeric: &dyn Fn(usize) -> bool| {
         cells
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let c = clip(c, widths[i]);
+                let pad = " ".repeat(widths[i].saturating_sub(width(&c)));
                 if numeric(i) {
-                    format!("{c:>w$}", w = widths[i])
+                    format!("{pad}{c}")
                 } else {
-                    format!("{c:<w$}", w = widths[i])
+                    format!("{c}{pad}")
                 }
             })
             .collect::<Vec<_>>()
@@ -167,12 +184,12 @@ fn markdown(report: &Report) -> Result<String, QueryError> {
     let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = format!("# {}\n\n{}\n", report.title, report.subtitle);
     for table in &report.tables {
-        let names = column_names(table);
+        let names = headers(table, report.lang);
         out.push_str(&format!(
-            "\n## {} ({} rows)\n\n| {} |\n|",
-            table.name,
-            table.rows(),
-            names.join(" | ")
+            "\n## {}{}\n\n| {} |\n|",
+            report.lang.table(&table.name),
+            report.lang.rows(table.rows()),
+            names.iter().map(|n| esc(n)).collect::<Vec<_>>().join(" | ")
         ));
         for i in 0..names.len() {
             out.push_str(if is_numeric(table, i) {
@@ -288,6 +305,7 @@ pub fn render_table(
     let single = Report {
         title: report.title.clone(),
         subtitle: report.subtitle.clone(),
+        lang: report.lang,
         tables: vec![chosen.clone()],
         charts: Vec::new(),
     };
@@ -300,8 +318,12 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryErr
         OutputFormat::Table => {
             let mut out = format!("{}\n{}\n", report.title, report.subtitle);
             for table in &report.tables {
-                out.push_str(&format!("\n{} ({} rows)\n", table.name, table.rows()));
-                out.push_str(&text_table(table)?);
+                out.push_str(&format!(
+                    "\n{}{}\n",
+                    report.lang.table(&table.name),
+                    report.lang.rows(table.rows())
+                ));
+                out.push_str(&text_table(table, report.lang)?);
             }
             out.into_bytes()
         }

@@ -1,6 +1,6 @@
 //! Excel workbook: one sheet per table, frozen header row, autofilter, numbers as numbers.
 
-use super::{cell_text, column_names, is_numeric};
+use super::{cell_text, headers, is_numeric};
 use crate::QueryError;
 use crate::reports::Report;
 use rust_xlsxwriter::{Format, Workbook};
@@ -37,9 +37,9 @@ pub fn workbook(report: &Report) -> Result<Vec<u8>, QueryError> {
     for table in &report.tables {
         let sheet = book.add_worksheet();
         sheet
-            .set_name(sheet_name(&table.name, &mut taken))
+            .set_name(sheet_name(&report.lang.table(&table.name), &mut taken))
             .map_err(xlsx_error)?;
-        let names = column_names(table);
+        let names = headers(table, report.lang);
         for (c, n) in names.iter().enumerate() {
             sheet
                 .write_string_with_format(0, c as u16, n, &header)

@@ -1,0 +1,391 @@
+//! The language of human-facing report text: titles, headings, column headers, chart labels,
+//! sheet names and the collect summary. Machine formats (CSV, JSON, JSON lines) never change:
+//! their column names are a contract, and so are cell values, which stay the defined terms of
+//! docs/semantics.md in every language.
+//!
+//! Every phrase lives here, once per language, so that a new phrase cannot be forgotten in one
+//! language: the `match` on `Lang` in each function makes the compiler ask for both.
+
+use crate::QueryError;
+use patchtrail_model::RunManifest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Ja,
+}
+
+impl Lang {
+    /// `--lang en|ja`.
+    pub fn parse(s: &str) -> Result<Lang, QueryError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "en" | "english" => Ok(Lang::En),
+            "ja" | "jp" | "japanese" => Ok(Lang::Ja),
+            other => Err(QueryError::BadInput {
+                input: format!("--lang {other}"),
+                fix: "use en or ja".into(),
+            }),
+        }
+    }
+
+    /// The language when `--lang` is not given: `PATCHTRAIL_LANG`, else the locale (`LC_ALL`,
+    /// `LC_MESSAGES`, `LANG`, the first one set), Japanese for `ja…`, English otherwise.
+    pub fn from_env() -> Lang {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("PATCHTRAIL_LANG") {
+            return Lang::parse(&v).unwrap_or_default();
+        }
+        let locale = var("LC_ALL")
+            .or_else(|| var("LC_MESSAGES"))
+            .or_else(|| var("LANG"));
+        match locale {
+            Some(l) if l.to_ascii_lowercase().starts_with("ja") => Lang::Ja,
+            _ => Lang::En,
+        }
+    }
+
+    /// The HTML `lang` attribute.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    fn pick(self, en: &'static str, ja: &'static str) -> &'static str {
+        match self {
+            Lang::En => en,
+            Lang::Ja => ja,
+        }
+    }
+
+    /// The header of a column (and the label of a compliance class in charts).
+    pub fn column(self, name: &str) -> String {
+        if self == Lang::En {
+            return name.to_string();
+        }
+        let ja = match name {
+            "account_id" => "アカウント ID",
+            "region" => "リージョン",
+            "instance_id" => "インスタンス ID",
+            "name" => "名前",
+            "ec2_state" => "EC2 の状態",
+            "platform" => "プラットフォーム",
+            "last_scan_time" => "最終スキャン日時",
+            "scan_age_days" => "スキャン経過日数",
+            "installed" => "適用済み",
+            "pending_reboot" => "再起動待ち",
+            "rejected" => "拒否済み",
+            "missing" => "未適用",
+            "failed" => "失敗",
+            "not_applicable" => "対象外",
+            "available_security_update" => "利用可能なセキュリティ更新",
+            "other" => "その他",
+            "missing_critical" => "未適用（緊急）",
+            "missing_security" => "未適用（セキュリティ）",
+            "compliance" => "準拠状況",
+            "aws_compliance" => "AWS の判定",
+            "agrees_with_aws" => "AWS の判定と一致",
+            "disagree_with_aws" => "AWS の判定と不一致",
+            "outcome" => "収集結果",
+            "error_code" => "エラーコード",
+            "snapshot_time" => "スナップショット日時",
+            "run_id" => "実行 ID",
+            "instances" => "インスタンス数",
+            "running" => "実行中",
+            "stopped" => "停止中",
+            "compliant" => "準拠",
+            "non_compliant" => "非準拠",
+            "unknown" => "不明",
+            "unmanaged" => "管理対象外",
+            "error" => "エラー",
+            "severity_level" => "重要度",
+            "kb_id" => "パッチ ID",
+            "title" => "タイトル",
+            "severity" => "重要度（AWS の値）",
+            "classification" => "分類",
+            "change" => "変化",
+            "count" => "件数",
+            "from_state" => "変更前の状態",
+            "to_state" => "変更後の状態",
+            "from_version" => "変更前のバージョン",
+            "to_version" => "変更後のバージョン",
+            "from_last_scan" => "変更前の最終スキャン",
+            "to_last_scan" => "変更後の最終スキャン",
+            "compliant_instances" => "準拠インスタンス",
+            "noncompliant_instances" => "非準拠インスタンス",
+            "unknown_instances" => "不明インスタンス",
+            "unmanaged_instances" => "管理対象外インスタンス",
+            "error_instances" => "エラーインスタンス",
+            "latest_state" => "最新の状態",
+            "latest_snapshot" => "最新のスナップショット",
+            "first_seen" => "初出",
+            "first_seen_missing" => "初めて未適用",
+            "first_seen_installed" => "初めて適用済み",
+            _ => return name.to_string(),
+        };
+        ja.to_string()
+    }
+
+    /// The label of a value in a chart: compliance classes, severity levels and change names.
+    /// (Table cells keep the value itself: it is the defined term of docs/semantics.md.)
+    pub fn value(self, value: &str) -> String {
+        if self == Lang::En {
+            return value.to_string();
+        }
+        let ja = match value {
+            "critical" => "緊急",
+            "high" => "重要",
+            "medium" => "中",
+            "low" => "低",
+            "unspecified" => "未指定",
+            "newly_missing" => "新たに未適用",
+            "regressed" => "適用済みから未適用へ",
+            "newly_failed" => "新たに失敗",
+            "newly_installed" => "新たに適用",
+            "installed_pending_reboot" => "適用（再起動待ち）",
+            "reboot_completed" => "再起動完了",
+            "newly_rejected" => "新たに拒否",
+            "became_not_applicable" => "対象外に変化",
+            "security_update_available" => "セキュリティ更新あり",
+            "state_changed" => "状態の変化",
+            "no_longer_reported" => "報告されなくなった",
+            "version_changed" => "バージョンの変化",
+            "appeared" => "出現",
+            "disappeared" => "消失",
+            "stopped_reporting" => "報告停止",
+            "resumed_reporting" => "報告再開",
+            other => return self.column(other),
+        };
+        ja.to_string()
+    }
+
+    /// The heading of a table, and its sheet name in XLSX (at most 31 characters there).
+    pub fn table(self, name: &str) -> String {
+        if self == Lang::En {
+            return name.to_string();
+        }
+        let ja = match name {
+            "instances" => "インスタンス",
+            "fleet" => "フリート合計",
+            "missing_by_severity" => "重要度別の未適用",
+            "top_missing" => "未適用の多いパッチ",
+            "changes" => "変化",
+            "counts" => "変化の件数",
+            "snapshots" => "スナップショット",
+            "patch_changes" => "パッチの変化",
+            "trend" => "推移",
+            "result" => "結果",
+            _ => return name.to_string(),
+        };
+        ja.to_string()
+    }
+
+    /// " (N rows)" after a table heading.
+    pub fn rows(self, n: usize) -> String {
+        match self {
+            Lang::En => format!(" ({n} rows)"),
+            Lang::Ja => format!("（{n} 行）"),
+        }
+    }
+
+    /// The label of "as of" when no date is given.
+    pub fn now(self) -> &'static str {
+        self.pick("now", "現在")
+    }
+
+    pub fn generated_by(self) -> &'static str {
+        self.pick("Generated by patchtrail.", "patchtrail が作成しました。")
+    }
+
+    pub fn summary_title(self, label: &str) -> String {
+        match self {
+            Lang::En => format!("Patch compliance as of {label}"),
+            Lang::Ja => format!("{label} 時点のパッチ適用状況"),
+        }
+    }
+
+    pub fn summary_subtitle(self, snapshots: &str, stale_days: u32) -> String {
+        match self {
+            Lang::En => format!(
+                "Snapshot {snapshots}; a scan older than {stale_days} days counts as unknown"
+            ),
+            Lang::Ja => format!(
+                "スナップショット: {snapshots}。{stale_days} 日より古いスキャンは「不明」(unknown) として扱います"
+            ),
+        }
+    }
+
+    pub fn diff_title(self, from: &str, to: &str) -> String {
+        match self {
+            Lang::En => format!("Changes from {from} to {to}"),
+            Lang::Ja => format!("{from} から {to} までの変化"),
+        }
+    }
+
+    pub fn diff_subtitle(self, from: &str, to: &str) -> String {
+        match self {
+            Lang::En => format!("From {from} to {to}"),
+            Lang::Ja => format!("変更前: {from} / 変更後: {to}"),
+        }
+    }
+
+    pub fn history_title(self, subject: &str) -> String {
+        match self {
+            Lang::En => format!("History of {subject}"),
+            Lang::Ja => format!("{subject} の履歴"),
+        }
+    }
+
+    pub fn snapshot_count(self, n: usize) -> String {
+        match self {
+            Lang::En => format!("{n} snapshots"),
+            Lang::Ja => format!("スナップショット {n} 件"),
+        }
+    }
+
+    pub fn reporting_instances(self, n: usize) -> String {
+        match self {
+            Lang::En => format!("{n} instances report it"),
+            Lang::Ja => format!("{n} 台のインスタンスが報告"),
+        }
+    }
+
+    pub fn trend_title(self) -> &'static str {
+        self.pick("Compliance trend", "準拠状況の推移")
+    }
+
+    pub fn query_title(self) -> &'static str {
+        self.pick("Query", "クエリ")
+    }
+
+    pub fn dashboard_title(self, label: &str) -> String {
+        match self {
+            Lang::En => format!("Patch compliance report as of {label}"),
+            Lang::Ja => format!("{label} 時点のパッチ適用状況レポート"),
+        }
+    }
+
+    pub fn chart_by_compliance(self) -> &'static str {
+        self.pick("Instances by compliance", "準拠状況別のインスタンス数")
+    }
+
+    pub fn chart_missing_by_severity(self) -> &'static str {
+        self.pick("Missing patches by severity", "重要度別の未適用パッチ")
+    }
+
+    pub fn chart_most_missed(self) -> &'static str {
+        self.pick(
+            "Most missed patches (instances)",
+            "未適用の多いパッチ（インスタンス数）",
+        )
+    }
+
+    pub fn chart_changes(self) -> &'static str {
+        self.pick("Changes by kind", "種類別の変化")
+    }
+
+    pub fn chart_over_time(self) -> &'static str {
+        self.pick("Compliance over time", "準拠状況の推移")
+    }
+
+    pub fn chart_instance_over_time(self) -> &'static str {
+        self.pick("Missing and failed patches", "未適用・失敗のパッチ")
+    }
+
+    pub fn chart_kb_over_time(self, kb_id: &str) -> String {
+        match self {
+            Lang::En => format!("{kb_id} across the fleet"),
+            Lang::Ja => format!("フリート全体での {kb_id}"),
+        }
+    }
+
+    pub fn chart_worst_instances(self, n: usize) -> String {
+        match self {
+            Lang::En => format!("Missing patches per instance (the {n} worst)"),
+            Lang::Ja => format!("インスタンス別の未適用パッチ（多い順に {n} 台）"),
+        }
+    }
+
+    /// `collect`'s closing summary for people: the run, its counts, where it went, and the
+    /// first failed instances (`failures`: instance id and error text).
+    pub fn collect_summary(
+        self,
+        m: &RunManifest,
+        manifest_key: &str,
+        store: &str,
+        seconds: f64,
+        failures: &[(String, String)],
+    ) -> String {
+        let c = &m.counts;
+        let when = m.snapshot_time.format("%Y-%m-%d %H:%M:%S");
+        let mut out = match self {
+            Lang::En => format!(
+                "Committed run {run} ({when} UTC)\n  instances  {} ({} ok, {} unmanaged, {} errors)\n  patches    {} rows from {} pages\n  missing    {} (critical {}, security {}); failed {}\n  duration   {seconds:.1} s\n  written to {store} ({format}), manifest {key}\n",
+                c.instances,
+                c.managed,
+                c.unmanaged,
+                c.errors,
+                c.patches,
+                c.pages,
+                c.missing,
+                c.missing_critical,
+                c.missing_security,
+                c.failed,
+                run = m.run_id,
+                format = m.format,
+                key = manifest_key,
+            ),
+            Lang::Ja => format!(
+                "実行 {run} をコミットしました（{when} UTC）\n  インスタンス  {} 台（正常 {}、管理対象外 {}、エラー {}）\n  パッチ        {} 行（{} ページ）\n  未適用        {} 件（緊急 {}、セキュリティ {}）、失敗 {} 件\n  所要時間      {seconds:.1} 秒\n  保存先        {store}（{format}）、マニフェスト {key}\n",
+                c.instances,
+                c.managed,
+                c.unmanaged,
+                c.errors,
+                c.patches,
+                c.pages,
+                c.missing,
+                c.missing_critical,
+                c.missing_security,
+                c.failed,
+                run = m.run_id,
+                format = m.format,
+                key = manifest_key,
+            ),
+        };
+        for (id, e) in failures.iter().take(10) {
+            out.push_str(&match self {
+                Lang::En => format!("  failed     {id}: {e}\n"),
+                Lang::Ja => format!("  失敗          {id}: {e}\n"),
+            });
+        }
+        if failures.len() > 10 {
+            let more = failures.len() - 10;
+            out.push_str(&match self {
+                Lang::En => {
+                    format!("  ... and {more} more failed instances (see the instances table)\n")
+                }
+                Lang::Ja => format!("  ほか {more} 台が失敗（instances テーブルを参照）\n"),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lang;
+
+    #[test]
+    fn english_is_the_identity_and_japanese_covers_every_column() {
+        assert_eq!(Lang::En.column("missing_critical"), "missing_critical");
+        assert_eq!(Lang::Ja.column("missing"), "未適用");
+        assert_eq!(Lang::Ja.value("non_compliant"), "非準拠");
+        assert_eq!(Lang::Ja.value("newly_missing"), "新たに未適用");
+        // An unknown name falls back to itself rather than to nothing.
+        assert_eq!(Lang::Ja.column("tags"), "tags");
+        assert!(Lang::parse("fr").is_err());
+        assert_eq!(Lang::parse("JA").ok(), Some(Lang::Ja));
+    }
+}
