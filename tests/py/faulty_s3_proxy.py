@@ -1,7 +1,9 @@
 """A loopback HTTP proxy in front of an S3 server (moto) that answers a seeded share of PUTs
-with 503 SlowDown, as S3 does under load, without forwarding them.
+with an S3 error (503 SlowDown by default, as S3 does under load), without forwarding them.
 
-usage: faulty_s3_proxy.py UPSTREAM_URL FAULT_RATE SEED
+usage: faulty_s3_proxy.py UPSTREAM_URL FAULT_RATE SEED [STATUS CODE MESSAGE]
+With STATUS CODE MESSAGE, the faults are that S3 error instead of 503 SlowDown (for instance 403
+AccessDenied with the text S3 forwards from KMS when the bucket's key refuses the caller).
 Prints `listening on http://127.0.0.1:PORT` first, then serves until killed; on stderr, at exit,
 nothing. The count of injected faults is served at GET /_faults.
 """
@@ -17,8 +19,10 @@ RATE = float(sys.argv[2])
 RNG = random.Random(int(sys.argv[3]))
 LOCK = threading.Lock()
 FAULTS = [0]
-SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
-             b'<Message>Please reduce your request rate.</Message></Error>')
+STATUS, CODE, MESSAGE = (int(sys.argv[4]), sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (
+    503, "SlowDown", "Please reduce your request rate.")
+FAULT_BODY = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{CODE}</Code>'
+              f'<Message>{MESSAGE}</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>').encode()
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -42,11 +46,11 @@ class Proxy(BaseHTTPRequestHandler):
                 fault = RNG.random() < RATE
                 FAULTS[0] += fault
             if fault:
-                self.send_response(503)
+                self.send_response(STATUS)
                 self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                self.send_header("Content-Length", str(len(FAULT_BODY)))
                 self.end_headers()
-                self.wfile.write(SLOW_DOWN)
+                self.wfile.write(FAULT_BODY)
                 return
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}

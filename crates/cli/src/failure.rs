@@ -39,7 +39,7 @@ fn store_code(e: &StoreError) -> u8 {
         StoreError::BadUrl { .. }
         | StoreError::LocalFolder { .. }
         | StoreError::NoSuchBucket { .. } => EXIT_BAD_INPUT,
-        StoreError::AccessDenied { .. } => EXIT_ACCESS,
+        StoreError::AccessDenied { .. } | StoreError::KmsDenied { .. } => EXIT_ACCESS,
         _ => EXIT_FAILURE,
     }
 }

@@ -190,6 +190,32 @@ fn every_failure_a_new_user_can_cause_is_one_line_with_its_fix() {
         exit: 2,
         says: &["no such folder", "--store"],
     });
+    // A bucket whose KMS key refuses this identity: S3 forwards KMS's AccessDenied on each PUT
+    // (the message as S3 sends it; moto does not enforce KMS, so a proxy answers for it).
+    let kms_bucket = py_json(&moto.url, "s3_bucket.py", &["kms-history"]);
+    assert_eq!(kms_bucket["bucket"], "kms-history");
+    let kms = start_s3_proxy(
+        &moto.url,
+        "1.0",
+        "1",
+        &[
+            "403",
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/patchtrail-sim is not authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows the kms:GenerateDataKey action",
+        ],
+    );
+    let sim = start_sim(&["--instances", "5", "--seed", "4"]);
+    let mut cmd = Command::new(patchtrail_bin());
+    aws_env(&mut cmd, &sim.url).env("AWS_ENDPOINT_URL_S3", &kms.url);
+    cases.push(Case {
+        name: "KMS key refuses the caller",
+        output: cmd
+            .args(["collect", "--store", "s3://kms-history/h", "-q"])
+            .output()
+            .expect("run"),
+        exit: 4,
+        says: &["KMS key", "kms:GenerateDataKey was denied", "key's policy"],
+    });
     for case in &cases {
         check(case);
     }

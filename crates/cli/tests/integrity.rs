@@ -399,21 +399,8 @@ fn fault_suite_keeps_history_whole() {
     const TRIALS: u64 = 10;
     let moto = start_moto();
     py_json(&moto.url, "s3_bucket.py", &["fault-history"]);
-    let mut proxy = Command::new(python())
-        .arg(repo_root().join("tests/py/faulty_s3_proxy.py"))
-        .args([moto.url.as_str(), "0.10", "7"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("proxy");
-    let mut line = String::new();
-    BufReader::new(proxy.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("proxy line");
-    let proxy_url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening")
-        .to_string();
+    let proxy = start_s3_proxy(&moto.url, "0.10", "7", &[]);
+    let proxy_url = proxy.url.clone();
     let sim = start_sim(&[
         "--instances",
         "50",
@@ -467,8 +454,6 @@ fn fault_suite_keeps_history_whole() {
         faults.trim().parse::<u64>().unwrap_or(0) > 0,
         "the proxy injected faults"
     );
-    let _ = proxy.kill();
-    let _ = proxy.wait();
 }
 
 /// A GET on loopback with curl (no HTTP client in the test's dependencies).

@@ -54,6 +54,10 @@ pub enum StoreError {
         "cannot reach the S3 endpoint of '{url}' ({reason}): check the network, the region, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 if set"
     )]
     Unreachable { url: String, reason: String },
+    #[error(
+        "the bucket of '{url}' encrypts with a KMS key this identity may not use ({action} was denied): allow kms:GenerateDataKey and kms:Decrypt on that key, in your IAM policy and the key's policy"
+    )]
+    KmsDenied { url: String, action: String },
     #[error("object '{key}' not found in '{url}'")]
     NotFound { url: String, key: String },
     #[error("could not {operation} '{key}' in '{url}': {reason}")]
@@ -84,6 +88,8 @@ impl StoreError {
         let key = key.to_string();
         if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
             StoreError::NoSuchBucket { url }
+        } else if let Some(action) = kms_action(&text) {
+            StoreError::KmsDenied { url, action }
         } else if text.contains("AccessDenied")
             || text.contains("403 Forbidden")
             || text.contains("InvalidAccessKeyId")
@@ -126,6 +132,21 @@ impl StoreError {
                 | StoreError::Unreachable { .. }
         )
     }
+}
+
+/// The KMS action named in an S3 refusal caused by the bucket's encryption key (S3 forwards
+/// KMS's `AccessDenied`, "… is not authorized to perform: kms:GenerateDataKey on resource …",
+/// or answers `KMS.DisabledException` / `KMS.NotFoundException` style codes).
+fn kms_action(text: &str) -> Option<String> {
+    if let Some(i) = text.find("kms:") {
+        let action: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+            .collect();
+        return Some(action);
+    }
+    text.contains("<Code>KMS.")
+        .then(|| "the use of the bucket's KMS key".to_string())
 }
 
 fn one_line(text: &str) -> String {

@@ -80,26 +80,40 @@ impl Drop for Server {
     }
 }
 
-/// `patchtrail sim` with extra arguments; waits for its `listening on` line.
-pub fn start_sim(args: &[&str]) -> Server {
-    let mut child = Command::new(patchtrail_bin())
-        .arg("sim")
-        .args(args)
+/// Starts `cmd` with its stdout piped and waits for its first line, `listening on URL`.
+fn start_listening(mut cmd: Command, what: &str) -> Server {
+    let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
-        .expect("start patchtrail sim");
-    let stdout = child.stdout.take().expect("sim stdout");
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
     let mut first = String::new();
     BufReader::new(stdout)
         .read_line(&mut first)
-        .expect("read sim's first line");
+        .unwrap_or_else(|e| panic!("read {what}'s first line: {e}"));
     let url = first
         .trim()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .unwrap_or_else(|| panic!("{what}: unexpected first line: {first:?}"))
         .to_string();
     Server { child, url }
+}
+
+/// `patchtrail sim` with extra arguments; waits for its `listening on` line.
+pub fn start_sim(args: &[&str]) -> Server {
+    let mut cmd = Command::new(patchtrail_bin());
+    cmd.arg("sim").args(args).stderr(Stdio::inherit());
+    start_listening(cmd, "patchtrail sim")
+}
+
+/// tests/py/faulty_s3_proxy.py in front of `upstream`: a `rate` share of PUTs (seeded) answered
+/// with 503 SlowDown, or with `error` (`[STATUS, CODE, MESSAGE]`) when given.
+pub fn start_s3_proxy(upstream: &str, rate: &str, seed: &str, error: &[&str]) -> Server {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/py/faulty_s3_proxy.py"))
+        .args([upstream, rate, seed])
+        .args(error);
+    start_listening(cmd, "faulty_s3_proxy.py")
 }
 
 fn free_port() -> u16 {
