@@ -307,7 +307,7 @@ fn bad_input_gets_one_clear_line_a_nonzero_exit_and_writes_nothing() {
             &no_creds,
             vec![],
             4,
-            "no usable AWS credentials",
+            "no AWS credentials found",
         ),
         (
             "zero rate",
