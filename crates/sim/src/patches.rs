@@ -8,6 +8,20 @@
 //! instances (most) install within days; the others lag, fail and skip. The state reported is
 //! the state at the instance's last scan, so stopped instances and lost agents keep old answers.
 //! Facts are cheap numbers; strings are rendered only for the page being answered.
+//!
+//! Shapes follow what real SSM sends, not only its model (docs: the `DescribeInstancePatches`
+//! API reference and the aws-cli example `describe-instance-patches.rst`; the Patch Manager
+//! user guide, "Understanding patch compliance state values"):
+//! - On Linux a "patch" is a package: `KBId` is `name.arch` (`kernel.x86_64`) and `Title` is
+//!   `name.arch:epoch:version-release` (`kernel.x86_64:0:5.10.228-219.884.amzn2`); Ubuntu sends the
+//!   package name and `name:version`. Each package is listed once, at its newest approved
+//!   version, so the same `KBId` moves to a new version (and back to `Missing`) as updates ship.
+//!   Whether a package applies at all is a property of the instance and package, not of a release.
+//! - Windows instances whose baseline reports unapproved security updates list them as
+//!   `AvailableSecurityUpdate` (the baseline option `AvailableSecurityUpdatesComplianceStatus`).
+//! - Linux advisories that are not security fixes carry an empty `Severity`.
+//! - `InstalledTime` of a patch that is not installed is `0` on Linux and `-62135596800`
+//!   (0001-01-01) on Windows, both observed on the wire (boto/boto3#2069).
 
 use crate::fleet::{Os, SsmProfile, day};
 use crate::hash::{below, combine, unit};
@@ -23,6 +37,7 @@ pub enum PatchState {
     Missing,
     NotApplicable,
     Failed,
+    AvailableSecurityUpdate,
 }
 
 impl PatchState {
@@ -35,6 +50,7 @@ impl PatchState {
             (PatchState::Missing, false) => "Missing",
             (PatchState::NotApplicable, false) => "NotApplicable",
             (PatchState::Failed, false) => "Failed",
+            (PatchState::AvailableSecurityUpdate, false) => "AvailableSecurityUpdate",
             (PatchState::Installed, true) => "INSTALLED",
             (PatchState::InstalledOther, true) => "INSTALLED_OTHER",
             (PatchState::InstalledPendingReboot, true) => "INSTALLED_PENDING_REBOOT",
@@ -42,6 +58,7 @@ impl PatchState {
             (PatchState::Missing, true) => "MISSING",
             (PatchState::NotApplicable, true) => "NOT_APPLICABLE",
             (PatchState::Failed, true) => "FAILED",
+            (PatchState::AvailableSecurityUpdate, true) => "AVAILABLE_SECURITY_UPDATE",
         }
     }
 
@@ -65,7 +82,49 @@ pub struct Patch {
     pub classification: &'static str,
     pub severity: &'static str,
     pub released: DateTime<Utc>,
+    /// On Linux, the index of the package this release updates (in `packages(os)`).
+    package: usize,
     hash: u64,
+}
+
+/// Linux packages that receive updates; Windows updates are not packages.
+fn packages(os: Os) -> &'static [&'static str] {
+    match os {
+        Os::Ubuntu2204 => &[
+            "linux-image-generic",
+            "libssl3",
+            "libc6",
+            "curl",
+            "sudo",
+            "openssh-server",
+            "python3.10",
+            "systemd",
+            "bind9-libs",
+            "libnss3",
+            "libxml2",
+            "git",
+            "vim",
+            "tzdata",
+        ],
+        _ => &[
+            "kernel",
+            "kernel-tools",
+            "openssl-libs",
+            "glibc",
+            "curl",
+            "sudo",
+            "openssh-server",
+            "python3",
+            "systemd",
+            "bind-libs",
+            "nss",
+            "libxml2",
+            "git",
+            "vim-minimal",
+            "tzdata",
+            "ca-certificates",
+        ],
+    }
 }
 
 /// A patch as one instance reports it at its last scan.
@@ -146,8 +205,7 @@ impl Patch {
                 h(1),
                 &[("Security", 65), ("Bugfix", 25), ("Enhancement", 10)],
             );
-            (
-                c,
+            let s = if c == "Security" {
                 weighted(
                     h(2),
                     &[
@@ -156,8 +214,11 @@ impl Patch {
                         ("Medium", 40),
                         ("Low", 15),
                     ],
-                ),
-            )
+                )
+            } else {
+                ""
+            };
+            (c, s)
         };
         let week_start = catalog_epoch() + Duration::weeks(week);
         let released = if os.is_windows() {
@@ -168,6 +229,11 @@ impl Patch {
                 10 * 60 + below(h(3), 300) as i64,
             )
         };
+        let package = if os.is_windows() {
+            0
+        } else {
+            below(h(4), packages(os).len() as u64) as usize
+        };
         Patch {
             os,
             week,
@@ -175,8 +241,23 @@ impl Patch {
             classification,
             severity,
             released,
+            package,
             hash,
         }
+    }
+
+    /// What decides whether the patch applies to an instance: the release itself on Windows,
+    /// the package on Linux (an instance either has the package or not, whatever its version).
+    fn applicability_key(&self) -> u64 {
+        if self.os.is_windows() {
+            self.hash
+        } else {
+            combine(0x9ac4, &[self.os as u64, self.package as u64])
+        }
+    }
+
+    fn package_name(&self) -> &'static str {
+        packages(self.os)[self.package]
     }
 
     fn seq(&self) -> i64 {
@@ -184,30 +265,34 @@ impl Patch {
     }
 
     pub fn kb_id(&self) -> String {
-        let year = self.released.year();
         match self.os {
             Os::WindowsServer2019 => format!("KB{}", 5_000_000 + self.seq() * 2),
             Os::WindowsServer2022 => format!("KB{}", 5_000_001 + self.seq() * 2),
-            Os::AmazonLinux2 => format!("ALAS2-{year}-{}", 1000 + self.seq()),
-            Os::AmazonLinux2023 => format!("ALAS2023-{year}-{}", 100 + self.seq()),
-            Os::Rhel9 => format!("RHSA-{year}:{:04}", 1000 + self.seq()),
-            Os::Ubuntu2204 => format!("USN-{}-1", 6000 + self.seq()),
+            Os::Ubuntu2204 => self.package_name().to_string(),
+            Os::AmazonLinux2 | Os::AmazonLinux2023 | Os::Rhel9 => {
+                format!("{}.x86_64", self.package_name())
+            }
+        }
+    }
+
+    /// `epoch:version-release` of a Linux package release, growing with every release.
+    fn linux_version(&self) -> String {
+        let n = 100 + self.seq();
+        match self.os {
+            Os::AmazonLinux2 => format!("0:5.10.{n}-{}.amzn2", 1 + self.slot),
+            Os::AmazonLinux2023 => format!("0:6.1.{n}-{}.amzn2023", 1 + self.slot),
+            Os::Rhel9 => format!("0:5.14.0-{n}.{}.el9_4", 1 + self.slot),
+            _ => format!("1.{n}-0ubuntu0.22.04.{}", 1 + self.slot),
         }
     }
 
     pub fn title(&self) -> String {
-        const PACKAGES: [&str; 12] = [
-            "kernel", "openssl", "glibc", "curl", "sudo", "openssh", "python3", "systemd", "bind",
-            "nss", "libxml2", "git",
-        ];
         let kb = self.kb_id();
         let month = self.released.format("%Y-%m");
         let server = match self.os {
             Os::WindowsServer2019 => "Windows Server 2019",
             _ => "Microsoft server operating system version 21H2",
         };
-        let package = PACKAGES[below(combine(self.hash, &[4]), PACKAGES.len() as u64) as usize];
-        let minor = 100 + self.week;
         match self.os {
             Os::WindowsServer2019 | Os::WindowsServer2022 => match self.classification {
                 "SecurityUpdates" => {
@@ -226,12 +311,7 @@ impl Patch {
                 ),
                 _ => format!("{month} Update for {server} for x64-based Systems ({kb})"),
             },
-            Os::AmazonLinux2 => format!("{package}.x86_64:0:{}.{minor}-1.amzn2", 5 + self.slot),
-            Os::AmazonLinux2023 => {
-                format!("{package}.x86_64:0:{}.{minor}-1.amzn2023", 6 + self.slot)
-            }
-            Os::Rhel9 => format!("{package}.x86_64:0:{}.{minor}-1.el9_4", 5 + self.slot),
-            Os::Ubuntu2204 => format!("{package}:1.{minor}-0ubuntu0.22.04.{}", self.slot + 1),
+            _ => format!("{kb}:{}", self.linux_version()),
         }
     }
 
@@ -273,6 +353,13 @@ enum Fate {
 pub const APPROVE_AFTER_DAYS: i64 = 7;
 
 fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
+    if unit(combine(
+        seed,
+        &[profile.id_hash, patch.applicability_key(), 0xa9],
+    )) < 0.15
+    {
+        return Fate::NotApplicable;
+    }
     let h = combine(seed, &[profile.id_hash, patch.hash]);
     let u = unit(h);
     let days = |salt: u64| {
@@ -286,10 +373,8 @@ fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
                 30 + below(g, 60) as i64
             }
     };
-    if u < 0.15 {
-        Fate::NotApplicable
-    } else if profile.diligent {
-        if u < 0.153 {
+    if profile.diligent {
+        if u < 0.0035 {
             Fate::FailsAfter(days(1))
         } else {
             Fate::Installs {
@@ -298,9 +383,9 @@ fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
                 reboot_days: 0,
             }
         }
-    } else if u < 0.21 {
+    } else if u < 0.07 {
         Fate::Never
-    } else if u < 0.24 {
+    } else if u < 0.105 {
         Fate::FailsAfter(days(1))
     } else {
         let v = unit(combine(h, &[2]));
@@ -320,6 +405,12 @@ fn fate(seed: u64, profile: &SsmProfile, patch: &Patch) -> Fate {
     }
 }
 
+/// Whether the instance's baseline lists unapproved security updates as
+/// `AvailableSecurityUpdate` (Windows only; about half of the Windows fleet).
+pub fn reports_available_security_updates(seed: u64, profile: &SsmProfile) -> bool {
+    profile.os.is_windows() && unit(combine(seed, &[profile.id_hash, 0xa5])) < 0.5
+}
+
 /// The instant of the instance's last scan at or before the simulated `date`.
 pub fn last_scan(profile: &SsmProfile, date: NaiveDate) -> DateTime<Utc> {
     at(profile.last_scan_day(date), profile.scan_minute)
@@ -332,10 +423,24 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
         .num_days()
         .div_euclid(7);
     let first_week = (current_week - profile.window_weeks + 1).max(0);
-    let mut out = Vec::new();
+    let available = reports_available_security_updates(seed, profile);
+    let mut out: Vec<InstancePatch> = Vec::new();
     for week in first_week..=current_week {
         for patch in Patch::released_in(seed, profile.os, week) {
+            if patch.released > scan {
+                continue;
+            }
             if patch.released + Duration::days(APPROVE_AFTER_DAYS) > scan {
+                // Released but not yet approved by the baseline.
+                let security =
+                    matches!(patch.classification, "SecurityUpdates" | "CriticalUpdates");
+                if available && security {
+                    out.push(InstancePatch {
+                        patch,
+                        state: PatchState::AvailableSecurityUpdate,
+                        installed_at: None,
+                    });
+                }
                 continue;
             }
             let installed_at = |after: i64| {
@@ -371,6 +476,16 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
                 installed_at,
             });
         }
+    }
+    if !profile.os.is_windows() {
+        // One entry per package: its newest approved release (`out` is in release order).
+        let mut newest: Vec<Option<InstancePatch>> = vec![None; packages(profile.os).len()];
+        for p in out {
+            newest[p.patch.package] = Some(p);
+        }
+        let mut listed: Vec<InstancePatch> = newest.into_iter().flatten().collect();
+        listed.sort_by_key(|p| p.patch.seq());
+        return listed;
     }
     out
 }
@@ -434,6 +549,81 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(key(&a), key(&b));
+    }
+
+    #[test]
+    fn a_linux_package_keeps_its_kb_id_and_moves_to_new_versions() {
+        let f = fleet();
+        let linux = (0..f.size)
+            .map(|i| f.instance(i).profile)
+            .find(|p| {
+                p.os == Os::AmazonLinux2 && p.stopped_on.is_none() && p.agent_lost_on.is_none()
+            })
+            .expect("a running Amazon Linux 2 instance");
+        let weeks: Vec<Vec<InstancePatch>> = (0..12)
+            .map(|w| instance_patches(f.seed, &linux, day(2026, 3, 1) + Duration::weeks(w)))
+            .collect();
+        let mut moved = 0;
+        for (a, b) in weeks.iter().zip(&weeks[1..]) {
+            for pa in a {
+                let kb = pa.patch.kb_id();
+                assert!(kb.ends_with(".x86_64"), "{kb}");
+                let title = pa.patch.title();
+                let version = title.strip_prefix(&format!("{kb}:")).expect("name.arch:…");
+                assert!(
+                    version.starts_with("0:") && version.ends_with(".amzn2"),
+                    "{title}"
+                );
+                if let Some(pb) = b.iter().find(|p| p.patch.kb_id() == kb)
+                    && pb.patch.title() != title
+                {
+                    moved += 1;
+                    assert!(
+                        pb.patch.released > pa.patch.released,
+                        "versions only move forward"
+                    );
+                }
+            }
+        }
+        assert!(
+            moved > 3,
+            "packages get new versions over the weeks ({moved})"
+        );
+        let applicable = |v: &[InstancePatch], kb: &str| {
+            v.iter()
+                .find(|p| p.patch.kb_id() == kb)
+                .map(|p| p.state != PatchState::NotApplicable)
+        };
+        for p in &weeks[11] {
+            let kb = p.patch.kb_id();
+            if let Some(before) = applicable(&weeks[10], &kb) {
+                assert_eq!(
+                    before,
+                    applicable(&weeks[11], &kb).unwrap_or(before),
+                    "{kb}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn some_windows_baselines_report_available_security_updates() {
+        let f = fleet();
+        let found = (0..f.size).map(|i| f.instance(i).profile).any(|p| {
+            instance_patches(f.seed, &p, day(2026, 3, 4))
+                .iter()
+                .any(|x| x.state == PatchState::AvailableSecurityUpdate)
+        });
+        assert!(found);
+        for i in 0..f.size {
+            let p = f.instance(i).profile;
+            for x in instance_patches(f.seed, &p, day(2026, 3, 4)) {
+                if x.state == PatchState::AvailableSecurityUpdate {
+                    assert!(p.os.is_windows() && reports_available_security_updates(f.seed, &p));
+                    assert!(x.installed_at.is_none());
+                }
+            }
+        }
     }
 
     #[test]

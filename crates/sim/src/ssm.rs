@@ -193,6 +193,9 @@ fn epoch(t: chrono::DateTime<chrono::Utc>) -> f64 {
     t.timestamp() as f64
 }
 
+/// `InstalledTime` of a patch Windows has not installed: 0001-01-01T00:00:00Z in epoch seconds.
+const NEVER_INSTALLED_WINDOWS: f64 = -62_135_596_800.0;
+
 fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
     let mut m = Map::new();
     m.insert("Title".into(), Value::String(p.patch.title()));
@@ -206,9 +209,15 @@ fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
         "State".into(),
         Value::String(p.state.wire(model_spelling).into()),
     );
+    // Not installed: 0 on Linux, 0001-01-01 on Windows, as observed on the wire (boto3#2069).
+    let never = if p.patch.os.is_windows() {
+        NEVER_INSTALLED_WINDOWS
+    } else {
+        0.0
+    };
     m.insert(
         "InstalledTime".into(),
-        json!(p.installed_at.map(epoch).unwrap_or(0.0)),
+        json!(p.installed_at.map(epoch).unwrap_or(never)),
     );
     // Documented as reported for missing and failed patches only.
     if matches!(p.state, PatchState::Missing | PatchState::Failed)
@@ -287,6 +296,7 @@ struct Counts {
     missing: i64,
     failed: i64,
     not_applicable: i64,
+    available_security_update: i64,
     critical: i64,
     security: i64,
     other: i64,
@@ -303,8 +313,12 @@ fn count(patches: &[InstancePatch]) -> Counts {
             PatchState::Missing => c.missing += 1,
             PatchState::NotApplicable => c.not_applicable += 1,
             PatchState::Failed => c.failed += 1,
+            PatchState::AvailableSecurityUpdate => c.available_security_update += 1,
         }
-        if matches!(p.state, PatchState::Missing | PatchState::Failed) {
+        if matches!(
+            p.state,
+            PatchState::Missing | PatchState::Failed | PatchState::AvailableSecurityUpdate
+        ) {
             if p.patch.severity.eq_ignore_ascii_case("critical") {
                 c.critical += 1;
             } else if matches!(p.patch.classification, "Security" | "SecurityUpdates") {
@@ -317,6 +331,17 @@ fn count(patches: &[InstancePatch]) -> Counts {
     c
 }
 
+/// Production runs a custom baseline of its own account (`pb-…`); the rest use AWS's predefined
+/// baseline for the OS, which `DescribeInstancePatchStates` names by ARN (owned by an AWS account).
+fn baseline_id(seed: u64, profile: &SsmProfile) -> String {
+    let id = format!("pb-0{:016x}", combine(seed, &[profile.os as u64, 0xba5e]));
+    if profile.environment == "prod" {
+        id
+    } else {
+        format!("arn:aws:ssm:us-east-1:075727635805:patchbaseline/{id}")
+    }
+}
+
 fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: NaiveDate) -> Value {
     let seed = sim.config.seed;
     let c = count(&instance_patches(seed, profile, date));
@@ -326,7 +351,7 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
     json!({
         "InstanceId": instance_id,
         "PatchGroup": format!("{}-{}", profile.environment, profile.os.short()),
-        "BaselineId": format!("pb-0{:016x}", combine(seed, &[profile.os as u64, 0xba5e])),
+        "BaselineId": baseline_id(seed, profile),
         "SnapshotId": snapshot,
         "InstalledCount": c.installed,
         "InstalledOtherCount": c.installed_other,
@@ -336,6 +361,7 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
         "FailedCount": c.failed,
         "UnreportedNotApplicableCount": 0,
         "NotApplicableCount": c.not_applicable,
+        "AvailableSecurityUpdateCount": c.available_security_update,
         "OperationStartTime": epoch(start),
         "OperationEndTime": epoch(end),
         "Operation": if profile.operation_install { "Install" } else { "Scan" },
