@@ -13,8 +13,16 @@ Exit codes:
   4  AWS credentials or permissions are missing or rejected
   5  verify found missing, altered or uncommitted objects, or a broken manifest chain";
 
+/// `--version`: the package version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PATCHTRAIL_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "patchtrail", version, about = "Audit-grade, queryable history of the patch compliance of an AWS fleet", after_help = EXIT_CODES)]
+#[command(name = "patchtrail", version = VERSION, about = "Audit-grade, queryable history of the patch compliance of an AWS fleet", after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -68,6 +76,13 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Commit snapshots given as JSON lines (one run per line): backfill history from another source.
     Import(ImportArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): patchtrail man > patchtrail.1
+    Man,
     /// Run collect on an EventBridge Scheduler expression until SIGTERM (for servers, containers, systemd).
     Schedule(ScheduleArgs),
 }

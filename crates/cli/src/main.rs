@@ -71,6 +71,8 @@ fn main() -> ExitCode {
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Import(args) => commands::import::run(args).await,
             Command::Schedule(args) => commands::schedule::run(args, ui).await,
+            Command::Completions { shell } => commands::completions::completions(*shell),
+            Command::Man => commands::completions::man(),
         }
     });
     match result {
