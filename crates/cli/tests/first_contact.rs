@@ -281,11 +281,22 @@ fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
         manifest["counts"]["instances"].as_u64(),
         "doctor's tagged count matches the collect's: {manifest}"
     );
-    // Under 50 tagged instances doctor asks about all of them, so its managed count is exact.
+    // Under 50 tagged instances doctor asks about all of them, so its count is exact: the
+    // instances the collect found with a last scan.
+    let summary = patchtrail(
+        &sim.url,
+        &["report", "summary", "--store", s, "--format", "json"],
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&summary.stdout).expect("summary JSON");
+    let scanned = rows
+        .iter()
+        .filter(|r| !r["last_scan_time"].is_null())
+        .count();
     assert_eq!(
-        report["managed_instances"].as_u64(),
-        manifest["counts"]["managed"].as_u64(),
-        "{manifest}"
+        report["instances_with_patch_state"].as_u64(),
+        Some(scanned as u64),
+        "{report}"
     );
     assert!(report["estimated_collect_seconds"].as_f64().is_some());
     assert!(

@@ -77,8 +77,25 @@ fn boto3_parses_every_answer_and_errors_surface_as_the_modeled_exceptions() {
             .filter(|p| p["state"] == "Installed")
             .all(|p| p["installed_epoch"].is_u64())
     );
+    // Every managed instance has a patch state, except nodes never scanned, which list no patch.
+    let with_state = walk["states"].as_object().expect("states");
+    let never_scanned: Vec<&str> = instances
+        .iter()
+        .filter_map(|i| i["instance_id"].as_str())
+        .filter(|id| !unmanaged.iter().any(|u| u == id) && !with_state.contains_key(*id))
+        .collect();
+    assert!(
+        !never_scanned.is_empty() && never_scanned.len() * 20 < instances.len(),
+        "a few never-scanned nodes: {never_scanned:?}"
+    );
+    for id in &never_scanned {
+        assert!(
+            !patches.iter().any(|p| p["instance_id"] == *id),
+            "{id} has no patch state, so it lists no patch"
+        );
+    }
     assert_eq!(
-        walk["states"].as_object().expect("states").len(),
+        with_state.len() + never_scanned.len(),
         instances.len() - unmanaged.len()
     );
 

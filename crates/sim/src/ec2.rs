@@ -134,8 +134,21 @@ fn parse(params: &BTreeMap<String, String>) -> Request {
     }
 }
 
+/// EC2 `instanceState` (code, name) on `date`, codes as in the EC2 API reference's
+/// `InstanceState`: pending on its launch day, shutting-down on the day it is terminated,
+/// terminated the day after (still listed), stopped or running otherwise.
 fn state_of(i: &Ec2Instance, date: NaiveDate) -> (u32, &'static str) {
-    if i.profile.is_stopped(date) {
+    if let Some(t) = i.terminated_on {
+        if date == t {
+            return (32, "shutting-down");
+        }
+        if date > t {
+            return (48, "terminated");
+        }
+    }
+    if date == i.launch_day {
+        (0, "pending")
+    } else if i.profile.is_stopped(date) {
         (80, "stopped")
     } else {
         (16, "running")
@@ -324,7 +337,41 @@ pub fn describe_instances(
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{glob, state_of};
+    use crate::fleet::{Fleet, day};
+    use chrono::Duration;
+
+    #[test]
+    fn instances_go_through_ec2_lifecycle_states() {
+        let f = Fleet {
+            seed: 7,
+            size: 3000,
+            unmanaged_rate: 0.0,
+            untagged_rate: 0.0,
+        };
+        let terminated = (0..f.size)
+            .map(|i| f.instance(i))
+            .find(|i| i.terminated_on.is_some_and(|t| t > day(2026, 1, 1)))
+            .expect("an instance terminated in 2026");
+        let t = terminated.terminated_on.expect("terminated");
+        let listed = |d| Fleet::exists_on(&terminated, d).then(|| state_of(&terminated, d));
+        assert!(matches!(
+            listed(t - Duration::days(1)),
+            Some((_, "running" | "stopped" | "pending"))
+        ));
+        assert_eq!(listed(t), Some((32, "shutting-down")));
+        assert_eq!(listed(t + Duration::days(1)), Some((48, "terminated")));
+        assert_eq!(listed(t + Duration::days(2)), None, "gone from EC2");
+        let launched = (0..f.size)
+            .map(|i| f.instance(i))
+            .find(|i| i.launch_day > day(2025, 6, 1) && i.terminated_on.is_none())
+            .expect("a recent launch");
+        assert_eq!(state_of(&launched, launched.launch_day), (0, "pending"));
+        assert!(!Fleet::exists_on(
+            &launched,
+            launched.launch_day - Duration::days(1)
+        ));
+    }
 
     #[test]
     fn ec2_wildcards() {

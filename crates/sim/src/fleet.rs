@@ -84,6 +84,9 @@ pub struct SsmProfile {
     pub environment: &'static str,
     /// Diligent instances install approved patches within days; the others lag, fail, skip.
     pub diligent: bool,
+    /// Registered with SSM but never scanned (no patch baseline operation has run): no patch
+    /// state, and an empty patch list, as SSM answers for such a node.
+    pub never_scanned: bool,
 }
 
 const ENVIRONMENTS: [&str; 3] = ["prod", "staging", "dev"];
@@ -115,6 +118,7 @@ impl SsmProfile {
             operation_install: below(h(10), 3) == 0,
             environment: ENVIRONMENTS[below(h(11), 3) as usize],
             diligent: unit(h(12)) < 0.6,
+            never_scanned: unit(h(13)) < 0.02,
         }
     }
 
@@ -221,9 +225,14 @@ impl Fleet {
         }
     }
 
-    /// Whether the instance exists in EC2 on `date` (launched, not yet terminated).
+    /// Whether `DescribeInstances` lists the instance on `date`: from its launch until the day
+    /// after its termination (EC2 keeps terminated instances visible for a while; the simulator's
+    /// clock has days).
     pub fn exists_on(instance: &Ec2Instance, date: NaiveDate) -> bool {
-        instance.launch_day <= date && instance.terminated_on.is_none_or(|t| date < t)
+        instance.launch_day <= date
+            && instance
+                .terminated_on
+                .is_none_or(|t| date <= t + Duration::days(1))
     }
 }
 

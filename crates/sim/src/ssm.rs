@@ -268,7 +268,12 @@ fn instance_patches_page(
         .unwrap_or_default();
     let fingerprint = combine(of_str(instance_id), &[of_str(&filter_text), 0xd1]);
     let offset = page_offset(body, fingerprint)?;
-    let patches: Vec<InstancePatch> = instance_patches(sim.config.seed, &profile, date)
+    let scanned = if profile.never_scanned {
+        Vec::new()
+    } else {
+        instance_patches(sim.config.seed, &profile, date)
+    };
+    let patches: Vec<InstancePatch> = scanned
         .into_iter()
         .filter(|p| filters.iter().all(|f| f.admits(p)))
         .collect();
@@ -413,11 +418,12 @@ fn patch_states_page(
     let page_size = page_size(body, 100)?;
     let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
     let offset = page_offset(body, fingerprint)?;
-    // Instances SSM does not manage are left out of the answer, as the service does.
+    // Instances SSM does not manage, and nodes never scanned, are left out of the answer, as
+    // the service does.
     let managed: Vec<(&str, SsmProfile)> = ids
         .iter()
         .map(|id| (*id, sim.profile(id)))
-        .filter(|(_, p)| p.managed)
+        .filter(|(_, p)| p.managed && !p.never_scanned)
         .collect();
     let end = (offset + page_size).min(managed.len());
     let states: Vec<Value> = managed

@@ -32,7 +32,8 @@ struct Findings {
     region: String,
     store: String,
     tagged_instances: Option<usize>,
-    managed_instances: Option<usize>,
+    /// Tagged instances SSM has a patch state for (managed and scanned at least once).
+    instances_with_patch_state: Option<usize>,
     estimated_collect_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bucket: Option<BucketProtection>,
@@ -163,7 +164,7 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
             )
         });
         if let Some(states) = &states {
-            f.managed_instances = Some(if sampled == 0 {
+            f.instances_with_patch_state = Some(if sampled == 0 {
                 0
             } else {
                 (states.len() * found.len()).div_ceil(sampled)
@@ -312,8 +313,10 @@ fn print_text(f: &Findings) {
         }
     }
     println!();
-    if let (Some(tagged), Some(managed)) = (f.tagged_instances, f.managed_instances) {
-        println!("  fleet      {tagged} tagged instance(s), about {managed} managed by SSM");
+    if let (Some(tagged), Some(scanned)) = (f.tagged_instances, f.instances_with_patch_state) {
+        println!(
+            "  fleet      {tagged} tagged instance(s), about {scanned} with a patch state from SSM"
+        );
     }
     if let Some(s) = f.estimated_collect_seconds {
         println!(
