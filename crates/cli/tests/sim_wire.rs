@@ -441,3 +441,59 @@ fn model_spellings_are_switchable_and_the_collector_normalises_them() {
         "{stored:?}"
     );
 }
+
+/// `ssm:DescribeInstanceInformation` as boto3 reads it: managed nodes that EC2 lists as running
+/// (stopped and terminated ones are not returned), agent health, both filter forms, paging, and
+/// the service's errors.
+#[test]
+fn describe_instance_information_lists_managed_running_nodes_with_agent_health() {
+    let sim = start_sim(&["--instances", "400", "--seed", "21"]);
+    let facts = py_json(&sim.url, "sim_nodes.py", &[]);
+    let nodes = facts["nodes"].as_u64().unwrap_or(0);
+    assert_eq!(
+        facts["unique"].as_u64(),
+        Some(nodes),
+        "no node twice across pages"
+    );
+    assert_eq!(
+        facts["ec2_states_of_nodes"],
+        serde_json::json!(["running"]),
+        "{facts}"
+    );
+    let running = facts["running_in_ec2"].as_u64().unwrap_or(0);
+    assert!(
+        nodes > 10 && nodes < running,
+        "most running instances are managed: {facts}"
+    );
+    assert_eq!(
+        facts["ping_statuses"],
+        serde_json::json!(["ConnectionLost", "Online"])
+    );
+    assert_eq!(facts["lost_all_lost"], true);
+    assert_eq!(facts["windows_only"], serde_json::json!(["Windows"]));
+    assert!(facts["tagged"].as_u64().unwrap_or(0) < nodes);
+    assert_eq!(facts["by_id"], true);
+    assert_eq!(facts["last_ping_is_datetime"], true);
+    for field in [
+        "AgentVersion",
+        "ComputerName",
+        "IPAddress",
+        "IsLatestVersion",
+        "PlatformName",
+        "PlatformVersion",
+        "ResourceType",
+        "SourceId",
+        "SourceType",
+    ] {
+        assert!(
+            facts["fields"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == field)),
+            "{field}: {facts}"
+        );
+    }
+    assert_eq!(facts["both_forms"], "InvalidInstanceInformationFilterValue");
+    assert_eq!(facts["bad_key"], "InvalidFilterKey");
+    assert_eq!(facts["max_results_60"], "ValidationException");
+    assert_eq!(facts["bad_token"], "InvalidNextToken");
+}

@@ -1,9 +1,9 @@
 //! A loopback simulator of the EC2, SSM and STS wire protocols, with a seeded, evolving fleet.
 //!
 //! No public emulator implements the SSM patch APIs, yet every test, the demo and the benchmarks
-//! need a fleet to collect from. The simulator answers the four calls patchtrail makes
+//! need a fleet to collect from. The simulator answers the calls a patch collector makes
 //! (`ec2:DescribeInstances`, `ssm:DescribeInstancePatches`, `ssm:DescribeInstancePatchStates`,
-//! `sts:GetCallerIdentity`) on one HTTP endpoint, byte-compatible with what the official SDKs
+//! `ssm:DescribeInstanceInformation`, `sts:GetCallerIdentity`) on one HTTP endpoint, byte-compatible with what the official SDKs
 //! parse, including the real service's quirks. Its fleet is a pure function of a seed and a
 //! simulated date, so answers are reproducible; load shaping (rate limits, latency, faults) makes
 //! it a test bench for collectors.
@@ -12,6 +12,7 @@ mod ec2;
 mod fleet;
 mod hash;
 mod limits;
+mod nodes;
 mod patches;
 mod server;
 mod ssm;

@@ -1,4 +1,5 @@
-//! SSM over awsJson1_1: `DescribeInstancePatches` and `DescribeInstancePatchStates`.
+//! SSM over awsJson1_1: `DescribeInstancePatches` and `DescribeInstancePatchStates`
+//! (`DescribeInstanceInformation` is in `nodes`).
 //!
 //! Validation follows the real service, not only its model: `MaxResults` above 50 on
 //! DescribeInstancePatches is a `ValidationException`, states are CamelCase, and timestamps are
@@ -14,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 const FILTER_KEYS: [&str; 4] = ["Classification", "KBId", "Severity", "State"];
 
-fn validation(message: String) -> WireResponse {
+pub(crate) fn validation(message: String) -> WireResponse {
     WireResponse::json_error(
         400,
         "ValidationException",
@@ -22,7 +23,7 @@ fn validation(message: String) -> WireResponse {
     )
 }
 
-fn range_error(field: &str, value: i64, min: i64, max: i64) -> Option<WireResponse> {
+pub(crate) fn range_error(field: &str, value: i64, min: i64, max: i64) -> Option<WireResponse> {
     if value < min {
         Some(validation(format!(
             "Value '{value}' at '{field}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
@@ -53,7 +54,10 @@ fn invalid_id_message(id: &str) -> WireResponse {
 }
 
 /// Reads an optional integer member.
-fn optional_int(body: &Map<String, Value>, member: &str) -> Result<Option<i64>, WireResponse> {
+pub(crate) fn optional_int(
+    body: &Map<String, Value>,
+    member: &str,
+) -> Result<Option<i64>, WireResponse> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
@@ -78,7 +82,10 @@ fn page_size(body: &Map<String, Value>, max: i64) -> Result<usize, WireResponse>
 }
 
 /// The offset a `NextToken` continues from (0 without one), if it belongs to this request.
-fn page_offset(body: &Map<String, Value>, fingerprint: u64) -> Result<usize, WireResponse> {
+pub(crate) fn page_offset(
+    body: &Map<String, Value>,
+    fingerprint: u64,
+) -> Result<usize, WireResponse> {
     match optional_str(body, "NextToken")? {
         None | Some("") => Ok(0),
         Some(t) => PageToken::decode(t, fingerprint)
@@ -93,7 +100,7 @@ fn page_offset(body: &Map<String, Value>, fingerprint: u64) -> Result<usize, Wir
     }
 }
 
-fn optional_str<'a>(
+pub(crate) fn optional_str<'a>(
     body: &'a Map<String, Value>,
     member: &str,
 ) -> Result<Option<&'a str>, WireResponse> {
@@ -461,6 +468,9 @@ pub fn handle(sim: &Sim, operation: &str, body: &[u8], date: NaiveDate) -> WireR
     match operation {
         "DescribeInstancePatches" => describe_instance_patches(sim, &map, date),
         "DescribeInstancePatchStates" => describe_instance_patch_states(sim, &map, date),
+        "DescribeInstanceInformation" => {
+            crate::nodes::describe_instance_information(sim, &map, date)
+        }
         other => WireResponse::json_error(
             400,
             "UnknownOperationException",
