@@ -328,6 +328,30 @@ fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
             "{report}"
         );
     }
+    // Agent health is advisory: doctor passes without ssm:DescribeInstanceInformation.
+    let online = report["agents_online"].as_u64().unwrap_or(0);
+    let not_online = report["agents_not_online"].as_u64().unwrap_or(0);
+    assert!(
+        online > 0 && online + not_online <= report["tagged_instances"].as_u64().unwrap_or(0),
+        "{report}"
+    );
+    let no_info = start_sim(&[
+        "--instances",
+        "10",
+        "--seed",
+        "9",
+        "--deny-action",
+        "ssm:DescribeInstanceInformation",
+    ]);
+    let (code, report) = doctor(&no_info.url, None, s);
+    assert_eq!(code, Some(0), "{report}");
+    let health = check_named(&report, "ssm:DescribeInstanceInformation (agent health)");
+    assert!(
+        health["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("AccessDenied")),
+        "{report}"
+    );
     let runs_before = manifests(&store).len();
     assert_eq!(runs_before, 1, "doctor commits nothing");
 

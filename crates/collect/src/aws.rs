@@ -313,6 +313,49 @@ impl AwsFleet {
 
     /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
     /// are simply absent from the answer.
+    /// Agent health of the managed nodes among `ids` (at most 50): `PingStatus` by instance id,
+    /// from `ssm:DescribeInstanceInformation` filtered by `InstanceIds`. Stopped nodes and nodes
+    /// SSM does not manage are absent.
+    pub async fn agent_health(&self, ids: &[String]) -> Result<HashMap<String, String>, CallError> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let filter = aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(ids.to_vec()))
+            .build()
+            .map_err(|e| CallError {
+                code: "InvalidRequest".into(),
+                message: e.to_string(),
+            })?;
+        let mut token: Option<String> = None;
+        loop {
+            paced(&self.states_pacer).await;
+            self.count_call();
+            let page = self
+                .ssm
+                .describe_instance_information()
+                .filters(filter.clone())
+                .max_results(50)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(call_error)?;
+            for node in page.instance_information_list() {
+                if let Some(id) = node.instance_id() {
+                    let ping = node.ping_status().map(|p| p.as_str().to_string());
+                    out.insert(id.to_string(), ping.unwrap_or_default());
+                }
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn patch_states(
         &self,
         ids: &[String],

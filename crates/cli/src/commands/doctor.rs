@@ -35,6 +35,9 @@ struct Findings {
     /// Tagged instances SSM has a patch state for (managed and scanned at least once).
     instances_with_patch_state: Option<usize>,
     estimated_collect_seconds: Option<f64>,
+    /// Among the first 50 tagged instances: managed nodes whose agent is Online, and not.
+    agents_online: Option<usize>,
+    agents_not_online: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bucket: Option<BucketProtection>,
     checks: Vec<Check>,
@@ -169,6 +172,38 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
             } else {
                 (states.len() * found.len()).div_ceil(sampled)
             });
+        }
+        // Agent health: advisory, since a collect does not need ssm:DescribeInstanceInformation.
+        let t = Instant::now();
+        match fleet.agent_health(&ids).await {
+            Ok(health) => {
+                let lost = health.values().filter(|p| *p != "Online").count();
+                f.agents_online = Some(health.len() - lost);
+                f.agents_not_online = Some(lost);
+                f.checks.push(Check {
+                    check: "ssm:DescribeInstanceInformation (agent health)",
+                    ok: true,
+                    detail: format!(
+                        "{} of the first {} tagged instance(s) are managed nodes; {lost} agent(s) not Online",
+                        health.len(),
+                        ids.len()
+                    ),
+                    fix: (lost > 0).then(|| {
+                        "agents not Online stop scanning: their patch state ages and reports show them as unknown after --stale-days".to_string()
+                    }),
+                    millis: t.elapsed().as_millis() as u64,
+                });
+            }
+            Err(e) => f.checks.push(Check {
+                check: "ssm:DescribeInstanceInformation (agent health)",
+                ok: true,
+                detail: format!("not known ({})", e.code),
+                fix: Some(
+                    "optional: allow ssm:DescribeInstanceInformation to see which agents are offline"
+                        .into(),
+                ),
+                millis: t.elapsed().as_millis() as u64,
+            }),
         }
         let probe = states
             .as_ref()
@@ -317,6 +352,9 @@ fn print_text(f: &Findings) {
         println!(
             "  fleet      {tagged} tagged instance(s), about {scanned} with a patch state from SSM"
         );
+    }
+    if let (Some(online), Some(not)) = (f.agents_online, f.agents_not_online) {
+        println!("  agents     {online} Online, {not} not Online (of the first 50 tagged)");
     }
     if let Some(s) = f.estimated_collect_seconds {
         println!(
