@@ -47,8 +47,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let lang = match cli.lang.as_deref().map(Lang::parse).transpose() {
-        Ok(lang) => lang.unwrap_or_else(Lang::from_env),
+    let lang = match cli.lang.as_deref().map_or_else(Lang::from_env, Lang::parse) {
+        Ok(lang) => lang,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(failure::EXIT_BAD_INPUT);

@@ -435,6 +435,31 @@ fn japanese_for_people_and_stable_english_for_machines() {
         "Patch compliance as of 2026-11-20"
     );
 
+    // A language patchtrail does not speak is bad input, named with its fix.
+    for (args, env, names) in [
+        (vec!["--lang", "fr"], vec![], "--lang fr"),
+        (
+            vec![],
+            vec![("PATCHTRAIL_LANG", "fr")],
+            "PATCHTRAIL_LANG=fr",
+        ),
+    ] {
+        let mut cmd = Command::new(patchtrail_bin());
+        let out = cmd
+            .envs(env)
+            .args(&summary)
+            .args(&args)
+            .args(["--store", s])
+            .output()
+            .expect("run");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {names}: ")) && stderr.contains("en or ja"),
+            "{stderr}"
+        );
+    }
+
     // XLSX: Japanese sheet names and headers, as openpyxl reads them.
     let xlsx = dir.path().join("summary-ja.xlsx");
     run(

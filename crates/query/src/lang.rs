@@ -29,20 +29,24 @@ impl Lang {
         }
     }
 
-    /// The language when `--lang` is not given: `PATCHTRAIL_LANG`, else the locale (`LC_ALL`,
-    /// `LC_MESSAGES`, `LANG`, the first one set), Japanese for `ja…`, English otherwise.
-    pub fn from_env() -> Lang {
+    /// The language when `--lang` is not given: `PATCHTRAIL_LANG` (which must be en or ja), else
+    /// the locale (`LC_ALL`, `LC_MESSAGES`, `LANG`, the first one set), Japanese for `ja…`,
+    /// English otherwise.
+    pub fn from_env() -> Result<Lang, QueryError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("PATCHTRAIL_LANG") {
-            return Lang::parse(&v).unwrap_or_default();
+            return Lang::parse(&v).map_err(|_| QueryError::BadInput {
+                input: format!("PATCHTRAIL_LANG={v}"),
+                fix: "set it to en or ja, or unset it".into(),
+            });
         }
         let locale = var("LC_ALL")
             .or_else(|| var("LC_MESSAGES"))
             .or_else(|| var("LANG"));
-        match locale {
+        Ok(match locale {
             Some(l) if l.to_ascii_lowercase().starts_with("ja") => Lang::Ja,
             _ => Lang::En,
-        }
+        })
     }
 
     /// The HTML `lang` attribute.
