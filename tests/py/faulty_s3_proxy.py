@@ -1,12 +1,16 @@
 """A loopback HTTP proxy in front of an S3 server (moto) that answers a seeded share of PUTs
 with an S3 error (503 SlowDown by default, as S3 does under load), without forwarding them.
 
+It also makes conditional writes atomic, as S3's are: moto checks `If-None-Match: *` and then
+writes, so two threads can both pass the check; the proxy forwards such PUTs one at a time.
+
 usage: faulty_s3_proxy.py UPSTREAM_URL FAULT_RATE SEED [STATUS CODE MESSAGE]
 With STATUS CODE MESSAGE, the faults are that S3 error instead of 503 SlowDown (for instance 403
 AccessDenied with the text S3 forwards from KMS when the bucket's key refuses the caller).
 Prints `listening on http://127.0.0.1:PORT` first, then serves until killed; on stderr, at exit,
 nothing. The count of injected faults is served at GET /_faults.
 """
+import contextlib
 import http.client
 import random
 import sys
@@ -18,6 +22,8 @@ UPSTREAM = urlparse(sys.argv[1])
 RATE = float(sys.argv[2])
 RNG = random.Random(int(sys.argv[3]))
 LOCK = threading.Lock()
+NO_LOCK = contextlib.nullcontext()
+CONDITIONAL = threading.Lock()  # one create-only PUT at a time (S3's conditional writes are atomic)
 FAULTS = [0]
 STATUS, CODE, MESSAGE = (int(sys.argv[4]), sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (
     503, "SlowDown", "Please reduce your request rate.")
@@ -54,9 +60,11 @@ class Proxy(BaseHTTPRequestHandler):
                 return
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
+        conditional = self.command == "PUT" and "If-None-Match" in self.headers
+        with CONDITIONAL if conditional else NO_LOCK:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ("transfer-encoding", "connection", "content-length"):

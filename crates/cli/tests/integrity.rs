@@ -120,10 +120,13 @@ fn concurrent_collects_on_moto_s3_commit_one_linear_chain() {
     let moto = start_moto();
     let sim = start_sim(&["--instances", "60", "--seed", "8", "--latency-ms", "5"]);
     py_json(&moto.url, "s3_bucket.py", &["chain-history"]);
+    // moto checks If-None-Match and then writes, so two of its threads can both create one key;
+    // S3 cannot. The proxy (no faults) makes moto's create-only writes atomic, as S3's are.
+    let s3 = start_s3_proxy(&moto.url, "0", "1", &[]);
     let store = "s3://chain-history/fleet";
     let children: Vec<Child> = (0..3)
         .map(|_| {
-            collect(&sim.url, Some(&moto.url), store, &[])
+            collect(&sim.url, Some(&s3.url), store, &[])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
