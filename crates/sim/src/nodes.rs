@@ -10,7 +10,7 @@ use crate::Sim;
 use crate::fleet::{Ec2Instance, Fleet, Os, SsmProfile};
 use crate::hash::{below, combine, of_str};
 use crate::patches::last_scan;
-use crate::ssm::{optional_int, page_offset, range_error, validation};
+use crate::ssm::{page_offset, page_size, validation};
 use crate::wire::{PageToken, WireResponse};
 use chrono::{Duration, NaiveDate};
 use serde_json::{Map, Value, json};
@@ -210,13 +210,7 @@ fn page(
     date: NaiveDate,
 ) -> Result<WireResponse, WireResponse> {
     let filters = parse_filters(body)?;
-    let page_size = match optional_int(body, "MaxResults")? {
-        Some(n) => match range_error("maxResults", n, 5, 50) {
-            Some(e) => return Err(e),
-            None => n as usize,
-        },
-        None => 10,
-    };
+    let page_size = page_size(body, (5, 50), 10)?;
     let filter_text = format!(
         "{}{}",
         body.get("Filters")

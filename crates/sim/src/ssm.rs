@@ -70,14 +70,18 @@ pub(crate) fn optional_int(
     }
 }
 
-/// `MaxResults`, checked against the service's range; 50 when absent.
-fn page_size(body: &Map<String, Value>, max: i64) -> Result<usize, WireResponse> {
+/// `MaxResults`, checked against the operation's range `min..=max`; `default` when absent.
+pub(crate) fn page_size(
+    body: &Map<String, Value>,
+    (min, max): (i64, i64),
+    default: usize,
+) -> Result<usize, WireResponse> {
     match optional_int(body, "MaxResults")? {
-        Some(n) => match range_error("maxResults", n, 10, max) {
+        Some(n) => match range_error("maxResults", n, min, max) {
             Some(e) => Err(e),
             None => Ok(n as usize),
         },
-        None => Ok(50),
+        None => Ok(default),
     }
 }
 
@@ -258,7 +262,7 @@ fn instance_patches_page(
         return Err(invalid_id_message(instance_id));
     }
     let filters = parse_filters(body)?;
-    let page_size = page_size(body, 50)?;
+    let page_size = page_size(body, (10, 50), 50)?;
     let profile = sim.profile(instance_id);
     if !profile.managed {
         return Err(WireResponse::json_error(
@@ -422,7 +426,7 @@ fn patch_states_page(
     if let Some(bad) = ids.iter().find(|id| !valid_instance_id(id)) {
         return Err(invalid_id_message(bad));
     }
-    let page_size = page_size(body, 100)?;
+    let page_size = page_size(body, (10, 100), 50)?;
     let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
     let offset = page_offset(body, fingerprint)?;
     // Instances SSM does not manage, and nodes never scanned, are left out of the answer, as
