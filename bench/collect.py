@@ -1,20 +1,24 @@
-"""Collector benchmark (issue 3). Prints a table; run it with scripts/bench-collect.
+"""Collector benchmark (issues 3 and 12). Prints a table; run it with scripts/bench-collect.
 
-1. Rate: the simulator throttles each SSM API at --ssm-tps with --latency-ms per answer; the
-   collector's wall time is compared with the least time the rate allows (SSM calls / TPS).
+1. Rate: the simulator throttles each SSM API at a token-bucket rate, with a latency per answer;
+   the collector runs with default flags (it must find the rate by itself) and its wall time is
+   compared with the least time the rate allows (the busiest SSM API's served calls / its rate).
+   Rates of 20, 200 and 1,000 TPS at 20 and 150 ms, a run whose rate halves half-way (the
+   simulator's PUT /_sim/limits), and `--max-tps` at the rate for reference.
 2. The seed: the same fleet through a re-enactment of the seed's Step Functions map (2 at a time,
    DescribeInstancePatches, a put per page, 1 s wait between pages), on a sample of instances and
    scaled to the fleet, for the speed ratio.
-3. Memory: peak RSS of a collection of a large fleet (no rate limit), data streamed to Parquet.
+3. Memory: peak RSS of collections of 2,000, 20,000 and 100,000 instances (no rate limit), data
+   streamed to Parquet; the simulator's request rate on the largest.
 """
 import argparse
 import concurrent.futures
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -30,6 +34,17 @@ def stats(url):
     return {s["operation"]: s for s in json.load(urllib.request.urlopen(url + "/_sim/stats"))}
 
 
+def served_ssm(url):
+    """Calls served (not throttled, not faulted) per SSM operation."""
+    return {op: v["requests"] - v["throttled"] - v["faults"] for op, v in stats(url).items() if op.startswith("ssm:")}
+
+
+def set_ssm_rate(url, tps):
+    req = urllib.request.Request(url + "/_sim/limits", data=json.dumps({"ssm_tps": tps, "ec2_tps": None}).encode(),
+                                 method="PUT", headers={"content-type": "application/json"})
+    urllib.request.urlopen(req).read()
+
+
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -39,16 +54,46 @@ def peak_rss_mib(pid):
 
 
 def timed_collect(binary, url, store, *extra):
-    """Runs one collection as a child; returns (seconds, peak RSS in MiB, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs one collection as a child; returns (seconds, its own peak RSS in MiB, stdout)."""
     t = time.monotonic()
-    out = subprocess.run([binary, "collect", "--store", store, *extra], env=aws_env(url),
-                         capture_output=True, text=True)
-    elapsed = time.monotonic() - t
-    if out.returncode != 0:
-        sys.exit(f"collect failed ({out.returncode}): {out.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024, out.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([binary, "collect", "--store", store, "-q", *extra], env=aws_env(url), stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.monotonic() - t
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            sys.exit(f"collect failed ({p.returncode}): {err.read()}")
+        return elapsed, usage.ru_maxrss / 1024, out.read()
+
+
+def rate_run(binary, tmp, tps, latency_ms, instances, extra=(), halve_after=None):
+    """One collection against a rate-limited simulator: (seconds, least seconds the rate allows, throttled)."""
+    sim, url = start_sim(binary, "--instances", str(instances), "--seed", "7",
+                         "--ssm-tps", str(tps), "--latency-ms", str(latency_ms))
+    before = {}
+    try:
+        switch = None
+        if halve_after is not None:
+            def halve():
+                time.sleep(halve_after)
+                before.update(served_ssm(url))
+                set_ssm_rate(url, tps / 2)
+            switch = threading.Thread(target=halve)
+            switch.start()
+        secs, _, _ = timed_collect(binary, url, os.path.join(tmp, f"rate-{tps}-{latency_ms}-{len(extra)}-{halve_after}"), *extra)
+        if switch:
+            switch.join()
+        after = served_ssm(url)
+        throttled = sum(v["throttled"] for op, v in stats(url).items() if op.startswith("ssm:"))
+    finally:
+        sim.terminate()
+        sim.wait()
+    if halve_after is not None and halve_after > secs:
+        sys.exit(f"the rate was to halve after {halve_after} s but the collection took {secs:.1f} s")
+    least = max(before.get(op, 0) / tps + (n - before.get(op, 0)) / (tps / 2 if before else tps) for op, n in after.items())
+    return secs, least, throttled, max(after.values())
 
 
 def seed_reenactment(url, sample, store):
@@ -89,70 +134,62 @@ def seed_reenactment(url, sample, store):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/patchtrail"))
-    ap.add_argument("--instances", type=int, default=2000)
-    ap.add_argument("--ssm-tps", type=float, default=200)
-    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--rates", default="20,200,1000", help="simulated SSM rates, TPS")
+    ap.add_argument("--latencies", default="20,150", help="simulated latency per answer, ms")
+    ap.add_argument("--seconds", type=float, default=20, help="least time each rate run takes at its rate")
     ap.add_argument("--seed-sample", type=int, default=200)
-    ap.add_argument("--rss-instances", type=int, default=20000)
-    ap.add_argument("--sim-instances", type=int, default=100000)
+    ap.add_argument("--rss-instances", default="2000,20000,100000")
+    ap.add_argument("--only", choices=["rate", "seed", "memory"], action="append")
     args = ap.parse_args()
+    only = set(args.only or ["rate", "seed", "memory"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        # 1. rate
-        for label, extra in (("adaptive retry only", []), (f"--max-tps {args.ssm_tps:g}", ["--max-tps", str(args.ssm_tps)])):
-            sim, url = start_sim(args.binary, "--instances", str(args.instances), "--seed", "7",
-                                 "--ssm-tps", str(args.ssm_tps), "--latency-ms", str(args.latency_ms))
+        def rate_row(label, tps, latency, extra=(), halve=False):
+            # ~1.1 DescribeInstancePatches calls per tagged instance; 85 % of instances are tagged.
+            instances = int(tps * args.seconds / 0.95)
+            secs, least, throttled, calls = rate_run(args.binary, tmp, tps, latency, instances, extra,
+                                                     halve_after=args.seconds / 2 if halve else None)
+            rows.append((f"{label}: {tps:g} TPS, {latency} ms, {instances} instances", f"{secs:.1f} s",
+                         f"least {least:.1f} s ({calls} calls); ratio {secs / least:.2f}; {throttled} throttled"))
+            return secs
+
+        if "rate" in only or "seed" in only:
+            for tps in [float(r) for r in args.rates.split(",")]:
+                for latency in [int(l) for l in args.latencies.split(",")]:
+                    secs = rate_row("default flags", tps, latency)
+                    if tps == 200 and latency == 20:
+                        patchtrail_secs = secs
+            rate_row("default flags, rate halves half-way", 200, 150, halve=True)
+            rate_row("--max-tps 200 (the rate, known)", 200, 150, ["--max-tps", "200"])
+
+        if "seed" in only:
+            instances = int(200 * args.seconds / 0.95)
+            sim, url = start_sim(args.binary, "--instances", str(instances), "--seed", "7",
+                                 "--ssm-tps", "200", "--latency-ms", "20")
             try:
-                secs, _, _ = timed_collect(args.binary, url, os.path.join(tmp, f"rate-{len(rows)}"), "--concurrency", "32", *extra)
-                s = stats(url)
+                seed_dir = os.path.join(tmp, "seed")
+                os.makedirs(seed_dir)
+                secs, n, pages = seed_reenactment(url, args.seed_sample, seed_dir)
             finally:
                 sim.terminate()
                 sim.wait()
-            served = {op: v["requests"] - v["throttled"] - v["faults"] for op, v in s.items() if op.startswith("ssm:")}
-            ideal = max(served.values()) / args.ssm_tps
-            throttled = sum(v["throttled"] for op, v in s.items() if op.startswith("ssm:"))
-            rows.append((f"collect {args.instances} instances, {label}", f"{secs:.1f} s",
-                         f"ideal {ideal:.1f} s ({max(served.values())} calls / {args.ssm_tps:g} TPS); ratio {secs / ideal:.2f}; {throttled} throttled"))
-            if label.startswith("--max-tps"):
-                patchtrail_secs = secs
+            scale = instances * 0.85 / n  # ~85 % of the fleet carries CheckPatch
+            rows.append((f"seed re-enactment, {n} instances ({pages} pages)", f"{secs:.1f} s",
+                         f"scaled to {instances} instances: {secs * scale:.0f} s; patchtrail (200 TPS, 20 ms) is {secs * scale / patchtrail_secs:.0f}x faster"))
 
-        # 2. the seed
-        sim, url = start_sim(args.binary, "--instances", str(args.instances), "--seed", "7",
-                             "--ssm-tps", str(args.ssm_tps), "--latency-ms", str(args.latency_ms))
-        try:
-            seed_dir = os.path.join(tmp, "seed")
-            os.makedirs(seed_dir)
-            secs, n, pages = seed_reenactment(url, args.seed_sample, seed_dir)
-        finally:
-            sim.terminate()
-            sim.wait()
-        tagged = served_instances = None
-        scale = args.instances * 0.85 / n  # ~85 % of the fleet carries CheckPatch
-        rows.append((f"seed re-enactment, {n} instances ({pages} pages)", f"{secs:.1f} s",
-                     f"scaled to the fleet: {secs * scale:.0f} s; patchtrail is {secs * scale / patchtrail_secs:.0f}x faster"))
-
-        # 3. memory of the collector: data must stream, not accumulate
-        sim, url = start_sim(args.binary, "--instances", str(args.rss_instances), "--seed", "8")
-        try:
-            secs, rss, out = timed_collect(args.binary, url, os.path.join(tmp, "rss"), "--concurrency", "32")
-        finally:
-            sim.terminate()
-            sim.wait()
-        patches = next((l.split()[1] for l in out.splitlines() if l.strip().startswith("patches")), "?")
-        rows.append((f"collect {args.rss_instances} instances, no rate limit", f"{secs:.1f} s",
-                     f"collector peak RSS {rss:.0f} MiB for {patches} patch rows"))
-
-        # 4. the simulator under load: requests per second, and memory for a large lazy fleet
-        sim, url = start_sim(args.binary, "--instances", str(args.sim_instances), "--seed", "9")
-        try:
-            secs, _, _ = timed_collect(args.binary, url, os.path.join(tmp, "sim"), "--concurrency", "64")
-            served = sum(v["requests"] for v in stats(url).values())
-            sim_rss = peak_rss_mib(sim.pid)
-        finally:
-            sim.terminate()
-            sim.wait()
-        rows.append((f"simulator, {args.sim_instances} instances, collected at concurrency 64", f"{secs:.1f} s",
-                     f"{served / secs:,.0f} requests/s on loopback (collector on the same 2 cores); simulator peak RSS {sim_rss:.0f} MiB"))
+        if "memory" in only:
+            # Data must stream, not accumulate: the peak should not grow with the fleet.
+            for n in [int(x) for x in args.rss_instances.split(",")]:
+                sim, url = start_sim(args.binary, "--instances", str(n), "--seed", "8")
+                try:
+                    secs, rss, out = timed_collect(args.binary, url, os.path.join(tmp, f"rss-{n}"), "--format", "parquet")
+                    served = sum(v["requests"] for v in stats(url).values())
+                    sim_rss = peak_rss_mib(sim.pid)
+                finally:
+                    sim.terminate()
+                    sim.wait()
+                rows.append((f"collect {n} instances, no rate limit", f"{secs:.1f} s",
+                             f"collector peak RSS {rss:.0f} MiB; simulator {served / secs:,.0f} requests/s, peak RSS {sim_rss:.0f} MiB"))
 
     print_table(rows)
 

@@ -255,7 +255,7 @@ pub struct DoctorArgs {
     /// A KEY=VALUE tag that selects instances (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub tag: Vec<String>,
-    /// The concurrency the estimate assumes (collect's --concurrency).
+    /// Calls in flight the estimate assumes (collect tunes its own pace; 8 is a cautious figure).
     #[arg(long, default_value_t = 8)]
     pub concurrency: u32,
     /// text for people, json for scripts.
@@ -313,13 +313,15 @@ pub struct CollectArgs {
     /// AWS region [default: from AWS_REGION or the profile].
     #[arg(long)]
     pub region: Option<String>,
-    /// Instances collected at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    /// Most instances collected at once. Rarely needed: the request rate tunes itself to what
+    /// the service allows, and as many instances are under way as that rate needs.
+    #[arg(long, default_value_t = patchtrail_collect::DEFAULT_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// Client-side cap on requests per second, per API.
+    /// Ceiling on requests per second, per API (the rate tunes itself below it).
     #[arg(long, value_name = "TPS")]
     pub max_tps: Option<f64>,
-    /// Attempts per AWS call, the first included (adaptive retry).
+    /// Attempts per AWS call against network and service faults, the first included
+    /// (throttling is answered by slowing down, not counted).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub max_attempts: u32,
     /// The seed's EventBridge Scheduler input, e.g. '{"s3_bucket":"my-bucket/","s3_path":"patches"}'.

@@ -15,11 +15,13 @@ pub struct ProgressView {
 
 fn line(p: &Progress) -> String {
     format!(
-        "{} pages, {} patches, {} unmanaged, {} errors, {} retries",
+        "{} pages, {} patches, {} unmanaged, {} errors, {} req/s, {} throttled, {} retries",
         Progress::get(&p.pages),
         Progress::get(&p.patches),
         Progress::get(&p.unmanaged),
         Progress::get(&p.errors),
+        Progress::get(&p.pace),
+        Progress::get(&p.throttled),
         p.retries()
     )
 }

@@ -5,7 +5,7 @@
 //! `platform` arrives lowercase (so `platformDetails` is read instead), `MaxResults` above 50 is
 //! rejected by DescribeInstancePatches, and `InstalledTime` is 0 or year 1 when not installed.
 
-use crate::pacing::{Pacer, Progress};
+use crate::pacing::{Progress, RateController};
 use crate::{CollectError, CollectOptions, TagSelector};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ssm::types::{PatchComplianceData, PatchOrchestratorFilter};
@@ -146,8 +146,8 @@ impl Intercept for AttemptCounter {
     }
 }
 
-/// The AWS account and region patchtrail reads from, with its clients and pacers.
-/// Cheap to clone: clones share clients, pacers and counters.
+/// The AWS account and region patchtrail reads from, with its clients and the self-tuning pace
+/// of each API. Cheap to clone: clones share clients, pacing and counters.
 #[derive(Clone)]
 pub struct AwsFleet {
     ec2: aws_sdk_ec2::Client,
@@ -155,15 +155,62 @@ pub struct AwsFleet {
     sts: aws_sdk_sts::Client,
     region: String,
     progress: Arc<Progress>,
-    ec2_pacer: Option<Arc<Pacer>>,
-    patches_pacer: Option<Arc<Pacer>>,
-    states_pacer: Option<Arc<Pacer>>,
+    /// Attempts per call for transient failures (throttles are paced, not counted).
+    max_attempts: u32,
+    instances_pace: Arc<RateController>,
+    patches_pace: Arc<RateController>,
+    states_pace: Arc<RateController>,
+    nodes_pace: Arc<RateController>,
 }
 
-async fn paced(pacer: &Option<Arc<Pacer>>) {
-    if let Some(p) = pacer {
-        p.wait().await;
+/// Error codes with which AWS services say "too fast" (SSM, EC2, STS, Organizations, S3).
+const THROTTLING_CODES: [&str; 6] = [
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "SlowDown",
+];
+
+/// Throttles a single call may meet before it gives up (the pace falls at each round).
+const MAX_THROTTLES_PER_CALL: u32 = 100;
+
+/// What a failed attempt calls for.
+#[derive(Debug, PartialEq, Eq)]
+enum Retry {
+    /// Too fast: slow the pace and try again at the next slot.
+    Paced,
+    /// A fault of the network or the service: back off, then try again.
+    BackOff,
+    /// An answer that will not change (denied, invalid, unknown instance).
+    Never,
+}
+
+fn retry_of<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Retry {
+    match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            if THROTTLING_CODES.contains(&s.err().code().unwrap_or_default()) || status == 429 {
+                Retry::Paced
+            } else if status >= 500 {
+                Retry::BackOff
+            } else {
+                Retry::Never
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            Retry::BackOff
+        }
+        _ => Retry::Never,
     }
+}
+
+/// Full-jitter exponential back-off before attempt `attempt + 1` (1 s base, 20 s cap, as the
+/// AWS SDKs' standard mode).
+fn back_off(attempt: u32) -> std::time::Duration {
+    let cap = (1u64 << attempt.min(5)).min(20) as f64;
+    std::time::Duration::from_secs_f64(cap * fastrand::f64())
 }
 
 impl AwsFleet {
@@ -178,36 +225,89 @@ impl AwsFleet {
             .region()
             .map(|r| r.to_string())
             .ok_or(CollectError::NoRegion)?;
-        let retry = RetryConfig::adaptive().with_max_attempts(options.max_attempts.max(1));
+        // EC2 and SSM calls are retried here, paced by the controllers; STS keeps the SDK's.
+        let no_retry = RetryConfig::disabled();
         let ec2 = aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(config)
-                .retry_config(retry.clone())
+                .retry_config(no_retry.clone())
                 .interceptor(AttemptCounter(progress.clone()))
                 .build(),
         );
         let ssm = aws_sdk_ssm::Client::from_conf(
             aws_sdk_ssm::config::Builder::from(config)
-                .retry_config(retry.clone())
+                .retry_config(no_retry)
                 .interceptor(AttemptCounter(progress.clone()))
                 .build(),
         );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(config)
-                .retry_config(retry)
+                .retry_config(
+                    RetryConfig::standard().with_max_attempts(options.max_attempts.max(1)),
+                )
                 .interceptor(AttemptCounter(progress.clone()))
                 .build(),
         );
-        let pacer = || options.max_tps.map(|tps| Arc::new(Pacer::new(tps)));
+        let pace = || Arc::new(RateController::new(options.max_tps));
         Ok(AwsFleet {
             ec2,
             ssm,
             sts,
             region,
             progress,
-            ec2_pacer: pacer(),
-            patches_pacer: pacer(),
-            states_pacer: pacer(),
+            max_attempts: options.max_attempts.max(1),
+            instances_pace: pace(),
+            patches_pace: pace(),
+            states_pace: pace(),
+            nodes_pace: pace(),
         })
+    }
+
+    /// Sends one call at `pace`: a throttled attempt slows the pace and goes again at the next
+    /// slot; a transient fault backs off, up to `max_attempts`; anything else is the answer.
+    async fn send<T, E, Fut>(
+        &self,
+        pace: &RateController,
+        attempt: impl Fn() -> Fut,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        self.count_call();
+        let (mut faults, mut throttles) = (0u32, 0u32);
+        loop {
+            let sent = pace.acquire().await;
+            let error = match attempt().await {
+                Ok(out) => {
+                    pace.answered(sent);
+                    return Ok(out);
+                }
+                Err(e) => e,
+            };
+            match retry_of(&error) {
+                Retry::Paced if throttles < MAX_THROTTLES_PER_CALL => {
+                    throttles += 1;
+                    Progress::add(&self.progress.throttled, 1);
+                    pace.throttled(sent);
+                }
+                Retry::BackOff if faults + 1 < self.max_attempts => {
+                    faults += 1;
+                    tokio::time::sleep(back_off(faults)).await;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// How many instances to collect at once: what the pace of DescribeInstancePatches needs
+    /// at its measured latency, at most `ceiling`.
+    pub fn window(&self, ceiling: usize) -> usize {
+        self.patches_pace.window(ceiling)
+    }
+
+    /// How many DescribeInstancePatchStates calls to keep under way, at most `ceiling`.
+    pub fn states_window(&self, ceiling: usize) -> usize {
+        self.states_pace.window(ceiling)
     }
 
     pub fn region(&self) -> &str {
@@ -260,15 +360,14 @@ impl AwsFleet {
         let mut seen = HashSet::new();
         let mut token: Option<String> = None;
         loop {
-            paced(&self.ec2_pacer).await;
-            self.count_call();
-            let page = self
+            let request = self
                 .ec2
                 .describe_instances()
                 .filters(filter.clone())
                 .max_results(1000)
-                .set_next_token(token.clone())
-                .send()
+                .set_next_token(token.clone());
+            let page = self
+                .send(&self.instances_pace, || request.clone().send())
                 .await
                 .map_err(|e| CollectError::Aws {
                     operation: "ec2:DescribeInstances",
@@ -331,15 +430,14 @@ impl AwsFleet {
             })?;
         let mut token: Option<String> = None;
         loop {
-            paced(&self.states_pacer).await;
-            self.count_call();
-            let page = self
+            let request = self
                 .ssm
                 .describe_instance_information()
                 .filters(filter.clone())
                 .max_results(50)
-                .set_next_token(token.clone())
-                .send()
+                .set_next_token(token.clone());
+            let page = self
+                .send(&self.nodes_pace, || request.clone().send())
                 .await
                 .map_err(call_error)?;
             for node in page.instance_information_list() {
@@ -363,15 +461,14 @@ impl AwsFleet {
         let mut out = HashMap::new();
         let mut token: Option<String> = None;
         loop {
-            paced(&self.states_pacer).await;
-            self.count_call();
-            let page = self
+            let request = self
                 .ssm
                 .describe_instance_patch_states()
                 .set_instance_ids(Some(ids.to_vec()))
                 .max_results(50)
-                .set_next_token(token.clone())
-                .send()
+                .set_next_token(token.clone());
+            let page = self
+                .send(&self.states_pace, || request.clone().send())
                 .await
                 .map_err(call_error)?;
             for s in page.instance_patch_states() {
@@ -417,18 +514,18 @@ impl AwsFleet {
         let mut pages = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            paced(&self.patches_pacer).await;
-            self.count_call();
-            let page = self
+            let request = self
                 .ssm
                 .describe_instance_patches()
                 .instance_id(instance_id)
                 .set_filters(filter.clone().map(|f| vec![f]))
                 .max_results(50)
-                .set_next_token(token.clone())
-                .send()
+                .set_next_token(token.clone());
+            let page = self
+                .send(&self.patches_pace, || request.clone().send())
                 .await
                 .map_err(call_error)?;
+            Progress::set(&self.progress.pace, self.patches_pace.rate() as u64);
             Progress::add(&self.progress.pages, 1);
             pages.push(page.patches().iter().map(patch_of).collect());
             match page.next_token().filter(|t| !t.is_empty()) {

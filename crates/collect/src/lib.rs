@@ -14,8 +14,8 @@ mod snapshot;
 
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
 pub use input::{ResolvedInput, SchedulerInput};
-pub use options::{CollectOptions, TagSelector, parse_classifications};
-pub use pacing::{Pacer, Progress, StopSignal};
+pub use options::{CollectOptions, DEFAULT_CONCURRENCY, TagSelector, parse_classifications};
+pub use pacing::{Progress, RateController, StopSignal};
 pub use regions::check_region;
 pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
 

@@ -1,4 +1,4 @@
-//! What to collect, validated once: tag selection, classifications, concurrency and rate.
+//! What to collect, validated once: tag selection, classifications, the ceilings of concurrency and rate.
 
 use crate::CollectError;
 use patchtrail_model::{
@@ -112,15 +112,19 @@ pub fn parse_classifications(given: &[String], all: bool) -> Result<Vec<String>,
     Ok(out)
 }
 
+/// Most instances under way at once, by default: enough for 1,000 requests per second at
+/// 250 ms of latency; the pace decides how many are actually used.
+pub const DEFAULT_CONCURRENCY: usize = 512;
+
 /// Everything that shapes one collection.
 #[derive(Debug, Clone)]
 pub struct CollectOptions {
     pub tag: TagSelector,
     /// Classification filter; empty means all classifications.
     pub classifications: Vec<String>,
-    /// Instances collected at once.
+    /// Most instances collected at once; fewer when the learnt pace needs fewer.
     pub concurrency: usize,
-    /// Client-side cap per API, requests per second.
+    /// Ceiling of the self-tuning pace per API, requests per second.
     pub max_tps: Option<f64>,
     /// SDK attempts per call, the first included (adaptive retry mode).
     pub max_attempts: u32,
@@ -131,7 +135,7 @@ impl Default for CollectOptions {
         CollectOptions {
             tag: TagSelector::default(),
             classifications: SEED_CLASSIFICATIONS.iter().map(|c| c.to_string()).collect(),
-            concurrency: 8,
+            concurrency: DEFAULT_CONCURRENCY,
             max_tps: None,
             max_attempts: 10,
         }

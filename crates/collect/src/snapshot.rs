@@ -92,6 +92,35 @@ fn patch_record(id: &RunIdentity, instance_id: &str, p: Patch) -> PatchRecord {
     }
 }
 
+/// Runs `work` on each item as its own task (so that signing and parsing spread over all
+/// cores), as many at once as `limit()` says when each is started, yielding results as they
+/// finish.
+fn windowed<I, T, Fut>(
+    items: I,
+    limit: impl Fn() -> usize,
+    work: impl FnMut(I::Item) -> Fut,
+) -> impl futures::Stream<Item = Result<T, tokio::task::JoinError>>
+where
+    I: Iterator,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let running = futures::stream::FuturesUnordered::new();
+    stream::unfold(
+        (items, running, work, limit),
+        |(mut items, mut running, mut work, limit)| async move {
+            while running.len() < limit().max(1) {
+                match items.next() {
+                    Some(item) => running.push(tokio::spawn(work(item))),
+                    None => break,
+                }
+            }
+            let done = running.next().await?;
+            Some((done, (items, running, work, limit)))
+        },
+    )
+}
+
 /// Patch-state summaries of all instances, 50 ids a call; a failed call marks its ids.
 async fn all_patch_states(
     fleet: &AwsFleet,
@@ -102,19 +131,28 @@ async fn all_patch_states(
         .chunks(50)
         .map(|c| c.iter().map(|i| i.instance_id.clone()).collect())
         .collect();
-    let results: Vec<(
-        Vec<String>,
-        Result<HashMap<String, PatchStateSummary>, CallError>,
-    )> = stream::iter(chunks)
-        .map(|ids| async move {
-            let r = fleet.patch_states(&ids).await;
-            (ids, r)
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let results: Vec<_> = windowed(
+        chunks.into_iter(),
+        || fleet.states_window(concurrency),
+        |ids| {
+            let fleet = fleet.clone();
+            async move {
+                let r = fleet.patch_states(&ids).await;
+                (ids, r)
+            }
+        },
+    )
+    .collect()
+    .await;
     let mut out = HashMap::new();
-    for (ids, result) in results {
+    for joined in results {
+        let (ids, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, "a DescribeInstancePatchStates task failed");
+                continue;
+            }
+        };
         match result {
             Ok(mut found) => {
                 for id in ids {
@@ -198,18 +236,20 @@ pub async fn collect_snapshot(
         account_id,
         region: fleet.region().to_string(),
     };
-    // Each instance is its own task, so that request signing and response parsing spread over
-    // all cores instead of being polled inside one task.
+    // As many instances under way as the learnt pace needs at the measured latency.
     let classifications = Arc::new(options.classifications.clone());
-    let mut results = stream::iter(instances)
-        .map(|ec2| {
+    let results = windowed(
+        instances.into_iter(),
+        || fleet.window(concurrency),
+        |ec2| {
             let (fleet, classifications) = (fleet.clone(), classifications.clone());
-            tokio::spawn(async move {
+            async move {
                 let result = fleet.patches(&ec2.instance_id, &classifications).await;
                 (ec2, result)
-            })
-        })
-        .buffer_unordered(concurrency);
+            }
+        },
+    );
+    let mut results = std::pin::pin!(results);
 
     let mut errors = Vec::new();
     while let Some(joined) = stop.or_stop(results.next()).await.ok_or_else(stopped)? {

@@ -119,7 +119,6 @@ pub async fn handle(
     let options = CollectOptions {
         tag: resolved.tag,
         classifications: resolved.classifications,
-        concurrency: 16,
         ..CollectOptions::default()
     };
     let store = Store::open(&resolved.store_url, &deps.s3)?;

@@ -20,7 +20,7 @@ mod sts;
 mod wire;
 
 pub use fleet::{Ec2Instance, Fleet, Os, SsmProfile};
-pub use limits::OperationStats;
+pub use limits::{OperationStats, Rates};
 pub use patches::{InstancePatch, PatchState, instance_patches};
 pub use server::{RunningSim, start};
 pub use wire::WireResponse;
@@ -112,6 +112,16 @@ impl Sim {
     /// What SSM knows of `instance_id` (any well-formed id, simulated or not).
     pub fn profile(&self, instance_id: &str) -> SsmProfile {
         SsmProfile::of(self.config.seed, instance_id, self.config.unmanaged_rate)
+    }
+
+    /// The API rates now in force.
+    pub fn rates(&self) -> Rates {
+        self.limits.rates()
+    }
+
+    /// Changes the API rates while serving (`PUT /_sim/limits`).
+    pub fn set_rates(&self, rates: Rates) {
+        self.limits.set_rates(rates)
     }
 
     /// Requests, throttles and faults per operation so far.

@@ -28,11 +28,25 @@ impl Bucket {
         }
     }
 
-    /// Takes a token if one is there.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    /// Refills at `rate` from `now` on; a limit cut to half keeps at most half the burst.
+    pub fn set_rate(&mut self, rate: f64, now: Instant) {
+        if rate != self.rate {
+            self.refill(now);
+            self.rate = rate;
+            self.burst = rate.max(1.0);
+            self.tokens = self.tokens.min(self.burst);
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last = now;
+    }
+
+    /// Takes a token if one is there.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -60,10 +74,16 @@ pub enum Verdict {
     Fault { nth: u64 },
 }
 
+/// Token-bucket rates, requests per second per operation; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Rates {
+    pub ssm_tps: Option<f64>,
+    pub ec2_tps: Option<f64>,
+}
+
 pub struct Limits {
     seed: u64,
-    ssm_tps: Option<f64>,
-    ec2_tps: Option<f64>,
+    rates: Mutex<Rates>,
     fault_rate: f64,
     requests: AtomicU64,
     buckets: Mutex<BTreeMap<String, Bucket>>,
@@ -74,8 +94,10 @@ impl Limits {
     pub fn new(config: &SimConfig) -> Limits {
         Limits {
             seed: config.seed,
-            ssm_tps: config.ssm_tps,
-            ec2_tps: config.ec2_tps,
+            rates: Mutex::new(Rates {
+                ssm_tps: config.ssm_tps,
+                ec2_tps: config.ec2_tps,
+            }),
             fault_rate: config.fault_rate,
             requests: AtomicU64::new(0),
             buckets: Mutex::new(BTreeMap::new()),
@@ -86,10 +108,11 @@ impl Limits {
     /// Decides the fate of one request to `operation` (`ssm:DescribeInstancePatches`, ...).
     pub fn admit(&self, operation: &str) -> Verdict {
         let nth = self.requests.fetch_add(1, Ordering::Relaxed);
+        let rates = self.rates();
         let rate = if operation.starts_with("ssm:") {
-            self.ssm_tps
+            rates.ssm_tps
         } else if operation.starts_with("ec2:") {
-            self.ec2_tps
+            rates.ec2_tps
         } else {
             None
         };
@@ -103,6 +126,7 @@ impl Limits {
             let bucket = buckets
                 .entry(operation.to_string())
                 .or_insert_with(|| Bucket::new(rate, now));
+            bucket.set_rate(rate, now);
             if bucket.try_take(now) {
                 Verdict::Serve
             } else {
@@ -125,6 +149,16 @@ impl Limits {
             Verdict::Serve => {}
         }
         verdict
+    }
+
+    pub fn rates(&self) -> Rates {
+        *self.rates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the rates while serving, as when AWS lowers an account's limits mid-run; each
+    /// bucket keeps the tokens it has (up to its new burst).
+    pub fn set_rates(&self, rates: Rates) {
+        *self.rates.lock().unwrap_or_else(|e| e.into_inner()) = rates;
     }
 
     /// Counts an answered request that was an error (validation, unknown instance, ...).
@@ -159,6 +193,10 @@ mod tests {
         // Half a second refills five tokens.
         let t1 = t0 + Duration::from_millis(500);
         assert_eq!((0..15).filter(|_| b.try_take(t1)).count(), 5);
+        // Halved to 5 a second: a second refills five.
+        b.set_rate(5.0, t1);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!((0..15).filter(|_| b.try_take(t2)).count(), 5);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The HTTP endpoint: routes each request to SSM, EC2 or STS the way AWS SDKs address them, and
-//! serves a small control API under `/_sim/` (date, stats).
+//! serves a small control API under `/_sim/` (date, API rates, stats).
 //!
 //! Routing: SSM by `X-Amz-Target: AmazonSSM.<Op>`; EC2 and STS by the form's `Action`, with the
 //! SigV4 credential scope (`.../<region>/<service>/aws4_request`) deciding when the action alone
@@ -230,6 +230,35 @@ async fn set_date(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     }
 }
 
+async fn get_limits(State(sim): State<Arc<Sim>>) -> Response {
+    let body = serde_json::to_string(&sim.rates()).unwrap_or_else(|_| "{}".into());
+    ([("content-type", "application/json")], body).into_response()
+}
+
+/// Replaces the API rates: `{"ssm_tps": 100, "ec2_tps": null}` (null or absent: unlimited).
+async fn set_limits(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let rates: crate::Rates = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("limits must be JSON like {{\"ssm_tps\": 100, \"ec2_tps\": null}}: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let valid = |r: Option<f64>| r.is_none_or(|r| r.is_finite() && r > 0.0);
+    if !(valid(rates.ssm_tps) && valid(rates.ec2_tps)) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "rates must be positive numbers or null",
+        )
+            .into_response();
+    }
+    sim.set_rates(rates);
+    get_limits(State(sim)).await
+}
+
 async fn stats(State(sim): State<Arc<Sim>>) -> Response {
     let body = serde_json::to_string(&sim.stats()).unwrap_or_else(|_| "[]".into());
     ([("content-type", "application/json")], body).into_response()
@@ -238,6 +267,10 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Response {
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/_sim/date", get(get_date).put(set_date).post(set_date))
+        .route(
+            "/_sim/limits",
+            get(get_limits).put(set_limits).post(set_limits),
+        )
         .route("/_sim/stats", get(stats))
         .fallback(aws)
         .with_state(sim)

@@ -79,10 +79,7 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
         ))
         .load()
         .await;
-    let mut options = CollectOptions {
-        concurrency: 16,
-        ..CollectOptions::default()
-    };
+    let mut options = CollectOptions::default();
     if args.all_classifications {
         options.classifications.clear();
     }
