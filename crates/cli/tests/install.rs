@@ -83,3 +83,72 @@ fn groff_renders_the_man_page() {
         assert!(rendered.contains(needle), "`{needle}` missing:\n{rendered}");
     }
 }
+
+/// The release configuration (`dist-workspace.toml`) plans an archive with a checksum for each
+/// platform, both installers, and only the CLI; every archive or installer the README names is
+/// one that a release really ships. `dist plan` runs offline.
+#[test]
+fn the_release_plan_ships_what_the_readme_names() {
+    let out = Command::new(venv_bin("dist"))
+        .args(["plan", "--output-format=json"])
+        .current_dir(repo_root())
+        .output()
+        .expect("dist (requirements-test.txt installs it)");
+    assert!(out.status.success(), "dist plan: {}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    let artifacts = plan["artifacts"].as_object().expect("artifacts");
+    for target in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "x86_64-apple-darwin",
+        "aarch64-apple-darwin",
+        "x86_64-pc-windows-msvc",
+    ] {
+        let windows = target.contains("windows");
+        let name = format!(
+            "patchtrail-{target}.{}",
+            if windows { "zip" } else { "tar.xz" }
+        );
+        let archive = &artifacts[&name];
+        assert_eq!(
+            archive["checksum"],
+            format!("{name}.sha256"),
+            "{name}: {archive}"
+        );
+        let exe = if windows {
+            "patchtrail.exe"
+        } else {
+            "patchtrail"
+        };
+        assert!(
+            archive["assets"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["kind"] == "executable" && x["name"] == exe)),
+            "{name} holds {exe}: {archive}"
+        );
+    }
+    for installer in ["patchtrail-installer.sh", "patchtrail-installer.ps1"] {
+        assert!(artifacts.contains_key(installer), "{installer}");
+    }
+    assert!(
+        artifacts.keys().all(|k| !k.contains("lambda")),
+        "the Lambda ships through deploy/, not as an archive: {:?}",
+        artifacts.keys()
+    );
+    for readme in ["README.md", "README.ja.md"] {
+        let text = std::fs::read_to_string(repo_root().join(readme)).expect("readme");
+        let named: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .filter(|w| {
+                w.starts_with("patchtrail-")
+                    && [".tar.xz", ".zip", ".sh", ".ps1"]
+                        .iter()
+                        .any(|ext| w.ends_with(ext))
+            })
+            .collect();
+        assert!(named.len() >= 7, "{readme} names the archives and installers: {named:?}");
+        for name in named {
+            assert!(artifacts.contains_key(name), "{readme} names {name}, which no release ships");
+        }
+    }
+}
