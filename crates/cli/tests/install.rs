@@ -121,9 +121,9 @@ fn the_release_plan_ships_what_the_readme_names() {
             "patchtrail"
         };
         assert!(
-            archive["assets"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["kind"] == "executable" && x["name"] == exe)),
+            archive["assets"].as_array().is_some_and(|a| a
+                .iter()
+                .any(|x| x["kind"] == "executable" && x["path"] == exe)),
             "{name} holds {exe}: {archive}"
         );
     }
@@ -146,9 +146,15 @@ fn the_release_plan_ships_what_the_readme_names() {
                         .any(|ext| w.ends_with(ext))
             })
             .collect();
-        assert!(named.len() >= 7, "{readme} names the archives and installers: {named:?}");
+        assert!(
+            named.len() >= 7,
+            "{readme} names the archives and installers: {named:?}"
+        );
         for name in named {
-            assert!(artifacts.contains_key(name), "{readme} names {name}, which no release ships");
+            assert!(
+                artifacts.contains_key(name),
+                "{readme} names {name}, which no release ships"
+            );
         }
     }
 }

@@ -23,6 +23,54 @@ use patchtrail_model::normalise_patch_state;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+/// Discovery of the tagged fleet one page at a time, so that collection can start on the first
+/// page while EC2 answers the next, and no list of the whole fleet is ever held.
+pub struct Discovery {
+    fleet: AwsFleet,
+    filter: Filter,
+    token: Option<String>,
+    seen: HashSet<String>,
+    done: bool,
+}
+
+impl Discovery {
+    pub fn new(fleet: AwsFleet, tag: &TagSelector) -> Discovery {
+        let filter = if tag.values.is_empty() {
+            Filter::builder().name("tag-key").values(&tag.key).build()
+        } else {
+            Filter::builder()
+                .name(format!("tag:{}", tag.key))
+                .set_values(Some(tag.values.clone()))
+                .build()
+        };
+        Discovery {
+            fleet,
+            filter,
+            token: None,
+            seen: HashSet::new(),
+            done: false,
+        }
+    }
+
+    /// The next page's instances not seen before (`None` after the last page).
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Ec2Instance>>, CollectError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (mut page, next) = self
+            .fleet
+            .instances_page(&self.filter, self.token.clone())
+            .await?;
+        page.retain(|i| self.seen.insert(i.instance_id.clone()));
+        match next {
+            // A token that repeats would page forever.
+            Some(next) if self.token.as_deref() != Some(&next) => self.token = Some(next),
+            _ => self.done = true,
+        }
+        Ok(Some(page))
+    }
+}
+
 /// An EC2 instance as discovery found it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ec2Instance {
@@ -348,44 +396,47 @@ impl AwsFleet {
     /// Every instance carrying the tag, all pages, running and stopped alike (terminated ones
     /// are gone and skipped).
     pub async fn discover(&self, tag: &TagSelector) -> Result<Vec<Ec2Instance>, CollectError> {
-        let filter = if tag.values.is_empty() {
-            Filter::builder().name("tag-key").values(&tag.key).build()
-        } else {
-            Filter::builder()
-                .name(format!("tag:{}", tag.key))
-                .set_values(Some(tag.values.clone()))
-                .build()
-        };
+        let mut discovery = Discovery::new(self.clone(), tag);
         let mut found = Vec::new();
-        let mut seen = HashSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = self
-                .ec2
-                .describe_instances()
-                .filters(filter.clone())
-                .max_results(1000)
-                .set_next_token(token.clone());
-            let page = self
-                .send(&self.instances_pace, || request.clone().send())
-                .await
-                .map_err(|e| CollectError::Aws {
-                    operation: "ec2:DescribeInstances",
-                    error: call_error(e),
-                })?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else {
-                    continue;
-                };
+        while let Some(page) = discovery.next_page().await? {
+            found.extend(page);
+        }
+        Ok(found)
+    }
+
+    /// One `ec2:DescribeInstances` page of tagged instances and the token of the next.
+    async fn instances_page(
+        &self,
+        filter: &Filter,
+        token: Option<String>,
+    ) -> Result<(Vec<Ec2Instance>, Option<String>), CollectError> {
+        let request = self
+            .ec2
+            .describe_instances()
+            .filters(filter.clone())
+            .max_results(1000)
+            .set_next_token(token);
+        let page = self
+            .send(&self.instances_pace, || request.clone().send())
+            .await
+            .map_err(|e| CollectError::Aws {
+                operation: "ec2:DescribeInstances",
+                error: call_error(e),
+            })?;
+        let instances = page
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|instance| {
                 let state = instance
                     .state()
                     .and_then(|s| s.name())
                     .map(|n| n.as_str().to_string());
-                if state.as_deref() == Some("terminated") || !seen.insert(id.to_string()) {
-                    continue;
+                if state.as_deref() == Some("terminated") {
+                    return None;
                 }
-                found.push(Ec2Instance {
-                    instance_id: id.to_string(),
+                Some(Ec2Instance {
+                    instance_id: instance.instance_id()?.to_string(),
                     state,
                     platform_details: instance.platform_details().map(str::to_string),
                     instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
@@ -400,14 +451,14 @@ impl AwsFleet {
                             ))
                         })
                         .collect(),
-                });
-            }
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                _ => break,
-            }
-        }
-        Ok(found)
+                })
+            })
+            .collect();
+        let next = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        Ok((instances, next))
     }
 
     /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage

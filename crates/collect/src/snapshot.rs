@@ -1,15 +1,18 @@
 //! One collection run from start to commit: the seed's state machine, done properly.
 //!
-//! identity → discovery (all pages) → patch states (50 ids a call) → patches per instance
-//! (bounded concurrency, streamed into the store as they arrive) → manifest. Per-instance
+//! identity → discovery, a page at a time → patch states of each page (50 ids a call) →
+//! patches per instance (as many at once as the learnt pace needs, streamed into the store as
+//! they arrive) → manifest. Discovery and patch states run a page ahead of the patch reads in
+//! a task of their own, so that memory stays flat however large the fleet. Per-instance
 //! failures are recorded in the run, never fatal; only failures that make the whole run
-//! meaningless (no credentials, discovery failed, store unusable) abort it, before any commit.
+//! meaningless (no credentials, discovery failed, an action denied, store unusable) abort it,
+//! before any commit.
 
-use crate::aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
+use crate::aws::{AwsFleet, CallError, Discovery, Ec2Instance, Patch, PatchStateSummary};
 use crate::pacing::{Progress, StopSignal};
-use crate::{CollectError, CollectOptions};
+use crate::{CollectError, CollectOptions, TagSelector};
 use chrono::{DateTime, SubsecRound, Utc};
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 use patchtrail_store::{CommittedRun, RunStart, Store};
 use std::collections::HashMap;
@@ -99,18 +102,18 @@ fn windowed<I, T, Fut>(
     items: I,
     limit: impl Fn() -> usize,
     work: impl FnMut(I::Item) -> Fut,
-) -> impl futures::Stream<Item = Result<T, tokio::task::JoinError>>
+) -> impl Stream<Item = Result<T, tokio::task::JoinError>>
 where
-    I: Iterator,
+    I: Stream + Unpin,
     Fut: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
     let running = futures::stream::FuturesUnordered::new();
     stream::unfold(
-        (items, running, work, limit),
+        (items.fuse(), running, work, limit),
         |(mut items, mut running, mut work, limit)| async move {
             while running.len() < limit().max(1) {
-                match items.next() {
+                match items.next().await {
                     Some(item) => running.push(tokio::spawn(work(item))),
                     None => break,
                 }
@@ -132,7 +135,7 @@ async fn all_patch_states(
         .map(|c| c.iter().map(|i| i.instance_id.clone()).collect())
         .collect();
     let results: Vec<_> = windowed(
-        chunks.into_iter(),
+        stream::iter(chunks),
         || fleet.states_window(concurrency),
         |ids| {
             let fleet = fleet.clone();
@@ -172,6 +175,75 @@ async fn all_patch_states(
     out
 }
 
+/// An instance ready for its patches, with its patch-state summary (absent: SSM does not
+/// manage it; an error: the call for its batch failed).
+type Target = (Ec2Instance, Option<Result<PatchStateSummary, CallError>>);
+
+/// Aborts the task it holds when dropped: a run that ends early stops its discovery.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Discovery pages with their patch states, a page ahead of whoever reads them.
+fn discover_ahead(
+    fleet: &AwsFleet,
+    tag: &TagSelector,
+    concurrency: usize,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Vec<Target>, CollectError>>,
+    AbortOnDrop,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut discovery = Discovery::new(fleet.clone(), tag);
+    let fleet = fleet.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let page = match discovery.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut states = all_patch_states(&fleet, &page, concurrency).await;
+            let targets = page
+                .into_iter()
+                .map(|ec2| {
+                    let state = states.remove(&ec2.instance_id);
+                    (ec2, state)
+                })
+                .collect();
+            if tx.send(Ok(targets)).await.is_err() {
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+fn is_denied(e: &CallError) -> bool {
+    crate::ACCESS_DENIED_CODES.contains(&e.code.as_str())
+}
+
+/// A denied action denies it for every instance: the run stops with the action named.
+fn denied_states(targets: &[Target]) -> Result<(), CollectError> {
+    match targets.iter().find_map(|(_, state)| match state {
+        Some(Err(e)) if is_denied(e) => Some(e),
+        _ => None,
+    }) {
+        Some(e) => Err(CollectError::Aws {
+            operation: "ssm:DescribeInstancePatchStates",
+            error: e.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Lists the instances a collection would read, without reading their patches.
 pub async fn discover_targets(
     fleet: &AwsFleet,
@@ -200,26 +272,16 @@ pub async fn collect_snapshot(
         .or_stop(fleet.account_id())
         .await
         .ok_or_else(stopped)??;
-    let instances = stop
-        .or_stop(fleet.discover(&options.tag))
-        .await
-        .ok_or_else(stopped)??;
-    Progress::add(&progress.instances_total, instances.len() as u64);
-    tracing::info!(instances = instances.len(), tag = %options.tag.key, "discovered the tagged fleet");
     let concurrency = options.concurrency.max(1);
-    let mut states = stop
-        .or_stop(all_patch_states(fleet, &instances, concurrency))
+    let (mut pages, _discovery) = discover_ahead(fleet, &options.tag, concurrency);
+    // The first page before anything is written: a denied action leaves no trace.
+    let first = stop
+        .or_stop(pages.recv())
         .await
-        .ok_or_else(stopped)?;
-
-    // A denied action denies it for every instance: stop with the action named, before writing.
-    let denied = |e: &CallError| crate::ACCESS_DENIED_CODES.contains(&e.code.as_str());
-    if let Some(Err(e)) = states.values().find(|r| r.as_ref().is_err_and(denied)) {
-        return Err(CollectError::Aws {
-            operation: "ssm:DescribeInstancePatchStates",
-            error: e.clone(),
-        });
-    }
+        .ok_or_else(stopped)?
+        .transpose()?
+        .unwrap_or_default();
+    denied_states(&first)?;
     let mut writer = store
         .begin_run(RunStart {
             snapshot_time,
@@ -236,16 +298,35 @@ pub async fn collect_snapshot(
         account_id,
         region: fleet.region().to_string(),
     };
-    // As many instances under way as the learnt pace needs at the measured latency.
+    // Pages as they come (a failed discovery or a denial ends the run uncommitted), then as
+    // many instances under way as the learnt pace needs at the measured latency.
+    let failure: Arc<std::sync::Mutex<Option<CollectError>>> = Arc::default();
+    let targets = stream::once(async { Ok(first) })
+        .chain(stream::unfold(pages, |mut pages| async move {
+            pages.recv().await.map(|page| (page, pages))
+        }))
+        .map({
+            let failure = failure.clone();
+            move |page| {
+                let page = page.and_then(|p| denied_states(&p).map(|()| p));
+                let page = page.unwrap_or_else(|e| {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Vec::new()
+                });
+                Progress::add(&progress.instances_total, page.len() as u64);
+                stream::iter(page)
+            }
+        })
+        .flatten();
     let classifications = Arc::new(options.classifications.clone());
     let results = windowed(
-        instances.into_iter(),
+        Box::pin(targets),
         || fleet.window(concurrency),
-        |ec2| {
+        |(ec2, state): Target| {
             let (fleet, classifications) = (fleet.clone(), classifications.clone());
             async move {
                 let result = fleet.patches(&ec2.instance_id, &classifications).await;
-                (ec2, result)
+                (ec2, state, result)
             }
         },
     );
@@ -253,7 +334,7 @@ pub async fn collect_snapshot(
 
     let mut errors = Vec::new();
     while let Some(joined) = stop.or_stop(results.next()).await.ok_or_else(stopped)? {
-        let (ec2, result) = joined.map_err(|e| CollectError::Aws {
+        let (ec2, state, result) = joined.map_err(|e| CollectError::Aws {
             operation: "ssm:DescribeInstancePatches",
             error: CallError {
                 code: "TaskFailed".into(),
@@ -264,7 +345,6 @@ pub async fn collect_snapshot(
         if stop.is_stopped() {
             return Err(CollectError::Stopped);
         }
-        let state = states.remove(&ec2.instance_id);
         let (outcome, error, pages) = match result {
             Ok(pages) => {
                 let pages: Vec<Vec<PatchRecord>> = pages
@@ -280,7 +360,7 @@ pub async fn collect_snapshot(
                     _ => (Outcome::Ok, None, pages),
                 }
             }
-            Err(e) if denied(&e) => {
+            Err(e) if is_denied(&e) => {
                 return Err(CollectError::Aws {
                     operation: "ssm:DescribeInstancePatches",
                     error: e,
@@ -306,6 +386,9 @@ pub async fn collect_snapshot(
     }
     if stop.is_stopped() {
         return Err(CollectError::Stopped);
+    }
+    if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
     }
     let committed = writer.commit(Utc::now().trunc_subsecs(0)).await?;
     Ok(SnapshotReport { committed, errors })

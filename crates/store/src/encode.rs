@@ -36,7 +36,9 @@ impl<T: Serialize> ParquetPart<T> {
     pub fn new(schema: SchemaRef) -> Result<Self, StoreError> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(128 * 1024))
+            // Row groups are encoded in memory until full: 64 Ki rows keeps that small, and
+            // still large enough for readers to skip by statistics.
+            .set_max_row_group_row_count(Some(64 * 1024))
             .set_created_by(format!("patchtrail {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))

@@ -17,10 +17,11 @@ use patchtrail_model::{
     patches_schema,
 };
 
-/// Patch rows per Parquet part.
-const PARQUET_PART_ROWS: u64 = 1_000_000;
-/// Bytes per JSONL part.
-const JSONL_PART_BYTES: usize = 32 << 20;
+/// Patch rows per Parquet part. A part is built in memory before it is uploaded (one PUT, so
+/// that it is whole or absent), so this bounds the collector's memory: ~5 MB a part.
+const PARQUET_PART_ROWS: u64 = 250_000;
+/// Bytes per JSONL part (the same bound).
+const JSONL_PART_BYTES: usize = 8 << 20;
 /// Run ids tried after the last one claimed, when concurrent writers take them first.
 const CLAIM_ATTEMPTS: u32 = 64;
 
