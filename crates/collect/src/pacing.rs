@@ -4,9 +4,10 @@
 //! [`RateController`] shared by all tasks: it paces calls at a rate learnt from the service's
 //! throttling answers (a slow start, then additive increase and multiplicative decrease, as TCP
 //! and the AWS SDKs' adaptive mode do), and sizes how many calls are in flight from the rate and
-//! the measured latency (Little's law). A throttled call is retried at the next paced slot
-//! instead of sleeping through an exponential back-off: the SDK's own adaptive retry left the
-//! collector idle half the time (issue 12: 1.95x the rate bound). `--max-tps` stays a ceiling.
+//! the service's least recent latency (Little's law). A throttled call is retried at the next
+//! paced slot instead of sleeping through an exponential back-off: the SDK's own adaptive retry
+//! left the collector idle half the time (issue 12: 1.95x the rate bound). `--max-tps` stays a
+//! ceiling.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,8 @@ const INCREASE_PER_SECOND: f64 = 0.1;
 const PROBE_GAIN: f64 = 1.0;
 /// A slot missed by less than this (timer granularity) is caught up rather than lost.
 const CATCH_UP: Duration = Duration::from_millis(10);
+/// How long the least latency seen is trusted.
+const LATENCY_MEMORY: Duration = Duration::from_secs(10);
 /// Latency assumed until the first answer.
 const FIRST_LATENCY: Duration = Duration::from_millis(100);
 
@@ -40,8 +43,9 @@ struct Control {
     rate_at_cut: f64,
     /// Calls sent before the last cut were paced at the old rate: their throttles are old news.
     last_cut: Option<Instant>,
-    /// Moving average of the time from a call's slot to its answer.
-    latency: Option<Duration>,
+    /// The least time from a call's slot to its answer seen lately, and since when: the
+    /// service's own latency, without the queueing our own calls cause (as BBR's min RTT).
+    latency: Option<(Duration, Instant)>,
     /// Whether the last call waited for its slot: then the rate, not the demand, bounds the
     /// calls, and an answered call says the rate could go up.
     limiting: bool,
@@ -84,12 +88,13 @@ impl RateController {
         self.control().rate
     }
 
-    /// How many calls to keep under way: enough to fill the rate at the measured latency,
+    /// How many calls to keep under way: enough to fill the rate at the service's latency,
     /// twice over so that some always wait for a slot (which is how the rate learns it may
-    /// grow), at most `ceiling`.
+    /// grow), at most `ceiling`. The least recent latency, not the average, so that calls
+    /// queueing behind each other (on a busy machine) do not ask for ever more calls.
     pub fn window(&self, ceiling: usize) -> usize {
         let c = self.control();
-        let latency = c.latency.unwrap_or(FIRST_LATENCY).as_secs_f64();
+        let latency = c.latency.map_or(FIRST_LATENCY, |(l, _)| l).as_secs_f64();
         let needed = (2.0 * c.rate * latency).ceil() as usize + 8;
         needed.clamp(1, ceiling.max(1))
     }
@@ -114,12 +119,15 @@ impl RateController {
 
     /// An answer (not a throttle) to a call sent at `sent`.
     pub fn answered(&self, sent: Instant) {
-        let latency = sent.elapsed();
+        let now = Instant::now();
+        let latency = now - sent;
         let mut c = self.control();
-        c.latency = Some(match c.latency {
-            Some(avg) => avg.mul_f64(0.9) + latency.mul_f64(0.1),
-            None => latency,
-        });
+        // A minimum older than LATENCY_MEMORY is forgotten: the service may have slowed down.
+        if c.latency
+            .is_none_or(|(least, at)| latency <= least || now - at > LATENCY_MEMORY)
+        {
+            c.latency = Some((latency, now));
+        }
         if !c.limiting {
             return;
         }
