@@ -326,7 +326,7 @@ fn throttling_follows_the_token_bucket_and_uses_each_services_error() {
 }
 
 #[test]
-fn adaptive_retry_walks_a_throttled_faulty_fleet_without_losing_a_page() {
+fn a_self_paced_collect_walks_a_throttled_faulty_fleet_without_losing_a_page() {
     let clean = start_sim(&["--instances", "120", "--seed", "21"]);
     let rough = start_sim(&[
         "--instances",
@@ -378,6 +378,52 @@ fn adaptive_retry_walks_a_throttled_faulty_fleet_without_losing_a_page() {
         throttled > 0 && faults > 0,
         "the run met throttling ({throttled}) and faults ({faults})"
     );
+}
+
+/// `PUT /_sim/limits` changes the token-bucket rates of a running simulator (the rate bench halves
+/// them mid-run): the new rate throttles a burst it would have served, and nonsense is refused.
+#[test]
+fn simulator_rates_change_while_it_runs() {
+    let sim = start_sim(&["--instances", "10", "--seed", "3"]);
+    let script = r#"
+import json, sys, urllib.request, urllib.error, boto3
+url = sys.argv[1]
+def put(body):
+    req = urllib.request.Request(url + "/_sim/limits", data=body.encode(), method="PUT")
+    try:
+        return urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+ssm = boto3.client("ssm", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                   aws_secret_access_key="x", config=boto3.session.Config(retries={"max_attempts": 1}))
+def burst():
+    throttled = 0
+    for _ in range(30):
+        try:
+            ssm.describe_instance_patch_states(InstanceIds=["i-0123456789abcdef0"])
+        except ssm.exceptions.ClientError as e:
+            throttled += e.response["Error"]["Code"] == "ThrottlingException"
+    return throttled
+out = {"before": burst(), "put": put('{"ssm_tps": 0.01, "ec2_tps": null}')}
+out["limits"] = json.load(urllib.request.urlopen(url + "/_sim/limits"))
+out["after"] = burst()
+out["bad"] = [put('{"ssm_tps": -1}'), put('{"ssm_tps": "fast"}'), put("nonsense")]
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script, &sim.url])
+        .output()
+        .expect("python");
+    let v: Value = serde_json::from_slice(&ok_bytes(out)).expect("json");
+    assert_eq!(v["before"], 0, "no limit, no throttle: {v}");
+    assert_eq!(v["put"], 200, "{v}");
+    assert_eq!(
+        v["limits"],
+        serde_json::json!({"ssm_tps": 0.01, "ec2_tps": null})
+    );
+    // A bucket of one token, refilled once in 100 s, serves one or two of 30 calls.
+    assert!(as_u64(&v["after"]) >= 28, "{v}");
+    assert_eq!(v["bad"], serde_json::json!([400, 400, 400]), "{v}");
 }
 
 fn py_stats(url: &str) -> Value {
