@@ -298,35 +298,34 @@ pub async fn collect_snapshot(
         account_id,
         region: fleet.region().to_string(),
     };
-    // Pages as they come (a failed discovery or a denial ends the run uncommitted), then as
-    // many instances under way as the learnt pace needs at the measured latency.
-    let failure: Arc<std::sync::Mutex<Option<CollectError>>> = Arc::default();
+    // Pages as they come, then as many instances under way as the learnt pace needs at the
+    // measured latency. A failed discovery or a denial travels as an item and ends the run,
+    // uncommitted, when it comes out.
     let targets = stream::once(async { Ok(first) })
         .chain(stream::unfold(pages, |mut pages| async move {
             pages.recv().await.map(|page| (page, pages))
         }))
-        .map({
-            let failure = failure.clone();
-            move |page| {
-                let page = page.and_then(|p| denied_states(&p).map(|()| p));
-                let page = page.unwrap_or_else(|e| {
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    Vec::new()
-                });
-                Progress::add(&progress.instances_total, page.len() as u64);
-                stream::iter(page)
-            }
-        })
-        .flatten();
+        .flat_map(|page| {
+            let items: Vec<Result<Target, CollectError>> =
+                match page.and_then(|p| denied_states(&p).map(|()| p)) {
+                    Ok(p) => {
+                        Progress::add(&progress.instances_total, p.len() as u64);
+                        p.into_iter().map(Ok).collect()
+                    }
+                    Err(e) => vec![Err(e)],
+                };
+            stream::iter(items)
+        });
     let classifications = Arc::new(options.classifications.clone());
     let results = windowed(
         Box::pin(targets),
         || fleet.window(concurrency),
-        |(ec2, state): Target| {
+        |target: Result<Target, CollectError>| {
             let (fleet, classifications) = (fleet.clone(), classifications.clone());
             async move {
+                let (ec2, state) = target?;
                 let result = fleet.patches(&ec2.instance_id, &classifications).await;
-                (ec2, state, result)
+                Ok::<_, CollectError>((ec2, state, result))
             }
         },
     );
@@ -340,7 +339,7 @@ pub async fn collect_snapshot(
                 code: "TaskFailed".into(),
                 message: e.to_string(),
             },
-        })?;
+        })??;
         // Stop between objects: what is written is whole, and without a manifest it is not history.
         if stop.is_stopped() {
             return Err(CollectError::Stopped);
@@ -386,9 +385,6 @@ pub async fn collect_snapshot(
     }
     if stop.is_stopped() {
         return Err(CollectError::Stopped);
-    }
-    if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(e);
     }
     let committed = writer.commit(Utc::now().trunc_subsecs(0)).await?;
     Ok(SnapshotReport { committed, errors })
