@@ -62,11 +62,7 @@ impl Discovery {
             .instances_page(&self.filter, self.token.clone())
             .await?;
         page.retain(|i| self.seen.insert(i.instance_id.clone()));
-        match next {
-            // A token that repeats would page forever.
-            Some(next) if self.token.as_deref() != Some(&next) => self.token = Some(next),
-            _ => self.done = true,
-        }
+        self.done = !follow(&mut self.token, next.as_deref());
         Ok(Some(page))
     }
 }
@@ -223,6 +219,18 @@ const THROTTLING_CODES: [&str; 6] = [
 
 /// Throttles a single call may meet before it gives up (the pace falls at each round).
 const MAX_THROTTLES_PER_CALL: u32 = 100;
+
+/// Moves `token` to the next page's; false after the last page. An empty token ends paging
+/// too, and so does a token that repeats (it would page forever).
+fn follow(token: &mut Option<String>, next: Option<&str>) -> bool {
+    match next.filter(|t| !t.is_empty()) {
+        Some(next) if token.as_deref() != Some(next) => {
+            *token = Some(next.to_string());
+            true
+        }
+        _ => false,
+    }
+}
 
 /// What a failed attempt calls for.
 #[derive(Debug, PartialEq, Eq)]
@@ -461,8 +469,6 @@ impl AwsFleet {
         Ok((instances, next))
     }
 
-    /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
-    /// are simply absent from the answer.
     /// Agent health of the managed nodes among `ids` (at most 50): `PingStatus` by instance id,
     /// from `ssm:DescribeInstanceInformation` filtered by `InstanceIds`. Stopped nodes and nodes
     /// SSM does not manage are absent.
@@ -497,14 +503,15 @@ impl AwsFleet {
                     out.insert(id.to_string(), ping.unwrap_or_default());
                 }
             }
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                _ => break,
+            if !follow(&mut token, page.next_token()) {
+                break;
             }
         }
         Ok(out)
     }
 
+    /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
+    /// are simply absent from the answer.
     pub async fn patch_states(
         &self,
         ids: &[String],
@@ -542,9 +549,8 @@ impl AwsFleet {
                 };
                 out.insert(s.instance_id().to_string(), summary);
             }
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                _ => break,
+            if !follow(&mut token, page.next_token()) {
+                break;
             }
         }
         Ok(out)
@@ -579,9 +585,8 @@ impl AwsFleet {
             Progress::set(&self.progress.pace, self.patches_pace.rate() as u64);
             Progress::add(&self.progress.pages, 1);
             pages.push(page.patches().iter().map(patch_of).collect());
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                _ => break,
+            if !follow(&mut token, page.next_token()) {
+                break;
             }
         }
         Ok(pages)
