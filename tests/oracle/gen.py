@@ -170,6 +170,22 @@ def instance_row(draw, snap: datetime, proto: dict):
     if outcome == "error":
         row["error_code"] = draw(st.sampled_from(["AccessDeniedException", "ThrottlingException", "=err"]))
         row["error_message"] = "collecting failed"
+    if _chance(draw, 75):  # SSM lists the node (§4.6): agent health and OS as DescribeInstanceInformation sends them
+        hybrid = proto["instance_id"].startswith("mi-")
+        row.update(
+            resource_type=draw(st.sampled_from(["ManagedInstance", "EC2Instance"] if hybrid
+                                               else ["EC2Instance", "EC2Instance", "ManagedInstance"])),
+            ping_status=draw(st.sampled_from(["Online", "Online", "ConnectionLost", "Inactive", None])),
+            last_ping_time=rfc3339(snap - timedelta(minutes=draw(st.integers(1, 90 * 24 * 60))), 0),
+            agent_version=draw(st.sampled_from(["3.3.1142.0", "3.2.2303.0", None])),
+            platform_type="Linux" if proto["linux"] else draw(st.sampled_from(["Windows", "windows", None])),
+            platform_name=draw(st.sampled_from(["Amazon Linux", "Ubuntu", "Red Hat Enterprise Linux", ""]
+                                               if proto["linux"] else
+                                               ["Microsoft Windows Server 2022 Datacenter", "", None])),
+            platform_version=draw(st.sampled_from(["2023", "22.04", "10.0.20348", None])))
+    if outcome == "unmanaged" and _chance(draw, 80):
+        row["unmanaged_reason"] = draw(st.sampled_from(["terminated", "not_registered", "agent_offline",
+                                                        "not_permitted"]))
     aws = draw(st.sampled_from(["none", "zero", "random", "agree"]))
     if aws != "none":
         bad = any(p["state"] in ("InstalledPendingReboot", "InstalledRejected", "Missing", "Failed",

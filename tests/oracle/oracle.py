@@ -147,6 +147,14 @@ class Instance:
     name: str | None = None
     ec2_state: str | None = None
     platform: str | None = None
+    resource_type: str | None = None
+    ping_status: str | None = None
+    last_ping_time: datetime | None = None
+    agent_version: str | None = None
+    platform_type: str | None = None
+    platform_name: str | None = None
+    platform_version: str | None = None
+    unmanaged_reason: str | None = None
     last_scan_time: datetime | None = None
     outcome: str | None = None
     error_code: str | None = None
@@ -256,6 +264,10 @@ def _load_run(root, m):
                     account_id=r.get("account_id", run.account_id), region=r.get("region", run.region),
                     instance_id=r["instance_id"], name=r.get("name"), ec2_state=r.get("ec2_state"),
                     platform=r.get("platform"), last_scan_time=parse_ts(r.get("last_scan_time")),
+                    resource_type=r.get("resource_type"), ping_status=r.get("ping_status"),
+                    last_ping_time=parse_ts(r.get("last_ping_time")), agent_version=r.get("agent_version"),
+                    platform_type=r.get("platform_type"), platform_name=r.get("platform_name"),
+                    platform_version=r.get("platform_version"), unmanaged_reason=r.get("unmanaged_reason"),
                     outcome=r.get("outcome"), error_code=r.get("error_code"),
                     critical_nc=_opt_int(r.get("critical_non_compliant_count")),
                     security_nc=_opt_int(r.get("security_non_compliant_count")),
@@ -431,29 +443,49 @@ def in_force(store, t: datetime):
 # §6 reports
 # ---------------------------------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ["account_id", "region", "instance_id", "name", "ec2_state", "platform", "last_scan_time",
-                   "scan_age_days", *CLASS_COLUMNS, "missing_critical", "missing_security", "compliance",
-                   "aws_compliance", "agrees_with_aws", "outcome", "error_code", "snapshot_time", "run_id"]
-FLEET_COLUMNS = ["instances", "compliant", "non_compliant", "unknown", "unmanaged", "error", "stopped",
-                 "disagree_with_aws", "installed", "pending_reboot", "missing", "failed", "missing_critical",
-                 "missing_security"]
+SUMMARY_COLUMNS = ["account_id", "region", "instance_id", "name", "node_type", "ec2_state", "platform",
+                   "platform_name", "platform_version", "ping_status", "last_ping_time", "agent_version",
+                   "last_scan_time", "scan_age_days", *CLASS_COLUMNS, "missing_critical", "missing_security",
+                   "compliance", "aws_compliance", "agrees_with_aws", "outcome", "error_code", "unmanaged_reason",
+                   "snapshot_time", "run_id"]
+FLEET_COLUMNS = ["instances", "compliant", "non_compliant", "unknown", "unmanaged", "error", "stopped", "hybrid",
+                 "agent_offline", "disagree_with_aws", "installed", "pending_reboot", "missing", "failed",
+                 "missing_critical", "missing_security"]
 
 
-def summary(store, as_of: datetime, stale_days=None):
+def node_type(inst: Instance):
+    """§4.6: hybrid when SSM calls it a ManagedInstance or its id is an mi- id."""
+    return "hybrid" if inst.resource_type == "ManagedInstance" or inst.instance_id.startswith("mi-") else "ec2"
+
+
+def on_platform(inst: Instance, platform):
+    """§6.1 --platform: contained, without regard to case, in platform, platform_type or platform_name."""
+    if platform is None:
+        return True
+    return any(platform.lower() in (v or "").lower() for v in (inst.platform, inst.platform_type, inst.platform_name))
+
+
+def summary(store, as_of: datetime, stale_days=None, platform=None):
     """§6.1. Returns (instances rows, fleet row, missing patches per severity_level)."""
     rows = []
     by_level = {}
     for run in in_force(store, as_of):
         for inst in run.instances.values():
+            if not on_platform(inst, platform):
+                continue
             c = class_counts(inst)
             rows.append({
                 "account_id": inst.account_id, "region": inst.region, "instance_id": inst.instance_id,
-                "name": inst.name, "ec2_state": inst.ec2_state, "platform": inst.platform,
+                "name": inst.name, "node_type": node_type(inst), "ec2_state": inst.ec2_state,
+                "platform": inst.platform, "platform_name": inst.platform_name,
+                "platform_version": inst.platform_version, "ping_status": inst.ping_status,
+                "last_ping_time": inst.last_ping_time, "agent_version": inst.agent_version,
                 "last_scan_time": inst.last_scan_time, "scan_age_days": scan_age_days(run, inst), **c,
                 "compliance": compliance(run, inst, stale_days),
                 "aws_compliance": aws_compliance(run, inst, stale_days),
                 "agrees_with_aws": agrees_with_aws(run, inst, stale_days),
                 "outcome": inst.outcome, "error_code": inst.error_code,
+                "unmanaged_reason": inst.unmanaged_reason,
                 "snapshot_time": run.snapshot_time, "run_id": run.run_id,
             })
             for p in inst.patches:  # table missing_by_severity: missing patches by §3.1 level
@@ -464,6 +496,8 @@ def summary(store, as_of: datetime, stale_days=None):
     for v in ("compliant", "non_compliant", "unknown", "unmanaged", "error"):
         fleet[v] = sum(1 for r in rows if r["compliance"] == v)
     fleet["stopped"] = sum(1 for r in rows if r["ec2_state"] == "stopped")
+    fleet["hybrid"] = sum(1 for r in rows if r["node_type"] == "hybrid")
+    fleet["agent_offline"] = sum(1 for r in rows if r["ping_status"] in ("ConnectionLost", "Inactive"))
     fleet["disagree_with_aws"] = sum(1 for r in rows if r["agrees_with_aws"] is False)
     for col in ("installed", "pending_reboot", "missing", "failed", "missing_critical", "missing_security"):
         fleet[col] = sum(r[col] for r in rows)

@@ -36,7 +36,7 @@ EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "16"))
 # Shrinking a failure re-runs the product hundreds of times (minutes each); on by request only.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("ORACLE_SHRINK") else [])
 FORMATS = ["parquet", "jsonl", "seed"]
-TS_COLUMNS = {"last_scan_time", "snapshot_time", "from_last_scan", "to_last_scan", "latest_snapshot", "first_seen",
+TS_COLUMNS = {"last_scan_time", "last_ping_time", "snapshot_time", "from_last_scan", "to_last_scan", "latest_snapshot", "first_seen",
               "first_seen_missing", "first_seen_installed"}
 TOLERANCE = {"scan_age_days": 0.051}
 POOL = ThreadPoolExecutor(max_workers=2)
@@ -233,8 +233,10 @@ def check_history(store, scn, data):
             arg = st_(d_in(tz)).isoformat()
         T = O.instant(arg, tz)
         refused = not O.in_force(S, T)  # §5.4
-        rows, fleet, by_level = O.summary(S, T, stale)
-        args = ["summary", "--as-of", arg, *tz_args(tz, st_(st.booleans())), *stale_args(stale)]
+        platform = st_(st.sampled_from([None, None, "linux", "WINDOWS", "ubuntu", "Red Hat"]))
+        rows, fleet, by_level = O.summary(S, T, stale, platform)
+        args = ["summary", "--as-of", arg, *tz_args(tz, st_(st.booleans())), *stale_args(stale),
+                *(["--platform", platform] if platform else [])]
         lbl = " ".join(args)
         jobs.append((lbl, args, None, refused,
                      lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.SUMMARY_COLUMNS)))

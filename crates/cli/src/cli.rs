@@ -144,6 +144,10 @@ pub enum ReportKind {
         /// The latest snapshot at or before the end of this date (YYYY-MM-DD) [default: now].
         #[arg(long)]
         as_of: Option<String>,
+        /// Only instances whose platform contains this text, ignoring case: EC2's platform
+        /// (`Windows`, `Red Hat Enterprise Linux`) or the OS the SSM agent reports (`Ubuntu`).
+        #[arg(long)]
+        platform: Option<String>,
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
@@ -331,6 +335,10 @@ pub struct CollectArgs {
     /// List the instances that would be collected, and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Leave out hybrid (`mi-`) nodes: on-premises and other-cloud servers registered with SSM
+    /// and carrying the tag, collected alongside EC2 by default.
+    #[arg(long)]
+    pub no_hybrid: bool,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +349,10 @@ pub struct SimArgs {
     /// Size of the simulated EC2 fleet.
     #[arg(long, default_value_t = 200)]
     pub instances: u64,
+    /// Hybrid (mi-) nodes registered with SSM besides the EC2 fleet: on-premises servers that
+    /// only DescribeInstanceInformation lists.
+    #[arg(long, default_value_t = 0)]
+    pub hybrid: u64,
     /// Seed of the synthetic fleet: the same seed and date give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -514,3 +514,117 @@ fn json_logs_end_with_a_machine_readable_summary() {
             .ends_with("-123456789012-us-east-1-01")
     );
 }
+
+/// The node columns of a parquet store, checked by `node_facts.py` against boto3's reading of
+/// the same endpoint; returns its JSON.
+fn node_facts(sim: &Server, store: &Path) -> Value {
+    let facts = py_json(
+        &sim.url,
+        "node_facts.py",
+        &[store.to_str().expect("utf8"), "CheckPatch"],
+    );
+    assert_eq!(facts["mismatches"], serde_json::json!([]), "{facts}");
+    facts
+}
+
+#[test]
+fn hybrid_nodes_agent_health_and_unmanaged_reasons_are_what_boto3_reads() {
+    let sim = start_sim(&[
+        "--instances",
+        "400",
+        "--hybrid",
+        "30",
+        "--seed",
+        "21",
+        "--unmanaged-rate",
+        "0.1",
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("all");
+    let s = store.to_str().expect("utf8");
+    ok(patchtrail(&sim.url, &["collect", "--store", s]));
+    let facts = node_facts(&sim, &store);
+    assert!(facts["hybrid"].as_u64() > Some(10), "{facts}");
+    assert!(facts["agent_offline"].as_u64() > Some(0), "{facts}");
+    assert_eq!(
+        facts["reasons"],
+        serde_json::json!(["not_registered"]),
+        "an unmanaged instance of the simulator is one SSM does not list: {facts}"
+    );
+    let manifest = read_json(&manifests(&store)[0]);
+    assert_eq!(manifest["config"]["hybrid"], true);
+
+    // --no-hybrid: EC2 only, as the seed collects.
+    let ec2_only = dir.path().join("ec2");
+    let e = ec2_only.to_str().expect("utf8");
+    ok(patchtrail(
+        &sim.url,
+        &["collect", "--store", e, "--no-hybrid"],
+    ));
+    let rows = ok(patchtrail(
+        &sim.url,
+        &[
+            "sql",
+            "--store",
+            e,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, sum(CASE WHEN instance_id LIKE 'mi-%' THEN 1 ELSE 0 END) AS hybrid FROM instances",
+        ],
+    ));
+    let n = facts["stored"].as_u64().unwrap_or(0) - facts["hybrid"].as_u64().unwrap_or(0);
+    assert_eq!(
+        rows.lines().nth(1),
+        Some(format!("{n},0").as_str()),
+        "{rows}"
+    );
+}
+
+#[test]
+fn without_describe_instance_information_a_run_still_commits_its_ec2_patches() {
+    let sim = start_sim(&[
+        "--instances",
+        "60",
+        "--hybrid",
+        "5",
+        "--seed",
+        "22",
+        "--deny-action",
+        "ssm:DescribeInstanceInformation",
+    ]);
+    let walk = py_json(&sim.url, "sim_walk.py", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("h");
+    let s = store.to_str().expect("utf8");
+    let out = patchtrail(&sim.url, &["collect", "--store", s]);
+    assert!(
+        [Some(0), Some(3)].contains(&out.status.code()),
+        "{}",
+        text(&out.stderr)
+    );
+    let warned = text(&out.stderr);
+    assert_eq!(
+        warned
+            .matches("ssm:DescribeInstanceInformation is denied")
+            .count(),
+        1,
+        "said once: {warned}"
+    );
+    let rows = ok(patchtrail(
+        &sim.url,
+        &[
+            "sql",
+            "--store",
+            s,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, count(ping_status) AS pings, count(unmanaged_reason) AS reasons FROM instances",
+        ],
+    ));
+    let n = walk["instances"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(
+        rows.lines().nth(1),
+        Some(format!("{n},0,0").as_str()),
+        "{rows}"
+    );
+}

@@ -67,6 +67,45 @@ impl Discovery {
     }
 }
 
+/// Discovery of the tagged hybrid (`mi-`) nodes, which EC2 does not know: pages of
+/// `ssm:DescribeInstanceInformation` filtered by the same tag and `ResourceType=ManagedInstance`.
+pub struct HybridDiscovery {
+    fleet: AwsFleet,
+    filters: Vec<aws_sdk_ssm::types::InstanceInformationStringFilter>,
+    token: Option<String>,
+    done: bool,
+}
+
+impl HybridDiscovery {
+    pub fn new(fleet: AwsFleet, tag: &TagSelector) -> Result<HybridDiscovery, CallError> {
+        let tag_filter = if tag.values.is_empty() {
+            information_filter("tag-key", vec![tag.key.clone()])?
+        } else {
+            information_filter(&format!("tag:{}", tag.key), tag.values.clone())?
+        };
+        let resource = information_filter("ResourceType", vec!["ManagedInstance".into()])?;
+        Ok(HybridDiscovery {
+            fleet,
+            filters: vec![tag_filter, resource],
+            token: None,
+            done: false,
+        })
+    }
+
+    /// The next page of hybrid nodes (`None` after the last page).
+    pub async fn next_page(&mut self) -> Result<Option<Vec<NodeInfo>>, CallError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (page, next) = self
+            .fleet
+            .information_page(&self.filters, self.token.clone())
+            .await?;
+        self.done = !follow(&mut self.token, next.as_deref());
+        Ok(Some(page))
+    }
+}
+
 /// An EC2 instance as discovery found it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ec2Instance {
@@ -96,6 +135,28 @@ pub struct PatchStateSummary {
     pub critical_non_compliant: Option<i64>,
     pub security_non_compliant: Option<i64>,
     pub other_non_compliant: Option<i64>,
+    pub unreported_not_applicable: Option<i64>,
+    pub available_security_update: Option<i64>,
+    pub reboot_option: Option<String>,
+    pub last_no_reboot_install_time: Option<DateTime<Utc>>,
+    pub snapshot_id: Option<String>,
+    pub install_override_list: Option<String>,
+    pub owner_information: Option<String>,
+}
+
+/// A managed node as `ssm:DescribeInstanceInformation` reports it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeInfo {
+    pub instance_id: String,
+    pub resource_type: Option<String>,
+    pub ping_status: Option<String>,
+    pub last_ping_time: Option<DateTime<Utc>>,
+    pub agent_version: Option<String>,
+    pub platform_type: Option<String>,
+    pub platform_name: Option<String>,
+    pub platform_version: Option<String>,
+    pub computer_name: Option<String>,
+    pub ip_address: Option<String>,
 }
 
 /// One patch as SSM reported it, normalised.
@@ -205,6 +266,8 @@ pub struct AwsFleet {
     patches_pace: Arc<RateController>,
     states_pace: Arc<RateController>,
     nodes_pace: Arc<RateController>,
+    /// Set when `DescribeInstanceInformation` is denied: asked once, then not again in the run.
+    nodes_denied: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Error codes with which AWS services say "too fast" (SSM, EC2, STS, Organizations, S3).
@@ -315,6 +378,7 @@ impl AwsFleet {
             patches_pace: pace(),
             states_pace: pace(),
             nodes_pace: pace(),
+            nodes_denied: Arc::default(),
         })
     }
 
@@ -469,45 +533,63 @@ impl AwsFleet {
         Ok((instances, next))
     }
 
-    /// Agent health of the managed nodes among `ids` (at most 50): `PingStatus` by instance id,
-    /// from `ssm:DescribeInstanceInformation` filtered by `InstanceIds`. Stopped nodes and nodes
-    /// SSM does not manage are absent.
-    pub async fn agent_health(&self, ids: &[String]) -> Result<HashMap<String, String>, CallError> {
+    /// What SSM knows of the managed nodes among `ids` (at most 50), by id, from
+    /// `ssm:DescribeInstanceInformation` filtered by `InstanceIds`. Nodes SSM does not list
+    /// (not registered, stopped, terminated) are absent.
+    pub async fn nodes(&self, ids: &[String]) -> Result<HashMap<String, NodeInfo>, CallError> {
         let mut out = HashMap::new();
         if ids.is_empty() {
             return Ok(out);
         }
-        let filter = aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
-            .key("InstanceIds")
-            .set_values(Some(ids.to_vec()))
-            .build()
-            .map_err(|e| CallError {
-                code: "InvalidRequest".into(),
-                message: e.to_string(),
-            })?;
+        let filter = information_filter("InstanceIds", ids.to_vec())?;
         let mut token: Option<String> = None;
         loop {
-            let request = self
-                .ssm
-                .describe_instance_information()
-                .filters(filter.clone())
-                .max_results(50)
-                .set_next_token(token.clone());
-            let page = self
-                .send(&self.nodes_pace, || request.clone().send())
-                .await
-                .map_err(call_error)?;
-            for node in page.instance_information_list() {
-                if let Some(id) = node.instance_id() {
-                    let ping = node.ping_status().map(|p| p.as_str().to_string());
-                    out.insert(id.to_string(), ping.unwrap_or_default());
-                }
-            }
-            if !follow(&mut token, page.next_token()) {
+            let (page, next) = self
+                .information_page(&[filter.clone()], token.clone())
+                .await?;
+            out.extend(page.into_iter().map(|n| (n.instance_id.clone(), n)));
+            if !follow(&mut token, next.as_deref()) {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// One `ssm:DescribeInstanceInformation` page (50 nodes) under `filters`, and the next token.
+    async fn information_page(
+        &self,
+        filters: &[aws_sdk_ssm::types::InstanceInformationStringFilter],
+        token: Option<String>,
+    ) -> Result<(Vec<NodeInfo>, Option<String>), CallError> {
+        use std::sync::atomic::Ordering;
+        if self.nodes_denied.load(Ordering::Relaxed) {
+            return Err(CallError {
+                code: "AccessDenied".into(),
+                message: "ssm:DescribeInstanceInformation was denied earlier in this run".into(),
+            });
+        }
+        let request = self
+            .ssm
+            .describe_instance_information()
+            .set_filters(Some(filters.to_vec()))
+            .max_results(50)
+            .set_next_token(token);
+        let page = self
+            .send(&self.nodes_pace, || request.clone().send())
+            .await
+            .map_err(call_error)
+            .inspect_err(|e| {
+                let denied = crate::ACCESS_DENIED_CODES.contains(&e.code.as_str());
+                if denied && !self.nodes_denied.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "ssm:DescribeInstanceInformation is denied: agent health, OS and hybrid nodes are not collected; allow it in the policy");
+                }
+            })?;
+        let nodes = page
+            .instance_information_list()
+            .iter()
+            .filter_map(node_info)
+            .collect();
+        Ok((nodes, page.next_token().map(str::to_string)))
     }
 
     /// Patch-state summaries of up to 50 instances (all pages). Instances SSM does not manage
@@ -529,6 +611,7 @@ impl AwsFleet {
                 .send(&self.states_pace, || request.clone().send())
                 .await
                 .map_err(call_error)?;
+            let text = |v: Option<&str>| v.filter(|t| !t.is_empty()).map(str::to_string);
             for s in page.instance_patch_states() {
                 let summary = PatchStateSummary {
                     baseline_id: s.baseline_id().to_string(),
@@ -546,6 +629,15 @@ impl AwsFleet {
                     critical_non_compliant: s.critical_non_compliant_count().map(Into::into),
                     security_non_compliant: s.security_non_compliant_count().map(Into::into),
                     other_non_compliant: s.other_non_compliant_count().map(Into::into),
+                    unreported_not_applicable: s.unreported_not_applicable_count().map(Into::into),
+                    available_security_update: s.available_security_update_count().map(Into::into),
+                    reboot_option: s.reboot_option().map(|r| r.as_str().to_string()),
+                    last_no_reboot_install_time: s
+                        .last_no_reboot_install_operation_time()
+                        .and_then(to_utc),
+                    snapshot_id: text(s.snapshot_id()),
+                    install_override_list: text(s.install_override_list()),
+                    owner_information: text(s.owner_information()),
                 };
                 out.insert(s.instance_id().to_string(), summary);
             }
@@ -591,6 +683,37 @@ impl AwsFleet {
         }
         Ok(pages)
     }
+}
+
+/// A `DescribeInstanceInformation` filter (`InstanceIds`, `ResourceType`, `tag-key`, `tag:K`).
+fn information_filter(
+    key: &str,
+    values: Vec<String>,
+) -> Result<aws_sdk_ssm::types::InstanceInformationStringFilter, CallError> {
+    aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+        .key(key)
+        .set_values(Some(values))
+        .build()
+        .map_err(|e| CallError {
+            code: "InvalidRequest".into(),
+            message: e.to_string(),
+        })
+}
+
+fn node_info(node: &aws_sdk_ssm::types::InstanceInformation) -> Option<NodeInfo> {
+    let text = |v: Option<&str>| v.filter(|t| !t.is_empty()).map(str::to_string);
+    Some(NodeInfo {
+        instance_id: node.instance_id()?.to_string(),
+        resource_type: node.resource_type().map(|t| t.as_str().to_string()),
+        ping_status: node.ping_status().map(|p| p.as_str().to_string()),
+        last_ping_time: node.last_ping_date_time().and_then(to_utc),
+        agent_version: text(node.agent_version()),
+        platform_type: node.platform_type().map(|t| t.as_str().to_string()),
+        platform_name: text(node.platform_name()),
+        platform_version: text(node.platform_version()),
+        computer_name: text(node.computer_name()),
+        ip_address: text(node.ip_address()),
+    })
 }
 
 fn patch_of(p: &PatchComplianceData) -> Patch {

@@ -128,6 +128,8 @@ pub struct CollectOptions {
     pub max_tps: Option<f64>,
     /// SDK attempts per call, the first included (adaptive retry mode).
     pub max_attempts: u32,
+    /// Also collect tagged hybrid (`mi-`) nodes, which EC2 does not list (`--no-hybrid`: not).
+    pub hybrid: bool,
 }
 
 impl Default for CollectOptions {
@@ -138,6 +140,7 @@ impl Default for CollectOptions {
             concurrency: DEFAULT_CONCURRENCY,
             max_tps: None,
             max_attempts: 10,
+            hybrid: true,
         }
     }
 }
@@ -148,6 +151,7 @@ impl CollectOptions {
             tag_key: self.tag.key.clone(),
             tag_values: self.tag.values.clone(),
             classifications: self.classifications.clone(),
+            hybrid: self.hybrid,
         }
     }
 }

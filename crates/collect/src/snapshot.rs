@@ -8,14 +8,16 @@
 //! meaningless (no credentials, discovery failed, an action denied, store unusable) abort it,
 //! before any commit.
 
-use crate::aws::{AwsFleet, CallError, Discovery, Ec2Instance, Patch, PatchStateSummary};
+use crate::aws::{
+    AwsFleet, CallError, Discovery, Ec2Instance, HybridDiscovery, NodeInfo, Patch,
+    PatchStateSummary,
+};
 use crate::pacing::{Progress, StopSignal};
-use crate::{CollectError, CollectOptions, TagSelector};
+use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::{Stream, StreamExt, stream};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 use patchtrail_store::{CommittedRun, RunStart, Store};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The instant a snapshot represents, and who it was collected from.
@@ -36,25 +38,46 @@ pub struct SnapshotReport {
 
 fn instance_record(
     id: &RunIdentity,
-    ec2: &Ec2Instance,
-    state: Option<&PatchStateSummary>,
+    target: &Target,
     outcome: Outcome,
     error: Option<&CallError>,
     pages: &[Vec<PatchRecord>],
 ) -> InstanceRecord {
+    let ec2 = &target.ec2;
+    let state = target.state.as_ref().and_then(|s| s.as_ref().ok());
+    let node = match &target.node {
+        Node::Listed(n) => Some(n),
+        Node::NotListed | Node::Unknown => None,
+    };
     let tags = serde_json::to_string(&ec2.tags).unwrap_or_else(|_| "{}".into());
+    let unmanaged_reason = (outcome == Outcome::Unmanaged)
+        .then(|| unmanaged_reason(ec2.state.as_deref(), &target.node))
+        .flatten();
     InstanceRecord {
         run_id: id.run_id.clone(),
         snapshot_time: id.snapshot_time,
         account_id: id.account_id.clone(),
         region: id.region.clone(),
         instance_id: ec2.instance_id.clone(),
-        name: ec2.tags.get("Name").cloned(),
+        name: ec2.tags.get("Name").cloned().or_else(|| {
+            // A hybrid node's tags are not listed with it: its host name names it.
+            node.filter(|n| n.resource_type.as_deref() == Some(HYBRID))
+                .and_then(|n| n.computer_name.clone())
+        }),
         ec2_state: ec2.state.clone(),
         platform: ec2.platform_details.clone(),
         instance_type: ec2.instance_type.clone(),
         launch_time: ec2.launch_time,
         tags,
+        resource_type: node.and_then(|n| n.resource_type.clone()),
+        ping_status: node.and_then(|n| n.ping_status.clone()),
+        last_ping_time: node.and_then(|n| n.last_ping_time),
+        agent_version: node.and_then(|n| n.agent_version.clone()),
+        platform_type: node.and_then(|n| n.platform_type.clone()),
+        platform_name: node.and_then(|n| n.platform_name.clone()),
+        platform_version: node.and_then(|n| n.platform_version.clone()),
+        computer_name: node.and_then(|n| n.computer_name.clone()),
+        ip_address: node.and_then(|n| n.ip_address.clone()),
         baseline_id: state.map(|s| s.baseline_id.clone()),
         patch_group: state.map(|s| s.patch_group.clone()),
         operation: state.map(|s| s.operation.clone()),
@@ -70,7 +93,15 @@ fn instance_record(
         critical_non_compliant_count: state.and_then(|s| s.critical_non_compliant),
         security_non_compliant_count: state.and_then(|s| s.security_non_compliant),
         other_non_compliant_count: state.and_then(|s| s.other_non_compliant),
+        unreported_not_applicable_count: state.and_then(|s| s.unreported_not_applicable),
+        available_security_update_count: state.and_then(|s| s.available_security_update),
+        reboot_option: state.and_then(|s| s.reboot_option.clone()),
+        last_no_reboot_install_time: state.and_then(|s| s.last_no_reboot_install_time),
+        snapshot_id: state.and_then(|s| s.snapshot_id.clone()),
+        install_override_list: state.and_then(|s| s.install_override_list.clone()),
+        owner_information: state.and_then(|s| s.owner_information.clone()),
         outcome,
+        unmanaged_reason: unmanaged_reason.map(str::to_string),
         error_code: error.map(|e| e.code.clone()),
         error_message: error.map(|e| e.message.clone()),
         patch_pages: pages.len() as i64,
@@ -124,60 +155,121 @@ where
     )
 }
 
-/// Patch-state summaries of all instances, 50 ids a call; a failed call marks its ids.
-async fn all_patch_states(
+/// What SSM's node list says of an instance.
+#[derive(Debug, Clone)]
+enum Node {
+    Listed(NodeInfo),
+    /// SSM does not list it: not registered, stopped or gone.
+    NotListed,
+    /// `DescribeInstanceInformation` failed or is not allowed.
+    Unknown,
+}
+
+/// Why SSM does not manage an instance (docs/semantics.md §4.5), from its EC2 state and SSM's
+/// node list; `None` when the node list is not known.
+fn unmanaged_reason(ec2_state: Option<&str>, node: &Node) -> Option<&'static str> {
+    if matches!(ec2_state, Some("shutting-down" | "terminated")) {
+        return Some("terminated");
+    }
+    match node {
+        Node::Unknown => None,
+        Node::NotListed => Some("not_registered"),
+        Node::Listed(n) if n.ping_status.as_deref() == Some("Online") => Some("not_permitted"),
+        Node::Listed(_) => Some("agent_offline"),
+    }
+}
+
+/// An instance ready for its patches, with what SSM said of it in the page's batch calls.
+struct Target {
+    ec2: Ec2Instance,
+    /// Patch-state summary (absent: SSM has none; an error: the call for its batch failed).
+    state: Option<Result<PatchStateSummary, CallError>>,
+    node: Node,
+}
+
+/// SSM's `ResourceType` of a hybrid-activation node.
+const HYBRID: &str = "ManagedInstance";
+
+/// A hybrid node as a target: no EC2 facts, its node record already known.
+fn hybrid_target(node: NodeInfo) -> (Ec2Instance, Option<NodeInfo>) {
+    let instance = Ec2Instance {
+        instance_id: node.instance_id.clone(),
+        state: None,
+        platform_details: None,
+        instance_type: None,
+        launch_time: None,
+        tags: Default::default(),
+    };
+    (instance, Some(node))
+}
+
+/// A page's instances with their patch states and node records (asked only for instances
+/// whose record is not known yet), 50 ids a call; a failed call marks its ids.
+async fn page_targets(
     fleet: &AwsFleet,
-    instances: &[Ec2Instance],
+    page: Vec<(Ec2Instance, Option<NodeInfo>)>,
     concurrency: usize,
-) -> HashMap<String, Result<PatchStateSummary, CallError>> {
-    let chunks: Vec<Vec<String>> = instances
-        .chunks(50)
-        .map(|c| c.iter().map(|i| i.instance_id.clone()).collect())
-        .collect();
-    let results: Vec<_> = windowed(
-        stream::iter(chunks),
+) -> Vec<Target> {
+    let mut batches = Vec::new();
+    let mut page = page.into_iter().peekable();
+    while page.peek().is_some() {
+        batches.push(page.by_ref().take(50).collect::<Vec<_>>());
+    }
+    let joined: Vec<_> = windowed(
+        stream::iter(batches),
         || fleet.states_window(concurrency),
-        |ids| {
+        |batch: Vec<(Ec2Instance, Option<NodeInfo>)>| {
             let fleet = fleet.clone();
             async move {
-                let r = fleet.patch_states(&ids).await;
-                (ids, r)
+                let ids: Vec<String> = batch.iter().map(|(i, _)| i.instance_id.clone()).collect();
+                let unknown: Vec<String> = batch
+                    .iter()
+                    .filter(|(_, n)| n.is_none())
+                    .map(|(i, _)| i.instance_id.clone())
+                    .collect();
+                let (states, nodes) =
+                    futures::join!(fleet.patch_states(&ids), fleet.nodes(&unknown));
+                (batch, states, nodes)
             }
         },
     )
     .collect()
     .await;
-    let mut out = HashMap::new();
-    for joined in results {
-        let (ids, result) = match joined {
+    let mut targets = Vec::new();
+    for done in joined {
+        let (batch, states, nodes) = match done {
             Ok(done) => done,
             Err(e) => {
-                tracing::warn!(error = %e, "a DescribeInstancePatchStates task failed");
+                tracing::warn!(error = %e, "a batch task failed");
                 continue;
             }
         };
-        match result {
-            Ok(mut found) => {
-                for id in ids {
-                    if let Some(s) = found.remove(&id) {
-                        out.insert(id, Ok(s));
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, instances = ids.len(), "DescribeInstancePatchStates failed for a batch");
-                for id in ids {
-                    out.insert(id, Err(e.clone()));
-                }
-            }
+        if let Err(e) = &states {
+            tracing::warn!(error = %e, instances = batch.len(), "DescribeInstancePatchStates failed for a batch");
+        }
+        if let Err(e) = &nodes
+            && !is_denied(e)
+        {
+            tracing::warn!(error = %e, instances = batch.len(), "DescribeInstanceInformation failed for a batch: agent health and OS left empty");
+        }
+        let (mut states, mut nodes) = (states.map_err(Some), nodes.ok());
+        for (ec2, known) in batch {
+            let state = match &mut states {
+                Ok(found) => found.remove(&ec2.instance_id).map(Ok),
+                Err(e) => e.clone().map(Err),
+            };
+            let node = match (known, &mut nodes) {
+                (Some(node), _) => Node::Listed(node),
+                (None, Some(found)) => found
+                    .remove(&ec2.instance_id)
+                    .map_or(Node::NotListed, Node::Listed),
+                (None, None) => Node::Unknown,
+            };
+            targets.push(Target { ec2, state, node });
         }
     }
-    out
+    targets
 }
-
-/// An instance ready for its patches, with its patch-state summary (absent: SSM does not
-/// manage it; an error: the call for its batch failed).
-type Target = (Ec2Instance, Option<Result<PatchStateSummary, CallError>>);
 
 /// Aborts the task it holds when dropped: a run that ends early stops its discovery.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -188,37 +280,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Discovery pages with their patch states, a page ahead of whoever reads them.
+/// Discovery pages with their patch states and node records, a page ahead of whoever reads
+/// them: EC2's tagged instances, then (with `hybrid`) SSM's tagged hybrid nodes.
 fn discover_ahead(
     fleet: &AwsFleet,
-    tag: &TagSelector,
-    concurrency: usize,
+    options: &CollectOptions,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Vec<Target>, CollectError>>,
     AbortOnDrop,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let mut discovery = Discovery::new(fleet.clone(), tag);
+    let mut discovery = Discovery::new(fleet.clone(), &options.tag);
+    let hybrid = options
+        .hybrid
+        .then(|| HybridDiscovery::new(fleet.clone(), &options.tag));
+    let concurrency = options.concurrency.max(1);
     let fleet = fleet.clone();
     let task = tokio::spawn(async move {
+        let send = |page: Result<Vec<Target>, CollectError>| {
+            let tx = tx.clone();
+            async move { tx.send(page).await.is_ok() }
+        };
         loop {
             let page = match discovery.next_page().await {
-                Ok(Some(page)) => page,
-                Ok(None) => return,
+                Ok(Some(page)) => page.into_iter().map(|i| (i, None)).collect(),
+                Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+                    send(Err(e)).await;
                     return;
                 }
             };
-            let mut states = all_patch_states(&fleet, &page, concurrency).await;
-            let targets = page
-                .into_iter()
-                .map(|ec2| {
-                    let state = states.remove(&ec2.instance_id);
-                    (ec2, state)
-                })
-                .collect();
-            if tx.send(Ok(targets)).await.is_err() {
+            if !send(Ok(page_targets(&fleet, page, concurrency).await)).await {
+                return;
+            }
+        }
+        let hybrid_failed = |error| CollectError::Aws {
+            operation: "ssm:DescribeInstanceInformation",
+            error,
+        };
+        let mut hybrid = match hybrid {
+            None => return,
+            Some(Ok(hybrid)) => hybrid,
+            Some(Err(e)) => {
+                send(Err(hybrid_failed(e))).await;
+                return;
+            }
+        };
+        loop {
+            let page = match hybrid.next_page().await {
+                Ok(Some(nodes)) => nodes.into_iter().map(hybrid_target).collect(),
+                Ok(None) => return,
+                // Warned once by the fleet: the run goes on with EC2 instances only.
+                Err(e) if is_denied(&e) => return,
+                Err(e) => {
+                    send(Err(hybrid_failed(e))).await;
+                    return;
+                }
+            };
+            if !send(Ok(page_targets(&fleet, page, concurrency).await)).await {
                 return;
             }
         }
@@ -232,7 +351,7 @@ fn is_denied(e: &CallError) -> bool {
 
 /// A denied action denies it for every instance: the run stops with the action named.
 fn denied_states(targets: &[Target]) -> Result<(), CollectError> {
-    match targets.iter().find_map(|(_, state)| match state {
+    match targets.iter().find_map(|t| match &t.state {
         Some(Err(e)) if is_denied(e) => Some(e),
         _ => None,
     }) {
@@ -244,13 +363,34 @@ fn denied_states(targets: &[Target]) -> Result<(), CollectError> {
     }
 }
 
-/// Lists the instances a collection would read, without reading their patches.
+/// Lists the instances (and hybrid nodes) a collection would read, without reading their
+/// patches. A hybrid node has no EC2 state; its platform is the OS its agent reports.
 pub async fn discover_targets(
     fleet: &AwsFleet,
     options: &CollectOptions,
 ) -> Result<Vec<Ec2Instance>, CollectError> {
     fleet.account_id().await?;
-    fleet.discover(&options.tag).await
+    let mut found = fleet.discover(&options.tag).await?;
+    if options.hybrid {
+        let failed = |error| CollectError::Aws {
+            operation: "ssm:DescribeInstanceInformation",
+            error,
+        };
+        let mut hybrid = HybridDiscovery::new(fleet.clone(), &options.tag).map_err(failed)?;
+        loop {
+            match hybrid.next_page().await {
+                Ok(Some(nodes)) => found.extend(nodes.into_iter().map(|n| {
+                    let (mut instance, node) = hybrid_target(n);
+                    instance.platform_details = node.and_then(|n| n.platform_name);
+                    instance
+                })),
+                Ok(None) => break,
+                Err(e) if is_denied(&e) => break,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Collects one snapshot of the fleet into `store` and commits it.
@@ -273,7 +413,7 @@ pub async fn collect_snapshot(
         .await
         .ok_or_else(stopped)??;
     let concurrency = options.concurrency.max(1);
-    let (mut pages, _discovery) = discover_ahead(fleet, &options.tag, concurrency);
+    let (mut pages, _discovery) = discover_ahead(fleet, options);
     // The first page before anything is written: a denied action leaves no trace.
     let first = stop
         .or_stop(pages.recv())
@@ -323,9 +463,11 @@ pub async fn collect_snapshot(
         |target: Result<Target, CollectError>| {
             let (fleet, classifications) = (fleet.clone(), classifications.clone());
             async move {
-                let (ec2, state) = target?;
-                let result = fleet.patches(&ec2.instance_id, &classifications).await;
-                Ok::<_, CollectError>((ec2, state, result))
+                let target = target?;
+                let result = fleet
+                    .patches(&target.ec2.instance_id, &classifications)
+                    .await;
+                Ok::<_, CollectError>((target, result))
             }
         },
     );
@@ -333,7 +475,7 @@ pub async fn collect_snapshot(
 
     let mut errors = Vec::new();
     while let Some(joined) = stop.or_stop(results.next()).await.ok_or_else(stopped)? {
-        let (ec2, state, result) = joined.map_err(|e| CollectError::Aws {
+        let (target, result) = joined.map_err(|e| CollectError::Aws {
             operation: "ssm:DescribeInstancePatches",
             error: CallError {
                 code: "TaskFailed".into(),
@@ -350,11 +492,11 @@ pub async fn collect_snapshot(
                     .into_iter()
                     .map(|page| {
                         page.into_iter()
-                            .map(|p| patch_record(&id, &ec2.instance_id, p))
+                            .map(|p| patch_record(&id, &target.ec2.instance_id, p))
                             .collect()
                     })
                     .collect();
-                match &state {
+                match &target.state {
                     Some(Err(e)) => (Outcome::Error, Some(e.clone()), pages),
                     _ => (Outcome::Ok, None, pages),
                 }
@@ -374,11 +516,10 @@ pub async fn collect_snapshot(
             Outcome::Ok => {}
         }
         if let Some(e) = &error {
-            tracing::warn!(instance = %ec2.instance_id, error = %e, "instance not fully collected");
-            errors.push((ec2.instance_id.clone(), e.clone()));
+            tracing::warn!(instance = %target.ec2.instance_id, error = %e, "instance not fully collected");
+            errors.push((target.ec2.instance_id.clone(), e.clone()));
         }
-        let summary = state.as_ref().and_then(|s| s.as_ref().ok());
-        let instance = instance_record(&id, &ec2, summary, outcome, error.as_ref(), &pages);
+        let instance = instance_record(&id, &target, outcome, error.as_ref(), &pages);
         Progress::add(&progress.patches, instance.patch_rows as u64);
         writer.add(InstanceSnapshot { instance, pages }).await?;
         Progress::add(&progress.instances_done, 1);

@@ -43,6 +43,10 @@ pub struct RunConfig {
     pub tag_values: Vec<String>,
     /// Classification filter; empty means all classifications.
     pub classifications: Vec<String>,
+    /// Whether tagged hybrid (`mi-`) nodes were collected alongside EC2 (absent in runs
+    /// written before hybrid nodes were collected: they were not).
+    #[serde(default)]
+    pub hybrid: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,8 +77,25 @@ pub struct InstanceRecord {
     pub platform: Option<String>,
     pub instance_type: Option<String>,
     pub launch_time: Option<DateTime<Utc>>,
-    /// All EC2 tags as a JSON object string (`{"Name":"web-1","CheckPatch":"true"}`).
+    /// All EC2 tags as a JSON object string (`{"Name":"web-1","CheckPatch":"true"}`); `{}` for
+    /// a hybrid node (`DescribeInstanceInformation` selects by tag but does not return tags).
     pub tags: String,
+    /// What SSM calls the node: `EC2Instance`, or `ManagedInstance` for a hybrid (`mi-`) node.
+    /// The fields from here to `ip_address` come from `DescribeInstanceInformation`; all are
+    /// `None` when SSM does not list the node or the call was not possible.
+    pub resource_type: Option<String>,
+    /// Agent health: `Online`, `ConnectionLost` or `Inactive`.
+    pub ping_status: Option<String>,
+    /// When the agent last reported; for an agent that is offline, since when.
+    pub last_ping_time: Option<DateTime<Utc>>,
+    pub agent_version: Option<String>,
+    /// `Windows`, `Linux` or `MacOS`.
+    pub platform_type: Option<String>,
+    /// OS name and version as the agent reports them (`Amazon Linux`, `2023`).
+    pub platform_name: Option<String>,
+    pub platform_version: Option<String>,
+    pub computer_name: Option<String>,
+    pub ip_address: Option<String>,
     pub baseline_id: Option<String>,
     pub patch_group: Option<String>,
     /// `Scan` or `Install`.
@@ -96,7 +113,24 @@ pub struct InstanceRecord {
     pub critical_non_compliant_count: Option<i64>,
     pub security_non_compliant_count: Option<i64>,
     pub other_non_compliant_count: Option<i64>,
+    /// Patches the agent could not tell applicable or not; `-1` when SSM does not know.
+    pub unreported_not_applicable_count: Option<i64>,
+    /// Security updates available but not approved by the baseline (Windows).
+    pub available_security_update_count: Option<i64>,
+    /// `RebootIfNeeded` or `NoReboot`.
+    pub reboot_option: Option<String>,
+    /// Last install operation run with `NoReboot`.
+    pub last_no_reboot_install_time: Option<DateTime<Utc>>,
+    /// The patch baseline snapshot the last operation used.
+    pub snapshot_id: Option<String>,
+    /// S3 URL of the install override list of the last operation.
+    pub install_override_list: Option<String>,
+    /// Owner information of the maintenance window that ran the last operation.
+    pub owner_information: Option<String>,
     pub outcome: Outcome,
+    /// Why an `unmanaged` instance was not collected (docs/semantics.md §4.5): `terminated`,
+    /// `not_registered`, `agent_offline` or `not_permitted`; `None` otherwise or when unknown.
+    pub unmanaged_reason: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     /// `DescribeInstancePatches` pages read for this instance.

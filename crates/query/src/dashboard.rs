@@ -18,7 +18,7 @@ pub async fn dashboard(
     label: &str,
 ) -> Result<String, QueryError> {
     let summary = history
-        .summary(instant, label, crate::DEFAULT_STALE_DAYS)
+        .summary(instant, label, crate::DEFAULT_STALE_DAYS, None)
         .await?;
     let trend = history
         .trend(None, Some(instant), crate::DEFAULT_STALE_DAYS)

@@ -76,6 +76,15 @@ impl Lang {
             "name" => "名前",
             "ec2_state" => "EC2 の状態",
             "platform" => "プラットフォーム",
+            "node_type" => "ノード種別",
+            "platform_name" => "OS",
+            "platform_version" => "OS バージョン",
+            "ping_status" => "エージェント状態",
+            "last_ping_time" => "最終応答日時",
+            "agent_version" => "エージェント バージョン",
+            "unmanaged_reason" => "管理対象外の理由",
+            "hybrid" => "ハイブリッド",
+            "agent_offline" => "エージェント応答なし",
             "last_scan_time" => "最終スキャン日時",
             "scan_age_days" => "スキャン経過日数",
             "installed" => "適用済み",
@@ -210,15 +219,27 @@ impl Lang {
         }
     }
 
-    pub fn summary_subtitle(self, snapshots: &str, stale_days: u32) -> String {
-        match self {
+    pub fn summary_subtitle(
+        self,
+        snapshots: &str,
+        stale_days: u32,
+        platform: Option<&str>,
+    ) -> String {
+        let mut text = match self {
             Lang::En => format!(
                 "Snapshot {snapshots}; a scan older than {stale_days} days counts as unknown"
             ),
             Lang::Ja => format!(
                 "スナップショット: {snapshots}。{stale_days} 日より古いスキャンは「不明」(unknown) として扱います"
             ),
+        };
+        if let Some(p) = platform {
+            text.push_str(&match self {
+                Lang::En => format!("; only platforms containing \"{p}\""),
+                Lang::Ja => format!("。プラットフォームに「{p}」を含むインスタンスのみ"),
+            });
         }
+        text
     }
 
     pub fn diff_title(self, from: &str, to: &str) -> String {

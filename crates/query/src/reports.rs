@@ -94,6 +94,9 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
            END AS aws_compliance
          FROM (
            SELECT i.account_id, i.region, i.instance_id, i.name, i.ec2_state, i.platform, i.last_scan_time,
+             CASE WHEN i.resource_type = 'ManagedInstance' OR i.instance_id LIKE 'mi-%' THEN 'hybrid' ELSE 'ec2' END AS node_type,
+             i.platform_type, i.platform_name, i.platform_version, i.ping_status, i.last_ping_time, i.agent_version,
+             i.unmanaged_reason,
              ROUND((date_part('epoch', i.snapshot_time) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
              {counts},
              COALESCE(p.missing_critical, 0) AS missing_critical, COALESCE(p.missing_security, 0) AS missing_security,
@@ -203,25 +206,39 @@ impl LoadedHistory {
             .join(", ")
     }
 
-    /// §6.1: the per-instance state as of `instant`, fleet totals, missing patches by severity.
+    /// §6.1: the per-instance state as of `instant`, fleet totals, missing patches by severity;
+    /// with `platform`, only the instances whose platform contains it (§6.1 filter).
     pub async fn summary(
         &self,
         instant: DateTime<Utc>,
         label: &str,
         stale_days: u32,
+        platform: Option<&str>,
     ) -> Result<Report, QueryError> {
         let chosen = self.require_as_of(instant, label)?;
         let runs = run_list(&chosen);
+        let only_platform = match platform {
+            Some(p) => {
+                let p = quote(&p.to_lowercase());
+                format!(
+                    "WHERE strpos(lower(COALESCE(platform, '')), {p}) > 0
+                        OR strpos(lower(COALESCE(platform_type, '')), {p}) > 0
+                        OR strpos(lower(COALESCE(platform_name, '')), {p}) > 0"
+                )
+            }
+            None => String::new(),
+        };
         let instances = self
             .query(
                 "instances",
                 &format!(
-                    "SELECT account_id, region, instance_id, name, ec2_state, platform, last_scan_time, scan_age_days,
+                    "SELECT account_id, region, instance_id, name, node_type, ec2_state, platform, platform_name, platform_version,
+                       ping_status, last_ping_time, agent_version, last_scan_time, scan_age_days,
                        installed, pending_reboot, rejected, missing, failed, not_applicable, available_security_update,
                        missing_critical, missing_security, compliance, aws_compliance,
                        CASE WHEN aws_compliance IS NULL THEN NULL ELSE aws_compliance = compliance END AS agrees_with_aws,
-                       outcome, error_code, snapshot_time, run_id
-                     FROM ({states}) ORDER BY missing_critical DESC, missing DESC, failed DESC, account_id, region, instance_id",
+                       outcome, error_code, unmanaged_reason, snapshot_time, run_id
+                     FROM ({states}) {only_platform} ORDER BY missing_critical DESC, missing DESC, failed DESC, account_id, region, instance_id",
                     states = instance_states(&runs, stale_days)
                 ),
             )
@@ -237,6 +254,8 @@ impl LoadedHistory {
                    SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END) AS unmanaged,
                    SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END) AS error,
                    SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END) AS stopped,
+                   SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END) AS hybrid,
+                   SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END) AS agent_offline,
                    SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END) AS disagree_with_aws,
                    SUM(installed) AS installed, SUM(pending_reboot) AS pending_reboot, SUM(missing) AS missing, SUM(failed) AS failed,
                    SUM(missing_critical) AS missing_critical, SUM(missing_security) AS missing_security
@@ -247,9 +266,10 @@ impl LoadedHistory {
             .query(
                 "missing_by_severity",
                 &format!(
-                    "SELECT severity_level(severity) AS severity_level, COUNT(*) AS missing FROM patches
-                     WHERE run_id IN {runs} AND state_class(state) = 'missing'
-                     GROUP BY severity_level(severity) ORDER BY missing DESC, severity_level"
+                    "SELECT severity_level(p.severity) AS severity_level, COUNT(*) AS missing FROM patches p
+                     JOIN _summary s ON s.run_id = p.run_id AND s.instance_id = p.instance_id
+                     WHERE p.run_id IN {runs} AND state_class(p.state) = 'missing'
+                     GROUP BY severity_level(p.severity) ORDER BY missing DESC, severity_level"
                 ),
             )
             .await?;
@@ -257,9 +277,10 @@ impl LoadedHistory {
             .query(
                 "top_missing",
                 &format!(
-                    "SELECT kb_id, MAX(title) AS title, COUNT(DISTINCT account_id || '/' || region || '/' || instance_id) AS instances
-                     FROM patches WHERE run_id IN {runs} AND state_class(state) = 'missing'
-                     GROUP BY kb_id ORDER BY instances DESC, kb_id LIMIT 15"
+                    "SELECT p.kb_id, MAX(p.title) AS title, COUNT(DISTINCT p.account_id || '/' || p.region || '/' || p.instance_id) AS instances
+                     FROM patches p JOIN _summary s ON s.run_id = p.run_id AND s.instance_id = p.instance_id
+                     WHERE p.run_id IN {runs} AND state_class(p.state) = 'missing'
+                     GROUP BY p.kb_id ORDER BY instances DESC, p.kb_id LIMIT 15"
                 ),
             )
             .await?;
@@ -268,7 +289,7 @@ impl LoadedHistory {
             title: self.lang.summary_title(label),
             subtitle: self
                 .lang
-                .summary_subtitle(&Self::describe(&chosen), stale_days),
+                .summary_subtitle(&Self::describe(&chosen), stale_days, platform),
             lang: self.lang,
             tables: vec![instances, totals, severity, top],
             charts,

@@ -346,6 +346,7 @@ mod tests {
         let f = Fleet {
             seed: 7,
             size: 3000,
+            hybrid: 0,
             unmanaged_rate: 0.0,
             untagged_rate: 0.0,
         };

@@ -157,6 +157,9 @@ pub struct Ec2Instance {
     pub terminated_on: Option<NaiveDate>,
     pub tags: Vec<(String, String)>,
     pub profile: SsmProfile,
+    /// A hybrid-activation node (`mi-…`, an on-premises or other-cloud server): SSM manages it,
+    /// EC2 does not know it.
+    pub hybrid: bool,
 }
 
 const ROLES: [&str; 8] = ["web", "app", "api", "db", "batch", "cache", "ad", "bastion"];
@@ -166,6 +169,8 @@ const ROLES: [&str; 8] = ["web", "app", "api", "db", "batch", "cache", "ad", "ba
 pub struct Fleet {
     pub seed: u64,
     pub size: u64,
+    /// Hybrid nodes, after the EC2 instances in SSM's node list.
+    pub hybrid: u64,
     pub unmanaged_rate: f64,
     pub untagged_rate: f64,
 }
@@ -175,8 +180,34 @@ impl Fleet {
         format!("i-0{:016x}", combine(self.seed, &[0x1d, index]))
     }
 
+    /// SSM's node list in order: the EC2 instances (`0..size`), then the hybrid nodes.
+    pub fn nodes_len(&self) -> u64 {
+        self.size + self.hybrid
+    }
+
+    /// The member of SSM's node list at `position` (see [`Fleet::nodes_len`]).
+    pub fn node_at(&self, position: u64) -> Ec2Instance {
+        if position < self.size {
+            return self.instance(position);
+        }
+        let k = position - self.size;
+        // `mi-` and 17 hex digits, as hybrid activations name their nodes.
+        let id = format!("mi-0{:016x}", combine(self.seed, &[0x4b, k]));
+        let mut node = self.instance_with_id(position, id);
+        node.hybrid = true;
+        node.instance_type = "";
+        node.terminated_on = None;
+        if let Some((_, name)) = node.tags.iter_mut().find(|(k, _)| k == "Name") {
+            *name = name.replacen('-', "-onprem-", 1);
+        }
+        node
+    }
+
     pub fn instance(&self, index: u64) -> Ec2Instance {
-        let instance_id = self.instance_id(index);
+        self.instance_with_id(index, self.instance_id(index))
+    }
+
+    fn instance_with_id(&self, index: u64, instance_id: String) -> Ec2Instance {
         let profile = SsmProfile::of(self.seed, &instance_id, self.unmanaged_rate);
         let h = |salt: u64| combine(self.seed, &[profile.id_hash, 0x100 + salt]);
         let role = ROLES[below(h(1), ROLES.len() as u64) as usize];
@@ -222,6 +253,7 @@ impl Fleet {
             tags,
             profile,
             instance_id,
+            hybrid: false,
         }
     }
 
@@ -244,6 +276,7 @@ mod tests {
         Fleet {
             seed: 7,
             size: 2000,
+            hybrid: 0,
             unmanaged_rate: 0.03,
             untagged_rate: 0.15,
         }

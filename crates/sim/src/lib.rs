@@ -35,6 +35,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// Size of the EC2 fleet (instances are generated on demand).
     pub instances: u64,
+    /// Hybrid (`mi-`) nodes registered with SSM besides the EC2 fleet.
+    pub hybrid: u64,
     /// The simulated date: patch states are those of each instance's last scan on or before it.
     pub date: NaiveDate,
     pub account_id: String,
@@ -62,6 +64,7 @@ impl Default for SimConfig {
         SimConfig {
             seed: 1,
             instances: 200,
+            hybrid: 0,
             date: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap_or(NaiveDate::MIN),
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
@@ -83,6 +86,8 @@ pub struct Sim {
     pub fleet: Fleet,
     date: Mutex<NaiveDate>,
     limits: limits::Limits,
+    /// SSM node-list position of every id, built on the first lookup by id.
+    positions: std::sync::OnceLock<std::collections::HashMap<String, u64>>,
 }
 
 impl Sim {
@@ -90,12 +95,14 @@ impl Sim {
         let fleet = Fleet {
             seed: config.seed,
             size: config.instances,
+            hybrid: config.hybrid,
             unmanaged_rate: config.unmanaged_rate,
             untagged_rate: config.untagged_rate,
         };
         Sim {
             date: Mutex::new(config.date),
             limits: limits::Limits::new(&config),
+            positions: std::sync::OnceLock::new(),
             fleet,
             config,
         }
@@ -112,6 +119,16 @@ impl Sim {
     /// What SSM knows of `instance_id` (any well-formed id, simulated or not).
     pub fn profile(&self, instance_id: &str) -> SsmProfile {
         SsmProfile::of(self.config.seed, instance_id, self.config.unmanaged_rate)
+    }
+
+    /// Where `instance_id` stands in SSM's node list, if the fleet has it.
+    pub fn position(&self, instance_id: &str) -> Option<u64> {
+        let positions = self.positions.get_or_init(|| {
+            (0..self.fleet.nodes_len())
+                .map(|p| (self.fleet.node_at(p).instance_id, p))
+                .collect()
+        });
+        positions.get(instance_id).copied()
     }
 
     /// The API rates now in force.

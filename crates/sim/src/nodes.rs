@@ -4,7 +4,11 @@
 //! `Filters` (`InstanceIds`, `PingStatus`, `PlatformTypes`, `ResourceType`, `AgentVersion`,
 //! `tag-key`, `tag:<key>`, ...) or the legacy `InstanceInformationFilterList` (`key`/`valueSet`),
 //! never both; `MaxResults` 5–50, 10 by default; stopped and terminated nodes are not returned;
-//! an agent that stopped reporting is `ConnectionLost` with its last ping kept.
+//! an agent that stopped reporting is `ConnectionLost` with its last ping kept. Hybrid nodes
+//! (`mi-`, `ResourceType` `ManagedInstance`, `SourceType` `AWS::SSM::ManagedInstance`, with an
+//! `ActivationId`) follow the EC2 instances in the list, as in the API reference's examples.
+//! A `ResourceType` filter takes exactly one of `EC2Instance` / `ManagedInstance`: the service's
+//! errors for more values or others are quoted in boto/boto3#3027 and aws/aws-sdk#130.
 
 use crate::Sim;
 use crate::fleet::{Ec2Instance, Fleet, Os, SsmProfile};
@@ -34,6 +38,7 @@ const LATEST_AGENT: &str = "3.3.1142.0";
 /// One node as `DescribeInstanceInformation` reports it.
 struct Node<'a> {
     instance: &'a Ec2Instance,
+    seed: u64,
     ping_status: &'static str,
     agent_version: &'static str,
 }
@@ -41,6 +46,36 @@ struct Node<'a> {
 impl Node<'_> {
     fn profile(&self) -> &SsmProfile {
         &self.instance.profile
+    }
+
+    fn resource_type(&self) -> &'static str {
+        if self.instance.hybrid {
+            "ManagedInstance"
+        } else {
+            "EC2Instance"
+        }
+    }
+
+    fn source_type(&self) -> &'static str {
+        if self.instance.hybrid {
+            "AWS::SSM::ManagedInstance"
+        } else {
+            "AWS::EC2::Instance"
+        }
+    }
+
+    fn activation_id(&self, seed: u64) -> Option<String> {
+        self.instance.hybrid.then(|| {
+            let h = combine(seed, &[0xac7, below(self.profile().id_hash, 3)]);
+            format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xffff,
+                h & 0xfff,
+                (h >> 4) & 0xfff,
+                h & 0xffff_ffff_ffff
+            )
+        })
     }
 
     /// The value a filter key is matched against.
@@ -51,8 +86,9 @@ impl Node<'_> {
             "AgentVersion" => vec![self.agent_version.to_string()],
             "PingStatus" => vec![self.ping_status.to_string()],
             "PlatformTypes" => vec![platform_type(self.profile().os).to_string()],
-            "ResourceType" => vec!["EC2Instance".into()],
-            "SourceTypes" => vec!["AWS::EC2::Instance".into()],
+            "ResourceType" => vec![self.resource_type().into()],
+            "SourceTypes" => vec![self.source_type().into()],
+            "ActivationIds" => self.activation_id(self.seed).into_iter().collect(),
             "AssociationStatus" => vec!["Success".into()],
             "IamRole" => vec!["AmazonSSMRoleForInstancesQuickSetup".into()],
             "tag-key" => i.tags.iter().map(|(k, _)| k.clone()).collect(),
@@ -82,12 +118,22 @@ impl Node<'_> {
             below(octets, 250),
             1 + below(octets >> 8, 250)
         );
-        let computer = if p.os.is_windows() {
-            format!("EC2AMAZ-{:07X}", below(p.id_hash, 0xFFF_FFFF))
-        } else {
-            format!("ip-{}.ec2.internal", ip.replace('.', "-"))
+        let computer = match (i.hybrid, p.os.is_windows()) {
+            (true, _) => i
+                .tags
+                .iter()
+                .find(|(k, _)| k == "Name")
+                .map(|(_, v)| format!("{v}.corp.example"))
+                .unwrap_or_default(),
+            (false, true) => format!("EC2AMAZ-{:07X}", below(p.id_hash, 0xFFF_FFFF)),
+            (false, false) => format!("ip-{}.ec2.internal", ip.replace('.', "-")),
         };
-        json!({
+        let ip = if i.hybrid {
+            ip.replacen("10.0.", "192.168.", 1)
+        } else {
+            ip
+        };
+        let mut out = json!({
             "InstanceId": i.instance_id,
             "PingStatus": self.ping_status,
             "LastPingDateTime": last_ping.timestamp() as f64,
@@ -96,15 +142,19 @@ impl Node<'_> {
             "PlatformType": platform_type(p.os),
             "PlatformName": name,
             "PlatformVersion": version,
-            "ResourceType": "EC2Instance",
-            "IamRole": "AmazonSSMRoleForInstancesQuickSetup",
+            "ResourceType": self.resource_type(),
+            "IamRole": if i.hybrid { "SSMServiceRole" } else { "AmazonSSMRoleForInstancesQuickSetup" },
             "RegistrationDate": (i.launch_day.and_hms_opt(0, 5, 0).unwrap_or_default().and_utc().timestamp()) as f64,
             "ComputerName": computer,
             "IPAddress": ip,
             "AssociationStatus": "Success",
             "SourceId": i.instance_id,
-            "SourceType": "AWS::EC2::Instance",
-        })
+            "SourceType": self.source_type(),
+        });
+        if let Some(activation) = self.activation_id(seed) {
+            out["ActivationId"] = Value::String(activation);
+        }
+        out
     }
 }
 
@@ -124,20 +174,19 @@ fn platform(os: Os) -> (&'static str, &'static str) {
     }
 }
 
-/// The node of `instance` on `date`, if SSM lists it: managed, existing, not stopped.
+/// The node of `instance` on `date`, if SSM lists it: managed, existing, not stopped. A
+/// hybrid node stays listed when its server is off: its agent is then `ConnectionLost`.
 fn node(seed: u64, instance: &Ec2Instance, date: NaiveDate) -> Option<Node<'_>> {
     let p = &instance.profile;
     let listed = p.managed
         && Fleet::exists_on(instance, date)
         && instance.terminated_on.is_none_or(|t| date < t)
-        && !p.is_stopped(date);
+        && (instance.hybrid || !p.is_stopped(date));
+    let lost = p.agent_lost_on.is_some_and(|d| d <= date) || p.is_stopped(date);
     listed.then(|| Node {
         instance,
-        ping_status: if p.agent_lost_on.is_some_and(|d| d <= date) {
-            "ConnectionLost"
-        } else {
-            "Online"
-        },
+        seed,
+        ping_status: if lost { "ConnectionLost" } else { "Online" },
         agent_version: if below(combine(seed, &[p.id_hash, 0xa6e]), 5) == 0 {
             "3.2.2303.0"
         } else {
@@ -187,6 +236,25 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<(String, Vec<String>)>
         if !known {
             return Err(WireResponse::json_error(400, "InvalidFilterKey", ""));
         }
+        if key == "ResourceType" {
+            if values.len() > 1 {
+                return Err(WireResponse::json_error(
+                    400,
+                    "InvalidInstanceInformationFilterValue",
+                    "ResourceType filter may contain only one value.",
+                ));
+            }
+            if values
+                .iter()
+                .any(|v| v != "EC2Instance" && v != "ManagedInstance")
+            {
+                return Err(WireResponse::json_error(
+                    400,
+                    "InvalidInstanceInformationFilterValue",
+                    "ResourceType filter is invalid, valid values are EC2Instance, ManagedInstance",
+                ));
+            }
+        }
         if values.is_empty() || values.len() > 100 {
             return Err(validation(format!(
                 "Value at 'filters.member.values' failed to satisfy constraint: Member must have length between 1 and 100 (key {key})"
@@ -226,8 +294,19 @@ fn page(
     let seed = sim.config.seed;
     let mut list = Vec::with_capacity(page_size);
     let mut next = None;
-    for index in offset as u64..sim.fleet.size {
-        let instance = sim.fleet.instance(index);
+    // Asked by ids: only those ids' positions, in list order; otherwise the whole list.
+    let positions: Box<dyn Iterator<Item = u64>> =
+        match filters.iter().find(|(key, _)| key == "InstanceIds") {
+            Some((_, ids)) => {
+                let mut found: Vec<u64> = ids.iter().filter_map(|id| sim.position(id)).collect();
+                found.sort_unstable();
+                found.dedup();
+                Box::new(found.into_iter().filter(move |p| *p >= offset as u64))
+            }
+            None => Box::new(offset as u64..sim.fleet.nodes_len()),
+        };
+    for index in positions {
+        let instance = sim.fleet.node_at(index);
         let Some(n) = node(seed, &instance, date) else {
             continue;
         };

@@ -499,6 +499,7 @@ mod tests {
         Fleet {
             seed: 3,
             size: 500,
+            hybrid: 0,
             unmanaged_rate: 0.0,
             untagged_rate: 0.0,
         }

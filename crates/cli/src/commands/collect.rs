@@ -32,6 +32,7 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         concurrency: args.concurrency as usize,
         max_tps: args.max_tps,
         max_attempts: args.max_attempts,
+        hybrid: !args.no_hybrid,
         ..CollectOptions::default()
     };
     if let Some(tps) = args.max_tps
@@ -182,7 +183,14 @@ pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
             println!(
                 "{:<21} {:<10} {:<26} {}",
                 t.instance_id,
-                t.state.as_deref().unwrap_or("-"),
+                // A hybrid node has no EC2 state; its platform is its agent's OS.
+                t.state
+                    .as_deref()
+                    .unwrap_or(if t.instance_id.starts_with("mi-") {
+                        "hybrid"
+                    } else {
+                        "-"
+                    }),
                 t.platform_details.as_deref().unwrap_or("-"),
                 t.tags.get("Name").map(String::as_str).unwrap_or("-")
             );

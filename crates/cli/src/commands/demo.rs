@@ -58,6 +58,8 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
         SimConfig {
             seed: args.seed,
             instances: args.instances,
+            // A few on-premises servers, as a mixed fleet has.
+            hybrid: (args.instances / 20).max(3),
             date: first,
             ..SimConfig::default()
         },

@@ -100,6 +100,7 @@ fn collect_args(args: &DoctorArgs) -> CollectArgs {
         max_attempts: 3,
         input_json: None,
         dry_run: false,
+        no_hybrid: false,
     }
 }
 
@@ -173,11 +174,15 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
                 (states.len() * found.len()).div_ceil(sampled)
             });
         }
-        // Agent health: advisory, since a collect does not need ssm:DescribeInstanceInformation.
+        // Agent health: advisory, since without ssm:DescribeInstanceInformation a collect still
+        // reads patches (and leaves agent health and OS columns empty).
         let t = Instant::now();
-        match fleet.agent_health(&ids).await {
+        match fleet.nodes(&ids).await {
             Ok(health) => {
-                let lost = health.values().filter(|p| *p != "Online").count();
+                let lost = health
+                    .values()
+                    .filter(|n| n.ping_status.as_deref() != Some("Online"))
+                    .count();
                 f.agents_online = Some(health.len() - lost);
                 f.agents_not_online = Some(lost);
                 f.checks.push(Check {
@@ -199,7 +204,7 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
                 ok: true,
                 detail: format!("not known ({})", e.code),
                 fix: Some(
-                    "optional: allow ssm:DescribeInstanceInformation to see which agents are offline"
+                    "allow ssm:DescribeInstanceInformation: without it a collect leaves agent health, OS and unmanaged reasons empty"
                         .into(),
                 ),
                 millis: t.elapsed().as_millis() as u64,

@@ -113,6 +113,7 @@ fn parse_line(
         config: RunConfig {
             tag_key: String::new(),
             tag_values: Vec::new(),
+            hybrid: false,
             classifications: Vec::new(),
         },
     };

@@ -114,6 +114,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
     let (report, output) = match kind {
         ReportKind::Summary {
             as_of,
+            platform,
             time,
             stale,
             store,
@@ -126,7 +127,9 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             };
             let history = load(store, Selection::AsOf(vec![instant]), lang).await?;
             (
-                history.summary(instant, &label, stale.stale_days).await?,
+                history
+                    .summary(instant, &label, stale.stale_days, platform.as_deref())
+                    .await?,
                 output,
             )
         }

@@ -35,6 +35,7 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
     let config = SimConfig {
         seed: args.seed,
         instances: args.instances,
+        hybrid: args.hybrid,
         date: args.date,
         account_id: args.account_id.clone(),
         ssm_tps: args.ssm_tps,
