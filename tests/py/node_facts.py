@@ -72,7 +72,7 @@ def main():
         got = dict((k, r[k]) for k in want)
         if got["last_ping_time"] is not None:
             got["last_ping_time"] = got["last_ping_time"].timestamp()
-        if iid in hybrid:  # a hybrid node is named by its host name (§4.5 of the README's columns)
+        if iid in hybrid:  # a hybrid node is named by its host name (docs/semantics.md §4.6)
             want["name"], got["name"] = node["ComputerName"], r["name"]
         if got != want:
             mismatches.append({"instance_id": iid, "got": got, "want": want})

@@ -10,6 +10,7 @@ import json
 import sys
 
 import boto3
+from botocore.exceptions import ClientError
 from botocore.config import Config
 
 SEED_CLASSES = ["Security", "CriticalUpdates", "SecurityUpdates"]
@@ -46,6 +47,19 @@ def main():
                         "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
                     }
                 )
+    # Hybrid (mi-) nodes carrying the tag: SSM lists them, EC2 does not (a collect takes both,
+    # and only EC2 instances when it may not call DescribeInstanceInformation).
+    try:
+        for page in ssm.get_paginator("describe_instance_information").paginate(
+            Filters=[{"Key": "tag-key", "Values": [args.tag_key]}, {"Key": "ResourceType", "Values": ["ManagedInstance"]}],
+            PaginationConfig={"PageSize": 50},
+        ):
+            for n in page["InstanceInformationList"]:
+                instances.append({"instance_id": n["InstanceId"], "state": None, "platform_details": None,
+                                  "platform": None, "instance_type": None, "tags": {}})
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("AccessDeniedException", "AccessDenied"):
+            raise
     ids = [i["instance_id"] for i in instances]
 
     filters = [] if args.all_classifications else [{"Key": "Classification", "Values": SEED_CLASSES}]

@@ -384,6 +384,10 @@ pub struct SimArgs {
     /// access-denied error (repeatable).
     #[arg(long, value_name = "SERVICE:ACTION")]
     pub deny_action: Vec<String>,
+    /// NextTokens older than this many milliseconds are refused as invalid (InvalidNextToken,
+    /// InvalidPaginationToken), as expired tokens are [default: they never expire].
+    #[arg(long, value_name = "MS")]
+    pub token_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]

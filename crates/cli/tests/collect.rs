@@ -628,3 +628,111 @@ fn without_describe_instance_information_a_run_still_commits_its_ec2_patches() {
         "{rows}"
     );
 }
+
+#[test]
+fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose_nothing() {
+    // Tokens live 400 ms; the collector is paused (SIGSTOP, as a laptop sleeps) for 1.5 s in
+    // the middle of its walks, so every token it holds has expired when it goes on.
+    let sim = start_sim(&[
+        "--instances",
+        "1200",
+        "--seed",
+        "23",
+        "--ssm-tps",
+        "300",
+        "--token-ttl-ms",
+        "400",
+    ]);
+    let walk = py_json(&sim.url, "sim_walk.py", &[]);
+    let expected = boto3_rows(&walk);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("h");
+    let s = store.to_str().expect("utf8");
+    let mut cmd = Command::new(patchtrail_bin());
+    aws_env(&mut cmd, &sim.url);
+    let child = cmd
+        .args(["-v", "collect", "--store", s])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start collect");
+    let pid = child.id().to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal("-CONT");
+    let out = child.wait_with_output().expect("collect ends");
+    let log = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("a NextToken was refused"),
+        "the pause outlived some tokens: {}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    let read = py_json(&sim.url, "read_store.py", &[s, "parquet"]);
+    assert_eq!(duckdb_rows(&read), expected, "every patch once, none lost");
+    assert_eq!(
+        read["duckdb"]["distinct"], read["duckdb"]["rows"],
+        "no duplicates"
+    );
+}
+
+/// AWS's documented answers (Windows and Linux patches, a patch-state summary with the fields
+/// the collector once dropped, a lost agent, a hybrid node, an instance SSM does not know),
+/// replayed by a server written apart from the simulator, are stored and reported as the
+/// semantics say.
+#[test]
+fn documented_aws_answers_replay_through_the_collector_and_the_reports() {
+    let replay = start_replay("aws-documented.json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("h");
+    let s = store.to_str().expect("utf8");
+    ok(patchtrail(
+        &replay.url,
+        &["collect", "--store", s, "--all-classifications"],
+    ));
+    let summary = ok(patchtrail(
+        &replay.url,
+        &[
+            "report",
+            "summary",
+            "--store",
+            s,
+            "--stale-days",
+            "100000",
+            "--format",
+            "json",
+        ],
+    ));
+    let summary_file = dir.path().join("summary.json");
+    std::fs::write(&summary_file, summary).expect("write summary");
+    let fixture = repo_root().join("tests/fixtures/aws-documented.json");
+    let checked = py_json(
+        &replay.url,
+        "replay_check.py",
+        &[
+            fixture.to_str().expect("utf8"),
+            s,
+            summary_file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(checked["mismatches"], serde_json::json!([]), "{checked}");
+    assert_eq!(checked["patches"], 6, "{checked}");
+    assert_eq!(
+        checked["compliance"],
+        serde_json::json!({
+            "i-1234567890abcdef0": "non_compliant",
+            "i-0abcdef1234567890": "non_compliant",
+            "i-0fedcba9876543210": "unmanaged",
+            "mi-0123456789abcdef0": "compliant",
+        }),
+        "{checked}"
+    );
+}

@@ -543,3 +543,19 @@ fn describe_instance_information_lists_managed_running_nodes_with_agent_health()
     assert_eq!(facts["max_results_60"], "ValidationException");
     assert_eq!(facts["bad_token"], "InvalidNextToken");
 }
+
+/// With `--token-ttl-ms`, a NextToken older than its lifetime gets each service's invalid-token
+/// error (SSM `InvalidNextToken`, EC2 `InvalidPaginationToken`), as boto3 reads them; a fresh
+/// one pages on.
+#[test]
+fn next_tokens_expire_after_their_lifetime() {
+    let sim = start_sim(&["--instances", "40", "--seed", "3", "--token-ttl-ms", "300"]);
+    let tokens = py_json(&sim.url, "sim_tokens.py", &["300"]);
+    assert_eq!(
+        tokens,
+        serde_json::json!({
+            "ec2:DescribeInstances": {"fresh": null, "expired": "InvalidPaginationToken"},
+            "ssm:DescribeInstanceInformation": {"fresh": null, "expired": "InvalidNextToken"},
+        })
+    );
+}

@@ -4,6 +4,8 @@
 //! Wire facts honoured here: patch `State` arrives CamelCase (not the model's enum), EC2
 //! `platform` arrives lowercase (so `platformDetails` is read instead), `MaxResults` above 50 is
 //! rejected by DescribeInstancePatches, and `InstalledTime` is 0 or year 1 when not installed.
+//! A refused `NextToken` (they expire; a long, throttled walk can outlive one) restarts that
+//! walk from its first page, keeping nothing of the old pages twice.
 
 use crate::pacing::{Progress, RateController};
 use crate::{CollectError, CollectOptions, TagSelector};
@@ -28,7 +30,8 @@ use std::sync::Arc;
 pub struct Discovery {
     fleet: AwsFleet,
     filter: Filter,
-    token: Option<String>,
+    pager: Pager,
+    /// Ids already returned: a walk that starts over returns each instance once.
     seen: HashSet<String>,
     done: bool,
 }
@@ -46,7 +49,7 @@ impl Discovery {
         Discovery {
             fleet,
             filter,
-            token: None,
+            pager: Pager::default(),
             seen: HashSet::new(),
             done: false,
         }
@@ -57,12 +60,19 @@ impl Discovery {
         if self.done {
             return Ok(None);
         }
-        let (mut page, next) = self
-            .fleet
-            .instances_page(&self.filter, self.token.clone())
-            .await?;
+        let (mut page, next) = loop {
+            match self
+                .fleet
+                .instances_page(&self.filter, self.pager.token.clone())
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(CollectError::Aws { error, .. }) if self.pager.start_over(&error) => {}
+                Err(e) => return Err(e),
+            }
+        };
         page.retain(|i| self.seen.insert(i.instance_id.clone()));
-        self.done = !follow(&mut self.token, next.as_deref());
+        self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
     }
 }
@@ -72,7 +82,8 @@ impl Discovery {
 pub struct HybridDiscovery {
     fleet: AwsFleet,
     filters: Vec<aws_sdk_ssm::types::InstanceInformationStringFilter>,
-    token: Option<String>,
+    pager: Pager,
+    seen: HashSet<String>,
     done: bool,
 }
 
@@ -87,7 +98,8 @@ impl HybridDiscovery {
         Ok(HybridDiscovery {
             fleet,
             filters: vec![tag_filter, resource],
-            token: None,
+            pager: Pager::default(),
+            seen: HashSet::new(),
             done: false,
         })
     }
@@ -97,11 +109,19 @@ impl HybridDiscovery {
         if self.done {
             return Ok(None);
         }
-        let (page, next) = self
-            .fleet
-            .information_page(&self.filters, self.token.clone())
-            .await?;
-        self.done = !follow(&mut self.token, next.as_deref());
+        let (mut page, next) = loop {
+            match self
+                .fleet
+                .information_page(&self.filters, self.pager.token.clone())
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(e) if self.pager.start_over(&e) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        page.retain(|n| self.seen.insert(n.instance_id.clone()));
+        self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
     }
 }
@@ -227,8 +247,12 @@ where
     }
 }
 
+/// A wire time at the stored precision. The wire sends fractional epoch seconds, which parse a
+/// few nanoseconds off (`1550501835.178` becomes `.177999973`): rounded to the microsecond, it
+/// is the time AWS sent, not one a microsecond earlier.
 fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+    let micros = (i64::from(t.subsec_nanos()) + 500) / 1000;
+    DateTime::from_timestamp_micros(t.secs().checked_mul(1_000_000)?.checked_add(micros)?)
 }
 
 /// Counts HTTP attempts (retries included) for the progress display.
@@ -283,15 +307,44 @@ const THROTTLING_CODES: [&str; 6] = [
 /// Throttles a single call may meet before it gives up (the pace falls at each round).
 const MAX_THROTTLES_PER_CALL: u32 = 100;
 
-/// Moves `token` to the next page's; false after the last page. An empty token ends paging
-/// too, and so does a token that repeats (it would page forever).
-fn follow(token: &mut Option<String>, next: Option<&str>) -> bool {
-    match next.filter(|t| !t.is_empty()) {
-        Some(next) if token.as_deref() != Some(next) => {
-            *token = Some(next.to_string());
-            true
+/// Times one walk starts over from its first page after its `NextToken` was refused.
+const MAX_RESTARTS: u32 = 3;
+
+/// Where one paginated walk stands: the token of the next page, and how often it started over.
+#[derive(Debug, Default)]
+struct Pager {
+    token: Option<String>,
+    restarts: u32,
+}
+
+impl Pager {
+    /// Moves to the next page's token; false after the last page. An empty token ends paging
+    /// too, and so does a token that repeats (it would page forever).
+    fn follow(&mut self, next: Option<&str>) -> bool {
+        match next.filter(|t| !t.is_empty()) {
+            Some(next) if self.token.as_deref() != Some(next) => {
+                self.token = Some(next.to_string());
+                true
+            }
+            _ => false,
         }
-        _ => false,
+    }
+
+    /// After a failed page: whether to start the walk over from its first page, because the
+    /// service refused its token (`InvalidNextToken`, EC2's `InvalidPaginationToken`: tokens
+    /// expire, and a long, throttled walk can outlive one) and it has not started over too often.
+    fn start_over(&mut self, e: &CallError) -> bool {
+        let refused = matches!(
+            e.code.as_str(),
+            "InvalidNextToken" | "InvalidPaginationToken"
+        );
+        if self.token.is_none() || !refused || self.restarts >= MAX_RESTARTS {
+            return false;
+        }
+        tracing::info!(error = %e, "a NextToken was refused: reading again from the first page");
+        self.token = None;
+        self.restarts += 1;
+        true
     }
 }
 
@@ -542,13 +595,18 @@ impl AwsFleet {
             return Ok(out);
         }
         let filter = information_filter("InstanceIds", ids.to_vec())?;
-        let mut token: Option<String> = None;
+        let mut pager = Pager::default();
         loop {
-            let (page, next) = self
-                .information_page(&[filter.clone()], token.clone())
-                .await?;
+            let (page, next) = match self
+                .information_page(&[filter.clone()], pager.token.clone())
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) if pager.start_over(&e) => continue,
+                Err(e) => return Err(e),
+            };
             out.extend(page.into_iter().map(|n| (n.instance_id.clone(), n)));
-            if !follow(&mut token, next.as_deref()) {
+            if !pager.follow(next.as_deref()) {
                 break;
             }
         }
@@ -599,18 +657,23 @@ impl AwsFleet {
         ids: &[String],
     ) -> Result<HashMap<String, PatchStateSummary>, CallError> {
         let mut out = HashMap::new();
-        let mut token: Option<String> = None;
+        let mut pager = Pager::default();
         loop {
             let request = self
                 .ssm
                 .describe_instance_patch_states()
                 .set_instance_ids(Some(ids.to_vec()))
                 .max_results(50)
-                .set_next_token(token.clone());
-            let page = self
+                .set_next_token(pager.token.clone());
+            let page = match self
                 .send(&self.states_pace, || request.clone().send())
                 .await
-                .map_err(call_error)?;
+                .map_err(call_error)
+            {
+                Ok(page) => page,
+                Err(e) if pager.start_over(&e) => continue,
+                Err(e) => return Err(e),
+            };
             let text = |v: Option<&str>| v.filter(|t| !t.is_empty()).map(str::to_string);
             for s in page.instance_patch_states() {
                 let summary = PatchStateSummary {
@@ -641,7 +704,7 @@ impl AwsFleet {
                 };
                 out.insert(s.instance_id().to_string(), summary);
             }
-            if !follow(&mut token, page.next_token()) {
+            if !pager.follow(page.next_token()) {
                 break;
             }
         }
@@ -661,7 +724,7 @@ impl AwsFleet {
                 .build()
         });
         let mut pages = Vec::new();
-        let mut token: Option<String> = None;
+        let mut pager = Pager::default();
         loop {
             let request = self
                 .ssm
@@ -669,15 +732,24 @@ impl AwsFleet {
                 .instance_id(instance_id)
                 .set_filters(filter.clone().map(|f| vec![f]))
                 .max_results(50)
-                .set_next_token(token.clone());
-            let page = self
+                .set_next_token(pager.token.clone());
+            let page = match self
                 .send(&self.patches_pace, || request.clone().send())
                 .await
-                .map_err(call_error)?;
+                .map_err(call_error)
+            {
+                Ok(page) => page,
+                // This instance's pages again, from the first: none of the old ones is kept.
+                Err(e) if pager.start_over(&e) => {
+                    pages.clear();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             Progress::set(&self.progress.pace, self.patches_pace.rate() as u64);
             Progress::add(&self.progress.pages, 1);
             pages.push(page.patches().iter().map(patch_of).collect());
-            if !follow(&mut token, page.next_token()) {
+            if !pager.follow(page.next_token()) {
                 break;
             }
         }

@@ -244,21 +244,22 @@ impl LoadedHistory {
             )
             .await?;
         self.keep("_summary", &instances)?;
+        // No instance at all (an empty fleet, or a --platform that matches none) sums to 0.
         let totals = self
             .query(
                 "fleet",
                 "SELECT COUNT(*) AS instances,
-                   SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END) AS compliant,
-                   SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END) AS non_compliant,
-                   SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END) AS unknown,
-                   SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END) AS unmanaged,
-                   SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END) AS error,
-                   SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END) AS stopped,
-                   SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END) AS hybrid,
-                   SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END) AS agent_offline,
-                   SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END) AS disagree_with_aws,
-                   SUM(installed) AS installed, SUM(pending_reboot) AS pending_reboot, SUM(missing) AS missing, SUM(failed) AS failed,
-                   SUM(missing_critical) AS missing_critical, SUM(missing_security) AS missing_security
+                   COALESCE(SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END), 0) AS compliant,
+                   COALESCE(SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END), 0) AS non_compliant,
+                   COALESCE(SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END), 0) AS unknown,
+                   COALESCE(SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END), 0) AS unmanaged,
+                   COALESCE(SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END), 0) AS error,
+                   COALESCE(SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped,
+                   COALESCE(SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END), 0) AS hybrid,
+                   COALESCE(SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END), 0) AS agent_offline,
+                   COALESCE(SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END), 0) AS disagree_with_aws,
+                   COALESCE(SUM(installed), 0) AS installed, COALESCE(SUM(pending_reboot), 0) AS pending_reboot, COALESCE(SUM(missing), 0) AS missing, COALESCE(SUM(failed), 0) AS failed,
+                   COALESCE(SUM(missing_critical), 0) AS missing_critical, COALESCE(SUM(missing_security), 0) AS missing_security
                  FROM _summary",
             )
             .await?;

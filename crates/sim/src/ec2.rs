@@ -6,7 +6,7 @@
 use crate::Sim;
 use crate::fleet::{Ec2Instance, Fleet};
 use crate::hash::{combine, of_str};
-use crate::wire::{PageToken, WireResponse, xml_escape};
+use crate::wire::{WireResponse, xml_escape};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
@@ -267,7 +267,7 @@ pub fn describe_instances(
     let fingerprint = combine(of_str(&fingerprint_text), &[0xec2]);
     let mut index = match &req.next_token {
         None => 0,
-        Some(t) => match PageToken::decode(t, fingerprint) {
+        Some(t) => match sim.token_offset(t, fingerprint) {
             Some(o) => o,
             None => {
                 return fail(
@@ -322,7 +322,7 @@ pub fn describe_instances(
     let token = if more {
         format!(
             "<nextToken>{}</nextToken>",
-            PageToken::encode(fingerprint, index)
+            sim.next_token(fingerprint, index)
         )
     } else {
         String::new()

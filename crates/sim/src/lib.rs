@@ -57,6 +57,10 @@ pub struct SimConfig {
     /// IAM actions (`ssm:DescribeInstancePatchStates`) answered with the service's access-denied
     /// error, as for an identity whose policy lacks them.
     pub deny_actions: Vec<String>,
+    /// How long a `NextToken` stays valid; older ones get the service's invalid-token error.
+    /// AWS documents no lifetime for these APIs' tokens (many services say 24 hours), so
+    /// `None` (never) by default, and tokens stay byte-identical across runs.
+    pub token_ttl: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -76,6 +80,7 @@ impl Default for SimConfig {
             unmanaged_rate: 0.03,
             untagged_rate: 0.15,
             deny_actions: Vec::new(),
+            token_ttl: None,
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct Sim {
     limits: limits::Limits,
     /// SSM node-list position of every id, built on the first lookup by id.
     positions: std::sync::OnceLock<std::collections::HashMap<String, u64>>,
+    /// The clock `NextToken` stamps are read on.
+    started: std::time::Instant,
 }
 
 impl Sim {
@@ -103,6 +110,7 @@ impl Sim {
             date: Mutex::new(config.date),
             limits: limits::Limits::new(&config),
             positions: std::sync::OnceLock::new(),
+            started: std::time::Instant::now(),
             fleet,
             config,
         }
@@ -119,6 +127,31 @@ impl Sim {
     /// What SSM knows of `instance_id` (any well-formed id, simulated or not).
     pub fn profile(&self, instance_id: &str) -> SsmProfile {
         SsmProfile::of(self.config.seed, instance_id, self.config.unmanaged_rate)
+    }
+
+    /// The `NextToken` of a page that ends at `offset` of the request with `fingerprint`:
+    /// stamped with its issue time when tokens expire.
+    pub fn next_token(&self, fingerprint: u64, offset: u64) -> String {
+        match self.config.token_ttl {
+            None => wire::PageToken::encode(fingerprint, offset),
+            Some(_) => wire::PageToken::encode_stamped(
+                fingerprint,
+                offset,
+                self.started.elapsed().as_millis() as u64,
+            ),
+        }
+    }
+
+    /// Where a `NextToken` continues; `None` when it is not this request's, or has expired.
+    pub fn token_offset(&self, token: &str, fingerprint: u64) -> Option<u64> {
+        let (offset, stamp) = wire::PageToken::decode(token, fingerprint)?;
+        let now = self.started.elapsed().as_millis() as u64;
+        match (self.config.token_ttl, stamp) {
+            (Some(ttl), Some(issued)) if now.saturating_sub(issued) > ttl.as_millis() as u64 => {
+                None
+            }
+            _ => Some(offset),
+        }
     }
 
     /// Where `instance_id` stands in SSM's node list, if the fleet has it.

@@ -15,7 +15,7 @@ use crate::fleet::{Ec2Instance, Fleet, Os, SsmProfile};
 use crate::hash::{below, combine, of_str};
 use crate::patches::last_scan;
 use crate::ssm::{page_offset, page_size, validation};
-use crate::wire::{PageToken, WireResponse};
+use crate::wire::WireResponse;
 use chrono::{Duration, NaiveDate};
 use serde_json::{Map, Value, json};
 
@@ -289,7 +289,7 @@ fn page(
             .unwrap_or_default()
     );
     let fingerprint = combine(of_str(&filter_text), &[0x1f0]);
-    let offset = page_offset(body, fingerprint)?;
+    let offset = page_offset(sim, body, fingerprint)?;
     // The token holds the fleet index to go on from, so a whole walk reads the fleet once.
     let seed = sim.config.seed;
     let mut list = Vec::with_capacity(page_size);
@@ -324,7 +324,7 @@ fn page(
     }
     let mut out = json!({ "InstanceInformationList": list });
     if let Some(index) = next {
-        out["NextToken"] = Value::String(PageToken::encode(fingerprint, index));
+        out["NextToken"] = Value::String(sim.next_token(fingerprint, index));
     }
     Ok(WireResponse::json(out))
 }

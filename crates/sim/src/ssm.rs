@@ -9,7 +9,7 @@ use crate::Sim;
 use crate::fleet::SsmProfile;
 use crate::hash::{combine, of_str};
 use crate::patches::{InstancePatch, PatchState, instance_patches, last_scan};
-use crate::wire::{PageToken, WireResponse};
+use crate::wire::WireResponse;
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
@@ -87,12 +87,14 @@ pub(crate) fn page_size(
 
 /// The offset a `NextToken` continues from (0 without one), if it belongs to this request.
 pub(crate) fn page_offset(
+    sim: &Sim,
     body: &Map<String, Value>,
     fingerprint: u64,
 ) -> Result<usize, WireResponse> {
     match optional_str(body, "NextToken")? {
         None | Some("") => Ok(0),
-        Some(t) => PageToken::decode(t, fingerprint)
+        Some(t) => sim
+            .token_offset(t, fingerprint)
             .map(|o| o as usize)
             .ok_or_else(|| {
                 WireResponse::json_error(
@@ -278,7 +280,7 @@ fn instance_patches_page(
         .map(Value::to_string)
         .unwrap_or_default();
     let fingerprint = combine(of_str(instance_id), &[of_str(&filter_text), 0xd1]);
-    let offset = page_offset(body, fingerprint)?;
+    let offset = page_offset(sim, body, fingerprint)?;
     let scanned = if profile.never_scanned {
         Vec::new()
     } else {
@@ -297,7 +299,7 @@ fn instance_patches_page(
         .collect();
     let mut out = json!({ "Patches": page });
     if end < patches.len() {
-        out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
+        out["NextToken"] = Value::String(sim.next_token(fingerprint, end as u64));
     }
     Ok(WireResponse::json(out))
 }
@@ -428,7 +430,7 @@ fn patch_states_page(
     }
     let page_size = page_size(body, (10, 100), 50)?;
     let fingerprint = combine(of_str(&ids.join(",")), &[0x57a7e]);
-    let offset = page_offset(body, fingerprint)?;
+    let offset = page_offset(sim, body, fingerprint)?;
     // Instances SSM does not manage, and nodes never scanned, are left out of the answer, as
     // the service does.
     let managed: Vec<(&str, SsmProfile)> = ids
@@ -445,7 +447,7 @@ fn patch_states_page(
         .collect();
     let mut out = json!({ "InstancePatchStates": states });
     if end < managed.len() {
-        out["NextToken"] = Value::String(PageToken::encode(fingerprint, end as u64));
+        out["NextToken"] = Value::String(sim.next_token(fingerprint, end as u64));
     }
     Ok(WireResponse::json(out))
 }

@@ -78,16 +78,36 @@ impl PageToken {
         format!("{:016x}{:08x}{:08x}", fingerprint, offset, check)
     }
 
-    /// The offset, if `token` was made by [`PageToken::encode`] for this fingerprint.
-    pub fn decode(token: &str, fingerprint: u64) -> Option<u64> {
-        if token.len() != 32 || !token.is_ascii() {
+    /// A token that also carries when it was issued (milliseconds on the simulator's clock).
+    pub fn encode_stamped(fingerprint: u64, offset: u64, issued_ms: u64) -> String {
+        let check = combine(fingerprint, &[offset, issued_ms]) & 0xffff_ffff;
+        format!(
+            "{:016x}{:08x}{:08x}{:012x}",
+            fingerprint,
+            offset,
+            check,
+            issued_ms & 0xffff_ffff_ffff
+        )
+    }
+
+    /// The offset and issue stamp, if `token` was made by [`PageToken::encode`] (no stamp) or
+    /// [`PageToken::encode_stamped`] for this fingerprint.
+    pub fn decode(token: &str, fingerprint: u64) -> Option<(u64, Option<u64>)> {
+        if !(token.len() == 32 || token.len() == 44) || !token.is_ascii() {
             return None;
         }
-        let fp = u64::from_str_radix(&token[..16], 16).ok()?;
-        let offset = u64::from_str_radix(&token[16..24], 16).ok()?;
-        let check = u64::from_str_radix(&token[24..], 16).ok()?;
-        (fp == fingerprint && check == combine(fingerprint, &[offset]) & 0xffff_ffff)
-            .then_some(offset)
+        let hex = |range: std::ops::Range<usize>| u64::from_str_radix(&token[range], 16).ok();
+        let (fp, offset, check) = (hex(0..16)?, hex(16..24)?, hex(24..32)?);
+        let stamp = if token.len() == 44 {
+            Some(hex(32..44)?)
+        } else {
+            None
+        };
+        let expected = match stamp {
+            None => combine(fingerprint, &[offset]),
+            Some(s) => combine(fingerprint, &[offset, s]),
+        };
+        (fp == fingerprint && check == expected & 0xffff_ffff).then_some((offset, stamp))
     }
 }
 
@@ -113,7 +133,16 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_strangers() {
         let t = PageToken::encode(42, 150);
-        assert_eq!(PageToken::decode(&t, 42), Some(150));
+        assert_eq!(PageToken::decode(&t, 42), Some((150, None)));
+        let stamped = PageToken::encode_stamped(42, 150, 9_000);
+        assert_eq!(PageToken::decode(&stamped, 42), Some((150, Some(9_000))));
+        let mut restamped = stamped.clone();
+        restamped.replace_range(32..44, "000000000001");
+        assert_eq!(
+            PageToken::decode(&restamped, 42),
+            None,
+            "the stamp is checked too"
+        );
         assert_eq!(PageToken::decode(&t, 43), None);
         assert_eq!(PageToken::decode("garbage", 42), None);
         let mut forged = t.clone();

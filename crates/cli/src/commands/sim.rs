@@ -45,6 +45,7 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
         model_enums: args.model_enums,
         unmanaged_rate: args.unmanaged_rate,
         deny_actions: args.deny_action.clone(),
+        token_ttl: args.token_ttl_ms.map(Duration::from_millis),
         ..SimConfig::default()
     };
     let running = patchtrail_sim::start(config, args.addr)

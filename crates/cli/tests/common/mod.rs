@@ -116,6 +116,14 @@ pub fn start_s3_proxy(upstream: &str, rate: &str, seed: &str, error: &[&str]) ->
     start_listening(cmd, "faulty_s3_proxy.py")
 }
 
+/// tests/py/replay_server.py serving the answers of a fixture under tests/fixtures.
+pub fn start_replay(fixture: &str) -> Server {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/py/replay_server.py"))
+        .arg(repo_root().join("tests/fixtures").join(fixture));
+    start_listening(cmd, "replay_server.py")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
