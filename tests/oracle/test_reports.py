@@ -59,14 +59,16 @@ def run(args, timeout=180):
 
 
 class NotInForce(Exception):
-    """The product refused a report because no snapshot is in force (§5.4)."""
+    """The product refused a report because no snapshot is in force, or none holds the instance or
+    patch asked for (§5.4)."""
 
 
 def report(store, args, table=None):
     cmd = [BIN, "report", *args, "--store", store, "--format", "json", *(["--table", table] if table else [])]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if p.returncode == 2 and ("error: no snapshot at or before " in p.stderr
-                              or "no snapshot lies in that range" in p.stderr):
+                              or "no snapshot lies in that range" in p.stderr
+                              or "no snapshot holds this" in p.stderr):
         raise NotInForce(p.stderr.strip())
     if p.returncode != 0:
         raise ProductError(f"`patchtrail {' '.join(cmd[1:])}` exited {p.returncode}:\n{p.stderr[-3000:]}")
@@ -268,9 +270,10 @@ def check_history(store, scn, data):
         note_transitions(changes)
         args = ["history", "--instance", iid]
         lbl = f"history --instance {iid}"
-        jobs.append((lbl, args, None, False, lambda got, e=snaps, lbl=lbl: compare(lbl, e, got, O.HISTORY_SNAPSHOT_COLUMNS)
+        refused = not snaps  # §5.4: an instance no committed snapshot holds
+        jobs.append((lbl, args, None, refused, lambda got, e=snaps, lbl=lbl: compare(lbl, e, got, O.HISTORY_SNAPSHOT_COLUMNS)
                      + ordered(lbl, got)))
-        jobs.append((lbl + " [patch_changes]", args, "patch_changes", False,
+        jobs.append((lbl + " [patch_changes]", args, "patch_changes", refused,
                      lambda got, e=changes, lbl=lbl: compare(lbl + " [patch_changes]", e, got, O.PATCH_CHANGE_COLUMNS)
                      + ordered(lbl + " [patch_changes]", got)))
 
@@ -279,8 +282,9 @@ def check_history(store, scn, data):
         insts, snaps = O.history_kb(S, kb)
         args = ["history", f"--kb={kb}"]
         lbl = f"history --kb {kb}"
-        jobs.append((lbl, args, None, False, lambda got, e=insts, lbl=lbl: compare(lbl, e, got, O.KB_INSTANCE_COLUMNS)))
-        jobs.append((lbl + " [snapshots]", args, "snapshots", False,
+        refused = not insts  # §5.4: a patch no committed snapshot holds
+        jobs.append((lbl, args, None, refused, lambda got, e=insts, lbl=lbl: compare(lbl, e, got, O.KB_INSTANCE_COLUMNS)))
+        jobs.append((lbl + " [snapshots]", args, "snapshots", refused,
                      lambda got, e=snaps, lbl=lbl: compare(lbl + " [snapshots]", e, got, O.KB_SNAPSHOT_COLUMNS)
                      + ordered(lbl + " [snapshots]", got)))
 

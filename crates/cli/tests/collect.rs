@@ -631,19 +631,23 @@ fn without_describe_instance_information_a_run_still_commits_its_ec2_patches() {
 
 #[test]
 fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose_nothing() {
-    // Tokens live 400 ms; the collector is paused (SIGSTOP, as a laptop sleeps) for 1.5 s in
-    // the middle of its walks, so every token it holds has expired when it goes on.
+    // Tokens live 300 ms; the collector is paused (SIGSTOP, as a laptop sleeps) three times for
+    // a second in the middle of its walks, so the tokens it holds then have expired when it goes
+    // on. Every classification and 30 ms per call: many instances need several pages, and
+    // dozens are under way at any moment.
     let sim = start_sim(&[
         "--instances",
-        "1200",
+        "600",
         "--seed",
         "23",
         "--ssm-tps",
-        "300",
+        "100",
+        "--latency-ms",
+        "30",
         "--token-ttl-ms",
-        "400",
+        "300",
     ]);
-    let walk = py_json(&sim.url, "sim_walk.py", &[]);
+    let walk = py_json(&sim.url, "sim_walk.py", &["--all-classifications"]);
     let expected = boto3_rows(&walk);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("h");
@@ -651,13 +655,12 @@ fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose
     let mut cmd = Command::new(patchtrail_bin());
     aws_env(&mut cmd, &sim.url);
     let child = cmd
-        .args(["-v", "collect", "--store", s])
+        .args(["-v", "collect", "--store", s, "--all-classifications"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start collect");
     let pid = child.id().to_string();
-    std::thread::sleep(Duration::from_secs(2));
     let signal = |sig: &str| {
         let status = Command::new("kill")
             .args([sig, &pid])
@@ -665,15 +668,18 @@ fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose
             .expect("kill");
         assert!(status.success(), "kill {sig}");
     };
-    signal("-STOP");
-    std::thread::sleep(Duration::from_millis(1500));
-    signal("-CONT");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(1000));
+        signal("-CONT");
+    }
     let out = child.wait_with_output().expect("collect ends");
     let log = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(
         log.contains("a NextToken was refused"),
-        "the pause outlived some tokens: {}",
+        "the pauses outlived some tokens: {}",
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
     let read = py_json(&sim.url, "read_store.py", &[s, "parquet"]);

@@ -792,3 +792,84 @@ fn a_store_written_by_the_seed_workflow_is_readable() {
         "every instance with pages"
     );
 }
+
+/// The default demo is a mixed fleet: Linux packages with versions, hybrid nodes, lost agents,
+/// a node never scanned and instances SSM does not manage, each reported as docs/semantics.md
+/// says (§4.1 rules 2–4, §4.5, §4.6, §6.5).
+#[test]
+fn the_default_demo_shows_every_kind_of_node_the_semantics_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("demo");
+    ok(Command::new(patchtrail_bin())
+        .args(["demo", "--store", store.to_str().expect("utf8")])
+        .output()
+        .expect("run demo"));
+    let rows = report(&store, &["report", "summary", "--stale-days", "14"]);
+    let rows = rows.as_array().expect("rows");
+    let any = |what: &str, test: &dyn Fn(&Value) -> bool| {
+        assert!(rows.iter().any(test), "the demo has no {what}");
+    };
+    let age = |r: &Value| r["scan_age_days"].as_f64();
+    any("hybrid node named by its host", &|r| {
+        r["node_type"] == "hybrid"
+            && r["instance_id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("mi-"))
+            && r["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(".corp.example"))
+            && r["ec2_state"].is_null()
+    });
+    any("lost agent whose old scan counts as unknown", &|r| {
+        r["ping_status"] == "ConnectionLost"
+            && age(r).is_some_and(|a| a > 14.0)
+            && r["compliance"] == "unknown"
+    });
+    any("managed node never scanned, unknown", &|r| {
+        r["outcome"] == "ok"
+            && r["ping_status"] == "Online"
+            && r["last_scan_time"].is_null()
+            && r["compliance"] == "unknown"
+    });
+    any("instance SSM does not know, with its reason", &|r| {
+        r["compliance"] == "unmanaged" && r["unmanaged_reason"] == "not_registered"
+    });
+    for os in ["Amazon Linux", "Red Hat Enterprise Linux", "Ubuntu"] {
+        any(os, &|r| r["platform_name"] == os);
+    }
+    let fleet = report(
+        &store,
+        &[
+            "report",
+            "summary",
+            "--table",
+            "fleet",
+            "--platform",
+            "linux",
+        ],
+    );
+    let fleet = &fleet[0];
+    assert!(fleet["instances"].as_u64() > Some(10), "{fleet}");
+    assert!(
+        fleet["instances"].as_u64() < Some(rows.len() as u64),
+        "--platform linux leaves Windows out: {fleet}"
+    );
+    let versions = Command::new(patchtrail_bin())
+        .args([
+            "sql",
+            "--store",
+            store.to_str().expect("utf8"),
+            "--format",
+            "csv",
+            "SELECT count(DISTINCT patch_version(kb_id, title)) AS versions FROM patches WHERE kb_id LIKE '%.x86_64'",
+        ])
+        .output()
+        .expect("run sql");
+    let versions = ok(versions);
+    let n: u64 = versions
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(n > 10, "Linux packages carry versions: {versions}");
+}

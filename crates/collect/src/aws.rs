@@ -539,6 +539,9 @@ impl AwsFleet {
             .ec2
             .describe_instances()
             .filters(filter.clone())
+            // Instances that AWS services manage for the account (hidden by default when
+            // managed-resource visibility is off) are tagged instances to audit too.
+            .include_managed_resources(true)
             .max_results(1000)
             .set_next_token(token);
         let page = self
