@@ -259,9 +259,11 @@ pub struct DoctorArgs {
     /// A KEY=VALUE tag that selects instances (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub tag: Vec<String>,
-    /// Calls in flight the estimate assumes (collect tunes its own pace; 8 is a cautious figure).
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: u32,
+    /// Requests per second SSM allows, as the duration estimate assumes. A collect starts at 20
+    /// and speeds up while SSM answers without throttling, so 20 gives an upper figure; pass
+    /// the rate a past collect reached (its summary says) for a closer one.
+    #[arg(long, value_name = "TPS", default_value_t = 20.0)]
+    pub assume_tps: f64,
     /// text for people, json for scripts.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,

@@ -298,7 +298,13 @@ fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
         Some(scanned as u64),
         "{report}"
     );
-    assert!(report["estimated_collect_seconds"].as_f64().is_some());
+    // At the assumed 20 req/s, at least one patch page per tagged instance bounds the estimate.
+    assert_eq!(report["assumed_tps"].as_f64(), Some(20.0), "{report}");
+    let tagged = report["tagged_instances"].as_f64().unwrap_or(0.0);
+    assert!(
+        report["estimated_collect_seconds"].as_f64() >= Some(tagged / 20.0) && tagged > 0.0,
+        "{report}"
+    );
     assert!(
         report["checks"]
             .as_array()

@@ -366,7 +366,11 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
     let end = last_scan(profile, date);
     let start = end - chrono::Duration::minutes(2 + (profile.id_hash % 13) as i64);
     let snapshot = crate::wire::request_id(seed, &[instance_id, &end.to_rfc3339()]);
-    json!({
+    // Install runs of lagging nodes skip the reboot (`NoReboot`): the API reference's
+    // `LastNoRebootInstallOperationTime` then says when; prod installs follow an override list
+    // (an https or S3 path-style URL, as `InstallOverrideList` is documented).
+    let no_reboot = profile.operation_install && !profile.diligent;
+    let mut out = json!({
         "InstanceId": instance_id,
         "PatchGroup": format!("{}-{}", profile.environment, profile.os.short()),
         "BaselineId": baseline_id(seed, profile),
@@ -383,11 +387,22 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
         "OperationStartTime": epoch(start),
         "OperationEndTime": epoch(end),
         "Operation": if profile.operation_install { "Install" } else { "Scan" },
-        "RebootOption": "RebootIfNeeded",
+        "RebootOption": if no_reboot { "NoReboot" } else { "RebootIfNeeded" },
         "CriticalNonCompliantCount": c.critical,
         "SecurityNonCompliantCount": c.security,
         "OtherNonCompliantCount": c.other,
-    })
+    });
+    if no_reboot {
+        out["LastNoRebootInstallOperationTime"] = json!(epoch(end));
+    }
+    if profile.operation_install && profile.environment == "prod" {
+        out["InstallOverrideList"] = json!(format!(
+            "https://s3.amazonaws.com/patch-overrides-{}/prod/{}.yaml",
+            sim.config.account_id,
+            profile.os.short()
+        ));
+    }
+    out
 }
 
 pub fn describe_instance_patch_states(

@@ -35,6 +35,8 @@ struct Findings {
     /// Tagged instances SSM has a patch state for (managed and scanned at least once).
     instances_with_patch_state: Option<usize>,
     estimated_collect_seconds: Option<f64>,
+    /// The SSM rate the estimate assumes (`--assume-tps`).
+    assumed_tps: Option<f64>,
     /// Among the first 50 tagged instances: managed nodes whose agent is Online, and not.
     agents_online: Option<usize>,
     agents_not_online: Option<usize>,
@@ -95,7 +97,7 @@ fn collect_args(args: &DoctorArgs) -> CollectArgs {
         classification: Vec::new(),
         all_classifications: false,
         region: args.region.clone(),
-        concurrency: args.concurrency,
+        concurrency: patchtrail_collect::DEFAULT_CONCURRENCY as u32,
         max_tps: None,
         max_attempts: 3,
         input_json: None,
@@ -109,6 +111,12 @@ fn message(e: CollectError) -> String {
 }
 
 pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
+    if !(args.assume_tps.is_finite() && args.assume_tps > 0.0) {
+        return Err(Failure::bad_input(format!(
+            "--assume-tps {}: give a positive number of requests per second",
+            args.assume_tps
+        )));
+    }
     let collect = collect_args(args);
     let prepared = prepare(&collect).await?;
     let mut f = Findings {
@@ -255,14 +263,16 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
             });
         }
         // Calls a collect makes: discovery, one patch-state call per 50, and the patch pages of
-        // each instance; at the measured latency, `concurrency` at a time.
+        // each instance. Its pace tunes itself, so what bounds it is the slower of SSM's rate
+        // (assumed) and the measured latency with as many calls in flight as it allows.
         let per_call =
             latency.iter().map(Duration::as_secs_f64).sum::<f64>() / latency.len().max(1) as f64;
         let n = found.len() as f64;
         let calls = (n / 50.0).ceil() + n * pages_per_instance;
-        f.estimated_collect_seconds = Some(
-            discovery_ms as f64 / 1000.0 + calls * per_call / f64::from(args.concurrency.max(1)),
-        );
+        let by_rate = calls / args.assume_tps.max(0.1);
+        let by_latency = calls * per_call / patchtrail_collect::DEFAULT_CONCURRENCY as f64;
+        f.estimated_collect_seconds = Some(discovery_ms as f64 / 1000.0 + by_rate.max(by_latency));
+        f.assumed_tps = Some(args.assume_tps);
     }
 
     let t = Instant::now();
@@ -361,9 +371,9 @@ fn print_text(f: &Findings) {
     if let (Some(online), Some(not)) = (f.agents_online, f.agents_not_online) {
         println!("  agents     {online} Online, {not} not Online (of the first 50 tagged)");
     }
-    if let Some(s) = f.estimated_collect_seconds {
+    if let (Some(s), Some(tps)) = (f.estimated_collect_seconds, f.assumed_tps) {
         println!(
-            "  estimate   a collect takes about {} at the measured latency",
+            "  estimate   a collect takes about {} at the measured latency if SSM allows {tps} req/s (--assume-tps)",
             human(s)
         );
     }
