@@ -1,6 +1,7 @@
 //! One collection run from start to commit: the seed's state machine, done properly.
 //!
-//! identity → discovery, a page at a time → patch states of each page (50 ids a call) →
+//! identity → discovery, a page at a time (EC2's tagged instances, then SSM's tagged hybrid
+//! nodes) → patch states and node records (agent health, OS) of each page, 50 ids a call →
 //! patches per instance (as many at once as the learnt pace needs, streamed into the store as
 //! they arrive) → manifest. Discovery and patch states run a page ahead of the patch reads in
 //! a task of their own, so that memory stays flat however large the fleet. Per-instance

@@ -75,13 +75,20 @@ impl StateClass {
 
 /// §3.1: the severity as one of critical, high, medium, low, unspecified.
 pub fn severity_level(severity: &str) -> &'static str {
-    match severity.trim().to_ascii_lowercase().as_str() {
-        "critical" => "critical",
-        "important" | "high" => "high",
-        "moderate" | "medium" => "medium",
-        "low" => "low",
-        _ => "unspecified",
-    }
+    // Compared in place, without regard to ASCII case: reports call this for every patch row.
+    const LEVELS: [(&str, &str); 6] = [
+        ("critical", "critical"),
+        ("important", "high"),
+        ("high", "high"),
+        ("moderate", "medium"),
+        ("medium", "medium"),
+        ("low", "low"),
+    ];
+    let s = severity.trim();
+    LEVELS
+        .iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map_or("unspecified", |(_, level)| level)
 }
 
 fn classification_is(classification: &str, names: &[&str]) -> bool {

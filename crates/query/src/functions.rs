@@ -11,7 +11,7 @@
 //! | `patch_version(kb_id, title)` | §6.5 |
 //! | `change_name(from_class, to_class)` (null = not reported) | §6.2 |
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
@@ -22,53 +22,61 @@ use patchtrail_model::{
 };
 use std::sync::Arc;
 
-/// The arguments as string arrays of one length.
-fn strings(args: &[ColumnarValue]) -> Result<Vec<StringArray>> {
+/// The arguments as arrays of text, as they come (`Utf8`, `LargeUtf8`, `Utf8View`: read in
+/// place, not copied), anything else cast to text.
+fn text_arrays(args: &[ColumnarValue]) -> Result<Vec<ArrayRef>> {
     ColumnarValue::values_to_arrays(args)?
-        .iter()
-        .map(|a| {
-            let a = cast(a, &DataType::Utf8)?;
-            Ok(a.as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .unwrap_or_else(|| StringArray::new_null(a.len())))
+        .into_iter()
+        .map(|a| match a.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(a),
+            _ => Ok(cast(&a, &DataType::Utf8)?),
         })
         .collect()
 }
 
-fn value(a: &StringArray, i: usize) -> Option<&str> {
-    (!a.is_null(i)).then(|| a.value(i))
+/// The values of a text array, row by row.
+fn texts(a: &ArrayRef) -> Vec<Option<&str>> {
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => a.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => a.as_string_view().iter().collect(),
+        _ => vec![None; a.len()],
+    }
 }
 
-/// Registers a function of `arity` strings computed row by row.
-fn register<T, F>(ctx: &SessionContext, name: &str, arity: usize, returns: DataType, f: F)
+/// Registers a function of `arity` strings computed row by row. Results borrow from the
+/// arguments or are static, so no row allocates.
+fn register<F>(ctx: &SessionContext, name: &str, arity: usize, returns: DataType, f: F)
 where
-    F: Fn(&[Option<&str>]) -> Option<T> + Send + Sync + 'static,
-    T: Into<Cell>,
+    F: for<'a> Fn(&[Option<&'a str>]) -> Option<Cell<'a>> + Send + Sync + 'static,
 {
     let out = returns.clone();
     let fun = Arc::new(move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
-        let columns = strings(args)?;
-        let rows = columns.first().map_or(0, Array::len);
-        let cells: Vec<Option<Cell>> = (0..rows)
-            .map(|i| {
-                let row: Vec<Option<&str>> = columns.iter().map(|c| value(c, i)).collect();
-                f(&row).map(Into::into)
-            })
-            .collect();
+        let arrays = text_arrays(args)?;
+        let columns: Vec<Vec<Option<&str>>> = arrays.iter().map(texts).collect();
+        let rows = columns.first().map_or(0, Vec::len);
+        let mut row = vec![None; columns.len()];
+        let mut cell = |i: usize| {
+            for (slot, column) in row.iter_mut().zip(&columns) {
+                *slot = column[i];
+            }
+            f(&row)
+        };
         let array: ArrayRef = match out {
-            DataType::Boolean => Arc::new(
-                cells
-                    .iter()
-                    .map(|c| c.as_ref().and_then(Cell::flag))
-                    .collect::<BooleanArray>(),
-            ),
-            _ => Arc::new(
-                cells
-                    .iter()
-                    .map(|c| c.as_ref().and_then(Cell::text))
-                    .collect::<StringArray>(),
-            ),
+            DataType::Boolean => {
+                let mut flags = BooleanBuilder::with_capacity(rows);
+                for i in 0..rows {
+                    flags.append_option(cell(i).and_then(|c| c.flag()));
+                }
+                Arc::new(flags.finish())
+            }
+            _ => {
+                let mut text = StringBuilder::with_capacity(rows, rows * 8);
+                for i in 0..rows {
+                    text.append_option(cell(i).and_then(|c| c.text()));
+                }
+                Arc::new(text.finish())
+            }
         };
         Ok(ColumnarValue::Array(array))
     });
@@ -81,60 +89,60 @@ where
     ));
 }
 
-/// A function result: text or a flag.
-pub enum Cell {
-    Text(String),
+/// A function result: text (static, or borrowed from an argument) or a flag.
+pub enum Cell<'a> {
+    Text(&'a str),
     Flag(bool),
 }
 
-impl Cell {
-    fn text(&self) -> Option<&str> {
+impl<'a> Cell<'a> {
+    fn text(self) -> Option<&'a str> {
         match self {
             Cell::Text(s) => Some(s),
             Cell::Flag(_) => None,
         }
     }
-    fn flag(&self) -> Option<bool> {
+    fn flag(self) -> Option<bool> {
         match self {
-            Cell::Flag(b) => Some(*b),
+            Cell::Flag(b) => Some(b),
             Cell::Text(_) => None,
         }
     }
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
-        Cell::Text(s.to_string())
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(s: &'a str) -> Cell<'a> {
+        Cell::Text(s)
     }
 }
 
-impl From<bool> for Cell {
-    fn from(b: bool) -> Cell {
+impl From<bool> for Cell<'_> {
+    fn from(b: bool) -> Self {
         Cell::Flag(b)
     }
 }
 
 pub fn register_all(ctx: &SessionContext) {
     register(ctx, "state_class", 1, DataType::Utf8, |a| {
-        a[0].map(|s| StateClass::of(s).as_str())
+        a[0].map(|s| StateClass::of(s).as_str().into())
     });
     register(ctx, "makes_noncompliant", 1, DataType::Boolean, |a| {
-        a[0].map(|s| StateClass::of(s).makes_noncompliant())
+        a[0].map(|s| StateClass::of(s).makes_noncompliant().into())
     });
     register(ctx, "severity_level", 1, DataType::Utf8, |a| {
-        Some(severity_level(a[0].unwrap_or("")))
+        Some(severity_level(a[0].unwrap_or("")).into())
     });
     register(ctx, "is_critical", 2, DataType::Boolean, |a| {
-        Some(is_critical(a[0].unwrap_or(""), a[1].unwrap_or("")))
+        Some(is_critical(a[0].unwrap_or(""), a[1].unwrap_or("")).into())
     });
     register(ctx, "is_security", 1, DataType::Boolean, |a| {
-        Some(is_security(a[0].unwrap_or("")))
+        Some(is_security(a[0].unwrap_or("")).into())
     });
     register(ctx, "patch_version", 2, DataType::Utf8, |a| {
-        patch_version(a[0]?, a[1]?).map(|v| Cell::Text(v.to_string()))
+        patch_version(a[0]?, a[1]?).map(Cell::Text)
     });
     register(ctx, "change_name", 2, DataType::Utf8, |a| {
         let class = |s: Option<&str>| s.and_then(StateClass::parse);
-        change_name(class(a[0]), class(a[1]))
+        change_name(class(a[0]), class(a[1])).map(Cell::Text)
     });
 }

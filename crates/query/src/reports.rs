@@ -57,23 +57,26 @@ fn run_list(runs: &[&RunInfo]) -> String {
 }
 
 /// Per (run, instance): patches per class (§2.1), missing critical and security (§6.1), and
-/// patches that make the instance non-compliant.
+/// patches that make the instance non-compliant. Each row's class is computed once (in the
+/// inner select), not once per count.
 fn patch_counts(runs_sql: &str) -> String {
     let classes: Vec<String> = StateClass::ALL
         .iter()
         .map(|c| {
             format!(
-                "SUM(CASE WHEN state_class(state) = '{c}' THEN 1 ELSE 0 END) AS {c}",
+                "SUM(CASE WHEN class = '{c}' THEN 1 ELSE 0 END) AS {c}",
                 c = c.as_str()
             )
         })
         .collect();
     format!(
         "SELECT run_id, instance_id, {classes},
-           SUM(CASE WHEN state_class(state) = 'missing' AND is_critical(severity, classification) THEN 1 ELSE 0 END) AS missing_critical,
-           SUM(CASE WHEN state_class(state) = 'missing' AND is_security(classification) THEN 1 ELSE 0 END) AS missing_security,
+           SUM(CASE WHEN class = 'missing' AND is_critical(severity, classification) THEN 1 ELSE 0 END) AS missing_critical,
+           SUM(CASE WHEN class = 'missing' AND is_security(classification) THEN 1 ELSE 0 END) AS missing_security,
            SUM(CASE WHEN makes_noncompliant(state) THEN 1 ELSE 0 END) AS noncompliant_patches
-         FROM patches WHERE run_id IN {runs_sql} GROUP BY run_id, instance_id",
+         FROM (SELECT run_id, instance_id, state, state_class(state) AS class, severity, classification
+               FROM patches WHERE run_id IN {runs_sql})
+         GROUP BY run_id, instance_id",
         classes = classes.join(", ")
     )
 }
@@ -320,8 +323,14 @@ impl LoadedHistory {
                 "{x}.account_id = {y}.account_id AND {x}.region = {y}.region AND {x}.instance_id = {y}.instance_id"
             )
         };
+        // Each side's instance states once, as tables: the query below refers to them five
+        // times, and a CTE would compute them (a scan and a grouping of the side's patches) each time.
+        for (name, runs) in [("_diff_from", &ra), ("_diff_to", &rb)] {
+            let states = self.query(name, &instance_states(runs, stale_days)).await?;
+            self.keep(name, &states)?;
+        }
         let sql = format!(
-            "WITH ia AS ({sa}), ib AS ({sb}),
+            "WITH ia AS (SELECT * FROM _diff_from), ib AS (SELECT * FROM _diff_to),
                   pa AS (SELECT * FROM patches WHERE run_id IN {ra}),
                   pb AS (SELECT * FROM patches WHERE run_id IN {rb}),
                   both_reporting AS (
@@ -347,8 +356,6 @@ impl LoadedHistory {
                     CASE WHEN ia.{REPORTING} THEN 'stopped_reporting' ELSE 'resumed_reporting' END, NULL, NULL, NULL, NULL,
                     ia.last_scan_time, ib.last_scan_time
              FROM ia JOIN ib ON {k_ab} WHERE (ia.{REPORTING}) <> (ib.{REPORTING})",
-            sa = instance_states(&ra, stale_days),
-            sb = instance_states(&rb, stale_days),
             k_ab = key("ia", "ib"),
             k_pab = key("a", "b"),
             versions = version_columns(),
