@@ -74,8 +74,24 @@ fn render_error(e: impl std::fmt::Display) -> QueryError {
 
 /// Every cell of a table as display text (`""` for null), row by row.
 pub fn cell_text(table: &Table) -> Result<Vec<Vec<String>>, QueryError> {
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(table.rows());
+    each_cell(table, |column, text| {
+        if column == 0 {
+            rows.push(Vec::new());
+        }
+        if let Some(row) = rows.last_mut() {
+            row.push(text.to_string());
+        }
+    })?;
+    Ok(rows)
+}
+
+/// Calls `f(column, text)` for every cell as the reports display it (nulls empty), row by row;
+/// one text buffer serves every cell, so a large table costs no allocation per cell.
+fn each_cell(table: &Table, mut f: impl FnMut(usize, &str)) -> Result<(), QueryError> {
+    use std::fmt::Write;
     let options = FormatOptions::default().with_null("");
-    let mut rows = Vec::with_capacity(table.rows());
+    let mut text = String::new();
     for batch in &table.batches {
         let formatters = batch
             .columns()
@@ -84,15 +100,14 @@ pub fn cell_text(table: &Table) -> Result<Vec<Vec<String>>, QueryError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(render_error)?;
         for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
+            for (column, formatter) in formatters.iter().enumerate() {
+                text.clear();
+                write!(text, "{}", formatter.value(row)).map_err(render_error)?;
+                f(column, &text);
+            }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Whether column `i` holds numbers (right-aligned, written as numbers in XLSX).
@@ -241,16 +256,16 @@ fn csv(table: &Table) -> Result<Vec<u8>, QueryError> {
         .map(|n| csv_field(n).into_owned())
         .collect::<Vec<_>>()
         .join(",");
+    let numeric: Vec<bool> = (0..table.schema.fields().len())
+        .map(|i| is_numeric(table, i))
+        .collect();
+    let last = numeric.len().saturating_sub(1);
     out.push('\n');
-    for row in cell_text(table)? {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| csv_field(&spreadsheet_safe(c, is_numeric(table, i))).into_owned())
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
+    each_cell(table, |column, text| {
+        let safe = spreadsheet_safe(text, numeric.get(column).copied().unwrap_or(false));
+        out.push_str(&csv_field(&safe));
+        out.push(if column == last { '\n' } else { ',' });
+    })?;
     Ok(out.into_bytes())
 }
 
