@@ -32,13 +32,21 @@ pub struct ParquetPart<T> {
     rows: u64,
 }
 
+/// Rows per Parquet row group of the narrow `patches` table. A row group is encoded in memory
+/// until full: 64 Ki rows keeps that small, and still large enough for readers to skip by
+/// statistics.
+pub const PATCH_ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Rows per row group of the wide `instances` table (about fifty columns, a row of a few
+/// hundred bytes): 8 Ki rows hold as much in memory as a patches row group does, so a large
+/// fleet's instance rows are not all held until the run commits.
+pub const INSTANCE_ROW_GROUP_ROWS: usize = 8 * 1024;
+
 impl<T: Serialize> ParquetPart<T> {
-    pub fn new(schema: SchemaRef) -> Result<Self, StoreError> {
+    pub fn new(schema: SchemaRef, row_group_rows: usize) -> Result<Self, StoreError> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            // Row groups are encoded in memory until full: 64 Ki rows keeps that small, and
-            // still large enough for readers to skip by statistics.
-            .set_max_row_group_row_count(Some(64 * 1024))
+            .set_max_row_group_row_count(Some(row_group_rows))
             .set_created_by(format!("patchtrail {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
@@ -286,7 +294,7 @@ mod tests {
 
     #[test]
     fn parquet_part_holds_every_row() {
-        let mut part = ParquetPart::new(patches_schema()).expect("writer");
+        let mut part = ParquetPart::new(patches_schema(), PATCH_ROW_GROUP_ROWS).expect("writer");
         for i in 0..(BATCH_ROWS + 5) {
             part.push(patch(&format!("KB{i}"), None)).expect("push");
         }

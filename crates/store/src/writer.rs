@@ -6,7 +6,9 @@
 //! objects are never overwritten by another's: they stay, named after their claimed run, until
 //! removed, and readers ignore them.
 
-use crate::encode::{JsonlPart, ParquetPart, seed_page};
+use crate::encode::{
+    INSTANCE_ROW_GROUP_ROWS, JsonlPart, PATCH_ROW_GROUP_ROWS, ParquetPart, seed_page,
+};
 use crate::history::sha256_hex;
 use crate::layout::{RunLayout, run_id, run_id_stem};
 use crate::{Store, StoreError};
@@ -86,7 +88,10 @@ impl Store {
         let (patches, instances) = match start.format {
             StoreFormat::Parquet => (
                 PatchSink::Parquet(None),
-                InstanceSink::Parquet(ParquetPart::new(instances_schema())?),
+                InstanceSink::Parquet(ParquetPart::new(
+                    instances_schema(),
+                    INSTANCE_ROW_GROUP_ROWS,
+                )?),
             ),
             StoreFormat::Jsonl => (
                 PatchSink::Jsonl(JsonlPart::default()),
@@ -171,7 +176,7 @@ impl RunWriter {
             PatchSink::Parquet(part) => {
                 let writer = match part {
                     Some(w) => w,
-                    None => part.insert(ParquetPart::new(patches_schema())?),
+                    None => part.insert(ParquetPart::new(patches_schema(), PATCH_ROW_GROUP_ROWS)?),
                 };
                 for row in pages.into_iter().flatten() {
                     writer.push(row)?;
