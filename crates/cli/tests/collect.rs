@@ -631,10 +631,10 @@ fn without_describe_instance_information_a_run_still_commits_its_ec2_patches() {
 
 #[test]
 fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose_nothing() {
-    // Tokens live 300 ms; the collector is paused (SIGSTOP, as a laptop sleeps) three times for
-    // a second in the middle of its walks, so the tokens it holds then have expired when it goes
-    // on. Every classification and 30 ms per call: many instances need several pages, and
-    // dozens are under way at any moment.
+    // Tokens live 1 s, well above the gap between two pages of one walk even on a busy machine;
+    // the collector is paused (SIGSTOP, as a laptop sleeps) twice for 2 s in the middle of its
+    // walks, so the tokens it holds then have expired when it goes on. Every classification and
+    // 30 ms per call: many instances need several pages, and dozens are under way at any moment.
     let sim = start_sim(&[
         "--instances",
         "600",
@@ -645,7 +645,7 @@ fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose
         "--latency-ms",
         "30",
         "--token-ttl-ms",
-        "300",
+        "1000",
     ]);
     let walk = py_json(&sim.url, "sim_walk.py", &["--all-classifications"]);
     let expected = boto3_rows(&walk);
@@ -668,10 +668,10 @@ fn tokens_that_expire_while_the_collector_is_paused_restart_their_walks_and_lose
             .expect("kill");
         assert!(status.success(), "kill {sig}");
     };
-    for _ in 0..3 {
+    for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(1500));
         signal("-STOP");
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_millis(2000));
         signal("-CONT");
     }
     let out = child.wait_with_output().expect("collect ends");
