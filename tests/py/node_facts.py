@@ -25,6 +25,7 @@ def walk_nodes(ssm, **kwargs):
 
 
 def expected_reason(ec2_state, node):
+    """docs/semantics.md §4.5, from an EC2 state name and SSM's node record (None: not listed)."""
     if ec2_state in ("shutting-down", "terminated"):
         return "terminated"
     if node is None:

@@ -12,6 +12,8 @@ import sys
 
 import pyarrow.dataset as ds
 
+from node_facts import expected_reason
+
 NON_COMPLIANT = {"InstalledPendingReboot", "InstalledRejected", "Missing", "Failed", "AvailableSecurityUpdate"}
 
 
@@ -42,11 +44,7 @@ def main():
     for iid in list(ec2) + hybrid:
         node, state, e = nodes.get(iid), states.get(iid), ec2.get(iid)
         managed = iid in fix["patches"]
-        reason = None
-        if not managed:
-            reason = ("terminated" if e and e["State"] in ("shutting-down", "terminated") else
-                      "not_registered" if node is None else
-                      "agent_offline" if node["PingStatus"] != "Online" else "not_permitted")
+        reason = None if managed else expected_reason(e and e["State"], node)
         s = state or {}
         want_instances[iid] = {
             "name": e["Tags"].get("Name") if e else node["ComputerName"],

@@ -62,11 +62,7 @@ impl From<CollectError> for Failure {
             CollectError::NoCredentials(_)
             | CollectError::ExpiredCredentials(_)
             | CollectError::InvalidCredentials(_) => EXIT_ACCESS,
-            CollectError::Aws { error, .. }
-                if patchtrail_collect::ACCESS_DENIED_CODES.contains(&error.code.as_str()) =>
-            {
-                EXIT_ACCESS
-            }
+            CollectError::Aws { error, .. } if error.is_denied() => EXIT_ACCESS,
             CollectError::Store(s) => store_code(s),
             CollectError::Aws { .. } => EXIT_FAILURE,
             CollectError::Stopped => EXIT_STOPPED,

@@ -561,23 +561,12 @@ fn hybrid_nodes_agent_health_and_unmanaged_reasons_are_what_boto3_reads() {
         &sim.url,
         &["collect", "--store", e, "--no-hybrid"],
     ));
-    let rows = ok(patchtrail(
-        &sim.url,
-        &[
-            "sql",
-            "--store",
-            e,
-            "--format",
-            "csv",
-            "SELECT count(*) AS n, sum(CASE WHEN instance_id LIKE 'mi-%' THEN 1 ELSE 0 END) AS hybrid FROM instances",
-        ],
-    ));
-    let n = facts["stored"].as_u64().unwrap_or(0) - facts["hybrid"].as_u64().unwrap_or(0);
-    assert_eq!(
-        rows.lines().nth(1),
-        Some(format!("{n},0").as_str()),
-        "{rows}"
+    let row = sql_row(
+        e,
+        "SELECT count(*) AS n, sum(CASE WHEN instance_id LIKE 'mi-%' THEN 1 ELSE 0 END) AS hybrid FROM instances",
     );
+    let n = facts["stored"].as_u64().unwrap_or(0) - facts["hybrid"].as_u64().unwrap_or(0);
+    assert_eq!(row, format!("{n},0"));
 }
 
 #[test]
@@ -610,23 +599,12 @@ fn without_describe_instance_information_a_run_still_commits_its_ec2_patches() {
         1,
         "said once: {warned}"
     );
-    let rows = ok(patchtrail(
-        &sim.url,
-        &[
-            "sql",
-            "--store",
-            s,
-            "--format",
-            "csv",
-            "SELECT count(*) AS n, count(ping_status) AS pings, count(unmanaged_reason) AS reasons FROM instances",
-        ],
-    ));
-    let n = walk["instances"].as_array().map(Vec::len).unwrap_or(0);
-    assert_eq!(
-        rows.lines().nth(1),
-        Some(format!("{n},0,0").as_str()),
-        "{rows}"
+    let row = sql_row(
+        s,
+        "SELECT count(*) AS n, count(ping_status) AS pings, count(unmanaged_reason) AS reasons FROM instances",
     );
+    let n = walk["instances"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(row, format!("{n},0,0"));
 }
 
 #[test]

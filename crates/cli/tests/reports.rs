@@ -854,22 +854,10 @@ fn the_default_demo_shows_every_kind_of_node_the_semantics_names() {
         fleet["instances"].as_u64() < Some(rows.len() as u64),
         "--platform linux leaves Windows out: {fleet}"
     );
-    let versions = Command::new(patchtrail_bin())
-        .args([
-            "sql",
-            "--store",
-            store.to_str().expect("utf8"),
-            "--format",
-            "csv",
-            "SELECT count(DISTINCT patch_version(kb_id, title)) AS versions FROM patches WHERE kb_id LIKE '%.x86_64'",
-        ])
-        .output()
-        .expect("run sql");
-    let versions = ok(versions);
-    let n: u64 = versions
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+    let versions = sql_row(
+        store.to_str().expect("utf8"),
+        "SELECT count(DISTINCT patch_version(kb_id, title)) AS versions FROM patches WHERE kb_id LIKE '%.x86_64'",
+    );
+    let n: u64 = versions.trim().parse().unwrap_or(0);
     assert!(n > 10, "Linux packages carry versions: {versions}");
 }

@@ -38,14 +38,11 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(fleet: AwsFleet, tag: &TagSelector) -> Discovery {
-        let filter = if tag.values.is_empty() {
-            Filter::builder().name("tag-key").values(&tag.key).build()
-        } else {
-            Filter::builder()
-                .name(format!("tag:{}", tag.key))
-                .set_values(Some(tag.values.clone()))
-                .build()
-        };
+        let (name, values) = tag.filter();
+        let filter = Filter::builder()
+            .name(name)
+            .set_values(Some(values))
+            .build();
         Discovery {
             fleet,
             filter,
@@ -60,17 +57,15 @@ impl Discovery {
         if self.done {
             return Ok(None);
         }
-        let (mut page, next) = loop {
-            match self
-                .fleet
-                .instances_page(&self.filter, self.pager.token.clone())
-                .await
-            {
-                Ok(answer) => break answer,
-                Err(CollectError::Aws { error, .. }) if self.pager.start_over(&error) => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let ((mut page, next), _) = self
+            .pager
+            .fetch(|token| self.fleet.instances_page(&self.filter, token))
+            .await
+            .map_err(|error| CollectError::Aws {
+                operation: "ec2:DescribeInstances",
+                error,
+            })?;
+        // A walk that started over returns its first instances again: each is kept once.
         page.retain(|i| self.seen.insert(i.instance_id.clone()));
         self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
@@ -88,41 +83,49 @@ pub struct HybridDiscovery {
 }
 
 impl HybridDiscovery {
-    pub fn new(fleet: AwsFleet, tag: &TagSelector) -> Result<HybridDiscovery, CallError> {
-        let tag_filter = if tag.values.is_empty() {
-            information_filter("tag-key", vec![tag.key.clone()])?
-        } else {
-            information_filter(&format!("tag:{}", tag.key), tag.values.clone())?
-        };
-        let resource = information_filter("ResourceType", vec!["ManagedInstance".into()])?;
+    pub fn new(fleet: AwsFleet, tag: &TagSelector) -> Result<HybridDiscovery, CollectError> {
+        let (name, values) = tag.filter();
+        let filters = information_filter(&name, values).and_then(|tag_filter| {
+            let resource = information_filter("ResourceType", vec!["ManagedInstance".into()])?;
+            Ok(vec![tag_filter, resource])
+        });
         Ok(HybridDiscovery {
             fleet,
-            filters: vec![tag_filter, resource],
+            filters: filters.map_err(hybrid_failed)?,
             pager: Pager::default(),
             seen: HashSet::new(),
             done: false,
         })
     }
 
-    /// The next page of hybrid nodes (`None` after the last page).
-    pub async fn next_page(&mut self) -> Result<Option<Vec<NodeInfo>>, CallError> {
+    /// The next page of hybrid nodes (`None` after the last page). A denied action ends the
+    /// walk without an error: the fleet has warned once, and the run goes on with EC2 alone.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<NodeInfo>>, CollectError> {
         if self.done {
             return Ok(None);
         }
-        let (mut page, next) = loop {
-            match self
-                .fleet
-                .information_page(&self.filters, self.pager.token.clone())
-                .await
-            {
-                Ok(answer) => break answer,
-                Err(e) if self.pager.start_over(&e) => {}
-                Err(e) => return Err(e),
+        let ((mut page, next), _) = match self
+            .pager
+            .fetch(|token| self.fleet.information_page(&self.filters, token))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if e.is_denied() => {
+                self.done = true;
+                return Ok(None);
             }
+            Err(e) => return Err(hybrid_failed(e)),
         };
         page.retain(|n| self.seen.insert(n.instance_id.clone()));
         self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
+    }
+}
+
+fn hybrid_failed(error: CallError) -> CollectError {
+    CollectError::Aws {
+        operation: "ssm:DescribeInstanceInformation",
+        error,
     }
 }
 
@@ -196,6 +199,13 @@ pub struct Patch {
 pub struct CallError {
     pub code: String,
     pub message: String,
+}
+
+impl CallError {
+    /// The identity's policy does not allow the action (any service's spelling of it).
+    pub fn is_denied(&self) -> bool {
+        crate::ACCESS_DENIED_CODES.contains(&self.code.as_str())
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -345,6 +355,26 @@ impl Pager {
         self.token = None;
         self.restarts += 1;
         true
+    }
+
+    /// The page at the walk's token, asked with `page`; a refused token starts the walk over
+    /// ([`Pager::start_over`]). The flag says it did: what the caller kept of the walk's
+    /// earlier pages is to be read again.
+    async fn fetch<T, Fut>(
+        &mut self,
+        page: impl Fn(Option<String>) -> Fut,
+    ) -> Result<(T, bool), CallError>
+    where
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let mut restarted = false;
+        loop {
+            match page(self.token.clone()).await {
+                Ok(answer) => return Ok((answer, restarted)),
+                Err(e) if self.start_over(&e) => restarted = true,
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -534,7 +564,7 @@ impl AwsFleet {
         &self,
         filter: &Filter,
         token: Option<String>,
-    ) -> Result<(Vec<Ec2Instance>, Option<String>), CollectError> {
+    ) -> Result<(Vec<Ec2Instance>, Option<String>), CallError> {
         let request = self
             .ec2
             .describe_instances()
@@ -547,10 +577,7 @@ impl AwsFleet {
         let page = self
             .send(&self.instances_pace, || request.clone().send())
             .await
-            .map_err(|e| CollectError::Aws {
-                operation: "ec2:DescribeInstances",
-                error: call_error(e),
-            })?;
+            .map_err(call_error)?;
         let instances = page
             .reservations()
             .iter()
@@ -598,16 +625,12 @@ impl AwsFleet {
             return Ok(out);
         }
         let filter = information_filter("InstanceIds", ids.to_vec())?;
+        let filters = [filter];
         let mut pager = Pager::default();
         loop {
-            let (page, next) = match self
-                .information_page(&[filter.clone()], pager.token.clone())
-                .await
-            {
-                Ok(answer) => answer,
-                Err(e) if pager.start_over(&e) => continue,
-                Err(e) => return Err(e),
-            };
+            let ((page, next), _) = pager
+                .fetch(|token| self.information_page(&filters, token))
+                .await?;
             out.extend(page.into_iter().map(|n| (n.instance_id.clone(), n)));
             if !pager.follow(next.as_deref()) {
                 break;
@@ -640,8 +663,7 @@ impl AwsFleet {
             .await
             .map_err(call_error)
             .inspect_err(|e| {
-                let denied = crate::ACCESS_DENIED_CODES.contains(&e.code.as_str());
-                if denied && !self.nodes_denied.swap(true, Ordering::Relaxed) {
+                if e.is_denied() && !self.nodes_denied.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "ssm:DescribeInstanceInformation is denied: agent health, OS and hybrid nodes are not collected; allow it in the policy");
                 }
             })?;
@@ -662,21 +684,21 @@ impl AwsFleet {
         let mut out = HashMap::new();
         let mut pager = Pager::default();
         loop {
-            let request = self
-                .ssm
-                .describe_instance_patch_states()
-                .set_instance_ids(Some(ids.to_vec()))
-                .max_results(50)
-                .set_next_token(pager.token.clone());
-            let page = match self
-                .send(&self.states_pace, || request.clone().send())
-                .await
-                .map_err(call_error)
-            {
-                Ok(page) => page,
-                Err(e) if pager.start_over(&e) => continue,
-                Err(e) => return Err(e),
-            };
+            let (page, _) = pager
+                .fetch(|token| {
+                    let request = self
+                        .ssm
+                        .describe_instance_patch_states()
+                        .set_instance_ids(Some(ids.to_vec()))
+                        .max_results(50)
+                        .set_next_token(token);
+                    async move {
+                        self.send(&self.states_pace, || request.clone().send())
+                            .await
+                            .map_err(call_error)
+                    }
+                })
+                .await?;
             let text = |v: Option<&str>| v.filter(|t| !t.is_empty()).map(str::to_string);
             for s in page.instance_patch_states() {
                 let summary = PatchStateSummary {
@@ -729,26 +751,26 @@ impl AwsFleet {
         let mut pages = Vec::new();
         let mut pager = Pager::default();
         loop {
-            let request = self
-                .ssm
-                .describe_instance_patches()
-                .instance_id(instance_id)
-                .set_filters(filter.clone().map(|f| vec![f]))
-                .max_results(50)
-                .set_next_token(pager.token.clone());
-            let page = match self
-                .send(&self.patches_pace, || request.clone().send())
-                .await
-                .map_err(call_error)
-            {
-                Ok(page) => page,
+            let (page, restarted) = pager
+                .fetch(|token| {
+                    let request = self
+                        .ssm
+                        .describe_instance_patches()
+                        .instance_id(instance_id)
+                        .set_filters(filter.clone().map(|f| vec![f]))
+                        .max_results(50)
+                        .set_next_token(token);
+                    async move {
+                        self.send(&self.patches_pace, || request.clone().send())
+                            .await
+                            .map_err(call_error)
+                    }
+                })
+                .await?;
+            if restarted {
                 // This instance's pages again, from the first: none of the old ones is kept.
-                Err(e) if pager.start_over(&e) => {
-                    pages.clear();
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+                pages.clear();
+            }
             Progress::set(&self.progress.pace, self.patches_pace.rate() as u64);
             Progress::add(&self.progress.pages, 1);
             pages.push(page.patches().iter().map(patch_of).collect());

@@ -69,7 +69,7 @@ pub const ACCESS_DENIED_CODES: [&str; 4] = [
 
 /// One line for a failed AWS call: an access denial names the IAM action to allow.
 fn aws_failure(operation: &str, error: &CallError) -> String {
-    if ACCESS_DENIED_CODES.contains(&error.code.as_str()) {
+    if error.is_denied() {
         format!(
             "{operation} was denied ({}): allow the IAM action {operation} to this identity (deploy/iam/patchtrail-cli-policy.json lists every action patchtrail needs)",
             error.code

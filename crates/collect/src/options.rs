@@ -22,6 +22,16 @@ impl Default for TagSelector {
 }
 
 impl TagSelector {
+    /// The filter that selects these instances, as EC2 and SSM both name it: `tag-key` = the
+    /// key (any value), or `tag:<key>` = the values.
+    pub fn filter(&self) -> (String, Vec<String>) {
+        if self.values.is_empty() {
+            ("tag-key".into(), vec![self.key.clone()])
+        } else {
+            (format!("tag:{}", self.key), self.values.clone())
+        }
+    }
+
     /// From `--tag-key K` or repeated `--tag K=V` (one key; several values mean any of them).
     pub fn parse(tag_key: Option<&str>, tags: &[String]) -> Result<TagSelector, CollectError> {
         let bad = |input: &str, why: &str| CollectError::BadInput {

@@ -249,7 +249,7 @@ async fn page_targets(
             tracing::warn!(error = %e, instances = batch.len(), "DescribeInstancePatchStates failed for a batch");
         }
         if let Err(e) = &nodes
-            && !is_denied(e)
+            && !e.is_denied()
         {
             tracing::warn!(error = %e, instances = batch.len(), "DescribeInstanceInformation failed for a batch: agent health and OS left empty");
         }
@@ -315,15 +315,11 @@ fn discover_ahead(
                 return;
             }
         }
-        let hybrid_failed = |error| CollectError::Aws {
-            operation: "ssm:DescribeInstanceInformation",
-            error,
-        };
         let mut hybrid = match hybrid {
             None => return,
             Some(Ok(hybrid)) => hybrid,
             Some(Err(e)) => {
-                send(Err(hybrid_failed(e))).await;
+                send(Err(e)).await;
                 return;
             }
         };
@@ -331,10 +327,8 @@ fn discover_ahead(
             let page = match hybrid.next_page().await {
                 Ok(Some(nodes)) => nodes.into_iter().map(hybrid_target).collect(),
                 Ok(None) => return,
-                // Warned once by the fleet: the run goes on with EC2 instances only.
-                Err(e) if is_denied(&e) => return,
                 Err(e) => {
-                    send(Err(hybrid_failed(e))).await;
+                    send(Err(e)).await;
                     return;
                 }
             };
@@ -346,14 +340,10 @@ fn discover_ahead(
     (rx, AbortOnDrop(task))
 }
 
-fn is_denied(e: &CallError) -> bool {
-    crate::ACCESS_DENIED_CODES.contains(&e.code.as_str())
-}
-
 /// A denied action denies it for every instance: the run stops with the action named.
 fn denied_states(targets: &[Target]) -> Result<(), CollectError> {
     match targets.iter().find_map(|t| match &t.state {
-        Some(Err(e)) if is_denied(e) => Some(e),
+        Some(Err(e)) if e.is_denied() => Some(e),
         _ => None,
     }) {
         Some(e) => Err(CollectError::Aws {
@@ -373,22 +363,13 @@ pub async fn discover_targets(
     fleet.account_id().await?;
     let mut found = fleet.discover(&options.tag).await?;
     if options.hybrid {
-        let failed = |error| CollectError::Aws {
-            operation: "ssm:DescribeInstanceInformation",
-            error,
-        };
-        let mut hybrid = HybridDiscovery::new(fleet.clone(), &options.tag).map_err(failed)?;
-        loop {
-            match hybrid.next_page().await {
-                Ok(Some(nodes)) => found.extend(nodes.into_iter().map(|n| {
-                    let (mut instance, node) = hybrid_target(n);
-                    instance.platform_details = node.and_then(|n| n.platform_name);
-                    instance
-                })),
-                Ok(None) => break,
-                Err(e) if is_denied(&e) => break,
-                Err(e) => return Err(failed(e)),
-            }
+        let mut hybrid = HybridDiscovery::new(fleet.clone(), &options.tag)?;
+        while let Some(nodes) = hybrid.next_page().await? {
+            found.extend(nodes.into_iter().map(|n| {
+                let (mut instance, node) = hybrid_target(n);
+                instance.platform_details = node.and_then(|n| n.platform_name);
+                instance
+            }));
         }
     }
     Ok(found)
@@ -502,7 +483,7 @@ pub async fn collect_snapshot(
                     _ => (Outcome::Ok, None, pages),
                 }
             }
-            Err(e) if is_denied(&e) => {
+            Err(e) if e.is_denied() => {
                 return Err(CollectError::Aws {
                     operation: "ssm:DescribeInstancePatches",
                     error: e,

@@ -163,6 +163,18 @@ pub fn patchtrail(endpoint: &str, args: &[&str]) -> Output {
     cmd.args(args).output().expect("run patchtrail")
 }
 
+/// The first row of `patchtrail sql --format csv` over a local store, as CSV text.
+pub fn sql_row(store: &str, sql: &str) -> String {
+    let out = ok(Command::new(patchtrail_bin())
+        .args(["sql", "--store", store, "--format", "csv", sql])
+        .output()
+        .expect("run patchtrail sql"));
+    out.lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row from {sql}: {out}"))
+        .to_string()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
