@@ -341,6 +341,59 @@ pub struct CollectArgs {
     /// and carrying the tag, collected alongside EC2 by default.
     #[arg(long)]
     pub no_hybrid: bool,
+    #[command(flatten)]
+    pub scopes: ScopeArgs,
+}
+
+/// Many accounts and regions in one command: each (account, region) is collected with its own
+/// rate budget and committed as its own run.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Accounts and regions")]
+pub struct ScopeArgs {
+    /// Collect these accounts (comma-separated 12-digit ids); others than the caller's own are
+    /// read through --role-name.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...", conflicts_with_all = ["accounts_file", "organization"])]
+    pub accounts: Vec<String>,
+    /// Collect the accounts listed in this file (one id per line, # comments).
+    #[arg(long, value_name = "FILE", conflicts_with = "organization")]
+    pub accounts_file: Option<std::path::PathBuf>,
+    /// Collect every ACTIVE account of the caller's organization (organizations:ListAccounts,
+    /// from the management or a delegated administrator account).
+    #[arg(long)]
+    pub organization: bool,
+    /// Role to assume in each account but the caller's own, e.g. PatchtrailRead
+    /// (deploy/patchtrail-member-role.yaml creates it).
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
+    /// External id the member role's trust policy requires.
+    #[arg(long, value_name = "ID", requires = "role_name")]
+    pub external_id: Option<String>,
+    /// Session name of the assumed roles, shown in the members' CloudTrail.
+    #[arg(long, value_name = "NAME", default_value = "patchtrail")]
+    pub role_session_name: String,
+    /// Collect these regions (comma-separated), or `all`: the regions enabled for each account
+    /// [default: --region].
+    #[arg(long, value_delimiter = ',', value_name = "REGION,...|all")]
+    pub regions: Vec<String>,
+    /// Scopes (account, region) collected at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_scopes: u32,
+}
+
+impl Default for ScopeArgs {
+    /// The caller's own account in its configured region.
+    fn default() -> Self {
+        ScopeArgs {
+            accounts: Vec::new(),
+            accounts_file: None,
+            organization: false,
+            role_name: None,
+            external_id: None,
+            role_session_name: "patchtrail".into(),
+            regions: Vec::new(),
+            max_scopes: 8,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +443,17 @@ pub struct SimArgs {
     /// InvalidPaginationToken), as expired tokens are [default: they never expire].
     #[arg(long, value_name = "MS")]
     pub token_ttl_ms: Option<u64>,
+    /// Accounts of the simulated organization, --account-id (the management account) included;
+    /// the other ids derive from --seed. Collect them with --organization --role-name R.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub accounts: u64,
+    /// Regions enabled for every account, each with a fleet of its own
+    /// [default: one region, answering requests signed for any region].
+    #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+    pub regions: Vec<String>,
+    /// Refuse sts:AssumeRole into this account with AccessDenied (repeatable).
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub deny_assume: Vec<String>,
 }
 
 #[derive(Debug, Args)]

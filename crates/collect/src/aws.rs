@@ -231,7 +231,7 @@ fn one_line_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Code and message of a failed SDK call, whichever service it was.
-fn call_error<E>(e: SdkError<E, HttpResponse>) -> CallError
+pub(crate) fn call_error<E>(e: SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

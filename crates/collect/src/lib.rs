@@ -10,6 +10,7 @@ mod input;
 mod options;
 mod pacing;
 mod regions;
+mod scopes;
 mod snapshot;
 
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};
@@ -17,6 +18,10 @@ pub use input::{ResolvedInput, SchedulerInput};
 pub use options::{CollectOptions, DEFAULT_CONCURRENCY, TagSelector, parse_classifications};
 pub use pacing::{Progress, RateController, StopSignal};
 pub use regions::check_region;
+pub use scopes::{
+    Accounts, Regions, Scope, ScopeFailure, ScopeOutcome, ScopePlan, check_account_id,
+    collect_scopes, parse_accounts_file, resolve_scopes,
+};
 pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
 
 use patchtrail_store::StoreError;
@@ -69,7 +74,11 @@ pub const ACCESS_DENIED_CODES: [&str; 4] = [
 
 /// One line for a failed AWS call: an access denial names the IAM action to allow.
 fn aws_failure(operation: &str, error: &CallError) -> String {
-    if error.is_denied() {
+    if error.is_denied() && operation == "sts:AssumeRole" {
+        format!(
+            "sts:AssumeRole was denied ({error}): deploy the member role in that account (deploy/patchtrail-member-role.yaml, trusting this identity), check --role-name and --external-id, and allow sts:AssumeRole on that role to this identity"
+        )
+    } else if error.is_denied() {
         format!(
             "{operation} was denied ({}): allow the IAM action {operation} to this identity (deploy/iam/patchtrail-cli-policy.json lists every action patchtrail needs)",
             error.code

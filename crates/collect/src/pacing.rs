@@ -210,6 +210,9 @@ pub struct Progress {
     pub throttled: AtomicU64,
     /// The current pace of DescribeInstancePatches, requests per second.
     pub pace: AtomicU64,
+    /// Scopes (account, region) to collect, and those finished, when there are several.
+    pub scopes_total: AtomicU64,
+    pub scopes_done: AtomicU64,
 }
 
 impl Progress {

@@ -7,7 +7,7 @@
 //! language: the `match` on `Lang` in each function makes the compiler ask for both.
 
 use crate::QueryError;
-use patchtrail_model::RunManifest;
+use patchtrail_model::{RunCounts, RunManifest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -396,6 +396,56 @@ impl Lang {
         }
         out
     }
+
+    /// The closing summary of a collect over several scopes: one line per (account, region),
+    /// its run or why it failed.
+    pub fn scopes_summary(self, scopes: &[ScopeLine], store: &str, seconds: f64) -> String {
+        let ok = scopes.iter().filter(|s| s.outcome.is_ok()).count();
+        let mut out = match self {
+            Lang::En => format!(
+                "Committed {ok} of {} scopes (account, region) to {store} in {seconds:.1} s\n  {:<12}  {:<15} {:>9} {:>8} {:>8} {:>7}  RUN\n",
+                scopes.len(),
+                "ACCOUNT",
+                "REGION",
+                "INSTANCES",
+                "MISSING",
+                "CRITICAL",
+                "ERRORS"
+            ),
+            Lang::Ja => format!(
+                "{} スコープ（アカウント、リージョン）のうち {ok} をコミットしました（{store}、{seconds:.1} 秒）\n  {:<12}  {:<15} {:>9} {:>8} {:>8} {:>7}  実行\n",
+                scopes.len(),
+                "アカウント",
+                "リージョン",
+                "台数",
+                "未適用",
+                "緊急",
+                "エラー"
+            ),
+        };
+        for s in scopes {
+            let region = s.region.as_deref().unwrap_or("-");
+            out.push_str(&match &s.outcome {
+                Ok((run, c)) => format!(
+                    "  {:<12}  {:<15} {:>9} {:>8} {:>8} {:>7}  {run}\n",
+                    s.account_id, region, c.instances, c.missing, c.missing_critical, c.errors
+                ),
+                Err(e) => match self {
+                    Lang::En => format!("  {:<12}  {region:<15} failed: {e}\n", s.account_id),
+                    Lang::Ja => format!("  {:<12}  {region:<15} 失敗: {e}\n", s.account_id),
+                },
+            });
+        }
+        out
+    }
+}
+
+/// One scope's line of [`Lang::scopes_summary`]: its committed run and counts, or its error.
+pub struct ScopeLine {
+    pub account_id: String,
+    /// None when the whole account failed (its role could not be assumed).
+    pub region: Option<String>,
+    pub outcome: Result<(String, RunCounts), String>,
 }
 
 #[cfg(test)]

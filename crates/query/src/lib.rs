@@ -19,7 +19,7 @@ pub use athena::athena_ddl;
 pub use dashboard::dashboard;
 pub use dates::{end_of, parse_tz, start_of};
 pub use history::{LoadedHistory, RunInfo};
-pub use lang::Lang;
+pub use lang::{Lang, ScopeLine};
 pub use patchtrail_store::Selection;
 pub use render::{Chart, OutputFormat, Series, cell_text, column_names, render, render_table};
 pub use reports::{DEFAULT_STALE_DAYS, Report, Table};

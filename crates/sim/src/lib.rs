@@ -3,7 +3,8 @@
 //! No public emulator implements the SSM patch APIs, yet every test, the demo and the benchmarks
 //! need a fleet to collect from. The simulator answers the calls a patch collector makes
 //! (`ec2:DescribeInstances`, `ssm:DescribeInstancePatches`, `ssm:DescribeInstancePatchStates`,
-//! `ssm:DescribeInstanceInformation`, `sts:GetCallerIdentity`) on one HTTP endpoint, byte-compatible with what the official SDKs
+//! `ssm:DescribeInstanceInformation`, `sts:GetCallerIdentity`, and for organizations
+//! `sts:AssumeRole`, `organizations:ListAccounts`, `ec2:DescribeRegions`) on one HTTP endpoint, byte-compatible with what the official SDKs
 //! parse, including the real service's quirks. Its fleet is a pure function of a seed and a
 //! simulated date, so answers are reproducible; load shaping (rate limits, latency, faults) makes
 //! it a test bench for collectors.
@@ -13,6 +14,7 @@ mod fleet;
 mod hash;
 mod limits;
 mod nodes;
+mod org;
 mod patches;
 mod server;
 mod ssm;
@@ -21,6 +23,7 @@ mod wire;
 
 pub use fleet::{Ec2Instance, Fleet, Os, SsmProfile};
 pub use limits::{OperationStats, Rates};
+pub use org::{Caller, Directory, Member, Org};
 pub use patches::{InstancePatch, PatchState, instance_patches};
 pub use server::{RunningSim, start};
 pub use wire::WireResponse;
@@ -61,6 +64,14 @@ pub struct SimConfig {
     /// AWS documents no lifetime for these APIs' tokens (many services say 24 hours), so
     /// `None` (never) by default, and tokens stay byte-identical across runs.
     pub token_ttl: Option<Duration>,
+    /// Accounts of the organization, the management account (`account_id`) included; the
+    /// others' ids derive from the seed, and one more, suspended, account is listed.
+    pub accounts: u64,
+    /// Regions enabled for every account, each with its own fleet; empty: one region
+    /// (`region`), answering requests signed for any region.
+    pub regions: Vec<String>,
+    /// Accounts into which `sts:AssumeRole` is refused (`AccessDenied`).
+    pub deny_assume: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -81,6 +92,9 @@ impl Default for SimConfig {
             untagged_rate: 0.15,
             deny_actions: Vec::new(),
             token_ttl: None,
+            accounts: 1,
+            regions: Vec::new(),
+            deny_assume: Vec::new(),
         }
     }
 }
@@ -95,10 +109,19 @@ pub struct Sim {
     positions: std::sync::OnceLock<std::collections::HashMap<String, u64>>,
     /// The clock `NextToken` stamps are read on.
     started: std::time::Instant,
+    /// The organization this scope belongs to: accounts, regions, assumed-role sessions.
+    pub directory: std::sync::Arc<Directory>,
 }
 
 impl Sim {
+    /// The simulator of one scope, alone in an organization of its own.
     pub fn new(config: SimConfig) -> Sim {
+        let directory = std::sync::Arc::new(Directory::new(&config));
+        Sim::in_directory(config, directory)
+    }
+
+    /// The simulator of one scope (`config.account_id`, `config.region`) of an organization.
+    pub fn in_directory(config: SimConfig, directory: std::sync::Arc<Directory>) -> Sim {
         let fleet = Fleet {
             seed: config.seed,
             size: config.instances,
@@ -111,6 +134,7 @@ impl Sim {
             limits: limits::Limits::new(&config),
             positions: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
+            directory,
             fleet,
             config,
         }

@@ -1,13 +1,16 @@
-//! The HTTP endpoint: routes each request to SSM, EC2 or STS the way AWS SDKs address them, and
-//! serves a small control API under `/_sim/` (date, API rates, stats).
+//! The HTTP endpoint: routes each request to its scope's simulator, then to SSM, EC2, STS or
+//! Organizations the way AWS SDKs address them, and serves a small control API under `/_sim/`
+//! (date, API rates, stats).
 //!
-//! Routing: SSM by `X-Amz-Target: AmazonSSM.<Op>`; EC2 and STS by the form's `Action`, with the
-//! SigV4 credential scope (`.../<region>/<service>/aws4_request`) deciding when the action alone
-//! does not. Any signature is accepted.
+//! Routing: the SigV4 credential (`Credential=<key>/<date>/<region>/<service>/aws4_request`)
+//! names the caller (its access key) and the region, which pick the scope; then SSM and
+//! Organizations by `X-Amz-Target`, EC2 and STS by the form's `Action`, with the credential's
+//! service deciding when the action alone does not. Any signature is accepted.
 
 use crate::limits::Verdict;
 use crate::wire::{WireResponse, request_id};
-use crate::{Sim, SimConfig, ec2, ssm, sts};
+use crate::org::Caller;
+use crate::{Org, Sim, SimConfig, ec2, ssm, sts};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,27 +29,37 @@ enum Service {
     Ssm(String),
     Ec2(String),
     Sts(String),
+    Organizations(String),
 }
 
-fn credential_scope_service(headers: &HeaderMap) -> Option<String> {
+/// The SigV4 credential of a request: `(access key, region, service)`.
+fn credential(headers: &HeaderMap) -> Option<(&str, &str, &str)> {
     let auth = headers.get("authorization")?.to_str().ok()?;
     let credential = auth.split("Credential=").nth(1)?;
     let scope = credential.split([',', ' ']).next()?;
-    scope.split('/').nth(3).map(str::to_string)
+    let mut parts = scope.split('/');
+    let key = parts.next()?;
+    let region = parts.nth(1)?;
+    let service = parts.next()?;
+    Some((key, region, service))
 }
 
 fn route(headers: &HeaderMap, params: &BTreeMap<String, String>) -> Option<Service> {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        return target
-            .strip_prefix("AmazonSSM.")
-            .map(|op| Service::Ssm(op.to_string()));
+        return if let Some(op) = target.strip_prefix("AmazonSSM.") {
+            Some(Service::Ssm(op.to_string()))
+        } else {
+            target
+                .strip_prefix("AWSOrganizationsV20161128.")
+                .map(|op| Service::Organizations(op.to_string()))
+        };
     }
     let action = params.get("Action").cloned();
-    match (credential_scope_service(headers).as_deref(), action) {
+    match (credential(headers).map(|c| c.2), action) {
         (Some("ssm"), _) => Some(Service::Ssm(String::new())),
         (Some("sts"), a) => Some(Service::Sts(a.unwrap_or_default())),
         (Some("ec2"), a) => Some(Service::Ec2(a.unwrap_or_default())),
-        (_, Some(a)) if a == "GetCallerIdentity" => Some(Service::Sts(a)),
+        (_, Some(a)) if a == "GetCallerIdentity" || a == "AssumeRole" => Some(Service::Sts(a)),
         (_, Some(a)) => Some(Service::Ec2(a)),
         _ => None,
     }
@@ -72,16 +85,21 @@ impl Sim {
     /// `AccessDeniedException` (HTTP 400, awsJson), EC2's `UnauthorizedOperation` (HTTP 403) and
     /// STS's `AccessDenied` (HTTP 403), each message naming the caller and the action as IAM's
     /// "is not authorized to perform" messages do.
-    fn access_denied(&self, service: &Service, action: &str, rid: &str) -> WireResponse {
-        let caller = format!(
-            "arn:aws:iam::{}:user/patchtrail-sim",
-            self.config.account_id
-        );
+    fn access_denied(
+        &self,
+        caller: &Caller,
+        service: &Service,
+        action: &str,
+        rid: &str,
+    ) -> WireResponse {
+        let caller = caller.arn();
         let message = format!(
             "User: {caller} is not authorized to perform: {action} because no identity-based policy allows the {action} action"
         );
         match service {
-            Service::Ssm(_) => WireResponse::json_error(400, "AccessDeniedException", &message),
+            Service::Ssm(_) | Service::Organizations(_) => {
+                WireResponse::json_error(400, "AccessDeniedException", &message)
+            }
             Service::Ec2(_) => ec2::error(
                 403,
                 "UnauthorizedOperation",
@@ -134,9 +152,14 @@ impl Sim {
             Service::Ssm(op) => format!("ssm:{op}"),
             Service::Ec2(a) => format!("ec2:{a}"),
             Service::Sts(a) => format!("sts:{a}"),
+            Service::Organizations(op) => format!("organizations:{op}"),
         };
+        let caller = self.directory.caller(credential(headers).map(|c| c.0));
         if self.config.deny_actions.contains(&operation) {
-            return (self.access_denied(&service, &operation, &rid), rid);
+            return (
+                self.access_denied(&caller, &service, &operation, &rid),
+                rid,
+            );
         }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {
@@ -152,7 +175,12 @@ impl Sim {
             (Verdict::Throttle, Service::Sts(_)) => {
                 sts::error(400, "Sender", "Throttling", "Rate exceeded", &rid)
             }
-            (Verdict::Fault { .. }, Service::Ssm(_)) => WireResponse::json_error(
+            (Verdict::Throttle, Service::Organizations(_)) => WireResponse::json_error(
+                400,
+                "TooManyRequestsException",
+                "AWS Organizations can't complete your request because another request is already in progress. Try again later.",
+            ),
+            (Verdict::Fault { .. }, Service::Ssm(_) | Service::Organizations(_)) => WireResponse::json_error(
                 500,
                 "InternalServerError",
                 "An error occurred on the server side.",
@@ -174,13 +202,27 @@ impl Sim {
             (Verdict::Serve, Service::Ec2(action)) if action == "DescribeInstances" => {
                 ec2::describe_instances(self, &params, date, &rid)
             }
+            (Verdict::Serve, Service::Ec2(action)) if action == "DescribeRegions" => self
+                .directory
+                .describe_regions(&self.config.region, &params, &rid),
             (Verdict::Serve, Service::Ec2(action)) => ec2::error(
                 400,
                 "InvalidAction",
                 &format!("The action {action} is not valid for this web service."),
                 &rid,
             ),
-            (Verdict::Serve, Service::Sts(action)) => sts::handle(self, action, &rid),
+            (Verdict::Serve, Service::Sts(action)) if action == "AssumeRole" => {
+                self.directory.assume_role(&caller, &params, &rid)
+            }
+            (Verdict::Serve, Service::Sts(action)) => sts::handle(&caller, action, &rid),
+            (Verdict::Serve, Service::Organizations(op)) if op == "ListAccounts" => {
+                self.directory.list_accounts(self, &caller, body)
+            }
+            (Verdict::Serve, Service::Organizations(op)) => WireResponse::json_error(
+                400,
+                "UnknownOperationException",
+                &format!("The simulator does not serve Organizations {op}"),
+            ),
         };
         if verdict == Verdict::Serve && response.is_error() {
             self.limits.count_error(&operation);
@@ -190,14 +232,40 @@ impl Sim {
     }
 }
 
+/// The answer of a region that is not enabled for the account: the credentials are not valid
+/// there (EC2's `AuthFailure`, the JSON services' `UnrecognizedClientException`).
+fn region_not_enabled(headers: &HeaderMap) -> WireResponse {
+    match credential(headers).map(|c| c.2) {
+        Some("ec2") => ec2::error(
+            401,
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials",
+            "00000000-0000-0000-0000-000000000000",
+        ),
+        _ => WireResponse::json_error(
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+    }
+}
+
 async fn aws(
-    State(sim): State<Arc<Sim>>,
+    State(org): State<Arc<Org>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (wire, rid) = sim.answer(&method, &uri, &headers, &body).await;
+    let signed = credential(&headers);
+    let caller = org.directory.caller(signed.map(|c| c.0));
+    // STS and Organizations are global: they answer in any region, as the caller's first scope.
+    let global = signed.is_some_and(|c| matches!(c.2, "sts" | "organizations"));
+    let region = signed.map(|c| c.1).filter(|_| !global);
+    let (wire, rid) = match org.scope(caller.account(), region) {
+        Some(sim) => sim.answer(&method, &uri, &headers, &body).await,
+        None => (region_not_enabled(&headers), String::new()),
+    };
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, wire.body).into_response();
     let h = response.headers_mut();
@@ -211,11 +279,11 @@ async fn aws(
     response
 }
 
-async fn get_date(State(sim): State<Arc<Sim>>) -> String {
+async fn get_date(State(sim): State<Arc<Org>>) -> String {
     sim.date().to_string()
 }
 
-async fn set_date(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+async fn set_date(State(sim): State<Arc<Org>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body).trim().to_string();
     match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
         Ok(date) => {
@@ -230,13 +298,13 @@ async fn set_date(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     }
 }
 
-async fn get_limits(State(sim): State<Arc<Sim>>) -> Response {
+async fn get_limits(State(sim): State<Arc<Org>>) -> Response {
     let body = serde_json::to_string(&sim.rates()).unwrap_or_else(|_| "{}".into());
     ([("content-type", "application/json")], body).into_response()
 }
 
 /// Replaces the API rates: `{"ssm_tps": 100, "ec2_tps": null}` (null or absent: unlimited).
-async fn set_limits(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+async fn set_limits(State(sim): State<Arc<Org>>, body: Bytes) -> Response {
     let rates: crate::Rates = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -259,12 +327,12 @@ async fn set_limits(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     get_limits(State(sim)).await
 }
 
-async fn stats(State(sim): State<Arc<Sim>>) -> Response {
+async fn stats(State(sim): State<Arc<Org>>) -> Response {
     let body = serde_json::to_string(&sim.stats()).unwrap_or_else(|_| "[]".into());
     ([("content-type", "application/json")], body).into_response()
 }
 
-pub fn router(sim: Arc<Sim>) -> Router {
+pub fn router(sim: Arc<Org>) -> Router {
     Router::new()
         .route("/_sim/date", get(get_date).put(set_date).post(set_date))
         .route(
@@ -279,7 +347,9 @@ pub fn router(sim: Arc<Sim>) -> Router {
 /// A simulator serving on a loopback port; dropping it (or [`RunningSim::stop`]) ends it.
 pub struct RunningSim {
     pub addr: SocketAddr,
+    /// The management account's scope in the first region.
     pub sim: Arc<Sim>,
+    pub org: Arc<Org>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -313,9 +383,10 @@ impl Drop for RunningSim {
 pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSim> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let sim = Arc::new(Sim::new(config));
+    let org = Arc::new(Org::new(config));
+    let sim = org.home.clone();
     let (tx, rx) = oneshot::channel::<()>();
-    let app = router(sim.clone());
+    let app = router(org.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -326,6 +397,7 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<Runni
     Ok(RunningSim {
         addr,
         sim,
+        org,
         shutdown: Some(tx),
         task: Some(task),
     })

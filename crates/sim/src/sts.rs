@@ -1,6 +1,7 @@
-//! STS over the awsQuery protocol: `GetCallerIdentity`.
+//! STS over the awsQuery protocol: `GetCallerIdentity` (`AssumeRole` is the organization's, in
+//! `org.rs`).
 
-use crate::Sim;
+use crate::org::Caller;
 use crate::wire::{WireResponse, xml_escape};
 
 pub fn error(status: u16, kind: &str, code: &str, message: &str, request_id: &str) -> WireResponse {
@@ -14,7 +15,7 @@ pub fn error(status: u16, kind: &str, code: &str, message: &str, request_id: &st
     )
 }
 
-pub fn handle(sim: &Sim, action: &str, request_id: &str) -> WireResponse {
+pub fn handle(caller: &Caller, action: &str, request_id: &str) -> WireResponse {
     if action != "GetCallerIdentity" {
         return error(
             400,
@@ -24,13 +25,18 @@ pub fn handle(sim: &Sim, action: &str, request_id: &str) -> WireResponse {
             request_id,
         );
     }
-    let account = &sim.config.account_id;
+    let account = caller.account();
+    let arn = xml_escape(&caller.arn());
+    let user_id = match caller {
+        Caller::Management(_) => "AIDAPATCHTRAILSIMUSER".to_string(),
+        Caller::Assumed(s) => xml_escape(&s.assumed_role_id()),
+    };
     // The Rust SDK requires the result element to be the first child.
     WireResponse::xml(
         200,
         format!(
             "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
-<Arn>arn:aws:iam::{account}:user/patchtrail-sim</Arn><UserId>AIDAPATCHTRAILSIMUSER</UserId><Account>{account}</Account>\
+<Arn>{arn}</Arn><UserId>{user_id}</UserId><Account>{account}</Account>\
 </GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
         ),
     )

@@ -1,12 +1,13 @@
 //! `patchtrail collect`: validate everything, then collect one snapshot and commit it.
 
-use crate::cli::{CollectArgs, LogFormat, Ui};
+use crate::cli::{CollectArgs, LogFormat, ScopeArgs, Ui};
 use crate::failure::{EXIT_PARTIAL, Failure};
 use crate::progress::ProgressView;
 use crate::signals::stop_on_signal;
 use patchtrail_collect::{
-    AwsFleet, CollectOptions, Progress, SchedulerInput, SnapshotReport, StopSignal, TagSelector,
-    check_region, collect_snapshot, discover_targets, parse_classifications,
+    Accounts, AwsFleet, CollectOptions, Progress, Regions, SchedulerInput, ScopeOutcome, ScopePlan,
+    SnapshotReport, StopSignal, TagSelector, check_region, collect_scopes, collect_snapshot,
+    discover_targets, parse_accounts_file, parse_classifications, resolve_scopes,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store};
@@ -19,6 +20,41 @@ struct Plan {
     store_url: String,
     format: StoreFormat,
     options: CollectOptions,
+    scopes: ScopePlan,
+}
+
+/// The accounts and regions of `--accounts`/`--accounts-file`/`--organization` and `--regions`.
+fn scope_plan(args: &ScopeArgs) -> Result<ScopePlan, Failure> {
+    let accounts = if args.organization {
+        Accounts::Organization
+    } else if let Some(path) = &args.accounts_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::bad_input(format!(
+                "--accounts-file {}: cannot read it ({e}); give a text file with one account id per line",
+                path.display()
+            ))
+        })?;
+        Accounts::List(parse_accounts_file(&path.display().to_string(), &text)?)
+    } else if args.accounts.is_empty() {
+        Accounts::Own
+    } else {
+        Accounts::List(args.accounts.iter().map(|a| a.trim().to_string()).collect())
+    };
+    let regions = match args.regions.as_slice() {
+        [] => Regions::Configured,
+        [all] if all.eq_ignore_ascii_case("all") => Regions::Enabled,
+        list => Regions::List(list.iter().map(|r| r.trim().to_string()).collect()),
+    };
+    let plan = ScopePlan {
+        accounts,
+        regions,
+        role_name: args.role_name.clone(),
+        external_id: args.external_id.clone(),
+        session_name: args.role_session_name.clone(),
+        max_scopes: args.max_scopes as usize,
+    };
+    plan.check()?;
+    Ok(plan)
 }
 
 fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
@@ -55,6 +91,7 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
             store_url: input.store_url,
             format: explicit_format.unwrap_or(input.format),
             options,
+            scopes: scope_plan(&args.scopes)?,
         });
     }
     options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;
@@ -64,6 +101,7 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         store_url: args.store.url().to_string(),
         format: explicit_format.unwrap_or(StoreFormat::Parquet),
         options,
+        scopes: scope_plan(&args.scopes)?,
     })
 }
 
@@ -105,6 +143,11 @@ pub struct Prepared {
 pub async fn prepare(args: &CollectArgs) -> Result<Prepared, Failure> {
     let plan = plan(args)?;
     let config = load_aws_config(args.region.as_deref()).await?;
+    if let Regions::List(regions) = &plan.scopes.regions {
+        for r in regions {
+            check_region(r, endpoint_overridden(&config))?;
+        }
+    }
     Ok(Prepared { plan, config })
 }
 
@@ -143,6 +186,9 @@ impl Prepared {
         ui: Ui,
         stop: &StopSignal,
     ) -> Result<ExitCode, Failure> {
+        if self.plan.scopes.is_multi() {
+            return self.collect_scopes(store, ui, stop).await;
+        }
         let progress = Arc::new(Progress::default());
         let fleet = AwsFleet::new(&self.config, &self.plan.options, progress.clone())?;
         let started = Instant::now();
@@ -169,8 +215,177 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// The scopes of the plan, each with its configuration, and the accounts that failed.
+    async fn scopes(
+        &self,
+    ) -> Result<
+        (
+            Vec<patchtrail_collect::Scope>,
+            Vec<patchtrail_collect::ScopeFailure>,
+        ),
+        Failure,
+    > {
+        let caller = AwsFleet::new(
+            &self.config,
+            &self.plan.options,
+            Arc::new(Progress::default()),
+        )?;
+        let own = caller.account_id().await?;
+        Ok(resolve_scopes(&self.config, &self.plan.scopes, &own).await?)
+    }
+
+    /// Every scope of the plan, each committed as its own run; exit 3 when a scope or an
+    /// instance failed (the committed scopes stay committed).
+    async fn collect_scopes(
+        &self,
+        store: &Store,
+        ui: Ui,
+        stop: &StopSignal,
+    ) -> Result<ExitCode, Failure> {
+        let started = Instant::now();
+        let (scopes, failures) = self.scopes().await?;
+        let progress = Arc::new(Progress::default());
+        let view =
+            ProgressView::start(progress.clone(), ui.log_format == LogFormat::Text, ui.quiet);
+        let mut outcomes = collect_scopes(
+            scopes,
+            store,
+            &self.plan.options,
+            self.plan.format,
+            self.plan.scopes.max_scopes,
+            &progress,
+            stop,
+        )
+        .await;
+        drop(view);
+        outcomes.extend(failures.into_iter().map(|f| ScopeOutcome {
+            account_id: f.account_id,
+            region: f.region,
+            result: Err(f.error),
+        }));
+        outcomes.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+        let failed = outcomes
+            .iter()
+            .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+        print_scopes(&outcomes, store, started.elapsed(), ui);
+        if outcomes.iter().all(|o| o.result.is_err()) {
+            // Nothing committed: the command failed as a whole, with the first scope's reason.
+            return Err(match outcomes.into_iter().find_map(|o| o.result.err()) {
+                Some(e) => e.into(),
+                None => Failure::bad_input(
+                    "--accounts/--organization and --regions name no (account, region) to collect: check the account list and the regions enabled for them",
+                ),
+            });
+        }
+        Ok(if failed {
+            ExitCode::from(EXIT_PARTIAL)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+/// One line per scope (text), or one JSON object with a `scopes` array.
+fn print_scopes(outcomes: &[ScopeOutcome], store: &Store, elapsed: Duration, ui: Ui) {
+    if ui.log_format == LogFormat::Json {
+        let scopes: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| match &o.result {
+                Ok(r) => serde_json::json!({
+                    "account_id": o.account_id,
+                    "region": o.region,
+                    "run_id": r.committed.manifest.run_id,
+                    "manifest": r.committed.manifest_key,
+                    "counts": r.committed.manifest.counts,
+                    "errors": r.errors.len(),
+                }),
+                Err(e) => serde_json::json!({
+                    "account_id": o.account_id,
+                    "region": o.region,
+                    "error": e.to_string(),
+                }),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "store": store.url(),
+                "scopes": scopes,
+                "duration_seconds": elapsed.as_secs_f64(),
+            })
+        );
+        return;
+    }
+    let lines: Vec<patchtrail_query::ScopeLine> = outcomes
+        .iter()
+        .map(|o| patchtrail_query::ScopeLine {
+            account_id: o.account_id.clone(),
+            region: o.region.clone(),
+            outcome: match &o.result {
+                Ok(r) => Ok((
+                    r.committed.manifest.run_id.clone(),
+                    r.committed.manifest.counts.clone(),
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+        })
+        .collect();
+    print!(
+        "{}",
+        ui.lang
+            .scopes_summary(&lines, store.url(), elapsed.as_secs_f64())
+    );
+}
+
+/// `--dry-run` over several scopes: how many instances each would collect.
+async fn dry_run_scopes(prepared: &Prepared) -> Result<ExitCode, Failure> {
+    let (scopes, failures) = prepared.scopes().await?;
+    println!("{:<12}  {:<15} INSTANCES", "ACCOUNT", "REGION");
+    let mut failed = !failures.is_empty();
+    for scope in &scopes {
+        let fleet = AwsFleet::new(
+            &scope.config,
+            &prepared.plan.options,
+            Arc::new(Progress::default()),
+        )?;
+        match discover_targets(&fleet, &prepared.plan.options).await {
+            Ok(targets) => println!(
+                "{:<12}  {:<15} {}",
+                scope.account_id,
+                scope.region,
+                targets.len()
+            ),
+            Err(e) => {
+                failed = true;
+                println!("{:<12}  {:<15} failed: {e}", scope.account_id, scope.region);
+            }
+        }
+    }
+    for f in &failures {
+        println!(
+            "{:<12}  {:<15} failed: {}",
+            f.account_id,
+            f.region.as_deref().unwrap_or("-"),
+            f.error
+        );
+    }
+    println!(
+        "{} scopes (dry run: nothing collected or written)",
+        scopes.len()
+    );
+    Ok(if failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
     let prepared = prepare(args).await?;
+    if args.dry_run && prepared.plan.scopes.is_multi() {
+        return dry_run_scopes(&prepared).await;
+    }
     if args.dry_run {
         let fleet = AwsFleet::new(
             &prepared.config,

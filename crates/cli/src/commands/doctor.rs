@@ -103,6 +103,7 @@ fn collect_args(args: &DoctorArgs) -> CollectArgs {
         input_json: None,
         dry_run: false,
         no_hybrid: false,
+        scopes: Default::default(),
     }
 }
 

@@ -32,6 +32,13 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
             args.unmanaged_rate
         )));
     }
+    for id in std::iter::once(&args.account_id).chain(&args.deny_assume) {
+        if !(id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(Failure::bad_input(format!(
+                "account id '{id}': give the 12 digits of an AWS account id"
+            )));
+        }
+    }
     let config = SimConfig {
         seed: args.seed,
         instances: args.instances,
@@ -46,6 +53,9 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
         unmanaged_rate: args.unmanaged_rate,
         deny_actions: args.deny_action.clone(),
         token_ttl: args.token_ttl_ms.map(Duration::from_millis),
+        accounts: args.accounts,
+        regions: args.regions.clone(),
+        deny_assume: args.deny_assume.clone(),
         ..SimConfig::default()
     };
     let running = patchtrail_sim::start(config, args.addr)
@@ -57,6 +67,13 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
             ))
         })?;
     println!("listening on {}", running.url());
+    if args.accounts > 1 || !args.regions.is_empty() {
+        let directory = &running.org.directory;
+        let regions = directory.enabled_regions(&running.sim.config.region).join(",");
+        for m in &directory.members {
+            println!("account {} {} {} regions {regions}", m.id, m.state, m.name);
+        }
+    }
     let _ = std::io::stdout().flush();
     tracing::info!(instances = args.instances, seed = args.seed, date = %args.date, "simulator serving");
     shutdown_signal().await;

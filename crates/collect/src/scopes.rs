@@ -1,0 +1,419 @@
+//! Organization scale: which (account, region) scopes one command collects, the credentials of
+//! each, and collecting them side by side.
+//!
+//! A scope is what AWS's API limits and patchtrail's runs are per (DESIGN "Scopes"). Accounts
+//! come from a list or from `organizations:ListAccounts` (ACTIVE ones); the caller's own account
+//! is read with its own credentials, every other through `sts:AssumeRole` into a role of the same
+//! name in each. Regions come from a list or from `ec2:DescribeRegions` of each account (the
+//! regions enabled for it). A scope that cannot be reached (AssumeRole refused, region not
+//! enabled) is a failure of its own: the others are collected and committed all the same.
+
+use crate::aws::call_error;
+use crate::{
+    AwsFleet, CallError, CollectError, CollectOptions, Progress, SnapshotReport, StopSignal,
+    collect_snapshot,
+};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{
+    ProvideCredentials, SharedCredentialsProvider, future as credentials_future,
+};
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use futures::{StreamExt, stream};
+use patchtrail_model::StoreFormat;
+use patchtrail_store::Store;
+use std::sync::Arc;
+
+/// Where the accounts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounts {
+    /// The caller's own account.
+    Own,
+    /// These account ids.
+    List(Vec<String>),
+    /// Every ACTIVE account of the caller's organization.
+    Organization,
+}
+
+/// Where each account's regions come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Regions {
+    /// The region of the configuration (`--region`, `AWS_REGION`, the profile).
+    Configured,
+    List(Vec<String>),
+    /// The regions enabled for the account (`ec2:DescribeRegions`).
+    Enabled,
+}
+
+/// Which scopes to collect and how to reach them: validated options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopePlan {
+    pub accounts: Accounts,
+    pub regions: Regions,
+    /// Role assumed in every account but the caller's own.
+    pub role_name: Option<String>,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    /// Scopes collected at once.
+    pub max_scopes: usize,
+}
+
+impl Default for ScopePlan {
+    fn default() -> Self {
+        ScopePlan {
+            accounts: Accounts::Own,
+            regions: Regions::Configured,
+            role_name: None,
+            external_id: None,
+            session_name: "patchtrail".into(),
+            max_scopes: 8,
+        }
+    }
+}
+
+fn bad(input: impl Into<String>, fix: impl Into<String>) -> CollectError {
+    CollectError::BadInput {
+        input: input.into(),
+        fix: fix.into(),
+    }
+}
+
+/// An AWS account id: exactly 12 digits.
+pub fn check_account_id(id: &str) -> Result<(), CollectError> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(bad(
+            format!("account id '{id}'"),
+            "give 12-digit AWS account ids, e.g. --accounts 111111111111,222222222222",
+        ))
+    }
+}
+
+/// Account ids from a file: one per line (or comma-separated), `#` starts a comment.
+pub fn parse_accounts_file(name: &str, text: &str) -> Result<Vec<String>, CollectError> {
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(|l| l.split([',', ' ', '\t']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        return Err(bad(
+            format!("--accounts-file {name}"),
+            "the file names no account; write one 12-digit account id per line",
+        ));
+    }
+    ids.iter().try_for_each(|id| check_account_id(id))?;
+    Ok(ids)
+}
+
+impl ScopePlan {
+    /// Whether this is more than the one scope of the configuration.
+    pub fn is_multi(&self) -> bool {
+        self.accounts != Accounts::Own || self.regions != Regions::Configured
+    }
+
+    /// Checks the plan's parts against each other.
+    pub fn check(&self) -> Result<(), CollectError> {
+        if let Accounts::List(ids) = &self.accounts {
+            ids.iter().try_for_each(|id| check_account_id(id))?;
+        }
+        if let Regions::List(regions) = &self.regions {
+            if let Some(r) = regions.iter().find(|r| r.trim().is_empty()) {
+                return Err(bad(
+                    format!("--regions '{r}'"),
+                    "list region codes separated by commas, e.g. --regions ap-northeast-1,us-east-1, or --regions all",
+                ));
+            }
+        }
+        if let Some(role) = &self.role_name
+            && (role.is_empty() || role.starts_with("arn:") || role.len() > 64)
+        {
+            return Err(bad(
+                format!("--role-name '{role}'"),
+                "give the role's name (not its ARN), the same in every account, e.g. --role-name PatchtrailRead",
+            ));
+        }
+        if self.max_scopes == 0 {
+            return Err(bad("--max-scopes 0", "give at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One (account, region) to collect, with the configuration that reaches it.
+#[derive(Clone)]
+pub struct Scope {
+    pub account_id: String,
+    pub region: String,
+    pub config: SdkConfig,
+}
+
+/// A scope (or a whole account, `region` None) that could not be collected.
+#[derive(Debug)]
+pub struct ScopeFailure {
+    pub account_id: String,
+    pub region: Option<String>,
+    pub error: CollectError,
+}
+
+/// What came of one scope.
+pub struct ScopeOutcome {
+    pub account_id: String,
+    pub region: Option<String>,
+    pub result: Result<SnapshotReport, CollectError>,
+}
+
+/// Credentials of a role, asked of STS again whenever the SDK's cache finds them expiring (a
+/// large scope can outlast one session).
+#[derive(Debug, Clone)]
+struct RoleCredentials {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    external_id: Option<String>,
+}
+
+impl RoleCredentials {
+    async fn assume(&self) -> Result<Credentials, CallError> {
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .set_external_id(self.external_id.clone())
+            .send()
+            .await
+            .map_err(call_error)?;
+        let c = out.credentials().ok_or_else(|| CallError {
+            code: "ResponseError".into(),
+            message: "AssumeRole answered without credentials".into(),
+        })?;
+        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "patchtrail-assume-role",
+        ))
+    }
+}
+
+impl ProvideCredentials for RoleCredentials {
+    fn provide_credentials<'a>(&'a self) -> credentials_future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        credentials_future::ProvideCredentials::new(async move {
+            self.assume().await.map_err(|e| {
+                aws_credential_types::provider::error::CredentialsError::provider_error(format!(
+                    "sts:AssumeRole {}: {e}",
+                    self.role_arn
+                ))
+            })
+        })
+    }
+}
+
+/// `base` acting in `region`, with `credentials` if given.
+fn scoped(base: &SdkConfig, credentials: Option<&SharedCredentialsProvider>, region: &str) -> SdkConfig {
+    let mut builder = base.to_builder().region(Region::new(region.to_string()));
+    if let Some(c) = credentials {
+        builder = builder.credentials_provider(c.clone());
+    }
+    builder.build()
+}
+
+/// Every ACTIVE account of the organization (`organizations:ListAccounts`, all pages). The
+/// `State` field replaced `Status` in 2025; either says whether an account is active.
+async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, CollectError> {
+    let client = aws_sdk_organizations::Client::new(base);
+    let mut accounts = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_accounts()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| CollectError::Aws {
+                operation: "organizations:ListAccounts",
+                error: call_error(e),
+            })?;
+        for a in out.accounts() {
+            let state = a
+                .state()
+                .map(|s| s.as_str().to_string())
+                .or_else(|| a.status().map(|s| s.as_str().to_string()))
+                .unwrap_or_default();
+            match a.id() {
+                Some(id) if state == "ACTIVE" => accounts.push(id.to_string()),
+                Some(id) => tracing::info!(account = id, state, "skipping an account that is not ACTIVE"),
+                None => {}
+            }
+        }
+        match out.next_token().filter(|t| !t.is_empty()) {
+            Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    Ok(accounts)
+}
+
+/// The regions enabled for the account `config` acts in (`ec2:DescribeRegions`).
+async fn enabled_regions(config: &SdkConfig) -> Result<Vec<String>, CollectError> {
+    let out = aws_sdk_ec2::Client::new(config)
+        .describe_regions()
+        .send()
+        .await
+        .map_err(|e| CollectError::Aws {
+            operation: "ec2:DescribeRegions",
+            error: call_error(e),
+        })?;
+    let mut regions: Vec<String> = out
+        .regions()
+        .iter()
+        .filter(|r| r.opt_in_status().is_none_or(|s| s != "not-opted-in"))
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect();
+    regions.sort();
+    Ok(regions)
+}
+
+/// The scopes of `plan`, each with its configuration, and the accounts that could not be
+/// reached. Fails as a whole only when the accounts themselves cannot be listed or the caller
+/// is unknown.
+pub async fn resolve_scopes(
+    base: &SdkConfig,
+    plan: &ScopePlan,
+    own_account: &str,
+) -> Result<(Vec<Scope>, Vec<ScopeFailure>), CollectError> {
+    let base_region = base
+        .region()
+        .map(|r| r.to_string())
+        .ok_or(CollectError::NoRegion)?;
+    let mut accounts = match &plan.accounts {
+        Accounts::Own => vec![own_account.to_string()],
+        Accounts::List(ids) => ids.clone(),
+        Accounts::Organization => organization_accounts(base).await?,
+    };
+    let mut seen = std::collections::HashSet::new();
+    accounts.retain(|a| seen.insert(a.clone()));
+    if plan.role_name.is_none()
+        && let Some(other) = accounts.iter().find(|a| *a != own_account)
+    {
+        return Err(bad(
+            format!("account {other}"),
+            format!(
+                "it is not the caller's own account ({own_account}): give --role-name, the role patchtrail assumes in each account (deploy/patchtrail-member-role.yaml creates it)"
+            ),
+        ));
+    }
+    let sts = aws_sdk_sts::Client::new(base);
+    let per_account = stream::iter(accounts)
+        .map(|account| {
+            let sts = sts.clone();
+            let base_region = base_region.clone();
+            async move {
+                let credentials = if account == own_account {
+                    None
+                } else {
+                    let role = RoleCredentials {
+                        sts,
+                        role_arn: format!(
+                            "arn:aws:iam::{account}:role/{}",
+                            plan.role_name.as_deref().unwrap_or_default()
+                        ),
+                        session_name: plan.session_name.clone(),
+                        external_id: plan.external_id.clone(),
+                    };
+                    // Asked now, so that a refused role fails its account before anything runs.
+                    if let Err(error) = role.assume().await {
+                        return Err(ScopeFailure {
+                            account_id: account,
+                            region: None,
+                            error: CollectError::Aws {
+                                operation: "sts:AssumeRole",
+                                error,
+                            },
+                        });
+                    }
+                    Some(SharedCredentialsProvider::new(role))
+                };
+                let regions = match &plan.regions {
+                    Regions::Configured => vec![base_region.clone()],
+                    Regions::List(list) => list.clone(),
+                    Regions::Enabled => {
+                        match enabled_regions(&scoped(base, credentials.as_ref(), &base_region))
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(error) => {
+                                return Err(ScopeFailure {
+                                    account_id: account,
+                                    region: None,
+                                    error,
+                                });
+                            }
+                        }
+                    }
+                };
+                Ok(regions
+                    .into_iter()
+                    .map(|region| Scope {
+                        config: scoped(base, credentials.as_ref(), &region),
+                        account_id: account.clone(),
+                        region,
+                    })
+                    .collect::<Vec<_>>())
+            }
+        })
+        .buffered(plan.max_scopes);
+    let results: Vec<Result<Vec<Scope>, ScopeFailure>> = per_account.collect().await;
+    let mut scopes = Vec::new();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => scopes.extend(s),
+            Err(f) => failures.push(f),
+        }
+    }
+    Ok((scopes, failures))
+}
+
+/// Collects every scope, at most `max_scopes` at once, each with its own fleet (clients and
+/// pace: API limits are per account and region) and committed as its own run. Outcomes come
+/// in the order of `scopes`.
+pub async fn collect_scopes(
+    scopes: Vec<Scope>,
+    store: &Store,
+    options: &CollectOptions,
+    format: StoreFormat,
+    max_scopes: usize,
+    progress: &Arc<Progress>,
+    stop: &StopSignal,
+) -> Vec<ScopeOutcome> {
+    Progress::add(&progress.scopes_total, scopes.len() as u64);
+    stream::iter(scopes)
+        .map(|scope| async move {
+            let result = match AwsFleet::new(&scope.config, options, progress.clone()) {
+                Ok(fleet) => {
+                    collect_snapshot(&fleet, store, options, format, None, progress, stop).await
+                }
+                Err(e) => Err(e),
+            };
+            Progress::add(&progress.scopes_done, 1);
+            ScopeOutcome {
+                account_id: scope.account_id,
+                region: Some(scope.region),
+                result,
+            }
+        })
+        .buffered(max_scopes.max(1))
+        .collect()
+        .await
+}
