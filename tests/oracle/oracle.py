@@ -430,6 +430,18 @@ def instant(arg: str, tz: str) -> datetime:
     return parse_ts(arg)
 
 
+def restrict(store, accounts=(), regions=()):
+    """§5.5: the store as if it held only the runs of scopes whose account is one of `accounts` and whose
+    region is one of `regions` (an empty list admits any); with any filter, seed-workflow snapshots (no
+    account, no region) are left out."""
+    if not accounts and not regions:
+        return store
+    return Store([r for r in store.runs
+                  if not r.run_id.startswith("seed-")
+                  and (not accounts or r.account_id in accounts)
+                  and (not regions or r.region in regions)])
+
+
 def in_force(store, t: datetime):
     """§5.2: per scope (account, region), the run with the greatest (snapshot_time, run_id) <= t."""
     best = {}
@@ -465,6 +477,34 @@ def on_platform(inst: Instance, platform):
     return any(platform.lower() in (v or "").lower() for v in (inst.platform, inst.platform_type, inst.platform_name))
 
 
+def fleet_totals(rows):
+    """§6.1 table fleet over summary rows."""
+    fleet = {"instances": len(rows)}
+    for v in ("compliant", "non_compliant", "unknown", "unmanaged", "error"):
+        fleet[v] = sum(1 for r in rows if r["compliance"] == v)
+    fleet["stopped"] = sum(1 for r in rows if r["ec2_state"] == "stopped")
+    fleet["hybrid"] = sum(1 for r in rows if r["node_type"] == "hybrid")
+    fleet["agent_offline"] = sum(1 for r in rows if r["ping_status"] in ("ConnectionLost", "Inactive"))
+    fleet["disagree_with_aws"] = sum(1 for r in rows if r["agrees_with_aws"] is False)
+    for col in ("installed", "pending_reboot", "missing", "failed", "missing_critical", "missing_security"):
+        fleet[col] = sum(r[col] for r in rows)
+    return fleet
+
+
+BY_ACCOUNT_COLUMNS = ["account_id", "regions", *FLEET_COLUMNS]
+
+
+def by_account(rows):
+    """§6.1 table by_account: the fleet totals of each account's rows, with its number of regions,
+    ordered by non_compliant descending, then account_id."""
+    accounts = {}
+    for r in rows:
+        accounts.setdefault(r["account_id"], []).append(r)
+    out = [{"account_id": a, "regions": len({r["region"] for r in rs}), **fleet_totals(rs)}
+           for a, rs in accounts.items()]
+    return sorted(out, key=lambda x: (-x["non_compliant"], x["account_id"]))
+
+
 def summary(store, as_of: datetime, stale_days=None, platform=None):
     """§6.1. Returns (instances rows, fleet row, missing patches per severity_level)."""
     rows = []
@@ -492,16 +532,7 @@ def summary(store, as_of: datetime, stale_days=None, platform=None):
                 if p.cls == "missing":
                     lvl = severity_level(p.severity)
                     by_level[lvl] = by_level.get(lvl, 0) + 1
-    fleet = {"instances": len(rows)}
-    for v in ("compliant", "non_compliant", "unknown", "unmanaged", "error"):
-        fleet[v] = sum(1 for r in rows if r["compliance"] == v)
-    fleet["stopped"] = sum(1 for r in rows if r["ec2_state"] == "stopped")
-    fleet["hybrid"] = sum(1 for r in rows if r["node_type"] == "hybrid")
-    fleet["agent_offline"] = sum(1 for r in rows if r["ping_status"] in ("ConnectionLost", "Inactive"))
-    fleet["disagree_with_aws"] = sum(1 for r in rows if r["agrees_with_aws"] is False)
-    for col in ("installed", "pending_reboot", "missing", "failed", "missing_critical", "missing_security"):
-        fleet[col] = sum(r[col] for r in rows)
-    return rows, fleet, by_level
+    return rows, fleet_totals(rows), by_level
 
 
 DIFF_COLUMNS = ["account_id", "region", "instance_id", "name", "kb_id", "title", "severity", "classification",

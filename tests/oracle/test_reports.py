@@ -68,7 +68,8 @@ def report(store, args, table=None):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if p.returncode == 2 and ("error: no snapshot at or before " in p.stderr
                               or "no snapshot lies in that range" in p.stderr
-                              or "no snapshot holds this" in p.stderr):
+                              or "no snapshot holds this" in p.stderr
+                              or "error: no committed run of --" in p.stderr):  # §5.5
         raise NotInForce(p.stderr.strip())
     if p.returncode != 0:
         raise ProductError(f"`patchtrail {' '.join(cmd[1:])}` exited {p.returncode}:\n{p.stderr[-3000:]}")
@@ -217,6 +218,26 @@ def stale_args(s):
     return [] if s is None else ["--stale-days", str(s)]
 
 
+def draw_scope_filter(st_, scn):
+    """§5.5: no filter most of the time, else one of the history's accounts and/or regions, sometimes
+    one no scope has; returns (accounts, regions, arguments)."""
+    scopes = sorted({(line["account_id"], line["region"]) for line in scn.lines})
+    kind = st_(st.sampled_from(["none", "none", "account", "region", "both", "absent"]))
+    account, region = st_(st.sampled_from(scopes))
+    accounts = [account] if kind in ("account", "both") else ["999999999999"] if kind == "absent" else []
+    regions = [region] if kind in ("region", "both") else []
+    args = [*(["--account", ",".join(accounts)] if accounts else []),
+            *(["--region", ",".join(regions)] if regions else [])]
+    return accounts, regions, args
+
+
+def ordered_as(lbl, expected, got, column):
+    """The rows come in the order the semantics gives (`expected` is in it)."""
+    want = [r[column] for r in expected]
+    have = [r.get(column) for r in got]
+    return [] if want == have else [f"{lbl}: order {have} where §6.1 gives {want}"]
+
+
 def check_history(store, scn, data):
     """Draws the queries with `data`, runs them (two at a time), returns the list of problems."""
     st_ = data.draw
@@ -234,16 +255,22 @@ def check_history(store, scn, data):
         else:
             arg = st_(d_in(tz)).isoformat()
         T = O.instant(arg, tz)
-        refused = not O.in_force(S, T)  # §5.4
+        accounts, regions, scope_args = draw_scope_filter(st_, scn)
+        SF = O.restrict(S, accounts, regions)  # §5.5
+        refused = not O.in_force(SF, T)  # §5.4
         platform = st_(st.sampled_from([None, None, "linux", "WINDOWS", "ubuntu", "Red Hat"]))
-        rows, fleet, by_level = O.summary(S, T, stale, platform)
+        rows, fleet, by_level = O.summary(SF, T, stale, platform)
         args = ["summary", "--as-of", arg, *tz_args(tz, st_(st.booleans())), *stale_args(stale),
-                *(["--platform", platform] if platform else [])]
+                *(["--platform", platform] if platform else []), *scope_args]
         lbl = " ".join(args)
         jobs.append((lbl, args, None, refused,
                      lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.SUMMARY_COLUMNS)))
         jobs.append((lbl + " [fleet]", args, "fleet", refused,
                      lambda got, fleet=fleet, lbl=lbl: compare(lbl + " [fleet]", [fleet], got, O.FLEET_COLUMNS)))
+        jobs.append((lbl + " [by_account]", args, "by_account", refused,
+                     lambda got, e=O.by_account(rows), lbl=lbl: compare(lbl + " [by_account]", e, got,
+                                                                         O.BY_ACCOUNT_COLUMNS)
+                     + ordered_as(lbl + " [by_account]", e, got, "account_id")))
         jobs.append((lbl + " [missing_by_severity]", args, "missing_by_severity", refused,
                      lambda got, e=by_level, lbl=lbl: count_table(lbl + " [missing_by_severity]", e, got,
                                                                   "severity_level")))
@@ -251,12 +278,14 @@ def check_history(store, scn, data):
     for _ in range(2):  # §6.2 diff
         tz, stale = st_(tzs), st_(stales)
         d1, d2 = sorted([st_(d_in(tz)), st_(d_in(tz))])
-        rows, counts = O.diff(S, O.end_of(d1, tz), O.end_of(d2, tz), stale)
-        refused = not O.in_force(S, O.end_of(d1, tz)) or not O.in_force(S, O.end_of(d2, tz))  # §5.4
+        accounts, regions, scope_args = draw_scope_filter(st_, scn)
+        SF = O.restrict(S, accounts, regions)  # §5.5
+        rows, counts = O.diff(SF, O.end_of(d1, tz), O.end_of(d2, tz), stale)
+        refused = not O.in_force(SF, O.end_of(d1, tz)) or not O.in_force(SF, O.end_of(d2, tz))  # §5.4
         if not refused:
             note_transitions(rows)
         args = ["diff", "--from", d1.isoformat(), "--to", d2.isoformat(), *tz_args(tz, st_(st.booleans())),
-                *stale_args(stale)]
+                *stale_args(stale), *scope_args]
         lbl = " ".join(args)
         jobs.append((lbl, args, None, refused,
                      lambda got, rows=rows, lbl=lbl: compare(lbl, rows, got, O.DIFF_COLUMNS, diff_project)))
@@ -289,14 +318,16 @@ def check_history(store, scn, data):
                      + ordered(lbl + " [snapshots]", got)))
 
     tz, stale = st_(tzs), st_(stales)  # §6.4 trend, §5.3 range
+    accounts, regions, scope_args = draw_scope_filter(st_, scn)
+    SF = O.restrict(S, accounts, regions)  # §5.5
     if st_(st.booleans()):
         d1, d2 = sorted([st_(d_in(tz)), st_(d_in(tz))])
-        rows = O.trend(S, O.start_of(d1, tz), O.end_of(d2, tz), stale)
+        rows = O.trend(SF, O.start_of(d1, tz), O.end_of(d2, tz), stale)
         args = ["trend", "--from", d1.isoformat(), "--to", d2.isoformat(), *tz_args(tz, st_(st.booleans())),
-                *stale_args(stale)]
+                *stale_args(stale), *scope_args]
     else:
-        rows = O.trend(S, None, None, stale)
-        args = ["trend", *stale_args(stale)]
+        rows = O.trend(SF, None, None, stale)
+        args = ["trend", *stale_args(stale), *scope_args]
     lbl = " ".join(args)
     jobs.append((lbl, args, None, not rows, lambda got, e=rows, lbl=lbl: compare(lbl, e, got, O.TREND_COLUMNS)
                  + ordered(lbl, got)))

@@ -153,6 +153,8 @@ pub enum ReportKind {
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]
+        scope: ScopeFilterArgs,
+        #[command(flatten)]
         store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
@@ -169,6 +171,8 @@ pub enum ReportKind {
         #[command(flatten)]
         time: TimeArgs,
         #[command(flatten)]
+        scope: ScopeFilterArgs,
+        #[command(flatten)]
         store: StoreAccess,
         #[command(flatten)]
         output: OutputArgs,
@@ -181,6 +185,8 @@ pub enum ReportKind {
         kb: Option<String>,
         #[command(flatten)]
         stale: StaleArg,
+        #[command(flatten)]
+        scope: ScopeFilterArgs,
         #[command(flatten)]
         store: StoreAccess,
         #[command(flatten)]
@@ -196,6 +202,8 @@ pub enum ReportKind {
         time: TimeArgs,
         #[command(flatten)]
         stale: StaleArg,
+        #[command(flatten)]
+        scope: ScopeFilterArgs,
         #[command(flatten)]
         store: StoreAccess,
         #[command(flatten)]
@@ -283,8 +291,28 @@ pub struct StoreAccess {
     #[command(flatten)]
     pub store: StoreArg,
     /// AWS region of an S3 store's bucket [default: looked up from the bucket itself].
-    #[arg(long)]
+    #[arg(long = "bucket-region", value_name = "REGION")]
     pub region: Option<String>,
+}
+
+/// Which scopes a report covers: runs of these accounts and regions (all by default).
+#[derive(Debug, Args)]
+pub struct ScopeFilterArgs {
+    /// Only these accounts (comma-separated or repeated 12-digit ids).
+    #[arg(long = "account", value_delimiter = ',', value_name = "ID")]
+    pub accounts: Vec<String>,
+    /// Only these regions (comma-separated or repeated).
+    #[arg(long = "region", value_delimiter = ',', value_name = "REGION")]
+    pub regions: Vec<String>,
+}
+
+impl ScopeFilterArgs {
+    pub fn filter(&self) -> patchtrail_query::ScopeFilter {
+        patchtrail_query::ScopeFilter {
+            accounts: self.accounts.iter().map(|a| a.trim().to_string()).collect(),
+            regions: self.regions.iter().map(|r| r.trim().to_string()).collect(),
+        }
+    }
 }
 
 impl StoreArg {

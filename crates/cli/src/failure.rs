@@ -78,6 +78,7 @@ impl From<QueryError> for Failure {
     fn from(e: QueryError) -> Failure {
         let exit_code = match &e {
             QueryError::EmptyStore { .. }
+            | QueryError::NoScope { .. }
             | QueryError::BeforeFirst { .. }
             | QueryError::BadInput { .. } => EXIT_BAD_INPUT,
             QueryError::Store(s) => store_code(s),

@@ -220,7 +220,11 @@ impl ProvideCredentials for RoleCredentials {
 }
 
 /// `base` acting in `region`, with `credentials` if given.
-fn scoped(base: &SdkConfig, credentials: Option<&SharedCredentialsProvider>, region: &str) -> SdkConfig {
+fn scoped(
+    base: &SdkConfig,
+    credentials: Option<&SharedCredentialsProvider>,
+    region: &str,
+) -> SdkConfig {
     let mut builder = base.to_builder().region(Region::new(region.to_string()));
     if let Some(c) = credentials {
         builder = builder.credentials_provider(c.clone());
@@ -252,7 +256,11 @@ async fn organization_accounts(base: &SdkConfig) -> Result<Vec<String>, CollectE
                 .unwrap_or_default();
             match a.id() {
                 Some(id) if state == "ACTIVE" => accounts.push(id.to_string()),
-                Some(id) => tracing::info!(account = id, state, "skipping an account that is not ACTIVE"),
+                Some(id) => tracing::info!(
+                    account = id,
+                    state,
+                    "skipping an account that is not ACTIVE"
+                ),
                 None => {}
             }
         }

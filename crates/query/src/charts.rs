@@ -29,12 +29,14 @@ fn values(lang: Lang, raw: Vec<String>) -> Vec<String> {
     raw.iter().map(|v| lang.value(v)).collect()
 }
 
-/// `summary`: instances by compliance, missing patches by severity, the most missed patches.
+/// `summary`: instances by compliance, missing patches by severity, the most missed patches;
+/// with several accounts, non-compliant instances per account.
 pub fn summary(
     lang: Lang,
     fleet: &Table,
     severity: &Table,
     top: &Table,
+    by_account: &Table,
 ) -> Result<Vec<Chart>, QueryError> {
     let classes = [
         "compliant",
@@ -48,7 +50,7 @@ pub fn summary(
         counts.push(numbers(fleet, c)?.first().copied().unwrap_or(0.0));
     }
     let kb = column(top, "kb_id")?;
-    Ok(vec![
+    let mut charts = vec![
         Chart::Bars {
             title: lang.chart_by_compliance().into(),
             labels: classes.iter().map(|c| lang.value(c)).collect(),
@@ -64,7 +66,15 @@ pub fn summary(
             labels: kb,
             values: numbers(top, "instances")?,
         },
-    ])
+    ];
+    if by_account.rows() > 1 {
+        charts.push(Chart::Bars {
+            title: lang.chart_non_compliant_by_account().into(),
+            labels: column(by_account, "account_id")?,
+            values: numbers(by_account, "non_compliant")?,
+        });
+    }
+    Ok(charts)
 }
 
 /// `diff`: changes by kind.

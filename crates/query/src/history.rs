@@ -22,7 +22,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use patchtrail_model::{
     InstanceRecord, PatchRecord, RunCounts, StoreFormat, instances_schema, patches_schema,
 };
-use patchtrail_store::{Selection, Store, parse_seed_page, rows_to_batch, seed_page_key};
+use patchtrail_store::{
+    ScopeFilter, Selection, Store, parse_seed_page, rows_to_batch, seed_page_key,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use url::Url;
@@ -52,6 +54,8 @@ pub struct LoadedHistory {
     pub store_url: String,
     /// The language reports built from this history speak (English unless set).
     pub lang: crate::Lang,
+    /// The scopes it was restricted to (§5.5).
+    pub scopes: ScopeFilter,
 }
 
 const STORE_URL: &str = "patchtrail://store/";
@@ -254,6 +258,16 @@ impl LoadedHistory {
     /// Reads the committed runs `selection` asks for (and, for seed-written stores, the day
     /// partitions no patchtrail run wrote): only their manifests and objects are fetched.
     pub async fn load(store: &Store, selection: &Selection) -> Result<LoadedHistory, QueryError> {
+        Self::load_scopes(store, selection, &ScopeFilter::default()).await
+    }
+
+    /// [`LoadedHistory::load`], keeping only the scopes (accounts, regions) `scopes` admits.
+    /// Pages the seed workflow wrote name no account or region: a filter leaves them out.
+    pub async fn load_scopes(
+        store: &Store,
+        selection: &Selection,
+        scopes: &ScopeFilter,
+    ) -> Result<LoadedHistory, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         crate::functions::register_all(&ctx);
@@ -261,7 +275,7 @@ impl LoadedHistory {
         let url = Url::parse(STORE_URL).map_err(df)?;
         ctx.register_object_store(&url, objects);
 
-        let history = store.select_history(selection).await?;
+        let history = store.select_history(selection, scopes).await?;
         let mut warnings: Vec<String> = history
             .unreadable
             .iter()
@@ -349,7 +363,11 @@ impl LoadedHistory {
         // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
         // run's tag and are never taken for these.
-        let pages = store.seed_layout_pages().await?;
+        let pages = if scopes.is_empty() {
+            store.seed_layout_pages().await?
+        } else {
+            Default::default()
+        };
         let foreign = if pages.is_empty() {
             Default::default()
         } else {
@@ -439,6 +457,7 @@ impl LoadedHistory {
             first_day,
             store_url: store.url().to_string(),
             lang: crate::Lang::En,
+            scopes: scopes.clone(),
         })
     }
 

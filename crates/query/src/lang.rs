@@ -85,6 +85,7 @@ impl Lang {
             "unmanaged_reason" => "管理対象外の理由",
             "hybrid" => "ハイブリッド",
             "agent_offline" => "エージェント応答なし",
+            "regions" => "リージョン数",
             "last_scan_time" => "最終スキャン日時",
             "scan_age_days" => "スキャン経過日数",
             "installed" => "適用済み",
@@ -300,6 +301,13 @@ impl Lang {
         self.pick("Missing patches by severity", "重要度別の未適用パッチ")
     }
 
+    pub fn chart_non_compliant_by_account(self) -> &'static str {
+        self.pick(
+            "Non-compliant instances by account",
+            "アカウント別の非準拠インスタンス数",
+        )
+    }
+
     pub fn chart_most_missed(self) -> &'static str {
         self.pick(
             "Most missed patches (instances)",
@@ -395,6 +403,27 @@ impl Lang {
             });
         }
         out
+    }
+
+    /// What a report's `--account`/`--region` filter kept, for its subtitle.
+    pub fn scope_note(self, accounts: &[String], regions: &[String]) -> String {
+        let mut parts = Vec::new();
+        if !accounts.is_empty() {
+            parts.push(match self {
+                Lang::En => format!("accounts {}", accounts.join(", ")),
+                Lang::Ja => format!("アカウント {}", accounts.join("、")),
+            });
+        }
+        if !regions.is_empty() {
+            parts.push(match self {
+                Lang::En => format!("regions {}", regions.join(", ")),
+                Lang::Ja => format!("リージョン {}", regions.join("、")),
+            });
+        }
+        match self {
+            Lang::En => format!("only {}", parts.join("; ")),
+            Lang::Ja => format!("対象: {}", parts.join("；")),
+        }
     }
 
     /// The closing summary of a collect over several scopes: one line per (account, region),

@@ -20,7 +20,7 @@ pub use dashboard::dashboard;
 pub use dates::{end_of, parse_tz, start_of};
 pub use history::{LoadedHistory, RunInfo};
 pub use lang::{Lang, ScopeLine};
-pub use patchtrail_store::Selection;
+pub use patchtrail_store::{ScopeFilter, Selection};
 pub use render::{Chart, OutputFormat, Series, cell_text, column_names, render, render_table};
 pub use reports::{DEFAULT_STALE_DAYS, Report, Table};
 
@@ -34,6 +34,10 @@ pub enum QueryError {
         "no committed runs in '{store}': collect one first (patchtrail collect), or try patchtrail demo"
     )]
     EmptyStore { store: String },
+    #[error(
+        "no committed run of {filter} in '{store}': check the ids, or list the scopes it holds with patchtrail sql \"SELECT DISTINCT account_id, region FROM runs\""
+    )]
+    NoScope { store: String, filter: String },
     #[error("no snapshot at or before {date}: the first one is {first}")]
     BeforeFirst { date: String, first: String },
     #[error("{input}: {fix}")]

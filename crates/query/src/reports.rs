@@ -118,6 +118,21 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
     )
 }
 
+/// Fleet totals over the summary's instance rows (§6.1); no instance at all (an empty fleet,
+/// or a filter that matches none) sums to 0.
+const FLEET_TOTALS: &str = "COUNT(*) AS instances,
+   COALESCE(SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END), 0) AS compliant,
+   COALESCE(SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END), 0) AS non_compliant,
+   COALESCE(SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END), 0) AS unknown,
+   COALESCE(SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END), 0) AS unmanaged,
+   COALESCE(SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END), 0) AS error,
+   COALESCE(SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped,
+   COALESCE(SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END), 0) AS hybrid,
+   COALESCE(SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END), 0) AS agent_offline,
+   COALESCE(SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END), 0) AS disagree_with_aws,
+   COALESCE(SUM(installed), 0) AS installed, COALESCE(SUM(pending_reboot), 0) AS pending_reboot, COALESCE(SUM(missing), 0) AS missing, COALESCE(SUM(failed), 0) AS failed,
+   COALESCE(SUM(missing_critical), 0) AS missing_critical, COALESCE(SUM(missing_security), 0) AS missing_security";
+
 /// Reporting = a fresh patch state (§6.2).
 const REPORTING: &str = "compliance IN ('compliant', 'non_compliant')";
 
@@ -170,6 +185,19 @@ impl LoadedHistory {
     }
 
     fn require_runs(&self) -> Result<(), QueryError> {
+        if self.first_day.is_none() && !self.scopes.is_empty() {
+            let mut filter = Vec::new();
+            if !self.scopes.accounts.is_empty() {
+                filter.push(format!("--account {}", self.scopes.accounts.join(",")));
+            }
+            if !self.scopes.regions.is_empty() {
+                filter.push(format!("--region {}", self.scopes.regions.join(",")));
+            }
+            return Err(QueryError::NoScope {
+                store: self.store_url.clone(),
+                filter: filter.join(" "),
+            });
+        }
         if self.first_day.is_none() {
             return Err(QueryError::EmptyStore {
                 store: self.store_url.clone(),
@@ -249,21 +277,16 @@ impl LoadedHistory {
         self.keep("_summary", &instances)?;
         // No instance at all (an empty fleet, or a --platform that matches none) sums to 0.
         let totals = self
+            .query("fleet", &format!("SELECT {FLEET_TOTALS} FROM _summary"))
+            .await?;
+        // The same totals per account (a scope's region count beside them).
+        let by_account = self
             .query(
-                "fleet",
-                "SELECT COUNT(*) AS instances,
-                   COALESCE(SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END), 0) AS compliant,
-                   COALESCE(SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END), 0) AS non_compliant,
-                   COALESCE(SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END), 0) AS unknown,
-                   COALESCE(SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END), 0) AS unmanaged,
-                   COALESCE(SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END), 0) AS error,
-                   COALESCE(SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped,
-                   COALESCE(SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END), 0) AS hybrid,
-                   COALESCE(SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END), 0) AS agent_offline,
-                   COALESCE(SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END), 0) AS disagree_with_aws,
-                   COALESCE(SUM(installed), 0) AS installed, COALESCE(SUM(pending_reboot), 0) AS pending_reboot, COALESCE(SUM(missing), 0) AS missing, COALESCE(SUM(failed), 0) AS failed,
-                   COALESCE(SUM(missing_critical), 0) AS missing_critical, COALESCE(SUM(missing_security), 0) AS missing_security
-                 FROM _summary",
+                "by_account",
+                &format!(
+                    "SELECT account_id, COUNT(DISTINCT region) AS regions, {FLEET_TOTALS}
+                     FROM _summary GROUP BY account_id ORDER BY non_compliant DESC, account_id"
+                ),
             )
             .await?;
         let severity = self
@@ -288,14 +311,14 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::summary(self.lang, &totals, &severity, &top)?;
+        let charts = crate::charts::summary(self.lang, &totals, &severity, &top, &by_account)?;
         Ok(Report {
             title: self.lang.summary_title(label),
             subtitle: self
                 .lang
                 .summary_subtitle(&Self::describe(&chosen), stale_days, platform),
             lang: self.lang,
-            tables: vec![instances, totals, severity, top],
+            tables: vec![instances, totals, severity, top, by_account],
             charts,
         })
     }

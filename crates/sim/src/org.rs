@@ -170,7 +170,10 @@ impl Directory {
         params: &BTreeMap<String, String>,
         request_id: &str,
     ) -> WireResponse {
-        let role_arn = params.get("RoleArn").map(String::as_str).unwrap_or_default();
+        let role_arn = params
+            .get("RoleArn")
+            .map(String::as_str)
+            .unwrap_or_default();
         let session = params
             .get("RoleSessionName")
             .map(String::as_str)
@@ -179,7 +182,9 @@ impl Directory {
             .strip_prefix("arn:aws:iam::")
             .and_then(|rest| rest.split_once(":role/"))
             .filter(|(account, role)| {
-                account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !role.is_empty()
+                account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && !role.is_empty()
             });
         let session_ok = (2..=64).contains(&session.len())
             && session
@@ -213,7 +218,11 @@ impl Directory {
             .and_then(|d| d.parse::<i64>().ok())
             .unwrap_or(3600)
             .clamp(900, 43_200);
-        let role = role_path.rsplit('/').next().unwrap_or(role_path).to_string();
+        let role = role_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(role_path)
+            .to_string();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let key_hash = combine(
             of_str(account),
@@ -285,7 +294,10 @@ impl Directory {
             },
         };
         let end = (start + page).min(self.members.len() as u64);
-        let org = format!("o-{}", alphanumeric(of_str(&self.management), 10).to_lowercase());
+        let org = format!(
+            "o-{}",
+            alphanumeric(of_str(&self.management), 10).to_lowercase()
+        );
         let accounts: Vec<serde_json::Value> = self.members[start as usize..end as usize]
             .iter()
             .map(|m| {
@@ -466,10 +478,12 @@ impl Org {
         let mut all = Vec::new();
         self.each_scope(|s| all.extend(s.stats()));
         for s in all {
-            let e = sum.entry(s.operation.clone()).or_insert_with(|| crate::OperationStats {
-                operation: s.operation.clone(),
-                ..Default::default()
-            });
+            let e = sum
+                .entry(s.operation.clone())
+                .or_insert_with(|| crate::OperationStats {
+                    operation: s.operation.clone(),
+                    ..Default::default()
+                });
             e.requests += s.requests;
             e.throttled += s.throttled;
             e.faults += s.faults;

@@ -8,8 +8,8 @@
 //! service deciding when the action alone does not. Any signature is accepted.
 
 use crate::limits::Verdict;
-use crate::wire::{WireResponse, request_id};
 use crate::org::Caller;
+use crate::wire::{WireResponse, request_id};
 use crate::{Org, Sim, SimConfig, ec2, ssm, sts};
 use axum::Router;
 use axum::body::Bytes;
@@ -156,10 +156,7 @@ impl Sim {
         };
         let caller = self.directory.caller(credential(headers).map(|c| c.0));
         if self.config.deny_actions.contains(&operation) {
-            return (
-                self.access_denied(&caller, &service, &operation, &rid),
-                rid,
-            );
+            return (self.access_denied(&caller, &service, &operation, &rid), rid);
         }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {
@@ -180,11 +177,13 @@ impl Sim {
                 "TooManyRequestsException",
                 "AWS Organizations can't complete your request because another request is already in progress. Try again later.",
             ),
-            (Verdict::Fault { .. }, Service::Ssm(_) | Service::Organizations(_)) => WireResponse::json_error(
-                500,
-                "InternalServerError",
-                "An error occurred on the server side.",
-            ),
+            (Verdict::Fault { .. }, Service::Ssm(_) | Service::Organizations(_)) => {
+                WireResponse::json_error(
+                    500,
+                    "InternalServerError",
+                    "An error occurred on the server side.",
+                )
+            }
             (Verdict::Fault { .. }, Service::Ec2(_)) => ec2::error(
                 503,
                 "Unavailable",

@@ -72,6 +72,25 @@ pub enum Selection {
     Range(Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 }
 
+/// Which scopes a reader keeps: the runs of these accounts and these regions (an empty list
+/// keeps any). Scopes are read from run names, so other scopes' manifests are never fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeFilter {
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+impl ScopeFilter {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.regions.is_empty()
+    }
+
+    pub fn admits(&self, account_id: &str, region: &str) -> bool {
+        (self.accounts.is_empty() || self.accounts.iter().any(|a| a == account_id))
+            && (self.regions.is_empty() || self.regions.iter().any(|r| r == region))
+    }
+}
+
 /// What reading the history found.
 #[derive(Debug, Default)]
 pub struct History {
@@ -259,12 +278,19 @@ impl Store {
 
     /// Every committed run, oldest first.
     pub async fn history(&self) -> Result<History, StoreError> {
-        self.select_history(&Selection::All).await
+        self.select_history(&Selection::All, &ScopeFilter::default())
+            .await
     }
 
-    /// The committed runs `selection` asks for, oldest first, reading only the manifests needed.
-    pub async fn select_history(&self, selection: &Selection) -> Result<History, StoreError> {
-        let (refs, mut unreadable) = self.run_refs().await?;
+    /// The committed runs of the scopes `scopes` admits that `selection` asks for, oldest
+    /// first, reading only the manifests needed.
+    pub async fn select_history(
+        &self,
+        selection: &Selection,
+        scopes: &ScopeFilter,
+    ) -> Result<History, StoreError> {
+        let (mut refs, mut unreadable) = self.run_refs().await?;
+        refs.retain(|r| scopes.admits(&r.account_id, &r.region));
         let mut cache: HashMap<String, Checked> = HashMap::new();
         let mut chosen: BTreeMap<String, StoredManifest> = BTreeMap::new();
         match selection {

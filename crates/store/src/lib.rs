@@ -18,7 +18,7 @@ pub use chain::{
     CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, chain_key, chain_sequence, claim_key, claimed_run_id,
 };
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
-pub use history::{History, RunRef, Selection, StoredManifest, sha256_hex};
+pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
 pub use layout::{
     MANIFEST_PREFIXES, RunLayout, date_partition, name_uuid, run_id, seed_page_tag, seed_run_tag,
 };

@@ -3,8 +3,8 @@
 use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreAccess, VerifyArgs};
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    Lang, LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz,
-    render_table, start_of,
+    Lang, LoadedHistory, OutputFormat, Report, ScopeFilter, Selection, athena_ddl, end_of,
+    parse_tz, render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -49,10 +49,11 @@ pub async fn open_writable_store(access: &StoreAccess) -> Result<Store, Failure>
 async fn load(
     store: &StoreAccess,
     selection: Selection,
+    scopes: &ScopeFilter,
     lang: Lang,
 ) -> Result<LoadedHistory, Failure> {
     let store = open_store(store).await?;
-    let mut history = LoadedHistory::load(&store, &selection).await?;
+    let mut history = LoadedHistory::load_scopes(&store, &selection, scopes).await?;
     history.lang = lang;
     for warning in &history.warnings {
         eprintln!("warning: {warning}");
@@ -111,10 +112,11 @@ pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
 }
 
 pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> {
-    let (report, output) = match kind {
+    let (mut report, output, scopes) = match kind {
         ReportKind::Summary {
             as_of,
             platform,
+            scope,
             time,
             stale,
             store,
@@ -125,17 +127,20 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
                 None => (chrono::Utc::now(), lang.now().to_string()),
             };
-            let history = load(store, Selection::AsOf(vec![instant]), lang).await?;
+            let history =
+                load(store, Selection::AsOf(vec![instant]), &scope.filter(), lang).await?;
             (
                 history
                     .summary(instant, &label, stale.stale_days, platform.as_deref())
                     .await?,
                 output,
+                scope,
             )
         }
         ReportKind::Diff {
             from,
             to,
+            scope,
             stale,
             time,
             store,
@@ -143,20 +148,22 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
         } => {
             let tz = parse_tz(&time.tz)?;
             let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
-            let history = load(store, Selection::AsOf(vec![a, b]), lang).await?;
+            let history = load(store, Selection::AsOf(vec![a, b]), &scope.filter(), lang).await?;
             (
                 history.diff(a, from, b, to, stale.stale_days).await?,
                 output,
+                scope,
             )
         }
         ReportKind::History {
             instance,
             kb,
+            scope,
             stale,
             store,
             output,
         } => {
-            let history = load(store, Selection::All, lang).await?;
+            let history = load(store, Selection::All, &scope.filter(), lang).await?;
             let report = match (instance, kb) {
                 (Some(id), _) => history.instance_history(id, stale.stale_days).await?,
                 (None, Some(kb)) => history.kb_history(kb).await?,
@@ -166,11 +173,12 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                     ));
                 }
             };
-            (report, output)
+            (report, output, scope)
         }
         ReportKind::Trend {
             from,
             to,
+            scope,
             time,
             stale,
             store,
@@ -182,16 +190,28 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 .map(|d| start_of(d, "--from", tz))
                 .transpose()?;
             let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
-            let history = load(store, Selection::Range(from, to), lang).await?;
-            (history.trend(from, to, stale.stale_days).await?, output)
+            let history = load(store, Selection::Range(from, to), &scope.filter(), lang).await?;
+            (
+                history.trend(from, to, stale.stale_days).await?,
+                output,
+                scope,
+            )
         }
     };
+    let filter = scopes.filter();
+    if !filter.is_empty() {
+        report.subtitle = format!(
+            "{} · {}",
+            report.subtitle,
+            lang.scope_note(&filter.accounts, &filter.regions)
+        );
+    }
     emit(&report, output)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
-    let report = load(&args.store, Selection::All, lang)
+    let report = load(&args.store, Selection::All, &ScopeFilter::default(), lang)
         .await?
         .sql(&args.query)
         .await?;

@@ -69,7 +69,9 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
     println!("listening on {}", running.url());
     if args.accounts > 1 || !args.regions.is_empty() {
         let directory = &running.org.directory;
-        let regions = directory.enabled_regions(&running.sim.config.region).join(",");
+        let regions = directory
+            .enabled_regions(&running.sim.config.region)
+            .join(",");
         for m in &directory.members {
             println!("account {} {} {} regions {regions}", m.id, m.state, m.name);
         }
