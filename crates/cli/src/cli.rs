@@ -475,7 +475,8 @@ pub struct SimArgs {
     /// the other ids derive from --seed. Collect them with --organization --role-name R.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub accounts: u64,
-    /// Regions enabled for every account, each with a fleet of its own
+    /// Regions of every account with a fleet of their own, the ones DescribeRegions lists (other
+    /// regions that need no opt-in hold no instances; opt-in ones are not enabled)
     /// [default: one region, answering requests signed for any region].
     #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
     pub regions: Vec<String>,

@@ -67,7 +67,7 @@ pub struct SimConfig {
     /// Accounts of the organization, the management account (`account_id`) included; the
     /// others' ids derive from the seed, and one more, suspended, account is listed.
     pub accounts: u64,
-    /// Regions enabled for every account, each with its own fleet; empty: one region
+    /// Regions of every account with a fleet of their own (what `DescribeRegions` lists); empty: one region
     /// (`region`), answering requests signed for any region.
     pub regions: Vec<String>,
     /// Accounts into which `sts:AssumeRole` is refused (`AccessDenied`).

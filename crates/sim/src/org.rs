@@ -414,14 +414,20 @@ impl Org {
         }
     }
 
-    /// The simulator of `(account, region)`; `None` when the region is not enabled. The home
-    /// scope keeps the configured seed (its answers are those of a one-scope simulator); every
-    /// other scope's fleet derives from the seed, its account and its region.
+    /// The simulator of `(account, region)`; `None` when the region is an opt-in region the
+    /// accounts have not enabled. The home scope keeps the configured seed (its answers are those
+    /// of a one-scope simulator); every other scope's fleet derives from the seed, its account
+    /// and its region. A region outside the configured ones that needs no opt-in is enabled, as
+    /// in every AWS account, and holds no instances.
     pub fn scope(&self, account: &str, region: Option<&str>) -> Option<Arc<Sim>> {
+        let mut empty = false;
         let region = match region {
             Some(r) if !self.directory.regions.is_empty() => {
                 if !self.directory.regions.iter().any(|e| e == r) {
-                    return None;
+                    if OPT_IN_REGIONS.contains(&r) {
+                        return None;
+                    }
+                    empty = true;
                 }
                 r
             }
@@ -438,6 +444,8 @@ impl Org {
                     seed: combine(self.config.seed, &[of_str(account), of_str(region)]),
                     account_id: account.to_string(),
                     region: region.to_string(),
+                    instances: if empty { 0 } else { self.config.instances },
+                    hybrid: if empty { 0 } else { self.config.hybrid },
                     ..self.config.clone()
                 };
                 let sim = Sim::in_directory(config, self.directory.clone());

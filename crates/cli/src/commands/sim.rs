@@ -73,7 +73,7 @@ pub async fn run(args: &SimArgs) -> Result<ExitCode, Failure> {
             .enabled_regions(&running.sim.config.region)
             .join(",");
         for m in &directory.members {
-            println!("account {} {} {} regions {regions}", m.id, m.state, m.name);
+            eprintln!("account {} {} {} regions {regions}", m.id, m.state, m.name);
         }
     }
     let _ = std::io::stdout().flush();
