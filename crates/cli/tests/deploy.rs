@@ -16,6 +16,8 @@ use std::process::Command;
 fn cfn_lint_passes_without_errors_or_warnings() {
     let out = Command::new(venv_bin("cfn-lint"))
         .arg(repo_root().join("deploy/patchtrail.yaml"))
+        .arg(repo_root().join("deploy/patchtrail-organization.yaml"))
+        .arg(repo_root().join("deploy/patchtrail-member-role.yaml"))
         .output()
         .expect("run cfn-lint");
     assert!(

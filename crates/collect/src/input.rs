@@ -1,7 +1,10 @@
 //! The EventBridge Scheduler input: the seed's `{"s3_bucket": "...", "s3_path": "..."}` plus
-//! optional patchtrail options. Shared by `collect --input-json` and the Lambda handler.
+//! optional patchtrail options, and the scopes of an organization (the same names as the
+//! command line's `--accounts`, `--organization`, `--regions`, `--role-name`; `account_id` and
+//! `region` name one scope, as the Step Functions fan-out passes them). Shared by
+//! `collect --input-json` and the Lambda handler.
 
-use crate::{CollectError, TagSelector, parse_classifications};
+use crate::{Accounts, CollectError, Regions, ScopePlan, TagSelector, parse_classifications};
 use patchtrail_model::StoreFormat;
 use patchtrail_store::seed_input_url;
 use serde::Deserialize;
@@ -26,6 +29,27 @@ pub struct SchedulerInput {
     /// seed was scheduled with writes exactly where and what the seed wrote.
     #[serde(default)]
     pub format: Option<String>,
+    /// `plan`: list the scopes instead of collecting them (the state machine's first step).
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub organization: bool,
+    /// Region codes, or `["all"]`: the regions enabled for each account.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub role_name: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub role_session_name: Option<String>,
+    /// One scope: this account (with `region`).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// A scheduler input, validated.
@@ -35,6 +59,9 @@ pub struct ResolvedInput {
     pub tag: TagSelector,
     pub classifications: Vec<String>,
     pub format: StoreFormat,
+    pub scopes: ScopePlan,
+    /// Only list the scopes.
+    pub plan_only: bool,
 }
 
 const EXAMPLE: &str = r#"'{"s3_bucket":"my-bucket/","s3_path":"patch-history"}'"#;
@@ -56,6 +83,16 @@ impl SchedulerInput {
                 fix: e,
             })?,
         };
+        let plan_only = match self.action.as_deref() {
+            None | Some("collect") => false,
+            Some("plan") => true,
+            Some(other) => {
+                return Err(CollectError::BadInput {
+                    input: format!("action '{other}' in the input"),
+                    fix: "give \"plan\" (list the scopes) or \"collect\" (the default)".into(),
+                });
+            }
+        };
         Ok(ResolvedInput {
             store_url,
             tag: TagSelector::parse(self.tag_key.as_deref(), &self.tags)?,
@@ -64,7 +101,49 @@ impl SchedulerInput {
                 self.all_classifications,
             )?,
             format,
+            scopes: self.scope_plan()?,
+            plan_only,
         })
+    }
+
+    /// The scopes the input names; the caller's own account and region when it names none.
+    /// `account_id` and `region` name one scope and win over `accounts`/`organization` and
+    /// `regions`: the state machine passes its whole request along with each scope.
+    fn scope_plan(&self) -> Result<ScopePlan, CollectError> {
+        let accounts = match (
+            &self.account_id,
+            self.organization,
+            self.accounts.is_empty(),
+        ) {
+            (Some(id), _, _) => Accounts::List(vec![id.clone()]),
+            (None, true, true) => Accounts::Organization,
+            (None, false, false) => Accounts::List(self.accounts.clone()),
+            (None, false, true) => Accounts::Own,
+            (None, true, false) => {
+                return Err(CollectError::BadInput {
+                    input: "accounts and organization in the input".into(),
+                    fix: "give one of them".into(),
+                });
+            }
+        };
+        let regions = match (&self.region, self.regions.as_slice()) {
+            (Some(r), _) => Regions::List(vec![r.clone()]),
+            (None, []) => Regions::Configured,
+            (None, [all]) if all.eq_ignore_ascii_case("all") => Regions::Enabled,
+            (None, list) => Regions::List(list.to_vec()),
+        };
+        let mut plan = ScopePlan {
+            accounts,
+            regions,
+            role_name: self.role_name.clone(),
+            external_id: self.external_id.clone(),
+            ..ScopePlan::default()
+        };
+        if let Some(name) = &self.role_session_name {
+            plan.session_name = name.clone();
+        }
+        plan.check()?;
+        Ok(plan)
     }
 }
 

@@ -1,15 +1,20 @@
-//! The Lambda handler: an EventBridge Scheduler event in, one committed run out.
+//! The Lambda handler: an EventBridge Scheduler event in, one committed run per scope out.
 //!
 //! The event is the seed's `{"s3_bucket": "...", "s3_path": "..."}` plus optional patchtrail
-//! options (`tag_key`, `tags`, `classifications`, `all_classifications`, `format`). The handler is
+//! options (`tag_key`, `tags`, `classifications`, `all_classifications`, `format`) and scopes
+//! (`accounts`/`organization`/`account_id`, `regions`/`region`, `role_name`, `external_id`).
+//! With `"action": "plan"` it lists the scopes instead: the organization state machine's first
+//! step, which then invokes it once per scope (deploy/patchtrail-organization.yaml). The handler is
 //! a plain async function over [`Deps`] (SDK configuration and S3 access built once in `main`), so
 //! tests call it directly with recorded events. Errors say whether a retry can help: the error
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
 use patchtrail_collect::{
-    AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, StopSignal, collect_snapshot,
+    AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, ScopeOutcome, ScopePlan,
+    StopSignal, collect_scopes, collect_snapshot, resolve_scopes,
 };
+use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -121,10 +126,11 @@ pub async fn handle(
         classifications: resolved.classifications,
         ..CollectOptions::default()
     };
+    if resolved.plan_only {
+        return plan(deps, &options, &resolved.scopes).await;
+    }
     let store = Store::open(&resolved.store_url, &deps.s3)?;
     store.check_writable().await?;
-    let progress = Arc::new(Progress::default());
-    let fleet = AwsFleet::new(&deps.aws, &options, progress.clone())?;
     let stop = StopSignal::default();
     let timer = deadline.map(|d| {
         let stop = stop.clone();
@@ -138,20 +144,54 @@ pub async fn handle(
             stop.stop();
         })
     });
-    let result = collect_snapshot(
-        &fleet,
-        &store,
-        &options,
-        resolved.format,
-        None,
-        &progress,
-        &stop,
-    )
-    .await;
+    let result = if resolved.scopes.is_multi() {
+        collect_many(
+            deps,
+            &store,
+            &options,
+            resolved.format,
+            &resolved.scopes,
+            &stop,
+        )
+        .await
+    } else {
+        collect_one(deps, &store, &options, resolved.format, &stop).await
+    };
     if let Some(t) = timer {
         t.abort();
     }
-    let report = result?;
+    result
+}
+
+/// The scopes of the input, for the state machine to fan out: `{"scopes": [{account_id,
+/// region}], "failed": [{account_id, region, error}]}`. Accounts whose role cannot be assumed
+/// are listed as failed, not fanned out.
+async fn plan(
+    deps: &Deps,
+    options: &CollectOptions,
+    scopes: &ScopePlan,
+) -> Result<Value, HandlerError> {
+    let own = AwsFleet::new(&deps.aws, options, Arc::new(Progress::default()))?
+        .account_id()
+        .await?;
+    let (scopes, failures) = resolve_scopes(&deps.aws, scopes, &own).await?;
+    Ok(json!({
+        "scopes": scopes.iter().map(|s| json!({"account_id": s.account_id, "region": s.region})).collect::<Vec<_>>(),
+        "failed": failures.iter().map(|f| json!({"account_id": f.account_id, "region": f.region, "error": f.error.to_string()})).collect::<Vec<_>>(),
+    }))
+}
+
+/// The caller's own account and region, as the seed collected.
+async fn collect_one(
+    deps: &Deps,
+    store: &Store,
+    options: &CollectOptions,
+    format: StoreFormat,
+    stop: &StopSignal,
+) -> Result<Value, HandlerError> {
+    let progress = Arc::new(Progress::default());
+    let fleet = AwsFleet::new(&deps.aws, options, progress.clone())?;
+    let report = collect_snapshot(&fleet, store, options, format, None, &progress, stop).await?;
     let m = &report.committed.manifest;
     let summary = json!({
         "status": if report.errors.is_empty() { "ok" } else { "partial" },
@@ -165,4 +205,70 @@ pub async fn handle(
     });
     tracing::info!(run_id = %m.run_id, instances = m.counts.instances, patches = m.counts.patches, errors = report.errors.len(), "run committed");
     Ok(summary)
+}
+
+/// Every scope of the input (one, when the state machine invokes per scope), each committed as
+/// its own run; fails only when no scope committed.
+async fn collect_many(
+    deps: &Deps,
+    store: &Store,
+    options: &CollectOptions,
+    format: StoreFormat,
+    plan: &ScopePlan,
+    stop: &StopSignal,
+) -> Result<Value, HandlerError> {
+    let own = AwsFleet::new(&deps.aws, options, Arc::new(Progress::default()))?
+        .account_id()
+        .await?;
+    let (scopes, failures) = resolve_scopes(&deps.aws, plan, &own).await?;
+    let progress = Arc::new(Progress::default());
+    let mut outcomes = collect_scopes(
+        scopes,
+        store,
+        options,
+        format,
+        plan.max_scopes,
+        &progress,
+        stop,
+    )
+    .await;
+    outcomes.extend(failures.into_iter().map(|f| ScopeOutcome {
+        account_id: f.account_id,
+        region: f.region,
+        result: Err(f.error),
+    }));
+    let partial = outcomes
+        .iter()
+        .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+    let lines: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(r) => json!({
+                "account_id": o.account_id,
+                "region": o.region,
+                "run_id": r.committed.manifest.run_id,
+                "manifest": r.committed.manifest_key,
+                "counts": r.committed.manifest.counts,
+                "errors": r.errors.len(),
+            }),
+            Err(e) => {
+                json!({"account_id": o.account_id, "region": o.region, "error": e.to_string()})
+            }
+        })
+        .collect();
+    if outcomes.iter().all(|o| o.result.is_err()) {
+        return Err(match outcomes.into_iter().find_map(|o| o.result.err()) {
+            Some(e) => e.into(),
+            None => HandlerError::fatal(
+                "BadInput",
+                "the input names no (account, region) to collect",
+            ),
+        });
+    }
+    tracing::info!(scopes = lines.len(), partial, "scopes committed");
+    Ok(json!({
+        "status": if partial { "partial" } else { "ok" },
+        "store": store.url(),
+        "scopes": lines,
+    }))
 }

@@ -85,13 +85,24 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
             ));
         }
         let input = SchedulerInput::parse(json)?.resolve()?;
+        if input.plan_only {
+            return Err(Failure::bad_input(
+                "--input-json with \"action\": \"plan\": listing scopes is the Lambda's step; use collect --dry-run",
+            ));
+        }
         options.tag = input.tag;
         options.classifications = input.classifications;
+        // Scopes on the command line win over the input's.
+        let scopes = scope_plan(&args.scopes)?;
         return Ok(Plan {
             store_url: input.store_url,
             format: explicit_format.unwrap_or(input.format),
             options,
-            scopes: scope_plan(&args.scopes)?,
+            scopes: if scopes.is_multi() {
+                scopes
+            } else {
+                input.scopes
+            },
         });
     }
     options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;

@@ -1,0 +1,169 @@
+//! The organization state machine of deploy/patchtrail-organization.yaml, unchanged, executed by
+//! moto's Step Functions interpreter with this crate's real Lambda binary behind its tasks
+//! (tests/py/run_organization_sfn.py: a loopback Lambda Invoke and Runtime API), against the
+//! simulated organization (several accounts and regions, one role refused) and moto S3.
+
+use patchtrail_query::{LoadedHistory, Selection};
+use patchtrail_sim::{Directory, SimConfig};
+use patchtrail_store::{AwsAccess, Store};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// The venv's python (scripts/test creates it; PATCHTRAIL_PYTHON overrides).
+fn python() -> PathBuf {
+    std::env::var("PATCHTRAIL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".venv/bin/python"))
+}
+
+/// Runs one execution with `input`; the history it wrote is copied into `download`.
+fn execute(sim_url: &str, input: &Value, download: &Path) -> Value {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/py/run_organization_sfn.py"))
+        .arg(repo_root().join("deploy/patchtrail-organization.yaml"))
+        .arg(env!("CARGO_BIN_EXE_patchtrail-lambda"))
+        .arg(sim_url)
+        .arg(input.to_string())
+        .arg("--download")
+        .arg(download)
+        .output()
+        .expect("run the state machine harness (installed by scripts/test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "harness failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
+}
+
+fn scope_of(v: &Value) -> (String, String) {
+    (
+        v["account_id"].as_str().unwrap_or_default().to_string(),
+        v["region"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organization_state_machine_commits_every_scope_once_with_the_real_lambda() {
+    let regions = ["us-east-1", "ap-northeast-1"];
+    let mut config = SimConfig {
+        instances: 25,
+        seed: 21,
+        accounts: 3,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..SimConfig::default()
+    };
+    let members = Directory::new(&config).members;
+    let active: Vec<String> = members
+        .iter()
+        .filter(|m| m.state == "ACTIVE")
+        .map(|m| m.id.clone())
+        .collect();
+    let denied = active[2].clone();
+    config.deny_assume = vec![denied.clone()];
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let input = serde_json::json!({
+        "s3_bucket": "org-history/", "s3_path": "patchtrail", "format": "parquet",
+        "organization": true, "regions": ["all"], "role_name": "PatchtrailRead",
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sim.url();
+    let run = tokio::task::spawn_blocking({
+        let (input, store) = (input.clone(), dir.path().join("store"));
+        move || execute(&url, &input, &store)
+    })
+    .await
+    .expect("harness thread");
+
+    // The refused account fails the execution as a whole, after every other scope committed.
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert_eq!(run["error"], "patchtrail.ScopesFailed", "{run}");
+    assert_eq!(run["map_runs"], 1, "a Distributed Map: {run}");
+    let outcome = &run["outcome"];
+    assert_eq!(outcome["status"], "committed", "{outcome}");
+    let unreachable: Vec<String> = outcome["unreachable"]
+        .as_array()
+        .expect("unreachable")
+        .iter()
+        .map(|u| scope_of(u).0)
+        .collect();
+    assert_eq!(unreachable, vec![denied.clone()]);
+    let committed: Vec<&Value> = outcome["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .collect();
+    let scopes: BTreeSet<(String, String)> = committed.iter().map(|s| scope_of(s)).collect();
+    let expected: BTreeSet<(String, String)> = active
+        .iter()
+        .filter(|a| **a != denied)
+        .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.to_string())))
+        .collect();
+    assert_eq!(scopes, expected, "{outcome}");
+    assert_eq!(
+        committed.len(),
+        expected.len(),
+        "each scope once: {outcome}"
+    );
+    // One invocation lists the scopes, one per scope collects it.
+    assert_eq!(
+        run["lambda_invocations"],
+        1 + expected.len() as u64,
+        "{run}"
+    );
+
+    // The history holds exactly those runs, committed (the manifest chain verifies), and a
+    // report as of now covers every scope, per account.
+    let store = Store::open(
+        dir.path().join("store").to_str().expect("utf-8"),
+        &AwsAccess::default(),
+    )
+    .expect("store");
+    let verify = store.verify().await.expect("verify");
+    assert!(verify.findings.is_empty(), "{:?}", verify.findings);
+    assert_eq!(verify.runs, expected.len());
+    let history = LoadedHistory::load(&store, &Selection::AsOf(vec![chrono::Utc::now()]))
+        .await
+        .expect("history");
+    let in_force: BTreeSet<(String, String)> = history
+        .runs
+        .iter()
+        .map(|r| (r.account_id.clone(), r.region.clone()))
+        .collect();
+    assert_eq!(in_force, expected);
+    let summary = history
+        .summary(chrono::Utc::now(), "now", 14, None)
+        .await
+        .expect("summary");
+    let by_account = summary
+        .tables
+        .iter()
+        .find(|t| t.name == "by_account")
+        .expect("by_account");
+    assert_eq!(by_account.rows(), 2, "two reachable accounts");
+    let instances: u64 = committed
+        .iter()
+        .map(|s| s["counts"]["instances"].as_u64().unwrap_or(0))
+        .sum();
+    let fleet = summary
+        .tables
+        .iter()
+        .find(|t| t.name == "fleet")
+        .expect("fleet");
+    let total = patchtrail_query::cell_text(fleet).expect("cells")[0][0].clone();
+    assert_eq!(total, instances.to_string());
+    sim.stop().await.expect("stop");
+}
