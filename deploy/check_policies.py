@@ -8,6 +8,10 @@
    separate AWS::IAM::Policy attached to it, no wildcard actions, Allow statements only.
 3. deploy/iam/patchtrail-cli-policy.json must allow exactly the Lambda policy's actions minus
    the logs:* ones (the CLI writes no CloudWatch logs).
+4. Organizations: the member role of deploy/patchtrail-member-role.yaml must allow exactly the
+   Lambda policy's EC2/SSM/STS read actions plus ec2:DescribeRegions (what a scope's collection
+   calls in a member account), and the collector of deploy/patchtrail-organization.yaml exactly
+   those plus organizations:ListAccounts and sts:AssumeRole (only on the member role's name).
 
 On success prints {"actions": [...]} (the Lambda policy's allowed actions, sorted); with
 --actions prints only the sorted list. On drift prints what differs to stderr and exits 1;
@@ -35,6 +39,9 @@ PLACEHOLDERS = {
     "Prefix": "PREFIX",
     "Bucket": "BUCKET",
     "Function": "FUNCTION",
+    "MemberRoleName": "MEMBER_ROLE",
+    "HistoryBucketName": "BUCKET",
+    "AWS::StackName": "STACK",
 }
 
 
@@ -236,6 +243,32 @@ def policy_drift(rendered, expected, template_name, json_name):
     return problems
 
 
+def organization_problems(single_account_actions):
+    """Rule 4: the member role and the organization collector against the single-account policy."""
+    problems = []
+    read = {a for a in single_account_actions if not a.startswith("s3:")}
+    member_doc = load_template(HERE / "patchtrail-member-role.yaml")
+    member = member_doc["Resources"]["ReadRole"]["Properties"]
+    if member.get("ManagedPolicyArns"):
+        problems.append("the member role must have no managed policies")
+    member_actions = set(allowed_actions(statements(render(member["Policies"][0]["PolicyDocument"]), "member role")))
+    if member_actions != read | {"ec2:DescribeRegions"}:
+        problems.append(f"the member role allows {sorted(member_actions)}; a scope needs {sorted(read | {'ec2:DescribeRegions'})}")
+    trust = member["AssumeRolePolicyDocument"]["Statement"]
+    if [st.get("Principal") for st in trust] != [{"AWS": {"Ref": "CollectorRoleArn"}}]:
+        problems.append("the member role must trust the collector's role alone")
+    org_doc = load_template(HERE / "patchtrail-organization.yaml")
+    collector = org_doc["Resources"]["CollectorRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    stmts = statements(render(collector), "organization collector")
+    org_actions = {a for a in allowed_actions(stmts) if not a.startswith(("s3:", "logs:"))}
+    if org_actions != read | {"ec2:DescribeRegions", "organizations:ListAccounts", "sts:AssumeRole"}:
+        problems.append(f"the organization collector allows {sorted(org_actions)}")
+    for st in stmts:
+        if "sts:AssumeRole" in _as_list(st.get("Action")) and any(r == "*" for r in _as_list(st.get("Resource"))):
+            problems.append("the organization collector may assume any role; limit sts:AssumeRole to the member role")
+    return problems
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--actions", action="store_true", help="print only the sorted list of the Lambda policy's actions")
@@ -265,6 +298,7 @@ def main(argv=None):
                 problems.append(f"{args.cli_policy.name} lacks {sorted(non_logs - cli_actions)} that the Lambda policy allows")
             if cli_actions - non_logs:
                 problems.append(f"{args.cli_policy.name} allows {sorted(cli_actions - non_logs)} that the Lambda policy does not")
+        problems += organization_problems(non_logs)
     except Unexpected as e:
         print(f"check_policies: {e}", file=sys.stderr)
         return 2
