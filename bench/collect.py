@@ -10,6 +10,10 @@
    scaled to the fleet, for the speed ratio.
 3. Memory: peak RSS of collections of 2,000, 20,000 and 100,000 instances (no rate limit), data
    streamed to Parquet; the simulator's request rate on the largest.
+4. Organization (issue 11): 20 accounts x 3 regions x 500 instances, each scope throttled at its own
+   SSM rate; `collect --organization --regions all` with every scope at once. Scopes run in parallel,
+   so the whole should take about as long as the largest scope's bound (its busiest SSM API's served
+   calls / the rate, from the simulator's per-scope counters); peak RSS of the collector.
 """
 import argparse
 import concurrent.futures
@@ -139,9 +143,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=20, help="least time each rate run takes at its rate")
     ap.add_argument("--seed-sample", type=int, default=200)
     ap.add_argument("--rss-instances", default="2000,20000,100000")
-    ap.add_argument("--only", choices=["rate", "seed", "memory"], action="append")
+    ap.add_argument("--org", default="20,3,500", help="accounts,regions,instances of the organization bench")
+    ap.add_argument("--org-tps", type=float, default=10, help="SSM rate of each scope, TPS")
+    ap.add_argument("--only", choices=["rate", "seed", "memory", "org"], action="append")
     args = ap.parse_args()
-    only = set(args.only or ["rate", "seed", "memory"])
+    only = set(args.only or ["rate", "seed", "memory", "org"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         def rate_row(label, tps, latency, extra=(), halve=False):
@@ -190,6 +196,32 @@ def main():
                     sim.wait()
                 rows.append((f"collect {n} instances, no rate limit", f"{secs:.1f} s",
                              f"collector peak RSS {rss:.0f} MiB; simulator {served / secs:,.0f} requests/s, peak RSS {sim_rss:.0f} MiB"))
+
+        if "org" in only:
+            accounts, regions, instances = (int(x) for x in args.org.split(","))
+            names = ["ap-northeast-1", "us-east-1", "eu-west-1", "us-west-2", "eu-central-1"][:regions]
+            sim, url = start_sim(args.binary, "--instances", str(instances), "--seed", "9",
+                                 "--accounts", str(accounts), "--regions", ",".join(names),
+                                 "--ssm-tps", f"{args.org_tps:g}", "--latency-ms", "50")
+            try:
+                secs, rss, _ = timed_collect(args.binary, url, os.path.join(tmp, "org"), "--organization",
+                                             "--role-name", "PatchtrailRead", "--regions", "all",
+                                             "--max-scopes", str(accounts * regions))
+                scopes = json.load(urllib.request.urlopen(url + "/_sim/scopes"))
+                bounds = []
+                for scope in scopes:
+                    served = [s["requests"] - s["throttled"] - s["faults"] for s in scope["stats"]
+                              if s["operation"].startswith("ssm:")]
+                    if served:
+                        bounds.append(max(served) / args.org_tps)
+            finally:
+                sim.terminate()
+                sim.wait()
+            largest = max(bounds)
+            rows.append((f"organization: {accounts} accounts x {regions} regions x {instances} instances, "
+                         f"{args.org_tps:g} TPS per scope, 50 ms", f"{secs:.1f} s",
+                         f"{len(bounds)} scopes; largest scope's bound {largest:.1f} s, ratio {secs / largest:.2f}; "
+                         f"all scopes one after another {sum(bounds):.0f} s; collector peak RSS {rss:.0f} MiB"))
 
     print_table(rows)
 

@@ -480,6 +480,19 @@ impl Org {
         self.each_scope(|s| s.set_rates(rates));
     }
 
+    /// Requests, throttles and faults per operation of every scope that was asked something.
+    pub fn scope_stats(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        self.each_scope(|s| {
+            out.push(serde_json::json!({
+                "account_id": s.config.account_id,
+                "region": s.config.region,
+                "stats": s.stats(),
+            }))
+        });
+        out
+    }
+
     /// Requests, throttles and faults per operation, summed over the scopes.
     pub fn stats(&self) -> Vec<crate::OperationStats> {
         let mut sum: BTreeMap<String, crate::OperationStats> = BTreeMap::new();

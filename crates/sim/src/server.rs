@@ -331,8 +331,15 @@ async fn stats(State(sim): State<Arc<Org>>) -> Response {
     ([("content-type", "application/json")], body).into_response()
 }
 
+/// Per scope (account, region): its requests, throttles and faults per operation.
+async fn scope_stats(State(sim): State<Arc<Org>>) -> Response {
+    let body = serde_json::to_string(&sim.scope_stats()).unwrap_or_else(|_| "[]".into());
+    ([("content-type", "application/json")], body).into_response()
+}
+
 pub fn router(sim: Arc<Org>) -> Router {
     Router::new()
+        .route("/_sim/scopes", get(scope_stats))
         .route("/_sim/date", get(get_date).put(set_date).post(set_date))
         .route(
             "/_sim/limits",
