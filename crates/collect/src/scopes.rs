@@ -121,13 +121,13 @@ impl ScopePlan {
         if let Accounts::List(ids) = &self.accounts {
             ids.iter().try_for_each(|id| check_account_id(id))?;
         }
-        if let Regions::List(regions) = &self.regions {
-            if let Some(r) = regions.iter().find(|r| r.trim().is_empty()) {
-                return Err(bad(
-                    format!("--regions '{r}'"),
-                    "list region codes separated by commas, e.g. --regions ap-northeast-1,us-east-1, or --regions all",
-                ));
-            }
+        if let Regions::List(regions) = &self.regions
+            && let Some(r) = regions.iter().find(|r| r.trim().is_empty())
+        {
+            return Err(bad(
+                format!("--regions '{r}'"),
+                "list region codes separated by commas, e.g. --regions ap-northeast-1,us-east-1, or --regions all",
+            ));
         }
         if let Some(role) = &self.role_name
             && (role.is_empty() || role.starts_with("arn:") || role.len() > 64)

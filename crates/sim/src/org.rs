@@ -340,10 +340,10 @@ impl Directory {
                 (*r, status)
             })
             .collect();
-        if params.get("AllRegions").is_some_and(|v| v == "true") {
-            if let Some(r) = OPT_IN_REGIONS.iter().find(|r| !enabled.contains(r)) {
-                regions.push((r, "not-opted-in"));
-            }
+        if params.get("AllRegions").is_some_and(|v| v == "true")
+            && let Some(r) = OPT_IN_REGIONS.iter().find(|r| !enabled.contains(r))
+        {
+            regions.push((r, "not-opted-in"));
         }
         let named: Vec<&String> = params
             .iter()
