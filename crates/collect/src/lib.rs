@@ -20,7 +20,7 @@ pub use pacing::{Progress, RateController, StopSignal};
 pub use regions::check_region;
 pub use scopes::{
     Accounts, Regions, Scope, ScopeFailure, ScopeOutcome, ScopePlan, check_account_id,
-    collect_scopes, parse_accounts_file, resolve_scopes,
+    collect_plan, parse_accounts_file, resolve_scopes,
 };
 pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
 

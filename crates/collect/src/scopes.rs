@@ -298,12 +298,14 @@ async fn enabled_regions(config: &SdkConfig) -> Result<Vec<String>, CollectError
 pub async fn resolve_scopes(
     base: &SdkConfig,
     plan: &ScopePlan,
-    own_account: &str,
 ) -> Result<(Vec<Scope>, Vec<ScopeFailure>), CollectError> {
     let base_region = base
         .region()
         .map(|r| r.to_string())
         .ok_or(CollectError::NoRegion)?;
+    let own_account = &AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
+        .account_id()
+        .await?;
     let mut accounts = match &plan.accounts {
         Accounts::Own => vec![own_account.to_string()],
         Accounts::List(ids) => ids.clone(),
@@ -312,7 +314,7 @@ pub async fn resolve_scopes(
     let mut seen = std::collections::HashSet::new();
     accounts.retain(|a| seen.insert(a.clone()));
     if plan.role_name.is_none()
-        && let Some(other) = accounts.iter().find(|a| *a != own_account)
+        && let Some(other) = accounts.iter().find(|a| a != &own_account)
     {
         return Err(bad(
             format!("account {other}"),
@@ -327,7 +329,7 @@ pub async fn resolve_scopes(
             let sts = sts.clone();
             let base_region = base_region.clone();
             async move {
-                let credentials = if account == own_account {
+                let credentials = if &account == own_account {
                     None
                 } else {
                     let role = RoleCredentials {
@@ -393,20 +395,53 @@ pub async fn resolve_scopes(
     Ok((scopes, failures))
 }
 
-/// Collects every scope, at most `max_scopes` at once, each with its own fleet (clients and
-/// pace: API limits are per account and region) and committed as its own run. Outcomes come
-/// in the order of `scopes`.
-pub async fn collect_scopes(
-    scopes: Vec<Scope>,
+impl From<ScopeFailure> for ScopeOutcome {
+    fn from(f: ScopeFailure) -> ScopeOutcome {
+        ScopeOutcome {
+            account_id: f.account_id,
+            region: f.region,
+            result: Err(f.error),
+        }
+    }
+}
+
+impl ScopeOutcome {
+    /// One scope's line of a machine-readable summary: its run, or its error.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.result {
+            Ok(r) => serde_json::json!({
+                "account_id": self.account_id,
+                "region": self.region,
+                "run_id": r.committed.manifest.run_id,
+                "manifest": r.committed.manifest_key,
+                "counts": r.committed.manifest.counts,
+                "errors": r.errors.len(),
+            }),
+            Err(e) => serde_json::json!({
+                "account_id": self.account_id,
+                "region": self.region,
+                "error": e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Collects every scope of `plan`, at most `plan.max_scopes` at once, each with its own fleet
+/// (clients and pace: API limits are per account and region) and committed as its own run.
+/// Outcomes, the unreachable accounts' included, in (account, region) order; an error only when
+/// the scopes themselves cannot be listed.
+pub async fn collect_plan(
+    base: &SdkConfig,
+    plan: &ScopePlan,
     store: &Store,
     options: &CollectOptions,
     format: StoreFormat,
-    max_scopes: usize,
     progress: &Arc<Progress>,
     stop: &StopSignal,
-) -> Vec<ScopeOutcome> {
+) -> Result<Vec<ScopeOutcome>, CollectError> {
+    let (scopes, failures) = resolve_scopes(base, plan).await?;
     Progress::add(&progress.scopes_total, scopes.len() as u64);
-    stream::iter(scopes)
+    let mut outcomes: Vec<ScopeOutcome> = stream::iter(scopes)
         .map(|scope| async move {
             let result = match AwsFleet::new(&scope.config, options, progress.clone()) {
                 Ok(fleet) => {
@@ -421,7 +456,10 @@ pub async fn collect_scopes(
                 result,
             }
         })
-        .buffered(max_scopes.max(1))
+        .buffer_unordered(plan.max_scopes.max(1))
         .collect()
-        .await
+        .await;
+    outcomes.extend(failures.into_iter().map(ScopeOutcome::from));
+    outcomes.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+    Ok(outcomes)
 }

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use patchtrail_collect::{
     AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, ScopeOutcome, ScopePlan,
-    StopSignal, collect_scopes, collect_snapshot, resolve_scopes,
+    StopSignal, collect_plan, collect_snapshot, resolve_scopes,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store, StoreError};
@@ -127,7 +127,7 @@ pub async fn handle(
         ..CollectOptions::default()
     };
     if resolved.plan_only {
-        return plan(deps, &options, &resolved.scopes).await;
+        return plan(deps, &resolved.scopes).await;
     }
     let store = Store::open(&resolved.store_url, &deps.s3)?;
     store.check_writable().await?;
@@ -166,18 +166,11 @@ pub async fn handle(
 /// The scopes of the input, for the state machine to fan out: `{"scopes": [{account_id,
 /// region}], "failed": [{account_id, region, error}]}`. Accounts whose role cannot be assumed
 /// are listed as failed, not fanned out.
-async fn plan(
-    deps: &Deps,
-    options: &CollectOptions,
-    scopes: &ScopePlan,
-) -> Result<Value, HandlerError> {
-    let own = AwsFleet::new(&deps.aws, options, Arc::new(Progress::default()))?
-        .account_id()
-        .await?;
-    let (scopes, failures) = resolve_scopes(&deps.aws, scopes, &own).await?;
+async fn plan(deps: &Deps, scopes: &ScopePlan) -> Result<Value, HandlerError> {
+    let (scopes, failures) = resolve_scopes(&deps.aws, scopes).await?;
     Ok(json!({
         "scopes": scopes.iter().map(|s| json!({"account_id": s.account_id, "region": s.region})).collect::<Vec<_>>(),
-        "failed": failures.iter().map(|f| json!({"account_id": f.account_id, "region": f.region, "error": f.error.to_string()})).collect::<Vec<_>>(),
+        "failed": failures.into_iter().map(|f| ScopeOutcome::from(f).to_json()).collect::<Vec<_>>(),
     }))
 }
 
@@ -217,45 +210,12 @@ async fn collect_many(
     plan: &ScopePlan,
     stop: &StopSignal,
 ) -> Result<Value, HandlerError> {
-    let own = AwsFleet::new(&deps.aws, options, Arc::new(Progress::default()))?
-        .account_id()
-        .await?;
-    let (scopes, failures) = resolve_scopes(&deps.aws, plan, &own).await?;
     let progress = Arc::new(Progress::default());
-    let mut outcomes = collect_scopes(
-        scopes,
-        store,
-        options,
-        format,
-        plan.max_scopes,
-        &progress,
-        stop,
-    )
-    .await;
-    outcomes.extend(failures.into_iter().map(|f| ScopeOutcome {
-        account_id: f.account_id,
-        region: f.region,
-        result: Err(f.error),
-    }));
+    let outcomes = collect_plan(&deps.aws, plan, store, options, format, &progress, stop).await?;
     let partial = outcomes
         .iter()
         .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
-    let lines: Vec<Value> = outcomes
-        .iter()
-        .map(|o| match &o.result {
-            Ok(r) => json!({
-                "account_id": o.account_id,
-                "region": o.region,
-                "run_id": r.committed.manifest.run_id,
-                "manifest": r.committed.manifest_key,
-                "counts": r.committed.manifest.counts,
-                "errors": r.errors.len(),
-            }),
-            Err(e) => {
-                json!({"account_id": o.account_id, "region": o.region, "error": e.to_string()})
-            }
-        })
-        .collect();
+    let lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
     if outcomes.iter().all(|o| o.result.is_err()) {
         return Err(match outcomes.into_iter().find_map(|o| o.result.err()) {
             Some(e) => e.into(),

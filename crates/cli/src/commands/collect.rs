@@ -6,7 +6,7 @@ use crate::progress::ProgressView;
 use crate::signals::stop_on_signal;
 use patchtrail_collect::{
     Accounts, AwsFleet, CollectOptions, Progress, Regions, SchedulerInput, ScopeOutcome, ScopePlan,
-    SnapshotReport, StopSignal, TagSelector, check_region, collect_scopes, collect_snapshot,
+    SnapshotReport, StopSignal, TagSelector, check_region, collect_plan, collect_snapshot,
     discover_targets, parse_accounts_file, parse_classifications, resolve_scopes,
 };
 use patchtrail_model::StoreFormat;
@@ -227,25 +227,6 @@ impl Prepared {
 }
 
 impl Prepared {
-    /// The scopes of the plan, each with its configuration, and the accounts that failed.
-    async fn scopes(
-        &self,
-    ) -> Result<
-        (
-            Vec<patchtrail_collect::Scope>,
-            Vec<patchtrail_collect::ScopeFailure>,
-        ),
-        Failure,
-    > {
-        let caller = AwsFleet::new(
-            &self.config,
-            &self.plan.options,
-            Arc::new(Progress::default()),
-        )?;
-        let own = caller.account_id().await?;
-        Ok(resolve_scopes(&self.config, &self.plan.scopes, &own).await?)
-    }
-
     /// Every scope of the plan, each committed as its own run; exit 3 when a scope or an
     /// instance failed (the committed scopes stay committed).
     async fn collect_scopes(
@@ -255,27 +236,21 @@ impl Prepared {
         stop: &StopSignal,
     ) -> Result<ExitCode, Failure> {
         let started = Instant::now();
-        let (scopes, failures) = self.scopes().await?;
         let progress = Arc::new(Progress::default());
         let view =
             ProgressView::start(progress.clone(), ui.log_format == LogFormat::Text, ui.quiet);
-        let mut outcomes = collect_scopes(
-            scopes,
+        let outcomes = collect_plan(
+            &self.config,
+            &self.plan.scopes,
             store,
             &self.plan.options,
             self.plan.format,
-            self.plan.scopes.max_scopes,
             &progress,
             stop,
         )
         .await;
         drop(view);
-        outcomes.extend(failures.into_iter().map(|f| ScopeOutcome {
-            account_id: f.account_id,
-            region: f.region,
-            result: Err(f.error),
-        }));
-        outcomes.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
+        let outcomes = outcomes?;
         let failed = outcomes
             .iter()
             .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
@@ -300,24 +275,7 @@ impl Prepared {
 /// One line per scope (text), or one JSON object with a `scopes` array.
 fn print_scopes(outcomes: &[ScopeOutcome], store: &Store, elapsed: Duration, ui: Ui) {
     if ui.log_format == LogFormat::Json {
-        let scopes: Vec<serde_json::Value> = outcomes
-            .iter()
-            .map(|o| match &o.result {
-                Ok(r) => serde_json::json!({
-                    "account_id": o.account_id,
-                    "region": o.region,
-                    "run_id": r.committed.manifest.run_id,
-                    "manifest": r.committed.manifest_key,
-                    "counts": r.committed.manifest.counts,
-                    "errors": r.errors.len(),
-                }),
-                Err(e) => serde_json::json!({
-                    "account_id": o.account_id,
-                    "region": o.region,
-                    "error": e.to_string(),
-                }),
-            })
-            .collect();
+        let scopes: Vec<serde_json::Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
         println!(
             "{}",
             serde_json::json!({
@@ -351,7 +309,7 @@ fn print_scopes(outcomes: &[ScopeOutcome], store: &Store, elapsed: Duration, ui:
 
 /// `--dry-run` over several scopes: how many instances each would collect.
 async fn dry_run_scopes(prepared: &Prepared) -> Result<ExitCode, Failure> {
-    let (scopes, failures) = prepared.scopes().await?;
+    let (scopes, failures) = resolve_scopes(&prepared.config, &prepared.plan.scopes).await?;
     println!("{:<12}  {:<15} INSTANCES", "ACCOUNT", "REGION");
     let mut failed = !failures.is_empty();
     for scope in &scopes {
