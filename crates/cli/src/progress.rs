@@ -14,8 +14,13 @@ pub struct ProgressView {
 }
 
 fn line(p: &Progress) -> String {
+    // Several scopes (accounts, regions): how many are done, then the instance counters of all.
+    let scopes = match Progress::get(&p.scopes_total) {
+        0 => String::new(),
+        total => format!("{}/{total} scopes, ", Progress::get(&p.scopes_done)),
+    };
     format!(
-        "{} pages, {} patches, {} unmanaged, {} errors, {} req/s, {} throttled, {} retries",
+        "{scopes}{} pages, {} patches, {} unmanaged, {} errors, {} req/s, {} throttled, {} retries",
         Progress::get(&p.pages),
         Progress::get(&p.patches),
         Progress::get(&p.unmanaged),
