@@ -268,6 +268,7 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         book.as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>()),
         Some(vec![
+            "by_account".to_string(),
             "fleet".to_string(),
             "instances".to_string(),
             "missing_by_severity".to_string(),
@@ -496,6 +497,7 @@ fn japanese_for_people_and_stable_english_for_machines() {
     assert_eq!(
         sheets,
         [
+            "アカウント別",
             "インスタンス",
             "フリート合計",
             "重要度別の未適用",

@@ -183,6 +183,7 @@ impl Lang {
         let ja = match name {
             "instances" => "インスタンス",
             "fleet" => "フリート合計",
+            "by_account" => "アカウント別",
             "missing_by_severity" => "重要度別の未適用",
             "top_missing" => "未適用の多いパッチ",
             "changes" => "変化",

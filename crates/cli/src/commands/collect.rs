@@ -351,47 +351,57 @@ async fn dry_run_scopes(prepared: &Prepared) -> Result<ExitCode, Failure> {
 }
 
 pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
-    let prepared = prepare(args).await?;
-    if args.dry_run && prepared.plan.scopes.is_multi() {
-        return dry_run_scopes(&prepared).await;
-    }
     if args.dry_run {
-        let fleet = AwsFleet::new(
-            &prepared.config,
-            &prepared.plan.options,
-            Arc::new(Progress::default()),
-        )?;
-        let targets = discover_targets(&fleet, &prepared.plan.options).await?;
-        println!("{:<21} {:<10} {:<26} NAME", "INSTANCE", "STATE", "PLATFORM");
-        for t in &targets {
-            println!(
-                "{:<21} {:<10} {:<26} {}",
-                t.instance_id,
-                // A hybrid node has no EC2 state; its platform is its agent's OS.
-                t.state
-                    .as_deref()
-                    .unwrap_or(if t.instance_id.starts_with("mi-") {
-                        "hybrid"
-                    } else {
-                        "-"
-                    }),
-                t.platform_details.as_deref().unwrap_or("-"),
-                t.tags.get("Name").map(String::as_str).unwrap_or("-")
-            );
-        }
-        println!(
-            "{} instances carry tag {} (dry run: nothing collected or written)",
-            targets.len(),
-            prepared.plan.options.tag.key
-        );
-        return Ok(ExitCode::SUCCESS);
+        return dry_run(&prepare(args).await?).await;
     }
-    let store = prepared.open_store().await?;
+    // Listening from the start: a stop while the configuration loads ends the run before it
+    // begins (exit 130), instead of the default action killing the process.
     let stop = StopSignal::default();
     let listener = stop_on_signal(stop.clone());
-    let result = prepared.collect_once(&store, ui, &stop).await;
+    let result = async {
+        let prepared = prepare(args).await?;
+        let store = prepared.open_store().await?;
+        prepared.collect_once(&store, ui, &stop).await
+    }
+    .await;
     listener.abort();
     result
+}
+
+/// `--dry-run`: what would be collected; nothing is written.
+async fn dry_run(prepared: &Prepared) -> Result<ExitCode, Failure> {
+    if prepared.plan.scopes.is_multi() {
+        return dry_run_scopes(prepared).await;
+    }
+    let fleet = AwsFleet::new(
+        &prepared.config,
+        &prepared.plan.options,
+        Arc::new(Progress::default()),
+    )?;
+    let targets = discover_targets(&fleet, &prepared.plan.options).await?;
+    println!("{:<21} {:<10} {:<26} NAME", "INSTANCE", "STATE", "PLATFORM");
+    for t in &targets {
+        println!(
+            "{:<21} {:<10} {:<26} {}",
+            t.instance_id,
+            // A hybrid node has no EC2 state; its platform is its agent's OS.
+            t.state
+                .as_deref()
+                .unwrap_or(if t.instance_id.starts_with("mi-") {
+                    "hybrid"
+                } else {
+                    "-"
+                }),
+            t.platform_details.as_deref().unwrap_or("-"),
+            t.tags.get("Name").map(String::as_str).unwrap_or("-")
+        );
+    }
+    println!(
+        "{} instances carry tag {} (dry run: nothing collected or written)",
+        targets.len(),
+        prepared.plan.options.tag.key
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The closing summary: a few aligned lines for people, one JSON object for machines.
