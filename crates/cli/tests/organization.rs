@@ -246,4 +246,16 @@ fn accounts_other_than_the_callers_need_a_role_and_bad_ids_are_refused_before_an
         "{summary}"
     );
     assert_eq!(manifests(&store).len(), 1);
+    // A region named twice is one scope, committed once.
+    ok(patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            s,
+            "--regions",
+            "ap-northeast-1,ap-northeast-1",
+        ],
+    ));
+    assert_eq!(manifests(&store).len(), 2);
 }

@@ -354,7 +354,7 @@ pub async fn resolve_scopes(
                     }
                     Some(SharedCredentialsProvider::new(role))
                 };
-                let regions = match &plan.regions {
+                let mut regions = match &plan.regions {
                     Regions::Configured => vec![base_region.clone()],
                     Regions::List(list) => list.clone(),
                     Regions::Enabled => {
@@ -372,6 +372,9 @@ pub async fn resolve_scopes(
                         }
                     }
                 };
+                // A region named twice is one scope.
+                let mut seen = std::collections::HashSet::new();
+                regions.retain(|r| seen.insert(r.clone()));
                 Ok(regions
                     .into_iter()
                     .map(|region| Scope {
