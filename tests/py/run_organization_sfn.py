@@ -30,7 +30,10 @@ from urllib.parse import unquote
 
 import boto3
 import jsonata
-import yaml
+
+# The CloudFormation reader of deploy/check_policies.py (short-form tags to long form).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+from check_policies import load_template  # noqa: E402
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:patchtrail-collector"
@@ -44,21 +47,9 @@ def free_port():
 
 # ------------------------------------------------------------------ the template's definition
 
-class CfnLoader(yaml.SafeLoader):
-    pass
-
-
-for tag in ("Ref", "Sub", "GetAtt", "If", "Join", "Split", "Not", "Equals", "Condition", "Select"):
-    CfnLoader.add_constructor(f"!{tag}", lambda loader, node, tag=tag: {
-        f"Fn::{tag}" if tag != "Ref" else "Ref":
-            loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
-            else loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
-            else loader.construct_mapping(node, deep=True)})
-
-
 def definition(template, substitutions):
     """The state machine's Definition with its DefinitionSubstitutions put in, as CloudFormation does."""
-    doc = yaml.load(Path(template).read_text(), Loader=CfnLoader)
+    doc = load_template(template)
     machine = next(r for r in doc["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     text = json.dumps(machine["Properties"]["Definition"])
     names = machine["Properties"]["DefinitionSubstitutions"].keys()

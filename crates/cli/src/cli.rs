@@ -397,14 +397,14 @@ pub struct ScopeArgs {
     #[arg(long, value_name = "ID", requires = "role_name")]
     pub external_id: Option<String>,
     /// Session name of the assumed roles, shown in the members' CloudTrail.
-    #[arg(long, value_name = "NAME", default_value = "patchtrail")]
+    #[arg(long, value_name = "NAME", default_value = patchtrail_collect::DEFAULT_SESSION_NAME)]
     pub role_session_name: String,
     /// Collect these regions (comma-separated), or `all`: the regions enabled for each account
     /// [default: --region].
     #[arg(long, value_delimiter = ',', value_name = "REGION,...|all")]
     pub regions: Vec<String>,
     /// Scopes (account, region) collected at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = patchtrail_collect::DEFAULT_MAX_SCOPES as u32, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_scopes: u32,
 }
 
@@ -417,9 +417,9 @@ impl Default for ScopeArgs {
             organization: false,
             role_name: None,
             external_id: None,
-            role_session_name: "patchtrail".into(),
+            role_session_name: patchtrail_collect::DEFAULT_SESSION_NAME.into(),
             regions: Vec::new(),
-            max_scopes: 8,
+            max_scopes: patchtrail_collect::DEFAULT_MAX_SCOPES as u32,
         }
     }
 }

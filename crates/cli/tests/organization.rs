@@ -136,20 +136,12 @@ fn an_organization_is_collected_one_run_per_scope_and_a_refused_role_fails_alone
     assert_eq!(stored, want);
 
     // Reports cover every scope, per account, and filter by account and region.
-    let by_account = ok(patchtrail(
-        &sim.url,
-        &[
-            "report",
-            "summary",
-            "--store",
-            s,
-            "--format",
-            "json",
-            "--table",
-            "by_account",
-        ],
-    ));
-    let by_account: Vec<Value> = serde_json::from_str(&by_account).expect("json");
+    let summary_json = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["report", "summary", "--store", s, "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(patchtrail(&sim.url, &args))).expect("json")
+    };
+    let by_account = summary_json(&["--table", "by_account"]);
     let instances_of = |account: &str| -> u64 {
         want.iter()
             .filter(|((a, _), _)| a == account)
@@ -167,22 +159,7 @@ fn an_organization_is_collected_one_run_per_scope_and_a_refused_role_fails_alone
         );
     }
     let (account, region) = reachable.iter().next().expect("a scope").clone();
-    let filtered = ok(patchtrail(
-        &sim.url,
-        &[
-            "report",
-            "summary",
-            "--store",
-            s,
-            "--format",
-            "json",
-            "--account",
-            &account,
-            "--region",
-            &region,
-        ],
-    ));
-    let filtered: Vec<Value> = serde_json::from_str(&filtered).expect("json");
+    let filtered = summary_json(&["--account", &account, "--region", &region]);
     let ids: BTreeSet<String> = filtered
         .iter()
         .filter(|r| r["account_id"] == account.as_str() && r["region"] == region.as_str())

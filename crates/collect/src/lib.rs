@@ -19,8 +19,8 @@ pub use options::{CollectOptions, DEFAULT_CONCURRENCY, TagSelector, parse_classi
 pub use pacing::{Progress, RateController, StopSignal};
 pub use regions::check_region;
 pub use scopes::{
-    Accounts, Regions, Scope, ScopeFailure, ScopeOutcome, ScopePlan, check_account_id,
-    collect_plan, parse_accounts_file, resolve_scopes,
+    Accounts, DEFAULT_MAX_SCOPES, DEFAULT_SESSION_NAME, Regions, Scope, ScopeFailure, ScopeOutcome,
+    ScopePlan, check_account_id, collect_plan, parse_accounts_file, resolve_scopes,
 };
 pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
 

@@ -58,6 +58,11 @@ pub struct ScopePlan {
     pub max_scopes: usize,
 }
 
+/// Scopes collected at once unless told otherwise (`--max-scopes`).
+pub const DEFAULT_MAX_SCOPES: usize = 8;
+/// The assumed roles' session name unless told otherwise (`--role-session-name`).
+pub const DEFAULT_SESSION_NAME: &str = "patchtrail";
+
 impl Default for ScopePlan {
     fn default() -> Self {
         ScopePlan {
@@ -65,8 +70,8 @@ impl Default for ScopePlan {
             regions: Regions::Configured,
             role_name: None,
             external_id: None,
-            session_name: "patchtrail".into(),
-            max_scopes: 8,
+            session_name: DEFAULT_SESSION_NAME.into(),
+            max_scopes: DEFAULT_MAX_SCOPES,
         }
     }
 }
@@ -106,7 +111,7 @@ pub fn parse_accounts_file(name: &str, text: &str) -> Result<Vec<String>, Collec
             "the file names no account; write one 12-digit account id per line",
         ));
     }
-    ids.iter().try_for_each(|id| check_account_id(id))?;
+    // Each id is checked with the plan's (ScopePlan::check).
     Ok(ids)
 }
 
@@ -168,13 +173,15 @@ pub struct ScopeOutcome {
 }
 
 /// Credentials of a role, asked of STS again whenever the SDK's cache finds them expiring (a
-/// large scope can outlast one session).
-#[derive(Debug, Clone)]
+/// large scope can outlast one session). The first ones, asked to prove the role can be
+/// assumed, are handed out first rather than asked for twice.
+#[derive(Debug)]
 struct RoleCredentials {
     sts: aws_sdk_sts::Client,
     role_arn: String,
     session_name: String,
     external_id: Option<String>,
+    primed: std::sync::Mutex<Option<Credentials>>,
 }
 
 impl RoleCredentials {
@@ -209,6 +216,10 @@ impl ProvideCredentials for RoleCredentials {
         Self: 'a,
     {
         credentials_future::ProvideCredentials::new(async move {
+            let primed = self.primed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(first) = primed {
+                return Ok(first);
+            }
             self.assume().await.map_err(|e| {
                 aws_credential_types::provider::error::CredentialsError::provider_error(format!(
                     "sts:AssumeRole {}: {e}",
@@ -340,17 +351,23 @@ pub async fn resolve_scopes(
                         ),
                         session_name: plan.session_name.clone(),
                         external_id: plan.external_id.clone(),
+                        primed: Default::default(),
                     };
                     // Asked now, so that a refused role fails its account before anything runs.
-                    if let Err(error) = role.assume().await {
-                        return Err(ScopeFailure {
-                            account_id: account,
-                            region: None,
-                            error: CollectError::Aws {
-                                operation: "sts:AssumeRole",
-                                error,
-                            },
-                        });
+                    match role.assume().await {
+                        Ok(first) => {
+                            *role.primed.lock().unwrap_or_else(|e| e.into_inner()) = Some(first)
+                        }
+                        Err(error) => {
+                            return Err(ScopeFailure {
+                                account_id: account,
+                                region: None,
+                                error: CollectError::Aws {
+                                    operation: "sts:AssumeRole",
+                                    error,
+                                },
+                            });
+                        }
                     }
                     Some(SharedCredentialsProvider::new(role))
                 };
@@ -409,6 +426,11 @@ impl From<ScopeFailure> for ScopeOutcome {
 }
 
 impl ScopeOutcome {
+    /// The scope was not committed, or was with instances that failed.
+    pub fn failed(&self) -> bool {
+        self.result.as_ref().map_or(true, |r| !r.errors.is_empty())
+    }
+
     /// One scope's line of a machine-readable summary: its run, or its error.
     pub fn to_json(&self) -> serde_json::Value {
         match &self.result {

@@ -212,9 +212,7 @@ async fn collect_many(
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let outcomes = collect_plan(&deps.aws, plan, store, options, format, &progress, stop).await?;
-    let partial = outcomes
-        .iter()
-        .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+    let partial = outcomes.iter().any(ScopeOutcome::failed);
     let lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
     if outcomes.iter().all(|o| o.result.is_err()) {
         return Err(match outcomes.into_iter().find_map(|o| o.result.err()) {

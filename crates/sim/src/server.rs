@@ -110,9 +110,10 @@ impl Sim {
         }
     }
 
-    /// Answers one AWS request (after load shaping and latency).
+    /// Answers one AWS request of `caller` (after load shaping and latency).
     pub async fn answer(
         &self,
+        caller: &Caller,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
@@ -154,9 +155,8 @@ impl Sim {
             Service::Sts(a) => format!("sts:{a}"),
             Service::Organizations(op) => format!("organizations:{op}"),
         };
-        let caller = self.directory.caller(credential(headers).map(|c| c.0));
         if self.config.deny_actions.contains(&operation) {
-            return (self.access_denied(&caller, &service, &operation, &rid), rid);
+            return (self.access_denied(caller, &service, &operation, &rid), rid);
         }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {
@@ -211,11 +211,11 @@ impl Sim {
                 &rid,
             ),
             (Verdict::Serve, Service::Sts(action)) if action == "AssumeRole" => {
-                self.directory.assume_role(&caller, &params, &rid)
+                self.directory.assume_role(caller, &params, &rid)
             }
-            (Verdict::Serve, Service::Sts(action)) => sts::handle(&caller, action, &rid),
+            (Verdict::Serve, Service::Sts(action)) => sts::handle(caller, action, &rid),
             (Verdict::Serve, Service::Organizations(op)) if op == "ListAccounts" => {
-                self.directory.list_accounts(self, &caller, body)
+                self.directory.list_accounts(self, caller, body)
             }
             (Verdict::Serve, Service::Organizations(op)) => WireResponse::json_error(
                 400,
@@ -262,7 +262,7 @@ async fn aws(
     let global = signed.is_some_and(|c| matches!(c.2, "sts" | "organizations"));
     let region = signed.map(|c| c.1).filter(|_| !global);
     let (wire, rid) = match org.scope(caller.account(), region) {
-        Some(sim) => sim.answer(&method, &uri, &headers, &body).await,
+        Some(sim) => sim.answer(&caller, &method, &uri, &headers, &body).await,
         None => (region_not_enabled(&headers), String::new()),
     };
     let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

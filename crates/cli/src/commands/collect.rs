@@ -251,9 +251,7 @@ impl Prepared {
         .await;
         drop(view);
         let outcomes = outcomes?;
-        let failed = outcomes
-            .iter()
-            .any(|o| o.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+        let failed = outcomes.iter().any(ScopeOutcome::failed);
         print_scopes(&outcomes, store, started.elapsed(), ui);
         if outcomes.iter().all(|o| o.result.is_err()) {
             // Nothing committed: the command failed as a whole, with the first scope's reason.
