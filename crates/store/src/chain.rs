@@ -134,18 +134,8 @@ impl Store {
         &self,
         candidates: impl IntoIterator<Item = String>,
     ) -> Result<String, StoreError> {
-        let host = std::env::var("HOSTNAME").unwrap_or_default();
         for run_id in candidates {
-            let claim = Claim {
-                run_id: run_id.clone(),
-                claimed_at: Utc::now(),
-                host: host.clone(),
-                pid: std::process::id(),
-            };
-            let bytes = serde_json::to_vec(&claim).map_err(|e| StoreError::Encode {
-                what: "claim".into(),
-                reason: e.to_string(),
-            })?;
+            let bytes = self.claim_bytes(&run_id)?;
             if self.put_if_absent(&claim_key(&run_id), bytes).await? {
                 return Ok(run_id);
             }
@@ -157,6 +147,20 @@ impl Store {
         Err(StoreError::Contended {
             url: self.url().to_string(),
             what: "a free run id".into(),
+        })
+    }
+
+    /// What a claim of `name` records: who made it, and when.
+    pub(crate) fn claim_bytes(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let claim = Claim {
+            run_id: name.to_string(),
+            claimed_at: Utc::now(),
+            host: std::env::var("HOSTNAME").unwrap_or_default(),
+            pid: std::process::id(),
+        };
+        serde_json::to_vec(&claim).map_err(|e| StoreError::Encode {
+            what: "claim".into(),
+            reason: e.to_string(),
         })
     }
 

@@ -107,7 +107,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A manifest read and checked against the chain: `Ok(None)` when no chain entry commits it.
-type Checked = Result<Option<StoredManifest>, String>;
+pub(crate) type Checked = Result<Option<StoredManifest>, String>;
 
 impl Store {
     /// Keys (relative to the root) of every object under `prefix`.
@@ -225,7 +225,7 @@ impl Store {
     }
 
     /// Reads one manifest and whether the chain commits it.
-    async fn checked_manifest(&self, key: &str) -> Result<Checked, StoreError> {
+    pub(crate) async fn checked_manifest(&self, key: &str) -> Result<Checked, StoreError> {
         let bytes = match self.get(key).await {
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => return Ok(Ok(None)),

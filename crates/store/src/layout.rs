@@ -36,6 +36,10 @@ pub struct RunLayout {
     pub run_id: String,
     pub format: StoreFormat,
     partition: String,
+    /// Which process writes (0: the one that began the run; n: the n-th continuation of a
+    /// suspended run, see `checkpoint`): continuations name their objects after it, so that no
+    /// two processes ever write the same object.
+    attempt: u32,
 }
 
 impl RunLayout {
@@ -44,6 +48,26 @@ impl RunLayout {
             run_id: run_id.to_string(),
             format,
             partition: date_partition(snapshot_time.date_naive()),
+            attempt: 0,
+        }
+    }
+
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The same run, written by continuation `attempt`.
+    pub fn with_attempt(mut self, attempt: u32) -> RunLayout {
+        self.attempt = attempt;
+        self
+    }
+
+    /// What this attempt's table objects are named after: the run id, then `-rNNN` for a
+    /// continuation (still `<run_id>-…`, so `verify` knows whose they are).
+    fn stem(&self) -> String {
+        match self.attempt {
+            0 => self.run_id.clone(),
+            n => format!("{}-r{n:03}", self.run_id),
         }
     }
 
@@ -63,18 +87,18 @@ impl RunLayout {
         format!(
             "{}{}-{part:04}.{}",
             self.patches_dir(),
-            self.run_id,
+            self.stem(),
             self.table_ext()
         )
     }
 
-    /// The instances table; in the seed layout it hides under `_patchtrail/` so that the seed's
-    /// own readers see only their keys.
+    /// The instances table (one object per attempt); in the seed layout it hides under
+    /// `_patchtrail/` so that the seed's own readers see only their keys.
     pub fn instances(&self) -> String {
         let table = format!(
             "instances/{}/{}.{}",
             self.partition,
-            self.run_id,
+            self.stem(),
             self.table_ext()
         );
         match self.format {
@@ -95,7 +119,11 @@ impl RunLayout {
     /// (name-based, version 5 layout) from run, instance and page, and its first 8 hex digits
     /// the run's tag (see [`seed_run_tag`]), so that pages can be traced to their run.
     pub fn seed_page(&self, instance_id: &str, page: usize) -> String {
-        let uuid = name_uuid(&format!("{}/{instance_id}/{page}", self.run_id));
+        let name = match self.attempt {
+            0 => format!("{}/{instance_id}/{page}", self.run_id),
+            n => format!("{}/r{n}/{instance_id}/{page}", self.run_id),
+        };
+        let uuid = name_uuid(&name);
         format!(
             "{}/instanceid={instance_id}/{}{}",
             self.partition,
@@ -165,6 +193,16 @@ mod tests {
             l.manifest(),
             "runs/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.json"
         );
+        let continued = l.clone().with_attempt(2);
+        assert_eq!(
+            continued.patches_part(0),
+            "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002-0000.parquet"
+        );
+        assert_eq!(
+            continued.instances(),
+            "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002.parquet"
+        );
+        assert_eq!(continued.manifest(), l.manifest(), "one manifest per run");
     }
 
     #[test]
@@ -180,6 +218,16 @@ mod tests {
         assert_eq!(&uuid[14..15], "5");
         assert_eq!(key, l.seed_page("i-0123456789abcdef0", 2), "deterministic");
         assert_ne!(key, l.seed_page("i-0123456789abcdef0", 3));
+        let continued = l
+            .clone()
+            .with_attempt(1)
+            .seed_page("i-0123456789abcdef0", 2);
+        assert_ne!(key, continued, "a continuation writes its own pages");
+        assert_eq!(
+            seed_page_tag(&continued),
+            seed_page_tag(&key),
+            "of the same run"
+        );
         assert_eq!(seed_page_tag(&key), Some(seed_run_tag("r").as_str()));
         assert_ne!(seed_run_tag("r"), seed_run_tag("s"));
         assert!(l.manifest().starts_with("_patchtrail/runs/"));

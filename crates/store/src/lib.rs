@@ -6,6 +6,7 @@
 
 mod bucket;
 mod chain;
+mod checkpoint;
 mod encode;
 mod history;
 mod layout;
@@ -17,6 +18,7 @@ pub use bucket::BucketProtection;
 pub use chain::{
     CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, chain_key, chain_sequence, claim_key, claimed_run_id,
 };
+pub use checkpoint::{CHECKPOINTS_PREFIX, Checkpoint, Continued, checkpoint_key, suspended_at};
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
 pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
 pub use layout::{
@@ -24,7 +26,7 @@ pub use layout::{
 };
 pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
 pub use verify::{Finding, Unlisted, VerifyReport, seed_page_key};
-pub use writer::{CommittedRun, RunStart, RunWriter};
+pub use writer::{CommittedRun, InstanceError, RunStart, RunWriter};
 
 /// What can go wrong with a store, each saying what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,14 @@ pub enum StoreError {
         "could not get {what} in '{url}': other writers kept taking it; try again (if it persists, check that only patchtrail writes under this store)"
     )]
     Contended { url: String, what: String },
+    #[error(
+        "run '{run_id}' has no checkpoint in '{url}': only a suspended run can be continued (check the run id, or collect without --resume to start a new run)"
+    )]
+    NoCheckpoint { url: String, run_id: String },
+    #[error(
+        "run '{run_id}' was continued from its checkpoint {sequence} by another process first; this one's objects stay out of it (continue the run again: it picks up from its latest checkpoint)"
+    )]
+    Superseded { run_id: String, sequence: u32 },
     #[error("could not encode {what}: {reason}")]
     Encode { what: String, reason: String },
 }
@@ -129,6 +139,7 @@ impl StoreError {
             self,
             StoreError::Object { .. }
                 | StoreError::Contended { .. }
+                | StoreError::Superseded { .. }
                 | StoreError::Unreachable { .. }
         )
     }

@@ -3,6 +3,7 @@
 //! the seed's own workflow, or foreign files.
 
 use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, chain_sequence};
+use crate::checkpoint::suspended_at;
 use crate::history::sha256_hex;
 use crate::layout::{MANIFEST_PREFIXES, seed_page_tag, seed_run_tag};
 use crate::{Store, StoreError};
@@ -296,11 +297,18 @@ impl Store {
 
         // Everything else.
         let unlisted = self.unlisted(&present_meta, &listed).await?;
+        let names: Vec<&str> = present_meta.iter().map(|(k, _, _)| k.as_str()).collect();
         for (run_id, keys) in &unlisted.abandoned {
-            report.notes.push(format!(
-                "run {run_id} was claimed but never committed: {} object(s) of it are not history",
-                keys.len()
-            ));
+            report.notes.push(match suspended_at(&names, run_id) {
+                Some(checkpoint) => format!(
+                    "run {run_id} is suspended at its checkpoint {checkpoint}: {} object(s) so far, history once it is continued (patchtrail collect --resume {run_id})",
+                    keys.len()
+                ),
+                None => format!(
+                    "run {run_id} was claimed but never committed: {} object(s) of it are not history",
+                    keys.len()
+                ),
+            });
         }
         for (day, pages) in &unlisted.seed_days {
             report.notes.push(format!("{day}: {} page(s) written by the seed workflow (no manifest; read as one snapshot)", pages.len()));

@@ -4,7 +4,8 @@
 //! however large the fleet. Until [`RunWriter::commit`] appends the manifest to the commit chain
 //! the run is not part of history. Every run claims a fresh run id, so an interrupted run's
 //! objects are never overwritten by another's: they stay, named after their claimed run, until
-//! removed, and readers ignore them.
+//! removed, and readers ignore them. A run may also stop half-way and be continued by another
+//! process (`checkpoint`): it then commits once, when complete.
 
 use crate::encode::{
     INSTANCE_ROW_GROUP_ROWS, JsonlPart, PATCH_ROW_GROUP_ROWS, ParquetPart, seed_page,
@@ -18,6 +19,7 @@ use patchtrail_model::{
     PreviousManifest, RunConfig, RunCounts, RunManifest, StoreFormat, instances_schema,
     patches_schema,
 };
+use serde::{Deserialize, Serialize};
 
 /// Patch rows per Parquet part. A part is built in memory before it is uploaded (one PUT, so
 /// that it is whole or absent), so this bounds the collector's memory: ~5 MB a part.
@@ -28,7 +30,7 @@ const JSONL_PART_BYTES: usize = 8 << 20;
 const CLAIM_ATTEMPTS: u32 = 64;
 
 /// What a run is, known before the first row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunStart {
     pub snapshot_time: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
@@ -50,14 +52,28 @@ enum InstanceSink {
 }
 
 pub struct RunWriter {
-    store: Store,
-    layout: RunLayout,
-    start: RunStart,
-    objects: Vec<ManifestObject>,
-    counts: RunCounts,
+    pub(crate) store: Store,
+    pub(crate) layout: RunLayout,
+    pub(crate) start: RunStart,
+    pub(crate) objects: Vec<ManifestObject>,
+    pub(crate) counts: RunCounts,
     patches: PatchSink,
     instances: InstanceSink,
     part: u32,
+    /// The checkpoint this writer continues from (0: it began the run).
+    pub(crate) continues: u32,
+    /// Instances added so far, in every attempt: what a continuation skips.
+    pub(crate) done: Vec<String>,
+    /// Instances whose collection failed, in every attempt.
+    pub(crate) errors: Vec<InstanceError>,
+}
+
+/// An instance whose collection failed after retries, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceError {
+    pub instance_id: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// A committed run.
@@ -85,6 +101,17 @@ impl Store {
             .map(|seq| run_id(date, &start.account_id, &start.region, seq));
         let id = self.claim(candidates).await?;
         let layout = RunLayout::new(&id, start.snapshot_time, start.format);
+        RunWriter::new(self.clone(), layout, start)
+    }
+}
+
+impl RunWriter {
+    /// A writer with nothing written yet.
+    pub(crate) fn new(
+        store: Store,
+        layout: RunLayout,
+        start: RunStart,
+    ) -> Result<RunWriter, StoreError> {
         let (patches, instances) = match start.format {
             StoreFormat::Parquet => (
                 PatchSink::Parquet(None),
@@ -100,7 +127,7 @@ impl Store {
             StoreFormat::Seed => (PatchSink::Seed, InstanceSink::Jsonl(JsonlPart::default())),
         };
         Ok(RunWriter {
-            store: self.clone(),
+            store,
             layout,
             start,
             objects: Vec::new(),
@@ -108,17 +135,32 @@ impl Store {
             patches,
             instances,
             part: 0,
+            continues: 0,
+            done: Vec::new(),
+            errors: Vec::new(),
         })
     }
-}
 
-impl RunWriter {
     pub fn run_id(&self) -> &str {
         &self.layout.run_id
     }
 
+    pub fn start(&self) -> &RunStart {
+        &self.start
+    }
+
     pub fn counts(&self) -> &RunCounts {
         &self.counts
+    }
+
+    /// Instances already in the run (a continuation's earlier attempts' too).
+    pub fn done(&self) -> &[String] {
+        &self.done
+    }
+
+    /// Instances of the run whose collection failed (earlier attempts' too).
+    pub fn errors(&self) -> &[InstanceError] {
+        &self.errors
     }
 
     async fn put_object(
@@ -165,6 +207,14 @@ impl RunWriter {
     pub async fn add(&mut self, snapshot: InstanceSnapshot) -> Result<(), StoreError> {
         self.count(&snapshot);
         let InstanceSnapshot { instance, pages } = snapshot;
+        self.done.push(instance.instance_id.clone());
+        if let Some(code) = &instance.error_code {
+            self.errors.push(InstanceError {
+                instance_id: instance.instance_id.clone(),
+                code: code.clone(),
+                message: instance.error_message.clone().unwrap_or_default(),
+            });
+        }
         match &mut self.patches {
             PatchSink::Seed => {
                 for (i, page) in pages.iter().enumerate() {
@@ -226,8 +276,9 @@ impl RunWriter {
         self.put_object(key, bytes, rows).await
     }
 
-    /// Writes the remaining data, then the manifest: from here on the run is history.
-    pub async fn commit(mut self, finished_at: DateTime<Utc>) -> Result<CommittedRun, StoreError> {
+    /// Uploads everything this attempt still holds: the patch part being filled and its
+    /// instances table.
+    pub(crate) async fn write_held(&mut self) -> Result<(), StoreError> {
         self.flush_patches().await?;
         let instances = std::mem::replace(
             &mut self.instances,
@@ -244,51 +295,78 @@ impl RunWriter {
             }
         };
         let key = self.layout.instances();
-        self.put_object(key, bytes, rows).await?;
-        let manifest = RunManifest {
-            manifest_version: MANIFEST_VERSION,
-            run_id: self.layout.run_id.clone(),
-            sequence: 0,
-            snapshot_time: self.start.snapshot_time,
-            started_at: self.start.started_at,
+        self.put_object(key, bytes, rows).await
+    }
+
+    /// Writes the remaining data, then the manifest: from here on the run is history. A
+    /// continued run first records that it is complete (see `checkpoint`), so that it commits once.
+    pub async fn commit(mut self, finished_at: DateTime<Utc>) -> Result<CommittedRun, StoreError> {
+        self.write_held().await?;
+        if self.continues > 0 {
+            self.checkpoint(Some(finished_at)).await?;
+        }
+        commit_manifest(
+            &self.store,
+            &self.layout,
+            &self.start,
+            self.counts,
+            self.objects,
             finished_at,
-            tool: format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
-            account_id: self.start.account_id.clone(),
-            region: self.start.region.clone(),
-            format: self.start.format,
-            config: self.start.config.clone(),
-            counts: self.counts.clone(),
-            objects: std::mem::take(&mut self.objects),
-            previous: None,
-        };
-        let manifest_key = self.layout.manifest();
-        let (_, bytes) = self
-            .store
-            .append_to_chain(&manifest.run_id, &manifest_key, |sequence, head| {
-                let mut m = manifest.clone();
-                m.sequence = sequence;
-                m.previous = head.map(|h| PreviousManifest {
-                    key: h.manifest_key.clone(),
-                    sha256: h.manifest_sha256.clone(),
-                });
-                // One line, so that Athena's JSON SerDe (one object per line) can read the runs table.
-                let mut bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Encode {
-                    what: "manifest".into(),
-                    reason: e.to_string(),
-                })?;
-                bytes.push(b'\n');
-                Ok(bytes)
-            })
-            .await?;
-        let manifest: RunManifest =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Encode {
+        )
+        .await
+    }
+}
+
+/// Appends a run's manifest to the commit chain.
+pub(crate) async fn commit_manifest(
+    store: &Store,
+    layout: &RunLayout,
+    start: &RunStart,
+    counts: RunCounts,
+    objects: Vec<ManifestObject>,
+    finished_at: DateTime<Utc>,
+) -> Result<CommittedRun, StoreError> {
+    let manifest = RunManifest {
+        manifest_version: MANIFEST_VERSION,
+        run_id: layout.run_id.clone(),
+        sequence: 0,
+        snapshot_time: start.snapshot_time,
+        started_at: start.started_at,
+        finished_at,
+        tool: format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
+        account_id: start.account_id.clone(),
+        region: start.region.clone(),
+        format: start.format,
+        config: start.config.clone(),
+        counts,
+        objects,
+        previous: None,
+    };
+    let manifest_key = layout.manifest();
+    let (_, bytes) = store
+        .append_to_chain(&manifest.run_id, &manifest_key, |sequence, head| {
+            let mut m = manifest.clone();
+            m.sequence = sequence;
+            m.previous = head.map(|h| PreviousManifest {
+                key: h.manifest_key.clone(),
+                sha256: h.manifest_sha256.clone(),
+            });
+            // One line, so that Athena's JSON SerDe (one object per line) can read the runs table.
+            let mut bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Encode {
                 what: "manifest".into(),
                 reason: e.to_string(),
             })?;
-        Ok(CommittedRun {
-            manifest_key,
-            manifest_sha256: sha256_hex(&bytes),
-            manifest,
+            bytes.push(b'\n');
+            Ok(bytes)
         })
-    }
+        .await?;
+    let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Encode {
+        what: "manifest".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(CommittedRun {
+        manifest_key,
+        manifest_sha256: sha256_hex(&bytes),
+        manifest,
+    })
 }
