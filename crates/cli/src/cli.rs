@@ -11,7 +11,23 @@ Exit codes:
   2  bad input (arguments, --input-json, --store, region); nothing was written
   3  the run was committed, but some instances could not be collected (see the summary)
   4  AWS credentials or permissions are missing or rejected
-  5  verify found missing, altered or uncommitted objects, or a broken manifest chain";
+  5  verify found missing, altered or uncommitted objects, or a broken manifest chain
+  6  collect stopped at --time-limit: the run is suspended, not history yet (--resume continues it)";
+
+/// `--time-limit`: a whole number of seconds, minutes or hours (`90s`, `50m`, `2h`).
+fn parse_time_limit(text: &str) -> Result<std::time::Duration, String> {
+    let fix = || format!("'{text}': give a whole number with s, m or h, such as 50m or 2h");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fix)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0).ok_or_else(fix)?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3_600,
+        _ => return Err(fix()),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
 
 /// `--version`: the package version and the commit it was built from.
 const VERSION: &str = concat!(
@@ -369,6 +385,16 @@ pub struct CollectArgs {
     /// and carrying the tag, collected alongside EC2 by default.
     #[arg(long)]
     pub no_hybrid: bool,
+    /// Stop after this long (e.g. 50m, 2h, 90s) and suspend the run: what is collected so far
+    /// is kept, and --resume RUN_ID continues it later (exit 6). A stop by Ctrl-C then suspends
+    /// the run too.
+    #[arg(long, value_name = "DURATION", value_parser = parse_time_limit)]
+    pub time_limit: Option<std::time::Duration>,
+    /// Continue a suspended run (stopped by --time-limit or by a Lambda deadline) where it
+    /// stopped; it commits once, when complete. The run keeps its own snapshot time, tag and
+    /// classifications.
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "dry_run")]
+    pub resume: Option<String>,
     #[command(flatten)]
     pub scopes: ScopeArgs,
 }

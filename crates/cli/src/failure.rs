@@ -9,6 +9,8 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_ACCESS: u8 = 4;
 pub const EXIT_FINDINGS: u8 = 5;
+/// The run stopped at `--time-limit` and is suspended: `--resume` continues it.
+pub const EXIT_SUSPENDED: u8 = 6;
 /// Stopped by a signal (the shell convention for SIGINT).
 pub const EXIT_STOPPED: u8 = 130;
 
@@ -38,7 +40,8 @@ fn store_code(e: &StoreError) -> u8 {
     match e {
         StoreError::BadUrl { .. }
         | StoreError::LocalFolder { .. }
-        | StoreError::NoSuchBucket { .. } => EXIT_BAD_INPUT,
+        | StoreError::NoSuchBucket { .. }
+        | StoreError::NoCheckpoint { .. } => EXIT_BAD_INPUT,
         StoreError::AccessDenied { .. } | StoreError::KmsDenied { .. } => EXIT_ACCESS,
         _ => EXIT_FAILURE,
     }
@@ -66,6 +69,7 @@ impl From<CollectError> for Failure {
             CollectError::Store(s) => store_code(s),
             CollectError::Aws { .. } => EXIT_FAILURE,
             CollectError::Stopped => EXIT_STOPPED,
+            CollectError::Suspended { .. } => EXIT_SUSPENDED,
         };
         Failure {
             message: e.to_string(),

@@ -720,3 +720,139 @@ fn documented_aws_answers_replay_through_the_collector_and_the_reports() {
         "{checked}"
     );
 }
+
+/// A run stopped by `--time-limit` is suspended (exit 6) and continued by `--resume` in new
+/// processes until it commits once: DuckDB then reads exactly the rows boto3 reads, each once,
+/// and every instance once, in the table formats and in the seed's.
+#[test]
+fn a_run_suspended_at_its_time_limit_is_continued_until_it_commits_once() {
+    // Patch reads at 15 a second: several 2-second attempts.
+    let sim = start_sim(&[
+        "--instances",
+        "120",
+        "--seed",
+        "31",
+        "--ssm-tps",
+        "15",
+        "--latency-ms",
+        "30",
+    ]);
+    let walk = py_json(&sim.url, "sim_walk.py", &[]);
+    let expected = boto3_rows(&walk);
+    let mut instances: Vec<&str> = walk["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["instance_id"].as_str())
+        .collect();
+    instances.sort_unstable();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for format in ["parquet", "seed"] {
+        let store = dir.path().join(format);
+        let s = store.to_str().expect("utf8");
+        let first = patchtrail(
+            &sim.url,
+            &[
+                "collect",
+                "--store",
+                s,
+                "--format",
+                format,
+                "--time-limit",
+                "2s",
+            ],
+        );
+        let stderr = text(&first.stderr);
+        assert_eq!(first.status.code(), Some(6), "{format}: {stderr}");
+        assert!(
+            manifests(&store).is_empty(),
+            "a suspended run is not history"
+        );
+        let run_id = stderr
+            .split_whitespace()
+            .skip_while(|w| *w != "--resume")
+            .nth(1)
+            .map(|w| w.trim_end_matches(['`', ')']).to_string())
+            .expect("the message names the run to resume");
+        let verify = ok(patchtrail(&sim.url, &["verify", "--store", s]));
+        assert!(
+            verify.contains(&format!("run {run_id} is suspended")),
+            "{verify}"
+        );
+
+        let mut attempts = 1;
+        loop {
+            attempts += 1;
+            assert!(attempts < 30, "{format}: the run never completed");
+            // The options are the run's own: no --format here.
+            let next = patchtrail(
+                &sim.url,
+                &[
+                    "collect",
+                    "--store",
+                    s,
+                    "--resume",
+                    &run_id,
+                    "--time-limit",
+                    "2s",
+                ],
+            );
+            match next.status.code() {
+                Some(0) => break,
+                Some(6) => continue,
+                code => panic!("{format}: exit {code:?}: {}", text(&next.stderr)),
+            }
+        }
+        assert!(
+            attempts > 2,
+            "{format}: the run should need several attempts"
+        );
+        let committed = manifests(&store);
+        assert_eq!(committed.len(), 1, "{format}: one run");
+        let manifest = read_json(&committed[0]);
+        assert_eq!(manifest["run_id"], run_id.as_str());
+        assert_eq!(manifest["counts"]["instances"], instances.len());
+        ok(patchtrail(&sim.url, &["verify", "--store", s]));
+
+        let read = py_json(&sim.url, "read_store.py", &[s, format]);
+        assert_eq!(
+            read["duckdb"]["rows"].as_u64(),
+            Some(expected.len() as u64),
+            "{format}: every row once"
+        );
+        assert_eq!(
+            duckdb_rows(&read),
+            expected,
+            "{format}: the rows boto3 reads"
+        );
+        if format == "parquet" {
+            let mut read_ids: Vec<&str> = read["instances"]
+                .as_array()
+                .expect("instances")
+                .iter()
+                .filter_map(|i| i[0].as_str())
+                .collect();
+            read_ids.sort_unstable();
+            assert_eq!(read_ids, instances, "every instance once");
+        }
+        // Continuing a committed run answers it and commits nothing more.
+        ok(patchtrail(
+            &sim.url,
+            &["collect", "--store", s, "--resume", &run_id],
+        ));
+        assert_eq!(manifests(&store).len(), 1);
+    }
+    let elsewhere = dir.path().join("empty");
+    let bad = patchtrail(
+        &sim.url,
+        &[
+            "collect",
+            "--store",
+            elsewhere.to_str().expect("utf8"),
+            "--resume",
+            "20260301-123456789012-us-east-1-01",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("has no checkpoint"));
+}

@@ -4,7 +4,10 @@
 //! `region` name one scope, as the Step Functions fan-out passes them). Shared by
 //! `collect --input-json` and the Lambda handler.
 
-use crate::{Accounts, CollectError, Regions, ScopePlan, TagSelector, parse_classifications};
+use crate::{
+    Accounts, CollectError, Regions, RunControl, ScopePlan, TagSelector, parse_classifications,
+    run_to_resume,
+};
 use patchtrail_model::StoreFormat;
 use patchtrail_store::seed_input_url;
 use serde::Deserialize;
@@ -50,6 +53,13 @@ pub struct SchedulerInput {
     pub account_id: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// Continue this suspended run instead of beginning one.
+    #[serde(default)]
+    pub resume: Option<String>,
+    /// Suspend the run at the invocation's deadline (one scope only): the answer is then
+    /// `{"status": "suspended", "resume": RUN_ID}` for the caller to invoke again with.
+    #[serde(default)]
+    pub resumable: bool,
 }
 
 /// A scheduler input, validated.
@@ -62,6 +72,8 @@ pub struct ResolvedInput {
     pub scopes: ScopePlan,
     /// Only list the scopes.
     pub plan_only: bool,
+    /// Whether to continue a run, and whether a stop suspends it.
+    pub control: RunControl,
 }
 
 const EXAMPLE: &str = r#"'{"s3_bucket":"my-bucket/","s3_path":"patch-history"}'"#;
@@ -93,6 +105,22 @@ impl SchedulerInput {
                 });
             }
         };
+        let scopes = self.scope_plan()?;
+        if self.resumable && !scopes.is_single() {
+            return Err(CollectError::BadInput {
+                input: "resumable in the input".into(),
+                fix: "a resumable invocation collects one (account, region): give account_id and region (the organization state machine does)".into(),
+            });
+        }
+        let control = RunControl {
+            snapshot_time: None,
+            resume: self
+                .resume
+                .as_deref()
+                .map(|id| run_to_resume(id, "resume in the input"))
+                .transpose()?,
+            suspend_on_stop: self.resumable,
+        };
         Ok(ResolvedInput {
             store_url,
             tag: TagSelector::parse(self.tag_key.as_deref(), &self.tags)?,
@@ -101,8 +129,9 @@ impl SchedulerInput {
                 self.all_classifications,
             )?,
             format,
-            scopes: self.scope_plan()?,
+            scopes,
             plan_only,
+            control,
         })
     }
 
@@ -171,5 +200,30 @@ mod tests {
             .and_then(|i| i.resolve())
             .expect_err("format");
         assert!(e.to_string().contains("parquet, jsonl or seed"), "{e}");
+        let e = SchedulerInput::parse(r#"{"s3_bucket":"b","resume":"../x"}"#)
+            .and_then(|i| i.resolve())
+            .expect_err("run id");
+        assert!(
+            e.to_string().starts_with("resume in the input '../x'"),
+            "{e}"
+        );
+        let e = SchedulerInput::parse(r#"{"s3_bucket":"b","organization":true,"resumable":true}"#)
+            .and_then(|i| i.resolve())
+            .expect_err("one scope");
+        assert!(e.to_string().contains("account_id and region"), "{e}");
+    }
+
+    #[test]
+    fn a_resumable_scope_continues_its_run() {
+        let input = SchedulerInput::parse(
+            r#"{"s3_bucket":"b","account_id":"111111111111","region":"us-east-1","resumable":true,"resume":"20260301-111111111111-us-east-1-01"}"#,
+        )
+        .expect("valid");
+        let control = input.resolve().expect("resolves").control;
+        assert!(control.suspend_on_stop);
+        assert_eq!(
+            control.resume.as_deref(),
+            Some("20260301-111111111111-us-east-1-01")
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use scopes::{
     Accounts, DEFAULT_MAX_SCOPES, DEFAULT_SESSION_NAME, Regions, Scope, ScopeFailure, ScopeOutcome,
     ScopePlan, check_account_id, collect_plan, parse_accounts_file, resolve_scopes,
 };
-pub use snapshot::{SnapshotReport, collect_snapshot, discover_targets};
+pub use snapshot::{RunControl, SnapshotReport, collect_snapshot, discover_targets, run_to_resume};
 
 use patchtrail_store::StoreError;
 
@@ -62,6 +62,17 @@ pub enum CollectError {
         "stopped before the run committed; nothing was added to history (run collect again to take the snapshot)"
     )]
     Stopped,
+    #[error(
+        "stopped before the run was complete: run {run_id} is suspended at its checkpoint {checkpoint} with {instances} instance(s), not history yet (`patchtrail collect --resume {run_id}` continues it)"
+    )]
+    Suspended {
+        run_id: String,
+        checkpoint: u32,
+        /// Instances in the run so far.
+        instances: u64,
+        /// Of them, added by this process.
+        added: u64,
+    },
 }
 
 /// Error codes of each service for an action the identity's policy does not allow.

@@ -156,6 +156,19 @@ impl Default for CollectOptions {
 }
 
 impl CollectOptions {
+    /// These options selecting what `config` (a run's) selected: a continued run keeps them.
+    pub fn following(&self, config: &RunConfig) -> CollectOptions {
+        CollectOptions {
+            tag: TagSelector {
+                key: config.tag_key.clone(),
+                values: config.tag_values.clone(),
+            },
+            classifications: config.classifications.clone(),
+            hybrid: config.hybrid,
+            ..self.clone()
+        }
+    }
+
     pub fn run_config(&self) -> RunConfig {
         RunConfig {
             tag_key: self.tag.key.clone(),

@@ -10,8 +10,8 @@
 
 use crate::aws::call_error;
 use crate::{
-    AwsFleet, CallError, CollectError, CollectOptions, Progress, SnapshotReport, StopSignal,
-    collect_snapshot,
+    AwsFleet, CallError, CollectError, CollectOptions, Progress, RunControl, SnapshotReport,
+    StopSignal, collect_snapshot,
 };
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
@@ -117,6 +117,21 @@ pub fn parse_accounts_file(name: &str, text: &str) -> Result<Vec<String>, Collec
 
 impl ScopePlan {
     /// Whether this is more than the one scope of the configuration.
+    /// Whether the plan names one (account, region) at most.
+    pub fn is_single(&self) -> bool {
+        let one_account = match &self.accounts {
+            Accounts::Own => true,
+            Accounts::List(ids) => ids.len() == 1,
+            Accounts::Organization => false,
+        };
+        let one_region = match &self.regions {
+            Regions::Configured => true,
+            Regions::List(regions) => regions.len() == 1,
+            Regions::Enabled => false,
+        };
+        one_account && one_region
+    }
+
     pub fn is_multi(&self) -> bool {
         self.accounts != Accounts::Own || self.regions != Regions::Configured
     }
@@ -461,16 +476,25 @@ pub async fn collect_plan(
     store: &Store,
     options: &CollectOptions,
     format: StoreFormat,
+    control: &RunControl,
     progress: &Arc<Progress>,
     stop: &StopSignal,
 ) -> Result<Vec<ScopeOutcome>, CollectError> {
     let (scopes, failures) = resolve_scopes(base, plan).await?;
+    if let Some(run_id) = &control.resume
+        && scopes.len() + failures.len() != 1
+    {
+        return Err(bad(
+            format!("--resume {run_id}"),
+            "a run is one (account, region): name only that account and region",
+        ));
+    }
     Progress::add(&progress.scopes_total, scopes.len() as u64);
     let mut outcomes: Vec<ScopeOutcome> = stream::iter(scopes)
         .map(|scope| async move {
             let result = match AwsFleet::new(&scope.config, options, progress.clone()) {
                 Ok(fleet) => {
-                    collect_snapshot(&fleet, store, options, format, None, progress, stop).await
+                    collect_snapshot(&fleet, store, options, format, control, progress, stop).await
                 }
                 Err(e) => Err(e),
             };

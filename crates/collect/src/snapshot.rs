@@ -18,7 +18,8 @@ use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::{Stream, StreamExt, stream};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
-use patchtrail_store::{CommittedRun, RunStart, Store};
+use patchtrail_store::{CommittedRun, Continued, RunStart, RunWriter, Store};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The instant a snapshot represents, and who it was collected from.
@@ -35,6 +36,32 @@ pub struct SnapshotReport {
     pub committed: CommittedRun,
     /// `(instance id, error)` for instances whose collection failed after retries.
     pub errors: Vec<(String, CallError)>,
+}
+
+/// How a collection begins and what a stop does to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunControl {
+    /// The instant the snapshot represents (default: now); the demo passes simulated dates.
+    pub snapshot_time: Option<DateTime<Utc>>,
+    /// Continue this suspended run (with its own snapshot time and options) instead of
+    /// beginning one.
+    pub resume: Option<String>,
+    /// On a stop, suspend the run (a checkpoint another process continues from, see
+    /// `patchtrail_store::Checkpoint`) instead of leaving it uncommitted for good.
+    pub suspend_on_stop: bool,
+}
+
+/// A run id to continue, as `input` gave it, checked for its shape.
+pub fn run_to_resume(run_id: &str, input: &str) -> Result<String, CollectError> {
+    let run_id = run_id.trim();
+    if patchtrail_store::is_run_id(run_id) {
+        Ok(run_id.to_string())
+    } else {
+        Err(CollectError::BadInput {
+            input: format!("{input} '{run_id}'"),
+            fix: "give the run id a suspended collect printed, such as 20260301-123456789012-ap-northeast-1-01".into(),
+        })
+    }
 }
 
 fn instance_record(
@@ -282,10 +309,12 @@ impl Drop for AbortOnDrop {
 }
 
 /// Discovery pages with their patch states and node records, a page ahead of whoever reads
-/// them: EC2's tagged instances, then (with `hybrid`) SSM's tagged hybrid nodes.
+/// them: EC2's tagged instances, then (with `hybrid`) SSM's tagged hybrid nodes, but for those
+/// in `skip` (already in the run being continued).
 fn discover_ahead(
     fleet: &AwsFleet,
     options: &CollectOptions,
+    skip: HashSet<String>,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Vec<Target>, CollectError>>,
     AbortOnDrop,
@@ -304,7 +333,11 @@ fn discover_ahead(
         };
         loop {
             let page = match discovery.next_page().await {
-                Ok(Some(page)) => page.into_iter().map(|i| (i, None)).collect(),
+                Ok(Some(page)) => page
+                    .into_iter()
+                    .filter(|i| !skip.contains(&i.instance_id))
+                    .map(|i| (i, None))
+                    .collect(),
                 Ok(None) => break,
                 Err(e) => {
                     send(Err(e)).await;
@@ -325,7 +358,11 @@ fn discover_ahead(
         };
         loop {
             let page = match hybrid.next_page().await {
-                Ok(Some(nodes)) => nodes.into_iter().map(hybrid_target).collect(),
+                Ok(Some(nodes)) => nodes
+                    .into_iter()
+                    .filter(|n| !skip.contains(&n.instance_id))
+                    .map(hybrid_target)
+                    .collect(),
                 Ok(None) => return,
                 Err(e) => {
                     send(Err(e)).await;
@@ -375,50 +412,137 @@ pub async fn discover_targets(
     Ok(found)
 }
 
-/// Collects one snapshot of the fleet into `store` and commits it.
-///
-/// `snapshot_time` defaults to now; the demo passes its simulated dates.
+/// What the run being written is, and the writer: begun or continued.
+struct Begun {
+    writer: RunWriter,
+    id: RunIdentity,
+    /// Instances the run held when this process took it over.
+    resumed_with: usize,
+}
+
+impl Begun {
+    fn new(writer: RunWriter) -> Begun {
+        let start = writer.start();
+        let id = RunIdentity {
+            run_id: writer.run_id().to_string(),
+            snapshot_time: start.snapshot_time,
+            account_id: start.account_id.clone(),
+            region: start.region.clone(),
+        };
+        let resumed_with = writer.done().len();
+        Begun {
+            writer,
+            id,
+            resumed_with,
+        }
+    }
+}
+
+/// The report of a run committed by an earlier process (continuing a complete run).
+fn already_committed(
+    committed: CommittedRun,
+    errors: Vec<patchtrail_store::InstanceError>,
+) -> SnapshotReport {
+    SnapshotReport {
+        committed,
+        errors: errors.into_iter().map(call_error).collect(),
+    }
+}
+
+fn call_error(e: patchtrail_store::InstanceError) -> (String, CallError) {
+    let error = CallError {
+        code: e.code,
+        message: e.message,
+    };
+    (e.instance_id, error)
+}
+
+/// The suspended run to continue, checked against the scope of `fleet`; the run's own options
+/// replace `options` (a run keeps what it selects from start to commit).
+async fn continue_run(
+    store: &Store,
+    run_id: &str,
+    account_id: &str,
+    region: &str,
+    options: &CollectOptions,
+) -> Result<Result<(RunWriter, CollectOptions), SnapshotReport>, CollectError> {
+    let writer = match store.continue_run(run_id).await? {
+        Continued::Committed { run, errors } => return Ok(Err(already_committed(run, errors))),
+        Continued::Writer(writer) => writer,
+    };
+    let start = writer.start();
+    if (start.account_id.as_str(), start.region.as_str()) != (account_id, region) {
+        return Err(CollectError::BadInput {
+            input: format!("--resume {run_id}"),
+            fix: format!(
+                "the run collects account {} in region {}, not {account_id} in {region}: continue it with that account and region",
+                start.account_id, start.region
+            ),
+        });
+    }
+    let options = options.following(&start.config);
+    Ok(Ok((writer, options)))
+}
+
+/// Collects one snapshot of the fleet into `store` and commits it (or, when `control` says so,
+/// continues a suspended run, or suspends the run on a stop).
 pub async fn collect_snapshot(
     fleet: &AwsFleet,
     store: &Store,
     options: &CollectOptions,
     format: StoreFormat,
-    snapshot_time: Option<DateTime<Utc>>,
+    control: &RunControl,
     progress: &Progress,
     stop: &StopSignal,
 ) -> Result<SnapshotReport, CollectError> {
     let started_at = Utc::now().trunc_subsecs(0);
-    let snapshot_time = snapshot_time.unwrap_or(started_at).trunc_subsecs(0);
+    let snapshot_time = control.snapshot_time.unwrap_or(started_at).trunc_subsecs(0);
     let stopped = || CollectError::Stopped;
     let account_id = stop
         .or_stop(fleet.account_id())
         .await
         .ok_or_else(stopped)??;
-    let concurrency = options.concurrency.max(1);
-    let (mut pages, _discovery) = discover_ahead(fleet, options);
-    // The first page before anything is written: a denied action leaves no trace.
-    let first = stop
-        .or_stop(pages.recv())
-        .await
-        .ok_or_else(stopped)?
-        .transpose()?
+    let region = fleet.region().to_string();
+    let (begun, options) = match &control.resume {
+        None => (None, options.clone()),
+        Some(run_id) => match continue_run(store, run_id, &account_id, &region, options).await? {
+            Err(report) => return Ok(report),
+            Ok((writer, options)) => (Some(Begun::new(writer)), options),
+        },
+    };
+    let options = &options;
+    let skip: HashSet<String> = begun
+        .as_ref()
+        .map(|b| b.writer.done().iter().cloned().collect())
         .unwrap_or_default();
+    Progress::add(&progress.instances_total, skip.len() as u64);
+    Progress::add(&progress.instances_done, skip.len() as u64);
+    let concurrency = options.concurrency.max(1);
+    let (mut pages, _discovery) = discover_ahead(fleet, options, skip);
+    // The first page before anything is written: a denied action leaves no trace.
+    let Some(first) = stop.or_stop(pages.recv()).await else {
+        return Err(suspend_or_stop(begun, control).await);
+    };
+    let first = first.transpose()?.unwrap_or_default();
     denied_states(&first)?;
-    let mut writer = store
-        .begin_run(RunStart {
-            snapshot_time,
-            started_at,
-            account_id: account_id.clone(),
-            region: fleet.region().to_string(),
-            format,
-            config: options.run_config(),
-        })
-        .await?;
-    let id = RunIdentity {
-        run_id: writer.run_id().to_string(),
-        snapshot_time,
-        account_id,
-        region: fleet.region().to_string(),
+    let Begun {
+        mut writer,
+        id,
+        resumed_with,
+    } = match begun {
+        Some(b) => b,
+        None => Begun::new(
+            store
+                .begin_run(RunStart {
+                    snapshot_time,
+                    started_at,
+                    account_id,
+                    region,
+                    format,
+                    config: options.run_config(),
+                })
+                .await?,
+        ),
     };
     // Pages as they come, then as many instances under way as the learnt pace needs at the
     // measured latency. A failed discovery or a denial travels as an item and ends the run,
@@ -455,8 +579,19 @@ pub async fn collect_snapshot(
     );
     let mut results = std::pin::pin!(results);
 
-    let mut errors = Vec::new();
-    while let Some(joined) = stop.or_stop(results.next()).await.ok_or_else(stopped)? {
+    loop {
+        let joined = match stop.or_stop(results.next()).await {
+            Some(Some(joined)) => joined,
+            Some(None) => break,
+            None => {
+                let begun = Begun {
+                    writer,
+                    id,
+                    resumed_with,
+                };
+                return Err(suspend_or_stop(Some(begun), control).await);
+            }
+        };
         let (target, result) = joined.map_err(|e| CollectError::Aws {
             operation: "ssm:DescribeInstancePatches",
             error: CallError {
@@ -466,7 +601,12 @@ pub async fn collect_snapshot(
         })??;
         // Stop between objects: what is written is whole, and without a manifest it is not history.
         if stop.is_stopped() {
-            return Err(CollectError::Stopped);
+            let begun = Begun {
+                writer,
+                id,
+                resumed_with,
+            };
+            return Err(suspend_or_stop(Some(begun), control).await);
         }
         let (outcome, error, pages) = match result {
             Ok(pages) => {
@@ -499,7 +639,6 @@ pub async fn collect_snapshot(
         }
         if let Some(e) = &error {
             tracing::warn!(instance = %target.ec2.instance_id, error = %e, "instance not fully collected");
-            errors.push((target.ec2.instance_id.clone(), e.clone()));
         }
         let instance = instance_record(&id, &target, outcome, error.as_ref(), &pages);
         Progress::add(&progress.patches, instance.patch_rows as u64);
@@ -507,8 +646,41 @@ pub async fn collect_snapshot(
         Progress::add(&progress.instances_done, 1);
     }
     if stop.is_stopped() {
-        return Err(CollectError::Stopped);
+        let begun = Begun {
+            writer,
+            id,
+            resumed_with,
+        };
+        return Err(suspend_or_stop(Some(begun), control).await);
     }
+    tracing::debug!(
+        instances = writer.done().len() - resumed_with,
+        "instances added by this process"
+    );
+    let errors = writer.errors().iter().cloned().map(call_error).collect();
     let committed = writer.commit(Utc::now().trunc_subsecs(0)).await?;
     Ok(SnapshotReport { committed, errors })
+}
+
+/// What a stop leaves: a suspended run when `control` asks for one and a run was begun (its
+/// checkpoint recorded, or why that failed), else nothing committed.
+async fn suspend_or_stop(begun: Option<Begun>, control: &RunControl) -> CollectError {
+    let Some(Begun {
+        writer,
+        resumed_with,
+        ..
+    }) = begun.filter(|_| control.suspend_on_stop)
+    else {
+        return CollectError::Stopped;
+    };
+    let run_id = writer.run_id().to_string();
+    match writer.suspend().await {
+        Ok(checkpoint) => CollectError::Suspended {
+            run_id,
+            checkpoint: checkpoint.sequence,
+            instances: checkpoint.done.len() as u64,
+            added: (checkpoint.done.len() - resumed_with) as u64,
+        },
+        Err(e) => e.into(),
+    }
 }

@@ -4,15 +4,18 @@
 //! options (`tag_key`, `tags`, `classifications`, `all_classifications`, `format`) and scopes
 //! (`accounts`/`organization`/`account_id`, `regions`/`region`, `role_name`, `external_id`).
 //! With `"action": "plan"` it lists the scopes instead: the organization state machine's first
-//! step, which then invokes it once per scope (deploy/patchtrail-organization.yaml). The handler is
+//! step, which then invokes it once per scope (deploy/patchtrail-organization.yaml). With
+//! `"resumable": true` (one scope) a run that the deadline stops is suspended, not lost: the
+//! answer `{"status": "suspended", "resume": RUN_ID}` asks to be invoked again with that `resume`,
+//! and the run commits once, in the invocation that completes it. The handler is
 //! a plain async function over [`Deps`] (SDK configuration and S3 access built once in `main`), so
 //! tests call it directly with recorded events. Errors say whether a retry can help: the error
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
 use patchtrail_collect::{
-    AwsFleet, CollectError, CollectOptions, Progress, SchedulerInput, ScopeOutcome, ScopePlan,
-    StopSignal, collect_plan, collect_snapshot, resolve_scopes,
+    AwsFleet, CollectError, CollectOptions, Progress, RunControl, SchedulerInput, ScopeOutcome,
+    ScopePlan, StopSignal, collect_plan, collect_snapshot, resolve_scopes,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store, StoreError};
@@ -66,7 +69,8 @@ impl HandlerError {
 
 impl From<CollectError> for HandlerError {
     fn from(e: CollectError) -> HandlerError {
-        let retryable = e.is_retryable() || matches!(e, CollectError::Stopped);
+        let retryable =
+            e.is_retryable() || matches!(e, CollectError::Stopped | CollectError::Suspended { .. });
         let kind = match &e {
             CollectError::BadInput { .. }
             | CollectError::NoRegion
@@ -76,7 +80,7 @@ impl From<CollectError> for HandlerError {
             | CollectError::InvalidCredentials(_) => "Credentials",
             CollectError::Aws { .. } => "Aws",
             CollectError::Store(_) => "Store",
-            CollectError::Stopped => "Timeout",
+            CollectError::Stopped | CollectError::Suspended { .. } => "Timeout",
         };
         HandlerError {
             retryable,
@@ -105,8 +109,14 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// How long before the function's deadline the run stops (uncommitted) so that it can report.
+/// How long before the function's deadline the run stops so that it can suspend (upload what
+/// it holds, record its checkpoint) and report: at most this, and a fifth of the time there is.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// When to stop, out of the time left before the deadline.
+fn stop_after(left: Duration) -> Duration {
+    left.saturating_sub(DEADLINE_MARGIN.min(left / 5))
+}
 
 /// Handles one scheduled invocation; `deadline` is the invocation's deadline, if known.
 pub async fn handle(
@@ -134,16 +144,14 @@ pub async fn handle(
     let stop = StopSignal::default();
     let timer = deadline.map(|d| {
         let stop = stop.clone();
-        let wait = (d - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .saturating_sub(DEADLINE_MARGIN);
+        let wait = stop_after((d - Utc::now()).to_std().unwrap_or(Duration::ZERO));
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             tracing::warn!("the invocation's deadline is near: stopping before commit");
             stop.stop();
         })
     });
+    let control = &resolved.control;
     let result = if resolved.scopes.is_multi() {
         collect_many(
             deps,
@@ -151,16 +159,43 @@ pub async fn handle(
             &options,
             resolved.format,
             &resolved.scopes,
+            control,
             &stop,
         )
         .await
     } else {
-        collect_one(deps, &store, &options, resolved.format, &stop).await
+        collect_one(deps, &store, &options, resolved.format, control, &stop)
+            .await
+            .map_err(HandlerError::from)
     };
     if let Some(t) = timer {
         t.abort();
     }
     result
+}
+
+/// The answer of an invocation whose run the deadline suspended: invoke again with `resume`.
+/// A run that the whole invocation did not advance by one instance would loop for ever: that
+/// is a timeout (the fleet cannot even be listed in the time there is).
+fn suspended(e: CollectError, store: &Store) -> Result<Value, HandlerError> {
+    match e {
+        CollectError::Suspended {
+            run_id,
+            checkpoint,
+            instances,
+            added,
+        } if added > 0 => {
+            tracing::info!(run_id, checkpoint, instances, added, "run suspended");
+            Ok(json!({
+                "status": "suspended",
+                "resume": run_id,
+                "checkpoint": checkpoint,
+                "instances": instances,
+                "store": store.url(),
+            }))
+        }
+        e => Err(e.into()),
+    }
 }
 
 /// The scopes of the input, for the state machine to fan out: `{"scopes": [{account_id,
@@ -180,11 +215,16 @@ async fn collect_one(
     store: &Store,
     options: &CollectOptions,
     format: StoreFormat,
+    control: &RunControl,
     stop: &StopSignal,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let fleet = AwsFleet::new(&deps.aws, options, progress.clone())?;
-    let report = collect_snapshot(&fleet, store, options, format, None, &progress, stop).await?;
+    let report =
+        match collect_snapshot(&fleet, store, options, format, control, &progress, stop).await {
+            Ok(report) => report,
+            Err(e) => return suspended(e, store),
+        };
     let m = &report.committed.manifest;
     let summary = json!({
         "status": if report.errors.is_empty() { "ok" } else { "partial" },
@@ -208,10 +248,24 @@ async fn collect_many(
     options: &CollectOptions,
     format: StoreFormat,
     plan: &ScopePlan,
+    control: &RunControl,
     stop: &StopSignal,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
-    let outcomes = collect_plan(&deps.aws, plan, store, options, format, &progress, stop).await?;
+    let mut outcomes = collect_plan(
+        &deps.aws, plan, store, options, format, control, &progress, stop,
+    )
+    .await?;
+    if let [
+        ScopeOutcome {
+            result: Err(CollectError::Suspended { .. }),
+            ..
+        },
+    ] = outcomes.as_slice()
+        && let Some(Err(e)) = outcomes.pop().map(|o| o.result)
+    {
+        return suspended(e, store);
+    }
     let partial = outcomes.iter().any(ScopeOutcome::failed);
     let lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
     if outcomes.iter().all(|o| o.result.is_err()) {

@@ -49,8 +49,12 @@ pub struct Checkpoint {
 pub enum Continued {
     /// A writer holding everything written so far; add the instances not in [`RunWriter::done`].
     Writer(RunWriter),
-    /// The run was complete: it is committed (now, or by an earlier process).
-    Committed(CommittedRun),
+    /// The run was complete: it is committed (now, or by an earlier process); `errors` are its
+    /// instances that failed.
+    Committed {
+        run: CommittedRun,
+        errors: Vec<InstanceError>,
+    },
 }
 
 pub fn checkpoint_key(run_id: &str, sequence: u32) -> String {
@@ -159,14 +163,16 @@ impl Store {
             checkpoint.start.format,
         );
         if let Some(finished_at) = checkpoint.finished_at {
+            let errors = checkpoint.errors;
             if let Ok(Some(stored)) = self.checked_manifest(&layout.manifest()).await? {
-                return Ok(Continued::Committed(CommittedRun {
+                let run = CommittedRun {
                     manifest_key: stored.key,
                     manifest_sha256: stored.sha256,
                     manifest: stored.manifest,
-                }));
+                };
+                return Ok(Continued::Committed { run, errors });
             }
-            let committed = commit_manifest(
+            let run = commit_manifest(
                 self,
                 &layout,
                 &checkpoint.start,
@@ -175,7 +181,7 @@ impl Store {
                 finished_at,
             )
             .await?;
-            return Ok(Continued::Committed(committed));
+            return Ok(Continued::Committed { run, errors });
         }
         let first = last_attempt.map_or(1, |a| a + 1);
         let mut claimed = None;
@@ -269,13 +275,13 @@ mod tests {
     fn continued(found: Continued) -> RunWriter {
         match found {
             Continued::Writer(w) => w,
-            Continued::Committed(c) => panic!("run {} was committed", c.manifest.run_id),
+            Continued::Committed { run, .. } => panic!("run {} was committed", run.manifest.run_id),
         }
     }
 
     fn committed(found: Continued) -> CommittedRun {
         match found {
-            Continued::Committed(c) => c,
+            Continued::Committed { run, .. } => run,
             Continued::Writer(w) => panic!("run {} is not complete", w.run_id()),
         }
     }

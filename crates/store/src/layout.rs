@@ -26,6 +26,26 @@ pub fn run_id(date: NaiveDate, account_id: &str, region: &str, seq: u32) -> Stri
     format!("{}-{account_id}-{region}-{seq:02}", date.format("%Y%m%d"))
 }
 
+/// Whether `id` has the shape of a run id (what `--resume` and the Lambda's `resume` take).
+pub fn is_run_id(id: &str) -> bool {
+    let mut parts = id.splitn(3, '-');
+    let (Some(day), Some(account), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((region, seq)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    digits(day, 8)
+        && digits(account, 12)
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && seq.len() >= 2
+        && seq.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The prefix shared by all run ids of one day, account and region.
 pub fn run_id_stem(date: NaiveDate, account_id: &str, region: &str) -> String {
     format!("{}-{account_id}-{region}-", date.format("%Y%m%d"))
@@ -232,6 +252,23 @@ mod tests {
         assert_ne!(seed_run_tag("r"), seed_run_tag("s"));
         assert!(l.manifest().starts_with("_patchtrail/runs/"));
         assert!(l.instances().starts_with("_patchtrail/instances/"));
+    }
+
+    #[test]
+    fn run_id_shapes() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        assert!(is_run_id(&run_id(d, "123456789012", "ap-northeast-1", 3)));
+        assert!(is_run_id(&run_id(d, "123456789012", "us-east-1", 120)));
+        for bad in [
+            "",
+            "20260301-123456789012-us-east-1",
+            "20260301-12345-us-east-1-01",
+            "20260301-123456789012-../x-01",
+            "2026031-123456789012-us-east-1-01",
+            "20260301-123456789012-us-east-1-01/..",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
     }
 
     #[test]

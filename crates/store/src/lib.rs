@@ -22,7 +22,8 @@ pub use checkpoint::{CHECKPOINTS_PREFIX, Checkpoint, Continued, checkpoint_key, 
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
 pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
 pub use layout::{
-    MANIFEST_PREFIXES, RunLayout, date_partition, name_uuid, run_id, seed_page_tag, seed_run_tag,
+    MANIFEST_PREFIXES, RunLayout, date_partition, is_run_id, name_uuid, run_id, seed_page_tag,
+    seed_run_tag,
 };
 pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
 pub use verify::{Finding, Unlisted, VerifyReport, seed_page_key};

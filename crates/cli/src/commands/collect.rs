@@ -5,9 +5,10 @@ use crate::failure::{EXIT_PARTIAL, Failure};
 use crate::progress::ProgressView;
 use crate::signals::stop_on_signal;
 use patchtrail_collect::{
-    Accounts, AwsFleet, CollectOptions, Progress, Regions, SchedulerInput, ScopeOutcome, ScopePlan,
-    SnapshotReport, StopSignal, TagSelector, check_region, collect_plan, collect_snapshot,
-    discover_targets, parse_accounts_file, parse_classifications, resolve_scopes,
+    Accounts, AwsFleet, CollectOptions, Progress, Regions, RunControl, SchedulerInput,
+    ScopeOutcome, ScopePlan, SnapshotReport, StopSignal, TagSelector, check_region, collect_plan,
+    collect_snapshot, discover_targets, parse_accounts_file, parse_classifications, resolve_scopes,
+    run_to_resume,
 };
 use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store};
@@ -21,6 +22,21 @@ struct Plan {
     format: StoreFormat,
     options: CollectOptions,
     scopes: ScopePlan,
+    control: RunControl,
+}
+
+/// `--resume` and `--time-limit`: which run to continue, and whether a stop suspends it.
+fn run_control(args: &CollectArgs, input: Option<RunControl>) -> Result<RunControl, Failure> {
+    let input = input.unwrap_or_default();
+    let resume = match &args.resume {
+        Some(id) => Some(run_to_resume(id, "--resume")?),
+        None => input.resume,
+    };
+    Ok(RunControl {
+        snapshot_time: None,
+        resume,
+        suspend_on_stop: args.time_limit.is_some() || input.suspend_on_stop,
+    })
 }
 
 /// The accounts and regions of `--accounts`/`--accounts-file`/`--organization` and `--regions`.
@@ -103,6 +119,7 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
             } else {
                 input.scopes
             },
+            control: run_control(args, Some(input.control))?,
         });
     }
     options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;
@@ -113,6 +130,7 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         format: explicit_format.unwrap_or(StoreFormat::Parquet),
         options,
         scopes: scope_plan(&args.scopes)?,
+        control: run_control(args, None)?,
     })
 }
 
@@ -210,7 +228,7 @@ impl Prepared {
             store,
             &self.plan.options,
             self.plan.format,
-            None,
+            &self.plan.control,
             &progress,
             stop,
         )
@@ -245,6 +263,7 @@ impl Prepared {
             store,
             &self.plan.options,
             self.plan.format,
+            &self.plan.control,
             &progress,
             stop,
         )
@@ -356,6 +375,14 @@ pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
     // begins (exit 130), instead of the default action killing the process.
     let stop = StopSignal::default();
     let listener = stop_on_signal(stop.clone());
+    let timer = args.time_limit.map(|limit| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            tracing::warn!(?limit, "--time-limit reached: suspending the run");
+            stop.stop();
+        })
+    });
     let result = async {
         let prepared = prepare(args).await?;
         let store = prepared.open_store().await?;
@@ -363,6 +390,9 @@ pub async fn run(args: &CollectArgs, ui: Ui) -> Result<ExitCode, Failure> {
     }
     .await;
     listener.abort();
+    if let Some(timer) = timer {
+        timer.abort();
+    }
     result
 }
 

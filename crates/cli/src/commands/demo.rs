@@ -6,7 +6,9 @@ use crate::cli::DemoArgs;
 use crate::failure::Failure;
 use aws_credential_types::Credentials;
 use chrono::{Duration, NaiveTime};
-use patchtrail_collect::{AwsFleet, CollectOptions, Progress, StopSignal, collect_snapshot};
+use patchtrail_collect::{
+    AwsFleet, CollectOptions, Progress, RunControl, StopSignal, collect_snapshot,
+};
 use patchtrail_model::StoreFormat;
 use patchtrail_query::{Lang, LoadedHistory, Selection, dashboard, end_of};
 use patchtrail_sim::SimConfig;
@@ -106,7 +108,10 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
             &store,
             &options,
             StoreFormat::Parquet,
-            Some(at),
+            &RunControl {
+                snapshot_time: Some(at),
+                ..RunControl::default()
+            },
             &progress,
             &StopSignal::default(),
         )

@@ -103,6 +103,8 @@ fn collect_args(args: &DoctorArgs) -> CollectArgs {
         input_json: None,
         dry_run: false,
         no_hybrid: false,
+        time_limit: None,
+        resume: None,
         scopes: Default::default(),
     }
 }

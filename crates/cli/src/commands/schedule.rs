@@ -59,6 +59,11 @@ pub async fn run(args: &ScheduleArgs, ui: Ui) -> Result<ExitCode, Failure> {
         .as_deref()
         .ok_or_else(|| Failure::bad_input("schedule: pass --every EXPR (or --explain EXPR)"))?;
     let schedule = Schedule::parse(expr)?;
+    if args.collect.resume.is_some() || args.collect.time_limit.is_some() {
+        return Err(Failure::bad_input(
+            "schedule with --resume or --time-limit: they apply to one collect; a scheduled run takes its snapshot whole (run collect --resume RUN_ID for a suspended run)",
+        ));
+    }
     let prepared = collect::prepare(&args.collect).await?;
     let store = prepared.open_store().await?;
     let stop = StopSignal::default();
