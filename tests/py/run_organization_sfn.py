@@ -10,9 +10,13 @@ Functions interpreter (a port of LocalStack's), with the real patchtrail Lambda 
 - Every SDK integration of the interpreter goes to those loopback servers; the Lambda processes reach the
   simulator (EC2, SSM, STS, Organizations) and moto S3 through the standard AWS environment variables.
 
-usage: run_organization_sfn.py TEMPLATE LAMBDA_BIN SIM_URL INPUT_JSON [--workers N] [--download DIR]
-(--download: copy the history the execution wrote from moto S3 into DIR, a local store, afterwards)
-Prints JSON: {status, output, error, cause, outcome (the recorded object), map_runs, lambda_invocations}.
+usage: run_organization_sfn.py TEMPLATE LAMBDA_BIN SIM_URL INPUT_JSON [--workers N] [--timeout S] [--download DIR]
+(--timeout: the function's timeout, 900 s as deployed: each invocation's deadline is that far from when a
+process takes it, and an answer after it is counted as late, where Lambda would have stopped the process.
+--download: copy the history
+the execution wrote from moto S3 into DIR, a local store, afterwards)
+Prints JSON: {status, output, error, cause, outcome (the recorded object), map_runs, lambda_invocations,
+              suspended (answers with status "suspended"), late}.
 """
 import argparse
 import json
@@ -65,22 +69,34 @@ def definition(template, substitutions):
 class LambdaService:
     """Invoke API for the state machine, Runtime API for the function's processes."""
 
-    def __init__(self):
+    def __init__(self, timeout):
+        self.timeout = timeout
         self.pending = queue.Queue()  # (request id, payload bytes)
         self.results = {}  # request id -> (error type or None, body bytes)
         self.done = threading.Condition()
         self.invocations = 0
+        self.suspended = 0
+        self.deadlines = {}  # request id -> its deadline (ms), from when a process took it
+        self.late = 0  # answers after their deadline (Lambda would have stopped the process)
 
     def invoke(self, payload: bytes):
         rid = str(uuid.uuid4())
         self.invocations += 1
         self.pending.put((rid, payload))
         with self.done:
-            self.done.wait_for(lambda: rid in self.results, timeout=900)
+            # The deadline runs from when a process takes the invocation; allow for the wait.
+            self.done.wait_for(lambda: rid in self.results, timeout=self.timeout + 60)
             return self.results.pop(rid, ("Sandbox.Timedout", b'{"errorType":"Sandbox.Timedout"}'))
 
     def finish(self, rid, error, body):
         with self.done:
+            if time.time() * 1000 > self.deadlines.pop(rid, float("inf")):
+                self.late += 1
+            if error is None:
+                try:
+                    self.suspended += json.loads(body or b"{}").get("status") == "suspended"
+                except (ValueError, AttributeError):
+                    pass
             self.results[rid] = (error, body)
             self.done.notify_all()
 
@@ -107,7 +123,8 @@ def handler_for(service: LambdaService):
         def do_GET(self):
             if self.path == "/2018-06-01/runtime/invocation/next":
                 rid, payload = service.pending.get()
-                deadline = int((time.time() + 900) * 1000)
+                deadline = int((time.time() + service.timeout) * 1000)
+                service.deadlines[rid] = deadline
                 self.reply(200, payload, [("Lambda-Runtime-Aws-Request-Id", rid),
                                           ("Lambda-Runtime-Deadline-Ms", str(deadline)),
                                           ("Lambda-Runtime-Invoked-Function-Arn", FUNCTION),
@@ -188,10 +205,11 @@ def main():
     ap.add_argument("sim_url")
     ap.add_argument("input")
     ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--download")
     args = ap.parse_args()
 
-    service = LambdaService()
+    service = LambdaService(args.timeout)
     lambda_port = free_port()
     ThreadingHTTPServer.daemon_threads = True
     lambda_server = ThreadingHTTPServer(("127.0.0.1", lambda_port), handler_for(service))
@@ -238,6 +256,8 @@ def main():
             "map_runs": sum(1 for e in history if e["type"] == "MapRunStarted"),
             "events": sorted({e["type"] for e in history}),
             "lambda_invocations": service.invocations,
+            "suspended": service.suspended,
+            "late": service.late,
         }
         if args.download:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
