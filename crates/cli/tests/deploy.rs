@@ -57,8 +57,7 @@ fn s3_action(request: &Value) -> Option<&'static str> {
         .unwrap_or("")
         .trim_start_matches("http://")
         .split('/')
-        .skip(2)
-        .next()
+        .nth(2)
         .unwrap_or("");
     match method {
         "GET" if query.contains("list-type") || key_part.is_empty() => Some("s3:ListBucket"),

@@ -462,7 +462,7 @@ fn japanese_for_people_and_stable_english_for_machines() {
         let mut cmd = Command::new(patchtrail_bin());
         let out = cmd
             .envs(env)
-            .args(&summary)
+            .args(summary)
             .args(&args)
             .args(["--store", s])
             .output()

@@ -68,11 +68,10 @@ pub struct ResolvedInput {
     pub store_url: String,
     pub tag: TagSelector,
     pub classifications: Vec<String>,
-    pub format: StoreFormat,
     pub scopes: ScopePlan,
     /// Only list the scopes.
     pub plan_only: bool,
-    /// Whether to continue a run, and whether a stop suspends it.
+    /// The run's format, whether to continue a run, and whether a stop suspends it.
     pub control: RunControl,
 }
 
@@ -113,6 +112,7 @@ impl SchedulerInput {
             });
         }
         let control = RunControl {
+            format,
             snapshot_time: None,
             resume: self
                 .resume
@@ -128,7 +128,6 @@ impl SchedulerInput {
                 &self.classifications,
                 self.all_classifications,
             )?,
-            format,
             scopes,
             plan_only,
             control,
@@ -185,7 +184,7 @@ mod tests {
         let input = SchedulerInput::parse(r#"{"s3_bucket":"b/","s3_path":"p"}"#).expect("valid");
         let r = input.resolve().expect("resolves");
         assert_eq!(r.store_url, "s3://b/p");
-        assert_eq!(r.format, StoreFormat::Seed);
+        assert_eq!(r.control.format, StoreFormat::Seed);
         assert_eq!(r.tag, TagSelector::default());
         assert_eq!(r.classifications.len(), 3);
     }

@@ -20,7 +20,6 @@ use aws_credential_types::provider::{
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use futures::{StreamExt, stream};
-use patchtrail_model::StoreFormat;
 use patchtrail_store::Store;
 use std::sync::Arc;
 
@@ -475,7 +474,6 @@ pub async fn collect_plan(
     plan: &ScopePlan,
     store: &Store,
     options: &CollectOptions,
-    format: StoreFormat,
     control: &RunControl,
     progress: &Arc<Progress>,
     stop: &StopSignal,
@@ -494,7 +492,7 @@ pub async fn collect_plan(
         .map(|scope| async move {
             let result = match AwsFleet::new(&scope.config, options, progress.clone()) {
                 Ok(fleet) => {
-                    collect_snapshot(&fleet, store, options, format, control, progress, stop).await
+                    collect_snapshot(&fleet, store, options, control, progress, stop).await
                 }
                 Err(e) => Err(e),
             };

@@ -38,9 +38,12 @@ pub struct SnapshotReport {
     pub errors: Vec<(String, CallError)>,
 }
 
-/// How a collection begins and what a stop does to it.
+/// How a collection's run begins (its format and snapshot time, or a run to continue) and what a
+/// stop does to it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunControl {
+    /// The format of a new run (a continued run keeps its own).
+    pub format: StoreFormat,
     /// The instant the snapshot represents (default: now); the demo passes simulated dates.
     pub snapshot_time: Option<DateTime<Utc>>,
     /// Continue this suspended run (with its own snapshot time and options) instead of
@@ -490,7 +493,6 @@ pub async fn collect_snapshot(
     fleet: &AwsFleet,
     store: &Store,
     options: &CollectOptions,
-    format: StoreFormat,
     control: &RunControl,
     progress: &Progress,
     stop: &StopSignal,
@@ -538,7 +540,7 @@ pub async fn collect_snapshot(
                     started_at,
                     account_id,
                     region,
-                    format,
+                    format: control.format,
                     config: options.run_config(),
                 })
                 .await?,

@@ -17,7 +17,6 @@ use patchtrail_collect::{
     AwsFleet, CollectError, CollectOptions, Progress, RunControl, SchedulerInput, ScopeOutcome,
     ScopePlan, StopSignal, collect_plan, collect_snapshot, resolve_scopes,
 };
-use patchtrail_model::StoreFormat;
 use patchtrail_store::{AwsAccess, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -153,20 +152,9 @@ pub async fn handle(
     });
     let control = &resolved.control;
     let result = if resolved.scopes.is_multi() {
-        collect_many(
-            deps,
-            &store,
-            &options,
-            resolved.format,
-            &resolved.scopes,
-            control,
-            &stop,
-        )
-        .await
+        collect_many(deps, &store, &options, &resolved.scopes, control, &stop).await
     } else {
-        collect_one(deps, &store, &options, resolved.format, control, &stop)
-            .await
-            .map_err(HandlerError::from)
+        collect_one(deps, &store, &options, control, &stop).await
     };
     if let Some(t) = timer {
         t.abort();
@@ -214,17 +202,15 @@ async fn collect_one(
     deps: &Deps,
     store: &Store,
     options: &CollectOptions,
-    format: StoreFormat,
     control: &RunControl,
     stop: &StopSignal,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let fleet = AwsFleet::new(&deps.aws, options, progress.clone())?;
-    let report =
-        match collect_snapshot(&fleet, store, options, format, control, &progress, stop).await {
-            Ok(report) => report,
-            Err(e) => return suspended(e, store),
-        };
+    let report = match collect_snapshot(&fleet, store, options, control, &progress, stop).await {
+        Ok(report) => report,
+        Err(e) => return suspended(e, store),
+    };
     let m = &report.committed.manifest;
     let summary = json!({
         "status": if report.errors.is_empty() { "ok" } else { "partial" },
@@ -246,16 +232,13 @@ async fn collect_many(
     deps: &Deps,
     store: &Store,
     options: &CollectOptions,
-    format: StoreFormat,
     plan: &ScopePlan,
     control: &RunControl,
     stop: &StopSignal,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
-    let mut outcomes = collect_plan(
-        &deps.aws, plan, store, options, format, control, &progress, stop,
-    )
-    .await?;
+    let mut outcomes =
+        collect_plan(&deps.aws, plan, store, options, control, &progress, stop).await?;
     if let [
         ScopeOutcome {
             result: Err(CollectError::Suspended { .. }),

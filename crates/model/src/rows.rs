@@ -38,10 +38,11 @@ impl PatchRecord {
 }
 
 /// How collecting one instance ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Patches and patch state were read.
+    #[default]
     Ok,
     /// SSM does not manage the instance (`InvalidInstanceId`): recorded, not fatal.
     Unmanaged,
@@ -139,17 +140,12 @@ pub struct InstanceRecord {
     pub patch_rows: i64,
 }
 
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Ok
-    }
-}
-
 /// The on-disk format of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreFormat {
     /// Three Hive-partitioned Parquet tables (the default).
+    #[default]
     Parquet,
     /// The same three tables as JSON lines.
     Jsonl,

@@ -135,7 +135,7 @@ impl PatchFilter {
             "State" => v.iter().any(|x| p.state.matches(x)),
             "KBId" => {
                 let kb = p.patch.kb_id();
-                v.iter().any(|x| *x == kb)
+                v.contains(&kb)
             }
             _ => false,
         }

@@ -45,7 +45,8 @@ pub struct Checkpoint {
     pub errors: Vec<InstanceError>,
 }
 
-/// What continuing a suspended run finds.
+/// What continuing a suspended run finds (one per continued run: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Continued {
     /// A writer holding everything written so far; add the instances not in [`RunWriter::done`].
     Writer(RunWriter),

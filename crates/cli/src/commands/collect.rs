@@ -19,20 +19,25 @@ use std::time::{Duration, Instant};
 /// What to collect and where, after validation.
 struct Plan {
     store_url: String,
-    format: StoreFormat,
     options: CollectOptions,
     scopes: ScopePlan,
     control: RunControl,
 }
 
-/// `--resume` and `--time-limit`: which run to continue, and whether a stop suspends it.
-fn run_control(args: &CollectArgs, input: Option<RunControl>) -> Result<RunControl, Failure> {
+/// `--format`, `--resume` and `--time-limit` (over the input's, if any): the format of a new run,
+/// which run to continue, and whether a stop suspends it.
+fn run_control(
+    args: &CollectArgs,
+    format: Option<StoreFormat>,
+    input: Option<RunControl>,
+) -> Result<RunControl, Failure> {
     let input = input.unwrap_or_default();
     let resume = match &args.resume {
         Some(id) => Some(run_to_resume(id, "--resume")?),
         None => input.resume,
     };
     Ok(RunControl {
+        format: format.unwrap_or(input.format),
         snapshot_time: None,
         resume,
         suspend_on_stop: args.time_limit.is_some() || input.suspend_on_stop,
@@ -112,14 +117,13 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         let scopes = scope_plan(&args.scopes)?;
         return Ok(Plan {
             store_url: input.store_url,
-            format: explicit_format.unwrap_or(input.format),
             options,
             scopes: if scopes.is_multi() {
                 scopes
             } else {
                 input.scopes
             },
-            control: run_control(args, Some(input.control))?,
+            control: run_control(args, explicit_format, Some(input.control))?,
         });
     }
     options.tag = TagSelector::parse(args.tag_key.as_deref(), &args.tag)?;
@@ -127,10 +131,9 @@ fn plan(args: &CollectArgs) -> Result<Plan, Failure> {
         parse_classifications(&args.classification, args.all_classifications)?;
     Ok(Plan {
         store_url: args.store.url().to_string(),
-        format: explicit_format.unwrap_or(StoreFormat::Parquet),
         options,
         scopes: scope_plan(&args.scopes)?,
-        control: run_control(args, None)?,
+        control: run_control(args, explicit_format, None)?,
     })
 }
 
@@ -227,7 +230,6 @@ impl Prepared {
             &fleet,
             store,
             &self.plan.options,
-            self.plan.format,
             &self.plan.control,
             &progress,
             stop,
@@ -262,7 +264,6 @@ impl Prepared {
             &self.plan.scopes,
             store,
             &self.plan.options,
-            self.plan.format,
             &self.plan.control,
             &progress,
             stop,

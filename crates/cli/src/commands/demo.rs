@@ -107,8 +107,8 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
             &fleet,
             &store,
             &options,
-            StoreFormat::Parquet,
             &RunControl {
+                format: StoreFormat::Parquet,
                 snapshot_time: Some(at),
                 ..RunControl::default()
             },
