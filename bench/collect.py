@@ -14,6 +14,9 @@
    SSM rate; `collect --organization --regions all` with every scope at once. Scopes run in parallel,
    so the whole should take about as long as the largest scope's bound (its busiest SSM API's served
    calls / the rate, from the simulator's per-scope counters); peak RSS of the collector.
+5. Suspended runs (issue 11): one fleet collected in one go, then in slices of `--time-limit` continued
+   with `--resume` until the run commits (as Lambda invocations continue a scope): what continuing costs
+   (each slice starts a process, lists the fleet again and finds the rate again).
 """
 import argparse
 import concurrent.futures
@@ -100,6 +103,23 @@ def rate_run(binary, tmp, tps, latency_ms, instances, extra=(), halve_after=None
     return secs, least, throttled, max(after.values())
 
 
+def sliced_collect(binary, url, store, limit):
+    """Collects in processes of at most `limit` (e.g. "5s"), each continuing the run the last one
+    suspended, until the run commits: (total seconds, processes)."""
+    t, run_id, processes = time.monotonic(), None, 0
+    while True:
+        processes += 1
+        extra = ["--resume", run_id] if run_id else []
+        p = subprocess.run([binary, "collect", "--store", store, "-q", "--time-limit", limit, *extra],
+                           env=aws_env(url), capture_output=True, text=True)
+        if p.returncode == 0:
+            return time.monotonic() - t, processes
+        if p.returncode != 6:
+            sys.exit(f"collect failed ({p.returncode}): {p.stderr}")
+        words = p.stderr.split()
+        run_id = words[words.index("--resume") + 1].strip("`)")
+
+
 def seed_reenactment(url, sample, store):
     """The seed's map state: MaxConcurrency 2; per page a put, then 1 s wait before the next page."""
     env = aws_env(url)
@@ -145,9 +165,10 @@ def main():
     ap.add_argument("--rss-instances", default="2000,20000,100000")
     ap.add_argument("--org", default="20,3,500", help="accounts,regions,instances of the organization bench")
     ap.add_argument("--org-tps", type=float, default=10, help="SSM rate of each scope, TPS")
-    ap.add_argument("--only", choices=["rate", "seed", "memory", "org"], action="append")
+    ap.add_argument("--slice", default="5s", help="--time-limit of each process of the suspended-run bench")
+    ap.add_argument("--only", choices=["rate", "seed", "memory", "org", "resume"], action="append")
     args = ap.parse_args()
-    only = set(args.only or ["rate", "seed", "memory", "org"])
+    only = set(args.only or ["rate", "seed", "memory", "org", "resume"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         def rate_row(label, tps, latency, extra=(), halve=False):
@@ -222,6 +243,20 @@ def main():
                          f"{args.org_tps:g} TPS per scope, 50 ms", f"{secs:.1f} s",
                          f"{len(bounds)} scopes; largest scope's bound {largest:.1f} s, ratio {secs / largest:.2f}; "
                          f"all scopes one after another {sum(bounds):.0f} s; collector peak RSS {rss:.0f} MiB"))
+
+        if "resume" in only:
+            instances = int(200 * args.seconds / 0.95)
+            sim, url = start_sim(args.binary, "--instances", str(instances), "--seed", "10",
+                                 "--ssm-tps", "200", "--latency-ms", "20")
+            try:
+                whole, _, _ = timed_collect(args.binary, url, os.path.join(tmp, "whole"))
+                sliced, processes = sliced_collect(args.binary, url, os.path.join(tmp, "sliced"), args.slice)
+            finally:
+                sim.terminate()
+                sim.wait()
+            rows.append((f"one run in {args.slice} slices (--time-limit, --resume): 200 TPS, 20 ms, "
+                         f"{instances} instances", f"{sliced:.1f} s",
+                         f"{processes} processes; in one go {whole:.1f} s; ratio {sliced / whole:.2f}"))
 
     print_table(rows)
 

@@ -13,6 +13,22 @@ use patchtrail_query::Lang;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// glibc serves every allocation below its mmap threshold from heaps it seldom gives back, and
+/// raises that threshold (up to 32 MiB) each time a large buffer is freed: the collector's
+/// Parquet parts and batches then stay resident after use. A fixed 64 KiB threshold returns them
+/// to the system when freed: peak RSS of a 20,000-instance collect ~90 → ~80 MiB, no measurable
+/// cost in time (bench/README.md). Other allocators (musl, macOS, Windows) are left as they are.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD: libc::c_int = 64 * 1024;
+        // SAFETY: mallopt only sets a tunable of glibc's allocator; called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+    }
+}
+
 fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose, cli.log_format) {
         (true, _, _) => "error",
@@ -35,6 +51,7 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
