@@ -460,6 +460,14 @@ fn call_error(e: patchtrail_store::InstanceError) -> (String, CallError) {
     (e.instance_id, error)
 }
 
+/// A suspended run taken over: to continue with the run's own options, or committed already
+/// (one per run: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Resumed {
+    Continue(RunWriter, CollectOptions),
+    Committed(SnapshotReport),
+}
+
 /// The suspended run to continue, checked against the scope of `fleet`; the run's own options
 /// replace `options` (a run keeps what it selects from start to commit).
 async fn continue_run(
@@ -468,9 +476,11 @@ async fn continue_run(
     account_id: &str,
     region: &str,
     options: &CollectOptions,
-) -> Result<Result<(RunWriter, CollectOptions), SnapshotReport>, CollectError> {
+) -> Result<Resumed, CollectError> {
     let writer = match store.continue_run(run_id).await? {
-        Continued::Committed { run, errors } => return Ok(Err(already_committed(run, errors))),
+        Continued::Committed { run, errors } => {
+            return Ok(Resumed::Committed(already_committed(run, errors)));
+        }
         Continued::Writer(writer) => writer,
     };
     let start = writer.start();
@@ -484,7 +494,7 @@ async fn continue_run(
         });
     }
     let options = options.following(&start.config);
-    Ok(Ok((writer, options)))
+    Ok(Resumed::Continue(writer, options))
 }
 
 /// Collects one snapshot of the fleet into `store` and commits it (or, when `control` says so,
@@ -508,8 +518,8 @@ pub async fn collect_snapshot(
     let (begun, options) = match &control.resume {
         None => (None, options.clone()),
         Some(run_id) => match continue_run(store, run_id, &account_id, &region, options).await? {
-            Err(report) => return Ok(report),
-            Ok((writer, options)) => (Some(Begun::new(writer)), options),
+            Resumed::Committed(report) => return Ok(report),
+            Resumed::Continue(writer, options) => (Some(Begun::new(writer)), options),
         },
     };
     let options = &options;

@@ -267,3 +267,24 @@ async fn collect_many(
         "scopes": lines,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_stops_in_time_to_suspend_whatever_the_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(stop_after(s(900)), s(890), "15 minutes: 10 s to spare");
+        assert_eq!(
+            stop_after(s(4)),
+            Duration::from_millis(3_200),
+            "a fifth of a short one"
+        );
+        assert_eq!(
+            stop_after(Duration::ZERO),
+            Duration::ZERO,
+            "a deadline already past"
+        );
+    }
+}
