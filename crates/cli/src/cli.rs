@@ -20,12 +20,13 @@ fn parse_time_limit(text: &str) -> Result<std::time::Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fix)?;
     let (n, unit) = text.split_at(split);
     let n: u64 = n.parse().ok().filter(|n| *n > 0).ok_or_else(fix)?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3_600,
+    let per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
         _ => return Err(fix()),
     };
+    let seconds = n.checked_mul(per_unit).ok_or_else(fix)?;
     Ok(std::time::Duration::from_secs(seconds))
 }
 
@@ -531,4 +532,30 @@ pub struct DemoArgs {
     /// Keep patches of every classification (a bigger history, e.g. for benchmarks).
     #[arg(long)]
     pub all_classifications: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_limit;
+    use std::time::Duration;
+
+    #[test]
+    fn time_limits_are_whole_seconds_minutes_or_hours() {
+        assert_eq!(parse_time_limit("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_time_limit("50m"), Ok(Duration::from_secs(3_000)));
+        assert_eq!(parse_time_limit("2h"), Ok(Duration::from_secs(7_200)));
+        for bad in [
+            "",
+            "m",
+            "0m",
+            "5",
+            "1.5h",
+            "5d",
+            "-3m",
+            "99999999999999999h",
+        ] {
+            let e = parse_time_limit(bad).expect_err(bad);
+            assert!(e.contains("such as 50m or 2h"), "{bad}: {e}");
+        }
+    }
 }

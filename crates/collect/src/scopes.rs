@@ -115,7 +115,6 @@ pub fn parse_accounts_file(name: &str, text: &str) -> Result<Vec<String>, Collec
 }
 
 impl ScopePlan {
-    /// Whether this is more than the one scope of the configuration.
     /// Whether the plan names one (account, region) at most.
     pub fn is_single(&self) -> bool {
         let one_account = match &self.accounts {
@@ -131,6 +130,7 @@ impl ScopePlan {
         one_account && one_region
     }
 
+    /// Whether this is more than the one scope of the configuration.
     pub fn is_multi(&self) -> bool {
         self.accounts != Accounts::Own || self.regions != Regions::Configured
     }

@@ -50,7 +50,8 @@ pub struct RunControl {
     /// beginning one.
     pub resume: Option<String>,
     /// On a stop, suspend the run (a checkpoint another process continues from, see
-    /// `patchtrail_store::Checkpoint`) instead of leaving it uncommitted for good.
+    /// `patchtrail_store::Checkpoint`) instead of leaving it uncommitted for good. A continued
+    /// run is always suspended on a stop: it is resumable already.
     pub suspend_on_stop: bool,
 }
 
@@ -681,7 +682,7 @@ async fn suspend_or_stop(begun: Option<Begun>, control: &RunControl) -> CollectE
         writer,
         resumed_with,
         ..
-    }) = begun.filter(|_| control.suspend_on_stop)
+    }) = begun.filter(|_| control.suspend_on_stop || control.resume.is_some())
     else {
         return CollectError::Stopped;
     };

@@ -60,7 +60,8 @@ fn runs_table(location: &str) -> String {
     format!(
         "CREATE EXTERNAL TABLE IF NOT EXISTS runs (\n  `run_id` string,\n  `sequence` bigint,\n  `snapshot_time` string,\n  `started_at` string,\n  `finished_at` string,\n  \
          `account_id` string,\n  `region` string,\n  `format` string,\n  \
-         `counts` struct<instances:bigint,managed:bigint,unmanaged:bigint,errors:bigint,patches:bigint,pages:bigint,missing:bigint,missing_critical:bigint,missing_security:bigint,failed:bigint>\n)\n\
+         `counts` struct<instances:bigint,managed:bigint,unmanaged:bigint,errors:bigint,patches:bigint,pages:bigint,missing:bigint,missing_critical:bigint,missing_security:bigint,failed:bigint>,\n  \
+         `objects` array<struct<key:string,size:bigint,sha256:string,rows:bigint>>\n)\n\
          PARTITIONED BY (`year` int, `month` int, `day` int)\nROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\nLOCATION '{location}'\n{};\n",
         projection(location)
     )
@@ -80,9 +81,13 @@ fn seed_pages_table(root: &str) -> String {
 /// DDL for the tables of the store at `root` (`s3://bucket/prefix`) written in `format`.
 pub fn athena_ddl(root: &str, format: StoreFormat) -> String {
     let root = root.trim_end_matches('/');
-    let header = "-- patchtrail tables for Athena; run each statement in the database of your choice.\n\
-         -- Only objects listed by a committed run are history: filter on committed run ids, e.g.\n\
-         --   SELECT ... FROM patches WHERE run_id IN (SELECT run_id FROM runs)\n";
+    let header = format!(
+        "-- patchtrail tables for Athena; run each statement in the database of your choice.\n\
+         -- Only objects a committed run lists are history (an interrupted run's objects, or those of an\n\
+         -- attempt to continue a suspended run that did not make it into the run, may carry its run id):\n\
+         --   SELECT ... FROM patches WHERE \"$path\" IN\n\
+         --     (SELECT '{root}/' || o.key FROM runs CROSS JOIN UNNEST(objects) AS t(o))\n"
+    );
     let at = |path: &str| format!("{root}/{path}/");
     match format {
         StoreFormat::Parquet => format!(

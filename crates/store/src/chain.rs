@@ -265,6 +265,15 @@ impl Store {
     ) -> Result<(ChainEntry, Vec<u8>), StoreError> {
         for attempt in 0..APPEND_ATTEMPTS {
             let head = self.chain_head().await?;
+            if let Some(h) = head
+                .as_ref()
+                .filter(|h| h.run_id == run_id && h.manifest_key == manifest_key)
+            {
+                // Another process committed this very run: a continued run's last step, taken
+                // again by a process that found it complete (`checkpoint`). Never twice.
+                let bytes = self.get(manifest_key).await?;
+                return Ok((h.clone(), bytes.to_vec()));
+            }
             let sequence = head.as_ref().map_or(1, |h| h.sequence + 1);
             let bytes = build(sequence, head.as_ref())?;
             self.put(manifest_key, bytes.clone()).await?;

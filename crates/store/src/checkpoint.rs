@@ -146,18 +146,26 @@ impl Store {
         };
         let key = checkpoint_key(run_id, sequence);
         let bytes = self.get(&key).await?;
+        let unreadable = |reason: String| StoreError::Object {
+            url: self.url().to_string(),
+            operation: "read",
+            key: key.clone(),
+            reason: format!(
+                "{reason} (SHA-256 {}): continue it with the patchtrail version that suspended it, or collect a new run",
+                sha256_hex(&bytes)
+            ),
+        };
         let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-            .ok()
-            .filter(|c: &Checkpoint| c.run_id == run_id && c.sequence == sequence)
-            .ok_or_else(|| StoreError::Object {
-                url: self.url().to_string(),
-                operation: "read",
-                key: key.clone(),
-                reason: format!(
-                    "not a checkpoint of run {run_id} (SHA-256 {})",
-                    sha256_hex(&bytes)
-                ),
-            })?;
+            .map_err(|e| unreadable(format!("not a checkpoint of run {run_id}: {e}")))?;
+        if checkpoint.checkpoint_version != CHECKPOINT_VERSION
+            || checkpoint.run_id != run_id
+            || checkpoint.sequence != sequence
+        {
+            return Err(unreadable(format!(
+                "checkpoint version {} of run {} numbered {}, where version {CHECKPOINT_VERSION} of run {run_id} numbered {sequence} was expected",
+                checkpoint.checkpoint_version, checkpoint.run_id, checkpoint.sequence
+            )));
+        }
         let layout = RunLayout::new(
             run_id,
             checkpoint.start.snapshot_time,
@@ -380,6 +388,11 @@ mod tests {
             "b's objects are noted: {:?}",
             report.notes
         );
+        assert!(
+            report.notes[0].contains(&format!("run {run_id} is committed;")),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[tokio::test]
@@ -400,6 +413,12 @@ mod tests {
         drop(second);
         assert_eq!(store(&dir).verify().await.expect("verify").runs, 0);
 
+        // Two processes find it complete at once: one commit between them.
+        let (a, b) = (store(&dir), store(&dir));
+        let (ra, rb) = tokio::join!(a.continue_run(&run_id), b.continue_run(&run_id));
+        let (ra, rb) = (committed(ra.expect("a")), committed(rb.expect("b")));
+        assert_eq!(ra.manifest_sha256, rb.manifest_sha256);
+        assert_eq!(store(&dir).chain_sequences().await.expect("chain"), vec![1]);
         let run = committed(store(&dir).continue_run(&run_id).await.expect("finish"));
         assert_eq!(run.manifest.counts.patches, 6);
         let again = committed(store(&dir).continue_run(&run_id).await.expect("again"));

@@ -298,8 +298,13 @@ impl Store {
         // Everything else.
         let unlisted = self.unlisted(&present_meta, &listed).await?;
         let names: Vec<&str> = present_meta.iter().map(|(k, _, _)| k.as_str()).collect();
+        let committed_ids: BTreeSet<&str> = committed.values().map(|m| m.run_id.as_str()).collect();
         for (run_id, keys) in &unlisted.abandoned {
             report.notes.push(match suspended_at(&names, run_id) {
+                _ if committed_ids.contains(run_id.as_str()) => format!(
+                    "run {run_id} is committed; {} object(s) of an attempt to continue it that did not make it into the run are not history",
+                    keys.len()
+                ),
                 Some(checkpoint) => format!(
                     "run {run_id} is suspended at its checkpoint {checkpoint}: {} object(s) so far, history once it is continued (patchtrail collect --resume {run_id})",
                     keys.len()
