@@ -295,6 +295,18 @@ mod tests {
         }
     }
 
+    /// A Parquet run of instance `n` alone, suspended at its first checkpoint: its id.
+    async fn suspended_run(dir: &tempfile::TempDir, n: usize) -> String {
+        let mut first = store(dir)
+            .begin_run(start(StoreFormat::Parquet))
+            .await
+            .expect("begin");
+        let run_id = first.run_id().to_string();
+        first.add(snapshot(&first, n)).await.expect("add");
+        first.suspend().await.expect("suspend");
+        run_id
+    }
+
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::open(dir.path().to_str().expect("utf8"), &Default::default()).expect("store")
     }
@@ -354,13 +366,7 @@ mod tests {
     #[tokio::test]
     async fn of_two_continuations_of_one_checkpoint_the_first_to_record_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut first = store(&dir)
-            .begin_run(start(StoreFormat::Parquet))
-            .await
-            .expect("begin");
-        let run_id = first.run_id().to_string();
-        first.add(snapshot(&first, 1)).await.expect("add");
-        first.suspend().await.expect("suspend");
+        let run_id = suspended_run(&dir, 1).await;
         let mut a = continued(store(&dir).continue_run(&run_id).await.expect("a"));
         let mut b = continued(store(&dir).continue_run(&run_id).await.expect("b"));
         a.add(snapshot(&a, 2)).await.expect("add");
@@ -398,13 +404,7 @@ mod tests {
     #[tokio::test]
     async fn a_complete_run_whose_process_died_before_its_manifest_is_committed_by_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut first = store(&dir)
-            .begin_run(start(StoreFormat::Parquet))
-            .await
-            .expect("begin");
-        let run_id = first.run_id().to_string();
-        first.add(snapshot(&first, 2)).await.expect("add");
-        first.suspend().await.expect("suspend");
+        let run_id = suspended_run(&dir, 2).await;
         let mut second = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
         second.add(snapshot(&second, 4)).await.expect("add");
         // What `commit` does up to its manifest, then the process dies.

@@ -300,19 +300,19 @@ impl Store {
         let names: Vec<&str> = present_meta.iter().map(|(k, _, _)| k.as_str()).collect();
         let committed_ids: BTreeSet<&str> = committed.values().map(|m| m.run_id.as_str()).collect();
         for (run_id, keys) in &unlisted.abandoned {
-            report.notes.push(match suspended_at(&names, run_id) {
-                _ if committed_ids.contains(run_id.as_str()) => format!(
-                    "run {run_id} is committed; {} object(s) of an attempt to continue it that did not make it into the run are not history",
-                    keys.len()
-                ),
-                Some(checkpoint) => format!(
-                    "run {run_id} is suspended at its checkpoint {checkpoint}: {} object(s) so far, history once it is continued (patchtrail collect --resume {run_id})",
-                    keys.len()
-                ),
-                None => format!(
-                    "run {run_id} was claimed but never committed: {} object(s) of it are not history",
-                    keys.len()
-                ),
+            let n = keys.len();
+            report.notes.push(if committed_ids.contains(run_id.as_str()) {
+                format!(
+                    "run {run_id} is committed; {n} object(s) of an attempt to continue it that did not make it into the run are not history"
+                )
+            } else if let Some(checkpoint) = suspended_at(&names, run_id) {
+                format!(
+                    "run {run_id} is suspended at its checkpoint {checkpoint}: {n} object(s) so far, history once it is continued (patchtrail collect --resume {run_id})"
+                )
+            } else {
+                format!(
+                    "run {run_id} was claimed but never committed: {n} object(s) of it are not history"
+                )
             });
         }
         for (day, pages) in &unlisted.seed_days {
