@@ -8,6 +8,7 @@
 //! walk from its first page, keeping nothing of the old pages twice.
 
 use crate::pacing::{Progress, RateController};
+use crate::seen::IdSet;
 use crate::{CollectError, CollectOptions, TagSelector};
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ssm::types::{PatchComplianceData, PatchOrchestratorFilter};
@@ -22,7 +23,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use chrono::{DateTime, Utc};
 use patchtrail_model::normalise_patch_state;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Discovery of the tagged fleet one page at a time, so that collection can start on the first
@@ -32,7 +33,7 @@ pub struct Discovery {
     filter: Filter,
     pager: Pager,
     /// Ids already returned: a walk that starts over returns each instance once.
-    seen: HashSet<String>,
+    seen: IdSet,
     done: bool,
 }
 
@@ -47,7 +48,7 @@ impl Discovery {
             fleet,
             filter,
             pager: Pager::default(),
-            seen: HashSet::new(),
+            seen: IdSet::default(),
             done: false,
         }
     }
@@ -66,7 +67,7 @@ impl Discovery {
                 error,
             })?;
         // A walk that started over returns its first instances again: each is kept once.
-        page.retain(|i| self.seen.insert(i.instance_id.clone()));
+        page.retain(|i| self.seen.insert(&i.instance_id));
         self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
     }
@@ -78,7 +79,7 @@ pub struct HybridDiscovery {
     fleet: AwsFleet,
     filters: Vec<aws_sdk_ssm::types::InstanceInformationStringFilter>,
     pager: Pager,
-    seen: HashSet<String>,
+    seen: IdSet,
     done: bool,
 }
 
@@ -93,7 +94,7 @@ impl HybridDiscovery {
             fleet,
             filters: filters.map_err(hybrid_failed)?,
             pager: Pager::default(),
-            seen: HashSet::new(),
+            seen: IdSet::default(),
             done: false,
         })
     }
@@ -116,7 +117,7 @@ impl HybridDiscovery {
             }
             Err(e) => return Err(hybrid_failed(e)),
         };
-        page.retain(|n| self.seen.insert(n.instance_id.clone()));
+        page.retain(|n| self.seen.insert(&n.instance_id));
         self.done = !self.pager.follow(next.as_deref());
         Ok(Some(page))
     }

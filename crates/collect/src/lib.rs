@@ -11,6 +11,7 @@ mod options;
 mod pacing;
 mod regions;
 mod scopes;
+mod seen;
 mod snapshot;
 
 pub use aws::{AwsFleet, CallError, Ec2Instance, Patch, PatchStateSummary};

@@ -14,12 +14,12 @@ use crate::aws::{
     PatchStateSummary,
 };
 use crate::pacing::{Progress, StopSignal};
+use crate::seen::IdSet;
 use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::{Stream, StreamExt, stream};
 use patchtrail_model::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 use patchtrail_store::{CommittedRun, Continued, RunStart, RunWriter, Store};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The instant a snapshot represents, and who it was collected from.
@@ -318,7 +318,7 @@ impl Drop for AbortOnDrop {
 fn discover_ahead(
     fleet: &AwsFleet,
     options: &CollectOptions,
-    skip: HashSet<String>,
+    skip: IdSet,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Vec<Target>, CollectError>>,
     AbortOnDrop,
@@ -524,9 +524,9 @@ pub async fn collect_snapshot(
         },
     };
     let options = &options;
-    let skip: HashSet<String> = begun
+    let skip: IdSet = begun
         .as_ref()
-        .map(|b| b.writer.done().iter().cloned().collect())
+        .map(|b| b.writer.done().iter().collect())
         .unwrap_or_default();
     Progress::add(&progress.instances_total, skip.len() as u64);
     Progress::add(&progress.instances_done, skip.len() as u64);

@@ -13,6 +13,7 @@
 //! (the process died in between) or answers the committed run.
 
 use crate::history::sha256_hex;
+use crate::ids::InstanceIds;
 use crate::layout::RunLayout;
 use crate::writer::{InstanceError, RunStart, RunWriter, commit_manifest};
 use crate::{CommittedRun, Store, StoreError};
@@ -41,7 +42,7 @@ pub struct Checkpoint {
     pub counts: RunCounts,
     pub objects: Vec<ManifestObject>,
     /// Instances in the run so far.
-    pub done: Vec<String>,
+    pub done: InstanceIds,
     pub errors: Vec<InstanceError>,
 }
 
@@ -311,6 +312,68 @@ mod tests {
         Store::open(dir.path().to_str().expect("utf8"), &Default::default()).expect("store")
     }
 
+    /// Instance `n` with no patches.
+    fn bare(writer: &RunWriter, n: usize) -> InstanceSnapshot {
+        let mut s = snapshot(writer, 0);
+        s.instance.instance_id = format!("i-{n:017}");
+        s
+    }
+
+    #[tokio::test]
+    async fn a_fleet_larger_than_a_part_writes_bounded_instance_parts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut first = store(&dir)
+            .begin_run(start(StoreFormat::Parquet))
+            .await
+            .expect("begin");
+        let run_id = first.run_id().to_string();
+        let part = crate::writer::INSTANCE_PART_ROWS as usize;
+        for n in 0..part + 10 {
+            first.add(bare(&first, n)).await.expect("add");
+        }
+        first.suspend().await.expect("suspend");
+        let mut second = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+        second.add(bare(&second, part + 10)).await.expect("add");
+        let run = second.commit(Utc::now()).await.expect("commit");
+
+        let folder = "instances/year=2026/month=03/day=01";
+        let parts: Vec<(String, u64)> = run
+            .manifest
+            .objects
+            .iter()
+            .filter(|o| o.key.starts_with("instances/"))
+            .map(|o| (o.key.clone(), o.rows))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (format!("{folder}/{run_id}.parquet"), part as u64),
+                (format!("{folder}/{run_id}-0001.parquet"), 10),
+                (format!("{folder}/{run_id}-r001.parquet"), 1),
+            ]
+        );
+        // What the parts hold, read back by the Parquet reader: every instance once, in order.
+        let mut ids = Vec::new();
+        for (key, _) in &parts {
+            let file = std::fs::File::open(dir.path().join(key)).expect("part");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let column = batch.column_by_name("instance_id").expect("instance_id");
+                let column = arrow_array::cast::AsArray::as_string::<i32>(column);
+                ids.extend(column.iter().map(|id| id.expect("an id").to_string()));
+            }
+        }
+        let want: Vec<String> = (0..=part + 10).map(|n| format!("i-{n:017}")).collect();
+        assert_eq!(ids, want);
+        let report = store(&dir).verify().await.expect("verify");
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
     #[tokio::test]
     async fn a_suspended_run_continues_in_another_process_and_commits_once() {
         for format in [StoreFormat::Parquet, StoreFormat::Jsonl, StoreFormat::Seed] {
@@ -380,7 +443,10 @@ mod tests {
         assert!(lost.is_retryable());
 
         let last = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
-        assert_eq!(last.done(), ["i-00000000000000001", "i-00000000000000002"]);
+        assert_eq!(
+            last.done().iter().collect::<Vec<_>>(),
+            ["i-00000000000000001", "i-00000000000000002"]
+        );
         let run = last.commit(Utc::now()).await.expect("commit");
         assert_eq!(
             run.manifest.counts.patches, 3,

@@ -22,10 +22,11 @@ fn encode_error(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Arrow batches per row group. Rows are buffered, then turned into a batch through
-/// `arrow_json`'s tape, which holds every field of every buffered row at once (~3 KB a row of the
-/// wide `instances` table: 25 MB for 8 Ki rows, measured with heaptrack): batches of an eighth
-/// of a row group keep that transient small whatever the table.
-const BATCHES_PER_ROW_GROUP: usize = 8;
+/// `arrow_json`'s tape, which holds every field of every buffered row at once (measured with
+/// heaptrack: ~3 KB a row of the wide `instances` table, ~1 KB a patch row, so 8.5 MB for a batch
+/// of 8 Ki patch rows, plus 3 MB for the buffered rows themselves): batches of 1/32 of a row
+/// group (2 Ki patch rows, 256 instance rows) keep that transient near 3 MB whatever the table.
+const BATCHES_PER_ROW_GROUP: usize = 32;
 
 /// A Parquet file being written in memory, batch by batch.
 pub struct ParquetPart<T> {

@@ -112,15 +112,15 @@ impl RunLayout {
         )
     }
 
-    /// The instances table (one object per attempt); in the seed layout it hides under
-    /// `_patchtrail/` so that the seed's own readers see only their keys.
-    pub fn instances(&self) -> String {
-        let table = format!(
-            "instances/{}/{}.{}",
-            self.partition,
-            self.stem(),
-            self.table_ext()
-        );
+    /// The instances table: `<stem>.<ext>`, then `<stem>-0001.<ext>`, ... when a fleet fills
+    /// more than one part (a part is bounded so that memory is); in the seed layout it hides
+    /// under `_patchtrail/` so that the seed's own readers see only their keys.
+    pub fn instances_part(&self, part: u32) -> String {
+        let name = match part {
+            0 => self.stem(),
+            n => format!("{}-{n:04}", self.stem()),
+        };
+        let table = format!("instances/{}/{name}.{}", self.partition, self.table_ext());
         match self.format {
             StoreFormat::Seed => format!("_patchtrail/{table}"),
             _ => table,
@@ -206,8 +206,12 @@ mod tests {
             "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-0000.parquet"
         );
         assert_eq!(
-            l.instances(),
+            l.instances_part(0),
             "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01.parquet"
+        );
+        assert_eq!(
+            l.instances_part(1),
+            "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-0001.parquet"
         );
         assert_eq!(
             l.manifest(),
@@ -219,8 +223,12 @@ mod tests {
             "patches/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002-0000.parquet"
         );
         assert_eq!(
-            continued.instances(),
+            continued.instances_part(0),
             "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002.parquet"
+        );
+        assert_eq!(
+            continued.instances_part(3),
+            "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002-0003.parquet"
         );
         assert_eq!(continued.manifest(), l.manifest(), "one manifest per run");
     }
@@ -251,7 +259,7 @@ mod tests {
         assert_eq!(seed_page_tag(&key), Some(seed_run_tag("r").as_str()));
         assert_ne!(seed_run_tag("r"), seed_run_tag("s"));
         assert!(l.manifest().starts_with("_patchtrail/runs/"));
-        assert!(l.instances().starts_with("_patchtrail/instances/"));
+        assert!(l.instances_part(0).starts_with("_patchtrail/instances/"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod chain;
 mod checkpoint;
 mod encode;
 mod history;
+mod ids;
 mod layout;
 mod location;
 mod verify;
@@ -21,6 +22,7 @@ pub use chain::{
 pub use checkpoint::{CHECKPOINTS_PREFIX, Checkpoint, Continued, checkpoint_key, suspended_at};
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
 pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
+pub use ids::InstanceIds;
 pub use layout::{
     MANIFEST_PREFIXES, RunLayout, date_partition, is_run_id, name_uuid, run_id, seed_page_tag,
     seed_run_tag,

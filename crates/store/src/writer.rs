@@ -11,8 +11,10 @@ use crate::encode::{
     INSTANCE_ROW_GROUP_ROWS, JsonlPart, PATCH_ROW_GROUP_ROWS, ParquetPart, seed_page,
 };
 use crate::history::sha256_hex;
+use crate::ids::InstanceIds;
 use crate::layout::{RunLayout, run_id, run_id_stem};
 use crate::{Store, StoreError};
+use arrow_schema::SchemaRef;
 use chrono::{DateTime, Utc};
 use patchtrail_model::{
     InstanceRecord, InstanceSnapshot, MANIFEST_VERSION, ManifestObject, Outcome, PatchRecord,
@@ -23,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 /// Patch rows per Parquet part. A part is built in memory before it is uploaded (one PUT, so
 /// that it is whole or absent), so this bounds the collector's memory: ~5 MB a part.
-const PARQUET_PART_ROWS: u64 = 250_000;
+const PATCH_PART_ROWS: u64 = 250_000;
+/// Instance rows per Parquet part: four row groups of the wide `instances` table, ~3 MB.
+pub(crate) const INSTANCE_PART_ROWS: u64 = 4 * INSTANCE_ROW_GROUP_ROWS as u64;
 /// Bytes per JSONL part (the same bound).
 const JSONL_PART_BYTES: usize = 8 << 20;
 /// Run ids tried after the last one claimed, when concurrent writers take them first.
@@ -40,15 +44,112 @@ pub struct RunStart {
     pub config: RunConfig,
 }
 
-enum PatchSink {
-    Parquet(Option<ParquetPart<PatchRecord>>),
-    Jsonl(JsonlPart),
-    Seed,
+/// One table of a run as bounded parts: rows fill a part in memory, and a full part is uploaded
+/// whole (one PUT), so the memory a table holds does not grow with the fleet.
+struct TableParts<T> {
+    filling: Filling<T>,
+    /// Parts this attempt has uploaded: the next part's number.
+    uploaded: u32,
 }
 
-enum InstanceSink {
-    Parquet(ParquetPart<InstanceRecord>),
+enum Filling<T> {
+    Parquet {
+        schema: SchemaRef,
+        row_group_rows: usize,
+        part_rows: u64,
+        part: Option<ParquetPart<T>>,
+    },
     Jsonl(JsonlPart),
+}
+
+impl<T: Serialize> TableParts<T> {
+    fn new(format: StoreFormat, schema: SchemaRef, row_group_rows: usize, part_rows: u64) -> Self {
+        let filling = match format {
+            StoreFormat::Parquet => Filling::Parquet {
+                schema,
+                row_group_rows,
+                part_rows,
+                part: None,
+            },
+            StoreFormat::Jsonl | StoreFormat::Seed => Filling::Jsonl(JsonlPart::default()),
+        };
+        TableParts {
+            filling,
+            uploaded: 0,
+        }
+    }
+
+    fn push(&mut self, row: T) -> Result<(), StoreError> {
+        match &mut self.filling {
+            Filling::Parquet {
+                schema,
+                row_group_rows,
+                part,
+                ..
+            } => {
+                let part = match part {
+                    Some(p) => p,
+                    None => part.insert(ParquetPart::new(schema.clone(), *row_group_rows)?),
+                };
+                part.push(row)
+            }
+            Filling::Jsonl(part) => part.push(&row),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match &self.filling {
+            Filling::Parquet {
+                part_rows, part, ..
+            } => part.as_ref().is_some_and(|p| p.rows() >= *part_rows),
+            Filling::Jsonl(part) => part.len() >= JSONL_PART_BYTES,
+        }
+    }
+
+    /// The part being filled, finished (bytes and rows), and its number; `None` when it holds no
+    /// rows.
+    fn take(&mut self) -> Result<Option<(u32, Vec<u8>, u64)>, StoreError> {
+        let finished = match &mut self.filling {
+            Filling::Parquet { part, .. } => match part.take() {
+                Some(p) if p.rows() > 0 => {
+                    let rows = p.rows();
+                    Some((p.finish()?, rows))
+                }
+                _ => None,
+            },
+            Filling::Jsonl(part) if !part.is_empty() => {
+                let p = std::mem::take(part);
+                let rows = p.rows();
+                Some((p.finish(), rows))
+            }
+            Filling::Jsonl(_) => None,
+        };
+        Ok(finished.map(|(bytes, rows)| {
+            self.uploaded += 1;
+            (self.uploaded - 1, bytes, rows)
+        }))
+    }
+
+    /// Like [`TableParts::take`], but an attempt that uploaded no part yet gets an empty one, so
+    /// that every attempt lists its table (a run of no instances still has an instances table).
+    fn take_last(&mut self) -> Result<Option<(u32, Vec<u8>, u64)>, StoreError> {
+        if let Some(part) = self.take()? {
+            return Ok(Some(part));
+        }
+        if self.uploaded > 0 {
+            return Ok(None);
+        }
+        self.uploaded = 1;
+        let bytes = match &self.filling {
+            Filling::Parquet {
+                schema,
+                row_group_rows,
+                ..
+            } => ParquetPart::<T>::new(schema.clone(), *row_group_rows)?.finish()?,
+            Filling::Jsonl(_) => Vec::new(),
+        };
+        Ok(Some((0, bytes, 0)))
+    }
 }
 
 pub struct RunWriter {
@@ -57,13 +158,13 @@ pub struct RunWriter {
     pub(crate) start: RunStart,
     pub(crate) objects: Vec<ManifestObject>,
     pub(crate) counts: RunCounts,
-    patches: PatchSink,
-    instances: InstanceSink,
-    part: u32,
+    /// Patch rows; `None` in the seed's format, whose pages are uploaded as they come.
+    patches: Option<TableParts<PatchRecord>>,
+    instances: TableParts<InstanceRecord>,
     /// The checkpoint this writer continues from (0: it began the run).
     pub(crate) continues: u32,
     /// Instances added so far, in every attempt: what a continuation skips.
-    pub(crate) done: Vec<String>,
+    pub(crate) done: InstanceIds,
     /// Instances whose collection failed, in every attempt.
     pub(crate) errors: Vec<InstanceError>,
 }
@@ -112,20 +213,21 @@ impl RunWriter {
         layout: RunLayout,
         start: RunStart,
     ) -> Result<RunWriter, StoreError> {
-        let (patches, instances) = match start.format {
-            StoreFormat::Parquet => (
-                PatchSink::Parquet(None),
-                InstanceSink::Parquet(ParquetPart::new(
-                    instances_schema(),
-                    INSTANCE_ROW_GROUP_ROWS,
-                )?),
-            ),
-            StoreFormat::Jsonl => (
-                PatchSink::Jsonl(JsonlPart::default()),
-                InstanceSink::Jsonl(JsonlPart::default()),
-            ),
-            StoreFormat::Seed => (PatchSink::Seed, InstanceSink::Jsonl(JsonlPart::default())),
-        };
+        let format = start.format;
+        let patches = (format != StoreFormat::Seed).then(|| {
+            TableParts::new(
+                format,
+                patches_schema(),
+                PATCH_ROW_GROUP_ROWS,
+                PATCH_PART_ROWS,
+            )
+        });
+        let instances = TableParts::new(
+            format,
+            instances_schema(),
+            INSTANCE_ROW_GROUP_ROWS,
+            INSTANCE_PART_ROWS,
+        );
         Ok(RunWriter {
             store,
             layout,
@@ -134,9 +236,8 @@ impl RunWriter {
             counts: RunCounts::default(),
             patches,
             instances,
-            part: 0,
             continues: 0,
-            done: Vec::new(),
+            done: InstanceIds::default(),
             errors: Vec::new(),
         })
     }
@@ -154,7 +255,7 @@ impl RunWriter {
     }
 
     /// Instances already in the run (a continuation's earlier attempts' too).
-    pub fn done(&self) -> &[String] {
+    pub fn done(&self) -> &InstanceIds {
         &self.done
     }
 
@@ -207,7 +308,7 @@ impl RunWriter {
     pub async fn add(&mut self, snapshot: InstanceSnapshot) -> Result<(), StoreError> {
         self.count(&snapshot);
         let InstanceSnapshot { instance, pages } = snapshot;
-        self.done.push(instance.instance_id.clone());
+        self.done.push(&instance.instance_id);
         if let Some(code) = &instance.error_code {
             self.errors.push(InstanceError {
                 instance_id: instance.instance_id.clone(),
@@ -216,86 +317,60 @@ impl RunWriter {
             });
         }
         match &mut self.patches {
-            PatchSink::Seed => {
+            None => {
                 for (i, page) in pages.iter().enumerate() {
                     let key = self.layout.seed_page(&instance.instance_id, i);
                     self.put_object(key, seed_page(page), page.len() as u64)
                         .await?;
                 }
             }
-            PatchSink::Parquet(part) => {
-                let writer = match part {
-                    Some(w) => w,
-                    None => part.insert(ParquetPart::new(patches_schema(), PATCH_ROW_GROUP_ROWS)?),
-                };
+            Some(table) => {
                 for row in pages.into_iter().flatten() {
-                    writer.push(row)?;
+                    table.push(row)?;
                 }
-                if writer.rows() >= PARQUET_PART_ROWS {
-                    self.flush_patches().await?;
-                }
-            }
-            PatchSink::Jsonl(part) => {
-                for row in pages.iter().flatten() {
-                    part.push(row)?;
-                }
-                if part.len() >= JSONL_PART_BYTES {
-                    self.flush_patches().await?;
+                if table.is_full() {
+                    self.upload_patches().await?;
                 }
             }
         }
-        match &mut self.instances {
-            InstanceSink::Parquet(part) => part.push(instance)?,
-            InstanceSink::Jsonl(part) => part.push(&instance)?,
+        self.instances.push(instance)?;
+        if self.instances.is_full() {
+            self.upload_instances(false).await?;
         }
         Ok(())
     }
 
     /// Uploads the patch part being filled, if it holds rows.
-    async fn flush_patches(&mut self) -> Result<(), StoreError> {
-        let (bytes, rows) = match &mut self.patches {
-            PatchSink::Seed => return Ok(()),
-            PatchSink::Parquet(part) => match part.take() {
-                Some(p) if p.rows() > 0 => {
-                    let rows = p.rows();
-                    (p.finish()?, rows)
-                }
-                _ => return Ok(()),
-            },
-            PatchSink::Jsonl(part) => {
-                if part.is_empty() {
-                    return Ok(());
-                }
-                let p = std::mem::take(part);
-                let rows = p.rows();
-                (p.finish(), rows)
-            }
+    async fn upload_patches(&mut self) -> Result<(), StoreError> {
+        let Some(table) = &mut self.patches else {
+            return Ok(());
         };
-        let key = self.layout.patches_part(self.part);
-        self.part += 1;
-        self.put_object(key, bytes, rows).await
+        if let Some((part, bytes, rows)) = table.take()? {
+            let key = self.layout.patches_part(part);
+            self.put_object(key, bytes, rows).await?;
+        }
+        Ok(())
+    }
+
+    /// Uploads the instance part being filled, if it holds rows; the `last` part of an attempt
+    /// is uploaded even when empty if it is the attempt's only one.
+    async fn upload_instances(&mut self, last: bool) -> Result<(), StoreError> {
+        let part = match last {
+            true => self.instances.take_last()?,
+            false => self.instances.take()?,
+        };
+        if let Some((part, bytes, rows)) = part {
+            let key = self.layout.instances_part(part);
+            self.put_object(key, bytes, rows).await?;
+        }
+        Ok(())
     }
 
     /// Uploads everything this attempt still holds: the patch part being filled and its
     /// instances table.
     pub(crate) async fn write_held(&mut self) -> Result<(), StoreError> {
-        self.flush_patches().await?;
-        let instances = std::mem::replace(
-            &mut self.instances,
-            InstanceSink::Jsonl(JsonlPart::default()),
-        );
-        let (bytes, rows) = match instances {
-            InstanceSink::Parquet(p) => {
-                let rows = p.rows();
-                (p.finish()?, rows)
-            }
-            InstanceSink::Jsonl(p) => {
-                let rows = p.rows();
-                (p.finish(), rows)
-            }
-        };
-        let key = self.layout.instances();
-        self.put_object(key, bytes, rows).await
+        self.upload_patches().await?;
+        self.upload_instances(true).await
     }
 
     /// Writes the remaining data, then the manifest: from here on the run is history. A
