@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 /// Patch rows per Parquet part. A part is built in memory before it is uploaded (one PUT, so
 /// that it is whole or absent), so this bounds the collector's memory: ~5 MB a part.
 const PATCH_PART_ROWS: u64 = 250_000;
-/// Instance rows per Parquet part: four row groups of the wide `instances` table, ~3 MB.
-pub(crate) const INSTANCE_PART_ROWS: u64 = 4 * INSTANCE_ROW_GROUP_ROWS as u64;
+/// Instance rows per Parquet part (four row groups of the wide `instances` table): ~3 MB.
+pub(crate) const INSTANCE_PART_ROWS: u64 = 32 * 1024;
 /// Bytes per JSONL part (the same bound).
 const JSONL_PART_BYTES: usize = 8 << 20;
 /// Run ids tried after the last one claimed, when concurrent writers take them first.
