@@ -52,6 +52,8 @@ struct TableParts<T> {
     uploaded: u32,
 }
 
+/// How the part being filled is encoded (two of these per run: their size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Filling<T> {
     Parquet {
         schema: SchemaRef,
