@@ -210,7 +210,7 @@ impl Store {
             what: format!("an attempt number to continue run {run_id}"),
         })?;
         let mut writer =
-            RunWriter::new(self.clone(), layout.with_attempt(attempt), checkpoint.start)?;
+            RunWriter::new(self.clone(), layout.with_attempt(attempt), checkpoint.start);
         writer.objects = checkpoint.objects;
         writer.counts = checkpoint.counts;
         writer.done = checkpoint.done;

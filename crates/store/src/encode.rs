@@ -39,7 +39,8 @@ pub struct ParquetPart<T> {
 
 /// Rows per Parquet row group of the narrow `patches` table. A row group is encoded in memory
 /// until full (its dictionaries and pages: ~8 MB for 64 Ki rows, measured with heaptrack); 32 Ki
-/// rows saved 1-2 MiB of a collect's peak but made the diff report ~10 % slower, so 64 Ki it is.
+/// rows saved 1-2 MiB of a collect's peak but the diff report took 1.24 s instead of 1.06 s
+/// (bench/README.md), so 64 Ki it is.
 pub const PATCH_ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Rows per row group of the wide `instances` table (about fifty columns, a row of a few

@@ -2,6 +2,7 @@
 //! allocation for the whole list rather than one `String` per instance, since a large fleet's
 //! list is otherwise the collector's largest structure that grows with the fleet.
 
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Instance ids in the order added; serialised as a JSON array of strings.
@@ -14,6 +15,10 @@ pub struct InstanceIds {
 
 impl InstanceIds {
     pub fn push(&mut self, id: &str) {
+        debug_assert!(
+            !id.contains(['\n', '\r']),
+            "an id with a line break: {id:?}"
+        );
         self.joined.push_str(id);
         self.joined.push('\n');
         self.len += 1;
@@ -28,7 +33,7 @@ impl InstanceIds {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.joined.lines()
+        self.joined.split_terminator('\n')
     }
 }
 
@@ -50,13 +55,31 @@ impl Serialize for InstanceIds {
 
 impl<'de> Deserialize<'de> for InstanceIds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let ids = Vec::<String>::deserialize(deserializer)?;
-        if let Some(bad) = ids.iter().find(|id| id.contains(['\n', '\r'])) {
-            return Err(serde::de::Error::custom(format!(
-                "instance id {bad:?} has a line break"
-            )));
+        deserializer.deserialize_seq(IdsVisitor)
+    }
+}
+
+/// Reads the array into one list, an id at a time (no list of `String`s on the way).
+struct IdsVisitor;
+
+impl<'de> Visitor<'de> for IdsVisitor {
+    type Value = InstanceIds;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of instance ids")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InstanceIds, A::Error> {
+        let mut ids = InstanceIds::default();
+        while let Some(id) = seq.next_element::<String>()? {
+            if id.contains(['\n', '\r']) {
+                return Err(serde::de::Error::custom(format!(
+                    "instance id {id:?} has a line break"
+                )));
+            }
+            ids.push(&id);
         }
-        Ok(ids.iter().map(String::as_str).collect())
+        Ok(ids)
     }
 }
 

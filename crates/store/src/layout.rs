@@ -1,7 +1,8 @@
 //! Where every object of a run goes: the key partitioner, kept pure so it can be tested alone.
 //!
 //! Keys are relative to the store root. Object names derive from the run id only (no random
-//! names), so a retried run overwrites its own objects instead of duplicating them.
+//! names), so every object is traced to its run, and a run's objects are named the same in
+//! every store.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use patchtrail_model::StoreFormat;

@@ -1,7 +1,7 @@
 //! Writing one run: data objects as they stream in, then the manifest, last.
 //!
-//! Patch rows go to bounded in-memory parts that are uploaded when full, so memory stays flat
-//! however large the fleet. Until [`RunWriter::commit`] appends the manifest to the commit chain
+//! Both tables' rows go to bounded in-memory parts that are uploaded when full, so the memory
+//! they take does not grow with the fleet. Until [`RunWriter::commit`] appends the manifest to the commit chain
 //! the run is not part of history. Every run claims a fresh run id, so an interrupted run's
 //! objects are never overwritten by another's: they stay, named after their claimed run, until
 //! removed, and readers ignore them. A run may also stop half-way and be continued by another
@@ -48,8 +48,15 @@ pub struct RunStart {
 /// whole (one PUT), so the memory a table holds does not grow with the fleet.
 struct TableParts<T> {
     filling: Filling<T>,
-    /// Parts this attempt has uploaded: the next part's number.
-    uploaded: u32,
+    /// The number the next part taken gets (the parts this attempt has taken so far).
+    next_part: u32,
+}
+
+/// The tables a run writes in parts.
+#[derive(Clone, Copy)]
+enum Table {
+    Patches,
+    Instances,
 }
 
 /// How the part being filled is encoded (two of these per run: their size does not matter).
@@ -77,7 +84,7 @@ impl<T: Serialize> TableParts<T> {
         };
         TableParts {
             filling,
-            uploaded: 0,
+            next_part: 0,
         }
     }
 
@@ -127,8 +134,8 @@ impl<T: Serialize> TableParts<T> {
             Filling::Jsonl(_) => None,
         };
         Ok(finished.map(|(bytes, rows)| {
-            self.uploaded += 1;
-            (self.uploaded - 1, bytes, rows)
+            self.next_part += 1;
+            (self.next_part - 1, bytes, rows)
         }))
     }
 
@@ -138,10 +145,10 @@ impl<T: Serialize> TableParts<T> {
         if let Some(part) = self.take()? {
             return Ok(Some(part));
         }
-        if self.uploaded > 0 {
+        if self.next_part > 0 {
             return Ok(None);
         }
-        self.uploaded = 1;
+        self.next_part = 1;
         let bytes = match &self.filling {
             Filling::Parquet {
                 schema,
@@ -204,17 +211,13 @@ impl Store {
             .map(|seq| run_id(date, &start.account_id, &start.region, seq));
         let id = self.claim(candidates).await?;
         let layout = RunLayout::new(&id, start.snapshot_time, start.format);
-        RunWriter::new(self.clone(), layout, start)
+        Ok(RunWriter::new(self.clone(), layout, start))
     }
 }
 
 impl RunWriter {
     /// A writer with nothing written yet.
-    pub(crate) fn new(
-        store: Store,
-        layout: RunLayout,
-        start: RunStart,
-    ) -> Result<RunWriter, StoreError> {
+    pub(crate) fn new(store: Store, layout: RunLayout, start: RunStart) -> RunWriter {
         let format = start.format;
         let patches = (format != StoreFormat::Seed).then(|| {
             TableParts::new(
@@ -230,7 +233,7 @@ impl RunWriter {
             INSTANCE_ROW_GROUP_ROWS,
             INSTANCE_PART_ROWS,
         );
-        Ok(RunWriter {
+        RunWriter {
             store,
             layout,
             start,
@@ -241,7 +244,7 @@ impl RunWriter {
             continues: 0,
             done: InstanceIds::default(),
             errors: Vec::new(),
-        })
+        }
     }
 
     pub fn run_id(&self) -> &str {
@@ -306,7 +309,7 @@ impl RunWriter {
         }
     }
 
-    /// Adds one instance's rows; uploads a patch part when it is full.
+    /// Adds one instance's rows; uploads a table's part when it is full.
     pub async fn add(&mut self, snapshot: InstanceSnapshot) -> Result<(), StoreError> {
         self.count(&snapshot);
         let InstanceSnapshot { instance, pages } = snapshot;
@@ -331,48 +334,41 @@ impl RunWriter {
                     table.push(row)?;
                 }
                 if table.is_full() {
-                    self.upload_patches().await?;
+                    self.upload(Table::Patches, false).await?;
                 }
             }
         }
         self.instances.push(instance)?;
         if self.instances.is_full() {
-            self.upload_instances(false).await?;
+            self.upload(Table::Instances, false).await?;
         }
         Ok(())
     }
 
-    /// Uploads the patch part being filled, if it holds rows.
-    async fn upload_patches(&mut self) -> Result<(), StoreError> {
-        let Some(table) = &mut self.patches else {
+    /// Uploads the part of `table` being filled, if it holds rows; the `last` instances part of
+    /// an attempt is uploaded even when empty if it is the attempt's only one.
+    async fn upload(&mut self, table: Table, last: bool) -> Result<(), StoreError> {
+        let part = match (table, &mut self.patches) {
+            (Table::Patches, Some(patches)) => patches.take()?,
+            (Table::Patches, None) => None,
+            (Table::Instances, _) if last => self.instances.take_last()?,
+            (Table::Instances, _) => self.instances.take()?,
+        };
+        let Some((number, bytes, rows)) = part else {
             return Ok(());
         };
-        if let Some((part, bytes, rows)) = table.take()? {
-            let key = self.layout.patches_part(part);
-            self.put_object(key, bytes, rows).await?;
-        }
-        Ok(())
-    }
-
-    /// Uploads the instance part being filled, if it holds rows; the `last` part of an attempt
-    /// is uploaded even when empty if it is the attempt's only one.
-    async fn upload_instances(&mut self, last: bool) -> Result<(), StoreError> {
-        let part = match last {
-            true => self.instances.take_last()?,
-            false => self.instances.take()?,
+        let key = match table {
+            Table::Patches => self.layout.patches_part(number),
+            Table::Instances => self.layout.instances_part(number),
         };
-        if let Some((part, bytes, rows)) = part {
-            let key = self.layout.instances_part(part);
-            self.put_object(key, bytes, rows).await?;
-        }
-        Ok(())
+        self.put_object(key, bytes, rows).await
     }
 
-    /// Uploads everything this attempt still holds: the patch part being filled and its
-    /// instances table.
+    /// Uploads everything this attempt still holds: the parts being filled (an empty instances
+    /// part if the attempt uploaded none, so that every attempt lists its table).
     pub(crate) async fn write_held(&mut self) -> Result<(), StoreError> {
-        self.upload_patches().await?;
-        self.upload_instances(true).await
+        self.upload(Table::Patches, true).await?;
+        self.upload(Table::Instances, true).await
     }
 
     /// Writes the remaining data, then the manifest: from here on the run is history. A
