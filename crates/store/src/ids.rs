@@ -37,16 +37,6 @@ impl InstanceIds {
     }
 }
 
-impl<'a> FromIterator<&'a str> for InstanceIds {
-    fn from_iter<I: IntoIterator<Item = &'a str>>(ids: I) -> Self {
-        let mut list = InstanceIds::default();
-        for id in ids {
-            list.push(id);
-        }
-        list
-    }
-}
-
 impl Serialize for InstanceIds {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.iter())
@@ -89,9 +79,9 @@ mod tests {
 
     #[test]
     fn ids_keep_their_order_and_read_back_as_a_json_array() {
-        let ids: InstanceIds = ["i-0123456789abcdef0", "mi-0123456789abcdef0"]
-            .into_iter()
-            .collect();
+        let mut ids = InstanceIds::default();
+        ids.push("i-0123456789abcdef0");
+        ids.push("mi-0123456789abcdef0");
         assert_eq!(ids.len(), 2);
         let json = serde_json::to_string(&ids).expect("json");
         assert_eq!(json, r#"["i-0123456789abcdef0","mi-0123456789abcdef0"]"#);
