@@ -11,7 +11,7 @@ Exit codes:
   2  bad input (arguments, --input-json, --store, region); nothing was written
   3  the run was committed, but some instances could not be collected (see the summary)
   4  AWS credentials or permissions are missing or rejected
-  5  verify found missing, altered or uncommitted objects, or a broken manifest chain
+  5  verify found missing, altered or uncommitted objects, or a broken manifest chain; a report met a damaged store
   6  collect stopped at --time-limit: the run is suspended, not history yet (--resume continues it)";
 
 /// `--time-limit`: a whole number of seconds, minutes or hours (`90s`, `50m`, `2h`).
@@ -259,6 +259,14 @@ pub struct SqlArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub store: StoreAccess,
+    /// Also check that the chain still holds this head witness (`<sequence>:<sha256>`, printed
+    /// by every commit and by verify): finds a chain truncated together with its head hint.
+    #[arg(long, value_name = "WITNESS")]
+    pub expect_head: Option<patchtrail_store::Witness>,
+    /// Set aside what a crash can leave at the chain's end (an empty or unreadable newest
+    /// entry, which committed nothing), then verify. Run it when no collect is writing.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

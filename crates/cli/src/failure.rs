@@ -41,7 +41,10 @@ fn store_code(e: &StoreError) -> u8 {
         StoreError::BadUrl { .. }
         | StoreError::LocalFolder { .. }
         | StoreError::NoSuchBucket { .. }
-        | StoreError::NoCheckpoint { .. } => EXIT_BAD_INPUT,
+        | StoreError::NoCheckpoint { .. }
+        | StoreError::NoCreateOnly { .. }
+        | StoreError::ResumeTooLate { .. } => EXIT_BAD_INPUT,
+        StoreError::Damaged { .. } => EXIT_FINDINGS,
         StoreError::AccessDenied { .. } | StoreError::KmsDenied { .. } => EXIT_ACCESS,
         _ => EXIT_FAILURE,
     }

@@ -453,6 +453,7 @@ impl ScopeOutcome {
                 "region": self.region,
                 "run_id": r.committed.manifest.run_id,
                 "manifest": r.committed.manifest_key,
+                "head": r.committed.entry.witness(),
                 "counts": r.committed.manifest.counts,
                 "errors": r.errors.len(),
             }),

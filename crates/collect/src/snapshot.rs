@@ -469,8 +469,9 @@ enum Resumed {
     Committed(SnapshotReport),
 }
 
-/// The suspended run to continue, checked against the scope of `fleet`; the run's own options
-/// replace `options` (a run keeps what it selects from start to commit).
+/// The suspended run to continue, checked against the scope of `fleet` before anything is
+/// written; the run's own options replace `options` (a run keeps what it selects from start to
+/// commit).
 async fn continue_run(
     store: &Store,
     run_id: &str,
@@ -478,13 +479,8 @@ async fn continue_run(
     region: &str,
     options: &CollectOptions,
 ) -> Result<Resumed, CollectError> {
-    let writer = match store.continue_run(run_id).await? {
-        Continued::Committed { run, errors } => {
-            return Ok(Resumed::Committed(already_committed(run, errors)));
-        }
-        Continued::Writer(writer) => writer,
-    };
-    let start = writer.start();
+    let suspended = store.suspended_run(run_id).await?;
+    let start = suspended.start();
     if (start.account_id.as_str(), start.region.as_str()) != (account_id, region) {
         return Err(CollectError::BadInput {
             input: format!("--resume {run_id}"),
@@ -495,7 +491,12 @@ async fn continue_run(
         });
     }
     let options = options.following(&start.config);
-    Ok(Resumed::Continue(writer, options))
+    match store.take_over(suspended, Utc::now()).await? {
+        Continued::Committed { run, errors } => {
+            Ok(Resumed::Committed(already_committed(run, errors)))
+        }
+        Continued::Writer(writer) => Ok(Resumed::Continue(writer, options)),
+    }
 }
 
 /// Collects one snapshot of the fleet into `store` and commits it (or, when `control` says so,

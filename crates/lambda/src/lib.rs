@@ -219,10 +219,11 @@ async fn collect_one(
         "store": store.url(),
         "format": m.format,
         "manifest": report.committed.manifest_key,
+        "head": report.committed.entry.witness(),
         "counts": m.counts,
         "errors": report.errors.iter().map(|(id, e)| json!({"instance_id": id, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
     });
-    tracing::info!(run_id = %m.run_id, instances = m.counts.instances, patches = m.counts.patches, errors = report.errors.len(), "run committed");
+    tracing::info!(run_id = %m.run_id, head = %report.committed.entry.witness(), instances = m.counts.instances, patches = m.counts.patches, errors = report.errors.len(), "run committed");
     Ok(summary)
 }
 

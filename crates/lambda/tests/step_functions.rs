@@ -136,7 +136,7 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
         &AwsAccess::default(),
     )
     .expect("store");
-    let verify = store.verify().await.expect("verify");
+    let verify = store.verify(None).await.expect("verify");
     assert!(verify.findings.is_empty(), "{:?}", verify.findings);
     assert_eq!(verify.runs, expected.len());
     let history = LoadedHistory::load(&store, &Selection::AsOf(vec![chrono::Utc::now()]))
@@ -270,7 +270,7 @@ async fn a_scope_that_outlasts_one_invocation_is_continued_until_its_run_commits
     // One committed run per scope, holding exactly the instances boto3 finds there, each once.
     let store =
         Store::open(store_dir.to_str().expect("utf-8"), &AwsAccess::default()).expect("store");
-    let verify = store.verify().await.expect("verify");
+    let verify = store.verify(None).await.expect("verify");
     assert!(verify.findings.is_empty(), "{:?}", verify.findings);
     assert!(verify.notes.is_empty(), "no leftovers: {:?}", verify.notes);
     assert_eq!(verify.runs, 2);

@@ -348,6 +348,7 @@ impl Lang {
         self,
         m: &RunManifest,
         manifest_key: &str,
+        witness: &str,
         store: &str,
         seconds: f64,
         failures: &[(String, String)],
@@ -356,7 +357,7 @@ impl Lang {
         let when = m.snapshot_time.format("%Y-%m-%d %H:%M:%S");
         let mut out = match self {
             Lang::En => format!(
-                "Committed run {run} ({when} UTC)\n  instances  {} ({} ok, {} unmanaged, {} errors)\n  patches    {} rows from {} pages\n  missing    {} (critical {}, security {}); failed {}\n  duration   {seconds:.1} s\n  written to {store} ({format}), manifest {key}\n",
+                "Committed run {run} ({when} UTC)\n  instances  {} ({} ok, {} unmanaged, {} errors)\n  patches    {} rows from {} pages\n  missing    {} (critical {}, security {}); failed {}\n  duration   {seconds:.1} s\n  written to {store} ({format}), manifest {key}\n  chain head {witness} (keep it elsewhere: `patchtrail verify --expect-head` finds a truncated history)\n",
                 c.instances,
                 c.managed,
                 c.unmanaged,
@@ -372,7 +373,7 @@ impl Lang {
                 key = manifest_key,
             ),
             Lang::Ja => format!(
-                "実行 {run} をコミットしました（{when} UTC）\n  インスタンス  {} 台（正常 {}、管理対象外 {}、エラー {}）\n  パッチ        {} 行（{} ページ）\n  未適用        {} 件（緊急 {}、セキュリティ {}）、失敗 {} 件\n  所要時間      {seconds:.1} 秒\n  保存先        {store}（{format}）、マニフェスト {key}\n",
+                "実行 {run} をコミットしました（{when} UTC）\n  インスタンス  {} 台（正常 {}、管理対象外 {}、エラー {}）\n  パッチ        {} 行（{} ページ）\n  未適用        {} 件（緊急 {}、セキュリティ {}）、失敗 {} 件\n  所要時間      {seconds:.1} 秒\n  保存先        {store}（{format}）、マニフェスト {key}\n  チェーン先頭  {witness}（別の場所に控えてください。`patchtrail verify --expect-head` で履歴の切り詰めを検出できます）\n",
                 c.instances,
                 c.managed,
                 c.unmanaged,

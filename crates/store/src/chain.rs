@@ -1,33 +1,35 @@
-//! Claims and the commit chain: how several writers share one store without losing a run.
+//! Claims and the commit chain: how several writers share one store, and a run commits exactly
+//! once (docs/commit-protocol.md has the protocol, its invariants and why each write is safe).
 //!
-//! Two objects are only ever *created*, never overwritten (`PutMode::Create`, which S3's
-//! `If-None-Match: *` and the local filesystem both honour), so that concurrent writers serialise
-//! on them instead of overwriting each other:
-//! - a **claim** `_patchtrail/claims/<run_id>.json` reserves a run id before any data is written;
-//!   claims are never reused, so two collects never write the same object names;
-//! - a **chain entry** `_patchtrail/chain/<sequence>.json` commits a manifest. Entries are numbered
-//!   1, 2, 3…; a writer appends entry N+1 naming its manifest, whose `previous` is entry N's
-//!   manifest. When another writer took N+1 first, the loser re-reads the head, rewrites its own
-//!   (not yet committed) manifest and tries N+2. The chain is therefore linear by construction.
+//! Everything here is created, never overwritten ([`Store::create`]):
+//! - a **claim** `_patchtrail/claims/<run_id>.json` reserves a run id before any data is written,
+//!   so two collects never write the same object names;
+//! - a **chain entry** `_patchtrail/chain/<sequence>.json` commits a run: entries are numbered
+//!   1, 2, 3…, and entry N+1 is created only by a writer that has read entry N, so the chain is
+//!   linear and has no gaps;
+//! - the run's **manifest**, created only after its entry, holding its place (`sequence`) and the
+//!   previous entry's manifest (`previous`), so the manifests form a hash chain.
 //!
-//! A manifest is committed exactly when the chain entry of its `sequence` names it with its SHA-256.
+//! A writer walks the chain forward from a *floor* (an entry it knows does not name its run) and
+//! reads each entry by key: one that names its run means the run is committed already (by an
+//! earlier try whose answer was lost, or by another process finishing the same suspended run);
+//! the first free place is where it commits. Hence a run is committed at most once, whatever the
+//! interleaving. Only `_patchtrail/chain-head`, a hint of where the chain ends, is overwritten.
 
 use crate::history::sha256_hex;
+use crate::objects::Created;
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use object_store::{PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 
 pub const CHAIN_PREFIX: &str = "_patchtrail/chain/";
 pub const CLAIMS_PREFIX: &str = "_patchtrail/claims/";
-/// The sequence of the last commit a writer saw: where the search for the head starts.
-const HEAD_HINT: &str = "_patchtrail/chain-head";
+/// The sequence of the newest commit a writer knows of: where the search for the head starts,
+/// and how `verify` tells that entries at the end were removed.
+pub const HEAD_HINT: &str = "_patchtrail/chain-head";
 
-/// How many times a writer re-reads the head after losing a race before it gives up.
-const APPEND_ATTEMPTS: u32 = 64;
-/// Tries of one create-only write that fails for a transient reason (a 503, a timeout).
-const CREATE_ATTEMPTS: u32 = 6;
+/// Places in the chain a writer may find taken, one after another, before it gives up.
+const LOST_PLACES: u32 = 100_000;
 
 /// One link of the commit chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +41,12 @@ pub struct ChainEntry {
     pub committed_at: DateTime<Utc>,
 }
 
+impl ChainEntry {
+    fn names(&self, run_id: &str, manifest_key: &str) -> bool {
+        self.run_id == run_id && self.manifest_key == manifest_key
+    }
+}
+
 /// What a claim records: who reserved the run id, and when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claim {
@@ -48,16 +56,32 @@ pub struct Claim {
     pub pid: u32,
 }
 
+/// A chain entry as read: the entry and the SHA-256 of its bytes (the head witness, when it is
+/// the newest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEntry {
+    pub entry: ChainEntry,
+    pub sha256: String,
+}
+
+impl ReadEntry {
+    /// `<sequence>:<sha256>`: what a user keeps elsewhere and gives `verify --expect-head`.
+    pub fn witness(&self) -> String {
+        format!("{}:{}", self.entry.sequence, self.sha256)
+    }
+}
+
 pub fn chain_key(sequence: u64) -> String {
     format!("{CHAIN_PREFIX}{sequence:012}.json")
 }
 
 /// The sequence number of a chain key, if it is one.
 pub fn chain_sequence(key: &str) -> Option<u64> {
-    key.strip_prefix(CHAIN_PREFIX)?
-        .strip_suffix(".json")?
-        .parse()
-        .ok()
+    let digits = key.strip_prefix(CHAIN_PREFIX)?.strip_suffix(".json")?;
+    (digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+        .filter(|&s| s > 0)
 }
 
 pub fn claim_key(run_id: &str) -> String {
@@ -70,65 +94,6 @@ pub fn claimed_run_id(key: &str) -> Option<&str> {
 }
 
 impl Store {
-    /// Creates `key` only if it does not exist: `Ok(false)` when someone else has it.
-    ///
-    /// A transient failure is retried; when a retry then finds the object, it reads it back: if
-    /// it holds exactly `bytes`, the earlier attempt did create it (its answer was lost) and this
-    /// is ours. The bytes of claims and chain entries carry a time to the nanosecond, so two
-    /// writers never hold equal bytes.
-    pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let options = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            match self
-                .objects
-                .put_opts(&self.path(key), bytes.clone().into(), options)
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(object_store::Error::AlreadyExists { .. }) if attempt == 0 => return Ok(false),
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    return Ok(self
-                        .get(key)
-                        .await
-                        .is_ok_and(|found| found[..] == bytes[..]));
-                }
-                Err(e) => {
-                    let error = StoreError::classify(self.url(), "create", key, e);
-                    attempt += 1;
-                    if !error.is_retryable() || attempt >= CREATE_ATTEMPTS {
-                        return Err(error);
-                    }
-                    tracing::debug!(key, attempt, error = %error, "create-only write failed; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Lists the runs, writes a probe object and reads it back: what `doctor` checks before a
-    /// collect. Returns how many runs the store names.
-    pub async fn probe(&self) -> Result<usize, StoreError> {
-        let (refs, _) = self.run_refs().await?;
-        let key = "_patchtrail/doctor-probe";
-        let body = format!("patchtrail doctor probe {}", Utc::now().to_rfc3339()).into_bytes();
-        self.put(key, body.clone()).await?;
-        let back = self.get(key).await?;
-        if back[..] != body[..] {
-            return Err(StoreError::Object {
-                url: self.url().to_string(),
-                operation: "read",
-                key: key.into(),
-                reason: "the probe read back differs from what was written".into(),
-            });
-        }
-        Ok(refs.len())
-    }
-
     /// Reserves the first free run id among `candidates` (tried in order).
     pub(crate) async fn claim(
         &self,
@@ -136,7 +101,7 @@ impl Store {
     ) -> Result<String, StoreError> {
         for run_id in candidates {
             let bytes = self.claim_bytes(&run_id)?;
-            if self.put_if_absent(&claim_key(&run_id), bytes).await? {
+            if self.create(&claim_key(&run_id), bytes).await? == Created::Written {
                 return Ok(run_id);
             }
             tracing::debug!(
@@ -150,7 +115,8 @@ impl Store {
         })
     }
 
-    /// What a claim of `name` records: who made it, and when.
+    /// What a claim of `name` records: who made it, and when (to the nanosecond, so that no two
+    /// claims hold equal bytes).
     pub(crate) fn claim_bytes(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let claim = Claim {
             run_id: name.to_string(),
@@ -158,10 +124,7 @@ impl Store {
             host: std::env::var("HOSTNAME").unwrap_or_default(),
             pid: std::process::id(),
         };
-        serde_json::to_vec(&claim).map_err(|e| StoreError::Encode {
-            what: "claim".into(),
-            reason: e.to_string(),
-        })
+        encode("claim", &claim)
     }
 
     /// Run ids ever claimed in this store.
@@ -172,22 +135,17 @@ impl Store {
     /// Run ids claimed that sort at or after `from` (run ids start with their day, so a stem
     /// lists only that day's claims and later ones: a listing that does not grow with history).
     pub async fn claimed_runs_from(&self, from: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = self.path(CLAIMS_PREFIX);
-        let offset = self.path(&format!("{CLAIMS_PREFIX}{from}"));
-        let found: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list_with_offset(Some(&prefix), &offset)
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "list", CLAIMS_PREFIX, e))?;
-        Ok(found
+        let offset = format!("{CLAIMS_PREFIX}{from}");
+        Ok(self
+            .list(CLAIMS_PREFIX, Some(&offset))
+            .await?
             .into_iter()
-            .filter_map(|m| claimed_run_id(&self.key_of(&m.location)).map(str::to_string))
+            .filter_map(|o| claimed_run_id(&o.key).map(str::to_string))
             .filter(|id| id.as_str() >= from)
             .collect())
     }
 
-    /// Sequence numbers of the chain entries present (unsorted gaps are `verify`'s business).
+    /// Sequence numbers of the chain entries present, sorted (gaps are `verify`'s business).
     pub async fn chain_sequences(&self) -> Result<Vec<u64>, StoreError> {
         let mut seqs: Vec<u64> = self
             .list_keys(CHAIN_PREFIX)
@@ -199,120 +157,193 @@ impl Store {
         Ok(seqs)
     }
 
-    pub async fn chain_entry(
-        &self,
-        sequence: u64,
-    ) -> Result<Option<(ChainEntry, String)>, StoreError> {
+    /// Entry `sequence`, if present; an entry that is not readable as one (empty, cut short, not
+    /// JSON) is [`StoreError::Damaged`].
+    pub async fn chain_entry(&self, sequence: u64) -> Result<Option<ReadEntry>, StoreError> {
         let key = chain_key(sequence);
-        match self.get(&key).await {
-            Ok(bytes) => {
-                let entry: ChainEntry =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Object {
-                        url: self.url().to_string(),
-                        operation: "read",
-                        key: key.clone(),
-                        reason: format!("not a chain entry: {e}"),
-                    })?;
-                Ok(Some((entry, sha256_hex(&bytes))))
-            }
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let Some(bytes) = self.get_opt(&key).await? else {
+            return Ok(None);
+        };
+        parse_entry(&bytes, sequence)
+            .map(Some)
+            .map_err(|why| self.damaged(format!("chain entry {key} {why}")))
     }
 
-    /// The newest chain entry, if any. The listing starts at the sequence the head hint names
-    /// (written after each commit, possibly stale, never trusted alone), so it reads a few names
-    /// however long the chain is.
-    pub async fn chain_head(&self) -> Result<Option<ChainEntry>, StoreError> {
-        let hint = match self.get(HEAD_HINT).await {
-            Ok(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|t| t.trim().parse::<u64>().ok())
-                .unwrap_or(0),
-            Err(StoreError::NotFound { .. }) => 0,
-            Err(e) => return Err(e),
-        };
-        let prefix = self.path(CHAIN_PREFIX);
-        let offset = self.path(&chain_key(hint.saturating_sub(1)));
-        let found: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list_with_offset(Some(&prefix), &offset)
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "list", CHAIN_PREFIX, e))?;
-        let newest = found
+    /// The sequence the head hint names (0 when there is none or it is not a number).
+    pub async fn head_hint(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .get_opt(HEAD_HINT)
+            .await?
+            .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The newest chain entry, if any. The listing starts just before the sequence the head hint
+    /// names, so it reads a few names however long the chain is. A hint past the end means that
+    /// entries at the end were removed: the chain is truncated, and that is [`StoreError::Damaged`].
+    pub async fn chain_head(&self) -> Result<Option<ReadEntry>, StoreError> {
+        let hint = self.head_hint().await?;
+        let offset = chain_key(hint.saturating_sub(1));
+        let newest = self
+            .list(CHAIN_PREFIX, (hint > 1).then_some(offset.as_str()))
+            .await?
             .iter()
-            .filter_map(|m| chain_sequence(&self.key_of(&m.location)))
+            .filter_map(|o| chain_sequence(&o.key))
             .max();
         match newest {
-            Some(seq) => Ok(self.chain_entry(seq).await?.map(|(e, _)| e)),
-            // A hint past the end (entries removed): list from the start.
-            None if hint > 1 => match self.chain_sequences().await?.last() {
-                Some(&seq) => Ok(self.chain_entry(seq).await?.map(|(e, _)| e)),
-                None => Ok(None),
-            },
-            None => Ok(None),
+            Some(seq) if seq >= hint => self.chain_entry(seq).await,
+            _ if hint > 0 => Err(self.damaged(format!(
+                "{HEAD_HINT} names entry {hint}, but the chain ends before it (entries were removed: the chain is truncated)"
+            ))),
+            _ => Ok(None),
         }
     }
 
-    /// Commits a manifest: writes it (as built by `build` for the given head), then appends the
-    /// chain entry naming it; on a lost race, rebuilds against the new head and tries again.
-    pub(crate) async fn append_to_chain(
-        &self,
-        run_id: &str,
-        manifest_key: &str,
-        build: impl Fn(u64, Option<&ChainEntry>) -> Result<Vec<u8>, StoreError>,
-    ) -> Result<(ChainEntry, Vec<u8>), StoreError> {
-        for attempt in 0..APPEND_ATTEMPTS {
-            let head = self.chain_head().await?;
-            if let Some(h) = head
-                .as_ref()
-                .filter(|h| h.run_id == run_id && h.manifest_key == manifest_key)
-            {
-                // Another process committed this very run: a continued run's last step, taken
-                // again by a process that found it complete (`checkpoint`). Never twice.
-                let bytes = self.get(manifest_key).await?;
-                return Ok((h.clone(), bytes.to_vec()));
-            }
-            let sequence = head.as_ref().map_or(1, |h| h.sequence + 1);
-            let bytes = build(sequence, head.as_ref())?;
-            self.put(manifest_key, bytes.clone()).await?;
-            let entry = ChainEntry {
-                sequence,
-                run_id: run_id.to_string(),
-                manifest_key: manifest_key.to_string(),
-                manifest_sha256: sha256_hex(&bytes),
-                committed_at: Utc::now(),
-            };
-            let entry_bytes = serde_json::to_vec(&entry).map_err(|e| StoreError::Encode {
-                what: "chain entry".into(),
-                reason: e.to_string(),
-            })?;
-            if self
-                .put_if_absent(&chain_key(sequence), entry_bytes)
-                .await?
-            {
+    /// Raises the head hint to `sequence` (a later commit may have raised it further already;
+    /// a shortcut only, so failing to write it is not an error).
+    async fn raise_head_hint(&self, sequence: u64) {
+        match self.head_hint().await {
+            Ok(hint) if hint >= sequence => {}
+            _ => {
                 if let Err(e) = self.put(HEAD_HINT, sequence.to_string().into_bytes()).await {
                     tracing::debug!(error = %e, "could not update the chain head hint (only a shortcut)");
                 }
-                return Ok((entry, bytes));
             }
-            tracing::info!(
+        }
+    }
+
+    /// Commits run `run_id` as `manifest_key`: walks the chain forward from `floor` (an entry,
+    /// or the chain's start, at or after which no entry names the run), creates the first free
+    /// entry naming the manifest `build` makes for that place, then the manifest. Finding the
+    /// run already committed on the way answers that commit. See the module docs.
+    pub(crate) async fn commit_to_chain(
+        &self,
+        run_id: &str,
+        manifest_key: &str,
+        floor: Option<ReadEntry>,
+        build: impl Fn(u64, Option<&ChainEntry>) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<(ReadEntry, Vec<u8>), StoreError> {
+        let mut previous = floor.map(|f| f.entry);
+        let mut lost = 0;
+        loop {
+            let sequence = next_sequence(previous.as_ref())?;
+            let manifest = build(sequence, previous.as_ref())?;
+            let found = match self.chain_entry(sequence).await? {
+                Some(found) => found,
+                None => {
+                    let entry = ChainEntry {
+                        sequence,
+                        run_id: run_id.to_string(),
+                        manifest_key: manifest_key.to_string(),
+                        manifest_sha256: sha256_hex(&manifest),
+                        committed_at: Utc::now(),
+                    };
+                    let entry_bytes = encode("chain entry", &entry)?;
+                    match self
+                        .create(&chain_key(sequence), entry_bytes.clone())
+                        .await?
+                    {
+                        Created::Written => {
+                            self.create_manifest(&entry, manifest.clone()).await?;
+                            self.raise_head_hint(sequence).await;
+                            let sha256 = sha256_hex(&entry_bytes);
+                            return Ok((ReadEntry { entry, sha256 }, manifest));
+                        }
+                        Created::Exists(bytes) => parse_entry(&bytes, sequence).map_err(|why| {
+                            self.damaged(format!("chain entry {} {why}", chain_key(sequence)))
+                        })?,
+                    }
+                }
+            };
+            if found.entry.names(run_id, manifest_key) {
+                // Committed already: by an earlier try of this process whose answer was lost, or
+                // by another process completing the same run. Its manifest is made for this place.
+                self.create_manifest(&found.entry, manifest.clone()).await?;
+                let bytes = self.get(manifest_key).await?;
+                return Ok((found, bytes.to_vec()));
+            }
+            lost += 1;
+            if lost >= LOST_PLACES {
+                return Err(StoreError::Contended {
+                    url: self.url().to_string(),
+                    what: "a place in the commit chain".into(),
+                });
+            }
+            tracing::debug!(
                 run_id,
                 sequence,
-                attempt,
-                "another run committed first; chaining after it"
+                "another run committed at this place; chaining after it"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(
-                5 + u64::from(attempt) * 7 % 50,
-            ))
-            .await;
+            previous = Some(found.entry);
         }
-        Err(StoreError::Contended {
-            url: self.url().to_string(),
-            what: "a place in the commit chain".into(),
-        })
     }
+
+    /// Creates the manifest `entry` commits, unless it is there with the SHA-256 the entry names.
+    async fn create_manifest(&self, entry: &ChainEntry, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let key = &entry.manifest_key;
+        let held = if sha256_hex(&bytes) == entry.manifest_sha256 {
+            match self.create(key, bytes).await? {
+                Created::Written => return Ok(()),
+                Created::Exists(other) => Some(other),
+            }
+        } else {
+            // Committed by a process that built other bytes (another patchtrail version): its
+            // manifest must be there already, as it wrote it.
+            self.get_opt(key).await?
+        };
+        match held {
+            Some(b) if sha256_hex(&b) == entry.manifest_sha256 => Ok(()),
+            Some(_) => Err(self.damaged(format!(
+                "manifest {key} does not hash to what chain entry {} commits",
+                entry.sequence
+            ))),
+            None => Err(self.damaged(format!(
+                "chain entry {} commits run {} but its manifest {key} is missing, and this patchtrail cannot rebuild it byte for byte: continue the run with the patchtrail version that committed it",
+                entry.sequence, entry.run_id
+            ))),
+        }
+    }
+
+    pub(crate) fn damaged(&self, what: String) -> StoreError {
+        StoreError::Damaged {
+            url: self.url().to_string(),
+            what,
+        }
+    }
+}
+
+/// The place after `previous`, checked.
+fn next_sequence(previous: Option<&ChainEntry>) -> Result<u64, StoreError> {
+    match previous {
+        None => Ok(1),
+        Some(p) => p.sequence.checked_add(1).ok_or_else(|| StoreError::Encode {
+            what: "chain entry".into(),
+            reason: format!("sequence {} cannot be followed", p.sequence),
+        }),
+    }
+}
+
+/// An entry's bytes, checked to be entry `sequence`.
+fn parse_entry(bytes: &[u8], sequence: u64) -> Result<ReadEntry, String> {
+    if bytes.is_empty() {
+        return Err("is empty (a crash while it was written?)".into());
+    }
+    let entry: ChainEntry =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not a chain entry ({e})"))?;
+    if entry.sequence != sequence {
+        return Err(format!("says it is entry {}", entry.sequence));
+    }
+    Ok(ReadEntry {
+        entry,
+        sha256: sha256_hex(bytes),
+    })
+}
+
+pub(crate) fn encode(what: &str, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+        what: what.into(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -327,26 +358,53 @@ mod tests {
             claimed_run_id(&claim_key("20260301-1-r-01")),
             Some("20260301-1-r-01")
         );
-        assert_eq!(chain_sequence("_patchtrail/chain/x.json"), None);
+        for bad in [
+            "_patchtrail/chain/x.json",
+            "_patchtrail/chain/000000000000.json",
+            "_patchtrail/chain/+00000000001.json",
+            "_patchtrail/chain/1.json",
+        ] {
+            assert_eq!(chain_sequence(bad), None, "{bad}");
+        }
     }
 
     #[tokio::test]
-    async fn create_only_objects_are_never_overwritten() {
+    async fn create_only_objects_are_never_overwritten_and_answer_by_content() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store =
             Store::open(dir.path().to_str().expect("utf8"), &Default::default()).expect("store");
-        assert!(
-            store
-                .put_if_absent("a", b"1".to_vec())
-                .await
-                .expect("first")
+        assert_eq!(
+            store.create("a", b"1".to_vec()).await.expect("first"),
+            Created::Written
         );
-        assert!(
-            !store
-                .put_if_absent("a", b"2".to_vec())
-                .await
-                .expect("second")
+        assert_eq!(
+            store.create("a", b"1".to_vec()).await.expect("same bytes"),
+            Created::Written,
+            "a retry of one's own write is recognised"
+        );
+        assert_eq!(
+            store.create("a", b"2".to_vec()).await.expect("other bytes"),
+            Created::Exists(bytes::Bytes::from_static(b"1"))
         );
         assert_eq!(&store.get("a").await.expect("get")[..], b"1");
+    }
+
+    #[test]
+    fn entries_are_checked() {
+        assert!(parse_entry(b"", 1).is_err());
+        assert!(parse_entry(b"{\"sequence\":1", 1).is_err());
+        let entry = ChainEntry {
+            sequence: 2,
+            run_id: "r".into(),
+            manifest_key: "runs/r.json".into(),
+            manifest_sha256: "0".repeat(64),
+            committed_at: Utc::now(),
+        };
+        let bytes = encode("chain entry", &entry).expect("encode");
+        assert!(
+            parse_entry(&bytes, 3).is_err(),
+            "an entry under another number"
+        );
+        assert_eq!(parse_entry(&bytes, 2).expect("entry").entry, entry);
     }
 }

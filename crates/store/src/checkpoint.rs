@@ -9,22 +9,35 @@
 //! continuations of one checkpoint never write the same object: the first to create the next
 //! checkpoint wins, the other stops with [`StoreError::Superseded`] and its objects stay unlisted,
 //! like an interrupted run's. A continued run commits by creating a last checkpoint marked
-//! complete, then its manifest; continuing a complete run commits it if that was not done yet
-//! (the process died in between) or answers the committed run.
+//! complete (with the chain's head read before it: the floor its commit walks from), then commits;
+//! continuing a complete run commits it if that was not done yet (the process died in between) or
+//! answers the committed run. Every number read back is checked (a hostile or damaged checkpoint
+//! is refused, never wrapped around), and a run is continued only within [`RESUME_WINDOW`] of its
+//! snapshot time (docs/semantics.md §1.4).
 
-use crate::history::sha256_hex;
+use crate::chain::{ReadEntry, encode};
+use crate::history::{Checked, sha256_hex};
 use crate::ids::InstanceIds;
 use crate::layout::RunLayout;
+use crate::objects::Created;
 use crate::writer::{InstanceError, RunStart, RunWriter, commit_manifest};
 use crate::{CommittedRun, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use patchtrail_model::{ManifestObject, RunCounts};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 pub const CHECKPOINTS_PREFIX: &str = "_patchtrail/checkpoints/";
-const CHECKPOINT_VERSION: u32 = 1;
+/// 2: a complete run's last checkpoint records the chain's head before it (`chain_floor`).
+const CHECKPOINT_VERSION: u32 = 2;
 /// Attempt numbers tried after the last one claimed.
 const ATTEMPT_CLAIMS: u32 = 64;
+/// The most checkpoints and attempts a run may have: far beyond any real run (a Lambda
+/// invocation per checkpoint), and small enough that no count can wrap.
+pub const MAX_CHECKPOINTS: u32 = 9_999;
+/// How long after its snapshot time a suspended run may still be continued (docs/semantics.md
+/// §1.4): a snapshot's values must have been observed close together.
+pub const RESUME_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// Where a run stood when one of its processes stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +52,11 @@ pub struct Checkpoint {
     pub start: RunStart,
     /// Set on the last checkpoint of a complete run: the time its manifest gives.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set with `finished_at`: the chain's head sequence read before this checkpoint was
+    /// created. No entry up to it can name the run, so committing it walks the chain from there
+    /// (docs/commit-protocol.md). Absent in version 1: from the chain's start.
+    #[serde(default)]
+    pub chain_floor: Option<u64>,
     pub counts: RunCounts,
     pub objects: Vec<ManifestObject>,
     /// Instances in the run so far.
@@ -59,6 +77,15 @@ pub enum Continued {
     },
 }
 
+/// A suspended run's latest checkpoint, read and checked, before anything is written: what a
+/// caller checks (its scope) before it takes the run over with [`Store::take_over`].
+#[derive(Debug, Clone)]
+pub struct Suspended {
+    pub checkpoint: Checkpoint,
+    /// The highest attempt number claimed so far (0: none).
+    last_attempt: u32,
+}
+
 pub fn checkpoint_key(run_id: &str, sequence: u32) -> String {
     format!("{CHECKPOINTS_PREFIX}{run_id}/{sequence:04}.json")
 }
@@ -67,12 +94,31 @@ fn attempt_key(run_id: &str, attempt: u32) -> String {
     format!("{CHECKPOINTS_PREFIX}{run_id}/attempt-{attempt:03}.json")
 }
 
-/// `(checkpoint sequence, attempt)` of a key under one run's checkpoint folder.
-fn parse_name(name: &str) -> (Option<u32>, Option<u32>) {
-    let stem = name.strip_suffix(".json").unwrap_or(name);
+/// What a name under one run's checkpoint folder is.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    Checkpoint(u32),
+    Attempt(u32),
+    /// Not a name patchtrail writes, or a number out of range.
+    Other,
+}
+
+/// A number of at most 4 digits (at most [`MAX_CHECKPOINTS`]), or nothing.
+fn small_number(digits: &str) -> Option<u32> {
+    (!digits.is_empty() && digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn parse_name(name: &str) -> Name {
+    let Some(stem) = name.strip_suffix(".json") else {
+        return Name::Other;
+    };
     match stem.strip_prefix("attempt-") {
-        Some(n) => (None, n.parse().ok()),
-        None => (stem.parse().ok(), None),
+        Some(n) => small_number(n).map_or(Name::Other, Name::Attempt),
+        None => small_number(stem)
+            .filter(|&n| n > 0)
+            .map_or(Name::Other, Name::Checkpoint),
     }
 }
 
@@ -81,7 +127,10 @@ pub fn suspended_at(keys: &[&str], run_id: &str) -> Option<u32> {
     let folder = format!("{CHECKPOINTS_PREFIX}{run_id}/");
     keys.iter()
         .filter_map(|k| k.strip_prefix(&folder))
-        .filter_map(|name| parse_name(name).0)
+        .filter_map(|name| match parse_name(name) {
+            Name::Checkpoint(n) => Some(n),
+            _ => None,
+        })
         .max()
 }
 
@@ -93,31 +142,40 @@ impl RunWriter {
         self.checkpoint(None).await
     }
 
-    /// Records the next checkpoint of the run; another process having recorded it first means
-    /// this one's work is not part of the run.
+    /// Records the next checkpoint of the run (`complete`: its finish time and the chain floor);
+    /// another process having recorded it first means this one's work is not part of the run.
     pub(crate) async fn checkpoint(
         &self,
-        finished_at: Option<DateTime<Utc>>,
+        complete: Option<(DateTime<Utc>, u64)>,
     ) -> Result<Checkpoint, StoreError> {
+        let sequence = self
+            .continues
+            .checked_add(1)
+            .filter(|&n| n <= MAX_CHECKPOINTS)
+            .ok_or_else(|| {
+                self.store.damaged(format!(
+                    "run {} has {} checkpoints, the most a run may have: collect a new run",
+                    self.layout.run_id, self.continues
+                ))
+            })?;
         let checkpoint = Checkpoint {
             checkpoint_version: CHECKPOINT_VERSION,
             run_id: self.layout.run_id.clone(),
-            sequence: self.continues + 1,
+            sequence,
             attempt: self.layout.attempt(),
             written_at: Utc::now(),
             start: self.start.clone(),
-            finished_at,
+            finished_at: complete.map(|c| c.0),
+            chain_floor: complete.map(|c| c.1),
             counts: self.counts.clone(),
             objects: self.objects.clone(),
             done: self.done.clone(),
             errors: self.errors.clone(),
         };
-        let bytes = serde_json::to_vec(&checkpoint).map_err(|e| StoreError::Encode {
-            what: "checkpoint".into(),
-            reason: e.to_string(),
-        })?;
-        let key = checkpoint_key(&checkpoint.run_id, checkpoint.sequence);
-        if !self.store.put_if_absent(&key, bytes).await? {
+        let bytes = encode("checkpoint", &checkpoint)?;
+        let key = checkpoint_key(&checkpoint.run_id, sequence);
+        // Equal bytes found are this process's own earlier try, whose answer was lost.
+        if let Created::Exists(_) = self.store.create(&key, bytes).await? {
             return Err(StoreError::Superseded {
                 run_id: checkpoint.run_id,
                 sequence: self.continues,
@@ -127,18 +185,37 @@ impl RunWriter {
     }
 }
 
+impl Suspended {
+    /// What the run collects: its scope and options, kept from start to commit.
+    pub fn start(&self) -> &RunStart {
+        &self.checkpoint.start
+    }
+
+    /// Whether the run was complete (only its commit remains).
+    pub fn is_complete(&self) -> bool {
+        self.checkpoint.finished_at.is_some()
+    }
+}
+
 impl Store {
-    /// Continues a suspended run from its latest checkpoint (see the module docs).
-    pub async fn continue_run(&self, run_id: &str) -> Result<Continued, StoreError> {
+    /// Reads the latest checkpoint of `run_id` and checks it: what a continuation would start
+    /// from. Nothing is written.
+    pub async fn suspended_run(&self, run_id: &str) -> Result<Suspended, StoreError> {
         let folder = format!("{CHECKPOINTS_PREFIX}{run_id}/");
-        let names: Vec<String> = self
-            .list_keys(&folder)
-            .await?
-            .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix(&folder).map(str::to_string))
-            .collect();
-        let latest = names.iter().filter_map(|n| parse_name(n).0).max();
-        let last_attempt = names.iter().filter_map(|n| parse_name(n).1).max();
+        let mut latest = None;
+        let mut last_attempt = 0;
+        for (key, _) in self.list_keys(&folder).await? {
+            let name = key.strip_prefix(&folder).unwrap_or(&key);
+            match parse_name(name) {
+                Name::Checkpoint(n) => latest = latest.max(Some(n)),
+                Name::Attempt(n) => last_attempt = last_attempt.max(n),
+                Name::Other => {
+                    return Err(self.damaged(format!(
+                        "{key} is not a checkpoint patchtrail writes (or its number is out of range): run {run_id} cannot be continued safely; collect a new run"
+                    )));
+                }
+            }
+        }
         let Some(sequence) = latest else {
             return Err(StoreError::NoCheckpoint {
                 url: self.url().to_string(),
@@ -147,41 +224,74 @@ impl Store {
         };
         let key = checkpoint_key(run_id, sequence);
         let bytes = self.get(&key).await?;
-        let unreadable = |reason: String| StoreError::Object {
-            url: self.url().to_string(),
-            operation: "read",
-            key: key.clone(),
-            reason: format!(
-                "{reason} (SHA-256 {}): continue it with the patchtrail version that suspended it, or collect a new run",
+        let refuse = |reason: String| {
+            self.damaged(format!(
+                "checkpoint {key} (SHA-256 {}) {reason}: continue the run with the patchtrail version that suspended it, or collect a new run",
                 sha256_hex(&bytes)
-            ),
+            ))
         };
         let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| unreadable(format!("not a checkpoint of run {run_id}: {e}")))?;
-        if checkpoint.checkpoint_version != CHECKPOINT_VERSION
+            .map_err(|e| refuse(format!("is not a checkpoint ({e})")))?;
+        if !(1..=CHECKPOINT_VERSION).contains(&checkpoint.checkpoint_version)
             || checkpoint.run_id != run_id
             || checkpoint.sequence != sequence
         {
-            return Err(unreadable(format!(
-                "checkpoint version {} of run {} numbered {}, where version {CHECKPOINT_VERSION} of run {run_id} numbered {sequence} was expected",
+            return Err(refuse(format!(
+                "is version {} of run {} numbered {}, where version {CHECKPOINT_VERSION} of run {run_id} numbered {sequence} was expected",
                 checkpoint.checkpoint_version, checkpoint.run_id, checkpoint.sequence
             )));
         }
+        check_contents(&checkpoint, last_attempt).map_err(refuse)?;
+        Ok(Suspended {
+            checkpoint,
+            last_attempt,
+        })
+    }
+
+    /// Continues a suspended run from its latest checkpoint at `now` (see the module docs).
+    pub async fn continue_run(
+        &self,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Continued, StoreError> {
+        let suspended = self.suspended_run(run_id).await?;
+        self.take_over(suspended, now).await
+    }
+
+    /// Takes over a suspended run at `now`: commits it if it was complete (or answers its
+    /// commit), else claims the next attempt and hands back a writer holding what it has.
+    pub async fn take_over(
+        &self,
+        suspended: Suspended,
+        now: DateTime<Utc>,
+    ) -> Result<Continued, StoreError> {
+        let Suspended {
+            checkpoint,
+            last_attempt,
+        } = suspended;
+        let run_id = checkpoint.run_id.clone();
         let layout = RunLayout::new(
-            run_id,
+            &run_id,
             checkpoint.start.snapshot_time,
             checkpoint.start.format,
         );
         if let Some(finished_at) = checkpoint.finished_at {
             let errors = checkpoint.errors;
-            if let Ok(Some(stored)) = self.checked_manifest(&layout.manifest()).await? {
+            if let Checked::Committed(stored) =
+                self.checked_manifest(&layout.manifest(), u64::MAX).await?
+                && let Some(entry) = self.chain_entry(stored.manifest.sequence).await?
+            {
                 let run = CommittedRun {
                     manifest_key: stored.key,
                     manifest_sha256: stored.sha256,
                     manifest: stored.manifest,
+                    entry,
                 };
                 return Ok(Continued::Committed { run, errors });
             }
+            let floor = self
+                .floor_entry(checkpoint.chain_floor.unwrap_or(0))
+                .await?;
             let run = commit_manifest(
                 self,
                 &layout,
@@ -189,18 +299,23 @@ impl Store {
                 checkpoint.counts,
                 checkpoint.objects,
                 finished_at,
+                floor,
             )
             .await?;
             return Ok(Continued::Committed { run, errors });
         }
-        let first = last_attempt.map_or(1, |a| a + 1);
+        let started = checkpoint.start.snapshot_time;
+        if now - started > RESUME_WINDOW {
+            return Err(StoreError::ResumeTooLate {
+                run_id,
+                snapshot_time: started,
+            });
+        }
+        let first = last_attempt + 1;
         let mut claimed = None;
-        for attempt in first..first + ATTEMPT_CLAIMS {
+        for attempt in first..(first + ATTEMPT_CLAIMS).min(MAX_CHECKPOINTS + 1) {
             let claim = self.claim_bytes(&format!("{run_id} attempt {attempt}"))?;
-            if self
-                .put_if_absent(&attempt_key(run_id, attempt), claim)
-                .await?
-            {
+            if self.create(&attempt_key(&run_id, attempt), claim).await? == Created::Written {
                 claimed = Some(attempt);
                 break;
             }
@@ -215,9 +330,61 @@ impl Store {
         writer.counts = checkpoint.counts;
         writer.done = checkpoint.done;
         writer.errors = checkpoint.errors;
-        writer.continues = sequence;
+        writer.continues = checkpoint.sequence;
         Ok(Continued::Writer(writer))
     }
+
+    /// The chain entry a commit walks from (`None`: the chain's start).
+    async fn floor_entry(&self, sequence: u64) -> Result<Option<ReadEntry>, StoreError> {
+        if sequence == 0 {
+            return Ok(None);
+        }
+        match self.chain_entry(sequence).await? {
+            Some(entry) => Ok(Some(entry)),
+            None => Err(self.damaged(format!(
+                "chain entry {sequence}, which a checkpoint names as the chain's head before it, is missing"
+            ))),
+        }
+    }
+}
+
+/// What a checkpoint may hold: only its own run's objects, once each, and counts that agree.
+fn check_contents(c: &Checkpoint, last_attempt: u32) -> Result<(), String> {
+    if c.attempt > last_attempt {
+        return Err(format!(
+            "was written by attempt {} but only {last_attempt} were claimed",
+            c.attempt
+        ));
+    }
+    let layout = RunLayout::new(&c.run_id, c.start.snapshot_time, c.start.format);
+    let mut keys = BTreeSet::new();
+    for object in &c.objects {
+        if !layout.owns(&object.key) {
+            return Err(format!(
+                "lists {}, which is not an object of run {}",
+                object.key, c.run_id
+            ));
+        }
+        if !keys.insert(object.key.as_str()) {
+            return Err(format!("lists {} twice", object.key));
+        }
+    }
+    let done = c.done.len() as u64;
+    let n = &c.counts;
+    let by_outcome = n
+        .managed
+        .checked_add(n.unmanaged)
+        .and_then(|s| s.checked_add(n.errors));
+    if n.instances != done || by_outcome != Some(done) || c.errors.len() as u64 > n.errors {
+        return Err(format!(
+            "counts {} instances ({} managed, {} unmanaged, {} failed) but holds {done}",
+            n.instances, n.managed, n.unmanaged, n.errors
+        ));
+    }
+    if c.checkpoint_version >= 2 && c.chain_floor.is_some() != c.finished_at.is_some() {
+        return Err("is complete without a chain floor, or has one without being complete".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -308,6 +475,11 @@ mod tests {
         run_id
     }
 
+    /// An hour after the runs' snapshot time: within the resume window.
+    fn soon() -> DateTime<Utc> {
+        start(StoreFormat::Parquet).snapshot_time + chrono::TimeDelta::hours(1)
+    }
+
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::open(dir.path().to_str().expect("utf8"), &Default::default()).expect("store")
     }
@@ -332,7 +504,12 @@ mod tests {
             first.add(bare(&first, n)).await.expect("add");
         }
         first.suspend().await.expect("suspend");
-        let mut second = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+        let mut second = continued(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("continue"),
+        );
         second.add(bare(&second, part + 10)).await.expect("add");
         let run = second.commit(Utc::now()).await.expect("commit");
 
@@ -370,7 +547,7 @@ mod tests {
         }
         let want: Vec<String> = (0..=part + 10).map(|n| format!("i-{n:017}")).collect();
         assert_eq!(ids, want);
-        let report = store(&dir).verify().await.expect("verify");
+        let report = store(&dir).verify(None).await.expect("verify");
         assert!(report.findings.is_empty(), "{:?}", report.findings);
     }
 
@@ -385,7 +562,7 @@ mod tests {
             }
             let checkpoint = first.suspend().await.expect("suspend");
             assert_eq!((checkpoint.sequence, checkpoint.done.len()), (1, 2));
-            let report = store(&dir).verify().await.expect("verify");
+            let report = store(&dir).verify(None).await.expect("verify");
             assert_eq!(report.runs, 0, "a suspended run is not history");
             assert!(
                 report.notes[0].contains("suspended at its checkpoint 1"),
@@ -394,13 +571,23 @@ mod tests {
             );
 
             // A new process (a new Store on the same folder) continues, then a third finishes.
-            let mut second = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+            let mut second = continued(
+                store(&dir)
+                    .continue_run(&run_id, soon())
+                    .await
+                    .expect("continue"),
+            );
             assert_eq!(second.done().len(), 2);
             for n in 3..=4 {
                 second.add(snapshot(&second, n)).await.expect("add");
             }
             second.suspend().await.expect("suspend again");
-            let mut third = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+            let mut third = continued(
+                store(&dir)
+                    .continue_run(&run_id, soon())
+                    .await
+                    .expect("continue"),
+            );
             assert_eq!(third.done().len(), 4);
             assert_eq!(third.errors().len(), 1, "instance 3's error travels");
             third.add(snapshot(&third, 5)).await.expect("add");
@@ -414,13 +601,18 @@ mod tests {
                 keys.iter().any(|k| k.contains(&format!("{run_id}-r002"))),
                 "{keys:?}"
             );
-            let report = store(&dir).verify().await.expect("verify");
+            let report = store(&dir).verify(None).await.expect("verify");
             assert_eq!(report.runs, 1);
             assert!(report.findings.is_empty(), "{:?}", report.findings);
             assert!(report.notes.is_empty(), "{:?}", report.notes);
 
             // Continuing a committed run answers it; it is never committed twice.
-            let again = committed(store(&dir).continue_run(&run_id).await.expect("again"));
+            let again = committed(
+                store(&dir)
+                    .continue_run(&run_id, soon())
+                    .await
+                    .expect("again"),
+            );
             assert_eq!(again.manifest_sha256, run.manifest_sha256);
             assert_eq!(store(&dir).chain_sequences().await.expect("chain"), vec![1]);
         }
@@ -430,8 +622,8 @@ mod tests {
     async fn of_two_continuations_of_one_checkpoint_the_first_to_record_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let run_id = suspended_run(&dir, 1).await;
-        let mut a = continued(store(&dir).continue_run(&run_id).await.expect("a"));
-        let mut b = continued(store(&dir).continue_run(&run_id).await.expect("b"));
+        let mut a = continued(store(&dir).continue_run(&run_id, soon()).await.expect("a"));
+        let mut b = continued(store(&dir).continue_run(&run_id, soon()).await.expect("b"));
         a.add(snapshot(&a, 2)).await.expect("add");
         b.add(snapshot(&b, 7)).await.expect("add");
         a.suspend().await.expect("a records checkpoint 2");
@@ -442,7 +634,12 @@ mod tests {
         );
         assert!(lost.is_retryable());
 
-        let last = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+        let last = continued(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("continue"),
+        );
         assert_eq!(
             last.done().iter().collect::<Vec<_>>(),
             ["i-00000000000000001", "i-00000000000000002"]
@@ -452,7 +649,7 @@ mod tests {
             run.manifest.counts.patches, 3,
             "b's 7 patches are not in the run"
         );
-        let report = store(&dir).verify().await.expect("verify");
+        let report = store(&dir).verify(None).await.expect("verify");
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert_eq!(
             report.notes.len(),
@@ -471,25 +668,46 @@ mod tests {
     async fn a_complete_run_whose_process_died_before_its_manifest_is_committed_by_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
         let run_id = suspended_run(&dir, 2).await;
-        let mut second = continued(store(&dir).continue_run(&run_id).await.expect("continue"));
+        let mut second = continued(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("continue"),
+        );
         second.add(snapshot(&second, 4)).await.expect("add");
         // What `commit` does up to its manifest, then the process dies.
         second.write_held().await.expect("write");
-        second.checkpoint(Some(Utc::now())).await.expect("complete");
+        second
+            .checkpoint(Some((Utc::now(), 0)))
+            .await
+            .expect("complete");
         drop(second);
-        assert_eq!(store(&dir).verify().await.expect("verify").runs, 0);
+        assert_eq!(store(&dir).verify(None).await.expect("verify").runs, 0);
 
         // Two processes find it complete at once: one commit between them.
         let (a, b) = (store(&dir), store(&dir));
-        let (ra, rb) = tokio::join!(a.continue_run(&run_id), b.continue_run(&run_id));
+        let (ra, rb) = tokio::join!(
+            a.continue_run(&run_id, soon()),
+            b.continue_run(&run_id, soon())
+        );
         let (ra, rb) = (committed(ra.expect("a")), committed(rb.expect("b")));
         assert_eq!(ra.manifest_sha256, rb.manifest_sha256);
         assert_eq!(store(&dir).chain_sequences().await.expect("chain"), vec![1]);
-        let run = committed(store(&dir).continue_run(&run_id).await.expect("finish"));
+        let run = committed(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("finish"),
+        );
         assert_eq!(run.manifest.counts.patches, 6);
-        let again = committed(store(&dir).continue_run(&run_id).await.expect("again"));
+        let again = committed(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("again"),
+        );
         assert_eq!(again.manifest_sha256, run.manifest_sha256);
-        let report = store(&dir).verify().await.expect("verify");
+        let report = store(&dir).verify(None).await.expect("verify");
         assert_eq!(report.runs, 1);
         assert!(report.findings.is_empty(), "{:?}", report.findings);
     }
@@ -498,7 +716,7 @@ mod tests {
     async fn only_a_suspended_run_can_be_continued() {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = store(&dir)
-            .continue_run("20260301-123456789012-ap-northeast-1-01")
+            .continue_run("20260301-123456789012-ap-northeast-1-01", soon())
             .await
             .err()
             .expect("no checkpoint");

@@ -4,20 +4,19 @@
 //! Manifest names carry the run's date, account and region (`runs/year=/month=/day=/<run_id>.json`),
 //! so choosing the snapshots in force at an instant needs only a listing and the manifests of the
 //! latest candidate day per scope: the cost of a report follows the runs it reads, not the age of
-//! the store. A manifest counts only when its chain entry names it (see [`crate::chain`]).
+//! the store. A manifest counts only when its chain entry names it (see [`crate::chain`]); a run that
+//! would be read but no longer matches what committed it is *damaged* (docs/semantics.md §1.5), and
+//! is reported as such rather than skipped, so that no report falls back to an older run unseen.
 
-use crate::chain::ChainEntry;
+use crate::chain::ReadEntry;
 use crate::layout::MANIFEST_PREFIXES;
+use crate::objects::FETCH_CONCURRENCY;
 use crate::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
-use object_store::ObjectStoreExt;
 use patchtrail_model::RunManifest;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-
-/// Objects fetched at once when reading manifests.
-const FETCH_CONCURRENCY: usize = 16;
 
 /// A manifest as stored: its key, the SHA-256 of its bytes, and its content.
 #[derive(Debug, Clone)]
@@ -100,112 +99,31 @@ pub struct History {
     pub refs: Vec<RunRef>,
     /// Objects under a manifest folder that are not valid manifests: `(key, why)`.
     pub unreadable: Vec<(String, String)>,
+    /// What the selection would have read but is damaged (§1.5): `(what, why)`, the chain itself
+    /// (truncated, an unreadable entry) included. Readers refuse to answer over these.
+    pub damaged: Vec<(String, String)>,
+    /// The newest chain entry, when the chain's end is intact.
+    pub head: Option<ReadEntry>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// A manifest read and checked against the chain: `Ok(None)` when no chain entry commits it.
-pub(crate) type Checked = Result<Option<StoredManifest>, String>;
+/// A manifest read and checked against the chain.
+#[derive(Debug, Clone)]
+pub(crate) enum Checked {
+    Committed(StoredManifest),
+    /// No entry commits it: absent, or a leftover of an interrupted commit by an earlier
+    /// patchtrail (which wrote manifests before their entries).
+    NotCommitted,
+    /// Not readable as a manifest.
+    Unreadable(String),
+    /// An entry commits this key, but not these bytes; or the entry it names was removed.
+    Damaged(String),
+}
 
 impl Store {
-    /// Keys (relative to the root) of every object under `prefix`.
-    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let path = self.path(prefix);
-        let found: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list(Some(&path))
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "list", prefix, e))?;
-        Ok(found
-            .into_iter()
-            .map(|m| (self.key_of(&m.location), m.size))
-            .collect())
-    }
-
-    /// Keys, sizes and write times of every object under `prefix`.
-    pub async fn list_meta(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, u64, DateTime<Utc>)>, StoreError> {
-        let path = self.path(prefix);
-        let found: Vec<object_store::ObjectMeta> = self
-            .objects
-            .list(Some(&path))
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "list", prefix, e))?;
-        Ok(found
-            .into_iter()
-            .map(|m| (self.key_of(&m.location), m.size, m.last_modified))
-            .collect())
-    }
-
-    /// Objects of the seed layout (`year=…/month=…/day=…/instanceid=…/…`) at the root, with
-    /// their write times; one listing of the root's folders first, so other layouts pay nothing.
-    pub async fn seed_layout_pages(&self) -> Result<Vec<(String, u64, DateTime<Utc>)>, StoreError> {
-        let top = self
-            .objects
-            .list_with_delimiter(Some(&self.root))
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "list", "", e))?;
-        let mut out = Vec::new();
-        for dir in top.common_prefixes {
-            let key = self.key_of(&dir);
-            if key.starts_with("year=") {
-                out.extend(self.list_meta(&key).await?);
-            }
-        }
-        Ok(out)
-    }
-
-    pub async fn get(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
-        let result = self
-            .objects
-            .get(&self.path(key))
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "read", key, e))?;
-        result
-            .bytes()
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "read", key, e))
-    }
-
-    /// Reads several objects at once, in the order given.
-    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<bytes::Bytes>, StoreError> {
-        stream::iter(keys)
-            .map(|k| self.get(k))
-            .buffered(FETCH_CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    /// The size of an object, or `None` when it is absent.
-    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        match self.objects.head(&self.path(key)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreError::classify(self.url(), "read", key, e)),
-        }
-    }
-
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.objects
-            .put(&self.path(key), bytes.into())
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::classify(self.url(), "write", key, e))
-    }
-
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.objects
-            .delete(&self.path(key))
-            .await
-            .map_err(|e| StoreError::classify(self.url(), "delete", key, e))
-    }
-
     /// Every run by its manifest's name, and the names in manifest folders that are not runs.
     pub async fn run_refs(&self) -> Result<(Vec<RunRef>, Vec<(String, String)>), StoreError> {
         let mut refs = Vec::new();
@@ -224,40 +142,58 @@ impl Store {
         Ok((refs, unreadable))
     }
 
-    /// Reads one manifest and whether the chain commits it.
-    pub(crate) async fn checked_manifest(&self, key: &str) -> Result<Checked, StoreError> {
-        let bytes = match self.get(key).await {
-            Ok(b) => b,
-            Err(StoreError::NotFound { .. }) => return Ok(Ok(None)),
-            Err(e) => return Err(e),
+    /// Reads one manifest and checks it against the chain, whose end is at `head` (the
+    /// newest entry's sequence): the entry of a manifest at or before it must exist.
+    pub(crate) async fn checked_manifest(
+        &self,
+        key: &str,
+        head: u64,
+    ) -> Result<Checked, StoreError> {
+        let Some(bytes) = self.get_opt(key).await? else {
+            return Ok(Checked::NotCommitted);
         };
         let manifest: RunManifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(format!("not a patchtrail manifest: {e}"))),
+            Err(e) => {
+                return Ok(Checked::Unreadable(format!(
+                    "not a patchtrail manifest: {e}"
+                )));
+            }
         };
         let sha256 = sha256_hex(&bytes);
-        let committed = match self.chain_entry(manifest.sequence).await? {
-            Some((
-                ChainEntry {
-                    manifest_key,
-                    manifest_sha256,
-                    ..
-                },
-                _,
-            )) => manifest_key == key && manifest_sha256 == sha256,
-            None => false,
+        let entry = match self.chain_entry(manifest.sequence).await {
+            Ok(entry) => entry,
+            Err(StoreError::Damaged { what, .. }) => return Ok(Checked::Damaged(what)),
+            Err(e) => return Err(e),
         };
-        Ok(Ok(committed.then(|| StoredManifest {
-            key: key.to_string(),
-            sha256,
-            manifest,
-        })))
+        Ok(match entry {
+            Some(e) if e.entry.manifest_key == key && e.entry.manifest_sha256 == sha256 => {
+                Checked::Committed(StoredManifest {
+                    key: key.to_string(),
+                    sha256,
+                    manifest,
+                })
+            }
+            Some(e) if e.entry.manifest_key == key => Checked::Damaged(format!(
+                "manifest {key} no longer hashes to what chain entry {} committed (it was changed after it committed)",
+                manifest.sequence
+            )),
+            Some(_) => Checked::NotCommitted,
+            None if manifest.sequence >= 1 && manifest.sequence <= head => {
+                Checked::Damaged(format!(
+                    "chain entry {} that committed manifest {key} is missing",
+                    manifest.sequence
+                ))
+            }
+            None => Checked::NotCommitted,
+        })
     }
 
-    /// Reads the manifests of `refs` concurrently, keeping the committed ones.
+    /// Reads the manifests of `refs` concurrently into `cache`.
     async fn load_refs(
         &self,
         refs: &[&RunRef],
+        head: u64,
         cache: &mut HashMap<String, Checked>,
     ) -> Result<(), StoreError> {
         let todo: Vec<&str> = refs
@@ -267,7 +203,7 @@ impl Store {
             .collect();
         let found: Vec<(String, Checked)> = stream::iter(todo)
             .map(|key| async move {
-                Ok::<_, StoreError>((key.to_string(), self.checked_manifest(key).await?))
+                Ok::<_, StoreError>((key.to_string(), self.checked_manifest(key, head).await?))
             })
             .buffer_unordered(FETCH_CONCURRENCY)
             .try_collect()
@@ -283,61 +219,84 @@ impl Store {
     }
 
     /// The committed runs of the scopes `scopes` admits that `selection` asks for, oldest
-    /// first, reading only the manifests needed.
+    /// first, reading only the manifests needed (and the chain's end, to know it is whole).
     pub async fn select_history(
         &self,
         selection: &Selection,
         scopes: &ScopeFilter,
     ) -> Result<History, StoreError> {
+        let mut damaged = Vec::new();
+        let (head, head_seq) = match self.chain_head().await {
+            Ok(head) => {
+                let seq = head.as_ref().map_or(0, |h| h.entry.sequence);
+                (head, seq)
+            }
+            Err(StoreError::Damaged { what, .. }) => {
+                damaged.push(("the commit chain".to_string(), what));
+                (None, u64::MAX)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(h) = &head
+            && self.get_opt(&h.entry.manifest_key).await?.is_none()
+        {
+            damaged.push((
+                format!("run {}", h.entry.run_id),
+                format!(
+                    "the newest chain entry ({}) commits manifest {}, which is missing",
+                    h.entry.sequence, h.entry.manifest_key
+                ),
+            ));
+        }
         let (mut refs, mut unreadable) = self.run_refs().await?;
         refs.retain(|r| scopes.admits(&r.account_id, &r.region));
         let mut cache: HashMap<String, Checked> = HashMap::new();
-        let mut chosen: BTreeMap<String, StoredManifest> = BTreeMap::new();
+        let mut wanted: Vec<&RunRef> = Vec::new();
         match selection {
             Selection::All => {
-                self.load_refs(&refs.iter().collect::<Vec<_>>(), &mut cache)
-                    .await?;
-                for r in &refs {
-                    if let Some(Ok(Some(m))) = cache.get(&r.key) {
-                        chosen.insert(r.key.clone(), m.clone());
-                    }
-                }
+                wanted.extend(refs.iter());
+                self.load_refs(&wanted, head_seq, &mut cache).await?;
             }
             Selection::Range(from, to) => {
-                let wanted: Vec<&RunRef> = refs
-                    .iter()
-                    .filter(|r| {
-                        from.is_none_or(|f| r.date >= f.date_naive())
-                            && to.is_none_or(|t| r.date <= t.date_naive())
-                    })
-                    .collect();
-                self.load_refs(&wanted, &mut cache).await?;
-                for r in wanted {
-                    if let Some(Ok(Some(m))) = cache.get(&r.key)
-                        && from.is_none_or(|f| m.manifest.snapshot_time >= f)
-                        && to.is_none_or(|t| m.manifest.snapshot_time <= t)
-                    {
-                        chosen.insert(r.key.clone(), m.clone());
+                wanted.extend(refs.iter().filter(|r| {
+                    from.is_none_or(|f| r.date >= f.date_naive())
+                        && to.is_none_or(|t| r.date <= t.date_naive())
+                }));
+                self.load_refs(&wanted, head_seq, &mut cache).await?;
+                wanted.retain(|r| match cache.get(&r.key) {
+                    Some(Checked::Committed(m)) => {
+                        from.is_none_or(|f| m.manifest.snapshot_time >= f)
+                            && to.is_none_or(|t| m.manifest.snapshot_time <= t)
                     }
-                }
+                    _ => true,
+                });
             }
             Selection::AsOf(instants) => {
-                let mut scopes: BTreeMap<(&str, &str), Vec<&RunRef>> = BTreeMap::new();
+                let mut by_scope: BTreeMap<(&str, &str), Vec<&RunRef>> = BTreeMap::new();
                 for r in &refs {
-                    scopes.entry(r.scope()).or_default().push(r);
+                    by_scope.entry(r.scope()).or_default().push(r);
                 }
                 for instant in instants {
-                    for candidates in scopes.values() {
-                        if let Some(m) = self.in_force(candidates, *instant, &mut cache).await? {
-                            chosen.insert(m.key.clone(), m);
-                        }
+                    for candidates in by_scope.values() {
+                        let read = self
+                            .in_force(candidates, *instant, head_seq, &mut cache)
+                            .await?;
+                        wanted.extend(read);
                     }
                 }
             }
         }
-        for (key, checked) in &cache {
-            if let Err(why) = checked {
-                unreadable.push((key.clone(), why.clone()));
+        let mut chosen: BTreeMap<String, StoredManifest> = BTreeMap::new();
+        for r in wanted {
+            match cache.get(&r.key) {
+                Some(Checked::Committed(m)) => {
+                    chosen.insert(r.key.clone(), m.clone());
+                }
+                Some(Checked::Damaged(why)) => {
+                    damaged.push((format!("run {}", r.run_id), why.clone()))
+                }
+                Some(Checked::Unreadable(why)) => unreadable.push((r.key.clone(), why.clone())),
+                Some(Checked::NotCommitted) | None => {}
             }
         }
         let mut runs: Vec<StoredManifest> = chosen.into_values().collect();
@@ -346,42 +305,62 @@ impl Store {
                 .cmp(&(b.manifest.snapshot_time, &b.manifest.run_id))
         });
         unreadable.sort();
+        unreadable.dedup();
+        damaged.sort();
+        damaged.dedup();
         Ok(History {
             runs,
             refs,
             unreadable,
+            damaged,
+            head,
         })
     }
 
-    /// The run of one scope in force at `instant`: the latest day at or before it first, then
-    /// earlier days only when that day holds no committed run old enough.
-    async fn in_force(
+    /// The run of one scope in force at `instant` (§5.2: collected by then, the greatest
+    /// snapshot time), and every damaged run that could have been it: the manifests of the
+    /// latest day at or before the instant first, then earlier days only when that day holds no
+    /// run in force. Returns the refs a reader must take into account.
+    async fn in_force<'a>(
         &self,
-        candidates: &[&RunRef],
+        candidates: &[&'a RunRef],
         instant: DateTime<Utc>,
+        head: u64,
         cache: &mut HashMap<String, Checked>,
-    ) -> Result<Option<StoredManifest>, StoreError> {
-        let mut days: BTreeMap<NaiveDate, Vec<&RunRef>> = BTreeMap::new();
+    ) -> Result<Vec<&'a RunRef>, StoreError> {
+        let mut days: BTreeMap<NaiveDate, Vec<&'a RunRef>> = BTreeMap::new();
         for r in candidates.iter().filter(|r| r.date <= instant.date_naive()) {
-            days.entry(r.date).or_default().push(r);
+            days.entry(r.date).or_default().push(*r);
         }
+        let mut read: Vec<&'a RunRef> = Vec::new();
         for (_, day) in days.iter().rev() {
-            self.load_refs(day, cache).await?;
+            self.load_refs(day, head, cache).await?;
+            // A damaged run of a day this late might have been the one in force.
+            read.extend(
+                day.iter()
+                    .filter(|r| matches!(cache.get(&r.key), Some(Checked::Damaged(_)))),
+            );
             let best = day
                 .iter()
-                .filter_map(|r| match cache.get(&r.key) {
-                    Some(Ok(Some(m))) if m.manifest.snapshot_time <= instant => Some(m),
-                    _ => None,
+                .filter(|r| match cache.get(&r.key) {
+                    Some(Checked::Committed(m)) => m.manifest.finished_at <= instant,
+                    _ => false,
                 })
                 .max_by(|a, b| {
-                    (a.manifest.snapshot_time, &a.manifest.run_id)
-                        .cmp(&(b.manifest.snapshot_time, &b.manifest.run_id))
+                    let key = |r: &RunRef| match cache.get(&r.key) {
+                        Some(Checked::Committed(m)) => {
+                            Some((m.manifest.snapshot_time, m.manifest.run_id.clone()))
+                        }
+                        _ => None,
+                    };
+                    key(a).cmp(&key(b))
                 });
-            if let Some(m) = best {
-                return Ok(Some(m.clone()));
+            if let Some(best) = best {
+                read.push(*best);
+                return Ok(read);
             }
         }
-        Ok(None)
+        Ok(read)
     }
 }
 

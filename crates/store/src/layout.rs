@@ -136,6 +136,31 @@ impl RunLayout {
         }
     }
 
+    /// Whether `key` is an object this run (any attempt of it) may write: a table part or a seed
+    /// page under the run's date partition, named after the run.
+    pub fn owns(&self, key: &str) -> bool {
+        let named_after_run = |name: &str| {
+            name.strip_prefix(self.run_id.as_str())
+                .is_some_and(|rest| rest.starts_with('-') || rest.starts_with('.'))
+        };
+        let in_table = |table: &str| {
+            key.strip_prefix(table)
+                .and_then(|k| k.strip_prefix(self.partition.as_str()))
+                .and_then(|k| k.strip_prefix('/'))
+                .is_some_and(|name| !name.contains('/') && named_after_run(name))
+        };
+        if in_table("patches/") || in_table("instances/") || in_table("_patchtrail/instances/") {
+            return true;
+        }
+        key.strip_prefix(self.partition.as_str())
+            .and_then(|k| k.strip_prefix("/instanceid="))
+            .and_then(|k| k.split_once('/'))
+            .is_some_and(|(_, name)| {
+                !name.contains('/')
+                    && seed_page_tag(name) == Some(seed_run_tag(&self.run_id).as_str())
+            })
+    }
+
     /// The seed's page key: `year=/month=/day=/instanceid=<id>/<uuid>`, the uuid derived
     /// (name-based, version 5 layout) from run, instance and page, and its first 8 hex digits
     /// the run's tag (see [`seed_run_tag`]), so that pages can be traced to their run.
@@ -232,6 +257,27 @@ mod tests {
             "instances/year=2026/month=03/day=01/20260301-123456789012-us-east-1-01-r002-0003.parquet"
         );
         assert_eq!(continued.manifest(), l.manifest(), "one manifest per run");
+        for key in [
+            l.patches_part(0),
+            l.instances_part(1),
+            continued.patches_part(0),
+            continued.instances_part(2),
+        ] {
+            assert!(l.owns(&key), "{key}");
+        }
+        let other = RunLayout::new(
+            "20260301-123456789012-us-east-1-02",
+            at(),
+            StoreFormat::Parquet,
+        );
+        assert!(!l.owns(&other.patches_part(0)), "another run's part");
+        assert!(!l.owns(&l.manifest()), "the manifest is not a data object");
+        assert!(
+            !l.owns(
+                "patches/year=2026/month=03/day=02/20260301-123456789012-us-east-1-01-0000.parquet"
+            ),
+            "another day"
+        );
     }
 
     #[test]
@@ -260,6 +306,10 @@ mod tests {
         assert_eq!(seed_page_tag(&key), Some(seed_run_tag("r").as_str()));
         assert_ne!(seed_run_tag("r"), seed_run_tag("s"));
         assert!(l.manifest().starts_with("_patchtrail/runs/"));
+        assert!(l.owns(&key) && l.owns(&continued));
+        assert!(!l.owns(
+            &RunLayout::new("s", at(), StoreFormat::Seed).seed_page("i-0123456789abcdef0", 0)
+        ));
         assert!(l.instances_part(0).starts_with("_patchtrail/instances/"));
     }
 

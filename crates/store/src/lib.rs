@@ -11,15 +11,21 @@ mod encode;
 mod history;
 mod ids;
 mod layout;
+mod local;
 mod location;
+mod objects;
 mod verify;
 mod writer;
 
 pub use bucket::BucketProtection;
 pub use chain::{
-    CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, chain_key, chain_sequence, claim_key, claimed_run_id,
+    CHAIN_PREFIX, CLAIMS_PREFIX, ChainEntry, HEAD_HINT, ReadEntry, chain_key, chain_sequence,
+    claim_key, claimed_run_id,
 };
-pub use checkpoint::{CHECKPOINTS_PREFIX, Checkpoint, Continued, checkpoint_key, suspended_at};
+pub use checkpoint::{
+    CHECKPOINTS_PREFIX, Checkpoint, Continued, RESUME_WINDOW, Suspended, checkpoint_key,
+    suspended_at,
+};
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
 pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
 pub use ids::InstanceIds;
@@ -27,8 +33,10 @@ pub use layout::{
     MANIFEST_PREFIXES, RunLayout, date_partition, is_run_id, name_uuid, run_id, seed_page_tag,
     seed_run_tag,
 };
+pub use local::CreateMechanism;
 pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
-pub use verify::{Finding, Unlisted, VerifyReport, seed_page_key};
+pub use objects::{Created, Listed, StoreProbe};
+pub use verify::{Finding, Unlisted, VerifyReport, Witness, seed_page_key};
 pub use writer::{CommittedRun, InstanceError, RunStart, RunWriter};
 
 /// What can go wrong with a store, each saying what to do about it.
@@ -86,6 +94,21 @@ pub enum StoreError {
     Superseded { run_id: String, sequence: u32 },
     #[error("could not encode {what}: {reason}")]
     Encode { what: String, reason: String },
+    #[error(
+        "the store '{url}' is damaged: {what}; run `patchtrail verify --store {url}` to see all of it (docs/commit-protocol.md says how to recover)"
+    )]
+    Damaged { url: String, what: String },
+    #[error(
+        "the store '{url}' does not honour create-only writes (a second create of one object replaced the first; S3 answers 412 to `If-None-Match: *`): two runs could take one place in the history and one would be lost; use Amazon S3 or a store that supports conditional writes"
+    )]
+    NoCreateOnly { url: String },
+    #[error(
+        "run '{run_id}' began at {snapshot_time}, more than 24 hours ago: a snapshot's values must be observed close together, so it can no longer be continued (nothing was written; collect a new run instead)"
+    )]
+    ResumeTooLate {
+        run_id: String,
+        snapshot_time: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl StoreError {

@@ -12,6 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{CredentialProvider, ObjectStore};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -25,6 +26,8 @@ pub struct Store {
     kind: StoreKind,
     /// How to reach an S3 store's bucket outside object_store (its settings, for `doctor`).
     pub(crate) s3: Option<S3Endpoint>,
+    /// Names listings left out (see `objects`), shared by the clones of one store.
+    pub(crate) skipped: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// Region, endpoint and credentials of an S3 store, kept for bucket-level requests.
@@ -197,6 +200,7 @@ impl Store {
                     endpoint: aws.endpoint.clone(),
                     credentials,
                 }),
+                skipped: Arc::default(),
             });
         }
         if url == "memory://" || url.starts_with("memory://") {
@@ -206,6 +210,7 @@ impl Store {
                 url: url.to_string(),
                 kind: StoreKind::Memory,
                 s3: None,
+                skipped: Arc::default(),
             });
         }
         if let Some((scheme, _)) = url.split_once("://")
@@ -235,6 +240,7 @@ impl Store {
             url: dir.display().to_string(),
             kind: StoreKind::Local(dir),
             s3: None,
+            skipped: Arc::default(),
         })
     }
 
@@ -253,21 +259,13 @@ impl Store {
     }
 
     /// Fails early, with the cause named, when the store cannot take a run: a folder that cannot
-    /// be written, a bucket that does not exist or cannot be listed.
-    pub async fn check_writable(&self) -> Result<(), StoreError> {
-        match &self.kind {
-            StoreKind::Local(dir) => {
-                let probe = dir.join(format!(".patchtrail-write-check-{}", std::process::id()));
-                std::fs::write(&probe, b"")
-                    .and_then(|_| std::fs::remove_file(&probe))
-                    .map_err(|source| StoreError::LocalFolder {
-                        path: dir.display().to_string(),
-                        source,
-                    })
-            }
-            StoreKind::S3 { .. } => self.list_keys("runs/").await.map(|_| ()),
-            StoreKind::Memory => Ok(()),
+    /// be written, a bucket that does not exist or cannot be listed, a store without create-only
+    /// writes. Returns how it makes them.
+    pub async fn check_writable(&self) -> Result<String, StoreError> {
+        if let StoreKind::S3 { .. } = &self.kind {
+            self.list_keys("runs/").await?;
         }
+        self.probe_create_only().await
     }
 
     /// The full object path of a key relative to the root.

@@ -2,7 +2,7 @@
 //! SHA-256), and every other object told apart: an interrupted run's leftovers, pages written by
 //! the seed's own workflow, or foreign files.
 
-use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, chain_sequence};
+use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, HEAD_HINT, ReadEntry, chain_key, chain_sequence};
 use crate::checkpoint::suspended_at;
 use crate::history::sha256_hex;
 use crate::layout::{MANIFEST_PREFIXES, seed_page_tag, seed_run_tag};
@@ -151,10 +151,40 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// What is in the store besides committed runs, and is not a problem: one line each.
     pub notes: Vec<String>,
+    /// The newest chain entry: its witness (`<sequence>:<sha256>`) is worth keeping elsewhere.
+    pub head: Option<ReadEntry>,
+}
+
+/// A head witness a user kept: `<sequence>:<sha256>` of a chain entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    pub sequence: u64,
+    pub sha256: String,
+}
+
+impl std::str::FromStr for Witness {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Witness, String> {
+        let bad = || {
+            format!(
+                "'{s}' is not a head witness: give the `<sequence>:<sha256>` a commit or verify printed, such as 42:3f7a…(64 hex digits)"
+            )
+        };
+        let (seq, sha) = s.trim().split_once(':').ok_or_else(bad)?;
+        let sequence: u64 = seq.parse().map_err(|_| bad())?;
+        let sha256 = sha.to_ascii_lowercase();
+        if sequence == 0 || sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Witness { sequence, sha256 })
+    }
 }
 
 impl Store {
-    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+    /// Checks the whole store (see the module docs); with `expect_head`, also that the chain
+    /// still holds the entry a user kept as a witness of an earlier head.
+    pub async fn verify(&self, expect_head: Option<&Witness>) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
         let present_meta = self.list_meta("").await?;
         let present: BTreeMap<&str, u64> = present_meta
@@ -176,6 +206,16 @@ impl Store {
             }
         }
         sequences.sort_unstable();
+        let last = sequences.last().copied().unwrap_or(0);
+        let hint = self.head_hint().await?;
+        if hint > last {
+            report.findings.push(Finding::BrokenChain {
+                sequence: hint,
+                reason: format!(
+                    "{HEAD_HINT} names entry {hint}, but the chain ends at entry {last}: entries at its end were removed (truncation); restore them from a backup or the bucket's versions"
+                ),
+            });
+        }
         let mut committed: BTreeMap<String, RunManifest> = BTreeMap::new();
         let mut previous: Option<(String, String)> = None;
         let mut expected = 1;
@@ -191,29 +231,41 @@ impl Store {
                 previous = None;
             }
             expected = sequence + 1;
-            let Some((entry, _)) = self.chain_entry(sequence).await.or_else(|e| match e {
-                StoreError::Object { reason, .. } => {
-                    report
-                        .findings
-                        .push(Finding::BrokenChain { sequence, reason });
-                    Ok(None)
-                }
-                other => Err(other),
-            })?
-            else {
-                continue;
-            };
-            let bytes = match self.get(&entry.manifest_key).await {
-                Ok(b) => b,
-                Err(StoreError::NotFound { .. }) => {
+            let entry = match self.chain_entry(sequence).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(StoreError::Damaged { what, .. }) => {
+                    let fix = if sequence == last {
+                        "a commit interrupted by a crash, which committed nothing: `patchtrail verify --repair` sets it aside (docs/commit-protocol.md)"
+                    } else {
+                        "later entries follow it, so it is not a crash's leftover: restore it from a backup or the bucket's versions"
+                    };
                     report.findings.push(Finding::BrokenChain {
                         sequence,
-                        reason: format!("its manifest {} is gone", entry.manifest_key),
+                        reason: format!("{what}; {fix}"),
+                    });
+                    previous = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if sequence == last {
+                report.head = Some(entry.clone());
+            }
+            let entry = entry.entry;
+            let bytes = match self.get_opt(&entry.manifest_key).await? {
+                Some(b) => b,
+                None => {
+                    report.findings.push(Finding::BrokenChain {
+                        sequence,
+                        reason: format!(
+                            "its manifest {} (run {}) is gone",
+                            entry.manifest_key, entry.run_id
+                        ),
                     });
                     previous = Some((entry.manifest_key, entry.manifest_sha256));
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             let sha = sha256_hex(&bytes);
             if sha != entry.manifest_sha256 {
@@ -257,10 +309,22 @@ impl Store {
                     ),
                 });
             }
+            if let Some(earlier) = committed.get(&entry.manifest_key) {
+                report.findings.push(Finding::BrokenChain {
+                    sequence,
+                    reason: format!(
+                        "run {} is committed twice (entries {} and {sequence})",
+                        entry.run_id, earlier.sequence
+                    ),
+                });
+            }
             previous = Some((entry.manifest_key.clone(), sha));
             committed.insert(entry.manifest_key.clone(), manifest);
         }
         report.runs = committed.len();
+        if let Some(witness) = expect_head {
+            self.check_witness(witness, &mut report).await?;
+        }
 
         // Every object of every committed run.
         let mut listed: BTreeSet<String> = committed.keys().cloned().collect();
@@ -315,6 +379,11 @@ impl Store {
                 )
             });
         }
+        for name in self.skipped_names() {
+            report.notes.push(format!(
+                "an object whose name cannot be read was left out (not patchtrail's): {name}"
+            ));
+        }
         for (day, pages) in &unlisted.seed_days {
             report.notes.push(format!("{day}: {} page(s) written by the seed workflow (no manifest; read as one snapshot)", pages.len()));
         }
@@ -337,5 +406,69 @@ impl Store {
             }
         }
         Ok(report)
+    }
+}
+
+impl Store {
+    /// Whether the chain still holds the entry `witness` names, byte for byte.
+    async fn check_witness(
+        &self,
+        witness: &Witness,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
+        let found = match self.chain_entry(witness.sequence).await {
+            Ok(Some(e)) if e.sha256 == witness.sha256 => return Ok(()),
+            Ok(Some(e)) => format!("holds other bytes (SHA-256 {})", e.sha256),
+            Ok(None) => "is gone".to_string(),
+            Err(StoreError::Damaged { what, .. }) => what,
+            Err(e) => return Err(e),
+        };
+        report.findings.push(Finding::BrokenChain {
+            sequence: witness.sequence,
+            reason: format!(
+                "the head you kept ({}:{}) {found}: the chain was truncated or rewritten since",
+                witness.sequence, witness.sha256
+            ),
+        });
+        Ok(())
+    }
+
+    /// Recovers what a crash can leave at the chain's end (docs/commit-protocol.md): a newest
+    /// entry that is empty or unreadable committed nothing, so it is set aside under
+    /// `_patchtrail/repaired/` and the head hint follows. Nothing committed is touched; run it
+    /// when no collect is writing. Returns what it did, one line each.
+    pub async fn repair(&self) -> Result<Vec<String>, StoreError> {
+        let mut done = Vec::new();
+        loop {
+            let Some(&last) = self.chain_sequences().await?.last() else {
+                break;
+            };
+            match self.chain_entry(last).await {
+                Ok(_) => {
+                    if self.head_hint().await? != last {
+                        self.put(HEAD_HINT, last.to_string().into_bytes()).await?;
+                        done.push(format!("{HEAD_HINT} now names entry {last}"));
+                    }
+                    break;
+                }
+                Err(StoreError::Damaged { what, .. }) => {
+                    let key = chain_key(last);
+                    let bytes = self.get(&key).await?;
+                    let aside = format!(
+                        "_patchtrail/repaired/chain-{last:012}-{}.json",
+                        Utc::now().format("%Y%m%dT%H%M%S%.fZ")
+                    );
+                    self.create(&aside, bytes.to_vec()).await?;
+                    self.delete(&key).await?;
+                    self.put(HEAD_HINT, (last - 1).to_string().into_bytes())
+                        .await?;
+                    done.push(format!(
+                        "set aside chain entry {last} ({what}) as {aside}: it committed nothing; the run it was committing is not history (continue it with `collect --resume` if it was suspended, else collect again)"
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 }

@@ -7,12 +7,14 @@
 //! removed, and readers ignore them. A run may also stop half-way and be continued by another
 //! process (`checkpoint`): it then commits once, when complete.
 
+use crate::chain::ReadEntry;
 use crate::encode::{
     INSTANCE_ROW_GROUP_ROWS, JsonlPart, PATCH_ROW_GROUP_ROWS, ParquetPart, seed_page,
 };
 use crate::history::sha256_hex;
 use crate::ids::InstanceIds;
 use crate::layout::{RunLayout, run_id, run_id_stem};
+use crate::objects::Created;
 use crate::{Store, StoreError};
 use arrow_schema::SchemaRef;
 use chrono::{DateTime, Utc};
@@ -192,6 +194,9 @@ pub struct CommittedRun {
     pub manifest_key: String,
     pub manifest_sha256: String,
     pub manifest: RunManifest,
+    /// The chain entry that commits it: its witness (`<sequence>:<sha256>`) is what a user keeps
+    /// elsewhere to detect a truncated chain later (`verify --expect-head`).
+    pub entry: ReadEntry,
 }
 
 impl Store {
@@ -281,7 +286,16 @@ impl RunWriter {
             rows,
             key: key.clone(),
         };
-        self.store.put(&key, bytes).await?;
+        // Names derive from the claimed run and attempt, so the name is free unless another
+        // process writes under them: never overwrite what it wrote.
+        if let Created::Exists(_) = self.store.create(&key, bytes).await? {
+            return Err(StoreError::Contended {
+                url: self.store.url().to_string(),
+                what: format!(
+                    "the object {key}, which another process wrote first under this run's names"
+                ),
+            });
+        }
         self.objects.push(object);
         Ok(())
     }
@@ -371,12 +385,20 @@ impl RunWriter {
         self.upload(Table::Instances, true).await
     }
 
-    /// Writes the remaining data, then the manifest: from here on the run is history. A
-    /// continued run first records that it is complete (see `checkpoint`), so that it commits once.
+    /// Writes the remaining data, then commits the run: from here on it is history. A continued
+    /// run first records that it is complete (see `checkpoint`), so that it commits once even when
+    /// another process finishes the commit.
     pub async fn commit(mut self, finished_at: DateTime<Utc>) -> Result<CommittedRun, StoreError> {
         self.write_held().await?;
+        // No entry up to the present head can name this run: it has never been committed, and
+        // only this process (or, once a complete checkpoint exists, one continuing from it) can.
+        let floor = self.store.chain_head().await?;
         if self.continues > 0 {
-            self.checkpoint(Some(finished_at)).await?;
+            self.checkpoint(Some((
+                finished_at,
+                floor.as_ref().map_or(0, |f| f.entry.sequence),
+            )))
+            .await?;
         }
         commit_manifest(
             &self.store,
@@ -385,12 +407,13 @@ impl RunWriter {
             self.counts,
             self.objects,
             finished_at,
+            floor,
         )
         .await
     }
 }
 
-/// Appends a run's manifest to the commit chain.
+/// Commits a run's manifest to the chain, walking from `floor` (see `chain`).
 pub(crate) async fn commit_manifest(
     store: &Store,
     layout: &RunLayout,
@@ -398,6 +421,7 @@ pub(crate) async fn commit_manifest(
     counts: RunCounts,
     objects: Vec<ManifestObject>,
     finished_at: DateTime<Utc>,
+    floor: Option<ReadEntry>,
 ) -> Result<CommittedRun, StoreError> {
     let manifest = RunManifest {
         manifest_version: MANIFEST_VERSION,
@@ -416,8 +440,8 @@ pub(crate) async fn commit_manifest(
         previous: None,
     };
     let manifest_key = layout.manifest();
-    let (_, bytes) = store
-        .append_to_chain(&manifest.run_id, &manifest_key, |sequence, head| {
+    let (entry, bytes) = store
+        .commit_to_chain(&manifest.run_id, &manifest_key, floor, |sequence, head| {
             let mut m = manifest.clone();
             m.sequence = sequence;
             m.previous = head.map(|h| PreviousManifest {
@@ -441,5 +465,6 @@ pub(crate) async fn commit_manifest(
         manifest_key,
         manifest_sha256: sha256_hex(&bytes),
         manifest,
+        entry,
     })
 }

@@ -285,10 +285,15 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
         Err(e) => Err(e.clone()),
     };
     f.push(
-        "store (list, write and read back _patchtrail/doctor-probe)",
+        "store (list, write and read back _patchtrail/doctor-probe, create-only writes)",
         t,
         probe,
-        |runs| format!("{runs} committed run(s) listed; a probe object was written and read back"),
+        |p| {
+            format!(
+                "{} committed run(s) listed; a probe object was written and read back; a second create of one object was refused (create-only by {})",
+                p.runs, p.create_only
+            )
+        },
     );
     if let Ok(store) = &store {
         let t = Instant::now();

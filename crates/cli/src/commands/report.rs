@@ -221,7 +221,12 @@ pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
 
 pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     let store = open_store(&args.store).await?;
-    let report = store.verify().await?;
+    if args.repair {
+        for line in store.repair().await? {
+            println!("repaired   {line}");
+        }
+    }
+    let report = store.verify(args.expect_head.as_ref()).await?;
     for note in &report.notes {
         println!("note       {note}");
     }
@@ -238,6 +243,13 @@ pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     if report.runs == 0 && report.findings.is_empty() {
         println!("no committed runs in {}: nothing to verify", store.url());
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(head) = &report.head {
+        println!(
+            "head       {} (keep it elsewhere; `patchtrail verify --expect-head {}` finds a truncated chain)",
+            head.witness(),
+            head.witness()
+        );
     }
     if report.findings.is_empty() {
         println!(
