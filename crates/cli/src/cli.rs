@@ -234,7 +234,9 @@ pub enum ReportKind {
 \"instances\":[{\"instance_id\":\"i-0123456789abcdef0\",\"name\":\"web-1\",\"last_scan_time\":\"2026-02-28T03:00:00Z\",\n     \
 \"patches\":[{\"kb_id\":\"KB5034441\",\"title\":\"…\",\"classification\":\"SecurityUpdates\",\"severity\":\"Critical\",\n                 \
 \"state\":\"Missing\",\"installed_time\":null,\"cve_ids\":null}]}]}\n\
-Instance fields are the instances table's columns (README, Data layout); absent ones are null.")]
+Instance fields are the instances table's columns (README, Data layout); absent ones are null.\n\
+A run may give \"finished_at\" (when it was complete; default: its snapshot_time). Times are kept to the microsecond. \
+Refused, with nothing written: an instance twice in a run, a kb_id twice for one instance, a last_scan_time after the run's finished_at (docs/semantics.md §1.4, §1.6).")]
 pub struct ImportArgs {
     /// JSON-lines file of runs, or - for stdin.
     pub file: std::path::PathBuf,
@@ -321,7 +323,7 @@ pub struct StoreAccess {
 }
 
 /// Which scopes a report covers: runs of these accounts and regions (all by default).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ScopeFilterArgs {
     /// Only these accounts (comma-separated or repeated 12-digit ids).
     #[arg(long = "account", value_delimiter = ',', value_name = "ID")]
@@ -329,9 +331,21 @@ pub struct ScopeFilterArgs {
     /// Only these regions (comma-separated or repeated).
     #[arg(long = "region", value_delimiter = ',', value_name = "REGION")]
     pub regions: Vec<String>,
+    /// Report as if damaged runs (a missing object, a manifest changed after it committed) had
+    /// never committed, and say so in the output, instead of refusing (exit 5).
+    #[arg(long)]
+    pub skip_damaged: bool,
 }
 
 impl ScopeFilterArgs {
+    pub fn damage(&self) -> patchtrail_query::Damage {
+        if self.skip_damaged {
+            patchtrail_query::Damage::Skip
+        } else {
+            patchtrail_query::Damage::Refuse
+        }
+    }
+
     pub fn filter(&self) -> patchtrail_query::ScopeFilter {
         patchtrail_query::ScopeFilter {
             accounts: self.accounts.iter().map(|a| a.trim().to_string()).collect(),

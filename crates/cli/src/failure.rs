@@ -90,6 +90,7 @@ impl From<QueryError> for Failure {
             | QueryError::BadInput { .. } => EXIT_BAD_INPUT,
             QueryError::Store(s) => store_code(s),
             QueryError::Engine(_) | QueryError::Render(_) => EXIT_FAILURE,
+            QueryError::Damaged { .. } => EXIT_FINDINGS,
         };
         Failure {
             message: e.to_string(),

@@ -108,15 +108,12 @@ pub fn is_security(classification: &str) -> bool {
 }
 
 /// §6.5: the part of a Linux title after `KBId:` (`0:5.10.228-219.884.amzn2`), if the title
-/// starts with it.
+/// starts with it (`""` when nothing follows the colon: a known, empty version).
 pub fn patch_version<'a>(kb_id: &str, title: &'a str) -> Option<&'a str> {
     if kb_id.is_empty() {
         return None;
     }
-    title
-        .strip_prefix(kb_id)?
-        .strip_prefix(':')
-        .filter(|v| !v.is_empty())
+    title.strip_prefix(kb_id)?.strip_prefix(':')
 }
 
 /// §6.2: the name of a change from class `from` to class `to` (`None` = the patch is not reported),
@@ -186,6 +183,15 @@ mod tests {
             None
         );
         assert_eq!(patch_version("", ":x"), None);
+        assert_eq!(
+            patch_version("pkg.x86_64", "pkg.x86_64:"),
+            Some(""),
+            "§6.5: a known, empty version"
+        );
+        assert_eq!(
+            patch_version("tzdata.amd64", "tzdata.amd64:2024a-0ubuntu0.20.04"),
+            Some("2024a-0ubuntu0.20.04")
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn dashboard(
         lang,
         tables,
         charts: Vec::new(),
+        notes: summary.notes,
     };
     render_html_with_charts(&report, &charts)
 }

@@ -19,11 +19,13 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 use patchtrail_model::{
     InstanceRecord, PatchRecord, RunCounts, StoreFormat, instances_schema, patches_schema,
 };
 use patchtrail_store::{
-    ScopeFilter, Selection, Store, parse_seed_page, rows_to_batch, seed_page_key,
+    Damaged, ScopeFilter, Selection, Store, StoredManifest, parse_seed_page, rows_to_batch,
+    seed_page_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,6 +36,8 @@ use url::Url;
 pub struct RunInfo {
     pub run_id: String,
     pub snapshot_time: DateTime<Utc>,
+    /// When its collection was complete (§1.4): it is in force from then (§5.2).
+    pub finished_at: DateTime<Utc>,
     pub account_id: String,
     pub region: String,
     pub format: StoreFormat,
@@ -56,6 +60,18 @@ pub struct LoadedHistory {
     pub lang: crate::Lang,
     /// The scopes it was restricted to (§5.5).
     pub scopes: ScopeFilter,
+    /// Damaged runs left out with `--skip-damaged` (§1.5), one line each: every report says so.
+    pub skipped_damaged: Vec<String>,
+}
+
+/// What a reader does with a damaged run (docs/semantics.md §1.5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Damage {
+    /// Refuse to answer (the default).
+    #[default]
+    Refuse,
+    /// Answer as if the damaged runs had never committed, and say so.
+    Skip,
 }
 
 const STORE_URL: &str = "patchtrail://store/";
@@ -153,6 +169,7 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("run_id", DataType::Utf8, false),
         Field::new("snapshot_time", utc(), false),
+        Field::new("finished_at", utc(), false),
         Field::new("account_id", DataType::Utf8, false),
         Field::new("region", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
@@ -172,16 +189,20 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
             runs.iter().map(|r| f(&r.counts) as i64).collect::<Vec<_>>(),
         )) as ArrayRef
     };
-    let columns: Vec<ArrayRef> = vec![
-        s(|r| r.run_id.clone()),
+    let time = |f: fn(&RunInfo) -> DateTime<Utc>| {
         Arc::new(
             TimestampMicrosecondArray::from(
                 runs.iter()
-                    .map(|r| r.snapshot_time.timestamp_micros())
+                    .map(|r| f(r).timestamp_micros())
                     .collect::<Vec<_>>(),
             )
             .with_timezone("UTC"),
-        ),
+        ) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        s(|r| r.run_id.clone()),
+        time(|r| r.snapshot_time),
+        time(|r| r.finished_at),
         s(|r| r.account_id.clone()),
         s(|r| r.region.clone()),
         s(|r| r.format.to_string()),
@@ -246,12 +267,116 @@ async fn read_seed_pages(
                 title: p.title,
                 classification: p.classification,
                 severity: p.severity,
-                state: patchtrail_model::normalise_patch_state(&p.state),
+                // Pages are read as their writer stored them (§1.3): patchtrail's own were
+                // respelled when collected, the seed workflow's are kept as that workflow sent them.
+                state: p.state,
                 cve_ids: p.cve_ids,
             });
         }
     }
     Ok(out)
+}
+
+/// What the committed runs of a selection hold, ready to register: their tables' files, and
+/// the rows of their seed pages.
+#[derive(Default)]
+struct Gathered {
+    runs: Vec<RunInfo>,
+    patch_files: Files,
+    instance_files: Files,
+    seed_patches: Vec<PatchRecord>,
+    warnings: Vec<String>,
+}
+
+impl Gathered {
+    /// Checks and gathers the objects of `runs`; an object that is gone or has another size than
+    /// its manifest says makes its run damaged (pushed onto `damaged`).
+    async fn read(
+        store: &Store,
+        runs: &[StoredManifest],
+        damaged: &mut Vec<Damaged>,
+    ) -> Result<Gathered, QueryError> {
+        let mut out = Gathered::default();
+        for stored in runs {
+            let m = &stored.manifest;
+            let sizes = futures::stream::iter(&m.objects)
+                .map(|o| store.size_of(&o.key))
+                .buffered(16)
+                .try_collect::<Vec<_>>()
+                .await?;
+            let mut seed_pages = Vec::new();
+            for (object, size) in m.objects.iter().zip(sizes) {
+                let why = match size {
+                    None => Some(format!("{} is missing", object.key)),
+                    Some(size) if size != object.size => Some(format!(
+                        "{} has {size} bytes where its manifest says {}",
+                        object.key, object.size
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    damaged.push(Damaged {
+                        run_id: Some(m.run_id.clone()),
+                        why,
+                    });
+                    continue;
+                }
+                let k = object.key.clone();
+                if seed_page_key(&k).is_some() {
+                    seed_pages.push(k);
+                    continue;
+                }
+                let is_instances =
+                    k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
+                let files = if is_instances {
+                    &mut out.instance_files
+                } else {
+                    &mut out.patch_files
+                };
+                if k.ends_with(".parquet") {
+                    files.parquet.push(k);
+                } else if k.ends_with(".jsonl") {
+                    files.jsonl.push(k);
+                }
+            }
+            if !seed_pages.is_empty() {
+                let rows = read_seed_pages(
+                    store,
+                    &seed_pages,
+                    &m.run_id,
+                    m.snapshot_time,
+                    &m.account_id,
+                    &m.region,
+                    &mut out.warnings,
+                )
+                .await?;
+                out.seed_patches.extend(rows.patches);
+            }
+            out.runs.push(RunInfo {
+                run_id: m.run_id.clone(),
+                snapshot_time: m.snapshot_time,
+                finished_at: m.finished_at,
+                account_id: m.account_id.clone(),
+                region: m.region.clone(),
+                format: m.format,
+                counts: m.counts.clone(),
+                manifest_key: Some(stored.key.clone()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The first damage found, and how many more: one line.
+fn describe_damage(damaged: &[Damaged]) -> String {
+    let first = match &damaged[0].run_id {
+        Some(run) => format!("run {run}: {}", damaged[0].why),
+        None => damaged[0].why.clone(),
+    };
+    match damaged.len() {
+        1 => first,
+        n => format!("{first} (and {} more)", n - 1),
+    }
 }
 
 impl LoadedHistory {
@@ -268,6 +393,17 @@ impl LoadedHistory {
         selection: &Selection,
         scopes: &ScopeFilter,
     ) -> Result<LoadedHistory, QueryError> {
+        Self::load_with(store, selection, scopes, Damage::Refuse).await
+    }
+
+    /// [`LoadedHistory::load_scopes`], doing with damaged runs what `damage` says (§1.5): by
+    /// default a run that would be read but is damaged fails the load.
+    pub async fn load_with(
+        store: &Store,
+        selection: &Selection,
+        scopes: &ScopeFilter,
+        damage: Damage,
+    ) -> Result<LoadedHistory, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         crate::functions::register_all(&ctx);
@@ -275,90 +411,58 @@ impl LoadedHistory {
         let url = Url::parse(STORE_URL).map_err(df)?;
         ctx.register_object_store(&url, objects);
 
-        let history = store.select_history(selection, scopes).await?;
-        let mut warnings: Vec<String> = history
-            .unreadable
-            .iter()
-            .map(|(k, why)| format!("skipped {k}: {why}"))
-            .collect();
-        let mut runs = Vec::new();
-        let (mut patch_files, mut instance_files) = (Files::default(), Files::default());
-        let mut seed_patches: Vec<PatchRecord> = Vec::new();
-        let mut seed_instances: Vec<InstanceRecord> = Vec::new();
-
-        for stored in &history.runs {
-            let m = &stored.manifest;
-            let mut seed_pages = Vec::new();
-            let tables: Vec<&patchtrail_model::ManifestObject> = m
-                .objects
+        // Skipping damaged runs changes which runs are in force: select again without them.
+        let mut exclude = BTreeSet::new();
+        let mut skipped_damaged = Vec::new();
+        let (history, gathered) = loop {
+            let history = store.select_history(selection, scopes, &exclude).await?;
+            let mut damaged = history.damaged.clone();
+            let gathered = Gathered::read(store, &history.runs, &mut damaged).await?;
+            if damaged.is_empty() {
+                break (history, gathered);
+            }
+            damaged.sort();
+            damaged.dedup();
+            if damage == Damage::Refuse {
+                return Err(QueryError::Damaged {
+                    store: store.url().to_string(),
+                    what: describe_damage(&damaged),
+                });
+            }
+            let before = exclude.len();
+            for d in damaged {
+                skipped_damaged.push(match &d.run_id {
+                    Some(run) => format!("run {run}: {}", d.why),
+                    None => d.why.clone(),
+                });
+                exclude.extend(d.run_id);
+            }
+            if exclude.len() == before {
+                break (history, gathered);
+            }
+        };
+        skipped_damaged.sort();
+        skipped_damaged.dedup();
+        let Gathered {
+            mut runs,
+            patch_files,
+            instance_files,
+            mut seed_patches,
+            mut warnings,
+        } = gathered;
+        warnings.extend(
+            history
+                .unreadable
                 .iter()
-                .filter(|o| o.key.ends_with(".parquet") || o.key.ends_with(".jsonl"))
-                .collect();
-            let sizes =
-                futures::future::try_join_all(tables.iter().map(|o| store.size_of(&o.key))).await?;
-            for (object, size) in tables.iter().zip(sizes) {
-                match size {
-                    None => {
-                        warnings.push(format!(
-                            "skipped {} (run {}): it is missing; run patchtrail verify",
-                            object.key, m.run_id
-                        ));
-                        continue;
-                    }
-                    Some(size) if size != object.size => {
-                        warnings.push(format!(
-                            "skipped {} (run {}): {size} bytes where the manifest says {}; run patchtrail verify",
-                            object.key, m.run_id, object.size
-                        ));
-                        continue;
-                    }
-                    Some(_) => {}
-                }
-                let k = object.key.clone();
-                let is_instances =
-                    k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
-                let files = if is_instances {
-                    &mut instance_files
-                } else {
-                    &mut patch_files
-                };
-                if k.ends_with(".parquet") {
-                    files.parquet.push(k);
-                } else {
-                    files.jsonl.push(k);
-                }
-            }
-            if m.format == StoreFormat::Seed {
-                seed_pages.extend(
-                    m.objects
-                        .iter()
-                        .filter(|o| seed_page_key(&o.key).is_some())
-                        .map(|o| o.key.clone()),
-                );
-            }
-            if !seed_pages.is_empty() {
-                let rows = read_seed_pages(
-                    store,
-                    &seed_pages,
-                    &m.run_id,
-                    m.snapshot_time,
-                    &m.account_id,
-                    &m.region,
-                    &mut warnings,
-                )
-                .await?;
-                seed_patches.extend(rows.patches);
-            }
-            runs.push(RunInfo {
-                run_id: m.run_id.clone(),
-                snapshot_time: m.snapshot_time,
-                account_id: m.account_id.clone(),
-                region: m.region.clone(),
-                format: m.format,
-                counts: m.counts.clone(),
-                manifest_key: Some(stored.key.clone()),
-            });
-        }
+                .map(|(k, why)| format!("skipped {k}: {why}")),
+        );
+        warnings.extend(
+            store
+                .skipped_names()
+                .into_iter()
+                .map(|name| format!("skipped an object whose name cannot be read: {name}")),
+        );
+        let mut seed_instances: Vec<InstanceRecord> = Vec::new();
 
         // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
@@ -373,16 +477,28 @@ impl LoadedHistory {
         } else {
             store.unlisted(&pages, &Default::default()).await?
         };
-        let days: Vec<(NaiveDate, DateTime<Utc>, Vec<String>)> = foreign
+        let days: Vec<SeedDay> = foreign
             .seed_days
             .into_iter()
             .filter_map(|(date, pages)| {
                 let at = pages.iter().map(|(_, t)| *t).min()?;
-                Some((date, at, pages.into_iter().map(|(k, _)| k).collect()))
+                let finished = pages.iter().map(|(_, t)| *t).max()?;
+                Some(SeedDay {
+                    date,
+                    at,
+                    finished,
+                    keys: pages.into_iter().map(|(k, _)| k).collect(),
+                })
             })
             .collect();
-        let days_seen: Vec<NaiveDate> = days.iter().map(|(d, _, _)| *d).collect();
-        for (date, at, keys) in select_seed_days(days, selection) {
+        let days_seen: Vec<NaiveDate> = days.iter().map(|d| d.date).collect();
+        for SeedDay {
+            date,
+            at,
+            finished,
+            keys,
+        } in select_seed_days(days, selection)
+        {
             let run_id = format!("seed-{}", date.format("%Y%m%d"));
             let rows = read_seed_pages(store, &keys, &run_id, at, "", "", &mut warnings).await?;
             let mut counts = RunCounts {
@@ -410,6 +526,7 @@ impl LoadedHistory {
             runs.push(RunInfo {
                 run_id,
                 snapshot_time: at,
+                finished_at: finished,
                 account_id: String::new(),
                 region: String::new(),
                 format: StoreFormat::Seed,
@@ -458,42 +575,60 @@ impl LoadedHistory {
             store_url: store.url().to_string(),
             lang: crate::Lang::En,
             scopes: scopes.clone(),
+            skipped_damaged,
         })
     }
 
-    /// The latest snapshot at or before `instant`, per account and region (§5.2).
+    /// What every report of this history must say (§1.5): the damaged runs it left out.
+    pub fn notes(&self) -> Vec<String> {
+        self.skipped_damaged
+            .iter()
+            .map(|d| self.lang.skipped_damaged(d))
+            .collect()
+    }
+
+    /// The snapshots in force at `instant`, per account and region (§5.2): collected by then,
+    /// the latest by snapshot time.
     pub fn snapshots_as_of(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
         let mut latest: BTreeMap<(&str, &str), &RunInfo> = BTreeMap::new();
-        for run in self.runs.iter().filter(|r| r.snapshot_time <= instant) {
+        for run in self.runs.iter().filter(|r| r.finished_at <= instant) {
             latest.insert((run.account_id.as_str(), run.region.as_str()), run);
         }
         latest.into_values().collect()
     }
 }
 
-/// The seed-workflow days a selection needs: those in force at its instants, or in its range.
-fn select_seed_days(
-    days: Vec<(NaiveDate, DateTime<Utc>, Vec<String>)>,
-    selection: &Selection,
-) -> Vec<(NaiveDate, DateTime<Utc>, Vec<String>)> {
+/// A day partition of the seed workflow's own pages: one snapshot (§1.2).
+struct SeedDay {
+    date: NaiveDate,
+    /// Its first page's write time: the snapshot time.
+    at: DateTime<Utc>,
+    /// Its last page's write time: when it was complete (§1.4).
+    finished: DateTime<Utc>,
+    keys: Vec<String>,
+}
+
+/// The seed-workflow days a selection needs: those in force at its instants (§5.2), or in its
+/// range.
+fn select_seed_days(days: Vec<SeedDay>, selection: &Selection) -> Vec<SeedDay> {
     match selection {
         Selection::All => days,
         Selection::Range(from, to) => days
             .into_iter()
-            .filter(|(_, at, _)| from.is_none_or(|f| *at >= f) && to.is_none_or(|t| *at <= t))
+            .filter(|d| from.is_none_or(|f| d.at >= f) && to.is_none_or(|t| d.at <= t))
             .collect(),
         Selection::AsOf(instants) => {
             let wanted: BTreeSet<NaiveDate> = instants
                 .iter()
                 .filter_map(|t| {
                     days.iter()
-                        .filter(|(_, at, _)| at <= t)
-                        .max_by_key(|(_, at, _)| *at)
-                        .map(|(d, _, _)| *d)
+                        .filter(|d| d.finished <= *t)
+                        .max_by_key(|d| d.at)
+                        .map(|d| d.date)
                 })
                 .collect();
             days.into_iter()
-                .filter(|(d, _, _)| wanted.contains(d))
+                .filter(|d| wanted.contains(&d.date))
                 .collect()
         }
     }

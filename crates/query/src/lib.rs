@@ -18,7 +18,7 @@ mod reports;
 pub use athena::athena_ddl;
 pub use dashboard::dashboard;
 pub use dates::{end_of, parse_tz, start_of};
-pub use history::{LoadedHistory, RunInfo};
+pub use history::{Damage, LoadedHistory, RunInfo};
 pub use lang::{Lang, ScopeLine};
 pub use patchtrail_store::{ScopeFilter, Selection};
 pub use render::{Chart, OutputFormat, Series, cell_text, column_names, render, render_table};
@@ -46,4 +46,8 @@ pub enum QueryError {
     Engine(String),
     #[error("cannot render the report: {0}")]
     Render(String),
+    #[error(
+        "the history in '{store}' is damaged: {what}. Run `patchtrail verify --store {store}` to see all of it, or pass --skip-damaged to report without the damaged runs"
+    )]
+    Damaged { store: String, what: String },
 }

@@ -37,6 +37,9 @@ pub struct Report {
     pub tables: Vec<Table>,
     /// What the HTML page draws above the tables.
     pub charts: Vec<crate::Chart>,
+    /// What a reader must know to trust the tables (damaged runs left out, §1.5): every format
+    /// shows them.
+    pub notes: Vec<String>,
 }
 
 /// The default of `--stale-days` (§4.1 rule 4).
@@ -82,7 +85,7 @@ fn patch_counts(runs_sql: &str) -> String {
 }
 
 /// Every instance of the runs in `runs_sql` with its counts and its compliance (§4.1), scan
-/// age (§4.2) and AWS's own verdict (§4.3).
+/// age (§4.2, at the run's `finished_at`) and AWS's own verdict (§4.3).
 fn instance_states(runs_sql: &str, stale_days: u32) -> String {
     let stale = i64::from(stale_days) * 86_400;
     let counts: Vec<String> = StateClass::ALL
@@ -100,18 +103,19 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
              CASE WHEN i.resource_type = 'ManagedInstance' OR i.instance_id LIKE 'mi-%' THEN 'hybrid' ELSE 'ec2' END AS node_type,
              i.platform_type, i.platform_name, i.platform_version, i.ping_status, i.last_ping_time, i.agent_version,
              i.unmanaged_reason,
-             ROUND((date_part('epoch', i.snapshot_time) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
+             ROUND((date_part('epoch', r.finished_at) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
              {counts},
              COALESCE(p.missing_critical, 0) AS missing_critical, COALESCE(p.missing_security, 0) AS missing_security,
              CASE WHEN i.outcome = 'error' THEN 'error'
                   WHEN i.outcome = 'unmanaged' THEN 'unmanaged'
                   WHEN i.last_scan_time IS NULL THEN 'unknown'
-                  WHEN date_part('epoch', i.snapshot_time) - date_part('epoch', i.last_scan_time) > {stale} THEN 'unknown'
+                  WHEN date_part('epoch', r.finished_at) - date_part('epoch', i.last_scan_time) > {stale} THEN 'unknown'
                   WHEN COALESCE(p.noncompliant_patches, 0) > 0 THEN 'non_compliant'
                   ELSE 'compliant' END AS compliance,
              i.critical_non_compliant_count, i.security_non_compliant_count, i.other_non_compliant_count,
              i.outcome, i.error_code, i.snapshot_time, i.run_id
-           FROM instances i LEFT JOIN ({patch_counts}) p ON p.run_id = i.run_id AND p.instance_id = i.instance_id
+           FROM instances i JOIN runs r ON r.run_id = i.run_id
+             LEFT JOIN ({patch_counts}) p ON p.run_id = i.run_id AND p.instance_id = i.instance_id
            WHERE i.run_id IN {runs_sql}) AS s",
         counts = counts.join(", "),
         patch_counts = patch_counts(runs_sql),
@@ -320,6 +324,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![instances, totals, severity, top, by_account],
             charts,
+            notes: self.notes(),
         })
     }
 
@@ -409,6 +414,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![changes, counts],
             charts,
+            notes: self.notes(),
         })
     }
 
@@ -477,6 +483,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![timeline, changes],
             charts,
+            notes: self.notes(),
         })
     }
 
@@ -533,6 +540,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![instances, timeline],
             charts,
+            notes: self.notes(),
         })
     }
 
@@ -603,6 +611,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![trend],
             charts,
+            notes: self.notes(),
         })
     }
 
@@ -639,6 +648,7 @@ impl LoadedHistory {
                 batches,
             }],
             charts: Vec::new(),
+            notes: self.notes(),
         })
     }
 }

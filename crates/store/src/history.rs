@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use patchtrail_model::RunManifest;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A manifest as stored: its key, the SHA-256 of its bytes, and its content.
 #[derive(Debug, Clone)]
@@ -99,11 +99,18 @@ pub struct History {
     pub refs: Vec<RunRef>,
     /// Objects under a manifest folder that are not valid manifests: `(key, why)`.
     pub unreadable: Vec<(String, String)>,
-    /// What the selection would have read but is damaged (§1.5): `(what, why)`, the chain itself
-    /// (truncated, an unreadable entry) included. Readers refuse to answer over these.
-    pub damaged: Vec<(String, String)>,
+    /// What the selection would have read but is damaged (§1.5), the chain itself (truncated,
+    /// an unreadable entry) included. Readers refuse to answer over these.
+    pub damaged: Vec<Damaged>,
     /// The newest chain entry, when the chain's end is intact.
     pub head: Option<ReadEntry>,
+}
+
+/// Damage a reader met: of one run, or of the chain itself (`run_id` `None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Damaged {
+    pub run_id: Option<String>,
+    pub why: String,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -214,16 +221,18 @@ impl Store {
 
     /// Every committed run, oldest first.
     pub async fn history(&self) -> Result<History, StoreError> {
-        self.select_history(&Selection::All, &ScopeFilter::default())
+        self.select_history(&Selection::All, &ScopeFilter::default(), &BTreeSet::new())
             .await
     }
 
     /// The committed runs of the scopes `scopes` admits that `selection` asks for, oldest
     /// first, reading only the manifests needed (and the chain's end, to know it is whole).
+    /// Runs in `exclude` are taken as never committed (a reader skipping damaged runs).
     pub async fn select_history(
         &self,
         selection: &Selection,
         scopes: &ScopeFilter,
+        exclude: &BTreeSet<String>,
     ) -> Result<History, StoreError> {
         let mut damaged = Vec::new();
         let (head, head_seq) = match self.chain_head().await {
@@ -232,24 +241,28 @@ impl Store {
                 (head, seq)
             }
             Err(StoreError::Damaged { what, .. }) => {
-                damaged.push(("the commit chain".to_string(), what));
+                damaged.push(Damaged {
+                    run_id: None,
+                    why: what,
+                });
                 (None, u64::MAX)
             }
             Err(e) => return Err(e),
         };
         if let Some(h) = &head
+            && !exclude.contains(&h.entry.run_id)
             && self.get_opt(&h.entry.manifest_key).await?.is_none()
         {
-            damaged.push((
-                format!("run {}", h.entry.run_id),
-                format!(
+            damaged.push(Damaged {
+                run_id: Some(h.entry.run_id.clone()),
+                why: format!(
                     "the newest chain entry ({}) commits manifest {}, which is missing",
                     h.entry.sequence, h.entry.manifest_key
                 ),
-            ));
+            });
         }
         let (mut refs, mut unreadable) = self.run_refs().await?;
-        refs.retain(|r| scopes.admits(&r.account_id, &r.region));
+        refs.retain(|r| scopes.admits(&r.account_id, &r.region) && !exclude.contains(&r.run_id));
         let mut cache: HashMap<String, Checked> = HashMap::new();
         let mut wanted: Vec<&RunRef> = Vec::new();
         match selection {
@@ -292,9 +305,10 @@ impl Store {
                 Some(Checked::Committed(m)) => {
                     chosen.insert(r.key.clone(), m.clone());
                 }
-                Some(Checked::Damaged(why)) => {
-                    damaged.push((format!("run {}", r.run_id), why.clone()))
-                }
+                Some(Checked::Damaged(why)) => damaged.push(Damaged {
+                    run_id: Some(r.run_id.clone()),
+                    why: why.clone(),
+                }),
                 Some(Checked::Unreadable(why)) => unreadable.push((r.key.clone(), why.clone())),
                 Some(Checked::NotCommitted) | None => {}
             }

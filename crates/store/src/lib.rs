@@ -27,7 +27,7 @@ pub use checkpoint::{
     suspended_at,
 };
 pub use encode::{SeedPatch, parse_seed_page, rows_to_batch, seed_page};
-pub use history::{History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
+pub use history::{Damaged, History, RunRef, ScopeFilter, Selection, StoredManifest, sha256_hex};
 pub use ids::InstanceIds;
 pub use layout::{
     MANIFEST_PREFIXES, RunLayout, date_partition, is_run_id, name_uuid, run_id, seed_page_tag,

@@ -194,6 +194,90 @@ fn place_new(staging: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<Pla
     Ok(Placed::Created(CreateMechanism::ExclusiveCreate))
 }
 
+/// One file of a folder listing.
+#[derive(Debug)]
+pub struct Entry {
+    /// Relative to the folder, `/`-separated.
+    pub key: String,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
+/// Whether object_store can name this file (it refuses control characters, and hides its own
+/// staging files `<name>#<digits>`), as a reason to leave it out, or `None`.
+fn unnamable(name: &str) -> Option<&'static str> {
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return Some("a control character in its name");
+    }
+    None
+}
+
+fn is_staging(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every file under `root/prefix` (a folder, `""` for all) whose key sorts after `offset`,
+/// walked here rather than by object_store, whose listing ends at the first name it cannot
+/// represent: such names are returned apart (`skipped`, one line each) and the walk goes on.
+pub fn list(
+    root: &Path,
+    prefix: &str,
+    offset: Option<&str>,
+) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let start = prefix.trim_end_matches('/');
+    let mut folders = vec![start.to_string()];
+    while let Some(folder) = folders.pop() {
+        let dir = if folder.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&folder)
+        };
+        let read = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for item in read {
+            let item = item?;
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
+                skipped.push(format!(
+                    "{}/{} (a name that is not UTF-8)",
+                    folder,
+                    item.file_name().to_string_lossy()
+                ));
+                continue;
+            };
+            let key = if folder.is_empty() {
+                name.clone()
+            } else {
+                format!("{folder}/{name}")
+            };
+            if let Some(why) = unnamable(&name) {
+                skipped.push(format!("{} ({why})", key.escape_debug()));
+                continue;
+            }
+            let meta = match std::fs::metadata(item.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue, // removed meanwhile
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                folders.push(key);
+            } else if !is_staging(&name) && offset.is_none_or(|o| key.as_str() > o) {
+                out.push(Entry {
+                    key,
+                    size: meta.len(),
+                    modified: meta.modified()?,
+                });
+            }
+        }
+    }
+    Ok((out, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +299,30 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(left, ["c.json"], "no staging file is left behind");
+    }
+
+    #[test]
+    fn listing_goes_past_names_object_store_cannot_represent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "a/x.json",
+            "a/b/y.json",
+            "a/t\tab.json",
+            "a/z.json#12",
+            "c.json",
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, b"1").expect("write");
+        }
+        let (found, skipped) = list(dir.path(), "a/", None).expect("list");
+        let mut keys: Vec<String> = found.into_iter().map(|e| e.key).collect();
+        keys.sort();
+        assert_eq!(keys, ["a/b/y.json", "a/x.json"]);
+        assert_eq!(skipped, ["a/t\\tab.json (a control character in its name)"]);
+        let (after, _) = list(dir.path(), "", Some("a/x.json")).expect("list");
+        let keys: Vec<String> = after.into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["c.json"]);
     }
 
     #[test]

@@ -237,12 +237,30 @@ impl Store {
     }
 
     /// Every object under `prefix` (relative to the root), from the first key after `offset`
-    /// when given. Names object_store cannot represent are noted (see [`Store::skipped_names`]).
+    /// when given. Names object_store cannot represent are noted (see [`Store::skipped_names`]):
+    /// a folder is walked by [`local::list`], which goes past them.
     pub async fn list(
         &self,
         prefix: &str,
         offset: Option<&str>,
     ) -> Result<Vec<Listed>, StoreError> {
+        if let StoreKind::Local(dir) = self.kind() {
+            let (dir, from, after) = (dir.clone(), prefix.to_string(), offset.map(str::to_string));
+            let (found, skipped) = blocking(move || local::list(&dir, &from, after.as_deref()))
+                .await
+                .map_err(|e| self.io_error("list", prefix, e))?;
+            for name in skipped {
+                self.note_skipped(name);
+            }
+            return Ok(found
+                .into_iter()
+                .map(|e| Listed {
+                    key: e.key,
+                    size: e.size,
+                    modified: e.modified.into(),
+                })
+                .collect());
+        }
         let path = self.path(prefix);
         let mut found = match offset {
             Some(o) => self.objects.list_with_offset(Some(&path), &self.path(o)),
@@ -261,7 +279,9 @@ impl Store {
                     size,
                     modified: last_modified,
                 }),
-                Err(object_store::Error::InvalidPath { source }) => self.note_skipped(&source),
+                Err(object_store::Error::InvalidPath { source }) => {
+                    self.note_skipped(source.to_string())
+                }
                 Err(e) => return Err(StoreError::classify(self.url(), "list", prefix, e)),
             }
         }
@@ -294,6 +314,18 @@ impl Store {
     /// Objects of the seed layout (`year=…/month=…/day=…/instanceid=…/…`) at the root, with
     /// their write times; one listing of the root's folders first, so other layouts pay nothing.
     pub async fn seed_layout_pages(&self) -> Result<Vec<(String, u64, DateTime<Utc>)>, StoreError> {
+        if let StoreKind::Local(dir) = self.kind() {
+            let years: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| self.io_error("list", "", e))?
+                .filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+                .filter(|name| name.starts_with("year="))
+                .collect();
+            let mut out = Vec::new();
+            for year in years {
+                out.extend(self.list_meta(&format!("{year}/")).await?);
+            }
+            return Ok(out);
+        }
         let top = self
             .objects
             .list_with_delimiter(Some(&self.root))
@@ -309,8 +341,7 @@ impl Store {
         Ok(out)
     }
 
-    fn note_skipped(&self, source: &object_store::path::Error) {
-        let why = source.to_string();
+    fn note_skipped(&self, why: String) {
         tracing::debug!(%why, "skipped an object whose name cannot be read");
         if let Ok(mut skipped) = self.skipped.lock() {
             skipped.insert(why);

@@ -1,6 +1,6 @@
 //! `verify`: the commit chain link by link, every committed object against its manifest (size,
 //! SHA-256), and every other object told apart: an interrupted run's leftovers, pages written by
-//! the seed's own workflow, or foreign files.
+//! the seed's own workflow, or foreign files (named in notes: reports never read them).
 
 use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, HEAD_HINT, ReadEntry, chain_key, chain_sequence};
 use crate::checkpoint::suspended_at;
@@ -22,8 +22,6 @@ pub enum Finding {
         key: String,
         reason: String,
     },
-    /// A data object that no run, committed or interrupted, names.
-    Uncommitted { key: String },
     /// A link of the commit chain does not hold (a gap, a fork, a changed or missing manifest).
     BrokenChain { sequence: u64, reason: String },
     /// An object in a manifest or chain folder that is not readable as one.
@@ -41,9 +39,6 @@ impl std::fmt::Display for Finding {
                 key,
                 reason,
             } => write!(f, "altered    {key} (run {run_id}): {reason}"),
-            Finding::Uncommitted { key } => {
-                write!(f, "extra      {key} (no run of this store names it)")
-            }
             Finding::BrokenChain { sequence, reason } => {
                 write!(f, "chain      entry {sequence}: {reason}")
             }
@@ -194,14 +189,12 @@ impl Store {
 
         // The chain: entries 1..=N, each naming a manifest whose `previous` is the one before.
         let mut sequences = Vec::new();
+        let mut foreign_chain_names = Vec::new();
         for (key, _, _) in &present_meta {
             if key.starts_with(CHAIN_PREFIX) {
                 match chain_sequence(key) {
                     Some(s) => sequences.push(s),
-                    None => report.findings.push(Finding::UnreadableManifest {
-                        key: key.clone(),
-                        reason: "not a chain entry name".into(),
-                    }),
+                    None => foreign_chain_names.push(key.clone()),
                 }
             }
         }
@@ -387,24 +380,25 @@ impl Store {
         for (day, pages) in &unlisted.seed_days {
             report.notes.push(format!("{day}: {} page(s) written by the seed workflow (no manifest; read as one snapshot)", pages.len()));
         }
-        report.findings.extend(
-            unlisted
-                .foreign
-                .into_iter()
-                .map(|key| Finding::Uncommitted { key }),
+        // Foreign objects cannot change what reports read (they read only what committed
+        // manifests list): they are named, not counted as damage.
+        let mut foreign = unlisted.foreign;
+        foreign.extend(
+            present_meta
+                .iter()
+                .map(|(k, _, _)| k)
+                .filter(|key| {
+                    MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p))
+                        && !listed.contains(*key)
+                        && !unlisted.abandoned.values().flatten().any(|k| k == *key)
+                })
+                .cloned(),
         );
-        for (key, _, _) in &present_meta {
-            let in_manifest_folder = MANIFEST_PREFIXES.iter().any(|p| key.starts_with(p));
-            if in_manifest_folder
-                && !listed.contains(key)
-                && !unlisted.abandoned.values().flatten().any(|k| k == key)
-            {
-                report.findings.push(Finding::UnreadableManifest {
-                    key: key.clone(),
-                    reason: "no chain entry commits it and no run claimed it".into(),
-                });
-            }
-        }
+        foreign.extend(foreign_chain_names);
+        foreign.sort();
+        report.notes.extend(foreign.into_iter().map(|key| {
+            format!("{key}: a foreign object, which no run of this store names (not history)")
+        }));
         Ok(report)
     }
 }

@@ -285,7 +285,7 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
         Err(e) => Err(e.clone()),
     };
     f.push(
-        "store (list, write and read back _patchtrail/doctor-probe, create-only writes)",
+        "store (list, write and read back _patchtrail/doctor-probe)",
         t,
         probe,
         |p| {

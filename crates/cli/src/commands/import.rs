@@ -5,7 +5,7 @@
 use crate::cli::ImportArgs;
 use crate::commands::report::open_writable_store;
 use crate::failure::Failure;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use patchtrail_model::{
     InstanceRecord, InstanceSnapshot, PatchRecord, RunConfig, StoreFormat, normalise_patch_state,
 };
@@ -22,6 +22,9 @@ const PAGE_ROWS: usize = 50;
 #[serde(deny_unknown_fields)]
 struct ImportedRun {
     snapshot_time: DateTime<Utc>,
+    /// When the snapshot was complete (§1.4); default: `snapshot_time`.
+    #[serde(default)]
+    finished_at: Option<DateTime<Utc>>,
     account_id: String,
     region: String,
     instances: Vec<Map<String, Value>>,
@@ -34,12 +37,30 @@ fn valid_instance_id(id: &str) -> bool {
         || id.strip_prefix("mi-").is_some_and(|r| hex(r, 17))
 }
 
-/// Parses and checks one line into a run start and its instances.
-fn parse_line(
-    line: &str,
-    format: StoreFormat,
-) -> Result<(RunStart, Vec<InstanceSnapshot>), String> {
-    let run: ImportedRun = serde_json::from_str(line).map_err(|e| e.to_string())?;
+/// A time kept to the microsecond, the tables' unit (§1.4): finer input is truncated, so that
+/// a value and the day partition it is filed under never disagree.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// One run of the input, checked: its start, finish and instances.
+struct ParsedRun {
+    start: RunStart,
+    finished_at: DateTime<Utc>,
+    snapshots: Vec<InstanceSnapshot>,
+}
+
+/// Parses and checks one line into a run (§1.4, §1.6).
+fn parse_line(line: &str, format: StoreFormat) -> Result<ParsedRun, String> {
+    let mut run: ImportedRun = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    run.snapshot_time = micros(run.snapshot_time);
+    let finished_at = micros(run.finished_at.unwrap_or(run.snapshot_time));
+    if finished_at < run.snapshot_time {
+        return Err(format!(
+            "finished_at {finished_at} is before snapshot_time {}: a snapshot finishes after it starts",
+            run.snapshot_time
+        ));
+    }
     if run.account_id.is_empty() || run.account_id.contains(['-', '/']) {
         return Err(format!(
             "account_id '{}' must be an AWS account id such as 123456789012",
@@ -59,6 +80,7 @@ fn parse_line(
         map.insert("region".into(), Value::String(run.region.clone()));
     };
     let mut snapshots = Vec::with_capacity(run.instances.len());
+    let mut seen_instances = std::collections::HashSet::new();
     for mut map in run.instances.clone() {
         let patches = match map.remove("patches") {
             Some(Value::Array(p)) => p,
@@ -75,7 +97,7 @@ fn parse_line(
             Value::from(patches.len().div_ceil(PAGE_ROWS)),
         );
         map.insert("patch_rows".into(), Value::from(patches.len()));
-        let instance: InstanceRecord =
+        let mut instance: InstanceRecord =
             serde_json::from_value(Value::Object(map)).map_err(|e| format!("an instance: {e}"))?;
         if !valid_instance_id(&instance.instance_id) {
             return Err(format!(
@@ -83,6 +105,31 @@ fn parse_line(
                 instance.instance_id
             ));
         }
+        if !seen_instances.insert(instance.instance_id.clone()) {
+            return Err(format!(
+                "instance {} is listed twice in one run (AWS lists an instance once): merge its entries",
+                instance.instance_id
+            ));
+        }
+        instance.snapshot_time = micros(instance.snapshot_time);
+        for t in [
+            &mut instance.launch_time,
+            &mut instance.last_ping_time,
+            &mut instance.operation_start_time,
+            &mut instance.last_scan_time,
+            &mut instance.last_no_reboot_install_time,
+        ] {
+            *t = t.map(micros);
+        }
+        if let Some(scan) = instance.last_scan_time
+            && scan > finished_at
+        {
+            return Err(format!(
+                "instance {}: last_scan_time {scan} is after the run's finished_at {finished_at} (a scan is read after it ends): fix the time, or give the run a later finished_at",
+                instance.instance_id
+            ));
+        }
+        let mut kb_ids = std::collections::HashSet::new();
         let mut rows = Vec::with_capacity(patches.len());
         for patch in patches {
             let Value::Object(mut p) = patch else {
@@ -95,7 +142,14 @@ fn parse_line(
             );
             let mut row: PatchRecord = serde_json::from_value(Value::Object(p))
                 .map_err(|e| format!("a patch of {}: {e}", instance.instance_id))?;
+            if !kb_ids.insert(row.kb_id.clone()) {
+                return Err(format!(
+                    "patch {} is listed twice for instance {} (AWS lists a patch once per instance): keep one",
+                    row.kb_id, instance.instance_id
+                ));
+            }
             row.state = normalise_patch_state(&row.state);
+            row.installed_time = row.installed_time.map(micros);
             rows.push(row);
         }
         let pages = rows
@@ -117,7 +171,11 @@ fn parse_line(
             classifications: Vec::new(),
         },
     };
-    Ok((start, snapshots))
+    Ok(ParsedRun {
+        start,
+        finished_at,
+        snapshots,
+    })
 }
 
 /// Stamps a row with the run id the store gave the run.
@@ -159,13 +217,13 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
         runs.push(parsed);
     }
     let store = open_writable_store(&args.store).await?;
-    for (start, snapshots) in runs {
-        let mut writer = store.begin_run(start).await?;
+    for run in runs {
+        let mut writer = store.begin_run(run.start).await?;
         let run_id = writer.run_id().to_string();
-        for snapshot in snapshots {
+        for snapshot in run.snapshots {
             writer.add(stamp(snapshot, &run_id)).await?;
         }
-        let committed = writer.commit(Utc::now()).await?;
+        let committed = writer.commit(run.finished_at).await?;
         println!("{}", committed.manifest.run_id);
     }
     Ok(ExitCode::SUCCESS)

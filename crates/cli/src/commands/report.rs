@@ -1,10 +1,12 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
-use crate::cli::{AthenaDdlArgs, OutputArgs, ReportKind, SqlArgs, StoreAccess, VerifyArgs};
+use crate::cli::{
+    AthenaDdlArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess, VerifyArgs,
+};
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    Lang, LoadedHistory, OutputFormat, Report, ScopeFilter, Selection, athena_ddl, end_of,
-    parse_tz, render_table, start_of,
+    Lang, LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz,
+    render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -49,11 +51,12 @@ pub async fn open_writable_store(access: &StoreAccess) -> Result<Store, Failure>
 async fn load(
     store: &StoreAccess,
     selection: Selection,
-    scopes: &ScopeFilter,
+    scopes: &ScopeFilterArgs,
     lang: Lang,
 ) -> Result<LoadedHistory, Failure> {
     let store = open_store(store).await?;
-    let mut history = LoadedHistory::load_scopes(&store, &selection, scopes).await?;
+    let mut history =
+        LoadedHistory::load_with(&store, &selection, &scopes.filter(), scopes.damage()).await?;
     history.lang = lang;
     for warning in &history.warnings {
         eprintln!("warning: {warning}");
@@ -127,8 +130,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
                 None => (chrono::Utc::now(), lang.now().to_string()),
             };
-            let history =
-                load(store, Selection::AsOf(vec![instant]), &scope.filter(), lang).await?;
+            let history = load(store, Selection::AsOf(vec![instant]), scope, lang).await?;
             (
                 history
                     .summary(instant, &label, stale.stale_days, platform.as_deref())
@@ -148,7 +150,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
         } => {
             let tz = parse_tz(&time.tz)?;
             let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
-            let history = load(store, Selection::AsOf(vec![a, b]), &scope.filter(), lang).await?;
+            let history = load(store, Selection::AsOf(vec![a, b]), scope, lang).await?;
             (
                 history.diff(a, from, b, to, stale.stale_days).await?,
                 output,
@@ -163,7 +165,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             store,
             output,
         } => {
-            let history = load(store, Selection::All, &scope.filter(), lang).await?;
+            let history = load(store, Selection::All, scope, lang).await?;
             let report = match (instance, kb) {
                 (Some(id), _) => history.instance_history(id, stale.stale_days).await?,
                 (None, Some(kb)) => history.kb_history(kb).await?,
@@ -190,7 +192,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 .map(|d| start_of(d, "--from", tz))
                 .transpose()?;
             let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
-            let history = load(store, Selection::Range(from, to), &scope.filter(), lang).await?;
+            let history = load(store, Selection::Range(from, to), scope, lang).await?;
             (
                 history.trend(from, to, stale.stale_days).await?,
                 output,
@@ -211,10 +213,15 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
 }
 
 pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
-    let report = load(&args.store, Selection::All, &ScopeFilter::default(), lang)
-        .await?
-        .sql(&args.query)
-        .await?;
+    let report = load(
+        &args.store,
+        Selection::All,
+        &ScopeFilterArgs::default(),
+        lang,
+    )
+    .await?
+    .sql(&args.query)
+    .await?;
     emit(&report, &args.output)?;
     Ok(ExitCode::SUCCESS)
 }

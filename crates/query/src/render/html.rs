@@ -46,6 +46,7 @@ const STYLE: &str = "
 body { font-family: -apple-system, 'Segoe UI', 'Hiragino Sans', 'Yu Gothic', Meiryo, 'Noto Sans JP', 'IPAGothic', sans-serif; margin: 2rem; color: #1c2833; }
 h1 { font-size: 1.5rem; margin-bottom: 0.2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .subtitle { color: #566573; margin-top: 0; }
+.note { background: #FDEDEC; border-left: 4px solid #C0392B; padding: 6px 10px; }
 table { border-collapse: collapse; font-size: 0.85rem; margin-top: 0.5rem; }
 th, td { border: 1px solid #d5d8dc; padding: 0.25rem 0.5rem; text-align: left; }
 th { background: #eaecee; position: sticky; top: 0; }
@@ -215,6 +216,9 @@ pub fn page(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
             body {
                 h1 { (report.title) }
                 p class="subtitle" { (report.subtitle) }
+                @for note in &report.notes {
+                    p class="note" { strong { (report.lang.note()) ": " } (note) }
+                }
                 @if !charts.is_empty() {
                     div class="charts" { @for c in charts { (chart(c)) } }
                 }

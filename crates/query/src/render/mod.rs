@@ -198,6 +198,9 @@ fn text_table(table: &Table, lang: crate::Lang) -> Result<String, QueryError> {
 fn markdown(report: &Report) -> Result<String, QueryError> {
     let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = format!("# {}\n\n{}\n", report.title, report.subtitle);
+    for note in &report.notes {
+        out.push_str(&format!("\n> **{}:** {}\n", report.lang.note(), esc(note)));
+    }
     for table in &report.tables {
         let names = headers(table, report.lang);
         out.push_str(&format!(
@@ -291,6 +294,42 @@ fn json(table: &Table, lines: bool) -> Result<Vec<u8>, QueryError> {
     Ok(out)
 }
 
+/// Notes (§1.5) ahead of CSV rows, as `#` comment lines that readers such as DuckDB
+/// (`comment='#'`) and pandas (`comment='#'`) skip; none when there are none.
+fn with_notes_csv(notes: &[String], rows: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for note in notes {
+        out.extend_from_slice(format!("# {}\n", note.replace(['\n', '\r'], " ")).as_bytes());
+    }
+    out.extend(rows);
+    out
+}
+
+/// With notes, the JSON array becomes `{"notes": [...], "rows": [...]}`, so that no program
+/// reads the rows without seeing them; without, it stays the bare array.
+fn with_notes_json(notes: &[String], rows: Vec<u8>) -> Result<Vec<u8>, QueryError> {
+    if notes.is_empty() {
+        return Ok(rows);
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&rows).map_err(render_error)?;
+    let mut out = serde_json::to_vec(&serde_json::json!({"notes": notes, "rows": rows}))
+        .map_err(render_error)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// With notes, JSON lines start with one `{"notes": [...]}` line.
+fn with_notes_jsonl(notes: &[String], rows: Vec<u8>) -> Result<Vec<u8>, QueryError> {
+    if notes.is_empty() {
+        return Ok(rows);
+    }
+    let mut out =
+        serde_json::to_vec(&serde_json::json!({ "notes": notes })).map_err(render_error)?;
+    out.push(b'\n');
+    out.extend(rows);
+    Ok(out)
+}
+
 /// Renders `report` in `format`; machine formats carry the table named `table` (default: the
 /// main one).
 pub fn render_table(
@@ -323,6 +362,7 @@ pub fn render_table(
         lang: report.lang,
         tables: vec![chosen.clone()],
         charts: Vec::new(),
+        notes: report.notes.clone(),
     };
     render(&single, format)
 }
@@ -332,6 +372,9 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryErr
     Ok(match format {
         OutputFormat::Table => {
             let mut out = format!("{}\n{}\n", report.title, report.subtitle);
+            for note in &report.notes {
+                out.push_str(&format!("{}: {note}\n", report.lang.note()));
+            }
             for table in &report.tables {
                 out.push_str(&format!(
                     "\n{}{}\n",
@@ -342,9 +385,9 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryErr
             }
             out.into_bytes()
         }
-        OutputFormat::Csv => csv(main_table(report)?)?,
-        OutputFormat::Json => json(main_table(report)?, false)?,
-        OutputFormat::Jsonl => json(main_table(report)?, true)?,
+        OutputFormat::Csv => with_notes_csv(&report.notes, csv(main_table(report)?)?),
+        OutputFormat::Json => with_notes_json(&report.notes, json(main_table(report)?, false)?)?,
+        OutputFormat::Jsonl => with_notes_jsonl(&report.notes, json(main_table(report)?, true)?)?,
         OutputFormat::Markdown => markdown(report)?.into_bytes(),
         OutputFormat::Html => html::page(report, &report.charts)?.into_bytes(),
         OutputFormat::Xlsx => xlsx::workbook(report)?,

@@ -34,6 +34,16 @@ pub fn workbook(report: &Report) -> Result<Vec<u8>, QueryError> {
     let mut book = Workbook::new();
     let header = Format::new().set_bold().set_background_color("#EAECEE");
     let mut taken = Vec::new();
+    // Notes (§1.5) first, on a sheet of their own that opens with the workbook.
+    if !report.notes.is_empty() {
+        let sheet = book.add_worksheet();
+        sheet
+            .set_name(sheet_name(report.lang.note(), &mut taken))
+            .map_err(xlsx_error)?;
+        for (r, note) in report.notes.iter().enumerate() {
+            sheet.write_string(r as u32, 0, note).map_err(xlsx_error)?;
+        }
+    }
     for table in &report.tables {
         let sheet = book.add_worksheet();
         sheet
