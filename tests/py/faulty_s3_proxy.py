@@ -1,31 +1,61 @@
-"""A loopback HTTP proxy in front of an S3 server (moto) that answers a seeded share of PUTs
-with an S3 error (503 SlowDown by default, as S3 does under load), without forwarding them.
+"""A loopback HTTP proxy in front of an S3 server (moto) that fails writes the ways S3 and S3
+look-alikes fail them.
+
+usage: faulty_s3_proxy.py UPSTREAM_URL FAULT_RATE SEED [STATUS CODE MESSAGE] [options]
+
+By default a seeded FAULT_RATE share of PUTs is answered with an S3 error (503 SlowDown, as S3 does
+under load, or STATUS CODE MESSAGE: for instance 403 AccessDenied with the text S3 forwards from KMS)
+without being forwarded. Options:
+  --after-apply          forward the PUT first, then answer the error: the write lands, its answer
+                         is lost (what a 503 or a dropped connection after S3 applied it looks like)
+  --only REGEX           faults only for PUTs whose path matches REGEX (e.g. /_patchtrail/chain/)
+  --hold DIR             before answering a fault, write DIR/applied-<n> (the n-th fault) and wait
+                         until DIR/release-<n> exists: lets a test make other writes land meanwhile
+  --ignore-if-none-match drop `If-None-Match` from every PUT, as some gateways and older S3
+                         look-alikes do (a create-only write then overwrites)
+Control: POST /_arm?kill_at=N&pidfile=F makes the N-th PUT from then on land and then kills the
+process whose pid F holds (SIGKILL; the file may be written after arming) before it hears the
+answer. GET /_faults is the number of faults injected; GET /_stats is
+{"puts", "faults", "kills"} as JSON.
 
 It also makes conditional writes atomic, as S3's are: moto checks `If-None-Match: *` and then
 writes, so two threads can both pass the check; the proxy forwards such PUTs one at a time.
-
-usage: faulty_s3_proxy.py UPSTREAM_URL FAULT_RATE SEED [STATUS CODE MESSAGE]
-With STATUS CODE MESSAGE, the faults are that S3 error instead of 503 SlowDown (for instance 403
-AccessDenied with the text S3 forwards from KMS when the bucket's key refuses the caller).
-Prints `listening on http://127.0.0.1:PORT` first, then serves until killed; on stderr, at exit,
-nothing. The count of injected faults is served at GET /_faults.
+Prints `listening on http://127.0.0.1:PORT` first, then serves until killed.
 """
+import argparse
 import contextlib
 import http.client
+import json
+import os
 import random
+import re
+import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
-UPSTREAM = urlparse(sys.argv[1])
-RATE = float(sys.argv[2])
-RNG = random.Random(int(sys.argv[3]))
+ap = argparse.ArgumentParser()
+ap.add_argument("upstream")
+ap.add_argument("rate", type=float)
+ap.add_argument("seed", type=int)
+ap.add_argument("error", nargs="*")
+ap.add_argument("--after-apply", action="store_true")
+ap.add_argument("--only")
+ap.add_argument("--hold")
+ap.add_argument("--ignore-if-none-match", action="store_true")
+ARGS = ap.parse_args()
+
+UPSTREAM = urlparse(ARGS.upstream)
+RNG = random.Random(ARGS.seed)
+ONLY = re.compile(ARGS.only) if ARGS.only else None
 LOCK = threading.Lock()
 NO_LOCK = contextlib.nullcontext()
 CONDITIONAL = threading.Lock()  # one create-only PUT at a time (S3's conditional writes are atomic)
-FAULTS = [0]
-STATUS, CODE, MESSAGE = (int(sys.argv[4]), sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else (
+STATS = {"puts": 0, "faults": 0, "kills": 0}
+ARMED = {"kill_at": 0, "pidfile": "", "count": 0}
+STATUS, CODE, MESSAGE = (int(ARGS.error[0]), ARGS.error[1], ARGS.error[2]) if len(ARGS.error) >= 3 else (
     503, "SlowDown", "Please reduce your request rate.")
 FAULT_BODY = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{CODE}</Code>'
               f'<Message>{MESSAGE}</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>').encode()
@@ -37,34 +67,84 @@ class Proxy(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _forward(self):
-        if self.path == "/_faults":
-            body = str(FAULTS[0]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if self.command == "PUT":
+    def _answer(self, status, body, content_type="text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _control(self):
+        url = urlparse(self.path)
+        if url.path == "/_faults":
+            self._answer(200, str(STATS["faults"]).encode())
+        elif url.path == "/_stats":
+            self._answer(200, json.dumps(STATS).encode(), "application/json")
+        elif url.path == "/_arm":
+            q = parse_qs(url.query)
             with LOCK:
-                fault = RNG.random() < RATE
-                FAULTS[0] += fault
-            if fault:
-                self.send_response(STATUS)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(FAULT_BODY)))
-                self.end_headers()
-                self.wfile.write(FAULT_BODY)
-                return
+                ARMED.update(kill_at=int(q["kill_at"][0]), pidfile=q["pidfile"][0], count=0)
+            self._answer(200, b"armed")
+        else:
+            return False
+        return True
+
+    def _upstream(self, body):
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
-        conditional = self.command == "PUT" and "If-None-Match" in self.headers
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        if self.command == "PUT" and ARGS.ignore_if_none_match:
+            headers = {k: v for k, v in headers.items() if k.lower() != "if-none-match"}
+        conditional = self.command == "PUT" and any(k.lower() == "if-none-match" for k in headers)
         with CONDITIONAL if conditional else NO_LOCK:
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+        conn.close()
+        return resp, data
+
+    def _fault(self, n):
+        if ARGS.hold:
+            with open(os.path.join(ARGS.hold, f"applied-{n}"), "w") as f:
+                f.write(self.path)
+            release = os.path.join(ARGS.hold, f"release-{n}")
+            while not os.path.exists(release):
+                time.sleep(0.02)
+        self._answer(STATUS, FAULT_BODY, "application/xml")
+
+    def _forward(self):
+        if self.path.startswith("/_") and self._control():
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fault, kill = 0, None
+        if self.command == "PUT":
+            with LOCK:
+                STATS["puts"] += 1
+                if ARMED["kill_at"]:
+                    ARMED["count"] += 1
+                    if ARMED["count"] == ARMED["kill_at"]:
+                        kill, ARMED["kill_at"] = ARMED["pidfile"], 0
+                eligible = ONLY is None or ONLY.search(self.path)
+                if not kill and eligible and RNG.random() < ARGS.rate:
+                    STATS["faults"] += 1
+                    fault = STATS["faults"]
+        if fault and not ARGS.after_apply:
+            self._fault(fault)
+            return
+        resp, data = self._upstream(body)
+        if kill:
+            deadline = time.time() + 10
+            while not os.path.exists(kill) and time.time() < deadline:
+                time.sleep(0.01)
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError):
+                os.kill(int(open(kill).read().strip()), signal.SIGKILL)
+            with LOCK:
+                STATS["kills"] += 1
+            self._answer(503, FAULT_BODY, "application/xml")
+            return
+        if fault:
+            self._fault(fault)
+            return
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -74,7 +154,6 @@ class Proxy(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        conn.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

@@ -8,7 +8,9 @@
 //!   1, 2, 3…, and entry N+1 is created only by a writer that has read entry N, so the chain is
 //!   linear and has no gaps;
 //! - the run's **manifest**, created only after its entry, holding its place (`sequence`) and the
-//!   previous entry's manifest (`previous`), so the manifests form a hash chain.
+//!   previous entry's manifest (`previous`), so the manifests form a hash chain; a *pending* copy
+//!   `_patchtrail/pending/<run_id>/<sequence>.json` is created before the entry, so that whoever
+//!   finds the entry without its manifest (the committer died in between) can recreate it.
 //!
 //! A writer walks the chain forward from a *floor* (an entry it knows does not name its run) and
 //! reads each entry by key: one that names its run means the run is committed already (by an
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub const CHAIN_PREFIX: &str = "_patchtrail/chain/";
 pub const CLAIMS_PREFIX: &str = "_patchtrail/claims/";
+pub const PENDING_PREFIX: &str = "_patchtrail/pending/";
 /// The sequence of the newest commit a writer knows of: where the search for the head starts,
 /// and how `verify` tells that entries at the end were removed.
 pub const HEAD_HINT: &str = "_patchtrail/chain-head";
@@ -82,6 +85,12 @@ pub fn chain_sequence(key: &str) -> Option<u64> {
         .then(|| digits.parse().ok())
         .flatten()
         .filter(|&s| s > 0)
+}
+
+/// Where a committer keeps the manifest it builds for place `sequence` while it creates the
+/// entry: what a manifest is recreated from when its committer dies between the two writes.
+pub fn pending_key(run_id: &str, sequence: u64) -> String {
+    format!("{PENDING_PREFIX}{run_id}/{sequence:012}.json")
 }
 
 pub fn claim_key(run_id: &str) -> String {
@@ -213,9 +222,11 @@ impl Store {
     }
 
     /// Commits run `run_id` as `manifest_key`: walks the chain forward from `floor` (an entry,
-    /// or the chain's start, at or after which no entry names the run), creates the first free
-    /// entry naming the manifest `build` makes for that place, then the manifest. Finding the
-    /// run already committed on the way answers that commit. See the module docs.
+    /// or the chain's start, at or after which no entry names the run), and at the first free
+    /// place creates the manifest `build` makes for it as a pending copy, the entry naming it,
+    /// then the manifest. Finding the run already committed on the way answers that commit; an
+    /// entry walked over whose manifest is missing (its committer died between the two writes)
+    /// gets it back from its pending copy. See the module docs.
     pub(crate) async fn commit_to_chain(
         &self,
         run_id: &str,
@@ -224,6 +235,9 @@ impl Store {
         build: impl Fn(u64, Option<&ChainEntry>) -> Result<Vec<u8>, StoreError>,
     ) -> Result<(ReadEntry, Vec<u8>), StoreError> {
         let mut previous = floor.map(|f| f.entry);
+        if let Some(floor) = &previous {
+            self.heal_manifest(floor).await?;
+        }
         let mut lost = 0;
         loop {
             let sequence = next_sequence(previous.as_ref())?;
@@ -239,13 +253,18 @@ impl Store {
                         committed_at: Utc::now(),
                     };
                     let entry_bytes = encode("chain entry", &entry)?;
-                    match self
+                    let pending = pending_key(run_id, sequence);
+                    self.create(&pending, manifest.clone()).await?;
+                    let created = self
                         .create(&chain_key(sequence), entry_bytes.clone())
-                        .await?
-                    {
+                        .await?;
+                    if created == Created::Written {
+                        self.create_manifest(&entry, manifest.clone()).await?;
+                        self.raise_head_hint(sequence).await;
+                    }
+                    self.forget_pending(&pending).await;
+                    match created {
                         Created::Written => {
-                            self.create_manifest(&entry, manifest.clone()).await?;
-                            self.raise_head_hint(sequence).await;
                             let sha256 = sha256_hex(&entry_bytes);
                             return Ok((ReadEntry { entry, sha256 }, manifest));
                         }
@@ -262,6 +281,7 @@ impl Store {
                 let bytes = self.get(manifest_key).await?;
                 return Ok((found, bytes.to_vec()));
             }
+            self.heal_manifest(&found.entry).await?;
             lost += 1;
             if lost >= LOST_PLACES {
                 return Err(StoreError::Contended {
@@ -278,6 +298,44 @@ impl Store {
         }
     }
 
+    /// Removes a pending manifest once its place is settled (a shortcut only: a bucket that
+    /// refuses deletes keeps it, harmlessly).
+    async fn forget_pending(&self, key: &str) {
+        if let Err(e) = self.delete(key).await {
+            tracing::debug!(key, error = %e, "could not remove a pending manifest");
+        }
+    }
+
+    /// Creates the manifest `entry` commits if it is missing, from the pending copy its
+    /// committer wrote before the entry (the committer died between the entry and the
+    /// manifest). Returns whether the manifest is there now.
+    pub(crate) async fn heal_manifest(&self, entry: &ChainEntry) -> Result<bool, StoreError> {
+        if self.size_of(&entry.manifest_key).await?.is_some() {
+            return Ok(true);
+        }
+        let pending = pending_key(&entry.run_id, entry.sequence);
+        match self.get_opt(&pending).await? {
+            Some(bytes) if sha256_hex(&bytes) == entry.manifest_sha256 => {
+                self.create_manifest(entry, bytes.to_vec()).await?;
+                tracing::info!(
+                    run_id = entry.run_id,
+                    sequence = entry.sequence,
+                    "recreated the manifest a committer did not live to write"
+                );
+                self.forget_pending(&pending).await;
+                Ok(true)
+            }
+            _ => {
+                tracing::warn!(
+                    run_id = entry.run_id,
+                    sequence = entry.sequence,
+                    "a committed run's manifest is missing and has no pending copy: run patchtrail verify"
+                );
+                Ok(false)
+            }
+        }
+    }
+
     /// Creates the manifest `entry` commits, unless it is there with the SHA-256 the entry names.
     async fn create_manifest(&self, entry: &ChainEntry, bytes: Vec<u8>) -> Result<(), StoreError> {
         let key = &entry.manifest_key;
@@ -288,8 +346,19 @@ impl Store {
             }
         } else {
             // Committed by a process that built other bytes (another patchtrail version): its
-            // manifest must be there already, as it wrote it.
-            self.get_opt(key).await?
+            // manifest is there already, or its pending copy is.
+            match self.get_opt(key).await? {
+                Some(held) => Some(held),
+                None => match self
+                    .get_opt(&pending_key(&entry.run_id, entry.sequence))
+                    .await?
+                {
+                    Some(p) if sha256_hex(&p) == entry.manifest_sha256 => {
+                        return Box::pin(self.create_manifest(entry, p.to_vec())).await;
+                    }
+                    _ => None,
+                },
+            }
         };
         match held {
             Some(b) if sha256_hex(&b) == entry.manifest_sha256 => Ok(()),
@@ -298,7 +367,7 @@ impl Store {
                 entry.sequence
             ))),
             None => Err(self.damaged(format!(
-                "chain entry {} commits run {} but its manifest {key} is missing, and this patchtrail cannot rebuild it byte for byte: continue the run with the patchtrail version that committed it",
+                "chain entry {} commits run {} but its manifest {key} is missing and has no pending copy this patchtrail can use",
                 entry.sequence, entry.run_id
             ))),
         }

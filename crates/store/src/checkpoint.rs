@@ -390,6 +390,7 @@ fn check_contents(c: &Checkpoint, last_attempt: u32) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::chain_key;
     use chrono::TimeZone;
     use patchtrail_model::{
         InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, RunConfig, StoreFormat,
@@ -722,5 +723,315 @@ mod tests {
             .expect("no checkpoint");
         assert!(matches!(e, StoreError::NoCheckpoint { .. }), "{e}");
         assert!(e.to_string().contains("only a suspended run"), "{e}");
+    }
+
+    /// Every file under the store, for "nothing was written" checks.
+    fn files(dir: &tempfile::TempDir) -> Vec<String> {
+        fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else {
+                    out.push(p.strip_prefix(base).expect("under").display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir.path(), dir.path(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// A run that began, added instance `n`, completed its last checkpoint and died before its
+    /// commit (what `commit` does before the chain).
+    async fn completed_uncommitted(dir: &tempfile::TempDir, n: usize) -> (String, Checkpoint) {
+        let run_id = suspended_run(dir, n).await;
+        let mut second = continued(
+            store(dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("continue"),
+        );
+        second.add(bare(&second, n + 100)).await.expect("add");
+        second.write_held().await.expect("write");
+        let floor = store(dir).chain_head().await.expect("head");
+        let complete = second
+            .checkpoint(Some((Utc::now(), floor.map_or(0, |f| f.entry.sequence))))
+            .await
+            .expect("complete");
+        (run_id, complete)
+    }
+
+    /// An unrelated run of instance `n`, committed.
+    async fn unrelated_commit(dir: &tempfile::TempDir, n: usize) -> CommittedRun {
+        let mut other = store(dir)
+            .begin_run(start(StoreFormat::Parquet))
+            .await
+            .expect("begin");
+        other.add(bare(&other, n)).await.expect("add");
+        other.commit(Utc::now()).await.expect("commit")
+    }
+
+    /// Issue 21, observation 3: two processes finish one complete run, an unrelated run commits in
+    /// between, and the second process had read the run's checkpoint before the first committed
+    /// (so it does not see the manifest): the run is still committed once, at its first entry.
+    #[tokio::test]
+    async fn a_complete_run_finished_twice_around_an_unrelated_commit_commits_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (run_id, complete) = completed_uncommitted(&dir, 2).await;
+        let first = committed(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("first"),
+        );
+        assert_eq!(first.entry.entry.sequence, 1);
+        let other = unrelated_commit(&dir, 7).await;
+        assert_eq!(other.entry.entry.sequence, 2);
+        // The second process, from the checkpoint it had read: it walks from the floor.
+        let layout = RunLayout::new(&run_id, complete.start.snapshot_time, complete.start.format);
+        let floor = store(&dir)
+            .floor_entry(complete.chain_floor.expect("a floor"))
+            .await
+            .expect("floor");
+        let second = commit_manifest(
+            &store(&dir),
+            &layout,
+            &complete.start,
+            complete.counts.clone(),
+            complete.objects.clone(),
+            complete.finished_at.expect("finished"),
+            floor,
+        )
+        .await
+        .expect("second");
+        assert_eq!(second.entry, first.entry, "the first commit, answered");
+        assert_eq!(second.manifest_sha256, first.manifest_sha256);
+        assert_eq!(store(&dir).chain_sequences().await.expect("chain"), [1, 2]);
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(report.runs, 2);
+    }
+
+    /// A committer that dies between its entry and its manifest leaves the pending copy; the next
+    /// commit recreates the manifest byte for byte, and until then verify names the repair.
+    #[tokio::test]
+    async fn a_manifest_its_committer_did_not_write_is_recreated_by_the_next_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = unrelated_commit(&dir, 1).await;
+        // The state the death leaves: the entry, the pending copy, no manifest.
+        let manifest = dir.path().join(&first.manifest_key);
+        let bytes = std::fs::read(&manifest).expect("manifest");
+        let pending = dir
+            .path()
+            .join(crate::chain::pending_key(&first.manifest.run_id, 1));
+        std::fs::create_dir_all(pending.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&pending, &bytes).expect("pending");
+        std::fs::remove_file(&manifest).expect("die");
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(report.findings[0].to_string().contains("verify --repair"));
+        let history = store(&dir).history().await.expect("history");
+        assert_eq!(history.damaged.len(), 1, "readers refuse meanwhile");
+
+        let second = unrelated_commit(&dir, 2).await;
+        assert_eq!(second.entry.entry.sequence, 2);
+        assert_eq!(std::fs::read(&manifest).expect("recreated"), bytes);
+        assert!(
+            !pending.exists(),
+            "the pending copy is removed once settled"
+        );
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+    }
+
+    /// Issue 21, observation 4: a wrapped attempt counter or a checkpoint that is not the run's
+    /// own is refused in one line, and nothing is written.
+    #[tokio::test]
+    async fn hostile_checkpoints_and_counters_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run_id = suspended_run(&dir, 3).await;
+        let folder = dir.path().join(CHECKPOINTS_PREFIX).join(&run_id);
+        let refused = |e: StoreError| {
+            assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+            let text = e.to_string();
+            assert!(!text.contains('\n'), "one line: {text}");
+            text
+        };
+
+        std::fs::write(folder.join("attempt-4294967295.json"), b"").expect("hostile");
+        let before = files(&dir);
+        let Err(e) = store(&dir).continue_run(&run_id, soon()).await else {
+            panic!("a wrapped counter was taken")
+        };
+        assert!(refused(e).contains("attempt-4294967295.json"));
+        assert_eq!(files(&dir), before, "nothing written");
+        std::fs::remove_file(folder.join("attempt-4294967295.json")).expect("rm");
+
+        // A checkpoint listing another run's object, and one whose counts disagree.
+        let latest = folder.join("0001.json");
+        let good = std::fs::read_to_string(&latest).expect("checkpoint");
+        let mut c: Checkpoint = serde_json::from_str(&good).expect("parse");
+        c.objects[0].key = c.objects[0]
+            .key
+            .replace(&run_id, "20260301-123456789012-ap-northeast-1-99");
+        std::fs::write(&latest, serde_json::to_vec(&c).expect("json")).expect("hostile");
+        let before = files(&dir);
+        let Err(e) = store(&dir).continue_run(&run_id, soon()).await else {
+            panic!("another run's object was taken")
+        };
+        assert!(refused(e).contains("is not an object of run"));
+        assert_eq!(files(&dir), before, "nothing written");
+
+        let mut c: Checkpoint = serde_json::from_str(&good).expect("parse");
+        c.counts.instances = u64::MAX;
+        std::fs::write(&latest, serde_json::to_vec(&c).expect("json")).expect("hostile");
+        let Err(e) = store(&dir).continue_run(&run_id, soon()).await else {
+            panic!("wrapped counts were taken")
+        };
+        assert!(refused(e).contains("counts"));
+        std::fs::write(&latest, good).expect("restore");
+        continued(
+            store(&dir)
+                .continue_run(&run_id, soon())
+                .await
+                .expect("a sound checkpoint continues"),
+        );
+    }
+
+    /// Issue 21, observation 9: a run is continued only within 24 hours of its snapshot time
+    /// (docs/semantics.md §1.4); later, nothing is written and the run stays suspended.
+    #[tokio::test]
+    async fn a_run_is_continued_only_within_a_day_of_its_snapshot_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run_id = suspended_run(&dir, 2).await;
+        let before = files(&dir);
+        let late =
+            start(StoreFormat::Parquet).snapshot_time + RESUME_WINDOW + TimeDelta::seconds(1);
+        let Err(e) = store(&dir).continue_run(&run_id, late).await else {
+            panic!("continued a day later")
+        };
+        assert!(matches!(e, StoreError::ResumeTooLate { .. }), "{e}");
+        assert_eq!(files(&dir), before, "nothing written");
+        let in_time = start(StoreFormat::Parquet).snapshot_time + RESUME_WINDOW;
+        continued(
+            store(&dir)
+                .continue_run(&run_id, in_time)
+                .await
+                .expect("in time"),
+        );
+    }
+
+    /// Issue 21, observation 6: an empty newest entry (a crash while it was written) stops
+    /// commits and readers with a message naming the recovery; `repair` sets it aside and every
+    /// committed run stays exactly as it was.
+    #[tokio::test]
+    async fn an_empty_newest_entry_is_named_and_repaired_losing_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kept = [
+            unrelated_commit(&dir, 1).await,
+            unrelated_commit(&dir, 2).await,
+        ];
+        std::fs::write(dir.path().join(chain_key(3)), b"").expect("crash leftover");
+        let Err(e) = unrelated_commit_result(&dir, 3).await else {
+            panic!("committed past an unreadable entry")
+        };
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+        assert!(
+            !store(&dir)
+                .history()
+                .await
+                .expect("history")
+                .damaged
+                .is_empty()
+        );
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(
+            report.findings[0].to_string().contains("verify --repair"),
+            "{:?}",
+            report.findings
+        );
+
+        let done = store(&dir).repair().await.expect("repair");
+        assert_eq!(done.len(), 1, "{done:?}");
+        let third = unrelated_commit(&dir, 3).await;
+        assert_eq!(third.entry.entry.sequence, 3);
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert_eq!(report.runs, 3);
+        for run in &kept {
+            let held = std::fs::read(dir.path().join(&run.manifest_key)).expect("manifest");
+            assert_eq!(crate::sha256_hex(&held), run.manifest_sha256, "unchanged");
+        }
+    }
+
+    async fn unrelated_commit_result(
+        dir: &tempfile::TempDir,
+        n: usize,
+    ) -> Result<CommittedRun, StoreError> {
+        let mut other = store(dir).begin_run(start(StoreFormat::Parquet)).await?;
+        other.add(bare(&other, n)).await?;
+        other.commit(Utc::now()).await
+    }
+
+    /// Issue 21, observation 5: the newest entry removed, or a whole newest run, is found by
+    /// verify and refused by readers; with the hint lowered too only a kept witness finds it.
+    #[tokio::test]
+    async fn truncation_is_found_and_a_kept_witness_finds_what_the_hint_cannot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in 1..=3 {
+            unrelated_commit(&dir, n).await;
+        }
+        let witness: crate::Witness = store(&dir)
+            .chain_head()
+            .await
+            .expect("head")
+            .expect("a head")
+            .witness()
+            .parse()
+            .expect("witness");
+        assert!(
+            store(&dir)
+                .verify(Some(&witness))
+                .await
+                .expect("verify")
+                .findings
+                .is_empty()
+        );
+
+        std::fs::remove_file(dir.path().join(chain_key(3))).expect("truncate");
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.to_string().contains("truncation")),
+            "{:?}",
+            report.findings
+        );
+        let history = store(&dir).history().await.expect("history");
+        assert!(
+            !history.damaged.is_empty(),
+            "readers refuse a truncated chain"
+        );
+
+        // The hint lowered as well: only the witness kept elsewhere tells.
+        std::fs::write(dir.path().join(crate::HEAD_HINT), b"2").expect("lower the hint");
+        let report = store(&dir).verify(None).await.expect("verify");
+        assert!(
+            report.findings.is_empty(),
+            "documented limit (docs/commit-protocol.md): {:?}",
+            report.findings
+        );
+        let report = store(&dir).verify(Some(&witness)).await.expect("verify");
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.to_string().contains("the head you kept")),
+            "{:?}",
+            report.findings
+        );
     }
 }

@@ -256,7 +256,7 @@ impl Store {
             damaged.push(Damaged {
                 run_id: Some(h.entry.run_id.clone()),
                 why: format!(
-                    "the newest chain entry ({}) commits manifest {}, which is missing",
+                    "the newest chain entry ({}) commits manifest {}, which is missing (a commit interrupted between its two writes: the next collect, or `patchtrail verify --repair`, recreates it)",
                     h.entry.sequence, h.entry.manifest_key
                 ),
             });

@@ -2,7 +2,9 @@
 //! SHA-256), and every other object told apart: an interrupted run's leftovers, pages written by
 //! the seed's own workflow, or foreign files (named in notes: reports never read them).
 
-use crate::chain::{CHAIN_PREFIX, CLAIMS_PREFIX, HEAD_HINT, ReadEntry, chain_key, chain_sequence};
+use crate::chain::{
+    CHAIN_PREFIX, CLAIMS_PREFIX, HEAD_HINT, ReadEntry, chain_key, chain_sequence, pending_key,
+};
 use crate::checkpoint::suspended_at;
 use crate::history::sha256_hex;
 use crate::layout::{MANIFEST_PREFIXES, seed_page_tag, seed_run_tag};
@@ -249,11 +251,21 @@ impl Store {
             let bytes = match self.get_opt(&entry.manifest_key).await? {
                 Some(b) => b,
                 None => {
+                    let pending = self
+                        .size_of(&pending_key(&entry.run_id, sequence))
+                        .await?
+                        .is_some();
                     report.findings.push(Finding::BrokenChain {
                         sequence,
                         reason: format!(
-                            "its manifest {} (run {}) is gone",
-                            entry.manifest_key, entry.run_id
+                            "its manifest {} (run {}) is gone{}",
+                            entry.manifest_key,
+                            entry.run_id,
+                            if pending {
+                                ": its committer died before writing it; `patchtrail verify --repair` recreates it from its pending copy"
+                            } else {
+                                ""
+                            }
                         ),
                     });
                     previous = Some((entry.manifest_key, entry.manifest_sha256));
@@ -427,11 +439,30 @@ impl Store {
         Ok(())
     }
 
-    /// Recovers what a crash can leave at the chain's end (docs/commit-protocol.md): a newest
-    /// entry that is empty or unreadable committed nothing, so it is set aside under
-    /// `_patchtrail/repaired/` and the head hint follows. Nothing committed is touched; run it
-    /// when no collect is writing. Returns what it did, one line each.
+    /// Recovers what a crash can leave (docs/commit-protocol.md): a newest entry that is empty
+    /// or unreadable committed nothing, so it is set aside under `_patchtrail/repaired/` and the
+    /// head hint follows; a committed run whose committer died before writing its manifest gets
+    /// it back from its pending copy. Nothing committed is changed; run it when no collect is
+    /// writing. Returns what it did, one line each.
     pub async fn repair(&self) -> Result<Vec<String>, StoreError> {
+        let mut done = self.set_aside_unreadable_head().await?;
+        for sequence in self.chain_sequences().await? {
+            let Some(read) = self.chain_entry(sequence).await.ok().flatten() else {
+                continue;
+            };
+            if self.size_of(&read.entry.manifest_key).await?.is_none()
+                && self.heal_manifest(&read.entry).await?
+            {
+                done.push(format!(
+                    "recreated manifest {} of run {} (entry {sequence}) from its pending copy",
+                    read.entry.manifest_key, read.entry.run_id
+                ));
+            }
+        }
+        Ok(done)
+    }
+
+    async fn set_aside_unreadable_head(&self) -> Result<Vec<String>, StoreError> {
         let mut done = Vec::new();
         loop {
             let Some(&last) = self.chain_sequences().await?.last() else {
