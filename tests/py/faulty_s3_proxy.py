@@ -9,6 +9,7 @@ without being forwarded. Options:
   --after-apply          forward the PUT first, then answer the error: the write lands, its answer
                          is lost (what a 503 or a dropped connection after S3 applied it looks like)
   --only REGEX           faults only for PUTs whose path matches REGEX (e.g. /_patchtrail/chain/)
+  --once                 fault each object at most once (its retries then go through)
   --hold DIR             before answering a fault, write DIR/applied-<n> (the n-th fault) and wait
                          until DIR/release-<n> exists: lets a test make other writes land meanwhile
   --ignore-if-none-match drop `If-None-Match` from every PUT, as some gateways and older S3
@@ -43,6 +44,7 @@ ap.add_argument("seed", type=int)
 ap.add_argument("error", nargs="*")
 ap.add_argument("--after-apply", action="store_true")
 ap.add_argument("--only")
+ap.add_argument("--once", action="store_true")
 ap.add_argument("--hold")
 ap.add_argument("--ignore-if-none-match", action="store_true")
 ARGS = ap.parse_args()
@@ -55,6 +57,7 @@ NO_LOCK = contextlib.nullcontext()
 CONDITIONAL = threading.Lock()  # one create-only PUT at a time (S3's conditional writes are atomic)
 STATS = {"puts": 0, "faults": 0, "kills": 0}
 ARMED = {"kill_at": 0, "pidfile": "", "count": 0}
+FAULTED = set()  # paths faulted once (--once)
 STATUS, CODE, MESSAGE = (int(ARGS.error[0]), ARGS.error[1], ARGS.error[2]) if len(ARGS.error) >= 3 else (
     503, "SlowDown", "Please reduce your request rate.")
 FAULT_BODY = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{CODE}</Code>'
@@ -124,8 +127,10 @@ class Proxy(BaseHTTPRequestHandler):
                     ARMED["count"] += 1
                     if ARMED["count"] == ARMED["kill_at"]:
                         kill, ARMED["kill_at"] = ARMED["pidfile"], 0
-                eligible = ONLY is None or ONLY.search(self.path)
+                path = urlparse(self.path).path
+                eligible = (ONLY is None or ONLY.search(path)) and not (ARGS.once and path in FAULTED)
                 if not kill and eligible and RNG.random() < ARGS.rate:
+                    FAULTED.add(path)
                     STATS["faults"] += 1
                     fault = STATS["faults"]
         if fault and not ARGS.after_apply:
@@ -158,8 +163,17 @@ class Proxy(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A writer killed (or giving up) mid-answer closes its connection: not the proxy's fault.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server = Server(("127.0.0.1", 0), Proxy)
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

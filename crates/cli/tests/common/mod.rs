@@ -109,10 +109,17 @@ pub fn start_sim(args: &[&str]) -> Server {
 /// tests/py/faulty_s3_proxy.py in front of `upstream`: a `rate` share of PUTs (seeded) answered
 /// with 503 SlowDown, or with `error` (`[STATUS, CODE, MESSAGE]`) when given.
 pub fn start_s3_proxy(upstream: &str, rate: &str, seed: &str, error: &[&str]) -> Server {
+    let mut args = vec![rate, seed];
+    args.extend_from_slice(error);
+    start_s3_proxy_with(upstream, &args)
+}
+
+/// tests/py/faulty_s3_proxy.py in front of `upstream` with any of its arguments (its usage).
+pub fn start_s3_proxy_with(upstream: &str, args: &[&str]) -> Server {
     let mut cmd = Command::new(python());
     cmd.arg(repo_root().join("tests/py/faulty_s3_proxy.py"))
-        .args([upstream, rate, seed])
-        .args(error);
+        .arg(upstream)
+        .args(args);
     start_listening(cmd, "faulty_s3_proxy.py")
 }
 
