@@ -239,7 +239,19 @@ A run may give \"finished_at\" (when it was complete; default: its snapshot_time
 Refused, with nothing written: an instance twice in a run, a kb_id twice for one instance, a last_scan_time after the run's finished_at (docs/semantics.md §1.4, §1.6).")]
 pub struct ImportArgs {
     /// JSON-lines file of runs, or - for stdin.
-    pub file: std::path::PathBuf,
+    #[arg(required_unless_present = "from_seed")]
+    pub file: Option<std::path::PathBuf>,
+    /// Instead of a file: every snapshot the seed's own Step Functions workflow wrote under this
+    /// location (s3://bucket/path, or a folder), one run per day partition, keeping its dates;
+    /// days already imported are skipped. Needs --seed-account and --seed-region.
+    #[arg(long, value_name = "URL", conflicts_with = "file", requires_all = ["seed_account", "seed_region"])]
+    pub from_seed: Option<String>,
+    /// The account the seed's workflow collected (it does not record one).
+    #[arg(long, value_name = "ID")]
+    pub seed_account: Option<String>,
+    /// The region the seed's workflow collected.
+    #[arg(long, value_name = "REGION")]
+    pub seed_region: Option<String>,
     #[command(flatten)]
     pub store: StoreAccess,
     /// On-disk format of the runs written.

@@ -193,6 +193,8 @@ pub struct Patch {
     pub state: String,
     pub installed_time: Option<DateTime<Utc>>,
     pub cve_ids: Option<String>,
+    /// `InstalledTime` as sent, not-installed markers included (for the seed layout).
+    pub installed_time_sent: Option<DateTime<Utc>>,
 }
 
 /// A failed AWS call after the SDK's retries: its error code and message.
@@ -828,5 +830,6 @@ fn patch_of(p: &PatchComplianceData) -> Patch {
         state,
         installed_time,
         cve_ids: p.cve_ids().filter(|c| !c.is_empty()).map(str::to_string),
+        installed_time_sent: to_utc(p.installed_time()),
     }
 }

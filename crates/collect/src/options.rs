@@ -15,7 +15,7 @@ pub struct TagSelector {
 impl Default for TagSelector {
     fn default() -> Self {
         TagSelector {
-            key: "CheckPatch".into(),
+            key: patchtrail_model::SEED_TAG_KEY.into(),
             values: Vec::new(),
         }
     }
@@ -175,6 +175,7 @@ impl CollectOptions {
             tag_values: self.tag.values.clone(),
             classifications: self.classifications.clone(),
             hybrid: self.hybrid,
+            patch_states: true,
         }
     }
 }

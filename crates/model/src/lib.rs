@@ -15,7 +15,8 @@ pub use manifest::{
     MANIFEST_VERSION, ManifestObject, PreviousManifest, RunConfig, RunCounts, RunManifest,
 };
 pub use normalise::{
-    KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS, is_known_classification, normalise_patch_state,
+    KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS, SEED_TAG_KEY, is_known_classification,
+    normalise_patch_state,
 };
 pub use rows::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 pub use schema::{instances_schema, patches_schema};

@@ -47,6 +47,15 @@ pub struct RunConfig {
     /// written before hybrid nodes were collected: they were not).
     #[serde(default)]
     pub hybrid: bool,
+    /// Whether the run collected patch states (`DescribeInstancePatchStates`): false for runs
+    /// imported from the seed workflow's pages, which hold patch lists only (docs/semantics.md
+    /// §4.7). Absent in older manifests: they did.
+    #[serde(default = "collected")]
+    pub patch_states: bool,
+}
+
+fn collected() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

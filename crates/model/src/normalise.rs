@@ -4,6 +4,10 @@
 //! `INSTALLED`, `MISSING`; both must land in the history as the same value, so every state is
 //! normalised to the wire's CamelCase spelling.
 
+/// The tag key that selects instances in the seed workflow (its `DescribeInstances` filter), and
+/// patchtrail's default.
+pub const SEED_TAG_KEY: &str = "CheckPatch";
+
 /// The classifications the seed workflow keeps (its `PatchesFilters`), and patchtrail's default.
 pub const SEED_CLASSIFICATIONS: [&str; 3] = ["Security", "CriticalUpdates", "SecurityUpdates"];
 

@@ -23,6 +23,10 @@ pub struct PatchRecord {
     pub installed_time: Option<DateTime<Utc>>,
     /// Comma-separated CVE ids exactly as SSM reports them; `None` when absent.
     pub cve_ids: Option<String>,
+    /// `InstalledTime` exactly as the API sent it (0 or year 1 for a patch not installed), for the
+    /// seed layout, whose pages hold the answer as it was; not a column of the tables.
+    #[serde(skip)]
+    pub installed_time_sent: Option<DateTime<Utc>>,
 }
 
 impl PatchRecord {

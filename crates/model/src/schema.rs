@@ -120,6 +120,7 @@ mod tests {
             state: String::new(),
             installed_time: None,
             cve_ids: None,
+            installed_time_sent: None,
         };
         let mut keys = json_keys(&patch);
         keys.sort();

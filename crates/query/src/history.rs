@@ -9,7 +9,7 @@
 use crate::QueryError;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
@@ -24,8 +24,8 @@ use patchtrail_model::{
     InstanceRecord, PatchRecord, RunCounts, StoreFormat, instances_schema, patches_schema,
 };
 use patchtrail_store::{
-    Damaged, ScopeFilter, Selection, Store, StoredManifest, parse_seed_page, rows_to_batch,
-    seed_page_key,
+    Damaged, RowContext, ScopeFilter, SeedDay, Selection, Store, StoredManifest, parse_seed_page,
+    rows_to_batch, seed_page_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub struct RunInfo {
     pub snapshot_time: DateTime<Utc>,
     /// When its collection was complete (§1.4): it is in force from then (§5.2).
     pub finished_at: DateTime<Utc>,
+    /// Whether it collected patch states (false for the seed workflow's snapshots, §4.7).
+    pub patch_states: bool,
     pub account_id: String,
     pub region: String,
     pub format: StoreFormat,
@@ -180,6 +182,7 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
         Field::new("missing", DataType::Int64, false),
         Field::new("failed", DataType::Int64, false),
         Field::new("manifest_key", DataType::Utf8, true),
+        Field::new("patch_states", DataType::Boolean, false),
     ]));
     let s = |f: fn(&RunInfo) -> String| {
         Arc::new(StringArray::from(runs.iter().map(f).collect::<Vec<_>>())) as ArrayRef
@@ -217,64 +220,31 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
                 .map(|r| r.manifest_key.clone())
                 .collect::<Vec<_>>(),
         )),
+        Arc::new(BooleanArray::from(
+            runs.iter().map(|r| r.patch_states).collect::<Vec<_>>(),
+        )),
     ];
     RecordBatch::try_new(schema, columns).map_err(df)
 }
 
-/// Seed pages of one snapshot, parsed into rows; unreadable pages become warnings.
-struct SeedRows {
-    patches: Vec<PatchRecord>,
-    instances: BTreeMap<String, (i64, i64)>,
-}
-
+/// The rows of the seed pages a committed run lists; unreadable pages become warnings.
 async fn read_seed_pages(
     store: &Store,
     keys: &[String],
-    run_id: &str,
-    snapshot_time: DateTime<Utc>,
-    account: &str,
-    region: &str,
+    context: &RowContext<'_>,
     warnings: &mut Vec<String>,
-) -> Result<SeedRows, QueryError> {
-    let mut out = SeedRows {
-        patches: Vec::new(),
-        instances: BTreeMap::new(),
-    };
-    for key in keys {
+) -> Result<Vec<PatchRecord>, QueryError> {
+    let mut rows = Vec::new();
+    for (key, bytes) in keys.iter().zip(store.get_many(keys).await?) {
         let Some((_, instance_id)) = seed_page_key(key) else {
             continue;
         };
-        let bytes = store.get(key).await?;
-        let page = match parse_seed_page(&bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                warnings.push(format!("skipped {key}: {e}"));
-                continue;
-            }
-        };
-        let entry = out.instances.entry(instance_id.clone()).or_default();
-        entry.0 += 1;
-        entry.1 += page.len() as i64;
-        for p in page {
-            out.patches.push(PatchRecord {
-                run_id: run_id.to_string(),
-                snapshot_time,
-                account_id: account.to_string(),
-                region: region.to_string(),
-                instance_id: instance_id.clone(),
-                installed_time: p.installed_at(),
-                kb_id: p.kb_id,
-                title: p.title,
-                classification: p.classification,
-                severity: p.severity,
-                // Pages are read as their writer stored them (§1.3): patchtrail's own were
-                // respelled when collected, the seed workflow's are kept as that workflow sent them.
-                state: p.state,
-                cve_ids: p.cve_ids,
-            });
+        match parse_seed_page(&bytes) {
+            Ok(page) => rows.extend(context.patch_rows(&instance_id, page)),
+            Err(e) => warnings.push(format!("skipped {key}: {e}")),
         }
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// What the committed runs of a selection hold, ready to register: their tables' files, and
@@ -340,22 +310,20 @@ impl Gathered {
                 }
             }
             if !seed_pages.is_empty() {
-                let rows = read_seed_pages(
-                    store,
-                    &seed_pages,
-                    &m.run_id,
-                    m.snapshot_time,
-                    &m.account_id,
-                    &m.region,
-                    &mut out.warnings,
-                )
-                .await?;
-                out.seed_patches.extend(rows.patches);
+                let context = RowContext {
+                    run_id: &m.run_id,
+                    snapshot_time: m.snapshot_time,
+                    account_id: &m.account_id,
+                    region: &m.region,
+                };
+                let rows = read_seed_pages(store, &seed_pages, &context, &mut out.warnings).await?;
+                out.seed_patches.extend(rows);
             }
             out.runs.push(RunInfo {
                 run_id: m.run_id.clone(),
                 snapshot_time: m.snapshot_time,
                 finished_at: m.finished_at,
+                patch_states: m.config.patch_states,
                 account_id: m.account_id.clone(),
                 region: m.region.clone(),
                 format: m.format,
@@ -467,66 +435,40 @@ impl LoadedHistory {
         // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
         // run's tag and are never taken for these.
-        let pages = if scopes.is_empty() {
-            store.seed_layout_pages().await?
+        let days = if scopes.is_empty() {
+            store.seed_workflow_days().await?
         } else {
-            Default::default()
+            Vec::new()
         };
-        let foreign = if pages.is_empty() {
-            Default::default()
-        } else {
-            store.unlisted(&pages, &Default::default()).await?
-        };
-        let days: Vec<SeedDay> = foreign
-            .seed_days
-            .into_iter()
-            .filter_map(|(date, pages)| {
-                let at = pages.iter().map(|(_, t)| *t).min()?;
-                let finished = pages.iter().map(|(_, t)| *t).max()?;
-                Some(SeedDay {
-                    date,
-                    at,
-                    finished,
-                    keys: pages.into_iter().map(|(k, _)| k).collect(),
-                })
-            })
-            .collect();
         let days_seen: Vec<NaiveDate> = days.iter().map(|d| d.date).collect();
-        for SeedDay {
-            date,
-            at,
-            finished,
-            keys,
-        } in select_seed_days(days, selection)
-        {
-            let run_id = format!("seed-{}", date.format("%Y%m%d"));
-            let rows = read_seed_pages(store, &keys, &run_id, at, "", "", &mut warnings).await?;
+        for day in select_seed_days(days, selection) {
+            let run_id = day.run_id();
+            let context = RowContext {
+                run_id: &run_id,
+                snapshot_time: day.started,
+                account_id: "",
+                region: "",
+            };
+            let snapshots = store.read_seed_day(&day, &context, &mut warnings).await?;
             let mut counts = RunCounts {
-                instances: rows.instances.len() as u64,
-                managed: rows.instances.len() as u64,
+                instances: snapshots.len() as u64,
+                managed: snapshots.len() as u64,
                 ..Default::default()
             };
-            for p in &rows.patches {
-                counts.patches += 1;
-                counts.missing += u64::from(p.state == "Missing");
-                counts.failed += u64::from(p.state == "Failed");
+            for snapshot in snapshots {
+                for p in snapshot.pages.into_iter().flatten() {
+                    counts.patches += 1;
+                    counts.missing += u64::from(p.state == "Missing");
+                    counts.failed += u64::from(p.state == "Failed");
+                    seed_patches.push(p);
+                }
+                seed_instances.push(snapshot.instance);
             }
-            for (instance_id, (pages, patch_rows)) in rows.instances {
-                seed_instances.push(InstanceRecord {
-                    run_id: run_id.clone(),
-                    snapshot_time: at,
-                    instance_id,
-                    tags: "{}".into(),
-                    patch_pages: pages,
-                    patch_rows,
-                    ..InstanceRecord::default()
-                });
-            }
-            seed_patches.extend(rows.patches);
             runs.push(RunInfo {
                 run_id,
-                snapshot_time: at,
-                finished_at: finished,
+                snapshot_time: day.started,
+                finished_at: day.finished,
+                patch_states: false,
                 account_id: String::new(),
                 region: String::new(),
                 format: StoreFormat::Seed,
@@ -598,16 +540,6 @@ impl LoadedHistory {
     }
 }
 
-/// A day partition of the seed workflow's own pages: one snapshot (§1.2).
-struct SeedDay {
-    date: NaiveDate,
-    /// Its first page's write time: the snapshot time.
-    at: DateTime<Utc>,
-    /// Its last page's write time: when it was complete (§1.4).
-    finished: DateTime<Utc>,
-    keys: Vec<String>,
-}
-
 /// The seed-workflow days a selection needs: those in force at its instants (§5.2), or in its
 /// range.
 fn select_seed_days(days: Vec<SeedDay>, selection: &Selection) -> Vec<SeedDay> {
@@ -615,7 +547,7 @@ fn select_seed_days(days: Vec<SeedDay>, selection: &Selection) -> Vec<SeedDay> {
         Selection::All => days,
         Selection::Range(from, to) => days
             .into_iter()
-            .filter(|d| from.is_none_or(|f| d.at >= f) && to.is_none_or(|t| d.at <= t))
+            .filter(|d| from.is_none_or(|f| d.started >= f) && to.is_none_or(|t| d.started <= t))
             .collect(),
         Selection::AsOf(instants) => {
             let wanted: BTreeSet<NaiveDate> = instants
@@ -623,7 +555,7 @@ fn select_seed_days(days: Vec<SeedDay>, selection: &Selection) -> Vec<SeedDay> {
                 .filter_map(|t| {
                     days.iter()
                         .filter(|d| d.finished <= *t)
-                        .max_by_key(|d| d.at)
+                        .max_by_key(|d| d.started)
                         .map(|d| d.date)
                 })
                 .collect();

@@ -84,8 +84,9 @@ fn patch_counts(runs_sql: &str) -> String {
     )
 }
 
-/// Every instance of the runs in `runs_sql` with its counts and its compliance (§4.1), scan
-/// age (§4.2, at the run's `finished_at`) and AWS's own verdict (§4.3).
+/// Every instance of the runs in `runs_sql` with its counts and its compliance (§4.1, §4.7 where
+/// the run collected no patch states), scan age (§4.2, at the run's `finished_at`), AWS's own
+/// verdict (§4.3), and whether it is reporting (§6.2).
 fn instance_states(runs_sql: &str, stale_days: u32) -> String {
     let stale = i64::from(stale_days) * 86_400;
     let counts: Vec<String> = StateClass::ALL
@@ -94,7 +95,8 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
         .collect();
     format!(
         "SELECT *,
-           CASE WHEN compliance NOT IN ('compliant', 'non_compliant') THEN NULL
+           compliance IN ('compliant', 'non_compliant') OR listed AS reporting,
+           CASE WHEN compliance NOT IN ('compliant', 'non_compliant') OR listed THEN NULL
                 WHEN COALESCE(critical_non_compliant_count, 0) + COALESCE(security_non_compliant_count, 0) + COALESCE(other_non_compliant_count, 0) > 0 THEN 'non_compliant'
                 WHEN critical_non_compliant_count IS NOT NULL AND security_non_compliant_count IS NOT NULL AND other_non_compliant_count IS NOT NULL THEN 'compliant'
            END AS aws_compliance
@@ -106,8 +108,11 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
              ROUND((date_part('epoch', r.finished_at) - date_part('epoch', i.last_scan_time)) / 86400.0, 1) AS scan_age_days,
              {counts},
              COALESCE(p.missing_critical, 0) AS missing_critical, COALESCE(p.missing_security, 0) AS missing_security,
+             NOT r.patch_states AND i.patch_pages > 0 AS listed,
              CASE WHEN i.outcome = 'error' THEN 'error'
                   WHEN i.outcome = 'unmanaged' THEN 'unmanaged'
+                  WHEN NOT r.patch_states THEN
+                    CASE WHEN COALESCE(p.noncompliant_patches, 0) > 0 THEN 'non_compliant' ELSE 'unknown' END
                   WHEN i.last_scan_time IS NULL THEN 'unknown'
                   WHEN date_part('epoch', r.finished_at) - date_part('epoch', i.last_scan_time) > {stale} THEN 'unknown'
                   WHEN COALESCE(p.noncompliant_patches, 0) > 0 THEN 'non_compliant'
@@ -137,8 +142,9 @@ const FLEET_TOTALS: &str = "COUNT(*) AS instances,
    COALESCE(SUM(installed), 0) AS installed, COALESCE(SUM(pending_reboot), 0) AS pending_reboot, COALESCE(SUM(missing), 0) AS missing, COALESCE(SUM(failed), 0) AS failed,
    COALESCE(SUM(missing_critical), 0) AS missing_critical, COALESCE(SUM(missing_security), 0) AS missing_security";
 
-/// Reporting = a fresh patch state (§6.2).
-const REPORTING: &str = "compliance IN ('compliant', 'non_compliant')";
+/// Reporting = a fresh patch state, or a listed patch list where no states were collected
+/// (§6.2, §4.7); a column of [`instance_states`].
+const REPORTING: &str = "reporting";
 
 /// The change of one patch between two of its rows `a` and `b` (§6.2, including versions).
 const PATCH_CHANGE: &str = "COALESCE(change_name(state_class(a.state), state_class(b.state)),

@@ -412,6 +412,7 @@ mod tests {
                 tag_values: vec![],
                 classifications: vec![],
                 hybrid: false,
+                patch_states: true,
             },
         }
     }
@@ -433,6 +434,7 @@ mod tests {
             state: "Missing".into(),
             installed_time: None,
             cve_ids: None,
+            installed_time_sent: None,
         };
         let failed = n == 3;
         InstanceSnapshot {

@@ -154,8 +154,9 @@ fn iso(t: DateTime<Utc>) -> String {
 }
 
 /// One seed page: the body Step Functions' `PutObject` wrote, `{"Patches":[...]}`, with the
-/// SDK-integration member names (`KbId`, `CveIds`) and ISO-8601 `InstalledTime`
-/// (`1970-01-01T00:00:00Z` for patches that are not installed).
+/// SDK-integration member names (`KbId`, `CveIds`) and ISO-8601 `InstalledTime` as the API sent
+/// it (a patch not installed: `1970-01-01T00:00:00Z` or `0001-01-01T00:00:00Z`, the wire's 0 or
+/// year 1; `1970-…` when that is not known, as for imported rows).
 pub fn seed_page(patches: &[PatchRecord]) -> Vec<u8> {
     let list: Vec<Value> = patches
         .iter()
@@ -170,7 +171,10 @@ pub fn seed_page(patches: &[PatchRecord]) -> Vec<u8> {
             }
             m.insert(
                 "InstalledTime".into(),
-                Value::String(iso(p.installed_time.unwrap_or(DateTime::UNIX_EPOCH))),
+                Value::String(iso(p
+                    .installed_time_sent
+                    .or(p.installed_time)
+                    .unwrap_or(DateTime::UNIX_EPOCH))),
             );
             m.insert("KbId".into(), Value::String(p.kb_id.clone()));
             m.insert("Severity".into(), Value::String(p.severity.clone()));
@@ -221,12 +225,16 @@ pub fn parse_seed_page(bytes: &[u8]) -> Result<Vec<SeedPatch>, String> {
 impl SeedPatch {
     /// The install time, whether sent as ISO text or epoch seconds; `None` for 0, year 1 and 1970.
     pub fn installed_at(&self) -> Option<DateTime<Utc>> {
-        let t = match self.installed_time.as_ref()? {
-            Value::String(s) => DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
-            Value::Number(n) => DateTime::from_timestamp(n.as_f64()? as i64, 0)?,
-            _ => return None,
-        };
-        (t.timestamp() > 0).then_some(t)
+        self.installed_sent().filter(|t| t.timestamp() > 0)
+    }
+
+    /// `InstalledTime` as the page holds it, not-installed markers (0, year 1) included.
+    pub fn installed_sent(&self) -> Option<DateTime<Utc>> {
+        match self.installed_time.as_ref()? {
+            Value::String(s) => Some(DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)),
+            Value::Number(n) => DateTime::from_timestamp(n.as_f64()? as i64, 0),
+            _ => None,
+        }
     }
 }
 
@@ -257,6 +265,7 @@ mod tests {
             },
             installed_time: installed,
             cve_ids: installed.is_none().then(|| "CVE-2026-0001".to_string()),
+            installed_time_sent: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod layout;
 mod local;
 mod location;
 mod objects;
+mod seed;
 mod verify;
 mod writer;
 
@@ -36,6 +37,7 @@ pub use layout::{
 pub use local::CreateMechanism;
 pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
 pub use objects::{Created, Listed, StoreProbe};
+pub use seed::{RowContext, SeedDay};
 pub use verify::{Finding, Unlisted, VerifyReport, Witness, seed_page_key};
 pub use writer::{CommittedRun, InstanceError, RunStart, RunWriter};
 

@@ -3,15 +3,17 @@
 //! tool's archive), and for building histories in tests without an AWS fleet.
 
 use crate::cli::ImportArgs;
-use crate::commands::report::open_writable_store;
+use crate::commands::report::{open_writable_store, store_access};
 use crate::failure::Failure;
 use chrono::{DateTime, SubsecRound, Utc};
 use patchtrail_model::{
-    InstanceRecord, InstanceSnapshot, PatchRecord, RunConfig, StoreFormat, normalise_patch_state,
+    InstanceRecord, InstanceSnapshot, PatchRecord, RunConfig, SEED_CLASSIFICATIONS, SEED_TAG_KEY,
+    StoreFormat, normalise_patch_state,
 };
-use patchtrail_store::RunStart;
+use patchtrail_store::{RowContext, RunStart, Store};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 /// Patch rows per page in the seed layout (the API's page size).
@@ -169,6 +171,7 @@ fn parse_line(line: &str, format: StoreFormat) -> Result<ParsedRun, String> {
             tag_values: Vec::new(),
             hybrid: false,
             classifications: Vec::new(),
+            patch_states: true,
         },
     };
     Ok(ParsedRun {
@@ -189,14 +192,22 @@ fn stamp(mut snapshot: InstanceSnapshot, run_id: &str) -> InstanceSnapshot {
 
 pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
     let format: StoreFormat = args.format.parse().map_err(Failure::bad_input)?;
-    let text = if args.file.as_os_str() == "-" {
+    if let Some(url) = &args.from_seed {
+        return from_seed(args, url, format).await;
+    }
+    let Some(file) = &args.file else {
+        return Err(Failure::bad_input(
+            "import: give a JSON-lines file (or - for stdin), or --from-seed URL",
+        ));
+    };
+    let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| Failure::bad_input(format!("cannot read stdin: {e}")))?
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| {
+        std::fs::read_to_string(file).map_err(|e| {
             Failure::bad_input(format!(
                 "{}: cannot read it ({e}); give a JSON-lines file, or - for stdin",
-                args.file.display()
+                file.display()
             ))
         })?
     };
@@ -210,7 +221,7 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
         let parsed = parse_line(line, format).map_err(|e| {
             Failure::bad_input(format!(
                 "{} line {}: {e} (see `patchtrail import --help` for the shape)",
-                args.file.display(),
+                file.display(),
                 n + 1
             ))
         })?;
@@ -225,6 +236,87 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
         }
         let committed = writer.commit(run.finished_at).await?;
         println!("{}", committed.manifest.run_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `import --from-seed`: the seed workflow's snapshots under `url`, one run each, with their own
+/// dates (started at the day's first page, finished at its last), the seed's classifications and
+/// tag key, and no patch states (docs/semantics.md §4.7). Days already imported (a run of the
+/// scope with that snapshot time) are skipped, so the command can be run again after the seed's
+/// workflow wrote more.
+async fn from_seed(args: &ImportArgs, url: &str, format: StoreFormat) -> Result<ExitCode, Failure> {
+    let account = args.seed_account.as_deref().unwrap_or_default().trim();
+    let region = args.seed_region.as_deref().unwrap_or_default().trim();
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::bad_input(format!(
+            "--seed-account '{account}': give the 12-digit account the seed's workflow collected"
+        )));
+    }
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Failure::bad_input(format!(
+            "--seed-region '{region}': give the region the seed's workflow collected, such as ap-northeast-1"
+        )));
+    }
+    let source = Store::open(url, &store_access(url, None).await)?;
+    let days = source.seed_workflow_days().await?;
+    if days.is_empty() {
+        return Err(Failure::bad_input(format!(
+            "--from-seed {url}: no page of the seed's workflow there (year=YYYY/month=MM/day=DD/instanceid=<id>/<uuid>); point it at the bucket and path of the workflow's input (s3_bucket/s3_path)"
+        )));
+    }
+    let store = open_writable_store(&args.store).await?;
+    let imported: BTreeSet<DateTime<Utc>> = store
+        .history()
+        .await?
+        .runs
+        .iter()
+        .map(|r| &r.manifest)
+        .filter(|m| m.account_id == account && m.region == region)
+        .map(|m| m.snapshot_time)
+        .collect();
+    let mut warnings = Vec::new();
+    for day in days {
+        let started = micros(day.started);
+        if imported.contains(&started) {
+            eprintln!("skipped {}: imported already", day.date);
+            continue;
+        }
+        let mut writer = store
+            .begin_run(RunStart {
+                snapshot_time: started,
+                started_at: started,
+                account_id: account.to_string(),
+                region: region.to_string(),
+                format,
+                config: RunConfig {
+                    tag_key: SEED_TAG_KEY.to_string(),
+                    tag_values: Vec::new(),
+                    classifications: SEED_CLASSIFICATIONS.iter().map(|c| c.to_string()).collect(),
+                    hybrid: false,
+                    patch_states: false,
+                },
+            })
+            .await?;
+        let run_id = writer.run_id().to_string();
+        let context = RowContext {
+            run_id: &run_id,
+            snapshot_time: started,
+            account_id: account,
+            region,
+        };
+        for snapshot in source.read_seed_day(&day, &context, &mut warnings).await? {
+            writer.add(snapshot).await?;
+        }
+        writer.commit(micros(day.finished).max(started)).await?;
+        println!("{run_id}");
+    }
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
 }
