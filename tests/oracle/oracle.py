@@ -1,54 +1,55 @@
 """An independent oracle for patchtrail's reports, written from docs/semantics.md alone.
 
-Every function cites the rule (§N.M) of docs/semantics.md it implements. Nothing here is taken from
-crates/query or crates/model: the store is read with pyarrow / json, and every number is computed
-in plain Python, so that a disagreement with the product points at one of the two reading the
-written rules differently.
+Its input is the generated history itself: the `patchtrail import` lines (with the run ids `import`
+printed for them, one per line in line order) and the pages of the seed's own workflow a test wrote (with
+the LastModified times it gave them). It never reads the store `import` wrote: what `import` stored is
+checked against the same input by storecheck.py. Every function cites the rule (§N.M) of
+docs/semantics.md it implements; nothing here is taken from crates/query or crates/model, so that a
+disagreement with the product points at one of the two reading the written rules differently.
 
-Entry points: `load_store(root)` -> Store; then `summary`, `diff`, `history_instance`, `history_kb`,
-`trend` return the expected tables as lists of dicts keyed by the column names of §6.
+Entry points: `history(lines, run_ids, seed_pages, claimed)` -> Store; then `summary`, `top_missing`,
+`diff`, `history_instance`, `history_kb`, `trend` return the expected tables as lists of dicts keyed by
+the column names of §6.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 UTC = timezone.utc
 US = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # ---------------------------------------------------------------------------------------------
-# Timestamps
+# Timestamps (§1.4: kept to the microsecond; finer input truncated)
 # ---------------------------------------------------------------------------------------------
 
-_FRAC = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def parse_ts(v):
-    """An instant as an aware UTC datetime (µs precision), from Arrow, RFC 3339 text or None."""
+    """An instant as an aware UTC datetime, truncated to the microsecond (§1.4), from RFC 3339 text,
+    a datetime or None."""
     if v is None:
         return None
     if isinstance(v, datetime):
         return (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC)
     if not isinstance(v, str):
         raise TypeError(f"not a timestamp: {v!r}")
-    s = v.strip().replace(" ", "T", 1) if "T" not in v else v.strip()
-    m = _FRAC.match(s)
-    if m:  # keep µs: Python parses at most 6 fractional digits
-        s = f"{m.group(1)}.{(m.group(2) + '000000')[:6]}{m.group(3)}"
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    d = datetime.fromisoformat(s)
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d.astimezone(UTC)
+    m = _RFC3339.match(v.strip())
+    if not m:
+        raise ValueError(f"not an RFC 3339 time: {v!r}")
+    frac = ((m.group(3) or "") + "000000")[:6]  # truncation, never rounding
+    off = "+00:00" if m.group(4) in ("Z", "z") else m.group(4)
+    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}.{frac}{off}").astimezone(UTC)
+
+
+def from_ns(ns: int) -> datetime:
+    """A LastModified time given in ns since the epoch, to the microsecond."""
+    return EPOCH + timedelta(microseconds=ns // 1000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +73,21 @@ _NON_COMPLIANT = {"pending_reboot", "rejected", "missing", "failed", "available_
 CLASS_COLUMNS = ["installed", "pending_reboot", "rejected", "missing", "failed", "not_applicable",
                  "available_security_update"]
 ALL_CLASSES = CLASS_COLUMNS + ["other"]
+
+
+def _api_model_spelling(wire):
+    """The AWS API model's enum spelling of a wire state: InstalledPendingReboot -> INSTALLED_PENDING_REBOOT."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", wire).upper()
+
+
+# §1.3: the API model's spelling of each wire state, rewritten to the wire's at collection (import).
+_API_MODEL_TO_WIRE = {_api_model_spelling(w): w for w in _STATE_TO_CLASS}
+
+
+def stored_state(sent):
+    """§1.3: the State a collection (or import) stores: the API model's spelling becomes the wire's;
+    anything else is kept exactly as sent."""
+    return _API_MODEL_TO_WIRE.get(sent, sent)
 
 
 def state_class(state):
@@ -110,7 +126,8 @@ def is_security(p):
 
 
 def version_of(kb_id, title):
-    """§6.5: the part of the title after `KBId:` when the title starts with `KBId:`, else none."""
+    """§6.5: the part of the title after `KBId:` when the title starts with `KBId:` ("" when nothing
+    follows the colon: a known, empty version), else none."""
     if kb_id is None or title is None:
         return None
     prefix = kb_id + ":"
@@ -118,7 +135,7 @@ def version_of(kb_id, title):
 
 
 # ---------------------------------------------------------------------------------------------
-# The store (§1)
+# The history (§1), built from the generated input
 # ---------------------------------------------------------------------------------------------
 
 
@@ -162,15 +179,16 @@ class Instance:
     security_nc: int | None = None
     other_nc: int | None = None
     patches: list = field(default_factory=list)
+    seed_workflow: bool = False  # an instance of a seed-workflow snapshot (§1.2)
 
 
 @dataclass
 class Run:
     run_id: str
     snapshot_time: datetime
+    finished_at: datetime
     account_id: str
     region: str
-    format: str
     instances: dict = field(default_factory=dict)  # instance_id -> Instance
 
     @property
@@ -184,141 +202,79 @@ class Store:
     runs: list  # sorted by Run.key
 
 
-_SEED_PAGE = re.compile(r"^(year=\d{4}/month=\d{2}/day=\d{2})/instanceid=([^/]+)/([^/]+)$")
-
-
-def _table_rows(path):
-    """Rows of one Parquet or JSON-lines object as dicts."""
-    if path.endswith(".parquet"):
-        t = pq.read_table(path)
-        cols = {}
-        for name in t.column_names:
-            col = t.column(name)
-            if pa.types.is_timestamp(col.type):  # ns timestamps would not fit datetime
-                col = col.cast(pa.timestamp("us", tz="UTC"), safe=False)
-            cols[name] = col.to_pylist()
-        return [dict(zip(cols, vals)) for vals in zip(*cols.values())] if cols else []
-    if path.endswith(".jsonl") or path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    raise ValueError(f"unknown table object {path}")
-
-
 def _opt_int(v):
     return None if v is None else int(v)
 
 
-def _seed_member(p, *names):
-    for n in names:
-        if n in p:
-            return p[n]
-    return None
-
-
-def load_store(root, seed_workflow=True):
-    """§1.1: history is the committed runs (a manifest a chain entry under _patchtrail/chain/ names,
-    with a matching SHA-256) and only the objects their manifests list; anything else is ignored.
-    §1.2: with seed_workflow, seed pages that carry no claimed run's tag form `seed-YYYYMMDD` snapshots."""
-    runs = []
-    chain = os.path.join(root, "_patchtrail", "chain")
-    for fname in sorted(os.listdir(chain)) if os.path.isdir(chain) else []:
-        with open(os.path.join(chain, fname), encoding="utf-8") as f:
-            entry = json.load(f)
-        path = os.path.join(root, entry["manifest_key"])
-        if not os.path.exists(path):
-            continue
-        with open(path, "rb") as f:
-            raw = f.read()
-        if hashlib.sha256(raw).hexdigest() != entry["manifest_sha256"]:
-            continue
-        runs.append(_load_run(root, json.loads(raw)))
-    if seed_workflow:
-        runs.extend(_seed_workflow_runs(root))
-    runs.sort(key=lambda r: r.key)
-    return Store(runs)
-
-
-def _claimed_tags(root):
-    """§1.2: the tags of every run id with a claim: first 8 hex digits of SHA-256("patchtrail-run/<id>")."""
-    claims = os.path.join(root, "_patchtrail", "claims")
-    ids = [f[:-len(".json")] for f in os.listdir(claims) if f.endswith(".json")] if os.path.isdir(claims) else []
-    return {hashlib.sha256(f"patchtrail-run/{i}".encode()).hexdigest()[:8] for i in ids}
-
-
-def _load_run(root, m):
-    run = Run(run_id=m["run_id"], snapshot_time=parse_ts(m["snapshot_time"]), account_id=m["account_id"],
-              region=m["region"], format=m["format"])
-    patch_rows = []  # (instance_id, Patch)
-    for obj in m["objects"]:
-        key = obj["key"]
-        path = os.path.join(root, key)
-        seed = _SEED_PAGE.match(key)
-        if key.startswith("patches/"):
-            for r in _table_rows(path):
-                patch_rows.append((r["instance_id"], Patch(r.get("kb_id"), r.get("title"), r.get("classification"),
-                                                           r.get("severity"), r.get("state"))))
-        elif key.startswith("instances/") or key.startswith("_patchtrail/instances/"):
-            for r in _table_rows(path):
-                inst = Instance(
-                    # the scope of a run is its manifest's (§5.2); instance rows carry the same values
-                    account_id=r.get("account_id", run.account_id), region=r.get("region", run.region),
-                    instance_id=r["instance_id"], name=r.get("name"), ec2_state=r.get("ec2_state"),
-                    platform=r.get("platform"), last_scan_time=parse_ts(r.get("last_scan_time")),
-                    resource_type=r.get("resource_type"), ping_status=r.get("ping_status"),
-                    last_ping_time=parse_ts(r.get("last_ping_time")), agent_version=r.get("agent_version"),
-                    platform_type=r.get("platform_type"), platform_name=r.get("platform_name"),
-                    platform_version=r.get("platform_version"), unmanaged_reason=r.get("unmanaged_reason"),
-                    outcome=r.get("outcome"), error_code=r.get("error_code"),
-                    critical_nc=_opt_int(r.get("critical_non_compliant_count")),
-                    security_nc=_opt_int(r.get("security_non_compliant_count")),
-                    other_nc=_opt_int(r.get("other_non_compliant_count")))
-                if inst.instance_id in run.instances:
-                    raise ValueError(f"instance {inst.instance_id} twice in run {run.run_id}")
-                run.instances[inst.instance_id] = inst
-        elif seed:
-            # README "Data layout": seed pages {"Patches": [...]} with the Step Functions member names;
-            # the instance id comes from the key, the run context from the manifest.
-            with open(path, encoding="utf-8") as f:
-                body = json.load(f)
-            for p in body.get("Patches") or []:
-                patch_rows.append((seed.group(2), Patch(_seed_member(p, "KbId", "KBId"), p.get("Title"),
-                                                       p.get("Classification"), p.get("Severity"), p.get("State"))))
-        else:
-            raise ValueError(f"manifest {run.run_id} lists an object the oracle does not know: {key}")
-    for iid, p in patch_rows:
-        if iid in run.instances:  # patches belong to (snapshot, instance)
-            run.instances[iid].patches.append(p)
+def run_from_line(line: dict, run_id: str) -> Run:
+    """One committed run from one import line (§1.3, §1.4): times to the microsecond, finished_at
+    defaulting to snapshot_time, absent fields null, patch states in the wire's spelling."""
+    snap = parse_ts(line["snapshot_time"])
+    fin = parse_ts(line["finished_at"]) if line.get("finished_at") is not None else snap
+    run = Run(run_id=run_id, snapshot_time=snap, finished_at=fin, account_id=line["account_id"],
+              region=line["region"])
+    for r in line["instances"]:
+        inst = Instance(
+            account_id=run.account_id, region=run.region, instance_id=r["instance_id"], name=r.get("name"),
+            ec2_state=r.get("ec2_state"), platform=r.get("platform"), resource_type=r.get("resource_type"),
+            ping_status=r.get("ping_status"), last_ping_time=parse_ts(r.get("last_ping_time")),
+            agent_version=r.get("agent_version"), platform_type=r.get("platform_type"),
+            platform_name=r.get("platform_name"), platform_version=r.get("platform_version"),
+            unmanaged_reason=r.get("unmanaged_reason"), last_scan_time=parse_ts(r.get("last_scan_time")),
+            outcome=r.get("outcome"), error_code=r.get("error_code"),
+            critical_nc=_opt_int(r.get("critical_non_compliant_count")),
+            security_nc=_opt_int(r.get("security_non_compliant_count")),
+            other_nc=_opt_int(r.get("other_non_compliant_count")),
+            patches=[Patch(p.get("kb_id"), p.get("title"), p.get("classification"), p.get("severity"),
+                           stored_state(p.get("state"))) for p in r.get("patches") or []])
+        if inst.instance_id in run.instances:
+            raise ValueError(f"instance {inst.instance_id} twice in one line: import refuses it (§1.6)")
+        run.instances[inst.instance_id] = inst
     return run
 
 
-def _seed_workflow_runs(root):
-    """§1.2: the seed pages no claimed run's tag marks; each day partition of them is one snapshot of
-    an unknown account and region (""), run id seed-YYYYMMDD, dated by the earliest LastModified (for a
-    local folder: the file's modification time) of its pages. Its instances have no patch state."""
-    ours = _claimed_tags(root)
+def run_tag(run_id: str) -> str:
+    """§1.2: the first 8 hex digits of SHA-256("patchtrail-run/<run_id>")."""
+    return hashlib.sha256(f"patchtrail-run/{run_id}".encode()).hexdigest()[:8]
+
+
+def seed_workflow_runs(pages, claimed_run_ids):
+    """§1.2: the seed pages whose name does not start with a claimed run's tag are the seed workflow's;
+    each day partition of them is one snapshot of account "" and region "", run id seed-YYYYMMDD, dated
+    by the earliest LastModified of its pages and finished (§1.4) at the latest. It holds no patch state
+    (§4.7): each instance with a page is listed; its patches are read as the seed stored them, State
+    included (§1.3).
+    `pages`: objects with .day, .instance_id, .name, .patches (the page's "Patches"), .mtime_ns."""
+    ours = {run_tag(i) for i in claimed_run_ids}
     parts = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for fname in files:
-            key = os.path.relpath(os.path.join(dirpath, fname), root).replace(os.sep, "/")
-            mt = _SEED_PAGE.match(key)
-            if not mt or mt.group(3)[:8] in ours:
-                continue
-            parts.setdefault(mt.group(1), []).append((key, mt.group(2)))
+    for p in pages:
+        if p.name[:8] in ours:
+            continue
+        parts.setdefault(p.day, []).append(p)
     runs = []
-    for part, objs in parts.items():
-        y, mo, d = (int(x.split("=")[1]) for x in part.split("/"))
-        mtimes = [os.stat(os.path.join(root, k)).st_mtime_ns for k, _ in objs]
-        t = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=min(mtimes) // 1000)
-        run = Run(run_id=f"seed-{y:04d}{mo:02d}{d:02d}", snapshot_time=t, account_id="", region="", format="seed")
-        for key, iid in sorted(objs):
-            inst = run.instances.setdefault(iid, Instance(account_id="", region="", instance_id=iid))
-            with open(os.path.join(root, key), encoding="utf-8") as f:
-                body = json.load(f)
-            for p in body.get("Patches") or []:
-                inst.patches.append(Patch(_seed_member(p, "KbId", "KBId"), p.get("Title"), p.get("Classification"),
-                                          p.get("Severity"), p.get("State")))
+    for day, ps in parts.items():
+        run = Run(run_id=f"seed-{day:%Y%m%d}", snapshot_time=from_ns(min(p.mtime_ns for p in ps)),
+                  finished_at=from_ns(max(p.mtime_ns for p in ps)), account_id="", region="")
+        for p in sorted(ps, key=lambda p: p.name):
+            inst = run.instances.setdefault(p.instance_id, Instance(account_id="", region="", instance_id=p.instance_id,
+                                                                    seed_workflow=True))
+            for m in p.patches:
+                inst.patches.append(Patch(m.get("KbId", m.get("KBId")), m.get("Title"), m.get("Classification"),
+                                          m.get("Severity"), m.get("State")))
         runs.append(run)
     return runs
+
+
+def history(lines, run_ids, seed_pages=(), claimed=None) -> Store:
+    """§1.1/§1.2: the committed runs are the import lines (labelled with the run ids import printed,
+    in line order) and the seed workflow's day partitions; `claimed` is every run id with a claim
+    (default: the imported ones)."""
+    if len(lines) != len(run_ids):
+        raise ValueError(f"{len(lines)} lines, {len(run_ids)} run ids")
+    runs = [run_from_line(line, rid) for line, rid in zip(lines, run_ids)]
+    runs += seed_workflow_runs(seed_pages, run_ids if claimed is None else claimed)
+    runs.sort(key=lambda r: r.key)
+    return Store(runs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,15 +285,17 @@ DEFAULT_STALE_DAYS = 14  # §4.1 rule 4: default 14
 
 
 def compliance(run, inst, stale_days=None):
-    """§4.1: the first rule that applies."""
+    """§4.1: the first rule that applies; §4.7 in a snapshot without patch states."""
     stale = DEFAULT_STALE_DAYS if stale_days is None else stale_days
     if inst.outcome == "error":  # 1
         return "error"
     if inst.outcome == "unmanaged":  # 2
         return "unmanaged"
+    if inst.seed_workflow:  # §4.7 rule 2 replaces rules 3-6: the listed patches are the only evidence
+        return "non_compliant" if any(p.cls in _NON_COMPLIANT for p in inst.patches) else "unknown"
     if inst.last_scan_time is None:  # 3 (never scanned, or a seed-workflow snapshot)
         return "unknown"
-    if run.snapshot_time - inst.last_scan_time > timedelta(seconds=stale * 86400):  # 4 (strictly older)
+    if run.finished_at - inst.last_scan_time > timedelta(seconds=stale * 86400):  # 4 (at finished_at, strictly)
         return "unknown"
     if any(p.cls in _NON_COMPLIANT for p in inst.patches):  # 5
         return "non_compliant"
@@ -345,20 +303,26 @@ def compliance(run, inst, stale_days=None):
 
 
 def reporting(run, inst, stale_days=None):
-    """§6.2: reporting means compliance is compliant or non_compliant."""
+    """§6.2: reporting means compliance is compliant or non_compliant, or, in a snapshot without patch
+    states, that the instance is listed (§4.7 rules 1 and 4: every instance of a seed-workflow snapshot
+    has at least one page)."""
+    if inst.seed_workflow:
+        return True
     return compliance(run, inst, stale_days) in ("compliant", "non_compliant")
 
 
 def scan_age_days(run, inst):
-    """§4.2: (snapshot_time - last_scan_time) in days, one decimal; null without a scan. Returned
-    unrounded; the comparison allows ±0.051 for the rounding."""
+    """§4.2: (finished_at - last_scan_time) in days, one decimal; null without a scan. Returned
+    unrounded; the comparison accepts the one-decimal rounding of it (either neighbour at a tie)."""
     if inst.last_scan_time is None:
         return None
-    return (run.snapshot_time - inst.last_scan_time) / timedelta(days=1)
+    return (run.finished_at - inst.last_scan_time) / timedelta(days=1)
 
 
 def aws_compliance(run, inst, stale_days=None):
-    """§4.3."""
+    """§4.3; null in a snapshot without patch states (§4.7 rule 3)."""
+    if inst.seed_workflow:
+        return None
     if compliance(run, inst, stale_days) not in ("compliant", "non_compliant"):
         return None
     counts = (inst.critical_nc, inst.security_nc, inst.other_nc)
@@ -406,7 +370,7 @@ def start_of(d: date, tz: str) -> datetime:
         # midnight exists; if it exists twice (a fall-back across midnight) take the earlier one
         u2 = local.replace(fold=1).astimezone(UTC)
         return min(u, u2) if u2.astimezone(z).replace(tzinfo=None) == local.replace(tzinfo=None) else u
-    # midnight is skipped: the first instant whose local time is at or after it (search by seconds)
+    # midnight is skipped: the first instant whose local time is at or after it (search by µs)
     lo, hi = u - timedelta(hours=30), u + timedelta(hours=30)
     naive = local.replace(tzinfo=None)
     while hi - lo > US:
@@ -443,10 +407,11 @@ def restrict(store, accounts=(), regions=()):
 
 
 def in_force(store, t: datetime):
-    """§5.2: per scope (account, region), the run with the greatest (snapshot_time, run_id) <= t."""
+    """§5.2: per scope (account, region), the run with the greatest (snapshot_time, run_id) among those
+    whose collection was complete by t (finished_at <= t)."""
     best = {}
     for run in store.runs:  # sorted by (snapshot_time, run_id)
-        if run.snapshot_time <= t:
+        if run.finished_at <= t:
             best[(run.account_id, run.region)] = run
     return list(best.values())
 
@@ -506,9 +471,10 @@ def by_account(rows):
 
 
 def summary(store, as_of: datetime, stale_days=None, platform=None):
-    """§6.1. Returns (instances rows, fleet row, missing patches per severity_level)."""
+    """§6.1. Returns (instances rows, fleet row, {severity_level: missing patches}, top_missing groups)."""
     rows = []
     by_level = {}
+    top = {}  # kb_id -> {"instances": set of instance keys, "titles": set}
     for run in in_force(store, as_of):
         for inst in run.instances.values():
             if not on_platform(inst, platform):
@@ -527,12 +493,26 @@ def summary(store, as_of: datetime, stale_days=None, platform=None):
                 "outcome": inst.outcome, "error_code": inst.error_code,
                 "unmanaged_reason": inst.unmanaged_reason,
                 "snapshot_time": run.snapshot_time, "run_id": run.run_id,
+                "_seed_workflow": inst.seed_workflow,
             })
-            for p in inst.patches:  # table missing_by_severity: missing patches by §3.1 level
-                if p.cls == "missing":
-                    lvl = severity_level(p.severity)
-                    by_level[lvl] = by_level.get(lvl, 0) + 1
-    return rows, fleet_totals(rows), by_level
+            for p in inst.patches:
+                if p.cls != "missing":
+                    continue
+                lvl = severity_level(p.severity)  # table missing_by_severity: missing patches by §3.1 level
+                by_level[lvl] = by_level.get(lvl, 0) + 1
+                g = top.setdefault(p.kb_id, {"kb_id": p.kb_id, "instances": set(), "titles": set()})
+                g["instances"].add((inst.account_id, inst.region, inst.instance_id))
+                g["titles"].add(p.title)
+    return rows, fleet_totals(rows), by_level, top_missing(top)
+
+
+def top_missing(groups):
+    """Table top_missing of summary (README: "tables fleet, missing_by_severity, top_missing"; its
+    meaning is not written in docs/semantics.md): the patches (by kb_id) of class `missing` (§2.1) on the
+    most instances of the summary, with the number of those instances, most first. Returns every kb_id
+    with its count and the titles it was listed with, in that order (ties by kb_id)."""
+    out = [{"kb_id": g["kb_id"], "instances": len(g["instances"]), "titles": g["titles"]} for g in groups.values()]
+    return sorted(out, key=lambda g: (-g["instances"], g["kb_id"]))
 
 
 DIFF_COLUMNS = ["account_id", "region", "instance_id", "name", "kb_id", "title", "severity", "classification",
@@ -572,7 +552,7 @@ def patch_changes(ia: Instance, ib: Instance):
     pa = {p.kb_id: p for p in ia.patches}
     pb = {p.kb_id: p for p in ib.patches}
     if len(pa) != len(ia.patches) or len(pb) != len(ib.patches):
-        raise ValueError("a kb_id listed twice for one instance: the semantics does not say how to match")
+        raise ValueError("a kb_id listed twice for one instance: import refuses it (§1.6)")
     out = []
     for kb in list(pa) + [k for k in pb if k not in pa]:
         a = pa[kb].cls if kb in pa else "absent"
@@ -581,7 +561,7 @@ def patch_changes(ia: Instance, ib: Instance):
             out.append((patch_change(a, b), pa.get(kb), pb.get(kb)))
         else:
             va, vb = pa[kb].version, pb[kb].version
-            if va is not None and vb is not None and va != vb:
+            if va is not None and vb is not None and va != vb:  # §6.5: "" is a known version
                 out.append(("version_changed", pa[kb], pb[kb]))
     return out
 
@@ -597,11 +577,11 @@ def diff(store, t1: datetime, t2: datetime, stale_days=None):
     B = {(i.account_id, i.region, i.instance_id): (r, i) for r in in_force(store, t2) for i in r.instances.values()}
     rows = []
 
-    def inst_row(key, change, ra, ia, rb, ib):
+    def inst_row(key, change, ia, ib):
         src = ib if ib is not None else ia
         return {"account_id": key[0], "region": key[1], "instance_id": key[2], "name": src.name, "kb_id": None,
                 "title": None, "severity": None, "classification": None, "change": change,
-                "from_version": None, "to_version": None,
+                "from_state": None, "to_state": None, "from_version": None, "to_version": None,
                 "from_last_scan": ia.last_scan_time if ia else None,
                 "to_last_scan": ib.last_scan_time if ib else None}
 
@@ -609,16 +589,16 @@ def diff(store, t1: datetime, t2: datetime, stale_days=None):
         ra, ia = A.get(key, (None, None))
         rb, ib = B.get(key, (None, None))
         if ia is None:
-            rows.append(inst_row(key, "appeared", ra, ia, rb, ib))
+            rows.append(inst_row(key, "appeared", ia, ib))
             continue
         if ib is None:
-            rows.append(inst_row(key, "disappeared", ra, ia, rb, ib))
+            rows.append(inst_row(key, "disappeared", ia, ib))
             continue
         rep_a, rep_b = reporting(ra, ia, stale_days), reporting(rb, ib, stale_days)
         if rep_a and not rep_b:
-            rows.append(inst_row(key, "stopped_reporting", ra, ia, rb, ib))
+            rows.append(inst_row(key, "stopped_reporting", ia, ib))
         elif rep_b and not rep_a:
-            rows.append(inst_row(key, "resumed_reporting", ra, ia, rb, ib))
+            rows.append(inst_row(key, "resumed_reporting", ia, ib))
         if not (rep_a and rep_b):
             continue  # patch rows only for instances reporting in both A and B
         for change, pa, pb in patch_changes(ia, ib):
@@ -654,7 +634,7 @@ def history_instance(store, instance_id, stale_days=None):
                       "last_scan_time": i.last_scan_time, "outcome": i.outcome,
                       **{k: c[k] for k in ("installed", "pending_reboot", "missing", "failed", "missing_critical",
                                            "missing_security")},
-                      "compliance": compliance(r, i, stale_days)})
+                      "compliance": compliance(r, i, stale_days), "_seed_workflow": i.seed_workflow})
     changes = []
     prev = None
     for r, i in held:

@@ -37,29 +37,26 @@ pub fn is_known_classification(name: &str) -> bool {
     KNOWN_CLASSIFICATIONS.contains(&name)
 }
 
-/// Maps any spelling of a patch state to the wire's CamelCase (`INSTALLED_OTHER` → `InstalledOther`).
-/// Unknown values are kept as sent, so nothing the service says is lost.
+/// Maps the API model's spelling of a patch state to the wire's CamelCase (`INSTALLED_OTHER` →
+/// `InstalledOther`, docs/semantics.md §1.3): the only two spellings AWS sends. Anything else,
+/// unknown values and other spellings of known ones included, is kept as sent, so nothing the
+/// service says is lost or guessed at.
 pub fn normalise_patch_state(raw: &str) -> String {
-    const STATES: [&str; 8] = [
-        "Installed",
-        "InstalledOther",
-        "InstalledPendingReboot",
-        "InstalledRejected",
-        "Missing",
-        "NotApplicable",
-        "Failed",
-        "AvailableSecurityUpdate",
+    const STATES: [(&str, &str); 8] = [
+        ("INSTALLED", "Installed"),
+        ("INSTALLED_OTHER", "InstalledOther"),
+        ("INSTALLED_PENDING_REBOOT", "InstalledPendingReboot"),
+        ("INSTALLED_REJECTED", "InstalledRejected"),
+        ("MISSING", "Missing"),
+        ("NOT_APPLICABLE", "NotApplicable"),
+        ("FAILED", "Failed"),
+        ("AVAILABLE_SECURITY_UPDATE", "AvailableSecurityUpdate"),
     ];
-    let folded: String = raw
-        .chars()
-        .filter(|c| *c != '_')
-        .collect::<String>()
-        .to_ascii_lowercase();
     STATES
         .iter()
-        .find(|s| s.to_ascii_lowercase() == folded)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| raw.to_string())
+        .find(|(model, _)| *model == raw)
+        .map_or(raw, |(_, wire)| wire)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -79,6 +76,13 @@ mod tests {
         assert_eq!(normalise_patch_state("MISSING"), "Missing");
         assert_eq!(normalise_patch_state("NotApplicable"), "NotApplicable");
         assert_eq!(normalise_patch_state("SomethingNew"), "SomethingNew");
+        for unsent in ["missing", "Installed_Other", "installedPendingReboot"] {
+            assert_eq!(
+                normalise_patch_state(unsent),
+                unsent,
+                "not a spelling AWS sends"
+            );
+        }
     }
 
     #[test]

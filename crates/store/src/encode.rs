@@ -149,8 +149,9 @@ impl JsonlPart {
     }
 }
 
+/// ISO 8601 in UTC, as Step Functions writes times: whole seconds, a fraction only when there is one.
 fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// One seed page: the body Step Functions' `PutObject` wrote, `{"Patches":[...]}`, with the
