@@ -768,12 +768,7 @@ fn a_run_suspended_at_its_time_limit_is_continued_until_it_commits_once() {
             manifests(&store).is_empty(),
             "a suspended run is not history"
         );
-        let run_id = stderr
-            .split_whitespace()
-            .skip_while(|w| *w != "--resume")
-            .nth(1)
-            .map(|w| w.trim_end_matches(['`', ')']).to_string())
-            .expect("the message names the run to resume");
+        let run_id = run_to_resume(&stderr).expect("the message names the run to resume");
         let verify = ok(patchtrail(&sim.url, &["verify", "--store", s]));
         assert!(
             verify.contains(&format!("run {run_id} is suspended")),

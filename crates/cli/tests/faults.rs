@@ -192,12 +192,7 @@ fn a_lost_checkpoint_answer_suspends_and_a_wrong_scope_resume_writes_nothing() {
         .expect("collect");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "suspended: {stderr}");
-    let run_id = stderr
-        .split_whitespace()
-        .skip_while(|w| *w != "--resume")
-        .nth(1)
-        .map(|w| w.trim_end_matches(['`', ')']).to_string())
-        .expect("the run to resume");
+    let run_id = run_to_resume(&stderr).expect("the run to resume");
 
     let attempts = |moto: &str| -> usize {
         let listed = py_json(moto, "chain_check.py", &[store]);
@@ -374,13 +369,7 @@ fn a_kill_at_every_write_loses_no_run_and_commits_none_twice() {
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find_map(|v| v["resume"].as_str().map(str::to_string))
-            .or_else(|| {
-                text(&out.stderr)
-                    .split_whitespace()
-                    .skip_while(|w| *w != "--resume")
-                    .nth(1)
-                    .map(|w| w.trim_end_matches(['`', ')']).to_string())
-            })
+            .or_else(|| run_to_resume(&text(&out.stderr)))
             .expect("the run to resume")
     };
     let run_id = suspend();

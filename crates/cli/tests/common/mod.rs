@@ -198,6 +198,15 @@ pub fn ok(output: Output) -> String {
     text(&output.stdout)
 }
 
+/// The run a suspended collect names in its message (`... --resume RUN_ID`).
+pub fn run_to_resume(stderr: &str) -> Option<String> {
+    stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "--resume")
+        .nth(1)
+        .map(|w| w.trim_end_matches(['`', ')']).to_string())
+}
+
 /// Runs a checker script from tests/py and parses its JSON output.
 pub fn py_json(endpoint: &str, script: &str, args: &[&str]) -> Value {
     let mut cmd = Command::new(python());
