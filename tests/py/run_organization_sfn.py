@@ -146,6 +146,24 @@ def problems(text):
     return found
 
 
+def for_moto(text):
+    """The definition as moto's parser takes it: its grammar knows a ResultWriter's `Parameters` but not
+    the `Arguments` a JSONata state must use instead (Step Functions Developer Guide, "ResultWriter (Map)");
+    the definition keeps constant values there, so the rename changes nothing else."""
+    doc = json.loads(text)
+
+    def visit(states):
+        for state in states.values():
+            writer = state.get("ResultWriter")
+            if writer and "Arguments" in writer:
+                writer["Parameters"] = writer.pop("Arguments")
+            if "ItemProcessor" in state:
+                visit(state["ItemProcessor"]["States"])
+
+    visit(doc["States"])
+    return json.dumps(doc)
+
+
 def render_names(partition, region, account, max_concurrency, tolerated):
     """Parameters, pseudo parameters and resource attributes the definition's substitutions name."""
     return {
@@ -389,7 +407,7 @@ def main():
     s3.create_bucket(Bucket=WORK_BUCKET)
     functions = start_functions(args.lambda_bin, f"127.0.0.1:{lambda_port}", args.sim_url, proxy_url, args.workers)
     try:
-        machine = sfn.create_state_machine(name="patchtrail-organization", definition=text,
+        machine = sfn.create_state_machine(name="patchtrail-organization", definition=for_moto(text),
                                            roleArn=f"arn:aws:iam::{ACCOUNT}:role/patchtrail-sfn")["stateMachineArn"]
         execution = sfn.start_execution(stateMachineArn=machine, name=EXECUTION, input=args.input)["executionArn"]
         deadline = time.time() + 1800

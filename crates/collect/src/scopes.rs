@@ -347,9 +347,10 @@ pub async fn resolve_scopes(
         .region()
         .map(|r| r.to_string())
         .ok_or(CollectError::NoRegion)?;
-    let (own_account, caller_arn) = &AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
-        .identity()
-        .await?;
+    let (own_account, caller_arn) =
+        &AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
+            .identity()
+            .await?;
     let partition = partition_of(caller_arn)?;
     let mut accounts = match &plan.accounts {
         Accounts::Own => vec![own_account.to_string()],

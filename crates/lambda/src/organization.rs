@@ -11,8 +11,8 @@
 //! - `committed/<account>/<region>.json`: written by a scope's invocation once its run is
 //!   committed (its run id and counts); `failed/<account>/<region>.json`: written by an invocation
 //!   that fails, with its error.
-//! - `map/`: the Map's `ResultWriter` output (`manifest.json` and the `SUCCEEDED_n.json`,
-//!   `FAILED_n.json`, `PENDING_n.json` files of "ResultWriter (Map)").
+//! - beside the folders, `map/<Map Run id>/`: the Map's `ResultWriter` output (`manifest.json` and
+//!   the `SUCCEEDED_n.json`, `FAILED_n.json`, `PENDING_n.json` files of "ResultWriter (Map)").
 //!
 //! The last step (`"action": "outcome"`) compares the plan with those records: a scope is
 //! committed only if its own invocation recorded the commit, whatever the Map reported, so a
@@ -23,7 +23,7 @@
 //! writes; the answer is small and says whether the execution must fail.
 
 use crate::{Deps, HandlerError};
-use patchtrail_store::{Store, StoreKind};
+use patchtrail_store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -102,7 +102,8 @@ impl Step {
     }
 }
 
-/// An execution's working folder.
+/// An execution's working folder: `prefix` in `bucket`, read and written through a store at
+/// the bucket's root (the Map's results lie beside the folder, under `map/`).
 pub struct Work {
     store: Store,
     bucket: String,
@@ -130,12 +131,17 @@ fn parse(bytes: &[u8], what: &str) -> Result<Value, HandlerError> {
 
 impl Work {
     pub fn open(url: &str, deps: &Deps) -> Result<Work, HandlerError> {
-        let store = Store::open(url, &deps.s3)?;
-        let StoreKind::S3 { bucket, prefix } = store.kind().clone() else {
-            return Err(bad_input(format!(
-                "work '{url}': the Distributed Map reads its items from S3; give s3://bucket/prefix"
-            )));
-        };
+        let (bucket, prefix) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(b, p)| (b.to_string(), p.trim_matches('/').to_string()))
+            .filter(|(b, p)| !b.is_empty() && !p.is_empty())
+            .ok_or_else(|| {
+                bad_input(format!(
+                    "work '{url}': give the execution's working folder as s3://bucket/folder (the Distributed Map reads its items from S3)"
+                ))
+            })?;
+        let store = Store::open(&format!("s3://{bucket}"), &deps.s3)?;
         Ok(Work {
             store,
             bucket,
@@ -151,11 +157,17 @@ impl Work {
     ) -> Result<Value, HandlerError> {
         let count = items.len();
         self.store
-            .put(ITEMS, serde_json::to_vec(&items).unwrap_or_default())
+            .put(
+                &self.key(ITEMS),
+                serde_json::to_vec(&items).unwrap_or_default(),
+            )
             .await?;
         let plan = json!({"scopes": count, "unreachable": unreachable});
         self.store
-            .put(PLAN, serde_json::to_vec(&plan).unwrap_or_default())
+            .put(
+                &self.key(PLAN),
+                serde_json::to_vec(&plan).unwrap_or_default(),
+            )
             .await?;
         Ok(json!({
             "scopes": count,
@@ -166,11 +178,7 @@ impl Work {
 
     /// The bucket-relative key of `key` in this folder.
     fn key(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}/{key}", self.prefix)
-        }
+        format!("{}/{key}", self.prefix)
     }
 
     /// Records what a scope's invocation came to: each committed run (`answer.scopes` lines
@@ -207,8 +215,8 @@ impl Work {
                     retryable: false,
                     kind: "Store",
                     message: format!(
-                        "scope {account}/{region}: {line} committed, but its record in {} could not be written ({e}); the organization outcome will list it as failed",
-                        self.store.url()
+                        "scope {account}/{region}: {line} committed, but its record in s3://{}/{} could not be written ({e}); the organization outcome will list it as failed",
+                        self.bucket, self.prefix
                     ),
                 });
             }
@@ -223,7 +231,7 @@ impl Work {
         region: &str,
         line: &Value,
     ) -> Result<(), HandlerError> {
-        let key = scope_key(folder, account, region);
+        let key = self.key(&scope_key(folder, account, region));
         Ok(self
             .store
             .put(&key, serde_json::to_vec(line).unwrap_or_default())
@@ -234,7 +242,7 @@ impl Work {
     async fn lines(&self, folder: &str) -> Result<BTreeMap<(String, String), Value>, HandlerError> {
         let keys: Vec<String> = self
             .store
-            .list_keys(folder)
+            .list_keys(&self.key(folder))
             .await?
             .into_iter()
             .map(|(k, _)| k)
@@ -281,17 +289,12 @@ impl Work {
         failures
     }
 
-    /// An object the Map wrote, by its bucket and bucket-relative key, if it is in this folder.
+    /// An object the Map wrote, by its bucket and key, if it is in the working bucket.
     async fn read_result(&self, bucket: &str, key: &str) -> Option<bytes::Bytes> {
         if bucket != self.bucket {
             return None;
         }
-        let relative = if self.prefix.is_empty() {
-            key
-        } else {
-            key.strip_prefix(&format!("{}/", self.prefix))?
-        };
-        self.store.get(relative).await.ok()
+        self.store.get(key).await.ok()
     }
 
     /// Compares the plan with what each scope recorded, writes the outcome object into the
@@ -302,12 +305,18 @@ impl Work {
         execution: &str,
         map: Value,
     ) -> Result<Value, HandlerError> {
-        let planned: Vec<Value> = serde_json::from_value(parse(
-            &self.store.get(ITEMS).await?,
-            ITEMS,
-        )?)
-        .map_err(|e| bad_input(format!("{ITEMS} in {} is not the plan's list of scopes ({e})", self.store.url())))?;
-        let plan = parse(&self.store.get(PLAN).await?, PLAN)?;
+        let items = self.key(ITEMS);
+        let planned: Vec<Value> =
+            serde_json::from_value(parse(&self.store.get(&items).await?, &items)?).map_err(
+                |e| {
+                    bad_input(format!(
+                        "{items} in s3://{} is not the plan's list of scopes ({e})",
+                        self.bucket
+                    ))
+                },
+            )?;
+        let plan_key = self.key(PLAN);
+        let plan = parse(&self.store.get(&plan_key).await?, &plan_key)?;
         let committed_lines = self.lines(COMMITTED).await?;
         let failed_lines = self.lines(FAILED).await?;
         let from_map = self.map_failures(&map).await;
@@ -415,7 +424,12 @@ fn cause(record: &Value, location: &str) -> String {
             Some(region) => format!("{}/{region}", l["account_id"].as_str().unwrap_or("?")),
             None => l["account_id"].as_str().unwrap_or("?").to_string(),
         };
-        let error: String = l["error"].as_str().unwrap_or("").chars().take(200).collect();
+        let error: String = l["error"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
         format!("{scope} ({error})")
     };
     let list = |key: &str| {
@@ -446,7 +460,10 @@ fn cause(record: &Value, location: &str) -> String {
     if parts.is_empty() {
         return format!("every scope committed; the outcome is {location}");
     }
-    format!("{}; the outcome {location} names them all", parts.join("; "))
+    format!(
+        "{}; the outcome {location} names them all",
+        parts.join("; ")
+    )
 }
 
 #[cfg(test)]
@@ -546,10 +563,22 @@ mod tests {
         let record = json!({"planned": 40, "failed": failed, "unreachable": [{"account_id": "333333333333", "region": null, "error": "sts:AssumeRole: AccessDenied"}], "map": {}});
         let text = cause(&record, "s3://h/p/_patchtrail/organization-runs/e.json");
         assert!(
-            text.starts_with("7 of 40 scopes not committed: 111111111110/us-east-1 (Fatal.Aws: denied); "),
+            text.starts_with(
+                "7 of 40 scopes not committed: 111111111110/us-east-1 (Fatal.Aws: denied); "
+            ),
             "{text}"
         );
-        assert!(text.contains("and 2 more; 1 accounts unreachable: 333333333333 (sts:AssumeRole: AccessDenied)"), "{text}");
-        assert!(text.ends_with("the outcome s3://h/p/_patchtrail/organization-runs/e.json names them all"), "{text}");
+        assert!(
+            text.contains(
+                "and 2 more; 1 accounts unreachable: 333333333333 (sts:AssumeRole: AccessDenied)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "the outcome s3://h/p/_patchtrail/organization-runs/e.json names them all"
+            ),
+            "{text}"
+        );
     }
 }

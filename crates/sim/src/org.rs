@@ -46,7 +46,10 @@ impl Session {
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// Credentials the simulator did not issue: the management account's own.
-    Management { account: String, partition: String },
+    Management {
+        account: String,
+        partition: String,
+    },
     Assumed(Session),
 }
 
