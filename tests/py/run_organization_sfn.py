@@ -149,7 +149,8 @@ def problems(text):
 def for_moto(text):
     """The definition as moto's parser takes it: its grammar knows a ResultWriter's `Parameters` but not
     the `Arguments` a JSONata state must use instead (Step Functions Developer Guide, "ResultWriter (Map)");
-    the definition keeps constant values there, so the rename changes nothing else."""
+    the definition keeps constant values there, so the rename changes nothing else (wire_moto lets moto
+    read that one block as JSONPath)."""
     doc = json.loads(text)
 
     def visit(states):
@@ -354,6 +355,20 @@ def wire_moto(lambda_url, s3_url, payloads):
         return add_event(self, context, event_type, event_details, *args, **kwargs)
 
     EventManager.add_event = measured
+    # for_moto() spells the ResultWriter's Arguments as Parameters; moto's preprocessor takes
+    # Parameters only in JSONPath scopes, so that block is read as one.
+    from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguage, QueryLanguageMode
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    visit_result_writer = Preprocessor.visitResult_writer_decl
+
+    def result_writer_as_jsonpath(self, ctx):
+        self._query_language_per_scope.append(QueryLanguage(query_language_mode=QueryLanguageMode.JSONPath))
+        try:
+            return visit_result_writer(self, ctx)
+        finally:
+            self._query_language_per_scope.pop()
+
+    Preprocessor.visitResult_writer_decl = result_writer_as_jsonpath
 
 
 def main():

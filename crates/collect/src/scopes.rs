@@ -531,3 +531,32 @@ pub async fn collect_plan(
     outcomes.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     Ok(outcomes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_is_the_second_field_of_the_callers_arn() {
+        let of = |arn| {
+            partition_of(arn)
+                .map(str::to_string)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            of("arn:aws:sts::111111111111:assumed-role/r/s"),
+            Ok("aws".into())
+        );
+        assert_eq!(
+            of("arn:aws-us-gov:sts::111111111111:assumed-role/r/s"),
+            Ok("aws-us-gov".into())
+        );
+        assert_eq!(
+            of("arn:aws-cn:iam::111111111111:user/u"),
+            Ok("aws-cn".into())
+        );
+        let e = of("").expect_err("no ARN");
+        assert!(e.contains("names no partition"), "{e}");
+        assert!(of("arn::sts::1:x").is_err());
+    }
+}

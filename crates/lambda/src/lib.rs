@@ -4,7 +4,9 @@
 //! options (`tag_key`, `tags`, `classifications`, `all_classifications`, `format`) and scopes
 //! (`accounts`/`organization`/`account_id`, `regions`/`region`, `role_name`, `external_id`).
 //! With `"action": "plan"` it lists the scopes instead: the organization state machine's first
-//! step, which then invokes it once per scope (deploy/patchtrail-organization.yaml). With
+//! step, which then invokes it once per scope and last with `"action": "outcome"`
+//! (deploy/patchtrail-organization.yaml; the state machine's `work` folder and what goes there are
+//! in [`organization`]). With
 //! `"resumable": true` (one scope) a run that the deadline stops is suspended, not lost: the
 //! answer `{"status": "suspended", "resume": RUN_ID}` asks to be invoked again with that `resume`,
 //! and the run commits once, in the invocation that completes it. The handler is
@@ -13,9 +15,9 @@
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
-mod organization;
+pub mod organization;
 
-pub use organization::{OUTCOMES, Step, Work};
+use organization::{Step, Work};
 use patchtrail_collect::{
     AwsFleet, CollectError, CollectOptions, Progress, ResolvedInput, RunControl, SchedulerInput,
     ScopeOutcome, ScopePlan, StopSignal, collect_plan, collect_snapshot, resolve_scopes,
