@@ -6,8 +6,9 @@ Functions interpreter (a port of LocalStack's), with the real patchtrail Lambda 
   a number substituted into "${X}" becomes the string "20"). Before running, it is checked for what moto
   would not catch: a placeholder left over, and a child execution reading a variable of the parent
   (Distributed Map children run as executions of their own on AWS and see none; moto runs them in-process).
-- moto serves S3 and Step Functions on a loopback port (ThreadedMotoServer), with state machines executed
-  for real (`execute_state_machine`); JSONata is evaluated by jsonata-python, which moto leaves unset.
+- moto serves Step Functions on a loopback port (ThreadedMotoServer, in this process), with state machines
+  executed for real (`execute_state_machine`); JSONata is evaluated by jsonata-python, which moto leaves
+  unset. S3 is a moto server of its own (a second process, so that its work runs beside the interpreter's).
   moto and jsonata-python are patched at private module paths: the harness refuses other versions than
   requirements-test.lock pins.
 - The Lambda service is a small loopback adapter written here: it answers the Lambda Invoke API (what the
@@ -289,6 +290,21 @@ def start_functions(binary, runtime_api, sim_url, s3_url, workers):
             for _ in range(workers)]
 
 
+def start_s3():
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"http://127.0.0.1:{port}"
+        if time.time() > deadline:
+            server.kill()
+            sys.exit("moto_server (S3) did not start")
+        time.sleep(0.1)
+
+
 def start_object_lock_proxy(upstream):
     proxy = subprocess.Popen([sys.executable, str(ROOT / "tests/py/faulty_s3_proxy.py"), upstream, "0", "1",
                               "--object-lock"], stdout=subprocess.PIPE, text=True)
@@ -405,10 +421,10 @@ def main():
     lambda_url = f"http://127.0.0.1:{lambda_port}"
 
     from moto.server import ThreadedMotoServer
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    sfn_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=sfn_port, verbose=False)
     moto.start()
-    s3_url = f"http://127.0.0.1:{moto_port}"
+    s3_server, s3_url = start_s3()
     payloads = Payloads()
     wire_moto(lambda_url, s3_url, payloads)
     proxy, proxy_url = start_object_lock_proxy(s3_url)
@@ -417,7 +433,7 @@ def main():
     bucket, prefix = request["s3_bucket"].rstrip("/"), request["s3_path"]
     client = lambda name, url: boto3.client(name, region_name=REGION, endpoint_url=url,  # noqa: E731
                                             aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3, sfn = client("s3", s3_url), client("stepfunctions", s3_url)
+    s3, sfn = client("s3", s3_url), client("stepfunctions", f"http://127.0.0.1:{sfn_port}")
     s3.create_bucket(Bucket=bucket)
     s3.create_bucket(Bucket=WORK_BUCKET)
     functions = start_functions(args.lambda_bin, f"127.0.0.1:{lambda_port}", args.sim_url, proxy_url, args.workers)
@@ -464,6 +480,7 @@ def main():
         for f in functions:
             f.kill()
         proxy.kill()
+        s3_server.kill()
         moto.stop()
 
 

@@ -10,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use common::*;
 use patchtrail_lambda::{Deps, handle};
 use patchtrail_store::AwsAccess;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
@@ -328,6 +328,143 @@ fn collect_uploads_every_object_with_a_checksum_as_object_lock_requires() {
         Some(1),
         "{read}"
     );
+}
+
+fn template(name: &str) -> Value {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/py/template_json.py"))
+        .arg(repo_root().join("deploy").join(name))
+        .output()
+        .expect("run template_json.py");
+    serde_json::from_str(&ok(out)).expect("template JSON")
+}
+
+/// The resources of `t` of type `kind`.
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+#[test]
+fn the_organization_stack_alarms_dead_letters_and_reserves_concurrency() {
+    let t = template("patchtrail-organization.yaml");
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    let alarm = |namespace: &str, metric: &str| {
+        alarms
+            .iter()
+            .find(|(_, a)| {
+                a["Properties"]["Namespace"] == namespace && a["Properties"]["MetricName"] == metric
+            })
+            .unwrap_or_else(|| panic!("no alarm on {namespace} {metric}"))
+            .1
+            .clone()
+    };
+    for (namespace, metric, dimension) in [
+        ("AWS/States", "ExecutionsFailed", "StateMachineArn"),
+        ("AWS/States", "ExecutionsTimedOut", "StateMachineArn"),
+        ("AWS/Lambda", "Errors", "FunctionName"),
+        ("AWS/Lambda", "Throttles", "FunctionName"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"),
+    ] {
+        let a = alarm(namespace, metric);
+        assert_eq!(a["Properties"]["Dimensions"][0]["Name"], dimension, "{a}");
+        assert_eq!(
+            a["Properties"]["AlarmActions"],
+            json!([{"Ref": "AlarmTopic"}]),
+            "{metric} notifies the topic: {a}"
+        );
+    }
+    assert_eq!(of_type(&t, "AWS::SNS::Topic").len(), 1);
+    let subscription = &of_type(&t, "AWS::SNS::Subscription")[0].1;
+    assert_eq!(subscription["Condition"], "HasAlarmEmail");
+    let schedule = &of_type(&t, "AWS::Scheduler::Schedule")[0].1["Properties"]["Target"];
+    assert_eq!(
+        schedule["DeadLetterConfig"]["Arn"],
+        json!({"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]})
+    );
+    let function = &of_type(&t, "AWS::Lambda::Function")[0].1["Properties"];
+    assert!(
+        function["ReservedConcurrentExecutions"]
+            .to_string()
+            .contains("ReservedConcurrency"),
+        "{function}"
+    );
+    // No NoEcho parameter ends up in the schedule's input, where GetSchedule shows it anyway.
+    let input = schedule["Input"].to_string();
+    for (name, p) in t["Parameters"].as_object().expect("Parameters") {
+        if p["NoEcho"] == true {
+            assert!(
+                !input.contains(&format!("${{{name}}}")),
+                "{name} is NoEcho but in the schedule input"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_history_bucket_offers_sse_kms_with_a_bucket_key_access_logs_and_object_lock() {
+    let t = template("patchtrail.yaml");
+    let bucket = &t["Resources"]["HistoryBucket"]["Properties"];
+    let encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0].to_string();
+    for part in ["aws:kms", "KmsKeyArn", "BucketKeyEnabled", "AES256"] {
+        assert!(encryption.contains(part), "{part}: {encryption}");
+    }
+    assert!(
+        bucket["LoggingConfiguration"]
+            .to_string()
+            .contains("AccessLogBucketName"),
+        "{bucket}"
+    );
+    assert!(
+        bucket["ObjectLockConfiguration"]
+            .to_string()
+            .contains("COMPLIANCE"),
+        "{bucket}"
+    );
+}
+
+#[test]
+fn the_test_venv_holds_exactly_the_locked_versions() {
+    let lock = std::fs::read_to_string(repo_root().join("requirements-test.lock")).expect("lock");
+    let out = Command::new(python())
+        .args(["-m", "pip", "freeze"])
+        .output()
+        .expect("pip freeze");
+    let installed: BTreeSet<String> = ok(out).lines().map(|l| l.to_lowercase()).collect();
+    let locked: Vec<String> = lock
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_lowercase)
+        .collect();
+    for pin in &locked {
+        assert!(pin.contains("=="), "{pin} is not pinned");
+        assert!(installed.contains(pin), "{pin} is not what the venv holds");
+    }
+    // Every package requirements-test.txt names is pinned.
+    let wanted =
+        std::fs::read_to_string(repo_root().join("requirements-test.txt")).expect("requirements");
+    for line in wanted
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+    {
+        let Some(name) = line
+            .split(['>', '=', '<', '[', ' '])
+            .next()
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        assert!(
+            locked
+                .iter()
+                .any(|p| p.starts_with(&format!("{}==", name.to_lowercase()))),
+            "{name} of requirements-test.txt is not in requirements-test.lock"
+        );
+    }
 }
 
 #[test]

@@ -208,6 +208,47 @@ fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
             !definition.contains("arn:aws:") || partition == "aws",
             "{partition}: {definition}"
         );
+        // Every Lambda task retries Lambda's transient service errors as the Developer Guide's
+        // "Handle transient Lambda service exceptions" does (6 attempts, backoff 2), with jitter.
+        let tasks = [
+            &doc["States"]["ListScopes"],
+            &map["ItemProcessor"]["States"]["CollectScope"],
+            &doc["States"]["RecordOutcome"],
+        ];
+        for task in tasks {
+            let retriers = task["Retry"].as_array().expect("Retry");
+            let lambda = retriers
+                .iter()
+                .find(|r| r["ErrorEquals"].to_string().contains("Lambda."))
+                .unwrap_or_else(|| panic!("no retry of Lambda's errors: {task}"));
+            for error in [
+                "Lambda.ClientExecutionTimeoutException",
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+                "Lambda.TooManyRequestsException",
+            ] {
+                assert!(
+                    lambda["ErrorEquals"]
+                        .as_array()
+                        .is_some_and(|e| e.contains(&json!(error))),
+                    "{error}: {lambda}"
+                );
+            }
+            assert_eq!(
+                (
+                    &lambda["MaxAttempts"],
+                    &lambda["BackoffRate"],
+                    &lambda["JitterStrategy"]
+                ),
+                (&json!(6), &json!(2), &json!("FULL")),
+                "{lambda}"
+            );
+            assert!(
+                task["TimeoutSeconds"].as_u64().is_some_and(|t| t > 900),
+                "{task}"
+            );
+        }
     }
     // The validator does refuse what CloudFormation made of the old `MaxConcurrency: ${X}`.
     let quoted = render("aws").replace("\"{% 3 %}\"", "\"3\"");
@@ -580,7 +621,7 @@ async fn two_thousand_scopes_keep_every_state_under_256_kib() {
         organization_input(&["all"]),
         900,
         dir.path().join("store"),
-        &["--workers", "6", "--max-concurrency", "12"],
+        &["--workers", "4", "--max-concurrency", "4"],
     )
     .await;
     eprintln!(
