@@ -48,7 +48,7 @@ fn template() -> PathBuf {
     repo_root().join("deploy/patchtrail-organization.yaml")
 }
 
-fn text(out: &Output) -> String {
+fn text_of(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -72,7 +72,7 @@ fn execute(sim_url: &str, input: &Value, timeout: u32, download: &Path, extra: &
         .output()
         .expect("run the state machine harness (installed by scripts/test)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "harness failed:\n{}", text(&out));
+    assert!(out.status.success(), "harness failed:\n{}", text_of(&out));
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
 }
 
@@ -163,7 +163,7 @@ fn render(partition: &str) -> String {
         .arg(template())
         .output()
         .expect("render the definition");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -184,7 +184,7 @@ fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
     for partition in ["aws", "aws-us-gov", "aws-cn"] {
         let definition = render(partition);
         let out = asl_validator(&definition, dir.path());
-        assert!(out.status.success(), "{partition}: {}", text(&out));
+        assert!(out.status.success(), "{partition}: {}", text_of(&out));
         let doc: Value = serde_json::from_str(&definition).expect("JSON");
         let map = &doc["States"]["CollectScopes"];
         // Numbers arrive as JSONata expressions, never as quoted numbers.
@@ -256,9 +256,37 @@ fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
     assert!(
         !out.status.success(),
         "a quoted number passed: {}",
-        text(&out)
+        text_of(&out)
     );
-    assert!(text(&out).contains("MaxConcurrency"), "{}", text(&out));
+    assert!(text_of(&out).contains("MaxConcurrency"), "{}", text_of(&out));
+}
+
+#[test]
+fn a_child_execution_reading_a_variable_of_its_parent_is_refused() {
+    // moto runs the Map's children in-process, where they can read the parent's variables; on AWS
+    // they are executions of their own and cannot. The harness refuses such a definition.
+    let text = std::fs::read_to_string(template()).expect("template");
+    let from_item = "$merge([$states.input.request, $states.input.scope";
+    assert!(text.contains(from_item));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let changed = dir.path().join("organization.yaml");
+    std::fs::write(
+        &changed,
+        text.replace(from_item, "$merge([$request, $states.input.scope"),
+    )
+    .expect("write");
+    let out = Command::new(python())
+        .arg(harness())
+        .arg("--render")
+        .arg(&changed)
+        .output()
+        .expect("render");
+    assert!(!out.status.success(), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("CollectScopes's child executions read $request"),
+        "{}",
+        text_of(&out)
+    );
 }
 
 // ------------------------------------------------------------------ executions
@@ -455,7 +483,7 @@ fn sim_org(sim_url: &str, store: &Path) -> Value {
         .output()
         .expect("run sim_org.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sim_org.py failed:\n{}", text(&out));
+    assert!(out.status.success(), "sim_org.py failed:\n{}", text_of(&out));
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
 }
 
@@ -691,7 +719,7 @@ fn boto3(moto: &Moto, code: &str) {
         .args(["-c", &script])
         .output()
         .expect("python");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", text_of(&out));
 }
 
 /// The handler's dependencies as main builds them, pointed at loopback.
