@@ -14,10 +14,20 @@ without being forwarded. Options:
                          until DIR/release-<n> exists: lets a test make other writes land meanwhile
   --ignore-if-none-match drop `If-None-Match` from every PUT, as some gateways and older S3
                          look-alikes do (a create-only write then overwrites)
+  --object-lock          refuse, as S3 refuses them in a bucket with a default Object Lock retention,
+                         uploads of object data (PutObject, UploadPart) that carry neither
+                         `Content-MD5` nor an `x-amz-checksum-*` header (nor a trailer naming one):
+                         400 InvalidRequest with S3's own text (S3 API Reference, PutObject: "The
+                         Content-MD5 or x-amz-sdk-checksum-algorithm header is required for any
+                         request to upload an object with a retention period configured using Amazon
+                         S3 Object Lock"). moto checks this for its Object Lock buckets, but only for
+                         Content-MD5 and x-amz-sdk-checksum-algorithm: it refuses an upload with
+                         x-amz-checksum-sha256 alone, which S3 takes.
 Control: POST /_arm?kill_at=N&pidfile=F makes the N-th PUT from then on land and then kills the
 process whose pid F holds (SIGKILL; the file may be written after arming) before it hears the
-answer. GET /_faults is the number of faults injected; GET /_stats is
-{"puts", "faults", "kills"} as JSON.
+answer. GET /_faults is the number of faults injected; GET /_refused of uploads refused for want of
+a checksum, GET /_uploads of uploads let through (--object-lock); GET /_stats is
+{"puts", "faults", "kills", "refused", "uploads"} as JSON.
 
 It also makes conditional writes atomic, as S3's are: moto checks `If-None-Match: *` and then
 writes, so two threads can both pass the check; the proxy forwards such PUTs one at a time.
@@ -47,6 +57,7 @@ ap.add_argument("--only")
 ap.add_argument("--once", action="store_true")
 ap.add_argument("--hold")
 ap.add_argument("--ignore-if-none-match", action="store_true")
+ap.add_argument("--object-lock", action="store_true")
 ARGS = ap.parse_args()
 
 UPSTREAM = urlparse(ARGS.upstream)
@@ -55,13 +66,37 @@ ONLY = re.compile(ARGS.only) if ARGS.only else None
 LOCK = threading.Lock()
 NO_LOCK = contextlib.nullcontext()
 CONDITIONAL = threading.Lock()  # one create-only PUT at a time (S3's conditional writes are atomic)
-STATS = {"puts": 0, "faults": 0, "kills": 0}
+STATS = {"puts": 0, "faults": 0, "kills": 0, "refused": 0, "uploads": 0}
 ARMED = {"kill_at": 0, "pidfile": "", "count": 0}
 FAULTED = set()  # paths faulted once (--once)
 STATUS, CODE, MESSAGE = (int(ARGS.error[0]), ARGS.error[1], ARGS.error[2]) if len(ARGS.error) >= 3 else (
     503, "SlowDown", "Please reduce your request rate.")
-FAULT_BODY = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{CODE}</Code>'
-              f'<Message>{MESSAGE}</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>').encode()
+
+
+def error_body(code, message):
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f'<Message>{message}</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>').encode()
+
+
+FAULT_BODY = error_body(CODE, MESSAGE)
+LOCKED_BODY = error_body("InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required for Put "
+                         "Object requests with Object Lock parameters")
+
+
+def uploads_data(command, path, headers):
+    """PutObject or UploadPart: a PUT to a key, with no sub-resource but a part's."""
+    if command != "PUT" or "x-amz-copy-source" in headers:
+        return False
+    target, _, query = path.partition("?")
+    has_key = len([p for p in target.split("/") if p]) >= 2
+    return has_key and (not query or "partNumber=" in query)
+
+
+def has_checksum(headers):
+    names = {k.lower(): v for k, v in headers.items()}
+    return ("content-md5" in names
+            or any(k.startswith("x-amz-checksum-") and k != "x-amz-checksum-algorithm" for k in names)
+            or names.get("x-amz-trailer", "").lower().startswith("x-amz-checksum-"))
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -79,8 +114,8 @@ class Proxy(BaseHTTPRequestHandler):
 
     def _control(self):
         url = urlparse(self.path)
-        if url.path == "/_faults":
-            self._answer(200, str(STATS["faults"]).encode())
+        if url.path in ("/_faults", "/_refused", "/_uploads"):
+            self._answer(200, str(STATS[url.path[2:]]).encode())
         elif url.path == "/_stats":
             self._answer(200, json.dumps(STATS).encode(), "application/json")
         elif url.path == "/_arm":
@@ -119,6 +154,13 @@ class Proxy(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if ARGS.object_lock and uploads_data(self.command, self.path, self.headers):
+            refused = not has_checksum(self.headers)
+            with LOCK:
+                STATS["refused" if refused else "uploads"] += 1
+            if refused:
+                self._answer(400, LOCKED_BODY, "application/xml")
+                return
         fault, kill = 0, None
         if self.command == "PUT":
             with LOCK:

@@ -90,6 +90,17 @@ fn aws_failure(operation: &str, error: &CallError) -> String {
         format!(
             "sts:AssumeRole was denied ({error}): deploy the member role in that account (deploy/patchtrail-member-role.yaml, trusting this identity), check --role-name and --external-id, and allow sts:AssumeRole on that role to this identity"
         )
+    } else if error.is_denied()
+        && error
+            .message
+            .contains("explicit deny in a service control policy")
+    {
+        // IAM's wording for an SCP's refusal (IAM User Guide, "Troubleshoot access denied error
+        // messages"): no policy of this identity can fix it.
+        format!(
+            "{operation} was denied by a service control policy ({}): the organization forbids this account or region; leave it out (--regions, --accounts) or change the SCP",
+            error.code
+        )
     } else if error.is_denied() {
         format!(
             "{operation} was denied ({}): allow the IAM action {operation} to this identity (deploy/iam/patchtrail-cli-policy.json lists every action patchtrail needs)",

@@ -317,6 +317,25 @@ async fn enabled_regions(config: &SdkConfig) -> Result<Vec<String>, CollectError
     Ok(regions)
 }
 
+/// The partition (`aws`, `aws-cn`, `aws-us-gov`, ...) of an ARN, its second field: member roles
+/// are named in the caller's own partition, since a role can only be assumed within its partition.
+/// AWS IAM User Guide, "IAM identifiers" (ARN format `arn:partition:service:region:account-id:...`);
+/// the caller's ARN is `sts:GetCallerIdentity`'s.
+pub fn partition_of(arn: &str) -> Result<&str, CollectError> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, ..] if !partition.is_empty() => Ok(partition),
+        _ => Err(CollectError::Aws {
+            operation: "sts:GetCallerIdentity",
+            error: CallError {
+                code: "ResponseError".into(),
+                message: format!(
+                    "the caller's ARN '{arn}' names no partition (expected arn:PARTITION:...)"
+                ),
+            },
+        }),
+    }
+}
+
 /// The scopes of `plan`, each with its configuration, and the accounts that could not be
 /// reached. Fails as a whole only when the accounts themselves cannot be listed or the caller
 /// is unknown.
@@ -328,9 +347,11 @@ pub async fn resolve_scopes(
         .region()
         .map(|r| r.to_string())
         .ok_or(CollectError::NoRegion)?;
-    let own_account = &AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
-        .account_id()
-        .await?;
+    let (own_account, caller_arn) =
+        &AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
+            .identity()
+            .await?;
+    let partition = partition_of(caller_arn)?;
     let mut accounts = match &plan.accounts {
         Accounts::Own => vec![own_account.to_string()],
         Accounts::List(ids) => ids.clone(),
@@ -360,7 +381,7 @@ pub async fn resolve_scopes(
                     let role = RoleCredentials {
                         sts,
                         role_arn: format!(
-                            "arn:aws:iam::{account}:role/{}",
+                            "arn:{partition}:iam::{account}:role/{}",
                             plan.role_name.as_deref().unwrap_or_default()
                         ),
                         session_name: plan.session_name.clone(),
@@ -510,4 +531,33 @@ pub async fn collect_plan(
     outcomes.extend(failures.into_iter().map(ScopeOutcome::from));
     outcomes.sort_by(|a, b| (&a.account_id, &a.region).cmp(&(&b.account_id, &b.region)));
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_is_the_second_field_of_the_callers_arn() {
+        let of = |arn| {
+            partition_of(arn)
+                .map(str::to_string)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            of("arn:aws:sts::111111111111:assumed-role/r/s"),
+            Ok("aws".into())
+        );
+        assert_eq!(
+            of("arn:aws-us-gov:sts::111111111111:assumed-role/r/s"),
+            Ok("aws-us-gov".into())
+        );
+        assert_eq!(
+            of("arn:aws-cn:iam::111111111111:user/u"),
+            Ok("aws-cn".into())
+        );
+        let e = of("").expect_err("no ARN");
+        assert!(e.contains("names no partition"), "{e}");
+        assert!(of("arn::sts::1:x").is_err());
+    }
 }

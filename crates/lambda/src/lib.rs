@@ -4,7 +4,9 @@
 //! options (`tag_key`, `tags`, `classifications`, `all_classifications`, `format`) and scopes
 //! (`accounts`/`organization`/`account_id`, `regions`/`region`, `role_name`, `external_id`).
 //! With `"action": "plan"` it lists the scopes instead: the organization state machine's first
-//! step, which then invokes it once per scope (deploy/patchtrail-organization.yaml). With
+//! step, which then invokes it once per scope and last with `"action": "outcome"`
+//! (deploy/patchtrail-organization.yaml; the state machine's `work` folder and what goes there are
+//! in [`organization`]). With
 //! `"resumable": true` (one scope) a run that the deadline stops is suspended, not lost: the
 //! answer `{"status": "suspended", "resume": RUN_ID}` asks to be invoked again with that `resume`,
 //! and the run commits once, in the invocation that completes it. The handler is
@@ -13,9 +15,12 @@
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
+pub mod organization;
+
+use organization::{Step, Work};
 use patchtrail_collect::{
-    AwsFleet, CollectError, CollectOptions, Progress, RunControl, SchedulerInput, ScopeOutcome,
-    ScopePlan, StopSignal, collect_plan, collect_snapshot, resolve_scopes,
+    AwsFleet, CollectError, CollectOptions, Progress, ResolvedInput, RunControl, SchedulerInput,
+    ScopeOutcome, ScopePlan, StopSignal, collect_plan, collect_snapshot, resolve_scopes,
 };
 use patchtrail_store::{AwsAccess, Store, StoreError};
 use serde_json::{Value, json};
@@ -123,6 +128,7 @@ pub async fn handle(
     event: Value,
     deadline: Option<DateTime<Utc>>,
 ) -> Result<Value, HandlerError> {
+    let (event, step) = Step::split(event)?;
     let input: SchedulerInput = serde_json::from_value(event.clone()).map_err(|e| {
         HandlerError::fatal(
             "BadInput",
@@ -130,14 +136,36 @@ pub async fn handle(
         )
     })?;
     let resolved = input.resolve()?;
+    let work = step
+        .work
+        .as_deref()
+        .map(|url| Work::open(url, deps))
+        .transpose()?;
+    if let (Some((execution, map)), Some(work)) = (step.outcome, &work) {
+        let history = Store::open(&resolved.store_url, &deps.s3)?;
+        return work.outcome(&history, &execution, map).await;
+    }
+    if resolved.plan_only {
+        return plan(deps, &resolved.scopes, work.as_ref()).await;
+    }
+    let result = collect(deps, resolved, deadline).await;
+    match &work {
+        Some(work) => work.record(step.scope.as_ref(), result).await,
+        None => result,
+    }
+}
+
+/// Collects the input's scopes, each committed as its own run.
+async fn collect(
+    deps: &Deps,
+    resolved: ResolvedInput,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Value, HandlerError> {
     let options = CollectOptions {
         tag: resolved.tag,
         classifications: resolved.classifications,
         ..CollectOptions::default()
     };
-    if resolved.plan_only {
-        return plan(deps, &resolved.scopes).await;
-    }
     let store = Store::open(&resolved.store_url, &deps.s3)?;
     store.check_writable().await?;
     let stop = StopSignal::default();
@@ -186,15 +214,24 @@ fn suspended(e: CollectError, store: &Store) -> Result<Value, HandlerError> {
     }
 }
 
-/// The scopes of the input, for the state machine to fan out: `{"scopes": [{account_id,
-/// region}], "failed": [{account_id, region, error}]}`. Accounts whose role cannot be assumed
-/// are listed as failed, not fanned out.
-async fn plan(deps: &Deps, scopes: &ScopePlan) -> Result<Value, HandlerError> {
+/// The scopes of the input: `{"scopes": [{account_id, region}], "failed": [{account_id, region,
+/// error}]}`, or with a working folder (the organization state machine), both written there and
+/// `{"scopes": N, "unreachable": M, "items": {"Bucket", "Key"}}` answered. Accounts whose role
+/// cannot be assumed are listed as failed, not fanned out.
+async fn plan(deps: &Deps, scopes: &ScopePlan, work: Option<&Work>) -> Result<Value, HandlerError> {
     let (scopes, failures) = resolve_scopes(&deps.aws, scopes).await?;
-    Ok(json!({
-        "scopes": scopes.iter().map(|s| json!({"account_id": s.account_id, "region": s.region})).collect::<Vec<_>>(),
-        "failed": failures.into_iter().map(|f| ScopeOutcome::from(f).to_json()).collect::<Vec<_>>(),
-    }))
+    let items: Vec<Value> = scopes
+        .iter()
+        .map(|s| json!({"account_id": s.account_id, "region": s.region}))
+        .collect();
+    let failed: Vec<Value> = failures
+        .into_iter()
+        .map(|f| ScopeOutcome::from(f).to_json())
+        .collect();
+    match work {
+        Some(work) => work.write_plan(items, failed).await,
+        None => Ok(json!({"scopes": items, "failed": failed})),
+    }
 }
 
 /// The caller's own account and region, as the seed collected.

@@ -1,16 +1,30 @@
-//! The organization state machine of deploy/patchtrail-organization.yaml, unchanged, executed by
-//! moto's Step Functions interpreter with this crate's real Lambda binary behind its tasks
+//! The organization state machine of deploy/patchtrail-organization.yaml, as CloudFormation renders
+//! it (DefinitionSubstitutions put in by text replacement), checked by asl-validator and executed
+//! by moto's Step Functions interpreter with this crate's real Lambda binary behind its tasks
 //! (tests/py/run_organization_sfn.py: a loopback Lambda Invoke and Runtime API), against the
-//! simulated organization (several accounts and regions, one role refused) and moto S3; and
-//! scopes that outlast one invocation, continued invocation after invocation until they commit.
+//! simulated organization and moto S3 behind a proxy that refuses uploads without a checksum, as an
+//! Object Lock bucket does.
+//!
+//! moto never fails a Distributed Map (a failed child becomes `null`, `ToleratedFailurePercentage`
+//! is ignored) and has no payload limit, so nothing here relies on it for those: a scope is
+//! committed only if the outcome step finds the record its own invocation wrote, and the harness
+//! measures every state's input and output against the 256 KiB AWS allows.
 
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use patchtrail_lambda::{Deps, handle};
 use patchtrail_query::{LoadedHistory, Selection};
 use patchtrail_sim::{Directory, SimConfig};
 use patchtrail_store::{AwsAccess, Store};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// What AWS Step Functions allows a state's input or output to be (Developer Guide, "Step
+/// Functions service quotas": 256 KiB of UTF-8).
+const PAYLOAD_LIMIT: u64 = 256 * 1024;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,27 +40,50 @@ fn python() -> PathBuf {
         .unwrap_or_else(|_| repo_root().join(".venv/bin/python"))
 }
 
-/// Runs one execution with `input` and the function's `timeout` (seconds); the history it wrote
-/// is copied into `download`.
-fn execute(sim_url: &str, input: &Value, timeout: u32, download: &Path) -> Value {
+fn harness() -> PathBuf {
+    repo_root().join("tests/py/run_organization_sfn.py")
+}
+
+fn template() -> PathBuf {
+    repo_root().join("deploy/patchtrail-organization.yaml")
+}
+
+fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs one execution with `input`, the function's `timeout` (seconds) and extra harness
+/// arguments; the history it wrote is copied into `download`.
+fn execute(sim_url: &str, input: &Value, timeout: u32, download: &Path, extra: &[&str]) -> Value {
     let out = Command::new(python())
-        .arg(repo_root().join("tests/py/run_organization_sfn.py"))
-        .arg(repo_root().join("deploy/patchtrail-organization.yaml"))
+        .arg(harness())
+        .arg(template())
         .arg(env!("CARGO_BIN_EXE_patchtrail-lambda"))
         .arg(sim_url)
         .arg(input.to_string())
         .args(["--timeout", &timeout.to_string()])
         .arg("--download")
         .arg(download)
+        .args(extra)
         .output()
         .expect("run the state machine harness (installed by scripts/test)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "harness failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "harness failed:\n{}", text_of(&out));
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
+}
+
+async fn run(sim_url: String, input: Value, timeout: u32, store: PathBuf, extra: &[&str]) -> Value {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        execute(&sim_url, &input, timeout, &store, &extra)
+    })
+    .await
+    .expect("harness thread")
 }
 
 fn scope_of(v: &Value) -> (String, String) {
@@ -55,6 +92,204 @@ fn scope_of(v: &Value) -> (String, String) {
         v["region"].as_str().unwrap_or_default().to_string(),
     )
 }
+
+fn scopes_of(list: &Value) -> Vec<(String, String)> {
+    list.as_array()
+        .expect("a list of scopes")
+        .iter()
+        .map(scope_of)
+        .collect()
+}
+
+fn active_accounts(config: &SimConfig) -> Vec<String> {
+    Directory::new(config)
+        .members
+        .iter()
+        .filter(|m| m.state == "ACTIVE")
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+fn organization_input(regions: &[&str]) -> Value {
+    json!({
+        "s3_bucket": "org-history/", "s3_path": "patchtrail", "format": "parquet",
+        "organization": true, "regions": regions, "role_name": "PatchtrailRead",
+    })
+}
+
+/// Every committed run of the downloaded history, verified (the manifest chain holds).
+async fn committed_runs(store_dir: &Path) -> BTreeSet<(String, String)> {
+    let store =
+        Store::open(store_dir.to_str().expect("utf-8"), &AwsAccess::default()).expect("store");
+    let verify = store.verify(None).await.expect("verify");
+    assert!(verify.findings.is_empty(), "{:?}", verify.findings);
+    let history = LoadedHistory::load(&store, &Selection::AsOf(vec![chrono::Utc::now()]))
+        .await
+        .expect("history");
+    let runs: Vec<(String, String)> = history
+        .runs
+        .iter()
+        .map(|r| (r.account_id.clone(), r.region.clone()))
+        .collect();
+    assert_eq!(verify.runs, runs.len(), "one run in force per scope");
+    runs.into_iter().collect()
+}
+
+/// Every upload went through the Object Lock proxy with a checksum, none refused.
+fn assert_checksummed(run: &Value) {
+    assert_eq!(run["s3"]["refused"], 0, "{run}");
+    assert!(run["s3"]["uploads"].as_u64().unwrap_or(0) > 0, "{run}");
+}
+
+fn assert_payloads_fit(run: &Value) {
+    let largest = run["payload"]["bytes"].as_u64().expect("measured");
+    assert!(
+        largest < PAYLOAD_LIMIT,
+        "a state's payload is {largest} bytes, over 256 KiB: {}",
+        run["payload"]
+    );
+    assert!(
+        run["payload"]["measured"].as_u64().unwrap_or(0) > 0,
+        "{run}"
+    );
+}
+
+// ------------------------------------------------------------------ the definition AWS receives
+
+fn render(partition: &str) -> String {
+    let out = Command::new(python())
+        .arg(harness())
+        .args(["--render", "--partition", partition])
+        .arg(template())
+        .output()
+        .expect("render the definition");
+    assert!(out.status.success(), "{}", text_of(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// tests/js's asl-validator (npm ci by scripts/test) on a definition.
+fn asl_validator(definition: &str, dir: &Path) -> Output {
+    let path = dir.join("definition.json");
+    std::fs::write(&path, definition).expect("write definition");
+    Command::new(repo_root().join("tests/js/node_modules/.bin/asl-validator"))
+        .arg("--json-path")
+        .arg(&path)
+        .output()
+        .expect("run asl-validator (npm ci in tests/js, done by scripts/test)")
+}
+
+#[test]
+fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for partition in ["aws", "aws-us-gov", "aws-cn"] {
+        let definition = render(partition);
+        let out = asl_validator(&definition, dir.path());
+        assert!(out.status.success(), "{partition}: {}", text_of(&out));
+        let doc: Value = serde_json::from_str(&definition).expect("JSON");
+        let map = &doc["States"]["CollectScopes"];
+        // Numbers arrive as JSONata expressions, never as quoted numbers.
+        assert_eq!(map["MaxConcurrency"], "{% 3 %}");
+        assert_eq!(map["ToleratedFailurePercentage"], "{% 100 %}");
+        assert!(doc["TimeoutSeconds"].is_u64(), "{}", doc["TimeoutSeconds"]);
+        for resource in [
+            &doc["States"]["ListScopes"]["Resource"],
+            &map["ItemReader"]["Resource"],
+            &map["ResultWriter"]["Resource"],
+        ] {
+            assert!(
+                resource
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("arn:{partition}:states:::")),
+                "{resource}"
+            );
+        }
+        assert!(
+            !definition.contains("arn:aws:") || partition == "aws",
+            "{partition}: {definition}"
+        );
+        // Every Lambda task retries Lambda's transient service errors as the Developer Guide's
+        // "Handle transient Lambda service exceptions" does (6 attempts, backoff 2), with jitter.
+        let tasks = [
+            &doc["States"]["ListScopes"],
+            &map["ItemProcessor"]["States"]["CollectScope"],
+            &doc["States"]["RecordOutcome"],
+        ];
+        for task in tasks {
+            let retriers = task["Retry"].as_array().expect("Retry");
+            let lambda = retriers
+                .iter()
+                .find(|r| r["ErrorEquals"].to_string().contains("Lambda."))
+                .unwrap_or_else(|| panic!("no retry of Lambda's errors: {task}"));
+            for error in [
+                "Lambda.ClientExecutionTimeoutException",
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+                "Lambda.TooManyRequestsException",
+            ] {
+                assert!(
+                    lambda["ErrorEquals"]
+                        .as_array()
+                        .is_some_and(|e| e.contains(&json!(error))),
+                    "{error}: {lambda}"
+                );
+            }
+            assert_eq!(
+                (
+                    &lambda["MaxAttempts"],
+                    &lambda["BackoffRate"],
+                    &lambda["JitterStrategy"]
+                ),
+                (&json!(6), &json!(2), &json!("FULL")),
+                "{lambda}"
+            );
+            assert!(
+                task["TimeoutSeconds"].as_u64().is_some_and(|t| t > 900),
+                "{task}"
+            );
+        }
+    }
+    // The validator does refuse what CloudFormation made of the old `MaxConcurrency: ${X}`.
+    let quoted = render("aws").replace("\"{% 3 %}\"", "\"3\"");
+    let out = asl_validator(&quoted, dir.path());
+    assert!(
+        !out.status.success(),
+        "a quoted number passed: {}",
+        text_of(&out)
+    );
+    assert!(text_of(&out).contains("MaxConcurrency"), "{}", text_of(&out));
+}
+
+#[test]
+fn a_child_execution_reading_a_variable_of_its_parent_is_refused() {
+    // moto runs the Map's children in-process, where they can read the parent's variables; on AWS
+    // they are executions of their own and cannot. The harness refuses such a definition.
+    let text = std::fs::read_to_string(template()).expect("template");
+    let from_item = "$merge([$states.input.request, $states.input.scope";
+    assert!(text.contains(from_item));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let changed = dir.path().join("organization.yaml");
+    std::fs::write(
+        &changed,
+        text.replace(from_item, "$merge([$request, $states.input.scope"),
+    )
+    .expect("write");
+    let out = Command::new(python())
+        .arg(harness())
+        .arg("--render")
+        .arg(&changed)
+        .output()
+        .expect("render");
+    assert!(!out.status.success(), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("CollectScopes's child executions read $request"),
+        "{}",
+        text_of(&out)
+    );
+}
+
+// ------------------------------------------------------------------ executions
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organization_state_machine_commits_every_scope_once_with_the_real_lambda() {
@@ -66,88 +301,72 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
         regions: regions.iter().map(|r| r.to_string()).collect(),
         ..SimConfig::default()
     };
-    let members = Directory::new(&config).members;
-    let active: Vec<String> = members
-        .iter()
-        .filter(|m| m.state == "ACTIVE")
-        .map(|m| m.id.clone())
-        .collect();
+    let active = active_accounts(&config);
     let denied = active[2].clone();
     config.deny_assume = vec![denied.clone()];
     let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("simulator");
-    let input = serde_json::json!({
-        "s3_bucket": "org-history/", "s3_path": "patchtrail", "format": "parquet",
-        "organization": true, "regions": ["all"], "role_name": "PatchtrailRead",
-    });
-
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = sim.url();
-    let run = tokio::task::spawn_blocking({
-        let (input, store) = (input.clone(), dir.path().join("store"));
-        move || execute(&url, &input, 900, &store)
-    })
-    .await
-    .expect("harness thread");
+    let run = run(
+        sim.url(),
+        organization_input(&["all"]),
+        900,
+        dir.path().join("store"),
+        &[],
+    )
+    .await;
 
     // The refused account fails the execution as a whole, after every other scope committed.
     assert_eq!(run["status"], "FAILED", "{run}");
     assert_eq!(run["error"], "patchtrail.ScopesFailed", "{run}");
+    assert!(
+        run["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("1 accounts unreachable: {denied}")),
+        "{run}"
+    );
     assert_eq!(run["map_runs"], 1, "a Distributed Map: {run}");
     let outcome = &run["outcome"];
-    assert_eq!(outcome["status"], "committed", "{outcome}");
-    let unreachable: Vec<String> = outcome["unreachable"]
-        .as_array()
-        .expect("unreachable")
-        .iter()
-        .map(|u| scope_of(u).0)
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert_eq!(outcome["failed"], json!([]), "{outcome}");
+    let unreachable: Vec<String> = scopes_of(&outcome["unreachable"])
+        .into_iter()
+        .map(|s| s.0)
         .collect();
     assert_eq!(unreachable, vec![denied.clone()]);
-    let committed: Vec<&Value> = outcome["scopes"]
-        .as_array()
-        .expect("scopes")
-        .iter()
-        .collect();
-    let scopes: BTreeSet<(String, String)> = committed.iter().map(|s| scope_of(s)).collect();
     let expected: BTreeSet<(String, String)> = active
         .iter()
         .filter(|a| **a != denied)
         .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.to_string())))
         .collect();
-    assert_eq!(scopes, expected, "{outcome}");
+    let committed = scopes_of(&outcome["committed"]);
     assert_eq!(
         committed.len(),
         expected.len(),
         "each scope once: {outcome}"
     );
-    // One invocation lists the scopes, one per scope collects it.
+    assert_eq!(committed.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(outcome["planned"], expected.len());
+    // One invocation plans, one per scope collects it, one records the outcome.
     assert_eq!(
         run["lambda_invocations"],
-        1 + expected.len() as u64,
+        2 + expected.len() as u64,
         "{run}"
     );
     assert_eq!((&run["suspended"], &run["late"]), (&0.into(), &0.into()));
+    assert_checksummed(&run);
+    assert_payloads_fit(&run);
 
-    // The history holds exactly those runs, committed (the manifest chain verifies), and a
-    // report as of now covers every scope, per account.
-    let store = Store::open(
-        dir.path().join("store").to_str().expect("utf-8"),
-        &AwsAccess::default(),
-    )
-    .expect("store");
-    let verify = store.verify(None).await.expect("verify");
-    assert!(verify.findings.is_empty(), "{:?}", verify.findings);
-    assert_eq!(verify.runs, expected.len());
+    // The history holds exactly those runs, and a report as of now covers every scope.
+    let store_dir = dir.path().join("store");
+    assert_eq!(committed_runs(&store_dir).await, expected);
+    let store =
+        Store::open(store_dir.to_str().expect("utf-8"), &AwsAccess::default()).expect("store");
     let history = LoadedHistory::load(&store, &Selection::AsOf(vec![chrono::Utc::now()]))
         .await
         .expect("history");
-    let in_force: BTreeSet<(String, String)> = history
-        .runs
-        .iter()
-        .map(|r| (r.account_id.clone(), r.region.clone()))
-        .collect();
-    assert_eq!(in_force, expected);
     let summary = history
         .summary(chrono::Utc::now(), "now", 14, None)
         .await
@@ -158,7 +377,9 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
         .find(|t| t.name == "by_account")
         .expect("by_account");
     assert_eq!(by_account.rows(), 2, "two reachable accounts");
-    let instances: u64 = committed
+    let instances: u64 = outcome["committed"]
+        .as_array()
+        .expect("committed")
         .iter()
         .map(|s| s["counts"]["instances"].as_u64().unwrap_or(0))
         .sum();
@@ -169,6 +390,76 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
         .expect("fleet");
     let total = patchtrail_query::cell_text(fleet).expect("cells")[0][0].clone();
     assert_eq!(total, instances.to_string());
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
+    // Every role can be assumed; a service control policy denies one account one region, so its
+    // scope is planned and its collection fails inside the Map, as on AWS.
+    let regions = ["us-east-1", "ap-northeast-1"];
+    let mut config = SimConfig {
+        instances: 10,
+        seed: 23,
+        accounts: 3,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..SimConfig::default()
+    };
+    let active = active_accounts(&config);
+    let denied = (active[1].clone(), "ap-northeast-1".to_string());
+    config.deny_scopes = vec![denied.clone()];
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run(
+        sim.url(),
+        organization_input(&["all"]),
+        900,
+        dir.path().join("store"),
+        &[],
+    )
+    .await;
+
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert_eq!(run["error"], "patchtrail.ScopesFailed", "{run}");
+    let cause = run["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.starts_with(&format!(
+            "1 of {} scopes not committed: {}/{} (Fatal.",
+            active.len() * regions.len(),
+            denied.0,
+            denied.1
+        )),
+        "{run}"
+    );
+    let outcome = &run["outcome"];
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert_eq!(scopes_of(&outcome["failed"]), vec![denied.clone()]);
+    assert!(
+        outcome["failed"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ec2:DescribeInstances was denied by a service control policy"),
+        "the scope's own error: {outcome}"
+    );
+    assert_eq!(outcome["unreachable"], json!([]));
+    let others: BTreeSet<(String, String)> = active
+        .iter()
+        .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.to_string())))
+        .filter(|s| *s != denied)
+        .collect();
+    let committed = scopes_of(&outcome["committed"]);
+    assert_eq!(committed.len(), others.len(), "each once: {outcome}");
+    assert_eq!(committed.into_iter().collect::<BTreeSet<_>>(), others);
+    assert_eq!(committed_runs(&dir.path().join("store")).await, others);
+    // The failed scope was invoked once (its error is not retryable), like every other.
+    assert_eq!(
+        run["lambda_invocations"],
+        2 + 1 + others.len() as u64,
+        "{run}"
+    );
+    assert_checksummed(&run);
     sim.stop().await.expect("stop");
 }
 
@@ -192,11 +483,7 @@ fn sim_org(sim_url: &str, store: &Path) -> Value {
         .output()
         .expect("run sim_org.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "sim_org.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "sim_org.py failed:\n{}", text_of(&out));
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
 }
 
@@ -210,32 +497,33 @@ async fn a_scope_that_outlasts_one_invocation_is_continued_until_its_run_commits
         accounts: 2,
         regions: vec!["us-east-1".into()],
         ssm_tps: Some(15.0),
-        latency: std::time::Duration::from_millis(20),
+        latency: Duration::from_millis(20),
         ..SimConfig::default()
     };
     let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("simulator");
-    let input = serde_json::json!({
-        "s3_bucket": "org-history/", "s3_path": "patchtrail", "format": "parquet",
-        "organization": true, "regions": ["us-east-1"], "role_name": "PatchtrailRead",
-    });
     let dir = tempfile::tempdir().expect("tempdir");
     let store_dir = dir.path().join("store");
-    let url = sim.url();
-    let run = tokio::task::spawn_blocking({
-        let (input, store) = (input.clone(), store_dir.clone());
-        move || execute(&url, &input, 4, &store)
-    })
-    .await
-    .expect("harness thread");
+    let run = run(
+        sim.url(),
+        organization_input(&["us-east-1"]),
+        4,
+        store_dir.clone(),
+        &[],
+    )
+    .await;
 
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
     assert_eq!(
         run["late"], 0,
         "every invocation answered before its deadline: {run}"
     );
-    let committed = run["outcome"]["scopes"].as_array().expect("scopes").clone();
+    assert_eq!(run["outcome"]["status"], "committed", "{run}");
+    let committed = run["outcome"]["committed"]
+        .as_array()
+        .expect("scopes")
+        .clone();
     assert_eq!(committed.len(), 2, "{run}");
     let suspended = run["suspended"].as_u64().unwrap_or(0);
     assert!(
@@ -244,8 +532,8 @@ async fn a_scope_that_outlasts_one_invocation_is_continued_until_its_run_commits
     );
     assert_eq!(
         run["lambda_invocations"].as_u64(),
-        Some(1 + 2 + suspended),
-        "one plan, then per scope its suspended invocations and the one that commits: {run}"
+        Some(1 + 2 + suspended + 1),
+        "one plan, per scope its suspended invocations and the one that commits, one outcome: {run}"
     );
     // Every run went through checkpoints, numbered from 1, the last one marking it complete.
     for scope in &committed {
@@ -313,5 +601,324 @@ async fn a_scope_that_outlasts_one_invocation_is_continued_until_its_run_commits
             "{scope}"
         );
     }
+    sim.stop().await.expect("stop");
+}
+
+/// Regions enabled in every account without opting in (EC2 DescribeRegions' opt-in-not-required).
+const REGIONS_17: [&str; 17] = [
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_scopes_keep_every_state_under_256_kib() {
+    // 118 accounts x 17 regions = 2,006 scopes, with empty fleets so that each invocation is
+    // quick; the sizes are measured on the real execution of the definition.
+    let config = SimConfig {
+        instances: 0,
+        hybrid: 0,
+        seed: 31,
+        accounts: 118,
+        regions: REGIONS_17.iter().map(|r| r.to_string()).collect(),
+        ..SimConfig::default()
+    };
+    let scopes = active_accounts(&config).len() * REGIONS_17.len();
+    assert!(scopes >= 2_000, "{scopes}");
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let run = run(
+        sim.url(),
+        organization_input(&["all"]),
+        900,
+        dir.path().join("store"),
+        &["--workers", "4", "--max-concurrency", "4"],
+    )
+    .await;
+    eprintln!(
+        "{scopes} scopes in {:.0} s; largest payload {}",
+        started.elapsed().as_secs_f64(),
+        run["payload"]
+    );
+    assert_eq!(run["status"], "SUCCEEDED", "{}", run["cause"]);
+    assert_eq!(run["outcome"]["planned"], scopes);
+    assert_eq!(
+        run["outcome"]["committed"].as_array().map(Vec::len),
+        Some(scopes)
+    );
+    assert_payloads_fit(&run);
+    assert!(
+        run["payload"]["measured"].as_u64().unwrap_or(0) > 2 * scopes as u64,
+        "every child's states were measured: {}",
+        run["payload"]
+    );
+    sim.stop().await.expect("stop");
+}
+
+// ------------------------------------------------------------------ the handler, step by step
+
+/// A moto server (S3) on a free loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let child = Command::new(python().parent().expect("venv bin").join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server (installed by scripts/test)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Runs a boto3 snippet against moto S3 (`s3` is the client).
+fn boto3(moto: &Moto, code: &str) {
+    let script = format!(
+        "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t')\n{code}",
+        moto.url
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", text_of(&out));
+}
+
+/// The handler's dependencies as main builds them, pointed at loopback.
+async fn deps(sim_url: &str, s3_url: Option<&str>) -> Deps {
+    let credentials = Credentials::new("testing", "testing", None, None, "test");
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(sim_url)
+        .credentials_provider(credentials.clone())
+        .load()
+        .await;
+    let s3 = AwsAccess {
+        region: Some("us-east-1".into()),
+        credentials: Some(SharedCredentialsProvider::new(credentials)),
+        endpoint: s3_url.map(str::to_string),
+    };
+    Deps { aws, s3 }
+}
+
+#[tokio::test]
+async fn member_roles_are_named_in_the_callers_partition() {
+    // A simulated organization in the China partition: its STS refuses role ARNs of another
+    // partition, as STS does, so a member account is only reached with arn:aws-cn:iam::...
+    let config = SimConfig {
+        instances: 1,
+        accounts: 2,
+        regions: vec!["cn-north-1".into()],
+        region: "cn-north-1".into(),
+        partition: "aws-cn".into(),
+        ..SimConfig::default()
+    };
+    let active = active_accounts(&config);
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let deps = deps(&sim.url(), None).await;
+    let plan = handle(
+        &deps,
+        json!({"s3_bucket": "h/", "s3_path": "p", "action": "plan", "organization": true,
+               "regions": ["cn-north-1"], "role_name": "PatchtrailRead"}),
+        None,
+    )
+    .await
+    .expect("a plan");
+    assert_eq!(
+        plan["failed"],
+        json!([]),
+        "every member role assumed: {plan}"
+    );
+    let accounts: BTreeSet<String> = scopes_of(&plan["scopes"])
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(accounts, active.into_iter().collect());
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_names_every_scope_without_a_committed_run_whatever_the_map_said() {
+    // The steps the state machine runs, called directly: a plan, one scope committed, one failed
+    // inside the Map with nothing recorded but the Map's FAILED results, the rest never run
+    // because the Map stopped at its tolerated failure share.
+    let regions = ["us-east-1", "us-west-2"];
+    let config = SimConfig {
+        instances: 3,
+        seed: 37,
+        accounts: 2,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..SimConfig::default()
+    };
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let moto = start_moto();
+    boto3(
+        &moto,
+        "s3.create_bucket(Bucket='hist'); s3.create_bucket(Bucket='work')",
+    );
+    let deps = deps(&sim.url(), Some(&moto.url)).await;
+    let request = json!({"s3_bucket": "hist/", "s3_path": "p", "format": "jsonl",
+                         "organization": true, "regions": regions, "role_name": "PatchtrailRead"});
+    let with = |extra: Value| {
+        let mut event = request.clone();
+        event
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        event
+    };
+    let plan = handle(
+        &deps,
+        with(json!({"action": "plan", "work": "s3://work/exec-7"})),
+        None,
+    )
+    .await
+    .expect("plan");
+    assert_eq!(
+        plan["items"],
+        json!({"Bucket": "work", "Key": "exec-7/scopes.json"})
+    );
+    let planned = plan["scopes"].as_u64().expect("count") as usize;
+    assert_eq!(planned, 4, "two accounts, two regions: {plan}");
+    // The first scope commits (and records it) as CollectScope's invocation does.
+    let first = json!({"account_id": "123456789012", "region": "us-east-1"});
+    let answer = handle(
+        &deps,
+        with(
+            json!({"account_id": "123456789012", "region": "us-east-1", "resumable": true,
+                    "work": "s3://work/exec-7"}),
+        ),
+        None,
+    )
+    .await
+    .expect("a committed scope");
+    assert_eq!(answer["status"], "ok", "{answer}");
+    // The second one failed in a way only the Map's results know (its child timed out): a
+    // FAILED file and the manifest, in the format of "ResultWriter (Map)".
+    boto3(
+        &moto,
+        r#"
+child_input = json.dumps({"request": {}, "scope": {"account_id": "123456789012", "region": "us-west-2"}, "work": "s3://work/exec-7"})
+failed = [{"Error": "States.Timeout", "Cause": "The task timed out.", "Input": child_input, "InputDetails": {"Included": True},
+           "Name": "c2", "Status": "FAILED", "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:m/CollectScopes:c2"}]
+s3.put_object(Bucket='work', Key='map/run-1/FAILED_0.json', Body=json.dumps(failed))
+manifest = {"DestinationBucket": "work", "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/CollectScopes:run-1",
+            "ResultFiles": {"FAILED": [{"Key": "map/run-1/FAILED_0.json", "Size": 1}], "PENDING": [], "SUCCEEDED": []}}
+s3.put_object(Bucket='work', Key='map/run-1/manifest.json', Body=json.dumps(manifest))
+"#,
+    );
+    let map = json!({"MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/CollectScopes:run-1",
+                     "ResultWriterDetails": {"Bucket": "work", "Key": "map/run-1/manifest.json"}});
+    let outcome_event = with(
+        json!({"action": "outcome", "execution": "exec-7", "work": "s3://work/exec-7", "map": map}),
+    );
+    let answer = handle(&deps, outcome_event.clone(), None)
+        .await
+        .expect("an outcome");
+    assert_eq!(answer["status"], "failed", "{answer}");
+    assert_eq!(
+        (
+            &answer["planned"],
+            &answer["committed"],
+            &answer["failed"],
+            &answer["unreachable"]
+        ),
+        (&json!(4), &json!(1), &json!(3), &json!(0)),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["outcome"],
+        "s3://hist/p/_patchtrail/organization-runs/exec-7.json"
+    );
+    // The record in the history, read back with boto3's eyes through the store.
+    let history = Store::open("s3://hist/p", &deps.s3).expect("history");
+    let record: Value = serde_json::from_slice(
+        &history
+            .get("_patchtrail/organization-runs/exec-7.json")
+            .await
+            .expect("the outcome object"),
+    )
+    .expect("JSON");
+    assert_eq!(scopes_of(&record["committed"]), vec![scope_of(&first)]);
+    let failed = record["failed"].as_array().expect("failed");
+    assert_eq!(failed.len(), 3);
+    let timed_out = failed
+        .iter()
+        .find(|f| scope_of(f) == ("123456789012".into(), "us-west-2".into()))
+        .expect("the timed-out scope");
+    assert_eq!(timed_out["error"], "States.Timeout: The task timed out.");
+    assert!(
+        failed
+            .iter()
+            .filter(|f| f["error"] != timed_out["error"])
+            .all(|f| f["error"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("no committed run")),
+        "{record}"
+    );
+    // A retried outcome step finds its own record and answers the same.
+    let again = handle(&deps, outcome_event, None)
+        .await
+        .expect("the same outcome");
+    assert_eq!(again, answer);
+    // The Map's own failure (its tolerated share exceeded) is named too, for another execution.
+    let answer = handle(
+        &deps,
+        with(json!({"action": "outcome", "execution": "exec-8", "work": "s3://work/exec-7",
+                    "map": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "The specified tolerated failure threshold was exceeded"}})),
+        None,
+    )
+    .await
+    .expect("an outcome");
+    assert!(
+        answer["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the Map failed with States.ExceedToleratedFailureThreshold"),
+        "{answer}"
+    );
     sim.stop().await.expect("stop");
 }

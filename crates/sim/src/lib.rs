@@ -72,6 +72,13 @@ pub struct SimConfig {
     pub regions: Vec<String>,
     /// Accounts into which `sts:AssumeRole` is refused (`AccessDenied`).
     pub deny_assume: Vec<String>,
+    /// (account, region) scopes where every EC2 and SSM call is refused, as a service control
+    /// policy that denies a region refuses them (`... with an explicit deny in a service control
+    /// policy`): the role is assumed, the scope is listed, its collection fails.
+    pub deny_scopes: Vec<(String, String)>,
+    /// The partition of every ARN the simulator hands out and accepts (`aws`, `aws-cn`,
+    /// `aws-us-gov`): `sts:AssumeRole` refuses a role ARN of another partition, as STS does.
+    pub partition: String,
 }
 
 impl Default for SimConfig {
@@ -95,6 +102,8 @@ impl Default for SimConfig {
             accounts: 1,
             regions: Vec::new(),
             deny_assume: Vec::new(),
+            deny_scopes: Vec::new(),
+            partition: "aws".into(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct Session {
     pub account: String,
     pub role: String,
     pub name: String,
+    pub partition: String,
 }
 
 impl Session {
@@ -45,14 +46,17 @@ impl Session {
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// Credentials the simulator did not issue: the management account's own.
-    Management(String),
+    Management {
+        account: String,
+        partition: String,
+    },
     Assumed(Session),
 }
 
 impl Caller {
     pub fn account(&self) -> &str {
         match self {
-            Caller::Management(a) => a,
+            Caller::Management { account, .. } => account,
             Caller::Assumed(s) => &s.account,
         }
     }
@@ -60,10 +64,12 @@ impl Caller {
     /// The caller's ARN, as `GetCallerIdentity` and IAM's denial messages name it.
     pub fn arn(&self) -> String {
         match self {
-            Caller::Management(a) => format!("arn:aws:iam::{a}:user/patchtrail-sim"),
+            Caller::Management { account, partition } => {
+                format!("arn:{partition}:iam::{account}:user/patchtrail-sim")
+            }
             Caller::Assumed(s) => format!(
-                "arn:aws:sts::{}:assumed-role/{}/{}",
-                s.account, s.role, s.name
+                "arn:{}:sts::{}:assumed-role/{}/{}",
+                s.partition, s.account, s.role, s.name
             ),
         }
     }
@@ -97,6 +103,7 @@ pub struct Directory {
     /// region is answered by it (a simulator of one scope, as before organizations).
     pub regions: Vec<String>,
     deny_assume: Vec<String>,
+    partition: String,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -135,6 +142,7 @@ impl Directory {
             members,
             regions: config.regions.clone(),
             deny_assume: config.deny_assume.clone(),
+            partition: config.partition.clone(),
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -144,7 +152,10 @@ impl Directory {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         match access_key.and_then(|k| sessions.get(k)) {
             Some(s) => Caller::Assumed(s.clone()),
-            None => Caller::Management(self.management.clone()),
+            None => Caller::Management {
+                account: self.management.clone(),
+                partition: self.partition.clone(),
+            },
         }
     }
 
@@ -179,7 +190,7 @@ impl Directory {
             .map(String::as_str)
             .unwrap_or_default();
         let parsed = role_arn
-            .strip_prefix("arn:aws:iam::")
+            .strip_prefix(&format!("arn:{}:iam::", self.partition))
             .and_then(|rest| rest.split_once(":role/"))
             .filter(|(account, role)| {
                 account.len() == 12
@@ -234,6 +245,7 @@ impl Directory {
             account: account.to_string(),
             role: role.clone(),
             name: session.to_string(),
+            partition: self.partition.clone(),
         };
         let role_id = opened.assumed_role_id();
         sessions.insert(access_key.clone(), opened);
@@ -247,9 +259,10 @@ impl Directory {
                 "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
 <Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>\
 <SessionToken>FwoGZXIvYXdzEPT{}</SessionToken><Expiration>{expiration}</Expiration></Credentials>\
-<AssumedRoleUser><Arn>arn:aws:sts::{account}:assumed-role/{}/{}</Arn><AssumedRoleId>{}</AssumedRoleId></AssumedRoleUser>\
+<AssumedRoleUser><Arn>arn:{}:sts::{account}:assumed-role/{}/{}</Arn><AssumedRoleId>{}</AssumedRoleId></AssumedRoleUser>\
 </AssumeRoleResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
                 alphanumeric(key_hash ^ 0x70c, 64),
+                self.partition,
                 xml_escape(&role),
                 xml_escape(session),
                 xml_escape(&role_id),
@@ -303,7 +316,7 @@ impl Directory {
             .map(|m| {
                 serde_json::json!({
                     "Id": m.id,
-                    "Arn": format!("arn:aws:organizations::{}:account/{org}/{}", self.management, m.id),
+                    "Arn": format!("arn:{}:organizations::{}:account/{org}/{}", self.partition, self.management, m.id),
                     "Email": format!("aws+{}@example.com", m.id),
                     "Name": m.name,
                     "Status": m.state,

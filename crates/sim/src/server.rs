@@ -85,17 +85,25 @@ impl Sim {
     /// `AccessDeniedException` (HTTP 400, awsJson), EC2's `UnauthorizedOperation` (HTTP 403) and
     /// STS's `AccessDenied` (HTTP 403), each message naming the caller and the action as IAM's
     /// "is not authorized to perform" messages do.
+    /// `by_scp`: the refusal of an explicit deny in a service control policy, in IAM's words.
     fn access_denied(
         &self,
         caller: &Caller,
         service: &Service,
         action: &str,
         rid: &str,
+        by_scp: bool,
     ) -> WireResponse {
         let caller = caller.arn();
-        let message = format!(
-            "User: {caller} is not authorized to perform: {action} because no identity-based policy allows the {action} action"
-        );
+        let message = if by_scp {
+            format!(
+                "User: {caller} is not authorized to perform: {action} with an explicit deny in a service control policy"
+            )
+        } else {
+            format!(
+                "User: {caller} is not authorized to perform: {action} because no identity-based policy allows the {action} action"
+            )
+        };
         match service {
             Service::Ssm(_) | Service::Organizations(_) => {
                 WireResponse::json_error(400, "AccessDeniedException", &message)
@@ -156,7 +164,19 @@ impl Sim {
             Service::Organizations(op) => format!("organizations:{op}"),
         };
         if self.config.deny_actions.contains(&operation) {
-            return (self.access_denied(caller, &service, &operation, &rid), rid);
+            return (
+                self.access_denied(caller, &service, &operation, &rid, false),
+                rid,
+            );
+        }
+        let scope = (self.config.account_id.clone(), self.config.region.clone());
+        if matches!(service, Service::Ec2(_) | Service::Ssm(_))
+            && self.config.deny_scopes.contains(&scope)
+        {
+            return (
+                self.access_denied(caller, &service, &operation, &rid, true),
+                rid,
+            );
         }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {

@@ -28,7 +28,7 @@ pub fn handle(caller: &Caller, action: &str, request_id: &str) -> WireResponse {
     let account = caller.account();
     let arn = xml_escape(&caller.arn());
     let user_id = match caller {
-        Caller::Management(_) => "AIDAPATCHTRAILSIMUSER".to_string(),
+        Caller::Management { .. } => "AIDAPATCHTRAILSIMUSER".to_string(),
         Caller::Assumed(s) => xml_escape(&s.assumed_role_id()),
     };
     // The Rust SDK requires the result element to be the first child.
