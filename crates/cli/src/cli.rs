@@ -148,6 +148,14 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WaiverArg {
+    /// Accepted risks (TOML [[waiver]] entries, docs/semantics.md §8.6), applied at report time:
+    /// waived findings are counted apart, and the report names the file and its SHA-256.
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct TimeArgs {
     /// Time zone in which dates end (IANA name).
     #[arg(long, default_value = "UTC")]
@@ -200,6 +208,51 @@ pub enum ReportKind {
         instance: Option<String>,
         #[arg(long)]
         kb: Option<String>,
+        #[command(flatten)]
+        stale: StaleArg,
+        #[command(flatten)]
+        scope: ScopeFilterArgs,
+        #[command(flatten)]
+        store: StoreAccess,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Patch SLA (docs/semantics.md §8.3): every finding (a patch outstanding on an instance) with
+    /// the days it stayed open against the policy's limit: breached, fixed late, open, fixed in time.
+    Sla {
+        /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
+        #[arg(long)]
+        as_of: Option<String>,
+        /// SLA policy (TOML: [severity] and [classification] tables of name = days)
+        /// [default: critical/high 30, medium 90, low/unspecified 180, CriticalUpdates 30].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        judgments: WaiverArg,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        stale: StaleArg,
+        #[command(flatten)]
+        scope: ScopeFilterArgs,
+        #[command(flatten)]
+        store: StoreAccess,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// CVE exposure (docs/semantics.md §8.4): which instances were exposed to which CVEs, from when
+    /// to when, and CVEs ranked by instance-days of exposure.
+    Exposure {
+        /// Only these CVE ids (comma-separated) [default: every CVE the history names].
+        #[arg(long, value_name = "CVE", value_delimiter = ',')]
+        cve: Vec<String>,
+        /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
+        #[arg(long)]
+        as_of: Option<String>,
+        #[command(flatten)]
+        judgments: WaiverArg,
+        #[command(flatten)]
+        time: TimeArgs,
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]

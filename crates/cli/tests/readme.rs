@@ -15,7 +15,7 @@ struct Block {
 /// A line without its comment: a whole `#` line in a shell block is dropped, a trailing ` # …`
 /// is cut.
 fn without_comment(info: &str, line: &str) -> Option<String> {
-    if info != "sh" {
+    if info != "sh" && info != "toml" {
         return Some(line.trim_end().to_string());
     }
     if line.trim_start().starts_with('#') {

@@ -258,7 +258,11 @@ fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
         "a quoted number passed: {}",
         text_of(&out)
     );
-    assert!(text_of(&out).contains("MaxConcurrency"), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("MaxConcurrency"),
+        "{}",
+        text_of(&out)
+    );
 }
 
 #[test]
@@ -483,7 +487,11 @@ fn sim_org(sim_url: &str, store: &Path) -> Value {
         .output()
         .expect("run sim_org.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sim_org.py failed:\n{}", text_of(&out));
+    assert!(
+        out.status.success(),
+        "sim_org.py failed:\n{}",
+        text_of(&out)
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
 }
 

@@ -113,3 +113,38 @@ pub fn over_time(
         series: lines,
     }])
 }
+
+/// `sla`: findings per status over the fleet (waived ones apart).
+pub fn sla(lang: Lang, by_scope: &Table) -> Result<Vec<Chart>, QueryError> {
+    let statuses = [
+        "breached",
+        "fixed_late",
+        "open",
+        "fixed_in_time",
+        "resolved_other",
+        "waived",
+    ];
+    let mut totals = Vec::with_capacity(statuses.len());
+    for s in statuses {
+        totals.push(numbers(by_scope, s)?.iter().sum());
+    }
+    Ok(vec![Chart::Bars {
+        title: lang.chart_sla().into(),
+        labels: statuses.iter().map(|s| lang.value(s)).collect(),
+        values: totals,
+    }])
+}
+
+/// `exposure`: the CVEs with the most instance-days of exposure.
+pub fn exposure(lang: Lang, cves: &Table) -> Result<Vec<Chart>, QueryError> {
+    const SHOWN: usize = 15;
+    let mut labels = column(cves, "cve_id")?;
+    let mut values = numbers(cves, "instance_days")?;
+    labels.truncate(SHOWN);
+    values.truncate(SHOWN);
+    Ok(vec![Chart::Bars {
+        title: lang.chart_exposure().into(),
+        labels,
+        values,
+    }])
+}

@@ -1,9 +1,10 @@
 //! The HTML dashboard `patchtrail demo` ends with (and `report summary --format html` extends):
-//! fleet totals, the trend, missing patches by severity, and a heat map of missing patches per
-//! instance and snapshot.
+//! fleet totals, the trend, missing patches by severity, a heat map of missing patches per
+//! instance and snapshot, and the auditor's questions: SLA status and CVE exposure (§8).
 
 use crate::charts::{column, numbers};
 use crate::history::LoadedHistory;
+use crate::judgments::{SlaPolicy, Waivers};
 use crate::render::{Chart, Series, render_html_with_charts};
 use crate::reports::{Report, quote};
 use crate::{Lang, QueryError};
@@ -16,6 +17,7 @@ pub async fn dashboard(
     history: &LoadedHistory,
     instant: DateTime<Utc>,
     label: &str,
+    waivers: &Waivers,
 ) -> Result<String, QueryError> {
     let summary = history
         .summary(instant, label, crate::DEFAULT_STALE_DAYS, None)
@@ -111,16 +113,36 @@ pub async fn dashboard(
         values,
     });
 
+    let sla = history
+        .sla(
+            instant,
+            label,
+            crate::DEFAULT_STALE_DAYS,
+            &SlaPolicy::default(),
+            waivers,
+        )
+        .await?;
+    let exposure = history
+        .exposure(instant, label, crate::DEFAULT_STALE_DAYS, &[], waivers)
+        .await?;
+    charts.extend(sla.charts.iter().cloned());
+    charts.extend(exposure.charts.iter().cloned());
+
     let mut tables = summary.tables.clone();
     tables.swap(0, 1);
     tables.insert(1, trend_table.clone());
+    // SLA per scope, CVEs by exposure, and the waivers applied, after the fleet's own tables.
+    tables.extend(sla.tables.iter().skip(1).cloned());
+    tables.extend(exposure.tables.get(1).cloned());
+    let mut notes = summary.notes;
+    notes.extend(sla.notes.into_iter().skip(history.notes().len()));
     let report = Report {
         title: lang.dashboard_title(label),
         subtitle: summary.subtitle,
         lang,
         tables,
         charts: Vec::new(),
-        notes: summary.notes,
+        notes,
     };
     render_html_with_charts(&report, &charts)
 }

@@ -145,4 +145,11 @@ pub fn register_all(ctx: &SessionContext) {
         let class = |s: Option<&str>| s.and_then(StateClass::parse);
         change_name(class(a[0]), class(a[1])).map(Cell::Text)
     });
+    // §8.6: whether an instance's tags (a JSON object string, the `tags` column) hold key=value.
+    register(ctx, "has_tag", 3, DataType::Boolean, |a| {
+        let tags: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(a[0].unwrap_or("{}")).unwrap_or_default();
+        let found = tags.get(a[1].unwrap_or_default()).and_then(|v| v.as_str());
+        Some((found.is_some() && found == a[2]).into())
+    });
 }

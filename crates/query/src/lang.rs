@@ -137,6 +137,41 @@ impl Lang {
             "first_seen" => "初出",
             "first_seen_missing" => "初めて未適用",
             "first_seen_installed" => "初めて適用済み",
+            "cve_ids" => "CVE ID",
+            "cve_id" => "CVE ID",
+            "last_seen" => "最終確認",
+            "previous_snapshot" => "直前のスナップショット",
+            "resolved_at" => "解消日時",
+            "resolution" => "解消の内容",
+            "days_open" => "未解消日数",
+            "days_open_min" => "未解消日数（下限）",
+            "days_open_max" => "未解消日数（上限）",
+            "limit_days" => "期限（日）",
+            "status" => "判定",
+            "waived_by" => "例外承認",
+            "expired_waiver" => "期限切れの例外",
+            "waived" => "例外承認済み",
+            "first_seen_exposed" => "初めて露出",
+            "last_seen_exposed" => "最後に露出",
+            "fixed_at" => "修正日時",
+            "days_exposed" => "露出日数",
+            "findings" => "検出件数",
+            "instance_days" => "インスタンス日数",
+            "still_exposed" => "露出中のインスタンス",
+            "open" => "未解消",
+            "reason" => "理由",
+            "approver" => "承認者",
+            "expires" => "有効期限",
+            "state" => "状態",
+            "instance" => "インスタンス",
+            "tag" => "タグ",
+            "kb" => "パッチ ID",
+            "cve" => "CVE",
+            "id" => "ID",
+            "breached" => "期限超過（未解消）",
+            "fixed_late" => "期限後に修正",
+            "fixed_in_time" => "期限内に修正",
+            "resolved_other" => "その他の解消",
             _ => return name.to_string(),
         };
         ja.to_string()
@@ -331,6 +366,39 @@ impl Lang {
             "Most missed patches (instances)",
             "未適用の多いパッチ（インスタンス数）",
         )
+    }
+
+    pub fn chart_sla(self) -> &'static str {
+        self.pick("Findings by SLA status", "SLA 判定別の検出件数")
+    }
+
+    pub fn chart_exposure(self) -> &'static str {
+        self.pick(
+            "CVEs by instance-days of exposure",
+            "露出したインスタンス日数の多い CVE",
+        )
+    }
+
+    pub fn sla_title(self, label: &str) -> String {
+        match self {
+            Lang::En => format!("Patch SLA as of {label}"),
+            Lang::Ja => format!("{label} 時点のパッチ適用期限の遵守状況"),
+        }
+    }
+
+    pub fn exposure_title(self, label: &str, cves: &[String]) -> String {
+        let subject = if cves.is_empty() {
+            match self {
+                Lang::En => "CVEs".to_string(),
+                Lang::Ja => "CVE".to_string(),
+            }
+        } else {
+            cves.join(", ")
+        };
+        match self {
+            Lang::En => format!("Exposure to {subject} as of {label}"),
+            Lang::Ja => format!("{label} 時点の {subject} への露出"),
+        }
     }
 
     pub fn chart_changes(self) -> &'static str {

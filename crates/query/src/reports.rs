@@ -46,11 +46,11 @@ pub struct Report {
 pub const DEFAULT_STALE_DAYS: u32 = 14;
 
 /// A SQL string literal.
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn run_list(runs: &[&RunInfo]) -> String {
+pub(crate) fn run_list(runs: &[&RunInfo]) -> String {
     let ids: Vec<String> = runs.iter().map(|r| quote(&r.run_id)).collect();
     if ids.is_empty() {
         "(NULL)".into()
@@ -87,7 +87,7 @@ fn patch_counts(runs_sql: &str) -> String {
 /// Every instance of the runs in `runs_sql` with its counts and its compliance (§4.1, §4.7 where
 /// the run collected no patch states), scan age (§4.2, at the run's `finished_at`), AWS's own
 /// verdict (§4.3), and whether it is reporting (§6.2).
-fn instance_states(runs_sql: &str, stale_days: u32) -> String {
+pub(crate) fn instance_states(runs_sql: &str, stale_days: u32) -> String {
     let stale = i64::from(stale_days) * 86_400;
     let counts: Vec<String> = StateClass::ALL
         .iter()
@@ -101,7 +101,7 @@ fn instance_states(runs_sql: &str, stale_days: u32) -> String {
                 WHEN critical_non_compliant_count IS NOT NULL AND security_non_compliant_count IS NOT NULL AND other_non_compliant_count IS NOT NULL THEN 'compliant'
            END AS aws_compliance
          FROM (
-           SELECT i.account_id, i.region, i.instance_id, i.name, i.ec2_state, i.platform, i.last_scan_time,
+           SELECT i.account_id, i.region, i.instance_id, i.name, i.tags, i.ec2_state, i.platform, i.last_scan_time,
              CASE WHEN i.resource_type = 'ManagedInstance' OR i.instance_id LIKE 'mi-%' THEN 'hybrid' ELSE 'ec2' END AS node_type,
              i.platform_type, i.platform_name, i.platform_version, i.ping_status, i.last_ping_time, i.agent_version,
              i.unmanaged_reason,
@@ -180,7 +180,7 @@ impl LoadedHistory {
 
     /// Registers a computed table under `name`, so that a follow-up query reads its rows instead
     /// of computing them again from the store.
-    fn keep(&self, name: &str, table: &Table) -> Result<(), QueryError> {
+    pub(crate) fn keep(&self, name: &str, table: &Table) -> Result<(), QueryError> {
         let engine = |e: datafusion::error::DataFusionError| QueryError::Engine(e.to_string());
         let mem = datafusion::datasource::MemTable::try_new(
             table.schema.clone(),
@@ -234,7 +234,7 @@ impl LoadedHistory {
         Ok(chosen)
     }
 
-    fn describe(runs: &[&RunInfo]) -> String {
+    pub(crate) fn describe(runs: &[&RunInfo]) -> String {
         runs.iter()
             .map(|r| {
                 format!(

@@ -10,7 +10,7 @@ use patchtrail_collect::{
     AwsFleet, CollectOptions, Progress, RunControl, StopSignal, collect_snapshot,
 };
 use patchtrail_model::StoreFormat;
-use patchtrail_query::{Lang, LoadedHistory, Selection, dashboard, end_of};
+use patchtrail_query::{Lang, LoadedHistory, Selection, Waivers, dashboard, end_of};
 use patchtrail_sim::SimConfig;
 use patchtrail_store::{AwsAccess, Store};
 use std::path::Path;
@@ -18,7 +18,35 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Entries a demo store may hold; anything else means the folder is not ours to empty.
-const DEMO_ENTRIES: [&str; 4] = ["patches", "instances", "runs", "report.html"];
+const DEMO_ENTRIES: [&str; 5] = [
+    "patches",
+    "instances",
+    "runs",
+    "report.html",
+    "waivers.toml",
+];
+
+/// The demo's accepted risks (docs/semantics.md §8.6): one that holds at the report's date and
+/// one that expired before it, so the report shows both.
+fn demo_waivers(until: chrono::NaiveDate) -> String {
+    format!(
+        "# Accepted risks, applied at report time (docs/semantics.md §8.6).\n\
+         [[waiver]]\n\
+         id = \"RISK-101\"\n\
+         tag = \"Environment=dev\"\n\
+         reason = \"Development servers are rebuilt from patched images every sprint\"\n\
+         approver = \"security-lead@example.com\"\n\
+         expires = {active}\n\n\
+         [[waiver]]\n\
+         id = \"RISK-087\"\n\
+         tag = \"Environment=staging\"\n\
+         reason = \"Staging freeze for the year-end release\"\n\
+         approver = \"cab@example.com\"\n\
+         expires = {expired}\n",
+        active = until + Duration::days(90),
+        expired = until - Duration::days(21),
+    )
+}
 
 /// Empties an earlier demo's data, refusing to touch a folder that holds anything else.
 fn prepare_folder(dir: &Path) -> Result<(), Failure> {
@@ -136,15 +164,25 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
     let as_of = end_of(&until, "--until", chrono_tz::UTC)?;
     let mut history = LoadedHistory::load(&store, &Selection::All).await?;
     history.lang = lang;
-    let html = dashboard(&history, as_of, &until).await?;
+    let waivers_path = dir.join("waivers.toml");
+    let waivers_text = demo_waivers(args.until);
+    std::fs::write(&waivers_path, &waivers_text)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", waivers_path.display())))?;
+    let waivers = Waivers::parse(&waivers_path.display().to_string(), &waivers_text)?;
+    let html = dashboard(&history, as_of, &until, &waivers).await?;
     let report = dir.join("report.html");
     std::fs::write(&report, html)
         .map_err(|e| Failure::other(format!("cannot write {}: {e}", report.display())))?;
     let report = report.canonicalize().unwrap_or(report);
     println!("Report: {}", report.display());
     println!(
-        "Next:   patchtrail report summary --store {}   (or diff, history, trend, sql)",
+        "Next:   patchtrail report summary --store {}   (or diff, history, trend, sla, exposure, sql)",
         args.store
+    );
+    println!(
+        "        patchtrail report sla --store {} --as-of {until} --waivers {}",
+        args.store,
+        waivers_path.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,13 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
 use crate::cli::{
-    AthenaDdlArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess, VerifyArgs,
+    AthenaDdlArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess, TimeArgs,
+    VerifyArgs, WaiverArg,
 };
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    Lang, LoadedHistory, OutputFormat, Report, Selection, athena_ddl, end_of, parse_tz,
-    render_table, start_of,
+    Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers, athena_ddl, end_of,
+    parse_tz, render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -114,6 +115,37 @@ pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads a judgment file (policy or waivers) given on the command line.
+fn read_judgment(flag: &str, path: &std::path::Path) -> Result<(String, String), Failure> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("{flag} {name}: cannot read it ({e})")))?;
+    Ok((name, text))
+}
+
+fn waivers(judgments: &WaiverArg) -> Result<Waivers, Failure> {
+    match &judgments.waivers {
+        None => Ok(Waivers::default()),
+        Some(path) => {
+            let (name, text) = read_judgment("--waivers", path)?;
+            Ok(Waivers::parse(&name, &text)?)
+        }
+    }
+}
+
+/// The instant and label of `--as-of` (the end of that day in `tz`), or now.
+fn as_of(
+    as_of: Option<&String>,
+    time: &TimeArgs,
+    lang: Lang,
+) -> Result<(chrono::DateTime<chrono::Utc>, String), Failure> {
+    let tz = parse_tz(&time.tz)?;
+    Ok(match as_of {
+        Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
+        None => (chrono::Utc::now(), lang.now().to_string()),
+    })
+}
+
 pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> {
     let (mut report, output, scopes) = match kind {
         ReportKind::Summary {
@@ -125,11 +157,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             store,
             output,
         } => {
-            let tz = parse_tz(&time.tz)?;
-            let (instant, label) = match as_of {
-                Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
-                None => (chrono::Utc::now(), lang.now().to_string()),
-            };
+            let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
             let history = load(store, Selection::AsOf(vec![instant]), scope, lang).await?;
             (
                 history
@@ -176,6 +204,55 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 }
             };
             (report, output, scope)
+        }
+        ReportKind::Sla {
+            as_of,
+            policy,
+            judgments,
+            time,
+            stale,
+            scope,
+            store,
+            output,
+        } => {
+            let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
+            let policy = match policy {
+                None => SlaPolicy::default(),
+                Some(path) => {
+                    let (name, text) = read_judgment("--policy", path)?;
+                    SlaPolicy::parse(&name, &text)?
+                }
+            };
+            let waivers = waivers(judgments)?;
+            let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
+            (
+                history
+                    .sla(instant, &label, stale.stale_days, &policy, &waivers)
+                    .await?,
+                output,
+                scope,
+            )
+        }
+        ReportKind::Exposure {
+            cve,
+            as_of,
+            judgments,
+            time,
+            stale,
+            scope,
+            store,
+            output,
+        } => {
+            let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
+            let waivers = waivers(judgments)?;
+            let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
+            (
+                history
+                    .exposure(instant, &label, stale.stale_days, cve, &waivers)
+                    .await?,
+                output,
+                scope,
+            )
         }
         ReportKind::Trend {
             from,

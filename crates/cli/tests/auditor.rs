@@ -1,0 +1,513 @@
+//! The auditor's questions (docs/semantics.md §8) on a history small enough to answer by hand:
+//! every expected figure below was worked out from the runs written here, not by patchtrail.
+//! (The randomized comparison with the independent oracle is tests/oracle/test_findings.py.)
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+const ACCOUNT: &str = "111111111111";
+
+fn patch(kb: &str, severity: &str, classification: &str, state: &str, cves: Option<&str>) -> Value {
+    json!({"kb_id": kb, "title": format!("Update {kb}"), "classification": classification,
+           "severity": severity, "state": state, "installed_time": null, "cve_ids": cves})
+}
+
+fn instance(id: &str, env: &str, scan: &str, patches: Vec<Value>) -> Value {
+    json!({"instance_id": id, "name": format!("{env}-{id}"), "last_scan_time": scan,
+           "tags": json!({"Environment": env, "CheckPatch": "true"}).to_string(), "patches": patches})
+}
+
+/// Four weekly-ish runs (the fourth after a gap), 06:00 UTC:
+/// - i-0a KB1 critical, missing runs 1–3 (CVE-2026-0001), installed in run 4: fixed late.
+/// - i-0a KB2 high, installed, missing in run 2 only (CVE-2026-0002, CVE-2026-0001), installed again.
+/// - i-0a KB5 low, missing in run 3, gone from the list in run 4: no_longer_reported.
+/// - i-0a KB6 high, missing from run 2 on (CVE-2026-0003): still open at the end, breached.
+/// - i-0b (dev) KB3 medium, missing throughout: open, within its 90 days, waived.
+/// - i-0c (staging) KB4 critical, missing in run 1; in run 2 its scan is stale (not reporting:
+///   the finding goes on); missing in run 3; absent from run 4: instance_gone.
+fn history(dir: &Path) -> String {
+    let runs = [
+        (
+            "2026-01-05",
+            vec![
+                instance(
+                    "i-0000000000000000a",
+                    "prod",
+                    "2026-01-05T03:00:00Z",
+                    vec![
+                        patch(
+                            "KB1",
+                            "Critical",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0001"),
+                        ),
+                        patch("KB2", "Important", "SecurityUpdates", "Installed", None),
+                        patch("KB6", "Important", "SecurityUpdates", "Installed", None),
+                    ],
+                ),
+                instance(
+                    "i-0000000000000000b",
+                    "dev",
+                    "2026-01-05T03:00:00Z",
+                    vec![patch("KB3", "Moderate", "SecurityUpdates", "Missing", None)],
+                ),
+                instance(
+                    "i-0000000000000000c",
+                    "staging",
+                    "2026-01-05T03:00:00Z",
+                    vec![patch(
+                        "KB4",
+                        "Critical",
+                        "Security",
+                        "Missing",
+                        Some("cve-2026-0004 "),
+                    )],
+                ),
+            ],
+        ),
+        (
+            "2026-01-12",
+            vec![
+                instance(
+                    "i-0000000000000000a",
+                    "prod",
+                    "2026-01-12T03:00:00Z",
+                    vec![
+                        patch(
+                            "KB1",
+                            "Critical",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0001"),
+                        ),
+                        patch(
+                            "KB2",
+                            "Important",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0002,CVE-2026-0001"),
+                        ),
+                        patch(
+                            "KB6",
+                            "Important",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0003"),
+                        ),
+                    ],
+                ),
+                instance(
+                    "i-0000000000000000b",
+                    "dev",
+                    "2026-01-12T03:00:00Z",
+                    vec![patch("KB3", "Moderate", "SecurityUpdates", "Missing", None)],
+                ),
+                instance(
+                    "i-0000000000000000c",
+                    "staging",
+                    "2025-12-20T03:00:00Z",
+                    vec![patch("KB4", "Critical", "Security", "Installed", None)],
+                ),
+            ],
+        ),
+        (
+            "2026-01-19",
+            vec![
+                instance(
+                    "i-0000000000000000a",
+                    "prod",
+                    "2026-01-19T03:00:00Z",
+                    vec![
+                        patch(
+                            "KB1",
+                            "Critical",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0001"),
+                        ),
+                        patch("KB2", "Important", "SecurityUpdates", "Installed", None),
+                        patch("KB5", "Low", "Security", "Missing", None),
+                        patch(
+                            "KB6",
+                            "Important",
+                            "SecurityUpdates",
+                            "Failed",
+                            Some("CVE-2026-0003"),
+                        ),
+                    ],
+                ),
+                instance(
+                    "i-0000000000000000b",
+                    "dev",
+                    "2026-01-19T03:00:00Z",
+                    vec![patch("KB3", "Moderate", "SecurityUpdates", "Missing", None)],
+                ),
+                instance(
+                    "i-0000000000000000c",
+                    "staging",
+                    "2026-01-19T03:00:00Z",
+                    vec![patch(
+                        "KB4",
+                        "Critical",
+                        "Security",
+                        "Missing",
+                        Some("CVE-2026-0004"),
+                    )],
+                ),
+            ],
+        ),
+        (
+            "2026-02-23",
+            vec![
+                instance(
+                    "i-0000000000000000a",
+                    "prod",
+                    "2026-02-23T03:00:00Z",
+                    vec![
+                        patch("KB1", "Critical", "SecurityUpdates", "Installed", None),
+                        patch("KB2", "Important", "SecurityUpdates", "Installed", None),
+                        patch(
+                            "KB6",
+                            "Important",
+                            "SecurityUpdates",
+                            "Missing",
+                            Some("CVE-2026-0003"),
+                        ),
+                    ],
+                ),
+                instance(
+                    "i-0000000000000000b",
+                    "dev",
+                    "2026-02-23T03:00:00Z",
+                    vec![patch("KB3", "Moderate", "SecurityUpdates", "Missing", None)],
+                ),
+            ],
+        ),
+    ];
+    let lines: Vec<String> = runs
+        .into_iter()
+        .map(|(day, instances)| {
+            json!({"snapshot_time": format!("{day}T06:00:00Z"), "account_id": ACCOUNT,
+                   "region": "us-east-1", "instances": instances})
+            .to_string()
+        })
+        .collect();
+    let input = dir.join("history.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write input");
+    let store = dir.join("store").to_str().expect("utf-8").to_string();
+    ok(Command::new(patchtrail_bin())
+        .args(["import", input.to_str().expect("utf-8"), "--store", &store])
+        .output()
+        .expect("import"));
+    store
+}
+
+const WAIVERS: &str = r#"
+[[waiver]]
+id = "DEV"
+tag = "Environment=dev"
+reason = "rebuilt weekly"
+approver = "ciso@example.com"
+expires = 2026-12-31
+
+[[waiver]]
+id = "OLD"
+cve = "cve-2026-0003"
+reason = "vendor fix pending"
+approver = "cab@example.com"
+expires = "2026-02-01"
+
+[[waiver]]
+kb = "KB999"
+reason = "never matches"
+approver = "cab@example.com"
+expires = 2026-12-31
+"#;
+
+/// `{"notes": [...], "rows": [...]}` or a bare array, as (notes, rows).
+fn run_json(args: &[&str]) -> (Vec<String>, Vec<Value>) {
+    let out = ok(Command::new(patchtrail_bin())
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .expect("run"));
+    let v: Value = serde_json::from_str(&out).expect("json");
+    match v {
+        Value::Array(rows) => (Vec::new(), rows),
+        Value::Object(mut o) => (
+            o.remove("notes")
+                .and_then(|n| serde_json::from_value(n).ok())
+                .unwrap_or_default(),
+            o.remove("rows")
+                .and_then(|r| r.as_array().cloned())
+                .unwrap_or_default(),
+        ),
+        other => panic!("unexpected JSON: {other}"),
+    }
+}
+
+fn find<'a>(rows: &'a [Value], instance: &str, kb: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["instance_id"] == instance && r["kb_id"] == kb)
+        .unwrap_or_else(|| panic!("no finding {instance} {kb} in {rows:?}"))
+}
+
+#[test]
+fn sla_findings_bounds_and_waivers_match_the_hand_computed_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let waivers = dir.path().join("waivers.toml");
+    std::fs::write(&waivers, WAIVERS).expect("waivers");
+    let w = waivers.to_str().expect("utf-8");
+    let base = ["report", "sla", "--store", &store, "--as-of", "2026-02-28"];
+    let (notes, rows) = run_json(&[&base[..], &["--waivers", w]].concat());
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+
+    // T = the end of 2026-02-28 UTC; times are the runs' 06:00 UTC.
+    let expect = |instance: &str, kb: &str, fields: Value| {
+        let row = find(&rows, instance, kb);
+        for (k, v) in fields.as_object().expect("object") {
+            assert_eq!(&row[k], v, "{instance} {kb} {k}: {row:#}");
+        }
+    };
+    expect(
+        "i-0000000000000000a",
+        "KB1",
+        json!({"severity_level": "critical", "first_seen": "2026-01-05T06:00:00Z",
+        "last_seen": "2026-01-19T06:00:00Z", "previous_snapshot": null, "resolved_at": "2026-02-23T06:00:00Z",
+        "resolution": "installed", "days_open": 49.0, "days_open_min": 14.0, "days_open_max": null,
+        "limit_days": 30, "status": "fixed_late", "cve_ids": "CVE-2026-0001", "waived_by": null}),
+    );
+    expect(
+        "i-0000000000000000a",
+        "KB2",
+        json!({"previous_snapshot": "2026-01-05T06:00:00Z", "first_seen": "2026-01-12T06:00:00Z",
+        "resolved_at": "2026-01-19T06:00:00Z", "days_open": 7.0, "days_open_min": 0.0, "days_open_max": 14.0,
+        "status": "fixed_in_time", "cve_ids": "CVE-2026-0001,CVE-2026-0002"}),
+    );
+    expect(
+        "i-0000000000000000a",
+        "KB5",
+        json!({"severity_level": "low", "resolution": "no_longer_reported",
+        "resolved_at": "2026-02-23T06:00:00Z", "days_open": 35.0, "limit_days": 180, "status": "resolved_other",
+        "cve_ids": null}),
+    );
+    // Open at T: 2026-01-12T06:00 → 2026-02-28T23:59:59.999999 is a microsecond short of 47.75
+    // days, shown 47.7; at most from 2026-01-05T06:00, a microsecond short of 54.75.
+    expect(
+        "i-0000000000000000a",
+        "KB6",
+        json!({"last_seen": "2026-02-23T06:00:00Z", "resolved_at": null, "resolution": null,
+        "days_open": 47.7, "days_open_min": 47.7, "days_open_max": 54.7, "status": "breached",
+        "waived_by": null, "expired_waiver": "OLD"}),
+    );
+    expect(
+        "i-0000000000000000b",
+        "KB3",
+        json!({"severity_level": "medium", "days_open": 54.7, "days_open_max": null,
+        "limit_days": 90, "status": "open", "waived_by": "DEV", "name": "dev-i-0000000000000000b"}),
+    );
+    // The stale scan of 2026-01-12 does not interrupt KB4; the instance is gone at T.
+    expect(
+        "i-0000000000000000c",
+        "KB4",
+        json!({"first_seen": "2026-01-05T06:00:00Z", "last_seen": "2026-01-19T06:00:00Z",
+        "resolution": "instance_gone", "resolved_at": null, "days_open": 14.0, "days_open_max": null,
+        "status": "resolved_other", "cve_ids": "CVE-2026-0004"}),
+    );
+    // Breached first, then fixed late, open and fixed in time.
+    let order: Vec<&str> = rows
+        .iter()
+        .map(|r| r["kb_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(&order[..4], ["KB6", "KB1", "KB3", "KB2"], "{order:?}");
+
+    let sha = {
+        let out = Command::new("sha256sum")
+            .arg(&waivers)
+            .output()
+            .expect("sha256sum");
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(notes.iter().any(|n| n.contains(&sha)), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("SLA policy the default")),
+        "{notes:?}"
+    );
+
+    let (_, scopes) = run_json(&[&base[..], &["--waivers", w, "--table", "by_scope"]].concat());
+    assert_eq!(
+        scopes,
+        [
+            json!({"account_id": ACCOUNT, "region": "us-east-1", "breached": 1, "fixed_late": 1, "open": 0,
+                "fixed_in_time": 1, "resolved_other": 2, "waived": 1})
+        ]
+    );
+    let (_, table) = run_json(&[&base[..], &["--waivers", w, "--table", "waivers"]].concat());
+    let states: Vec<(&str, i64, &str)> = table
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or(""),
+                r["findings"].as_i64().unwrap_or(-1),
+                r["state"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("DEV", 1, "active"),
+            ("OLD", 1, "expired"),
+            ("W3", 0, "unused")
+        ]
+    );
+
+    // A policy changes what it names: critical 60 days makes KB1 (49 days) in time.
+    let policy = dir.path().join("sla.toml");
+    std::fs::write(&policy, "[severity]\nCritical = 60\n").expect("policy");
+    let (notes, rows) =
+        run_json(&[&base[..], &["--policy", policy.to_str().expect("utf-8")]].concat());
+    assert_eq!(
+        find(&rows, "i-0000000000000000a", "KB1")["status"],
+        "fixed_in_time"
+    );
+    assert_eq!(find(&rows, "i-0000000000000000a", "KB1")["limit_days"], 60);
+    assert!(notes.iter().any(|n| n.contains("critical 60")), "{notes:?}");
+
+    // As of 2026-01-12, only two snapshots count: KB1 is open, a microsecond short of 7.75 days.
+    let (_, early) = run_json(&["report", "sla", "--store", &store, "--as-of", "2026-01-12"]);
+    assert_eq!(find(&early, "i-0000000000000000a", "KB1")["status"], "open");
+    assert_eq!(find(&early, "i-0000000000000000a", "KB1")["days_open"], 7.7);
+    assert!(
+        early.iter().all(|r| r["kb_id"] != "KB5"),
+        "KB5 was first missing later"
+    );
+}
+
+#[test]
+fn exposure_names_instances_days_and_the_blind_spot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let base = [
+        "report",
+        "exposure",
+        "--store",
+        &store,
+        "--as-of",
+        "2026-02-28",
+    ];
+    let (_, rows) = run_json(&[&base[..], &["--cve", "CVE-2026-0001"]].concat());
+    let got: Vec<(&str, &str, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["kb_id"].as_str().unwrap_or(""),
+                r["resolution"].as_str().unwrap_or(""),
+                r["days_exposed"].clone(),
+                r["fixed_at"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "KB1",
+                "installed",
+                json!(49.0),
+                json!("2026-02-23T06:00:00Z")
+            ),
+            (
+                "KB2",
+                "installed",
+                json!(7.0),
+                json!("2026-01-19T06:00:00Z")
+            )
+        ]
+    );
+    let (_, cves) = run_json(&[&base[..], &["--table", "cves"]].concat());
+    let ranked: Vec<(&str, Value, Value, Value)> = cves
+        .iter()
+        .map(|r| {
+            (
+                r["cve_id"].as_str().unwrap_or(""),
+                r["instances"].clone(),
+                r["instance_days"].clone(),
+                r["still_exposed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranked,
+        [
+            ("CVE-2026-0001", json!(1), json!(56.0), json!(0)),
+            ("CVE-2026-0003", json!(1), json!(47.7), json!(1)),
+            ("CVE-2026-0004", json!(1), json!(14.0), json!(0)),
+            ("CVE-2026-0002", json!(1), json!(7.0), json!(0))
+        ]
+    );
+    let (_, blind) = run_json(&[&base[..], &["--table", "without_cve_ids"]].concat());
+    let by_level: Vec<(&str, Value)> = blind
+        .iter()
+        .map(|r| {
+            (
+                r["severity_level"].as_str().unwrap_or(""),
+                r["findings"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by_level, [("low", json!(1)), ("medium", json!(1))]);
+    // A CVE nobody was exposed to is an answer, not an error.
+    let (_, none) = run_json(&[&base[..], &["--cve", "CVE-1999-0001"]].concat());
+    assert!(none.is_empty());
+}
+
+#[test]
+fn bad_policies_and_waivers_exit_2_naming_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let bad = dir.path().join("bad.toml");
+    for (flag, content, needle) in [
+        (
+            "--policy",
+            "[severity]\nurgent = 3\n",
+            "not a severity level",
+        ),
+        (
+            "--waivers",
+            "[[waiver]]\nkb = \"KB1\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+            "reason is required",
+        ),
+    ] {
+        std::fs::write(&bad, content).expect("write");
+        let out = Command::new(patchtrail_bin())
+            .args([
+                "report",
+                "sla",
+                "--store",
+                &store,
+                flag,
+                bad.to_str().expect("utf-8"),
+            ])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{content}: {}", text_of(&out));
+        let err = text(&out.stderr);
+        assert!(err.contains("bad.toml") && err.contains(needle), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
+
+fn text_of(out: &std::process::Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}

@@ -1,0 +1,485 @@
+//! What an organisation decides about findings, read at report time and never written into
+//! history: the SLA policy (maximum days per severity level and classification, §8.3) and the
+//! waivers that accept findings as risks (§8.6). Both are small TOML files a reviewer can read;
+//! each report names the file and its SHA-256, so an auditor knows exactly which decisions it
+//! applied.
+
+use crate::QueryError;
+use crate::reports::quote;
+use chrono::{DateTime, NaiveDate, Utc};
+use patchtrail_store::sha256_hex;
+use std::collections::BTreeMap;
+
+/// The severity levels of §3.1, in report order.
+pub const SEVERITY_LEVELS: [&str; 5] = ["critical", "high", "medium", "low", "unspecified"];
+
+/// Limits in whole days: at least one, at most ten years.
+const LIMIT_RANGE: std::ops::RangeInclusive<i64> = 1..=3650;
+
+/// Where a policy or waiver file came from, for the report's notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// §8.3: maximum days per severity level, and per classification where the policy names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaPolicy {
+    /// Every level of [`SEVERITY_LEVELS`].
+    pub severity: BTreeMap<String, u32>,
+    /// Classifications, lower-cased (§3.2 compares them without regard to case).
+    pub classification: BTreeMap<String, u32>,
+    /// The file it was read from; `None` for the default.
+    pub source: Option<Source>,
+}
+
+impl Default for SlaPolicy {
+    /// After PCI DSS v4.0 requirement 6.3.3: critical security patches within one month of release.
+    fn default() -> Self {
+        let severity = [
+            ("critical", 30),
+            ("high", 30),
+            ("medium", 90),
+            ("low", 180),
+            ("unspecified", 180),
+        ];
+        Self {
+            severity: severity.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            classification: [("criticalupdates".to_string(), 30)].into(),
+            source: None,
+        }
+    }
+}
+
+fn bad(path: &str, fix: impl Into<String>) -> QueryError {
+    QueryError::BadInput {
+        input: path.to_string(),
+        fix: fix.into(),
+    }
+}
+
+fn parse_toml(path: &str, text: &str) -> Result<toml::Table, QueryError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        bad(
+            path,
+            format!("not valid TOML ({}); see docs/semantics.md §8", e.message()),
+        )
+    })
+}
+
+/// A TOML value as a reader wrote it (the crate's own Display needs its serializer).
+fn shown(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("\"{s}\""),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => format!("a {}", other.type_str()),
+    }
+}
+
+fn limit(path: &str, what: &str, value: &toml::Value) -> Result<u32, QueryError> {
+    match value.as_integer() {
+        Some(days) if LIMIT_RANGE.contains(&days) => Ok(days as u32),
+        _ => Err(bad(
+            path,
+            format!(
+                "{what} = {}: a limit is a whole number of days from 1 to 3650",
+                shown(value)
+            ),
+        )),
+    }
+}
+
+impl SlaPolicy {
+    /// Reads a policy file: `[severity]` and `[classification]` tables of `name = days`; a level
+    /// or classification it omits keeps the default.
+    pub fn parse(path: &str, text: &str) -> Result<Self, QueryError> {
+        let doc = parse_toml(path, text)?;
+        let mut policy = Self::default();
+        for (section, table) in &doc {
+            let entries = table.as_table().ok_or_else(|| {
+                bad(
+                    path,
+                    format!("{section} is not a table: write [severity] or [classification] above its lines"),
+                )
+            })?;
+            match section.as_str() {
+                "severity" => {
+                    for (name, days) in entries {
+                        let level = name.trim().to_ascii_lowercase();
+                        if !SEVERITY_LEVELS.contains(&level.as_str()) {
+                            return Err(bad(
+                                path,
+                                format!(
+                                    "[severity] {name}: not a severity level; use one of {}",
+                                    SEVERITY_LEVELS.join(", ")
+                                ),
+                            ));
+                        }
+                        policy
+                            .severity
+                            .insert(level, limit(path, &format!("[severity] {name}"), days)?);
+                    }
+                }
+                "classification" => {
+                    for (name, days) in entries {
+                        let days = limit(path, &format!("[classification] {name}"), days)?;
+                        policy
+                            .classification
+                            .insert(name.trim().to_ascii_lowercase(), days);
+                    }
+                }
+                other => {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "[{other}]: unknown table; a policy has [severity] and [classification]"
+                        ),
+                    ));
+                }
+            }
+        }
+        policy.source = Some(Source {
+            path: path.to_string(),
+            sha256: sha256_hex(text.as_bytes()),
+        });
+        Ok(policy)
+    }
+
+    /// SQL: the limit in days of a finding with `severity_level` and `classification` columns:
+    /// the smaller of its level's limit and its classification's, if the policy names one.
+    pub fn limit_sql(&self) -> String {
+        let by_level: Vec<String> = self
+            .severity
+            .iter()
+            .map(|(level, days)| format!("WHEN {} THEN {days}", quote(level)))
+            .collect();
+        let level = format!("CASE severity_level {} END", by_level.join(" "));
+        if self.classification.is_empty() {
+            return level;
+        }
+        let by_class: Vec<String> = self
+            .classification
+            .iter()
+            .map(|(class, days)| format!("WHEN {} THEN {days}", quote(class)))
+            .collect();
+        let class = format!(
+            "CASE lower(trim(COALESCE(classification, ''))) {} END",
+            by_class.join(" ")
+        );
+        format!("CASE WHEN {class} < {level} THEN {class} ELSE {level} END")
+    }
+
+    /// One line for the report's notes.
+    pub fn describe(&self) -> String {
+        let levels: Vec<String> = SEVERITY_LEVELS
+            .iter()
+            .map(|l| format!("{l} {}", self.severity.get(*l).copied().unwrap_or_default()))
+            .collect();
+        let classes: Vec<String> = self
+            .classification
+            .iter()
+            .map(|(c, d)| format!("{c} {d}"))
+            .collect();
+        let origin = match &self.source {
+            Some(s) => format!("{} (sha256 {})", s.path, s.sha256),
+            None => "the default (after PCI DSS 6.3.3)".into(),
+        };
+        format!(
+            "SLA policy {origin}: days per severity {}; per classification {}",
+            levels.join(", "),
+            if classes.is_empty() {
+                "none".into()
+            } else {
+                classes.join(", ")
+            }
+        )
+    }
+}
+
+/// §8.6: one accepted risk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiver {
+    pub id: String,
+    pub instance: Option<String>,
+    pub tag: Option<(String, String)>,
+    pub kb: Option<String>,
+    pub cve: Option<String>,
+    pub reason: String,
+    pub approver: String,
+    /// Holds until the end of this day, UTC.
+    pub expires: NaiveDate,
+}
+
+impl Waiver {
+    /// Whether it still holds at `instant`.
+    pub fn holds_at(&self, instant: DateTime<Utc>) -> bool {
+        instant.date_naive() <= self.expires
+    }
+
+    /// SQL: whether a finding (columns `instance_id`, `tags`, `kb_id`, `cve_ids`) matches it.
+    pub fn matches_sql(&self) -> String {
+        let mut all = Vec::new();
+        if let Some(i) = &self.instance {
+            all.push(format!("instance_id = {}", quote(i)));
+        }
+        if let Some((k, v)) = &self.tag {
+            all.push(format!("has_tag(tags, {}, {})", quote(k), quote(v)));
+        }
+        if let Some(kb) = &self.kb {
+            all.push(format!("kb_id = {}", quote(kb)));
+        }
+        if let Some(cve) = &self.cve {
+            all.push(format!(
+                "strpos(',' || COALESCE(cve_ids, '') || ',', {}) > 0",
+                quote(&format!(",{cve},"))
+            ));
+        }
+        format!("({})", all.join(" AND "))
+    }
+}
+
+/// A waiver file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Waivers {
+    pub entries: Vec<Waiver>,
+    pub source: Option<Source>,
+}
+
+fn text_field(
+    path: &str,
+    id: &str,
+    entry: &toml::Table,
+    key: &str,
+) -> Result<Option<String>, QueryError> {
+    match entry.get(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Some(other) => Err(bad(
+            path,
+            format!(
+                "waiver {id}: {key} = {}: write a non-empty string",
+                shown(other)
+            ),
+        )),
+    }
+}
+
+impl Waivers {
+    /// Reads `[[waiver]]` entries: selectors `instance`, `tag` (`Key=Value`), `kb`, `cve` (at
+    /// least one), and `reason`, `approver`, `expires` (YYYY-MM-DD), all required; `id` is
+    /// optional (default `W<n>`, numbered from 1 in file order).
+    pub fn parse(path: &str, text: &str) -> Result<Self, QueryError> {
+        let doc = parse_toml(path, text)?;
+        if let Some(other) = doc.keys().find(|k| *k != "waiver") {
+            return Err(bad(
+                path,
+                format!("{other}: unknown key; a waiver file holds [[waiver]] entries"),
+            ));
+        }
+        let list = match doc.get("waiver") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items.clone(),
+            Some(_) => {
+                return Err(bad(path, "waiver: write each entry as a [[waiver]] table"));
+            }
+        };
+        let mut entries = Vec::with_capacity(list.len());
+        for (n, item) in list.iter().enumerate() {
+            let default_id = format!("W{}", n + 1);
+            let entry = item
+                .as_table()
+                .ok_or_else(|| bad(path, format!("waiver {default_id}: not a table")))?;
+            let known = [
+                "id", "instance", "tag", "kb", "cve", "reason", "approver", "expires",
+            ];
+            if let Some(k) = entry.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "waiver {default_id}: unknown key {k}; use {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            let id = text_field(path, &default_id, entry, "id")?.unwrap_or(default_id);
+            if entries.iter().any(|w: &Waiver| w.id == id) {
+                return Err(bad(
+                    path,
+                    format!("waiver id {id} is used twice: give each its own"),
+                ));
+            }
+            let required = |key: &str| -> Result<String, QueryError> {
+                text_field(path, &id, entry, key)?
+                    .ok_or_else(|| bad(path, format!("waiver {id}: {key} is required")))
+            };
+            let tag = match text_field(path, &id, entry, "tag")? {
+                None => None,
+                Some(t) => match t.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => {
+                        Some((k.trim().to_string(), v.trim().to_string()))
+                    }
+                    _ => {
+                        return Err(bad(
+                            path,
+                            format!(
+                                "waiver {id}: tag = \"{t}\": write Key=Value, e.g. Environment=dev"
+                            ),
+                        ));
+                    }
+                },
+            };
+            let expires = match entry.get("expires") {
+                Some(toml::Value::Datetime(d)) => d.to_string(),
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(other) => shown(other),
+                None => return Err(bad(path, format!("waiver {id}: expires is required"))),
+            };
+            let expires = NaiveDate::parse_from_str(expires.trim(), "%Y-%m-%d").map_err(|_| {
+                bad(
+                    path,
+                    format!("waiver {id}: expires = {expires}: write a date, YYYY-MM-DD"),
+                )
+            })?;
+            let waiver = Waiver {
+                instance: text_field(path, &id, entry, "instance")?,
+                tag,
+                kb: text_field(path, &id, entry, "kb")?,
+                cve: text_field(path, &id, entry, "cve")?.map(|c| c.to_ascii_uppercase()),
+                reason: required("reason")?,
+                approver: required("approver")?,
+                expires,
+                id,
+            };
+            if waiver.instance.is_none()
+                && waiver.tag.is_none()
+                && waiver.kb.is_none()
+                && waiver.cve.is_none()
+            {
+                return Err(bad(
+                    path,
+                    format!(
+                        "waiver {}: give at least one of instance, tag, kb, cve",
+                        waiver.id
+                    ),
+                ));
+            }
+            entries.push(waiver);
+        }
+        Ok(Self {
+            entries,
+            source: Some(Source {
+                path: path.to_string(),
+                sha256: sha256_hex(text.as_bytes()),
+            }),
+        })
+    }
+
+    /// SQL: the id of the first entry that matches a finding and holds at `instant` (`active`),
+    /// or of the first that matches but expired (`expired`).
+    pub fn first_match_sql(&self, instant: DateTime<Utc>, active: bool) -> String {
+        let arms: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|w| w.holds_at(instant) == active)
+            .map(|w| format!("WHEN {} THEN {}", w.matches_sql(), quote(&w.id)))
+            .collect();
+        if arms.is_empty() {
+            "CAST(NULL AS VARCHAR)".into()
+        } else {
+            format!("CASE {} END", arms.join(" "))
+        }
+    }
+
+    /// One line for the report's notes.
+    pub fn describe(&self) -> Option<String> {
+        self.source.as_ref().map(|s| {
+            format!(
+                "waivers {} (sha256 {}): {} entries, applied at report time",
+                s.path,
+                s.sha256,
+                self.entries.len()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_overrides_what_it_names_and_keeps_the_rest() {
+        let p = SlaPolicy::parse(
+            "p.toml",
+            "[severity]\nCritical = 14\n[classification]\nSecurityUpdates = 60\n",
+        )
+        .expect("policy");
+        assert_eq!(p.severity["critical"], 14);
+        assert_eq!(p.severity["medium"], 90);
+        assert_eq!(p.classification["securityupdates"], 60);
+        assert_eq!(p.classification["criticalupdates"], 30);
+        assert_eq!(p.source.as_ref().map(|s| s.sha256.len()), Some(64));
+    }
+
+    #[test]
+    fn bad_policies_and_waivers_name_the_fix() {
+        for (text, needle) in [
+            ("[severity]\nurgent = 3\n", "not a severity level"),
+            ("[severity]\ncritical = 0\n", "from 1 to 3650"),
+            ("[severity]\ncritical = \"30\"\n", "whole number"),
+            ("[limits]\n", "unknown table"),
+            ("[severity\n", "not valid TOML"),
+        ] {
+            let e = SlaPolicy::parse("p.toml", text)
+                .expect_err(text)
+                .to_string();
+            assert!(e.contains(needle) && e.starts_with("p.toml"), "{text}: {e}");
+        }
+        for (text, needle) in [
+            (
+                "[[waiver]]\nkb = \"KB1\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+                "reason is required",
+            ),
+            (
+                "[[waiver]]\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+                "at least one of",
+            ),
+            (
+                "[[waiver]]\nkb = \"KB1\"\nreason = \"r\"\napprover = \"a\"\nexpires = \"next year\"\n",
+                "YYYY-MM-DD",
+            ),
+            (
+                "[[waiver]]\ntag = \"dev\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+                "Key=Value",
+            ),
+            (
+                "[[waiver]]\nkb = \"KB1\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\nuntil = 1\n",
+                "unknown key",
+            ),
+        ] {
+            let e = Waivers::parse("w.toml", text).expect_err(text).to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_waiver_holds_to_the_end_of_its_day() {
+        let w = Waivers::parse(
+            "w.toml",
+            "[[waiver]]\ncve = \"cve-2026-1\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-31\n",
+        )
+        .expect("waivers");
+        let w = &w.entries[0];
+        assert_eq!(
+            (w.id.as_str(), w.cve.as_deref()),
+            ("W1", Some("CVE-2026-1"))
+        );
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        assert!(w.holds_at(at("2027-01-31T23:59:59Z")));
+        assert!(!w.holds_at(at("2027-02-01T00:00:00Z")));
+    }
+}
