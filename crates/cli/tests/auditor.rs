@@ -508,6 +508,58 @@ fn bad_policies_and_waivers_exit_2_naming_the_file_and_the_fix() {
     }
 }
 
+#[test]
+fn the_demo_shows_a_breach_an_exposure_and_a_waiver_and_runs_again_in_its_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("demo");
+    let s = store.to_str().expect("utf-8");
+    for _ in 0..2 {
+        ok(Command::new(patchtrail_bin())
+            .args(["demo", "--store", s, "--instances", "40", "--weeks", "8"])
+            .output()
+            .expect("demo"));
+    }
+    let waivers = store.join("waivers.toml");
+    let w = waivers.to_str().expect("utf-8");
+    let as_of = ["--as-of", "2026-11-23", "--store", s, "--waivers", w];
+    let (_, rows) = run_json(&[&["report", "sla"][..], &as_of].concat());
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == "breached" && r["waived_by"].is_null())
+    );
+    let (_, table) = run_json(&[&["report", "sla", "--table", "waivers"][..], &as_of].concat());
+    let state = |id: &str| {
+        table
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| (r["state"].clone(), r["findings"].as_i64().unwrap_or(0) > 0))
+    };
+    assert_eq!(
+        state("RISK-101"),
+        Some((json!("active"), true)),
+        "{table:?}"
+    );
+    assert_eq!(
+        state("RISK-087"),
+        Some((json!("expired"), true)),
+        "{table:?}"
+    );
+    let (_, exposed) = run_json(&[&["report", "exposure"][..], &as_of].concat());
+    assert!(
+        exposed
+            .iter()
+            .any(|r| r["cve_id"].as_str().is_some_and(|c| c.starts_with("CVE-")))
+    );
+    let html = std::fs::read_to_string(store.join("report.html")).expect("report.html");
+    for caption in [
+        "Findings by SLA status",
+        "CVEs by instance-days of exposure",
+        "RISK-101",
+    ] {
+        assert!(html.contains(caption), "report.html lacks {caption}");
+    }
+}
+
 fn text_of(out: &std::process::Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }

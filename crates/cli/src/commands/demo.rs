@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Entries a demo store may hold; anything else means the folder is not ours to empty.
-const DEMO_ENTRIES: [&str; 5] = [
+const DEMO_ENTRIES: [&str; 6] = [
+    "_patchtrail",
     "patches",
     "instances",
     "runs",
