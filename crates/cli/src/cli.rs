@@ -87,6 +87,10 @@ pub enum Command {
     Sql(SqlArgs),
     /// Check every committed run against its manifest, and the manifest hash chain.
     Verify(VerifyArgs),
+    /// One zip for an auditor: summary, SLA and exposure reports as of a date (HTML, XLSX, CSV),
+    /// the manifests, chain entries and data they rest on, the verify result, and a README that
+    /// checks every hash with sha256sum and jq, without patchtrail.
+    Evidence(EvidenceArgs),
     /// Print CREATE EXTERNAL TABLE statements for Athena over the store's layout.
     AthenaDdl(AthenaDdlArgs),
     /// Preflight: who you are, whether each permission and the store work, the fleet, an estimate.
@@ -145,6 +149,33 @@ pub struct StaleArg {
 pub struct ReportArgs {
     #[command(subcommand)]
     pub report: ReportKind,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// The reports' date: snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// The zip file to write (it must not exist).
+    #[arg(long, value_name = "FILE.zip")]
+    pub out: std::path::PathBuf,
+    /// SLA policy (TOML) the SLA report applies [default: docs/semantics.md §8.3].
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub judgments: WaiverArg,
+    /// Leave out the data objects (Parquet/JSON) the manifests list: a smaller pack whose
+    /// reports can be checked against the manifests but not against the rows.
+    #[arg(long)]
+    pub without_data: bool,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    #[command(flatten)]
+    pub stale: StaleArg,
+    #[command(flatten)]
+    pub scope: ScopeFilterArgs,
+    #[command(flatten)]
+    pub store: StoreAccess,
 }
 
 #[derive(Debug, Args)]

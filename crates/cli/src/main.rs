@@ -84,6 +84,7 @@ fn main() -> ExitCode {
             Command::Report(args) => commands::report::report(&args.report, lang).await,
             Command::Sql(args) => commands::report::sql(args, lang).await,
             Command::Verify(args) => commands::report::verify(args).await,
+            Command::Evidence(args) => commands::report::evidence(args, lang).await,
             Command::AthenaDdl(args) => commands::report::athena(args),
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Import(args) => commands::import::run(args).await,

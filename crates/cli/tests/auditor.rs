@@ -560,6 +560,140 @@ fn the_demo_shows_a_breach_an_exposure_and_a_waiver_and_runs_again_in_its_folder
     }
 }
 
+/// The shell commands of steps 1 to 3 of the pack's README.txt, one script per step.
+fn readme_checks(readme: &str) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    for line in readme.lines() {
+        let starts_step = ["1. ", "2. ", "3. "].iter().any(|p| line.starts_with(p));
+        if starts_step {
+            steps.push(String::new());
+        } else if line.starts_with("4. ") {
+            break;
+        } else if let (Some(step), Some(code)) = (steps.last_mut(), line.strip_prefix("     ")) {
+            step.push_str(code.trim_start());
+            step.push('\n');
+        }
+    }
+    steps
+}
+
+fn bash(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("bash")
+}
+
+#[test]
+fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let waivers = dir.path().join("waivers.toml");
+    std::fs::write(&waivers, WAIVERS).expect("waivers");
+    let zip = dir.path().join("pack.zip");
+    let args = [
+        "evidence",
+        "--store",
+        &store,
+        "--as-of",
+        "2026-02-28",
+        "--waivers",
+        waivers.to_str().expect("utf-8"),
+        "--out",
+        zip.to_str().expect("utf-8"),
+    ];
+    let out = ok(Command::new(patchtrail_bin())
+        .args(args)
+        .output()
+        .expect("evidence"));
+    assert!(out.contains("4 runs, 6 findings"), "{out}");
+    // Never overwritten.
+    let again = Command::new(patchtrail_bin())
+        .args(args)
+        .output()
+        .expect("evidence");
+    assert_eq!(again.status.code(), Some(2), "{}", text_of(&again));
+
+    let unpacked = dir.path().join("unpacked");
+    let unzip = Command::new("unzip")
+        .args([
+            "-q",
+            zip.to_str().expect("utf-8"),
+            "-d",
+            unpacked.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("unzip (installed by scripts/test)");
+    assert!(unzip.status.success(), "{}", text_of(&unzip));
+    let pack = unpacked.join("evidence");
+    let readme = std::fs::read_to_string(pack.join("README.txt")).expect("README.txt");
+    let steps = readme_checks(&readme);
+    assert_eq!(steps.len(), 3, "{readme}");
+    for step in &steps {
+        let run = bash(&pack, step);
+        assert!(run.status.success(), "{step}\n{}", text_of(&run));
+    }
+    // Step 2 checked 4 manifests, step 3 eight data objects (a patches and an instances object each).
+    assert_eq!(
+        text(&bash(&pack, &steps[1]).stdout).matches(": OK").count(),
+        4
+    );
+    assert_eq!(
+        text(&bash(&pack, &steps[2]).stdout).matches(": OK").count(),
+        8
+    );
+    // What the reports say is in the pack, with the waiver file's hash.
+    let sla = std::fs::read_to_string(pack.join("reports/sla.csv")).expect("sla.csv");
+    assert!(sla.contains(",breached,") && sla.contains("DEV"), "{sla}");
+    for file in [
+        "reports/summary.xlsx",
+        "reports/exposure.html",
+        "reports/exposure-cves.csv",
+        "reports/sla-waivers.csv",
+        "runs.csv",
+        "verify.txt",
+        "judgments/waivers.toml",
+    ] {
+        assert!(pack.join(file).is_file(), "{file}");
+    }
+    let verify = std::fs::read_to_string(pack.join("verify.txt")).expect("verify.txt");
+    assert!(verify.contains("verified 4 runs"), "{verify}");
+
+    // A changed data object fails step 3 (and step 1), a changed manifest step 2.
+    let data = walk(&pack.join("store/patches"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a data object");
+    let mut bytes = std::fs::read(&data).expect("read");
+    bytes[10] ^= 1;
+    std::fs::write(&data, bytes).expect("tamper");
+    assert!(!bash(&pack, &steps[2]).status.success());
+    assert!(!bash(&pack, &steps[0]).status.success());
+    let manifest = walk(&pack.join("store/runs"))
+        .into_iter()
+        .next()
+        .expect("a manifest");
+    let mut changed = std::fs::read(&manifest).expect("manifest");
+    changed.push(b'\n');
+    std::fs::write(&manifest, changed).expect("tamper");
+    assert!(!bash(&pack, &steps[1]).status.success());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 fn text_of(out: &std::process::Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }

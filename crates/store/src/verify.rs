@@ -152,6 +152,43 @@ pub struct VerifyReport {
     pub head: Option<ReadEntry>,
 }
 
+impl VerifyReport {
+    /// What `patchtrail verify` prints (and an evidence pack keeps): notes, findings, the head
+    /// witness and a closing line, one string each.
+    pub fn lines(&self, store_url: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .notes
+            .iter()
+            .map(|n| format!("note       {n}"))
+            .collect();
+        out.extend(self.findings.iter().map(ToString::to_string));
+        let summary = format!(
+            "{} runs, {} objects ({} bytes hashed) in {store_url}",
+            self.runs, self.objects, self.bytes
+        );
+        if self.runs == 0 && self.findings.is_empty() {
+            out.push(format!(
+                "no committed runs in {store_url}: nothing to verify"
+            ));
+            return out;
+        }
+        if let Some(head) = &self.head {
+            out.push(format!(
+                "head       {w} (keep it elsewhere; `patchtrail verify --expect-head {w}` finds a truncated chain)",
+                w = head.witness()
+            ));
+        }
+        if self.findings.is_empty() {
+            out.push(format!(
+                "verified {summary}: every object matches its manifest and the manifest chain is intact"
+            ));
+        } else {
+            out.push(format!("{} finding(s) in {summary}", self.findings.len()));
+        }
+        out
+    }
+}
+
 /// A head witness a user kept: `<sequence>:<sha256>` of a chain entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Witness {

@@ -1,13 +1,13 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
 use crate::cli::{
-    AthenaDdlArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess, TimeArgs,
-    VerifyArgs, WaiverArg,
+    AthenaDdlArgs, EvidenceArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess,
+    TimeArgs, VerifyArgs, WaiverArg,
 };
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers, athena_ddl, end_of,
-    parse_tz, render_table, start_of,
+    EvidenceRequest, Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers,
+    athena_ddl, end_of, evidence_pack, parse_tz, render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -123,12 +123,24 @@ fn read_judgment(flag: &str, path: &std::path::Path) -> Result<(String, String),
     Ok((name, text))
 }
 
-fn waivers(judgments: &WaiverArg) -> Result<Waivers, Failure> {
+/// `--waivers`, and the file's text.
+fn waivers(judgments: &WaiverArg) -> Result<(Waivers, Option<String>), Failure> {
     match &judgments.waivers {
-        None => Ok(Waivers::default()),
+        None => Ok((Waivers::default(), None)),
         Some(path) => {
             let (name, text) = read_judgment("--waivers", path)?;
-            Ok(Waivers::parse(&name, &text)?)
+            Ok((Waivers::parse(&name, &text)?, Some(text)))
+        }
+    }
+}
+
+/// `--policy`, and the file's text.
+fn policy_from(path: Option<&std::path::Path>) -> Result<(SlaPolicy, Option<String>), Failure> {
+    match path {
+        None => Ok((SlaPolicy::default(), None)),
+        Some(path) => {
+            let (name, text) = read_judgment("--policy", path)?;
+            Ok((SlaPolicy::parse(&name, &text)?, Some(text)))
         }
     }
 }
@@ -216,14 +228,8 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             output,
         } => {
             let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
-            let policy = match policy {
-                None => SlaPolicy::default(),
-                Some(path) => {
-                    let (name, text) = read_judgment("--policy", path)?;
-                    SlaPolicy::parse(&name, &text)?
-                }
-            };
-            let waivers = waivers(judgments)?;
+            let (policy, _) = policy_from(policy.as_deref())?;
+            let (waivers, _) = waivers(judgments)?;
             let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
             (
                 history
@@ -244,7 +250,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             output,
         } => {
             let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
-            let waivers = waivers(judgments)?;
+            let (waivers, _) = waivers(judgments)?;
             let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
             (
                 history
@@ -311,39 +317,77 @@ pub async fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
         }
     }
     let report = store.verify(args.expect_head.as_ref()).await?;
-    for note in &report.notes {
-        println!("note       {note}");
+    for line in report.lines(store.url()) {
+        println!("{line}");
     }
-    for finding in &report.findings {
-        println!("{finding}");
-    }
-    let summary = format!(
-        "{} runs, {} objects ({} bytes hashed) in {}",
-        report.runs,
-        report.objects,
-        report.bytes,
-        store.url()
-    );
-    if report.runs == 0 && report.findings.is_empty() {
-        println!("no committed runs in {}: nothing to verify", store.url());
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(head) = &report.head {
-        println!(
-            "head       {} (keep it elsewhere; `patchtrail verify --expect-head {}` finds a truncated chain)",
-            head.witness(),
-            head.witness()
-        );
-    }
-    if report.findings.is_empty() {
-        println!(
-            "verified {summary}: every object matches its manifest and the manifest chain is intact"
-        );
-        Ok(ExitCode::SUCCESS)
+    Ok(if report.findings.is_empty() {
+        ExitCode::SUCCESS
     } else {
-        println!("{} finding(s) in {summary}", report.findings.len());
-        Ok(ExitCode::from(EXIT_FINDINGS))
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failure> {
+    if args.out.exists() {
+        return Err(Failure::bad_input(format!(
+            "--out {}: the file exists; an evidence pack is never overwritten, pass a new name",
+            args.out.display()
+        )));
     }
+    let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
+    let (policy, policy_text) = policy_from(args.policy.as_deref())?;
+    let (waivers, waivers_text) = waivers(&args.judgments)?;
+    let store = open_store(&args.store).await?;
+    let mut history = LoadedHistory::load_with(
+        &store,
+        &Selection::Range(None, Some(instant)),
+        &args.scope.filter(),
+        args.scope.damage(),
+    )
+    .await?;
+    history.lang = lang;
+    let pack = evidence_pack(
+        &history,
+        &store,
+        &EvidenceRequest {
+            instant,
+            label: &label,
+            stale_days: args.stale.stale_days,
+            policy: &policy,
+            policy_text: policy_text.as_deref(),
+            waivers: &waivers,
+            waivers_text: waivers_text.as_deref(),
+            with_data: !args.without_data,
+            tool: &format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .await?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.out)
+        .map_err(|e| {
+            Failure::bad_input(format!(
+                "--out {}: cannot create it ({e})",
+                args.out.display()
+            ))
+        })?;
+    file.write_all(&pack.zip)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", args.out.display())))?;
+    println!(
+        "wrote {} ({} files, {} runs, {} findings, {} bytes)",
+        args.out.display(),
+        pack.files,
+        pack.runs,
+        pack.findings,
+        pack.zip.len()
+    );
+    println!(
+        "sha256 {}  (give it to the auditor apart from the file; evidence/README.txt says how to check the rest)",
+        patchtrail_store::sha256_hex(&pack.zip)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn athena(args: &AthenaDdlArgs) -> Result<ExitCode, Failure> {
