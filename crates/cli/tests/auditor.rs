@@ -372,6 +372,47 @@ fn sla_findings_bounds_and_waivers_match_the_hand_computed_answers() {
         ]
     );
 
+    // §8.5: KB2 (high) fixed in January after 7 days, KB1 (critical) in February after 49.
+    let (_, fixed) = run_json(&[&base[..], &["--table", "remediation"]].concat());
+    assert_eq!(
+        fixed,
+        [
+            json!({"month": "2026-01", "severity_level": "high", "fixed": 1, "median_days": 7.0, "p90_days": 7.0}),
+            json!({"month": "2026-02", "severity_level": "critical", "fixed": 1, "median_days": 49.0, "p90_days": 49.0}),
+        ]
+    );
+    // Open at each snapshot (per level: count, median age): KB2 is not open at the snapshot
+    // that saw it installed, KB4 not after its instance was gone.
+    let (_, ages) = run_json(&[&base[..], &["--table", "open_age"]].concat());
+    let got: Vec<(String, String, i64, f64)> = ages
+        .iter()
+        .map(|r| {
+            (
+                r["snapshot_time"].as_str().unwrap_or("")[..10].to_string(),
+                r["severity_level"].as_str().unwrap_or("").to_string(),
+                r["open"].as_i64().unwrap_or(-1),
+                r["median_days"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, i64, f64)> = [
+        ("2026-01-05", "critical", 2, 0.0),
+        ("2026-01-05", "medium", 1, 0.0),
+        ("2026-01-12", "critical", 2, 7.0),
+        ("2026-01-12", "high", 2, 0.0),
+        ("2026-01-12", "medium", 1, 7.0),
+        ("2026-01-19", "critical", 2, 14.0),
+        ("2026-01-19", "high", 1, 7.0),
+        ("2026-01-19", "low", 1, 0.0),
+        ("2026-01-19", "medium", 1, 14.0),
+        ("2026-02-23", "high", 1, 42.0),
+        ("2026-02-23", "medium", 1, 49.0),
+    ]
+    .iter()
+    .map(|(d, l, n, m)| (d.to_string(), l.to_string(), *n, *m))
+    .collect();
+    assert_eq!(got, want);
+
     // A policy changes what it names: critical 60 days makes KB1 (49 days) in time.
     let policy = dir.path().join("sla.toml");
     std::fs::write(&policy, "[severity]\nCritical = 60\n").expect("policy");

@@ -148,3 +148,44 @@ pub fn exposure(lang: Lang, cves: &Table) -> Result<Vec<Chart>, QueryError> {
         values,
     }])
 }
+
+/// `sla` (§8.5): the median days to remediate per month, one line per severity level.
+pub fn remediation(lang: Lang, remediation: &Table) -> Result<Vec<Chart>, QueryError> {
+    let months = column(remediation, "month")?;
+    let levels = column(remediation, "severity_level")?;
+    let medians = numbers(remediation, "median_days")?;
+    let mut labels = months.clone();
+    labels.sort();
+    labels.dedup();
+    if labels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut present: Vec<&str> = crate::judgments::SEVERITY_LEVELS
+        .iter()
+        .copied()
+        .filter(|l| levels.iter().any(|x| x == l))
+        .collect();
+    present.dedup();
+    let series = present
+        .iter()
+        .map(|level| Series {
+            name: lang.value(level),
+            values: labels
+                .iter()
+                .map(|month| {
+                    months
+                        .iter()
+                        .zip(&levels)
+                        .zip(&medians)
+                        .find(|((m, l), _)| *m == month && l == level)
+                        .map_or(0.0, |(_, d)| *d)
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(vec![Chart::Lines {
+        title: lang.chart_remediation().into(),
+        labels,
+        series,
+    }])
+}

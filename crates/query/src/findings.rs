@@ -29,6 +29,25 @@ fn days(secs: &str) -> String {
     format!("ROUND(({secs}) / 86400.0, 1)")
 }
 
+/// §8.5: per group of `groups` over `rows` (which has those columns and `d`, days as a
+/// float): the count, and the nearest-rank median and 90th percentile of `d`, one decimal.
+fn nearest_rank(rows: &str, groups: &str, count: &str) -> String {
+    format!(
+        "WITH r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY {groups} ORDER BY d) AS rn,
+                      COUNT(*) OVER (PARTITION BY {groups}) AS n FROM ({rows}) AS x)
+         SELECT {groups}, MAX(n) AS {count},
+           {median} AS median_days, {p90} AS p90_days
+         FROM r GROUP BY {groups} ORDER BY {groups}",
+        median = days_at_rank("0.5"),
+        p90 = days_at_rank("0.9"),
+    )
+}
+
+/// The smallest `d` with at least `share` of the group's values at or below it.
+fn days_at_rank(share: &str) -> String {
+    format!("ROUND(MIN(CASE WHEN rn >= ceil({share} * n) THEN d END), 1)")
+}
+
 impl LoadedHistory {
     /// The runs a report as of `instant` may read (§8.2): those in force by then.
     fn in_force_by(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
@@ -276,11 +295,13 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let mut tables = vec![findings, by_scope];
+        let (remediation, open_age) = self.remediation(instant).await?;
+        let mut charts = crate::charts::sla(self.lang, &by_scope)?;
+        charts.extend(crate::charts::remediation(self.lang, &remediation)?);
+        let mut tables = vec![findings, by_scope, remediation, open_age];
         if waivers.source.is_some() {
             tables.push(self.waiver_table(instant, waivers).await?);
         }
-        let charts = crate::charts::sla(self.lang, &tables[1])?;
         Ok(Report {
             title: self.lang.sla_title(label),
             subtitle: Self::describe(&self.require_as_of(instant, label)?),
@@ -289,6 +310,43 @@ impl LoadedHistory {
             charts,
             notes: self.judgment_notes(Some(policy), waivers),
         })
+    }
+
+    /// §8.5 over `_findings`: days to remediate per month and severity level, and the age of
+    /// what was open at each snapshot in force by `instant`.
+    async fn remediation(&self, instant: DateTime<Utc>) -> Result<(Table, Table), QueryError> {
+        let fixed = format!(
+            "SELECT to_char(resolved_at, '%Y-%m') AS month, severity_level, open_secs / 86400.0 AS d
+             FROM _findings WHERE resolution IN {FIXED}"
+        );
+        let remediation = self
+            .query(
+                "remediation",
+                &nearest_rank(&fixed, "month, severity_level", "fixed"),
+            )
+            .await?;
+        let open = format!(
+            "SELECT r.snapshot_time, r.run_id, r.account_id, r.region, f.severity_level,
+               {age} / 86400.0 AS d
+             FROM runs r JOIN _findings f ON f.account_id = r.account_id AND f.region = r.region
+             WHERE r.run_id IN {runs} AND f.first_seen <= r.snapshot_time
+               AND CASE WHEN f.resolved_at IS NOT NULL THEN r.snapshot_time < f.resolved_at
+                        WHEN f.resolution = 'instance_gone' THEN r.snapshot_time <= f.last_seen
+                        ELSE true END",
+            age = seconds("f.first_seen", "r.snapshot_time"),
+            runs = run_list(&self.in_force_by(instant)),
+        );
+        let open_age = self
+            .query(
+                "open_age",
+                &nearest_rank(
+                    &open,
+                    "snapshot_time, run_id, account_id, region, severity_level",
+                    "open",
+                ),
+            )
+            .await?;
+        Ok((remediation, open_age))
     }
 
     /// §8.4: instances exposed to CVEs (all, or those of `cves`) and CVEs ranked by exposure.

@@ -171,6 +171,10 @@ impl Lang {
             "breached" => "期限超過（未解消）",
             "fixed_late" => "期限後に修正",
             "fixed_in_time" => "期限内に修正",
+            "month" => "月",
+            "fixed" => "修正件数",
+            "median_days" => "日数（中央値）",
+            "p90_days" => "日数（90 パーセンタイル）",
             "resolved_other" => "その他の解消",
             _ => return name.to_string(),
         };
@@ -370,6 +374,13 @@ impl Lang {
 
     pub fn chart_sla(self) -> &'static str {
         self.pick("Findings by SLA status", "SLA 判定別の検出件数")
+    }
+
+    pub fn chart_remediation(self) -> &'static str {
+        self.pick(
+            "Median days to remediate, by month",
+            "月別の修正までの日数（中央値）",
+        )
     }
 
     pub fn chart_exposure(self) -> &'static str {
