@@ -233,12 +233,17 @@ pub enum ReportKind {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// The timeline of one instance (--instance) or of one patch across the fleet (--kb).
+    /// The timeline of one instance (--instance), of one patch across the fleet (--kb), or of
+    /// the instances exposed to one CVE (--cve).
     History {
-        #[arg(long, required_unless_present = "kb", conflicts_with = "kb")]
+        #[arg(long, required_unless_present_any = ["kb", "cve"], conflicts_with_all = ["kb", "cve"])]
         instance: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "cve")]
         kb: Option<String>,
+        /// A CVE id, e.g. CVE-2024-38063: per snapshot, the instances with an outstanding patch
+        /// whose CVEIds name it (docs/semantics.md §8.4).
+        #[arg(long)]
+        cve: Option<String>,
         #[command(flatten)]
         stale: StaleArg,
         #[command(flatten)]

@@ -508,6 +508,21 @@ fn exposure_names_instances_days_and_the_blind_spot() {
         })
         .collect();
     assert_eq!(by_level, [("low", json!(1)), ("medium", json!(1))]);
+    // Per snapshot, who was exposed to CVE-2026-0003 (KB6 on i-…a from the second snapshot on;
+    // its Failed row counts, it is outstanding).
+    let (_, timeline) = run_json(&[
+        "report",
+        "history",
+        "--store",
+        &store,
+        "--cve",
+        "cve-2026-0003",
+    ]);
+    let counts: Vec<i64> = timeline
+        .iter()
+        .map(|r| r["exposed_instances"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, [0, 1, 1, 1]);
     // A CVE nobody was exposed to is an answer, not an error.
     let (_, none) = run_json(&[&base[..], &["--cve", "CVE-1999-0001"]].concat());
     assert!(none.is_empty());

@@ -349,6 +349,54 @@ impl LoadedHistory {
         Ok((remediation, open_age))
     }
 
+    /// §8.4: per snapshot, the instances exposed to `cve` (a reporting instance with an
+    /// outstanding patch whose row names it), and which.
+    pub async fn cve_history(&self, cve: &str, stale_days: u32) -> Result<Report, QueryError> {
+        let all = run_list(&self.runs.iter().collect::<Vec<_>>());
+        let wanted = quote(&format!(",{},", cve.trim().to_ascii_uppercase()));
+        let exposed = self
+            .query(
+                "instances",
+                &format!(
+                    "SELECT s.snapshot_time, s.run_id, s.account_id, s.region, s.instance_id, s.name, p.kb_id, p.state
+                     FROM ({states}) s JOIN patches p ON p.run_id = s.run_id AND p.account_id = s.account_id
+                       AND p.region = s.region AND p.instance_id = s.instance_id
+                     WHERE s.reporting AND p.run_id IN {all} AND state_class(p.state) IN {OUTSTANDING}
+                       AND strpos(',' || upper(replace(COALESCE(p.cve_ids, ''), ' ', '')) || ',', {wanted}) > 0
+                     ORDER BY s.snapshot_time, s.run_id, s.account_id, s.region, s.instance_id, p.kb_id",
+                    states = instance_states(&all, stale_days),
+                ),
+            )
+            .await?;
+        self.keep("_cve_instances", &exposed)?;
+        let timeline = self
+            .query(
+                "snapshots",
+                &format!(
+                    "SELECT r.snapshot_time, r.run_id, r.account_id, r.region,
+                       COUNT(DISTINCT e.account_id || '/' || e.region || '/' || e.instance_id) AS exposed_instances
+                     FROM runs r LEFT JOIN _cve_instances e ON e.run_id = r.run_id
+                     WHERE r.run_id IN {all}
+                     GROUP BY r.snapshot_time, r.run_id, r.account_id, r.region ORDER BY r.snapshot_time, r.run_id"
+                ),
+            )
+            .await?;
+        let charts = crate::charts::over_time(
+            self.lang,
+            &timeline,
+            &self.lang.history_title(cve),
+            &["exposed_instances"],
+        )?;
+        Ok(Report {
+            title: self.lang.history_title(cve),
+            subtitle: self.lang.snapshot_count(timeline.rows()),
+            lang: self.lang,
+            tables: vec![timeline, exposed],
+            charts,
+            notes: self.notes(),
+        })
+    }
+
     /// §8.4: instances exposed to CVEs (all, or those of `cves`) and CVEs ranked by exposure.
     pub async fn exposure(
         &self,

@@ -200,18 +200,20 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
         ReportKind::History {
             instance,
             kb,
+            cve,
             scope,
             stale,
             store,
             output,
         } => {
             let history = load(store, Selection::All, scope, lang).await?;
-            let report = match (instance, kb) {
-                (Some(id), _) => history.instance_history(id, stale.stale_days).await?,
-                (None, Some(kb)) => history.kb_history(kb).await?,
-                (None, None) => {
+            let report = match (instance, kb, cve) {
+                (Some(id), _, _) => history.instance_history(id, stale.stale_days).await?,
+                (None, Some(kb), _) => history.kb_history(kb).await?,
+                (None, None, Some(cve)) => history.cve_history(cve, stale.stale_days).await?,
+                (None, None, None) => {
                     return Err(Failure::bad_input(
-                        "report history: pass --instance ID or --kb KBID",
+                        "report history: pass --instance ID, --kb KBID or --cve CVE-ID",
                     ));
                 }
             };
