@@ -178,6 +178,26 @@ pub struct EvidenceArgs {
     pub store: StoreAccess,
 }
 
+/// What the reports over findings (§8) take besides their own flags.
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub judgments: WaiverArg,
+    #[command(flatten)]
+    pub time: TimeArgs,
+    #[command(flatten)]
+    pub stale: StaleArg,
+    #[command(flatten)]
+    pub scope: ScopeFilterArgs,
+    #[command(flatten)]
+    pub store: StoreAccess,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct WaiverArg {
     /// Accepted risks (TOML [[waiver]] entries, docs/semantics.md §8.6), applied at report time:
@@ -256,25 +276,12 @@ pub enum ReportKind {
     /// Patch SLA (docs/semantics.md §8.3): every finding (a patch outstanding on an instance) with
     /// the days it stayed open against the policy's limit: breached, fixed late, open, fixed in time.
     Sla {
-        /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
-        #[arg(long)]
-        as_of: Option<String>,
         /// SLA policy (TOML: [severity] and [classification] tables of name = days)
         /// [default: critical/high 30, medium 90, low/unspecified 180, CriticalUpdates 30].
         #[arg(long, value_name = "FILE")]
         policy: Option<std::path::PathBuf>,
         #[command(flatten)]
-        judgments: WaiverArg,
-        #[command(flatten)]
-        time: TimeArgs,
-        #[command(flatten)]
-        stale: StaleArg,
-        #[command(flatten)]
-        scope: ScopeFilterArgs,
-        #[command(flatten)]
-        store: StoreAccess,
-        #[command(flatten)]
-        output: OutputArgs,
+        findings: FindingsArgs,
     },
     /// CVE exposure (docs/semantics.md §8.4): which instances were exposed to which CVEs, from when
     /// to when, and CVEs ranked by instance-days of exposure.
@@ -282,21 +289,8 @@ pub enum ReportKind {
         /// Only these CVE ids (comma-separated) [default: every CVE the history names].
         #[arg(long, value_name = "CVE", value_delimiter = ',')]
         cve: Vec<String>,
-        /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
-        #[arg(long)]
-        as_of: Option<String>,
         #[command(flatten)]
-        judgments: WaiverArg,
-        #[command(flatten)]
-        time: TimeArgs,
-        #[command(flatten)]
-        stale: StaleArg,
-        #[command(flatten)]
-        scope: ScopeFilterArgs,
-        #[command(flatten)]
-        store: StoreAccess,
-        #[command(flatten)]
-        output: OutputArgs,
+        findings: FindingsArgs,
     },
     /// Per snapshot: compliant and non-compliant instances, missing critical and security patches.
     Trend {

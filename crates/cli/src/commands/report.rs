@@ -1,8 +1,8 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
 use crate::cli::{
-    AthenaDdlArgs, EvidenceArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs, StoreAccess,
-    TimeArgs, VerifyArgs, WaiverArg,
+    AthenaDdlArgs, EvidenceArgs, FindingsArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs,
+    StoreAccess, TimeArgs, VerifyArgs, WaiverArg,
 };
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
@@ -158,6 +158,32 @@ fn as_of(
     })
 }
 
+/// The history, instant, label and waivers of a report over findings (§8): every run up to the
+/// instant, since a finding may have begun in any of them.
+async fn findings_history(
+    args: &FindingsArgs,
+    lang: Lang,
+) -> Result<
+    (
+        LoadedHistory,
+        chrono::DateTime<chrono::Utc>,
+        String,
+        Waivers,
+    ),
+    Failure,
+> {
+    let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
+    let (waivers, _) = waivers(&args.judgments)?;
+    let history = load(
+        &args.store,
+        Selection::Range(None, Some(instant)),
+        &args.scope,
+        lang,
+    )
+    .await?;
+    Ok((history, instant, label, waivers))
+}
+
 pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> {
     let (mut report, output, scopes) = match kind {
         ReportKind::Summary {
@@ -219,47 +245,27 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             };
             (report, output, scope)
         }
-        ReportKind::Sla {
-            as_of,
-            policy,
-            judgments,
-            time,
-            stale,
-            scope,
-            store,
-            output,
-        } => {
-            let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
+        ReportKind::Sla { policy, findings } => {
             let (policy, _) = policy_from(policy.as_deref())?;
-            let (waivers, _) = waivers(judgments)?;
-            let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
+            let (history, instant, label, waivers) = findings_history(findings, lang).await?;
+            let stale = findings.stale.stale_days;
             (
                 history
-                    .sla(instant, &label, stale.stale_days, &policy, &waivers)
+                    .sla(instant, &label, stale, &policy, &waivers)
                     .await?,
-                output,
-                scope,
+                &findings.output,
+                &findings.scope,
             )
         }
-        ReportKind::Exposure {
-            cve,
-            as_of,
-            judgments,
-            time,
-            stale,
-            scope,
-            store,
-            output,
-        } => {
-            let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
-            let (waivers, _) = waivers(judgments)?;
-            let history = load(store, Selection::Range(None, Some(instant)), scope, lang).await?;
+        ReportKind::Exposure { cve, findings } => {
+            let (history, instant, label, waivers) = findings_history(findings, lang).await?;
+            let stale = findings.stale.stale_days;
             (
                 history
-                    .exposure(instant, &label, stale.stale_days, cve, &waivers)
+                    .exposure(instant, &label, stale, cve, &waivers)
                     .await?,
-                output,
-                scope,
+                &findings.output,
+                &findings.scope,
             )
         }
         ReportKind::Trend {
