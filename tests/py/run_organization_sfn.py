@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The CloudFormation reader of deploy/check_policies.py (short-form tags to long form).
 sys.path.insert(0, str(ROOT / "deploy"))
 from check_policies import load_template  # noqa: E402
+from moto_sfn import run_in_moto, wait_for  # noqa: E402
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:patchtrail-collector"
@@ -343,26 +344,7 @@ class Payloads:
 
 
 def wire_moto(lambda_url, s3_url, payloads):
-    from moto.core.config import default_user_config
-    default_user_config["stepfunctions"]["execute_state_machine"] = True
-    import jsonata
-    import moto.stepfunctions.parser.asl.jsonata.jsonata as mj
-    mj._eval_jsonata = lambda expression: jsonata.Jsonata(expression).evaluate(None)
-    import moto.stepfunctions.parser.asl.utils.boto_client as bc
-    original = bc.boto_client_for
-
-    def boto_client_for(region, service, state_credentials=None):
-        import boto3
-        endpoint = lambda_url if service == "lambda" else s3_url
-        return boto3.client(service, region_name=region, endpoint_url=endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    bc.boto_client_for = boto_client_for
-    import moto.stepfunctions.parser.models  # noqa: F401  (loads every module that imported the original)
-    for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("moto.stepfunctions") and \
-                getattr(module, "boto_client_for", None) is original:
-            module.boto_client_for = boto_client_for
+    run_in_moto(lambda service: lambda_url if service == "lambda" else s3_url)
     from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
     add_event = EventManager.add_event
 
@@ -441,12 +423,7 @@ def main():
         machine = sfn.create_state_machine(name="patchtrail-organization", definition=for_moto(text),
                                            roleArn=f"arn:aws:iam::{ACCOUNT}:role/patchtrail-sfn")["stateMachineArn"]
         execution = sfn.start_execution(stateMachineArn=machine, name=EXECUTION, input=args.input)["executionArn"]
-        deadline = time.time() + 1800
-        while True:
-            d = sfn.describe_execution(executionArn=execution)
-            if d["status"] != "RUNNING" or time.time() > deadline:
-                break
-            time.sleep(0.5)
+        d = wait_for(sfn, execution, 1800, 0.5)
         history = []
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution):
             history.extend(page["events"])

@@ -22,12 +22,12 @@ import datetime
 import json
 import re
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import boto3
-import jsonata
+
+from moto_sfn import run_in_moto, wait_for
 
 REGION = "us-east-1"
 DEFINITION = Path(__file__).resolve().parents[1] / "fixtures" / "seed-state-machine.asl.json"
@@ -56,39 +56,16 @@ def sfn_value(value):
 
 
 def wire_moto(sim_url, s3_url):
-    from moto.core.config import default_user_config
-    default_user_config["stepfunctions"]["execute_state_machine"] = True
-    import moto.stepfunctions.parser.asl.jsonata.jsonata as mj
-
-    def evaluate(expression):
-        expr = jsonata.Jsonata(expression)
-        expr.register_lambda("uuid", lambda: str(uuid.uuid4()))
-        return expr.evaluate(None)
-
-    mj._eval_jsonata = evaluate
-    import moto.stepfunctions.parser.asl.component.intrinsic.jsonata as ij
-    ij._DECLARATION_BY_VARIABLE_REFERENCE.pop("$uuid", None)
-    import moto.stepfunctions.parser.asl.utils.boto_client as bc
-    original = bc.boto_client_for
-
     def body_as_step_functions_writes_it(params, **_):
         if isinstance(params.get("Body"), (dict, list)):
             params["Body"] = json.dumps(sfn_value(params["Body"]), ensure_ascii=False).encode()
 
-    def boto_client_for(region, service, state_credentials=None):
-        endpoint = sim_url if service in ("ec2", "ssm") else s3_url
-        client = boto3.client(service, region_name=region, endpoint_url=endpoint,
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+    def on_client(service, client):
         if service == "s3":
             client.meta.events.register("before-parameter-build.s3.PutObject", body_as_step_functions_writes_it)
-        return client
 
-    bc.boto_client_for = boto_client_for
-    import moto.stepfunctions.parser.models  # noqa: F401  (loads every module that imported the original)
-    for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("moto.stepfunctions") and \
-                getattr(module, "boto_client_for", None) is original:
-            module.boto_client_for = boto_client_for
+    run_in_moto(lambda service: sim_url if service in ("ec2", "ssm") else s3_url,
+                jsonata_functions={"uuid": lambda: str(uuid.uuid4())}, on_client=on_client)
 
 
 def main():
@@ -118,12 +95,7 @@ def main():
         execution = sfn.start_execution(stateMachineArn=machine, name="weekly",
                                         input=json.dumps({"s3_bucket": args.bucket,
                                                           "s3_path": args.path}))["executionArn"]
-        deadline = time.time() + 600
-        while True:
-            d = sfn.describe_execution(executionArn=execution)
-            if d["status"] != "RUNNING" or time.time() > deadline:
-                break
-            time.sleep(0.3)
+        d = wait_for(sfn, execution, 600, 0.3)
         n = 0
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args.bucket, Prefix=args.path + "/"):
             for o in page.get("Contents", []):
