@@ -195,6 +195,25 @@ mod tests {
     }
 
     #[test]
+    fn apt_versions_keep_their_own_epoch() {
+        // apt titles are `name.arch:version` and apt's version keeps the package's Debian epoch:
+        // the version is everything after `KBId:`, not what follows the last (or second) colon.
+        assert_eq!(
+            patch_version("libssl1.1.amd64", "libssl1.1.amd64:1:1.1.1f-1ubuntu2.22"),
+            Some("1:1.1.1f-1ubuntu2.22")
+        );
+        assert_eq!(
+            patch_version("vim.amd64", "vim.amd64:2:8.2.3995-1ubuntu2.15"),
+            Some("2:8.2.3995-1ubuntu2.15")
+        );
+        // A KBId that is only a prefix of the title's package is not that package.
+        assert_eq!(
+            patch_version("libssl3", "libssl3-dev.amd64:3.0.2-0ubuntu1.15"),
+            None
+        );
+    }
+
+    #[test]
     fn named_changes() {
         use StateClass::*;
         assert_eq!(

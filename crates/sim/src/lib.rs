@@ -79,6 +79,20 @@ pub struct SimConfig {
     /// The partition of every ARN the simulator hands out and accepts (`aws`, `aws-cn`,
     /// `aws-us-gov`): `sts:AssumeRole` refuses a role ARN of another partition, as STS does.
     pub partition: String,
+    /// Rates of the real shapes whose frequency is unknown (changeable while serving,
+    /// `PUT /_sim/shapes`).
+    pub shapes: Shapes,
+}
+
+/// Rates of the real answer shapes that no public capture shows the frequency of, so that the
+/// simulator sends them only when asked (`ssm` module, `summary_shape`). The shapes whose
+/// platform and rate are known are always sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Shapes {
+    /// Share of managed nodes whose `DescribeInstancePatchStates` entry carries no count member
+    /// at all (the model makes every count optional). 0 by default.
+    #[serde(default)]
+    pub absent_counts_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -104,6 +118,7 @@ impl Default for SimConfig {
             deny_assume: Vec::new(),
             deny_scopes: Vec::new(),
             partition: "aws".into(),
+            shapes: Shapes::default(),
         }
     }
 }
@@ -113,6 +128,7 @@ pub struct Sim {
     pub config: SimConfig,
     pub fleet: Fleet,
     date: Mutex<NaiveDate>,
+    shapes: Mutex<Shapes>,
     limits: limits::Limits,
     /// SSM node-list position of every id, built on the first lookup by id.
     positions: std::sync::OnceLock<std::collections::HashMap<String, u64>>,
@@ -140,6 +156,7 @@ impl Sim {
         };
         Sim {
             date: Mutex::new(config.date),
+            shapes: Mutex::new(config.shapes),
             limits: limits::Limits::new(&config),
             positions: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
@@ -155,6 +172,16 @@ impl Sim {
 
     pub fn set_date(&self, date: NaiveDate) {
         *self.date.lock().unwrap_or_else(|e| e.into_inner()) = date;
+    }
+
+    /// The shape rates now in force.
+    pub fn shapes(&self) -> Shapes {
+        *self.shapes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the shape rates while serving (`PUT /_sim/shapes`).
+    pub fn set_shapes(&self, shapes: Shapes) {
+        *self.shapes.lock().unwrap_or_else(|e| e.into_inner()) = shapes;
     }
 
     /// What SSM knows of `instance_id` (any well-formed id, simulated or not).

@@ -464,6 +464,7 @@ impl Org {
                 let sim = Sim::in_directory(config, self.directory.clone());
                 sim.set_date(self.home.date());
                 sim.set_rates(self.home.rates());
+                sim.set_shapes(self.home.shapes());
                 Arc::new(sim)
             });
         Some(sim.clone())
@@ -486,6 +487,15 @@ impl Org {
 
     pub fn rates(&self) -> Rates {
         self.home.rates()
+    }
+
+    pub fn shapes(&self) -> crate::Shapes {
+        self.home.shapes()
+    }
+
+    /// Changes the shape rates of every scope.
+    pub fn set_shapes(&self, shapes: crate::Shapes) {
+        self.each_scope(|s| s.set_shapes(shapes));
     }
 
     /// Changes the API rates of every scope (each keeps its own buckets).

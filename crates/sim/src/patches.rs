@@ -11,17 +11,27 @@
 //!
 //! Shapes follow what real SSM sends, not only its model (docs: the `DescribeInstancePatches`
 //! API reference and the aws-cli example `describe-instance-patches.rst`; the Patch Manager
-//! user guide, "Understanding patch compliance state values"):
+//! user guide, "Understanding patch compliance state values"; and the code Patch Manager runs
+//! on Linux nodes, AWS's `patch-baseline-operations` package that `AWS-RunPatchBaseline`
+//! downloads, read in the public copy github.com/tekumara/aws-ssm-patch-manager, commit
+//! fd11be04, cited below as `pbo/<path>`):
 //! - On Linux a "patch" is a package: `KBId` is `name.arch` (`kernel.x86_64`) and `Title` is
-//!   `name.arch:epoch:version-release` (`kernel.x86_64:0:5.10.228-219.884.amzn2`); Ubuntu sends the
-//!   package name and `name:version`. Each package is listed once, at its newest approved
+//!   `name.arch:epoch:version-release` (`kernel.x86_64:0:5.10.228-219.884.amzn2`). Ubuntu's
+//!   (apt) `Title` is `name.arch:version` with apt's version, which carries the package's own
+//!   Debian epoch when it has one (`openssh-server.amd64:1:8.9p1-3ubuntu0.106`); see
+//!   [`Patch::kb_id`] and [`Patch::title`]. Each package is listed once, at its newest approved
 //!   version, so the same `KBId` moves to a new version (and back to `Missing`) as updates ship.
 //!   Whether a package applies at all is a property of the instance and package, not of a release.
 //! - Windows instances whose baseline reports unapproved security updates list them as
 //!   `AvailableSecurityUpdate` (the baseline option `AvailableSecurityUpdatesComplianceStatus`).
-//! - Linux advisories that are not security fixes carry an empty `Severity`.
+//! - Linux advisories that are not security fixes carry an empty `Severity` on DNF systems
+//!   (Amazon Linux 2023, RHEL 9) and the literal `None` on YUM ones (Amazon Linux 2); Ubuntu's
+//!   non-security updates carry an empty `Classification` (see [`Patch::released_in`]).
+//! - Some Windows `NotApplicable` and `InstalledOther` rows come with an empty `Title`,
+//!   `Classification` and `Severity` (see [`InstancePatch::blank`]).
 //! - `InstalledTime` of a patch that is not installed is `0` on Linux and `-62135596800`
-//!   (0001-01-01) on Windows, both observed on the wire (boto/boto3#2069).
+//!   (0001-01-01) on Windows, both observed on the wire (boto/boto3#2069); `0` on the Windows
+//!   rows without metadata, as issue turbot/steampipe-mod-aws-compliance#759 shows one.
 
 use crate::fleet::{Os, SsmProfile, day};
 use crate::hash::{below, combine, unit};
@@ -133,7 +143,44 @@ pub struct InstancePatch {
     pub patch: Patch,
     pub state: PatchState,
     pub installed_at: Option<DateTime<Utc>>,
+    /// Reported without its metadata: empty `Title`, `Classification` and `Severity`, only the
+    /// `KBId` (Windows `NotApplicable` and `InstalledOther` rows). Real shapes: the aws-cli
+    /// example awscli/examples/ssm/describe-instance-patches.rst lists `KB4481031`
+    /// `InstalledOther` with `"Title": ""`, `"Classification": ""`, `"Severity": ""`, and
+    /// issue turbot/steampipe-mod-aws-compliance#759 quotes a real `KB2305420` `NotApplicable`
+    /// row the same way (with `InstalledTime` 0.0), "thousands" of them on its Windows fleet; the
+    /// API reference of `ComplianceItem` says the status of "Windows patches that aren't
+    /// applicable" is an empty string. How often is not published: a quarter of such rows here.
+    pub blank: bool,
 }
+
+impl InstancePatch {
+    /// `Title` as reported (empty for a row without metadata).
+    pub fn title(&self) -> String {
+        if self.blank {
+            String::new()
+        } else {
+            self.patch.title()
+        }
+    }
+
+    /// `Classification` as reported.
+    pub fn classification(&self) -> &'static str {
+        if self.blank {
+            ""
+        } else {
+            self.patch.classification
+        }
+    }
+
+    /// `Severity` as reported.
+    pub fn severity(&self) -> &'static str {
+        if self.blank { "" } else { self.patch.severity }
+    }
+}
+
+/// Share of Windows `NotApplicable` and `InstalledOther` rows reported without metadata.
+const BLANK_WINDOWS_ROWS: f64 = 0.25;
 
 fn at(date: NaiveDate, minutes: i64) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)) + Duration::minutes(minutes)
@@ -187,7 +234,10 @@ impl Patch {
             };
             (c, s)
         } else if os == Os::Ubuntu2204 {
-            let c = weighted(h(1), &[("Security", 70), ("Recommended", 30)]);
+            // apt has no advisory types: an update is `Security` when its candidate version
+            // comes from a security pocket, else the classification is empty
+            // (pbo/patch_common/package_matcher.py, `get_package_classification`).
+            let c = weighted(h(1), &[("Security", 70), ("", 30)]);
             (
                 c,
                 weighted(
@@ -215,7 +265,18 @@ impl Patch {
                         ("Low", 15),
                     ],
                 )
+            } else if os == Os::AmazonLinux2 {
+                // Amazon Linux 2 is patched through YUM, which reads a bugfix or enhancement
+                // notice without a severity as the string "None" ("this is can often be seen in
+                // bugfix update notice ... sometimes the severity value appears and show as
+                // 'None'", pbo/patch_yum/yum_update_notice.py, `get_severity_update_notice`);
+                // YUM serves Amazon Linux 2 (user guide, "About the AWS-RunPatchBaseline SSM
+                // document", awsdocs/aws-systems-manager-user-guide
+                // doc_source/patch-manager-about-aws-runpatchbaseline.md).
+                "None"
             } else {
+                // DNF (Amazon Linux 2023, RHEL 9) takes the notice's `<severity>` text, "" when
+                // it has none (pbo/patch_dnf/updateinfo_xml_parser.py).
                 ""
             };
             (c, s)
@@ -268,7 +329,9 @@ impl Patch {
         match self.os {
             Os::WindowsServer2019 => format!("KB{}", 5_000_000 + self.seq() * 2),
             Os::WindowsServer2022 => format!("KB{}", 5_000_001 + self.seq() * 2),
-            Os::Ubuntu2204 => self.package_name().to_string(),
+            // `name.arch` (pbo/patch_common/package_matcher.py, `get_package_id`: format 'na'
+            // for debian, raspbian and ubuntu).
+            Os::Ubuntu2204 => format!("{}.amd64", self.package_name()),
             Os::AmazonLinux2 | Os::AmazonLinux2023 | Os::Rhel9 => {
                 format!("{}.x86_64", self.package_name())
             }
@@ -282,7 +345,42 @@ impl Patch {
             Os::AmazonLinux2 => format!("0:5.10.{n}-{}.amzn2", 1 + self.slot),
             Os::AmazonLinux2023 => format!("0:6.1.{n}-{}.amzn2023", 1 + self.slot),
             Os::Rhel9 => format!("0:5.14.0-{n}.{}.el9_4", 1 + self.slot),
-            _ => format!("1.{n}-0ubuntu0.22.04.{}", 1 + self.slot),
+            _ => self.ubuntu_version(),
+        }
+    }
+
+    /// The apt version of an Ubuntu 22.04 package release, growing with every release, epoch
+    /// included where the package has one: apt keeps a Debian epoch in the version string, and
+    /// the title takes that string whole (`nav` = `name.arch:version`,
+    /// pbo/patch_common/package_matcher.py `get_package_title`; the version is python-apt's
+    /// `Version.version`, pbo/patch_apt/package_version.py). The epochs are the packages' real
+    /// ones, which Ubuntu keeps from Debian (`apt-cache policy` on Debian 12 gives
+    /// openssh-server 1:9.2p1-2+deb12u10, git 1:2.39.5-0+deb12u3, vim 2:9.0.1378-2+deb12u2,
+    /// libnss3 2:3.87.1-1+deb12u4, bind9-libs 1:9.18.49-1~deb12u3, and none for tzdata,
+    /// libssl3 or curl), so about a third of Ubuntu's patches carry one.
+    fn ubuntu_version(&self) -> String {
+        let n = 100 + self.seq();
+        let s = 1 + self.slot;
+        match self.package_name() {
+            "linux-image-generic" => format!("5.15.0.{n}.{}", n - 3),
+            "libssl3" => format!("3.0.2-0ubuntu1.{n}"),
+            "libc6" => format!("2.35-0ubuntu3.{n}"),
+            "curl" => format!("7.81.0-1ubuntu1.{n}"),
+            "sudo" => format!("1.9.9-1ubuntu2.{n}"),
+            "openssh-server" => format!("1:8.9p1-3ubuntu0.{n}"),
+            "python3.10" => format!("3.10.12-1~22.04.{n}"),
+            "systemd" => format!("249.11-0ubuntu3.{n}"),
+            "bind9-libs" => format!("1:9.18.{n}-0ubuntu0.22.04.{s}"),
+            "libnss3" => format!("2:3.{n}-0ubuntu0.22.04.{s}"),
+            "libxml2" => format!("2.9.13+dfsg-1ubuntu0.{n}"),
+            "git" => format!("1:2.34.1-1ubuntu1.{n}"),
+            "vim" => format!("2:8.2.3995-1ubuntu2.{n}"),
+            // tzdata: `2024a-0ubuntu0.22.04`, then `.1`, ... (a release a fortnight here).
+            _ => {
+                let year = 2023 + self.week.div_euclid(52);
+                let letter = char::from(b'a' + (self.week.rem_euclid(52) / 2) as u8);
+                format!("{year}{letter}-0ubuntu0.22.04.{s}")
+            }
         }
     }
 
@@ -315,12 +413,18 @@ impl Patch {
         }
     }
 
-    /// CVE ids, for security patches only.
+    /// CVE ids, for security patches only (the API reference, PatchComplianceData.CVEIds: "reported
+    /// only for patches with a status of Missing or Failed"; the caller checks the state), and
+    /// never on Ubuntu: the apt code of AWS's Linux patching package (patch-baseline-operations,
+    /// `package_matcher.py`, read in the public copy tekumara/aws-ssm-patch-manager) builds no
+    /// CVE field, where its yum/dnf code reads the update notices' CVE references.
     pub fn cve_ids(&self) -> Option<String> {
-        if !matches!(
-            self.classification,
-            "Security" | "SecurityUpdates" | "CriticalUpdates"
-        ) {
+        if self.os == Os::Ubuntu2204
+            || !matches!(
+                self.classification,
+                "Security" | "SecurityUpdates" | "CriticalUpdates"
+            )
+        {
             return None;
         }
         let n = 1 + below(combine(self.hash, &[5]), 3);
@@ -439,6 +543,7 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
                         patch,
                         state: PatchState::AvailableSecurityUpdate,
                         installed_at: None,
+                        blank: false,
                     });
                 }
                 continue;
@@ -470,10 +575,17 @@ pub fn instance_patches(seed: u64, profile: &SsmProfile, date: NaiveDate) -> Vec
                     }
                 }
             };
+            let blank = profile.os.is_windows()
+                && matches!(
+                    state,
+                    PatchState::NotApplicable | PatchState::InstalledOther
+                )
+                && unit(combine(seed, &[profile.id_hash, patch.hash, 0xb1a4])) < BLANK_WINDOWS_ROWS;
             out.push(InstancePatch {
                 patch,
                 state,
                 installed_at,
+                blank,
             });
         }
     }
@@ -624,6 +736,85 @@ mod tests {
                     assert!(x.installed_at.is_none());
                 }
             }
+        }
+    }
+
+    fn reported(f: &Fleet, os: Os, date: NaiveDate) -> Vec<InstancePatch> {
+        (0..f.size)
+            .map(|i| f.instance(i).profile)
+            .filter(|p| p.os == os)
+            .flat_map(|p| instance_patches(f.seed, &p, date))
+            .collect()
+    }
+
+    #[test]
+    fn apt_titles_are_name_arch_version_and_keep_debian_epochs() {
+        let f = fleet();
+        let rows = reported(&f, Os::Ubuntu2204, day(2026, 3, 4));
+        assert!(rows.len() > 100);
+        let (mut with_epoch, mut without) = (0, 0);
+        for r in &rows {
+            let kb = r.patch.kb_id();
+            assert!(kb.ends_with(".amd64"), "{kb}");
+            let title = r.title();
+            let version = title
+                .strip_prefix(&format!("{kb}:"))
+                .expect("name.arch:version");
+            assert!(!version.is_empty(), "{title}");
+            // The version may hold a colon of its own: a Debian epoch (`1:`, `2:`).
+            match version.split_once(':') {
+                Some((epoch, rest)) => {
+                    assert!(["1", "2"].contains(&epoch) && !rest.is_empty(), "{title}");
+                    with_epoch += 1;
+                }
+                None => without += 1,
+            }
+            assert!(["Security", ""].contains(&r.classification()), "{title}");
+        }
+        assert!(with_epoch > 10 && without > 10, "{with_epoch} {without}");
+        assert!(
+            rows.iter()
+                .any(|r| r.title().starts_with("tzdata.amd64:20"))
+        );
+    }
+
+    #[test]
+    fn amazon_linux_2_bugfix_notices_have_severity_none() {
+        let f = fleet();
+        let al2 = reported(&f, Os::AmazonLinux2, day(2026, 3, 4));
+        let none: Vec<&InstancePatch> = al2.iter().filter(|r| r.severity() == "None").collect();
+        assert!(!none.is_empty());
+        assert!(none.iter().all(|r| r.classification() != "Security"));
+        assert!(
+            al2.iter()
+                .filter(|r| r.classification() == "Security")
+                .all(|r| r.severity() != "None" && !r.severity().is_empty())
+        );
+        // DNF systems leave it empty.
+        for os in [Os::AmazonLinux2023, Os::Rhel9] {
+            let rows = reported(&f, os, day(2026, 3, 4));
+            assert!(rows.iter().all(|r| r.severity() != "None"), "{os:?}");
+            assert!(rows.iter().any(|r| r.severity().is_empty()), "{os:?}");
+        }
+    }
+
+    #[test]
+    fn some_windows_rows_come_without_metadata() {
+        let f = fleet();
+        let mut rows = reported(&f, Os::WindowsServer2019, day(2026, 3, 4));
+        rows.extend(reported(&f, Os::WindowsServer2022, day(2026, 3, 4)));
+        let blank: Vec<&InstancePatch> = rows.iter().filter(|r| r.blank).collect();
+        for state in [PatchState::NotApplicable, PatchState::InstalledOther] {
+            let all = rows.iter().filter(|r| r.state == state).count();
+            let few = blank.iter().filter(|r| r.state == state).count();
+            assert!(few > 0 && few * 2 < all, "{state:?}: {few} of {all}");
+        }
+        for r in &blank {
+            assert!(r.title().is_empty() && r.classification().is_empty());
+            assert!(r.severity().is_empty() && r.patch.kb_id().starts_with("KB"));
+        }
+        for os in [Os::AmazonLinux2, Os::Ubuntu2204] {
+            assert!(reported(&f, os, day(2026, 3, 4)).iter().all(|r| !r.blank));
         }
     }
 

@@ -1,6 +1,6 @@
 //! The HTTP endpoint: routes each request to its scope's simulator, then to SSM, EC2, STS or
 //! Organizations the way AWS SDKs address them, and serves a small control API under `/_sim/`
-//! (date, API rates, stats).
+//! (date, API rates, answer shapes, stats).
 //!
 //! Routing: the SigV4 credential (`Credential=<key>/<date>/<region>/<service>/aws4_request`)
 //! names the caller (its access key) and the region, which pick the scope; then SSM and
@@ -346,6 +346,30 @@ async fn set_limits(State(sim): State<Arc<Org>>, body: Bytes) -> Response {
     get_limits(State(sim)).await
 }
 
+async fn get_shapes(State(sim): State<Arc<Org>>) -> Response {
+    let body = serde_json::to_string(&sim.shapes()).unwrap_or_else(|_| "{}".into());
+    ([("content-type", "application/json")], body).into_response()
+}
+
+/// Replaces the shape rates: `{"absent_counts_rate": 0.1}` (absent: 0).
+async fn set_shapes(State(sim): State<Arc<Org>>, body: Bytes) -> Response {
+    let shapes: crate::Shapes = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("shapes must be JSON like {{\"absent_counts_rate\": 0.1}}: {e}"),
+            )
+                .into_response();
+        }
+    };
+    if !(0.0..=1.0).contains(&shapes.absent_counts_rate) {
+        return (StatusCode::BAD_REQUEST, "rates are shares between 0 and 1").into_response();
+    }
+    sim.set_shapes(shapes);
+    get_shapes(State(sim)).await
+}
+
 async fn stats(State(sim): State<Arc<Org>>) -> Response {
     let body = serde_json::to_string(&sim.stats()).unwrap_or_else(|_| "[]".into());
     ([("content-type", "application/json")], body).into_response()
@@ -364,6 +388,10 @@ pub fn router(sim: Arc<Org>) -> Router {
         .route(
             "/_sim/limits",
             get(get_limits).put(set_limits).post(set_limits),
+        )
+        .route(
+            "/_sim/shapes",
+            get(get_shapes).put(set_shapes).post(set_shapes),
         )
         .route("/_sim/stats", get(stats))
         .fallback(aws)

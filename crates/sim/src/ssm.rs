@@ -7,7 +7,7 @@
 
 use crate::Sim;
 use crate::fleet::SsmProfile;
-use crate::hash::{combine, of_str};
+use crate::hash::{combine, of_str, unit};
 use crate::patches::{InstancePatch, PatchState, instance_patches, last_scan};
 use crate::wire::WireResponse;
 use chrono::NaiveDate;
@@ -130,8 +130,8 @@ impl PatchFilter {
     fn admits(&self, p: &InstancePatch) -> bool {
         let v = &self.values;
         match self.key.as_str() {
-            "Classification" => v.iter().any(|x| x == p.patch.classification),
-            "Severity" => v.iter().any(|x| x == p.patch.severity),
+            "Classification" => v.iter().any(|x| x == p.classification()),
+            "Severity" => v.iter().any(|x| x == p.severity()),
             "State" => v.iter().any(|x| p.state.matches(x)),
             "KBId" => {
                 let kb = p.patch.kb_id();
@@ -211,19 +211,20 @@ const NEVER_INSTALLED_WINDOWS: f64 = -62_135_596_800.0;
 
 fn patch_json(p: &InstancePatch, model_spelling: bool) -> Value {
     let mut m = Map::new();
-    m.insert("Title".into(), Value::String(p.patch.title()));
+    m.insert("Title".into(), Value::String(p.title()));
     m.insert("KBId".into(), Value::String(p.patch.kb_id()));
     m.insert(
         "Classification".into(),
-        Value::String(p.patch.classification.into()),
+        Value::String(p.classification().into()),
     );
-    m.insert("Severity".into(), Value::String(p.patch.severity.into()));
+    m.insert("Severity".into(), Value::String(p.severity().into()));
     m.insert(
         "State".into(),
         Value::String(p.state.wire(model_spelling).into()),
     );
-    // Not installed: 0 on Linux, 0001-01-01 on Windows, as observed on the wire (boto3#2069).
-    let never = if p.patch.os.is_windows() {
+    // Not installed: 0 on Linux, 0001-01-01 on Windows, as observed on the wire (boto3#2069);
+    // 0.0 on a Windows row without metadata (turbot/steampipe-mod-aws-compliance#759).
+    let never = if p.patch.os.is_windows() && !p.blank {
         NEVER_INSTALLED_WINDOWS
     } else {
         0.0
@@ -360,6 +361,78 @@ fn baseline_id(seed: u64, profile: &SsmProfile) -> String {
     }
 }
 
+/// Every count member of `InstancePatchState`.
+const COUNTS: [&str; 12] = [
+    "InstalledCount",
+    "InstalledOtherCount",
+    "InstalledPendingRebootCount",
+    "InstalledRejectedCount",
+    "MissingCount",
+    "FailedCount",
+    "UnreportedNotApplicableCount",
+    "NotApplicableCount",
+    "AvailableSecurityUpdateCount",
+    "CriticalNonCompliantCount",
+    "SecurityNonCompliantCount",
+    "OtherNonCompliantCount",
+];
+
+/// The members of `InstancePatchState` that an older SSM model did not have: the botocore model
+/// bundled with Patch Manager's Linux code (pbo/botocore/data/ssm/2014-11-06/service-2.json, see
+/// the `patches` module) has, besides the ids, times and `Operation`, only `InstalledCount`,
+/// `InstalledOtherCount`, `InstalledRejectedCount`, `MissingCount`, `FailedCount` and
+/// `NotApplicableCount`, so these came later. (The Rust SDK reads the counts among them as
+/// `Option<i32>`, but `InstalledCount`, `InstalledOtherCount`, `MissingCount`, `FailedCount` and
+/// `NotApplicableCount` as plain `i32`, 0 when absent.)
+const LATER_MEMBERS: [&str; 8] = [
+    "InstalledPendingRebootCount",
+    "UnreportedNotApplicableCount",
+    "AvailableSecurityUpdateCount",
+    "CriticalNonCompliantCount",
+    "SecurityNonCompliantCount",
+    "OtherNonCompliantCount",
+    "RebootOption",
+    "LastNoRebootInstallOperationTime",
+];
+
+/// Share of nodes whose summary has none of [`LATER_MEMBERS`].
+const OLD_SUMMARY_RATE: f64 = 0.04;
+
+/// Share of Linux nodes whose `UnreportedNotApplicableCount` is `-1`.
+const UNREPORTED_UNKNOWN_RATE: f64 = 0.10;
+
+/// The real shapes of one node's patch-state summary, each drawn from the seed and the node.
+///
+/// - All of `InstancePatchState`'s counts are optional: the API reference
+///   (docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstancePatchState.html)
+///   requires only `BaselineId`, `InstanceId`, `Operation`, `OperationEndTime`,
+///   `OperationStartTime` and `PatchGroup`, as botocore's model does (its `required` list), so
+///   an answer may carry no count at all. No captured answer without counts was found, so
+///   neither where they occur nor how often is known: nodes without any count appear only at
+///   the rate asked for at run time (`PUT /_sim/shapes {"absent_counts_rate": R}`, 0 by
+///   default, since the project's boto3 checker `tests/py/sim_walk.py` indexes four of them).
+/// - A summary recorded before the [`LATER_MEMBERS`] existed has none of them (4 % of nodes);
+///   inferred from the model's history, not observed.
+/// - `UnreportedNotApplicableCount` may be `-1`. No public source for the value was found (the
+///   API reference documents only "patches beyond the supported limit of NotApplicableCount");
+///   the summary the Linux code uploads (pbo/patch_common/package_compliance.py,
+///   `_get_patch_summary_content`) has no `UnreportedNotApplicableCount`, so on Linux nodes the
+///   value is the service's own, and `-1` (unknown) is sent for 10 % of them here.
+struct SummaryShape {
+    no_counts: bool,
+    old: bool,
+    unreported_unknown: bool,
+}
+
+fn summary_shape(sim: &Sim, profile: &SsmProfile) -> SummaryShape {
+    let draw = |salt: u64| unit(combine(sim.config.seed, &[profile.id_hash, salt]));
+    SummaryShape {
+        no_counts: draw(0xab5e) < sim.shapes().absent_counts_rate,
+        old: draw(0x01d5) < OLD_SUMMARY_RATE,
+        unreported_unknown: !profile.os.is_windows() && draw(0x0dd1) < UNREPORTED_UNKNOWN_RATE,
+    }
+}
+
 fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: NaiveDate) -> Value {
     let seed = sim.config.seed;
     let c = count(&instance_patches(seed, profile, date));
@@ -401,6 +474,18 @@ fn patch_state_json(sim: &Sim, instance_id: &str, profile: &SsmProfile, date: Na
             sim.config.account_id,
             profile.os.short()
         ));
+    }
+    let shape = summary_shape(sim, profile);
+    if shape.unreported_unknown {
+        out["UnreportedNotApplicableCount"] = json!(-1);
+    }
+    if let Value::Object(m) = &mut out {
+        if shape.old {
+            LATER_MEMBERS.iter().for_each(|k| _ = m.remove(*k));
+        }
+        if shape.no_counts {
+            COUNTS.iter().for_each(|k| _ = m.remove(*k));
+        }
     }
     out
 }
@@ -502,7 +587,86 @@ pub fn handle(sim: &Sim, operation: &str, body: &[u8], date: NaiveDate) -> WireR
 
 #[cfg(test)]
 mod tests {
-    use super::valid_instance_id;
+    use super::*;
+    use crate::{Shapes, SimConfig};
+
+    /// The patch states of every managed, scanned node of the simulator's fleet.
+    fn states(sim: &Sim) -> Vec<(SsmProfile, Map<String, Value>)> {
+        (0..sim.fleet.nodes_len())
+            .map(|p| sim.fleet.node_at(p))
+            .filter(|n| n.profile.managed && !n.profile.never_scanned)
+            .map(|n| {
+                let state = patch_state_json(sim, &n.instance_id, &n.profile, sim.date());
+                (n.profile, state.as_object().cloned().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patch_states_come_in_their_real_shapes() {
+        let sim = Sim::new(SimConfig {
+            instances: 600,
+            seed: 4,
+            ..SimConfig::default()
+        });
+        let all = states(&sim);
+        let required = [
+            "InstanceId",
+            "PatchGroup",
+            "BaselineId",
+            "OperationStartTime",
+            "OperationEndTime",
+            "Operation",
+        ];
+        assert!(
+            all.iter()
+                .all(|(_, s)| required.iter().all(|k| s.contains_key(*k)))
+        );
+        let unknown: Vec<_> = all
+            .iter()
+            .filter(|(_, s)| s.get("UnreportedNotApplicableCount") == Some(&json!(-1)))
+            .collect();
+        assert!(!unknown.is_empty());
+        assert!(unknown.iter().all(|(p, _)| !p.os.is_windows()));
+        let old = all
+            .iter()
+            .filter(|(_, s)| !s.contains_key("CriticalNonCompliantCount"))
+            .count();
+        assert!(old > 5 && old * 10 < all.len(), "{old} of {}", all.len());
+        for (_, s) in &all {
+            assert!(
+                s.contains_key("InstalledCount"),
+                "no count is absent by default"
+            );
+            let later = LATER_MEMBERS.iter().filter(|k| s.contains_key(**k)).count();
+            assert!(later == 0 || s.contains_key("CriticalNonCompliantCount"));
+        }
+
+        sim.set_shapes(Shapes {
+            absent_counts_rate: 0.05,
+        });
+        let asked = states(&sim);
+        let bare: Vec<_> = asked
+            .iter()
+            .filter(|(_, s)| !COUNTS.iter().any(|k| s.contains_key(*k)))
+            .collect();
+        assert!(
+            bare.len() > 5 && bare.len() * 10 < asked.len(),
+            "{}",
+            bare.len()
+        );
+        assert!(
+            bare.iter()
+                .all(|(_, s)| required.iter().all(|k| s.contains_key(*k)))
+        );
+        // Every other answer is the same as without the knob.
+        let same = asked
+            .iter()
+            .zip(&all)
+            .filter(|((_, a), (_, b))| a == b)
+            .count();
+        assert_eq!(same + bare.len(), all.len());
+    }
 
     #[test]
     fn instance_id_pattern() {
