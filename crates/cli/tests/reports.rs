@@ -245,7 +245,10 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
         "self-contained, no network"
     );
 
-    screenshot(&html, "report.png", &dir.path().join("chromium-profile"));
+    // One unit per chart: instances over time, patches over time.
+    assert_one_unit(&page, "Compliance over time", true);
+    assert_one_unit(&page, "Missing and failed patches", false);
+    screenshots(&html, "report", &dir.path().join("chromium"));
 
     let xlsx = dir.path().join("summary.xlsx");
     ok(Command::new(patchtrail_bin())
@@ -318,6 +321,8 @@ fn every_report_draws_its_charts_in_html() {
     assert!(summary.matches("<svg").count() >= 3);
     let trend = html(&["report", "trend"]);
     assert!(trend.contains("Compliance over time") && trend.contains("<polyline"));
+    assert_one_unit(&trend, "Compliance over time", true);
+    assert_one_unit(&trend, "Missing and failed patches", false);
     let diff = html(&[
         "report",
         "diff",
@@ -327,14 +332,56 @@ fn every_report_draws_its_charts_in_html() {
         "2026-11-16",
     ]);
     assert!(diff.contains("Changes by kind") && diff.contains("newly_installed"));
+    // Each report's page reads well on a laptop and a phone (the dashboard: see above).
+    for (name, page) in [("summary", &summary), ("trend", &trend), ("diff", &diff)] {
+        let file = dir.path().join(format!("{name}.html"));
+        std::fs::write(&file, page).expect("write");
+        screenshots(&file, name, &dir.path().join("chromium"));
+    }
 }
 
-/// Headless Chromium's screenshot of `html` into `target/test-artifacts/<name>`, checked to be a
-/// real image with no console errors.
-fn screenshot(html: &Path, name: &str, profile: &Path) -> PathBuf {
-    let shot = repo_root().join("target/test-artifacts").join(name);
-    std::fs::create_dir_all(shot.parent().expect("folder")).expect("mkdir");
-    let _ = std::fs::remove_file(&shot);
+/// The widths every HTML report is laid out at: a laptop and a phone.
+const WIDTHS: [u32; 2] = [1280, 390];
+
+/// Measures, in the page as Chromium lays it out, what makes a report hard to read: how wide the
+/// page is against its viewport (a page wider than its viewport scrolls sideways), every SVG
+/// text whose box leaves its chart's box (drawn cut), and every two labels of one axis (class
+/// `xl` or `yl`) whose boxes meet. Posted as JSON to the wrapper page that frames the report.
+const LAYOUT_SCRIPT: &str = r#"
+addEventListener('load', () => {
+  const root = document.documentElement;
+  const out = { innerWidth, clientWidth: root.clientWidth, scrollWidth: root.scrollWidth,
+                scrollHeight: root.scrollHeight, svgs: 0, texts: 0, outside: [], overlaps: [] };
+  const slack = 0.5;
+  const inside = (a, b) => a.left >= b.left - slack && a.right <= b.right + slack
+    && a.top >= b.top - slack && a.bottom <= b.bottom + slack;
+  const meet = (a, b) => a.left < b.right - slack && b.left < a.right - slack
+    && a.top < b.bottom - slack && b.top < a.bottom - slack;
+  const chart = (svg) => svg.closest('figure')?.querySelector('figcaption')?.textContent ?? '?';
+  for (const svg of document.querySelectorAll('svg')) {
+    out.svgs++;
+    const box = svg.getBoundingClientRect();
+    const axes = { xl: [], yl: [] };
+    for (const t of svg.querySelectorAll('text')) {
+      out.texts++;
+      const r = t.getBoundingClientRect();
+      const label = t.lastChild?.textContent ?? '';
+      if (!inside(r, box)) out.outside.push(`${chart(svg)}: ${label}`);
+      for (const axis of Object.keys(axes)) if (t.classList.contains(axis)) axes[axis].push([label, r]);
+    }
+    for (const [axis, list] of Object.entries(axes))
+      for (let i = 0; i < list.length; i++)
+        for (let j = i + 1; j < list.length; j++)
+          if (meet(list[i][1], list[j][1]))
+            out.overlaps.push(`${chart(svg)} ${axis}: ${list[i][0]} / ${list[j][0]}`);
+  }
+  parent.postMessage(JSON.stringify(out), '*');
+});
+"#;
+
+/// Headless Chromium, started as it works on these machines (docs: shared tooling notes), with
+/// its own profile; asserts it succeeded with no console error and returns its stdout.
+fn run_chromium(profile: &Path, args: &[String]) -> String {
     let out = Command::new(chromium())
         .args([
             "--headless",
@@ -346,11 +393,9 @@ fn screenshot(html: &Path, name: &str, profile: &Path) -> PathBuf {
             "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
-            "--window-size=1400,2000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", html.display()))
+        .args(args)
         .output()
         .expect("run chromium");
     let log = text(&out.stderr);
@@ -360,13 +405,147 @@ fn screenshot(html: &Path, name: &str, profile: &Path) -> PathBuf {
         .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(console.is_empty(), "console errors: {console:?}");
-    let png = std::fs::read(&shot).expect("screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 20_000,
-        "a real screenshot: {} bytes",
-        png.len()
+    text(&out.stdout)
+}
+
+/// A page that frames `src` at `width` × `height` CSS pixels: headless Chromium keeps its
+/// window at least 500 pixels wide, so a phone's width is only had in a frame. With `listen`,
+/// it writes what the framed page posts into its own `<pre id="layout">`.
+fn frame(src: &str, width: u32, height: u32, listen: bool) -> String {
+    let script = if listen {
+        "<pre id=\"layout\"></pre><script>addEventListener('message', e => { document.getElementById('layout').textContent = e.data; });</script>"
+    } else {
+        ""
+    };
+    format!(
+        "<!DOCTYPE html><html><body style=\"margin:0\"><iframe src=\"{src}\" width=\"{width}\" height=\"{height}\" style=\"border:0;display:block\"></iframe>{script}</body></html>"
+    )
+}
+
+/// The layout of report `html` at `width` CSS pixels (what LAYOUT_SCRIPT measures), read back
+/// from Chromium's `--dump-dom` of a wrapper page.
+fn layout(html: &Path, width: u32, work: &Path) -> Value {
+    let page = std::fs::read_to_string(html).expect("report");
+    assert!(page.contains("</body>"), "an HTML page");
+    std::fs::create_dir_all(work).expect("mkdir");
+    let measured = page.replacen(
+        "</body>",
+        &format!("<script>{LAYOUT_SCRIPT}</script></body>"),
+        1,
     );
-    shot
+    std::fs::write(work.join("measured.html"), measured).expect("write");
+    let wrapper = work.join(format!("layout-{width}.html"));
+    std::fs::write(&wrapper, frame("measured.html", width, 900, true)).expect("write");
+    let dom = run_chromium(
+        &work.join("profile"),
+        &[
+            format!("--window-size={},900", width.max(500)),
+            "--virtual-time-budget=10000".into(),
+            "--dump-dom".into(),
+            format!("file://{}", wrapper.display()),
+        ],
+    );
+    let json = dom
+        .split("<pre id=\"layout\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or("")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("no layout measured at {width} px ({e}): {dom:.2000}"))
+}
+
+/// Asserts that report `html` reads well at every width of WIDTHS (no sideways scrolling, no
+/// chart text cut at its chart's edge, no two labels of an axis over each other), and takes
+/// Chromium's screenshot of it at each into `target/test-artifacts/<name>-<width>.png`.
+fn screenshots(html: &Path, name: &str, work: &Path) -> Vec<PathBuf> {
+    let mut shots = Vec::new();
+    for width in WIDTHS {
+        let dir = work.join(format!("{name}-{width}"));
+        let found = layout(html, width, &dir);
+        let at = format!("{name} at {width} px: {found}");
+        assert_eq!(found["innerWidth"], width, "{at}");
+        let px = |key: &str| found[key].as_u64().unwrap_or_else(|| panic!("{key}: {at}"));
+        assert!(px("svgs") > 0 && px("texts") > 0, "{at}");
+        assert!(
+            px("scrollWidth") <= px("clientWidth"),
+            "the page scrolls sideways: {at}"
+        );
+        assert_eq!(
+            found["outside"],
+            serde_json::json!([]),
+            "chart text drawn cut: {at}"
+        );
+        assert_eq!(
+            found["overlaps"],
+            serde_json::json!([]),
+            "axis labels overlap: {at}"
+        );
+
+        let shot = repo_root()
+            .join("target/test-artifacts")
+            .join(format!("{name}-{width}.png"));
+        std::fs::create_dir_all(shot.parent().expect("folder")).expect("mkdir");
+        let _ = std::fs::remove_file(&shot);
+        let height = found["scrollHeight"]
+            .as_u64()
+            .unwrap_or(2000)
+            .clamp(900, 8000) as u32;
+        let src = format!("file://{}", html.display());
+        let wrapper = dir.join("shot.html");
+        std::fs::write(&wrapper, frame(&src, width, height, false)).expect("write");
+        run_chromium(
+            &dir.join("profile"),
+            &[
+                // The screenshot is the window's size, cut to `width` when the window is wider.
+                format!("--window-size={width},{height}"),
+                "--hide-scrollbars".into(),
+                format!("--screenshot={}", shot.display()),
+                format!("file://{}", wrapper.display()),
+            ],
+        );
+        let png = std::fs::read(&shot).expect("screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 20_000,
+            "a real screenshot: {} bytes",
+            png.len()
+        );
+        shots.push(shot);
+    }
+    shots
+}
+
+/// The series names in the legend of the chart captioned `caption` in `page` (none when the
+/// page has no such chart).
+fn legend(page: &str, caption: &str) -> Vec<String> {
+    let Some(at) = page.find(&format!("<figcaption>{caption}</figcaption>")) else {
+        return Vec::new();
+    };
+    let figure = &page[at..at + page[at..].find("</figure>").unwrap_or(0)];
+    figure
+        .split("<span><i ")
+        .skip(1)
+        .map(|s| {
+            s.split_once("</i>")
+                .map(|(_, rest)| rest.split("</span>").next().unwrap_or(""))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// One unit per chart: the chart `caption` of `page` draws lines, all of instances or all of
+/// something else as `instances` says.
+fn assert_one_unit(page: &str, caption: &str, instances: bool) {
+    let lines = legend(page, caption);
+    assert!(!lines.is_empty(), "no chart {caption}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("instances") == instances),
+        "{caption} mixes units: {lines:?}"
+    );
 }
 
 /// `--lang ja`: titles, headings, column headers, chart labels and sheet names in Japanese, in
@@ -419,7 +598,7 @@ fn japanese_for_people_and_stable_english_for_machines() {
         !text(&fonts.stdout).trim().is_empty(),
         "no Japanese font: the screenshot would show boxes"
     );
-    screenshot(&html_path, "report-ja.png", &dir.path().join("chromium-ja"));
+    screenshots(&html_path, "report-ja", &dir.path().join("chromium-ja"));
 
     // Machine formats: the same bytes whatever the language.
     for format in ["csv", "json", "jsonl"] {

@@ -86,32 +86,63 @@ pub fn diff(lang: Lang, counts: &Table) -> Result<Vec<Chart>, QueryError> {
     }])
 }
 
-/// Lines of `series` columns over the table's `snapshot_time` (dates as labels).
+/// Whether column `name` counts instances (rather than patches): one chart axis never mixes
+/// the two.
+fn counts_instances(name: &str) -> bool {
+    name == "instances" || name.ends_with("_instances")
+}
+
+/// The line of column `name` of `table`, named as people read it in `lang`.
+pub fn series(lang: Lang, table: &Table, name: &str) -> Result<Series, QueryError> {
+    Ok(Series {
+        name: match lang {
+            Lang::En => name.replace('_', " "),
+            Lang::Ja => lang.column(name),
+        },
+        values: numbers(table, name)?,
+    })
+}
+
+/// The snapshot dates of `table` (its `snapshot_time`, day only): the x labels of charts over time.
+pub fn dates(table: &Table) -> Result<Vec<String>, QueryError> {
+    Ok(column(table, "snapshot_time")?
+        .iter()
+        .map(|t| t.chars().take(10).collect())
+        .collect())
+}
+
+/// Lines of `series` columns over the table's `snapshot_time` (dates as labels), one chart per
+/// unit: counts of instances under `title`, counts of patches in a chart of their own (titled
+/// as patch counts over time when both are drawn).
 pub fn over_time(
     lang: Lang,
     table: &Table,
     title: &str,
     series: &[&str],
 ) -> Result<Vec<Chart>, QueryError> {
-    let labels = column(table, "snapshot_time")?
-        .iter()
-        .map(|t| t.chars().take(10).collect())
-        .collect();
-    let mut lines = Vec::with_capacity(series.len());
-    for name in series {
-        lines.push(Series {
-            name: match lang {
-                Lang::En => name.replace('_', " "),
-                Lang::Ja => lang.column(name),
+    let labels = dates(table)?;
+    let (instances, patches): (Vec<&str>, Vec<&str>) =
+        series.iter().copied().partition(|n| counts_instances(n));
+    let mut charts = Vec::with_capacity(2);
+    for (k, group) in [instances, patches].into_iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        let mut lines = Vec::with_capacity(group.len());
+        for name in group {
+            lines.push(self::series(lang, table, name)?);
+        }
+        charts.push(Chart::Lines {
+            title: if k == 1 && !charts.is_empty() {
+                lang.chart_instance_over_time().to_string()
+            } else {
+                title.to_string()
             },
-            values: numbers(table, name)?,
+            labels: labels.clone(),
+            series: lines,
         });
     }
-    Ok(vec![Chart::Lines {
-        title: title.to_string(),
-        labels,
-        series: lines,
-    }])
+    Ok(charts)
 }
 
 /// `sla`: findings per status over the fleet (waived ones apart).

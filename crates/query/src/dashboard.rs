@@ -2,12 +2,12 @@
 //! fleet totals, the trend, missing patches by severity, a heat map of missing patches per
 //! instance and snapshot, and the auditor's questions: SLA status and CVE exposure (§8).
 
+use crate::QueryError;
 use crate::charts::{column, numbers};
 use crate::history::LoadedHistory;
 use crate::judgments::{SlaPolicy, Waivers};
-use crate::render::{Chart, Series, render_html_with_charts};
+use crate::render::{Chart, render_html_with_charts};
 use crate::reports::{Report, quote};
-use crate::{Lang, QueryError};
 use chrono::{DateTime, Utc};
 
 /// Instances shown in the heat map.
@@ -26,29 +26,26 @@ pub async fn dashboard(
         .trend(None, Some(instant), crate::DEFAULT_STALE_DAYS)
         .await?;
     let trend_table = &trend.tables[0];
-    let dates: Vec<String> = column(trend_table, "snapshot_time")?
-        .iter()
-        .map(|t| t.chars().take(10).collect())
-        .collect();
+    let dates = crate::charts::dates(trend_table)?;
     let lang = history.lang;
-    let series = |column: &str| -> Result<Series, QueryError> {
-        Ok(Series {
-            name: match lang {
-                Lang::En => column.replace('_', " "),
-                Lang::Ja => lang.column(column),
-            },
-            values: numbers(trend_table, column)?,
-        })
-    };
-    let mut charts = vec![Chart::Lines {
-        title: lang.chart_over_time().into(),
-        labels: dates.clone(),
-        series: vec![
-            series("noncompliant_instances")?,
-            series("missing_critical")?,
-            series("missing_security")?,
-        ],
-    }];
+    // One unit per chart: instances, then patches.
+    let line = |column: &str| crate::charts::series(lang, trend_table, column);
+    let mut charts = vec![
+        Chart::Lines {
+            title: lang.chart_over_time().into(),
+            labels: dates.clone(),
+            series: vec![line("noncompliant_instances")?, line("unknown_instances")?],
+        },
+        Chart::Lines {
+            title: lang.chart_instance_over_time().into(),
+            labels: dates.clone(),
+            series: vec![
+                line("missing_critical")?,
+                line("missing_security")?,
+                line("failed")?,
+            ],
+        },
+    ];
 
     let chosen = history.require_as_of(instant, label)?;
     let runs = chosen

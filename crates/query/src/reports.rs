@@ -609,6 +609,7 @@ impl LoadedHistory {
                 "unknown_instances",
                 "missing_critical",
                 "missing_security",
+                "failed",
             ],
         )?;
         Ok(Report {
