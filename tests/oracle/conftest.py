@@ -19,6 +19,13 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter):
     w = terminalreporter.write_line
     w(f"oracle: seed {tally.SEED}: replay with ORACLE_SEED={tally.SEED}")
+    if tally.findings:
+        f = tally.findings
+        hist = {k[len("histories "):]: v for k, v in f.items() if k.startswith("histories ")}
+        w(f"oracle §8: {sum(v for k, v in hist.items() if k in ('parquet', 'jsonl', 'seed'))} finding histories "
+          f"({hist}), {f['findings']} findings, {f['tables sla']} sla and {f['tables exposure']} exposure tables "
+          f"compared; " + ", ".join(f"{k} {v}" for k, v in sorted(f.items())
+                                     if k.startswith(("status ", "resolution ", "waiver "))))
     if not tally.examples:
         return
     w(f"oracle: {sum(tally.examples.values())} histories ({dict(tally.examples)}), "

@@ -17,6 +17,7 @@ Step Functions workflow (§1.2) a seed-layout store may hold beside patchtrail's
 from __future__ import annotations
 
 import json
+import random
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ NAMES = ["web-1", "db-primary", "=cmd|' /C calc'!A0", "+sum(1,2)", "-minus", "@a
          "", "a,b;\"quoted\"", "\tleading tab", " spaced ", "two\nlines", "back\\slash | pipe\r\nend"]
 SCOPES = [("111111111111", "us-east-1"), ("111111111111", "ap-northeast-1"), ("222222222222", "us-east-1"),
           ("333333333333", "eu-west-1")]
+ENVIRONMENTS = ["prod", "staging", "dev"]  # the instances' Environment tag (§8.6 tag selectors)
 # Four-week windows: each holds a New York DST change (2026-03-08 spring forward, 2026-11-01 fall back).
 WINDOWS = [(date(2026, 2, 22), date(2026, 3, 8)), (date(2026, 10, 18), date(2026, 11, 1))]
 
@@ -228,7 +230,8 @@ def extra_fields(draw, snap: datetime, name):
     out = {}
     pool = {
         "launch_time": lambda: _time(draw, snap - timedelta(days=draw(st.integers(1, 900)), seconds=draw(st.integers(0, 86399)))),
-        "tags": lambda: json.dumps({"Name": name or "", "CheckPatch": "true", "環境": "本番"}, ensure_ascii=False),
+        "tags": lambda: json.dumps({"Name": name or "", "CheckPatch": "true", "環境": "本番",
+                                    "Environment": draw(st.sampled_from(ENVIRONMENTS))}, ensure_ascii=False),
         "computer_name": lambda: draw(st.sampled_from(["ip-10-0-0-1.ec2.internal", "WIN-ÄÖ", "=host"])),
         "ip_address": lambda: draw(st.sampled_from(["10.0.0.1", "fe80::1"])),
         "baseline_id": lambda: draw(st.sampled_from(["pb-0123456789abcdef0",
@@ -554,3 +557,267 @@ def _iso_us(s):
     m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(.*)$", s)
     frac = (m.group(2) or "") + "000000"
     return f"{m.group(1)}.{frac[:6]}{m.group(3)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings over time (§8): weekly histories of three to five months
+# ---------------------------------------------------------------------------------------------
+
+CVE_POOL = ["CVE-2026-0001", "CVE-2026-0002", "CVE-2025-21333", "CVE-2024-49138", "CVE-2026-21519",
+            "CVE-2025-0282"]
+# §2.1 classes a finding history draws from, "absent" for a patch the instance's list does not hold
+# (§8.1 no_longer_reported), with their weights: outstanding classes most often.
+FINDING_CLASSES = {"missing": 5, "installed": 4, "failed": 1, "pending_reboot": 1, "not_applicable": 2,
+                   "rejected": 1, "available_security_update": 1, "other": 1, "absent": 1}
+_CLASS_GROUP = {"installed": 0, "pending_reboot": 1, "rejected": 2, "missing": 3, "failed": 4, "not_applicable": 5,
+                "available_security_update": 6, "other": 7}
+# The seed's own workflow stores State as sent (§1.3): its pages' classes, with the API model's spellings
+# falling in `other`.
+_SEED_CLASS_STATE = {"installed": ["Installed", "InstalledOther"], "pending_reboot": ["InstalledPendingReboot"],
+                     "rejected": ["InstalledRejected"], "missing": ["Missing", "Missing", "MISSING"],
+                     "failed": ["Failed"], "not_applicable": ["NotApplicable"],
+                     "available_security_update": ["AvailableSecurityUpdate"], "other": ["Superseded"]}
+
+
+def _weighted(R, weights):
+    return R.choices(list(weights), weights=list(weights.values()))[0]
+
+
+class _Chain:
+    """The class of one patch of one instance from snapshot to snapshot: it stays put with probability
+    `stick` (weekly snapshots of a patch that stays missing for months, §8.2), else moves."""
+
+    def __init__(self, R, stick):
+        self.R, self.stick = R, stick
+        self.cls = _weighted(R, FINDING_CLASSES)
+
+    def step(self):
+        if self.R.random() >= self.stick:
+            self.cls = _weighted(self.R, FINDING_CLASSES)
+        return self.cls
+
+
+def _cve_text(R, cves, messy):
+    """What AWS sends in CVEIds for a Missing / Failed row (§8.4): none, or some of the patch's CVE ids,
+    comma-separated; in a `messy` history also in other case, with blanks, empty pieces and "" (which name no
+    CVE)."""
+    if not cves or R.random() < 0.15:
+        return None
+    picked = R.sample(cves, R.randint(1, len(cves)))
+    if not messy:
+        return ",".join(picked)
+    kind = R.choice(["plain", "lower", "spaced", "trailing", "empty"])
+    if kind == "lower":
+        return ",".join(c.lower() for c in picked)
+    if kind == "spaced":
+        return " , ".join(f" {c} " for c in picked)
+    if kind == "trailing":
+        return ",".join(picked) + ","
+    if kind == "empty":
+        return R.choice(["", " "])
+    return ",".join(picked)
+
+
+def _tags(R, name, env, style):
+    """The instances table's tags (a JSON object string, import --help): Name and Environment, sometimes
+    more keys; `style` "none" leaves the field out (import stores "{}")."""
+    if style == "none":
+        return None
+    t = {"Name": name or "", "Environment": env}
+    if style == "more":
+        t.update({"CheckPatch": "true", "Owner": R.choice(["=team|ops", "platform", "運用"])})
+    return json.dumps(t, ensure_ascii=False)
+
+
+@st.composite
+def finding_scenarios(draw, fmt="parquet"):
+    """A history for §8: 1-3 scopes of 5-9 snapshots, mostly a week apart (some a day or two weeks), with
+    collection windows of an instant to more than a day (§1.4, §5.2) and, now and then, two runs at one
+    instant (the run id orders them, §8.1). Instances are steady, flaky (not reporting in some snapshots:
+    collect error, unmanaged, never scanned, a scan past the stale age; §8.1 skips those), gone (absent from
+    every snapshot after some week: §8.1 instance_gone), gapped (absent from a snapshot in the middle) or
+    late. Each patch's class follows a sticky chain (missing for months, missing -> installed across weeks,
+    missing -> not_applicable, the patch leaving the list: no_longer_reported); its severity, classification
+    and title sometimes change between rows (§8.1 takes its first_seen row's), CVE ids only on Missing and
+    Failed rows (§8.4), tags carry Environment, which sometimes changes (§8.6 reads the last_seen snapshot's).
+    In the seed format, days of the seed's own workflow (§1.2, §4.7) with CVE ids in their pages.
+    Drawn from one integer (the composite strategy stays small); the session's seed replays it."""
+    R = random.Random(draw(st.integers(0, 2**63 - 1), label="history's seed"))
+    messy = R.random() < 0.35
+    start = datetime(2026, 1, 4, tzinfo=UTC) + timedelta(days=R.randint(0, 150), seconds=R.randint(0, 86399))
+    scopes = R.sample(SCOPES, R.randint(1, 3))
+    used = set()
+    lines, ids, kbs_all, times, fins = [], [], set(), [], []
+    rich = None
+    for s_n, (account, region) in enumerate(scopes):
+        n_snaps = R.randint(5, 9)
+        snaps = [start + timedelta(hours=R.randint(0, 30), seconds=R.randint(0, 3599))]
+        for _ in range(n_snaps - 1):
+            gap = R.choice([7, 7, 7, 7, 7, 6, 8, 14, 1, 3])
+            snaps.append(snaps[-1] + timedelta(days=gap, seconds=R.randint(-7200, 7200),
+                                               microseconds=R.choice([0, 0, 1, 999999, R.randint(0, 999999)])))
+        if R.random() < 0.15:  # two runs of one scope at one instant: (snapshot_time, run_id) orders them
+            k = R.randrange(len(snaps))
+            snaps.insert(k, snaps[k])
+        protos = []
+        for n in range(R.randint(1, 4)):
+            first = s_n == 0 and n == 0
+            kind = "steady" if first else R.choice(["steady", "steady", "flaky", "flaky", "gone", "gap", "late"])
+            linux = R.random() < 0.5
+            iid = "".join(["mi-" if R.random() < 0.08 else "i-"] + [R.choice("0123456789abcdef") for _ in range(17)])
+            while iid in used:
+                iid = iid[:-1] + R.choice("0123456789abcdef")
+            used.add(iid)
+            pool = LINUX_KBS if linux else WINDOWS_KBS
+            kbs = R.sample(pool, 7 if first else R.randint(1, 6))
+            present = list(range(len(snaps)))
+            if kind == "gone":  # absent from every snapshot after some week (§8.1 instance_gone)
+                present = present[:R.randint(2, max(2, len(snaps) - 1))]
+            elif kind == "gap":
+                k = R.randint(1, len(snaps) - 2)
+                present = [i for i in present if i not in (k, k + 1) or (i == k + 1 and R.random() < 0.5)]
+            elif kind == "late":
+                present = present[R.randint(1, len(snaps) - 2):]
+            name = None if R.random() < 0.1 else R.choice(NAMES)
+            patches = {}
+            for kb in kbs:
+                patches[kb] = {
+                    "chain": _Chain(R, R.choice([0.5, 0.7, 0.85, 0.95])),
+                    "cves": R.sample(CVE_POOL, R.choice([0, 0, 1, 1, 2, 3])),
+                    "severity": R.choice(SEVERITIES), "classification": R.choice(CLASSIFICATIONS),
+                    "title": (R.choice(WINDOWS_TITLES).format(kb=kb) if not linux else None),
+                }
+            protos.append({"instance_id": iid, "kind": kind, "linux": linux, "present": set(present), "name": name,
+                           "env": R.choice(ENVIRONMENTS), "tag_style": R.choice(["plain", "plain", "more", "none"]),
+                           "patches": patches})
+            ids.append(iid)
+            kbs_all.update(kbs)
+            rich = rich or iid
+        for k, t in enumerate(snaps):
+            length = _window(R)
+            fin = t if length is None else t + length
+            insts = []
+            for p in protos:
+                states = {kb: v["chain"].step() for kb, v in p["patches"].items()}  # the chain moves every week
+                if k not in p["present"]:
+                    continue
+                insts.append(_finding_instance(R, p, t, fin, states, messy))
+            line = {"snapshot_time": fmt_time(t, R.choice([0, 0, 1, 2])), "account_id": account, "region": region,
+                    "instances": insts}
+            if length is not None:
+                line["finished_at"] = fmt_time(fin, R.choice([0, 1, 2]))
+            lines.append(line)
+            times.append(t)
+            fins.append(fin)
+    lines.sort(key=lambda line: _parse(line["snapshot_time"]))  # each scope's runs imported in time order
+    scn = Scenario(lines=lines, instance_ids=ids, rich_id=rich, kb_ids=sorted(kbs_all), snapshot_times=times,
+                   finished_times=fins)
+    if fmt == "seed" and R.random() < 0.5:
+        scn.seed_pages = _finding_seed_pages(R, sorted({t.date() for t in times}), sorted(kbs_all), messy)
+    return scn
+
+
+def _window(R):
+    """A run's collection window (§1.4): none given (an instant), minutes, hours, or more than a day."""
+    kind = R.choice(["none", "none", "zero", "short", "hours", "hours", "long"])
+    if kind == "none":
+        return None
+    if kind == "zero":
+        return timedelta(0)
+    if kind == "short":
+        return timedelta(seconds=R.randint(1, 600), microseconds=R.randint(0, 999999))
+    if kind == "hours":
+        return timedelta(hours=R.randint(1, 12), minutes=R.randint(0, 59))
+    return timedelta(hours=R.choice([20, 25, 30]), seconds=R.randint(0, 3599))
+
+
+def _finding_instance(R, p, snap, fin, states, messy):
+    """One instance of a run (snap, fin) in a findings history: reporting unless it is flaky this week
+    (or, rarely, even when steady)."""
+    flaky = R.random() < (0.35 if p["kind"] == "flaky" else 0.04)
+    outcome, scan = "ok", fin - timedelta(hours=R.randint(0, 120), seconds=R.randint(0, 3599))
+    why = R.choice(["error", "unmanaged", "never", "stale", "stale", "edge"]) if flaky else None
+    if why in ("error", "unmanaged"):
+        outcome = why
+        scan = None if R.random() < 0.5 else scan
+    elif why == "never":
+        scan = None
+    elif why == "stale":  # stale at the default 14 days and at 7, not at 30 (§4.1 rule 4)
+        scan = fin - timedelta(days=R.choice([15, 20, 29]), seconds=R.randint(0, 3599))
+    elif why == "edge":  # exactly 14 days: not stale; a µs more: stale
+        scan = fin - timedelta(days=14) - R.choice([timedelta(0), US])
+    scan = None if scan is None else min(scan, fin)
+    name = p["name"]
+    if name is not None and R.random() < 0.1:
+        name = R.choice([n for n in NAMES if n])  # renamed: §8.1 shows the last_seen snapshot's
+    env = p["env"] if R.random() < 0.85 else R.choice(ENVIRONMENTS + ["Prod"])
+    patches = []
+    if outcome == "ok" or R.random() < 0.3:  # a failed collect may still hold a list: it says nothing (§8.1)
+        for kb, v in p["patches"].items():
+            cls = states[kb]
+            if cls == "absent":
+                continue
+            sev = v["severity"] if R.random() < 0.9 else R.choice(SEVERITIES)
+            clas = v["classification"] if R.random() < 0.9 else R.choice(CLASSIFICATIONS)
+            title = (v["title"] if v["title"] is not None else f"{kb}:{R.choice(LINUX_VERSIONS)}")
+            if R.random() < 0.05:
+                title = title + " (rev)"
+            row = {"kb_id": kb, "title": title, "classification": clas, "severity": sev,
+                   "state": R.choice(STATE_GROUPS[_CLASS_GROUP[cls]])}
+            if cls in ("missing", "failed"):
+                cves = _cve_text(R, v["cves"], messy)
+                if cves is not None or R.random() < 0.5:
+                    row["cve_ids"] = cves
+            elif R.random() < 0.3:
+                row["cve_ids"] = None
+            patches.append(row)
+    row = {"instance_id": p["instance_id"], "name": name, "platform": "Linux" if p["linux"] else "Windows",
+           "ec2_state": "running", "last_scan_time": None if scan is None else fmt_time(scan, R.choice([0, 1, 2])),
+           "outcome": outcome, "patches": patches}
+    if outcome == "error":
+        row["error_code"] = "ThrottlingException"
+    if outcome == "unmanaged":
+        row["unmanaged_reason"] = R.choice(["terminated", "not_registered", "agent_offline"])
+    tags = _tags(R, name, env, p["tag_style"])
+    if tags is not None:
+        row["tags"] = tags
+    return row
+
+
+def _finding_seed_pages(R, days, kb_ids, messy):
+    """§1.2 / §4.7: three to five days the seed's own workflow wrote (account and region unknown), a week
+    or so apart, listing one or two instances whose patches follow sticky chains, with `CveIds` (or the raw
+    API's `CVEIds`) on Missing and Failed patches."""
+    first = R.choice(days)
+    parts = sorted({first + timedelta(days=7 * n + R.choice([0, 0, 1])) for n in range(R.randint(3, 5))})
+    iids = ["i-0seed" + "".join(R.choice("0123456789abcdef") for _ in range(12)) for _ in range(R.randint(1, 2))]
+    kbs = R.sample(kb_ids or WINDOWS_KBS, min(4, len(kb_ids or WINDOWS_KBS)))
+    chains = {(i, kb): (_Chain(R, 0.8), R.sample(CVE_POOL, R.choice([0, 1, 2]))) for i in iids for kb in kbs}
+    pages, names = [], set()
+    for d in parts:
+        t0 = datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(seconds=R.randrange(0, 80000, 7))
+        for iid in iids:
+            members = []
+            for kb in kbs:
+                chain, cves = chains[(iid, kb)]
+                cls = chain.step()
+                if cls == "absent":
+                    continue
+                state = R.choice(_SEED_CLASS_STATE[cls])
+                m = {"Classification": R.choice(CLASSIFICATIONS), "InstalledTime": "1970-01-01T00:00:00Z",
+                     "KbId": kb, "Severity": R.choice(SEVERITIES), "State": state,
+                     "Title": f"Update ({kb})"}
+                if state in ("Missing", "Failed"):
+                    text = _cve_text(R, cves, messy)
+                    if text is not None:
+                        m["CveIds" if R.random() < 0.7 else "CVEIds"] = text
+                members.append(m)
+            cut = R.randint(0, len(members))
+            for part in ([members] if R.random() < 0.5 else [members[:cut], members[cut:]]):
+                name = str(uuid.UUID(int=R.getrandbits(128), version=4))
+                while name in names:
+                    name = str(uuid.UUID(int=R.getrandbits(128), version=4))
+                names.add(name)
+                mtime = t0 + timedelta(seconds=R.choice([0, 1, 59, 600, 3600]))
+                pages.append(SeedPage(d, iid, name, part, int(mtime.timestamp()) * 10**9))
+    return pages

@@ -146,6 +146,7 @@ class Patch:
     classification: str | None
     severity: str | None
     state: str | None
+    cve_ids: str | None = None  # §8.4: comma-separated, as sent (AWS names them on Missing / Failed rows)
 
     @property
     def cls(self):
@@ -180,6 +181,7 @@ class Instance:
     other_nc: int | None = None
     patches: list = field(default_factory=list)
     seed_workflow: bool = False  # an instance of a seed-workflow snapshot (§1.2)
+    tags: str | None = None  # the instances table's JSON object string (import: absent is "{}"), §8.6
 
 
 @dataclass
@@ -224,9 +226,9 @@ def run_from_line(line: dict, run_id: str) -> Run:
             outcome=r.get("outcome"), error_code=r.get("error_code"),
             critical_nc=_opt_int(r.get("critical_non_compliant_count")),
             security_nc=_opt_int(r.get("security_non_compliant_count")),
-            other_nc=_opt_int(r.get("other_non_compliant_count")),
+            other_nc=_opt_int(r.get("other_non_compliant_count")), tags=r.get("tags"),
             patches=[Patch(p.get("kb_id"), p.get("title"), p.get("classification"), p.get("severity"),
-                           stored_state(p.get("state"))) for p in r.get("patches") or []])
+                           stored_state(p.get("state")), p.get("cve_ids")) for p in r.get("patches") or []])
         if inst.instance_id in run.instances:
             raise ValueError(f"instance {inst.instance_id} twice in one line: import refuses it (§1.6)")
         run.instances[inst.instance_id] = inst
@@ -260,7 +262,7 @@ def seed_workflow_runs(pages, claimed_run_ids):
                                                                     seed_workflow=True))
             for m in p.patches:
                 inst.patches.append(Patch(m.get("KbId", m.get("KBId")), m.get("Title"), m.get("Classification"),
-                                          m.get("Severity"), m.get("State")))
+                                          m.get("Severity"), m.get("State"), m.get("CveIds", m.get("CVEIds"))))
         runs.append(run)
     return runs
 

@@ -14,6 +14,7 @@ transitions = Counter()  # (from_class, to_class) compared against the product (
 changes = Counter()  # change names compared (§6.2 / §6.3)
 refusals = Counter()  # §1.6 kinds import was shown and refused
 failed = Counter()  # format -> examples with a disagreement
+findings = Counter()  # test_findings.py (§8): histories, findings, statuses, resolutions, waiver states, tables
 
 
 def replay():

@@ -31,7 +31,7 @@ fn parse_time_limit(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// `--version`: the package version and the commit it was built from.
-const VERSION: &str = concat!(
+pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("PATCHTRAIL_COMMIT"),

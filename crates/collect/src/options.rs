@@ -176,6 +176,7 @@ impl CollectOptions {
             classifications: self.classifications.clone(),
             hybrid: self.hybrid,
             patch_states: true,
+            origin: Some("collect".into()),
         }
     }
 }

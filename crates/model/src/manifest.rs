@@ -52,6 +52,11 @@ pub struct RunConfig {
     /// §4.7). Absent in older manifests: they did.
     #[serde(default = "collected")]
     pub patch_states: bool,
+    /// How the run came to be: `collect` (from AWS, by the CLI or the Lambda), `import` (JSON
+    /// lines given to `patchtrail import`) or `import-seed` (the seed workflow's pages, moved by
+    /// `import --from-seed`). Absent in runs written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 fn collected() -> bool {

@@ -175,17 +175,34 @@ pub async fn evidence_pack(
 ) -> Result<Evidence, QueryError> {
     let (instant, label, stale) = (request.instant, request.label, request.stale_days);
     let mut files = Files::default();
-    let summary = history.summary(instant, label, stale, None).await?;
-    add_report(&mut files, "summary", &summary)?;
-    let sla = history
+    let mut asked = vec![
+        (
+            "as_of",
+            instant.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ),
+        ("stale_days", stale.to_string()),
+        ("tool", request.tool.to_string()),
+        ("policy", request.policy.describe()),
+    ];
+    asked.extend(request.waivers.describe().map(|w| ("waivers", w)));
+    let mut summary = history.summary(instant, label, stale, None).await?;
+    let mut sla = history
         .sla(instant, label, stale, request.policy, request.waivers)
         .await?;
     let findings = sla.tables[0].rows();
-    add_report(&mut files, "sla", &sla)?;
-    let exposure = history
+    let mut exposure = history
         .exposure(instant, label, stale, &[], request.waivers)
         .await?;
-    add_report(&mut files, "exposure", &exposure)?;
+    for (name, report) in [
+        ("summary", &mut summary),
+        ("sla", &mut sla),
+        ("exposure", &mut exposure),
+    ] {
+        history
+            .attach_provenance(report, &asked, Some(instant))
+            .await?;
+        add_report(&mut files, name, report)?;
+    }
 
     // The runs the reports read: every run in force by the instant.
     let used: Vec<&RunInfo> = history

@@ -171,7 +171,7 @@ impl LoadedHistory {
                     WHEN resolution IS NULL THEN
                       CASE WHEN open_secs > limit_days * 86400 THEN 'breached' ELSE 'open' END
                     ELSE 'resolved_other' END AS status,
-               {waived} AS waived_by, {expired} AS expired_waiver, tags, open_secs
+               {waived} AS waived_by, CASE WHEN {waived} IS NULL THEN {expired} END AS expired_waiver, tags, open_secs
              FROM d",
             k_irf = key("i", "rf"),
             k_irl = key("i", "rl"),

@@ -21,7 +21,8 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use patchtrail_model::{
-    InstanceRecord, PatchRecord, RunCounts, StoreFormat, instances_schema, patches_schema,
+    InstanceRecord, PatchRecord, RunConfig, RunCounts, StoreFormat, instances_schema,
+    patches_schema,
 };
 use patchtrail_store::{
     Damaged, RowContext, ScopeFilter, SeedDay, Selection, Store, StoredManifest, parse_seed_page,
@@ -46,6 +47,59 @@ pub struct RunInfo {
     pub counts: RunCounts,
     /// `None` for snapshots of a seed-written store, which has no manifests.
     pub manifest_key: Option<String>,
+    /// The manifest's SHA-256, as its chain entry commits it.
+    pub manifest_sha256: Option<String>,
+    /// What it collected (tag filter, classifications); `None` for the seed workflow's snapshots.
+    pub config: Option<RunConfig>,
+    /// The tool that wrote it (`patchtrail 0.1.0`); `None` for the seed workflow's snapshots.
+    pub tool: Option<String>,
+}
+
+impl RunInfo {
+    /// Where the run came from: `collected`, `imported`, `imported_seed`, `seed_workflow` (read
+    /// in place from a store the seed's workflow wrote), or `unrecorded` (runs written before
+    /// patchtrail recorded it).
+    pub fn source(&self) -> &'static str {
+        match (
+            &self.manifest_key,
+            self.config.as_ref().and_then(|c| c.origin.as_deref()),
+        ) {
+            (None, _) => "seed_workflow",
+            (Some(_), Some("collect")) => "collected",
+            (Some(_), Some("import")) => "imported",
+            (Some(_), Some("import-seed")) => "imported_seed",
+            _ => "unrecorded",
+        }
+    }
+
+    /// The configuration in one line: `tag CheckPatch=*; classifications Security,...`.
+    pub fn config_line(&self) -> String {
+        match &self.config {
+            None => {
+                "the seed workflow's (tag CheckPatch; Security, CriticalUpdates, SecurityUpdates)"
+                    .into()
+            }
+            Some(c) => format!(
+                "tag {}={}; classifications {}; hybrid {}",
+                if c.tag_key.is_empty() {
+                    "(any)"
+                } else {
+                    &c.tag_key
+                },
+                if c.tag_values.is_empty() {
+                    "*".into()
+                } else {
+                    c.tag_values.join("|")
+                },
+                if c.classifications.is_empty() {
+                    "all".into()
+                } else {
+                    c.classifications.join(",")
+                },
+                c.hybrid
+            ),
+        }
+    }
 }
 
 /// The history, ready to query.
@@ -183,6 +237,10 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
         Field::new("failed", DataType::Int64, false),
         Field::new("manifest_key", DataType::Utf8, true),
         Field::new("patch_states", DataType::Boolean, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("manifest_sha256", DataType::Utf8, true),
+        Field::new("configuration", DataType::Utf8, false),
+        Field::new("tool", DataType::Utf8, true),
     ]));
     let s = |f: fn(&RunInfo) -> String| {
         Arc::new(StringArray::from(runs.iter().map(f).collect::<Vec<_>>())) as ArrayRef
@@ -222,6 +280,16 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
         )),
         Arc::new(BooleanArray::from(
             runs.iter().map(|r| r.patch_states).collect::<Vec<_>>(),
+        )),
+        s(|r| r.source().to_string()),
+        Arc::new(StringArray::from(
+            runs.iter()
+                .map(|r| r.manifest_sha256.clone())
+                .collect::<Vec<_>>(),
+        )),
+        s(RunInfo::config_line),
+        Arc::new(StringArray::from(
+            runs.iter().map(|r| r.tool.clone()).collect::<Vec<_>>(),
         )),
     ];
     RecordBatch::try_new(schema, columns).map_err(df)
@@ -329,6 +397,9 @@ impl Gathered {
                 format: m.format,
                 counts: m.counts.clone(),
                 manifest_key: Some(stored.key.clone()),
+                manifest_sha256: Some(stored.sha256.clone()),
+                config: Some(m.config.clone()),
+                tool: Some(m.tool.clone()),
             });
         }
         Ok(out)
@@ -474,6 +545,9 @@ impl LoadedHistory {
                 format: StoreFormat::Seed,
                 counts,
                 manifest_key: None,
+                manifest_sha256: None,
+                config: None,
+                tool: None,
             });
         }
         runs.sort_by(|a, b| (a.snapshot_time, &a.run_id).cmp(&(b.snapshot_time, &b.run_id)));

@@ -109,7 +109,15 @@ impl SlaPolicy {
             match section.as_str() {
                 "severity" => {
                     for (name, days) in entries {
-                        let level = name.trim().to_ascii_lowercase();
+                        // A level (`high`), or a severity AWS sends that §3.1 names
+                        // (`Important` is high); an unknown word is a typo, not `unspecified`.
+                        let lower = name.trim().to_ascii_lowercase();
+                        let level = match patchtrail_model::severity_level(&lower) {
+                            "unspecified" if !["unspecified", "none"].contains(&lower.as_str()) => {
+                                lower
+                            }
+                            known => known.to_string(),
+                        };
                         if !SEVERITY_LEVELS.contains(&level.as_str()) {
                             return Err(bad(
                                 path,
@@ -415,10 +423,11 @@ mod tests {
     fn a_policy_overrides_what_it_names_and_keeps_the_rest() {
         let p = SlaPolicy::parse(
             "p.toml",
-            "[severity]\nCritical = 14\n[classification]\nSecurityUpdates = 60\n",
+            "[severity]\nCritical = 14\nImportant = 21\n[classification]\nSecurityUpdates = 60\n",
         )
         .expect("policy");
         assert_eq!(p.severity["critical"], 14);
+        assert_eq!(p.severity["high"], 21, "Important is high (§3.1)");
         assert_eq!(p.severity["medium"], 90);
         assert_eq!(p.classification["securityupdates"], 60);
         assert_eq!(p.classification["criticalupdates"], 30);

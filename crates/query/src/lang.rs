@@ -176,6 +176,14 @@ impl Lang {
             "median_days" => "日数（中央値）",
             "p90_days" => "日数（90 パーセンタイル）",
             "resolved_other" => "その他の解消",
+            "item" => "項目",
+            "value" => "値",
+            "source" => "由来",
+            "manifest_key" => "マニフェスト",
+            "manifest_sha256" => "マニフェストの SHA-256",
+            "configuration" => "収集の設定",
+            "tool" => "ツール",
+            "finished_at" => "収集完了日時",
             _ => return name.to_string(),
         };
         ja.to_string()
@@ -231,6 +239,16 @@ impl Lang {
             "patch_changes" => "パッチの変化",
             "trend" => "推移",
             "result" => "結果",
+            "findings" => "検出",
+            "by_scope" => "スコープ別",
+            "remediation" => "修正までの日数",
+            "open_age" => "未解消の経過日数",
+            "waivers" => "例外",
+            "exposure" => "露出",
+            "cves" => "CVE 別",
+            "without_cve_ids" => "CVE ID なし",
+            "provenance" => "来歴",
+            "runs_used" => "使用した実行",
             _ => return name.to_string(),
         };
         ja.to_string()
@@ -255,6 +273,27 @@ impl Lang {
     }
 
     /// A damaged run a report left out (`--skip-damaged`, §1.5).
+    /// A diff between runs of one scope collected under other settings (§6.2).
+    pub fn configuration_differs(self, before: &crate::RunInfo, after: &crate::RunInfo) -> String {
+        let scope = format!("{}/{}", before.account_id, before.region);
+        match self {
+            Lang::En => format!(
+                "{scope}: the runs compared were collected with different settings ({} in {}; {} in {}): changes may come from the settings, not the fleet",
+                before.config_line(),
+                before.run_id,
+                after.config_line(),
+                after.run_id
+            ),
+            Lang::Ja => format!(
+                "{scope}: 比較した実行は収集の設定が異なります（{} は {}、{} は {}）。変化はフリートではなく設定によるものかもしれません",
+                before.run_id,
+                before.config_line(),
+                after.run_id,
+                after.config_line()
+            ),
+        }
+    }
+
     pub fn skipped_damaged(self, what: &str) -> String {
         match self {
             Lang::En => {

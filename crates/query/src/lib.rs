@@ -15,6 +15,7 @@ mod functions;
 mod history;
 mod judgments;
 mod lang;
+mod provenance;
 mod render;
 mod reports;
 

@@ -412,6 +412,17 @@ impl LoadedHistory {
             )
             .await?;
         let charts = crate::charts::diff(self.lang, &counts)?;
+        // Runs collected under other settings (tags, classifications) differ by more than the
+        // fleet: say so for each scope where they do (§6.2).
+        let mut notes = self.notes();
+        for before in &a {
+            if let Some(after) = b.iter().find(|r| {
+                (&r.account_id, &r.region) == (&before.account_id, &before.region)
+                    && r.config_line() != before.config_line()
+            }) {
+                notes.push(self.lang.configuration_differs(before, after));
+            }
+        }
         Ok(Report {
             title: self.lang.diff_title(from_label, to_label),
             subtitle: self
@@ -420,7 +431,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables: vec![changes, counts],
             charts,
-            notes: self.notes(),
+            notes,
         })
     }
 

@@ -413,6 +413,7 @@ mod tests {
                 classifications: vec![],
                 hybrid: false,
                 patch_states: true,
+                origin: None,
             },
         }
     }

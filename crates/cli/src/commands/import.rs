@@ -172,6 +172,7 @@ fn parse_line(line: &str, format: StoreFormat) -> Result<ParsedRun, String> {
             hybrid: false,
             classifications: Vec::new(),
             patch_states: true,
+            origin: Some("import".into()),
         },
     };
     Ok(ParsedRun {
@@ -299,6 +300,7 @@ async fn from_seed(args: &ImportArgs, url: &str, format: StoreFormat) -> Result<
                     classifications: SEED_CLASSIFICATIONS.iter().map(|c| c.to_string()).collect(),
                     hybrid: false,
                     patch_states: false,
+                    origin: Some("import-seed".into()),
                 },
             })
             .await?;

@@ -184,8 +184,24 @@ async fn findings_history(
     Ok((history, instant, label, waivers))
 }
 
+/// An instant as provenance states it.
+fn instant_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// What a report was asked, for its provenance table: the instants and the flags behind it.
+type Asked = Vec<(&'static str, String)>;
+
 pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> {
-    let (mut report, output, scopes) = match kind {
+    let stale_item = |days: u32| ("stale_days", days.to_string());
+    let (mut report, output, scopes, history, mut asked, in_force_by): (
+        Report,
+        &OutputArgs,
+        &ScopeFilterArgs,
+        LoadedHistory,
+        Asked,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ) = match kind {
         ReportKind::Summary {
             as_of,
             platform,
@@ -197,13 +213,16 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
         } => {
             let (instant, label) = self::as_of(as_of.as_ref(), time, lang)?;
             let history = load(store, Selection::AsOf(vec![instant]), scope, lang).await?;
-            (
-                history
-                    .summary(instant, &label, stale.stale_days, platform.as_deref())
-                    .await?,
-                output,
-                scope,
-            )
+            let report = history
+                .summary(instant, &label, stale.stale_days, platform.as_deref())
+                .await?;
+            let mut asked = vec![
+                ("as_of", instant_text(instant)),
+                ("time_zone", time.tz.clone()),
+                stale_item(stale.stale_days),
+            ];
+            asked.extend(platform.clone().map(|p| ("platform", p)));
+            (report, output, scope, history, asked, Some(instant))
         }
         ReportKind::Diff {
             from,
@@ -217,11 +236,14 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             let tz = parse_tz(&time.tz)?;
             let (a, b) = (end_of(from, "--from", tz)?, end_of(to, "--to", tz)?);
             let history = load(store, Selection::AsOf(vec![a, b]), scope, lang).await?;
-            (
-                history.diff(a, from, b, to, stale.stale_days).await?,
-                output,
-                scope,
-            )
+            let report = history.diff(a, from, b, to, stale.stale_days).await?;
+            let asked = vec![
+                ("from", instant_text(a)),
+                ("to", instant_text(b)),
+                ("time_zone", time.tz.clone()),
+                stale_item(stale.stale_days),
+            ];
+            (report, output, scope, history, asked, Some(b))
         }
         ReportKind::History {
             instance,
@@ -233,39 +255,62 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             output,
         } => {
             let history = load(store, Selection::All, scope, lang).await?;
-            let report = match (instance, kb, cve) {
-                (Some(id), _, _) => history.instance_history(id, stale.stale_days).await?,
-                (None, Some(kb), _) => history.kb_history(kb).await?,
-                (None, None, Some(cve)) => history.cve_history(cve, stale.stale_days).await?,
+            let (report, subject) = match (instance, kb, cve) {
+                (Some(id), _, _) => (
+                    history.instance_history(id, stale.stale_days).await?,
+                    ("instance", id),
+                ),
+                (None, Some(kb), _) => (history.kb_history(kb).await?, ("kb", kb)),
+                (None, None, Some(cve)) => (
+                    history.cve_history(cve, stale.stale_days).await?,
+                    ("cve", cve),
+                ),
                 (None, None, None) => {
                     return Err(Failure::bad_input(
                         "report history: pass --instance ID, --kb KBID or --cve CVE-ID",
                     ));
                 }
             };
-            (report, output, scope)
+            let asked = vec![(subject.0, subject.1.clone()), stale_item(stale.stale_days)];
+            (report, output, scope, history, asked, None)
         }
         ReportKind::Sla { policy, findings } => {
             let (policy, _) = policy_from(policy.as_deref())?;
             let (history, instant, label, waivers) = findings_history(findings, lang).await?;
             let stale = findings.stale.stale_days;
+            let report = history
+                .sla(instant, &label, stale, &policy, &waivers)
+                .await?;
+            let mut asked = findings_asked(findings, instant);
+            asked.push(("policy", policy.describe()));
+            asked.extend(waivers.describe().map(|w| ("waivers", w)));
             (
-                history
-                    .sla(instant, &label, stale, &policy, &waivers)
-                    .await?,
+                report,
                 &findings.output,
                 &findings.scope,
+                history,
+                asked,
+                Some(instant),
             )
         }
         ReportKind::Exposure { cve, findings } => {
             let (history, instant, label, waivers) = findings_history(findings, lang).await?;
             let stale = findings.stale.stale_days;
+            let report = history
+                .exposure(instant, &label, stale, cve, &waivers)
+                .await?;
+            let mut asked = findings_asked(findings, instant);
+            if !cve.is_empty() {
+                asked.push(("cves", cve.join(",")));
+            }
+            asked.extend(waivers.describe().map(|w| ("waivers", w)));
             (
-                history
-                    .exposure(instant, &label, stale, cve, &waivers)
-                    .await?,
+                report,
                 &findings.output,
                 &findings.scope,
+                history,
+                asked,
+                Some(instant),
             )
         }
         ReportKind::Trend {
@@ -284,11 +329,13 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
                 .transpose()?;
             let to = to.as_deref().map(|d| end_of(d, "--to", tz)).transpose()?;
             let history = load(store, Selection::Range(from, to), scope, lang).await?;
-            (
-                history.trend(from, to, stale.stale_days).await?,
-                output,
-                scope,
-            )
+            let report = history.trend(from, to, stale.stale_days).await?;
+            let mut asked: Asked = Vec::new();
+            asked.extend(from.map(|f| ("from", instant_text(f))));
+            asked.extend(to.map(|t| ("to", instant_text(t))));
+            asked.push(("time_zone", time.tz.clone()));
+            asked.push(stale_item(stale.stale_days));
+            (report, output, scope, history, asked, None)
         }
     };
     let filter = scopes.filter();
@@ -299,8 +346,23 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             lang.scope_note(&filter.accounts, &filter.regions)
         );
     }
+    asked.insert(0, ("report", report.title.clone()));
+    asked.push(("tool", format!("patchtrail {}", crate::cli::VERSION)));
+    asked.push(("generated_at", instant_text(chrono::Utc::now())));
+    history
+        .attach_provenance(&mut report, &asked, in_force_by)
+        .await?;
     emit(&report, output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The instant, time zone and stale days of a report over findings.
+fn findings_asked(args: &FindingsArgs, instant: chrono::DateTime<chrono::Utc>) -> Asked {
+    vec![
+        ("as_of", instant_text(instant)),
+        ("time_zone", args.time.tz.clone()),
+        ("stale_days", args.stale.stale_days.to_string()),
+    ]
 }
 
 pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {

@@ -311,10 +311,12 @@ fn with_notes_json(notes: &[String], rows: Vec<u8>) -> Result<Vec<u8>, QueryErro
     if notes.is_empty() {
         return Ok(rows);
     }
-    let rows: serde_json::Value = serde_json::from_slice(&rows).map_err(render_error)?;
-    let mut out = serde_json::to_vec(&serde_json::json!({"notes": notes, "rows": rows}))
-        .map_err(render_error)?;
-    out.push(b'\n');
+    // The rows' bytes go in as rendered, so each row keeps its columns' order.
+    let mut out = b"{\"notes\":".to_vec();
+    out.extend(serde_json::to_vec(notes).map_err(render_error)?);
+    out.extend_from_slice(b",\"rows\":");
+    out.extend_from_slice(rows.trim_ascii_end());
+    out.extend_from_slice(b"}\n");
     Ok(out)
 }
 
