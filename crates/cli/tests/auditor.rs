@@ -750,6 +750,94 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+#[test]
+fn every_report_states_its_instants_its_runs_and_how_they_were_collected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let asked = [
+        "--store",
+        &store,
+        "--as-of",
+        "2026-02-28",
+        "--tz",
+        "Asia/Tokyo",
+    ];
+    let (_, items) =
+        run_json(&[&["report", "summary", "--table", "provenance"][..], &asked].concat());
+    let item = |name: &str| {
+        items
+            .iter()
+            .find(|r| r["item"] == name)
+            .map(|r| r["value"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    // The end of 2026-02-28 in Tokyo, in UTC.
+    assert_eq!(item("as_of"), "2026-02-28T14:59:59.999999Z");
+    assert_eq!(item("time_zone"), "Asia/Tokyo");
+    assert_eq!(item("stale_days"), "14");
+    assert!(item("tool").starts_with("patchtrail "), "{items:?}");
+    // As of then, the summary read the fourth run only; the SLA every run in force.
+    let (_, used) =
+        run_json(&[&["report", "summary", "--table", "runs_used"][..], &asked].concat());
+    assert_eq!(used.len(), 1, "{used:?}");
+    let run = &used[0];
+    assert_eq!(run["source"], "imported");
+    let manifest = Path::new(&store).join(run["manifest_key"].as_str().unwrap_or_default());
+    let sha = Command::new("sha256sum")
+        .arg(&manifest)
+        .output()
+        .expect("sha256sum");
+    assert_eq!(
+        text(&sha.stdout).split_whitespace().next(),
+        run["manifest_sha256"].as_str()
+    );
+    let (_, used) = run_json(&[&["report", "sla", "--table", "runs_used"][..], &asked].concat());
+    assert_eq!(used.len(), 4);
+
+    // A collected run and an imported one of the same scope: the diff says their settings differ.
+    let sim = start_sim(&["--instances", "10", "--seed", "3"]);
+    let mixed = dir.path().join("mixed");
+    let m = mixed.to_str().expect("utf-8");
+    ok(patchtrail(&sim.url, &["collect", "--store", m]));
+    let later = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let line = json!({"snapshot_time": later.to_rfc3339(), "account_id": "123456789012",
+        "region": "us-east-1", "instances": [instance("i-0000000000000000d", "prod",
+        &(later - chrono::Duration::hours(1)).to_rfc3339(), vec![])]});
+    let input = dir.path().join("later.jsonl");
+    std::fs::write(&input, line.to_string() + "\n").expect("write");
+    ok(Command::new(patchtrail_bin())
+        .args(["import", input.to_str().expect("utf-8"), "--store", m])
+        .output()
+        .expect("import"));
+    let (from, to) = (
+        (later - chrono::Duration::seconds(1)).to_rfc3339(),
+        (later + chrono::Duration::seconds(1)).to_rfc3339(),
+    );
+    let (notes, _) = run_json(&["report", "diff", "--store", m, "--from", &from, "--to", &to]);
+    assert!(
+        notes.iter().any(|n| n.contains("different settings")
+            && n.contains("classifications Security,CriticalUpdates,SecurityUpdates")),
+        "{notes:?}"
+    );
+    let (_, used) = run_json(&[
+        "report",
+        "diff",
+        "--store",
+        m,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--table",
+        "runs_used",
+    ]);
+    let sources: Vec<&str> = used
+        .iter()
+        .map(|r| r["source"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(sources, ["collected", "imported"]);
+}
+
 fn text_of(out: &std::process::Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }

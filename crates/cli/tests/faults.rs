@@ -301,10 +301,11 @@ fn a_kill_at_every_write_loses_no_run_and_commits_none_twice() {
             "/_patchtrail/(chain|checkpoints)/",
         ],
     );
-    // 24 instances at 12 patch reads a second: a run takes about 2 s, so a 1 s limit suspends.
+    // 40 instances (33 tagged, 36 patch pages) at 12 patch reads a second: a run takes about
+    // 2 s, so a 1 s limit suspends.
     let sim = start_sim(&[
         "--instances",
-        "24",
+        "40",
         "--seed",
         "11",
         "--ssm-tps",

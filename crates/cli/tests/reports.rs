@@ -275,6 +275,8 @@ fn html_opens_in_headless_chromium_and_xlsx_in_openpyxl() {
             "fleet".to_string(),
             "instances".to_string(),
             "missing_by_severity".to_string(),
+            "provenance".to_string(),
+            "runs_used".to_string(),
             "top_missing".to_string()
         ])
     );
@@ -680,7 +682,9 @@ fn japanese_for_people_and_stable_english_for_machines() {
             "インスタンス",
             "フリート合計",
             "重要度別の未適用",
-            "未適用の多いパッチ"
+            "未適用の多いパッチ",
+            "来歴",
+            "使用した実行"
         ]
         .map(String::from)
         .into()
