@@ -153,32 +153,21 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct EvidenceArgs {
-    /// The reports' date: snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
-    #[arg(long)]
-    pub as_of: Option<String>,
     /// The zip file to write (it must not exist).
     #[arg(long, value_name = "FILE.zip")]
     pub out: std::path::PathBuf,
     /// SLA policy (TOML) the SLA report applies [default: docs/semantics.md §8.3].
     #[arg(long, value_name = "FILE")]
     pub policy: Option<std::path::PathBuf>,
-    #[command(flatten)]
-    pub judgments: WaiverArg,
     /// Leave out the data objects (Parquet/JSON) the manifests list: a smaller pack whose
     /// reports can be checked against the manifests but not against the rows.
     #[arg(long)]
     pub without_data: bool,
     #[command(flatten)]
-    pub time: TimeArgs,
-    #[command(flatten)]
-    pub stale: StaleArg,
-    #[command(flatten)]
-    pub scope: ScopeFilterArgs,
-    #[command(flatten)]
-    pub store: StoreAccess,
+    pub findings: FindingsArgs,
 }
 
-/// What the reports over findings (§8) take besides their own flags.
+/// What the reports over findings (§8) and the evidence pack take besides their own flags.
 #[derive(Debug, Args)]
 pub struct FindingsArgs {
     /// Count snapshots in force by the end of this date (YYYY-MM-DD) [default: now].
@@ -194,8 +183,6 @@ pub struct FindingsArgs {
     pub scope: ScopeFilterArgs,
     #[command(flatten)]
     pub store: StoreAccess,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +269,8 @@ pub enum ReportKind {
         policy: Option<std::path::PathBuf>,
         #[command(flatten)]
         findings: FindingsArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// CVE exposure (docs/semantics.md §8.4): which instances were exposed to which CVEs, from when
     /// to when, and CVEs ranked by instance-days of exposure.
@@ -291,6 +280,8 @@ pub enum ReportKind {
         cve: Vec<String>,
         #[command(flatten)]
         findings: FindingsArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Per snapshot: compliant and non-compliant instances, missing critical and security patches.
     Trend {

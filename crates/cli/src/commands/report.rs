@@ -158,22 +158,19 @@ fn as_of(
     })
 }
 
-/// The history, instant, label and waivers of a report over findings (§8): every run up to the
-/// instant, since a finding may have begun in any of them.
-async fn findings_history(
-    args: &FindingsArgs,
-    lang: Lang,
-) -> Result<
-    (
-        LoadedHistory,
-        chrono::DateTime<chrono::Utc>,
-        String,
-        Waivers,
-    ),
-    Failure,
-> {
+/// What a report over findings (§8) reads: every run up to the instant (a finding may have
+/// begun in any of them), the instant and its label, and the waivers with their file's text.
+struct Findings {
+    history: LoadedHistory,
+    instant: chrono::DateTime<chrono::Utc>,
+    label: String,
+    waivers: Waivers,
+    waivers_text: Option<String>,
+}
+
+async fn findings_history(args: &FindingsArgs, lang: Lang) -> Result<Findings, Failure> {
     let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
-    let (waivers, _) = waivers(&args.judgments)?;
+    let (waivers, waivers_text) = waivers(&args.judgments)?;
     let history = load(
         &args.store,
         Selection::Range(None, Some(instant)),
@@ -181,7 +178,13 @@ async fn findings_history(
         lang,
     )
     .await?;
-    Ok((history, instant, label, waivers))
+    Ok(Findings {
+        history,
+        instant,
+        label,
+        waivers,
+        waivers_text,
+    })
 }
 
 /// An instant as provenance states it.
@@ -274,44 +277,50 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             let asked = vec![(subject.0, subject.1.clone()), stale_item(stale.stale_days)];
             (report, output, scope, history, asked, None)
         }
-        ReportKind::Sla { policy, findings } => {
+        ReportKind::Sla {
+            policy,
+            findings,
+            output,
+        } => {
             let (policy, _) = policy_from(policy.as_deref())?;
-            let (history, instant, label, waivers) = findings_history(findings, lang).await?;
-            let stale = findings.stale.stale_days;
-            let report = history
-                .sla(instant, &label, stale, &policy, &waivers)
-                .await?;
-            let mut asked = findings_asked(findings, instant);
-            asked.push(("policy", policy.describe()));
-            asked.extend(waivers.describe().map(|w| ("waivers", w)));
-            (
-                report,
-                &findings.output,
-                &findings.scope,
+            let Findings {
                 history,
-                asked,
-                Some(instant),
-            )
+                instant,
+                label,
+                waivers,
+                ..
+            } = findings_history(findings, lang).await?;
+            let report = history
+                .sla(
+                    instant,
+                    &label,
+                    findings.stale.stale_days,
+                    &policy,
+                    &waivers,
+                )
+                .await?;
+            let asked = findings_asked(findings, instant, &waivers, ("policy", policy.describe()));
+            let scope = &findings.scope;
+            (report, output, scope, history, asked, Some(instant))
         }
-        ReportKind::Exposure { cve, findings } => {
-            let (history, instant, label, waivers) = findings_history(findings, lang).await?;
-            let stale = findings.stale.stale_days;
-            let report = history
-                .exposure(instant, &label, stale, cve, &waivers)
-                .await?;
-            let mut asked = findings_asked(findings, instant);
-            if !cve.is_empty() {
-                asked.push(("cves", cve.join(",")));
-            }
-            asked.extend(waivers.describe().map(|w| ("waivers", w)));
-            (
-                report,
-                &findings.output,
-                &findings.scope,
+        ReportKind::Exposure {
+            cve,
+            findings,
+            output,
+        } => {
+            let Findings {
                 history,
-                asked,
-                Some(instant),
-            )
+                instant,
+                label,
+                waivers,
+                ..
+            } = findings_history(findings, lang).await?;
+            let report = history
+                .exposure(instant, &label, findings.stale.stale_days, cve, &waivers)
+                .await?;
+            let asked = findings_asked(findings, instant, &waivers, ("cves", cve.join(",")));
+            let scope = &findings.scope;
+            (report, output, scope, history, asked, Some(instant))
         }
         ReportKind::Trend {
             from,
@@ -356,13 +365,21 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The instant, time zone and stale days of a report over findings.
-fn findings_asked(args: &FindingsArgs, instant: chrono::DateTime<chrono::Utc>) -> Asked {
-    vec![
+/// The instant, time zone, stale days, `extra` and the waivers of a report over findings.
+fn findings_asked(
+    args: &FindingsArgs,
+    instant: chrono::DateTime<chrono::Utc>,
+    waivers: &Waivers,
+    extra: (&'static str, String),
+) -> Asked {
+    let mut asked = vec![
         ("as_of", instant_text(instant)),
         ("time_zone", args.time.tz.clone()),
         ("stale_days", args.stale.stale_days.to_string()),
-    ]
+        extra,
+    ];
+    asked.extend(waivers.describe().map(|w| ("waivers", w)));
+    asked
 }
 
 pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
@@ -404,25 +421,22 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
             args.out.display()
         )));
     }
-    let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
     let (policy, policy_text) = policy_from(args.policy.as_deref())?;
-    let (waivers, waivers_text) = waivers(&args.judgments)?;
-    let store = open_store(&args.store).await?;
-    let mut history = LoadedHistory::load_with(
-        &store,
-        &Selection::Range(None, Some(instant)),
-        &args.scope.filter(),
-        args.scope.damage(),
-    )
-    .await?;
-    history.lang = lang;
+    let Findings {
+        history,
+        instant,
+        label,
+        waivers,
+        waivers_text,
+    } = findings_history(&args.findings, lang).await?;
+    let store = open_store(&args.findings.store).await?;
     let pack = evidence_pack(
         &history,
         &store,
         &EvidenceRequest {
             instant,
             label: &label,
-            stale_days: args.stale.stale_days,
+            stale_days: args.findings.stale.stale_days,
             policy: &policy,
             policy_text: policy_text.as_deref(),
             waivers: &waivers,
