@@ -283,13 +283,8 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             output,
         } => {
             let (policy, _) = policy_from(policy.as_deref())?;
-            let Findings {
-                history,
-                instant,
-                label,
-                waivers,
-                ..
-            } = findings_history(findings, lang).await?;
+            let f = findings_history(findings, lang).await?;
+            let (history, instant, label, waivers) = (f.history, f.instant, f.label, f.waivers);
             let report = history
                 .sla(
                     instant,
@@ -308,13 +303,8 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             findings,
             output,
         } => {
-            let Findings {
-                history,
-                instant,
-                label,
-                waivers,
-                ..
-            } = findings_history(findings, lang).await?;
+            let f = findings_history(findings, lang).await?;
+            let (history, instant, label, waivers) = (f.history, f.instant, f.label, f.waivers);
             let report = history
                 .exposure(instant, &label, findings.stale.stale_days, cve, &waivers)
                 .await?;
