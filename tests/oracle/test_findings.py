@@ -38,7 +38,7 @@ import findings as FO
 import gen
 import oracle as O
 import tally
-from test_reports import BIN, ProductError, import_history, write_seed_page
+from test_reports import BIN, ProductError, import_history, imported_history, write_seed_page
 
 UTC = timezone.utc
 EXAMPLES = int(os.environ.get("FINDINGS_EXAMPLES", "4"))
@@ -421,15 +421,7 @@ def check_history(store, tmp, scn, S, R):
 
 def _check_one(fmt, scn, data):
     R = random.Random(data.draw(st.integers(0, 2**63), label="queries' seed"))
-    tmp = tempfile.mkdtemp(prefix="patchtrail-findings-")
-    problems = []
-    try:
-        store = os.path.join(tmp, "store")
-        try:
-            run_ids = import_history(store, fmt, scn.lines)
-        except (ProductError, subprocess.TimeoutExpired) as e:
-            run_ids = None
-            problems.append(f"import of the history: {e}")
+    with imported_history(fmt, scn, "patchtrail-findings-") as (tmp, store, run_ids, problems):
         if run_ids is not None:
             for page in scn.seed_pages:  # the seed's own workflow wrote into the same store (§1.2)
                 write_seed_page(store, page)
@@ -442,8 +434,6 @@ def _check_one(fmt, scn, data):
             tally.findings[f"failed {fmt}"] += 1
         assert not problems, (f"{len(problems)} disagreement(s) in a {fmt} store {tally.replay()}:\n"
                               + "\n".join(problems[:40]))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _property_test(fmt):

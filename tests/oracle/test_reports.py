@@ -22,6 +22,7 @@ any §1.6 refusal was never compared.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -93,6 +94,25 @@ def import_history(store, fmt, lines):
     if len(ids) != len(lines):
         raise ProductError(f"`patchtrail import` printed {len(ids)} run ids for {len(lines)} lines:\n{out}")
     return ids
+
+
+@contextlib.contextmanager
+def imported_history(fmt, scn, prefix):
+    """A temporary folder (removed after) with `scn`'s import lines imported into `<tmp>/store` as a
+    `fmt` store; yields (tmp, store, run_ids, problems): run_ids is None, and problems says why, when
+    the product refused the import. Both oracle tests start each example here."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        store = os.path.join(tmp, "store")
+        problems = []
+        try:
+            run_ids = import_history(store, fmt, scn.lines)
+        except (ProductError, subprocess.TimeoutExpired) as e:
+            run_ids = None
+            problems.append(f"import of the history: {e}")
+        yield tmp, store, run_ids, problems
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def refused_import(store, fmt, lines):
@@ -519,15 +539,7 @@ def check_history(store, scn, S, R, store_fmt="parquet"):
 def _check_one(fmt, scn, data):
     R = random.Random(data.draw(st.integers(0, 2**63), label="queries' seed"))
     tally.examples[fmt] += 1  # (after the last draw: an example hypothesis discards is not counted)
-    tmp = tempfile.mkdtemp(prefix="patchtrail-oracle-")
-    problems = []
-    try:
-        store = os.path.join(tmp, "store")
-        try:
-            run_ids = import_history(store, fmt, scn.lines)
-        except (ProductError, subprocess.TimeoutExpired) as e:
-            run_ids = None
-            problems.append(f"import of the history: {e}")
+    with imported_history(fmt, scn, "patchtrail-oracle-") as (_, store, run_ids, problems):
         if run_ids is not None:
             # what import stored is what it was given (§1.1, §1.3, §1.4)
             problems += [f"store written by import --format {fmt}: {p}"
@@ -546,8 +558,6 @@ def _check_one(fmt, scn, data):
             tally.failed[fmt] += 1
         assert not problems, (f"{len(problems)} disagreement(s) in a {fmt} store {tally.replay()}:\n"
                               + "\n".join(problems))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _property_test(fmt):
