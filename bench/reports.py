@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--instances", type=int, default=5000)
     ap.add_argument("--weeks", type=int, default=52)
     ap.add_argument("--size-instances", type=int, default=2000)
+    ap.add_argument("--no-sizes", action="store_true", help="skip the bytes-per-row part")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +80,16 @@ def main():
             dk = best_of(3, lambda: duck_reports.query(store, *theirs))
             rows.append((name, f"{pt:.2f} s", f"DuckDB {dk:.2f} s; patchtrail/DuckDB = {pt / dk:.2f}"))
 
+        # what every report pays before its query: the process, then loading the history (every
+        # run's manifest and chain entry, the files registered) with a query that reads no row
+        start = best_of(3, lambda: run(args.binary, "--version"))
+        load = best_of(3, lambda: run(args.binary, "sql", "SELECT 1", "--store", store, "--format", "csv"))
+        rows.append(("process start (--version)", f"{start:.2f} s", ""))
+        rows.append(("history load (sql 'SELECT 1', all snapshots)", f"{load:.2f} s", "process start included"))
+
+        if args.no_sizes:
+            print_table(rows)
+            return
         # bytes per patch row, one snapshot of the same fleet in each format
         sim, url = start_sim(args.binary, "--instances", str(args.size_instances), "--seed", "3")
         env = aws_env(url)
