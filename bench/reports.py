@@ -4,10 +4,14 @@
    (52 x 5,000 by default), Parquet, through the real simulator and collector.
 2. Speed: summary --as-of, diff and trend, timed as patchtrail commands and as the same
    questions asked of DuckDB over the same files (bench/duckdb_equivalent.py), best of 3 each.
+   With --kernels, also the summary computed on Arrow arrays with no SQL engine (bench/kernels,
+   issue 24's alternative design), checked to agree with patchtrail's on every instance.
 3. Size: bytes on disk per patch row of one snapshot in parquet, jsonl and seed formats.
 """
 import argparse
+import csv
 import glob
+import io
 import json
 import os
 import subprocess
@@ -31,11 +35,63 @@ def best_of(n, fn):
     return min(times)
 
 
-def run(binary, *args, env=None):
+def run(binary, *args, env=None, with_stderr=False):
     out = subprocess.run([binary, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"{' '.join(args)} failed: {out.stderr}")
-    return out.stdout
+    return (out.stdout, out.stderr) if with_stderr else out.stdout
+
+
+# The summary columns the kernels prototype must agree on with `report summary` (the times it
+# prints in its own format).
+AGREED = ("account_id", "region", "node_type", "ec2_state", "scan_age_days", "installed", "pending_reboot",
+          "rejected", "missing", "failed", "not_applicable", "available_security_update", "missing_critical",
+          "missing_security", "compliance", "aws_compliance", "agrees_with_aws", "outcome", "run_id")
+
+
+def agreement(ours_csv, kernels_csv):
+    """Instances on which the two summaries differ, as one line (empty when they agree)."""
+    def cell(v):
+        try:
+            return float(v)  # 3 and 3.0 are the same age
+        except ValueError:
+            return v
+
+    def rows(text):
+        return {r["instance_id"]: tuple(cell(r[c]) for c in AGREED) for r in csv.DictReader(io.StringIO(text))}
+    ours, kernels = rows(ours_csv), rows(kernels_csv)
+    order = list(csv.DictReader(io.StringIO(ours_csv)))
+    korder = list(csv.DictReader(io.StringIO(kernels_csv)))
+    differ = [i for i in ours.keys() | kernels.keys() if ours.get(i) != kernels.get(i)]
+    if differ:
+        i = sorted(differ)[0]
+        return f"{len(differ)} of {len(ours)} instances differ, e.g. {i}: {ours.get(i)} vs {kernels.get(i)}"
+    if [r["instance_id"] for r in order] != [r["instance_id"] for r in korder]:
+        return "same rows in another order"
+    return ""
+
+
+def tables_agreement(summary, tables):
+    """Where the kernels prototype's other tables (its JSON on stderr) differ from the product's
+    (`summary("--table", name)` gives the product's CSV), as one line; empty when they agree."""
+    def table(name):
+        return list(csv.DictReader(io.StringIO(summary("--table", name))))
+    fleet = table("fleet")[0]
+    differ = [k for k, v in fleet.items() if int(v) != tables["fleet"].get(k, 0)]
+    if differ:
+        pairs = [f"{k} {fleet[k]} vs {tables['fleet'].get(k, 0)}" for k in differ]
+        return "fleet totals differ: " + ", ".join(pairs)
+    severity = [[r["severity_level"], int(r["missing"])] for r in table("missing_by_severity")]
+    if severity != tables["missing_by_severity"]:
+        return f"missing_by_severity differs: {severity} vs {tables['missing_by_severity']}"
+    top = [[r["kb_id"], r["title"], int(r["instances"])] for r in table("top_missing")]
+    if top != tables["top_missing"]:
+        return f"top_missing differs: {top} vs {tables['top_missing']}"
+    accounts = [(r["account_id"], int(r["regions"]), int(r["non_compliant"])) for r in table("by_account")]
+    theirs = [(a["account_id"], a["regions"], a.get("non_compliant", 0)) for a in tables["by_account"]]
+    if accounts != theirs:
+        return f"by_account differs: {accounts} vs {theirs}"
+    return ""
 
 
 def data_bytes(store, prefixes):
@@ -55,6 +111,7 @@ def main():
     ap.add_argument("--weeks", type=int, default=52)
     ap.add_argument("--size-instances", type=int, default=2000)
     ap.add_argument("--no-sizes", action="store_true", help="skip the bytes-per-row part")
+    ap.add_argument("--kernels", help="the summary-kernels binary (bench/kernels) to time beside the summary")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +136,19 @@ def main():
             pt = best_of(3, lambda: run(args.binary, *ours, "--store", store, "--format", "csv"))
             dk = best_of(3, lambda: duck_reports.query(store, *theirs))
             rows.append((name, f"{pt:.2f} s", f"DuckDB {dk:.2f} s; patchtrail/DuckDB = {pt / dk:.2f}"))
+            if args.kernels and ours[1] == "summary":
+                as_of = theirs[1]
+                kernels = lambda: run(args.kernels, store, as_of, with_stderr=True)
+                summary = lambda *more: run(args.binary, *ours, "--store", store, "--format", "csv", *more)
+                kernels_csv, kernels_tables = kernels()
+                differ = (agreement(summary(), kernels_csv)
+                          or tables_agreement(summary, json.loads(kernels_tables)))
+                if differ:
+                    sys.exit(f"the kernels prototype disagrees with report summary: {differ}")
+                kt = best_of(3, kernels)
+                rows.append(("  the same on Arrow kernels, no SQL engine", f"{kt:.2f} s",
+                             f"kernels/DuckDB = {kt / dk:.2f}; kernels/patchtrail = {kt / pt:.2f}; "
+                             "agrees with report summary on every instance and its other four tables"))
 
         # what every report pays before its query: the process, then loading the history (every
         # run's manifest and chain entry, the files registered) with a query that reads no row
