@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+/// The patch columns the summary reads.
 const PATCH_COLUMNS: [&str; 6] = [
     "instance_id",
     "kb_id",
@@ -34,28 +35,16 @@ const PATCH_COLUMNS: [&str; 6] = [
     "severity",
     "state",
 ];
-const INSTANCE_COLUMNS: [&str; 22] = [
-    "run_id",
+
+/// The instance columns the summary reads besides [`TEXT_COLUMNS`].
+const INSTANCE_VALUES: [&str; 8] = [
     "snapshot_time",
-    "account_id",
-    "region",
-    "instance_id",
-    "name",
-    "ec2_state",
-    "platform",
     "resource_type",
-    "ping_status",
     "last_ping_time",
-    "agent_version",
-    "platform_name",
-    "platform_version",
     "last_scan_time",
     "critical_non_compliant_count",
     "security_non_compliant_count",
     "other_non_compliant_count",
-    "outcome",
-    "unmanaged_reason",
-    "error_code",
     "patch_pages",
 ];
 
@@ -164,17 +153,18 @@ impl Snapshot {
             instances: Vec::new(),
         };
         for (key, bytes) in objects {
-            let (columns, into): (&[&str], _) = if key.contains("instances/") {
-                (&INSTANCE_COLUMNS, &mut snapshot.instances)
+            let (columns, into): (Vec<&str>, _) = if key.contains("instances/") {
+                let columns = TEXT_COLUMNS.iter().chain(&INSTANCE_VALUES);
+                (columns.copied().collect(), &mut snapshot.instances)
             } else if key.contains("patches/") {
-                (&PATCH_COLUMNS, &mut snapshot.patches)
+                (PATCH_COLUMNS.to_vec(), &mut snapshot.patches)
             } else {
                 continue;
             };
             if !key.ends_with(".parquet") {
                 return Err(format!("{key}: the prototype reads Parquet stores only"));
             }
-            into.extend(read_parquet(&key, bytes, columns)?);
+            into.extend(read_parquet(&key, bytes, &columns)?);
         }
         Ok(snapshot)
     }
@@ -213,7 +203,7 @@ fn count<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, Strin
         .ok_or_else(|| format!("column {name} is missing or not a count"))
 }
 
-fn opt_text<'a>(a: &'a StringArray, i: usize) -> Option<&'a str> {
+fn opt_text(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 
@@ -329,38 +319,48 @@ struct Missing<'a> {
     severity: &'a str,
 }
 
-impl<'a> Summary<'a> {
-    fn compute(snapshots: &'a [Snapshot], stale_micros: i64) -> Result<Summary<'a>, String> {
-        let missing_class = StateClass::Missing as usize;
-        let mut counts: HashMap<(usize, &str), Counts> = HashMap::new();
-        let mut missing = Vec::new();
-        for (run, snapshot) in snapshots.iter().enumerate() {
-            for batch in &snapshot.patches {
-                let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
-                let (severities, classifications) =
-                    (text(batch, "severity")?, text(batch, "classification")?);
-                let (kbs, titles) = (text(batch, "kb_id")?, text(batch, "title")?);
-                for i in 0..batch.num_rows() {
-                    let class = StateClass::of(states.value(i));
-                    let c = counts.entry((run, ids.value(i))).or_default();
-                    c.classes[class as usize] += 1;
-                    c.noncompliant += i64::from(class.makes_noncompliant());
-                    if class as usize == missing_class {
-                        let (severity, classification) =
-                            (severities.value(i), classifications.value(i));
-                        c.missing_critical += i64::from(is_critical(severity, classification));
-                        c.missing_security += i64::from(is_security(classification));
-                        missing.push(Missing {
-                            run,
-                            instance_id: ids.value(i),
-                            kb_id: kbs.value(i),
-                            title: titles.value(i),
-                            severity,
-                        });
-                    }
+/// [`Counts`] by (run, instance id).
+type PatchCounts<'a> = HashMap<(usize, &'a str), Counts>;
+
+/// Per (run, instance), its patches per class and what the summary counts beside (reports.rs's
+/// `patch_counts`); and every missing patch, for the severity and top-missing tables.
+fn patch_counts(snapshots: &[Snapshot]) -> Result<(PatchCounts<'_>, Vec<Missing<'_>>), String> {
+    let mut counts = PatchCounts::new();
+    let mut missing = Vec::new();
+    for (run, snapshot) in snapshots.iter().enumerate() {
+        for batch in &snapshot.patches {
+            let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
+            let (severities, classifications) =
+                (text(batch, "severity")?, text(batch, "classification")?);
+            let (kbs, titles) = (text(batch, "kb_id")?, text(batch, "title")?);
+            for i in 0..batch.num_rows() {
+                let class = StateClass::of(states.value(i));
+                let c = counts.entry((run, ids.value(i))).or_default();
+                c.classes[class as usize] += 1;
+                c.noncompliant += i64::from(class.makes_noncompliant());
+                if class == StateClass::Missing {
+                    let (severity, classification) =
+                        (severities.value(i), classifications.value(i));
+                    c.missing_critical += i64::from(is_critical(severity, classification));
+                    c.missing_security += i64::from(is_security(classification));
+                    missing.push(Missing {
+                        run,
+                        instance_id: ids.value(i),
+                        kb_id: kbs.value(i),
+                        title: titles.value(i),
+                        severity,
+                    });
                 }
             }
         }
+    }
+    Ok((counts, missing))
+}
+
+impl<'a> Summary<'a> {
+    fn compute(snapshots: &'a [Snapshot], stale_micros: i64) -> Result<Summary<'a>, String> {
+        let missing_class = StateClass::Missing as usize;
+        let (counts, missing) = patch_counts(snapshots)?;
 
         let mut instances = Vec::new();
         for (run, snapshot) in snapshots.iter().enumerate() {
@@ -468,7 +468,8 @@ impl<'a> Summary<'a> {
         });
 
         let mut severity: BTreeMap<&'static str, i64> = BTreeMap::new();
-        let mut top: HashMap<&str, (&str, HashSet<(usize, &str)>)> = HashMap::new();
+        // kb id -> (the greatest title, the (run, instance) pairs missing it)
+        let mut top: HashMap<&str, (&str, HashSet<_>)> = HashMap::new();
         for m in missing
             .iter()
             .filter(|m| present.contains(&(snapshots[m.run].run_id.as_str(), m.instance_id)))
