@@ -17,8 +17,13 @@ pub fn patchtrail_bin() -> &'static str {
     env!("CARGO_BIN_EXE_patchtrail")
 }
 
+/// The repository root. Cargo and nextest set `CARGO_MANIFEST_DIR` when they run a test: read
+/// then, a test binary built in another checkout that shares the target folder (CI's cache) looks
+/// in this one, not in the checkout it was compiled in.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .join("../..")
         .canonicalize()
         .expect("repo root")
