@@ -58,15 +58,15 @@ def agreement(ours_csv, kernels_csv):
             return v
 
     def rows(text):
-        return {r["instance_id"]: tuple(cell(r[c]) for c in AGREED) for r in csv.DictReader(io.StringIO(text))}
-    ours, kernels = rows(ours_csv), rows(kernels_csv)
-    order = list(csv.DictReader(io.StringIO(ours_csv)))
-    korder = list(csv.DictReader(io.StringIO(kernels_csv)))
+        """instance ids in row order, and each instance's agreed columns"""
+        table = list(csv.DictReader(io.StringIO(text)))
+        return [r["instance_id"] for r in table], {r["instance_id"]: tuple(cell(r[c]) for c in AGREED) for r in table}
+    (order, ours), (korder, kernels) = rows(ours_csv), rows(kernels_csv)
     differ = [i for i in ours.keys() | kernels.keys() if ours.get(i) != kernels.get(i)]
     if differ:
         i = sorted(differ)[0]
         return f"{len(differ)} of {len(ours)} instances differ, e.g. {i}: {ours.get(i)} vs {kernels.get(i)}"
-    if [r["instance_id"] for r in order] != [r["instance_id"] for r in korder]:
+    if order != korder:
         return "same rows in another order"
     return ""
 
