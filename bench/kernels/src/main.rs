@@ -111,7 +111,9 @@ async fn in_force(store: &Store, instant: DateTime<Utc>) -> Result<Vec<StoredMan
         }
     }
     if latest.is_empty() {
-        return Err(format!("no snapshot in force at {instant}"));
+        return Err(format!(
+            "no snapshot in force at {instant}: pass a later AS_OF (after the first run finished)"
+        ));
     }
     Ok(latest.into_values().collect())
 }
