@@ -30,6 +30,9 @@ pub const PENDING_PREFIX: &str = "_patchtrail/pending/";
 /// The sequence of the newest commit a writer knows of: where the search for the head starts,
 /// and how `verify` tells that entries at the end were removed.
 pub const HEAD_HINT: &str = "_patchtrail/chain-head";
+/// Where the create-only probe races its pair of creates: in the chain's own folder, so that a
+/// store honouring `If-None-Match` on some keys only is caught (never a chain entry's name).
+pub const CREATE_ONLY_PROBE_PREFIX: &str = "_patchtrail/chain/create-only-probe-";
 
 /// Places in the chain a writer may find taken, one after another, before it gives up.
 const LOST_PLACES: u32 = 100_000;
@@ -245,6 +248,11 @@ impl Store {
             let found = match self.chain_entry(sequence).await? {
                 Some(found) => found,
                 None => {
+                    let pending = pending_key(run_id, sequence);
+                    let manifest = match self.create(&pending, manifest.clone()).await? {
+                        Created::Written => manifest.clone(),
+                        Created::Exists(held) => self.adopt_pending(&pending, held, run_id)?,
+                    };
                     let entry = ChainEntry {
                         sequence,
                         run_id: run_id.to_string(),
@@ -253,10 +261,8 @@ impl Store {
                         committed_at: Utc::now(),
                     };
                     let entry_bytes = encode("chain entry", &entry)?;
-                    let pending = pending_key(run_id, sequence);
-                    self.create(&pending, manifest.clone()).await?;
                     let created = self
-                        .create(&chain_key(sequence), entry_bytes.clone())
+                        .create_confirmed(&chain_key(sequence), entry_bytes.clone())
                         .await?;
                     if created == Created::Written {
                         self.create_manifest(&entry, manifest.clone()).await?;
@@ -295,6 +301,28 @@ impl Store {
                 "another run committed at this place; chaining after it"
             );
             previous = Some(found.entry);
+        }
+    }
+
+    /// The manifest to commit when this run's pending copy for a place exists already with
+    /// other bytes: an earlier try of the run built it (its answer lost, or its process gone
+    /// before the entry) and may yet have an entry created naming it, so those bytes are the
+    /// ones to commit; a copy of another run or place is damage.
+    fn adopt_pending(
+        &self,
+        pending: &str,
+        held: bytes::Bytes,
+        run_id: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let sequence = pending
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json")?.parse::<u64>().ok());
+        match serde_json::from_slice::<patchtrail_model::RunManifest>(&held) {
+            Ok(m) if m.run_id == run_id && Some(m.sequence) == sequence => Ok(held.to_vec()),
+            _ => Err(self.damaged(format!(
+                "the pending copy {pending} holds bytes that are not run {run_id}'s manifest for that place (not patchtrail's: move it out of the store and commit again)"
+            ))),
         }
     }
 

@@ -8,7 +8,7 @@
 //! would be read but no longer matches what committed it is *damaged* (docs/semantics.md §1.5), and
 //! is reported as such rather than skipped, so that no report falls back to an older run unseen.
 
-use crate::chain::ReadEntry;
+use crate::chain::{ChainEntry, ReadEntry, pending_key};
 use crate::layout::MANIFEST_PREFIXES;
 use crate::objects::FETCH_CONCURRENCY;
 use crate::{Store, StoreError};
@@ -17,6 +17,12 @@ use futures::{StreamExt, TryStreamExt, stream};
 use patchtrail_model::RunManifest;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// How young a newest entry without its manifest must be to be taken for a commit in flight
+/// (a committer creates the manifest right after the entry).
+const IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+/// How long a reader waits, once, for a commit in flight to write its manifest.
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A manifest as stored: its key, the SHA-256 of its bytes, and its content.
 #[derive(Debug, Clone)]
@@ -121,12 +127,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub(crate) enum Checked {
     Committed(StoredManifest),
-    /// No entry commits it: absent, or a leftover of an interrupted commit by an earlier
-    /// patchtrail (which wrote manifests before their entries).
+    /// Not history at the reader's cut: absent, or committed after the cut.
     NotCommitted,
-    /// Not readable as a manifest.
-    Unreadable(String),
-    /// An entry commits this key, but not these bytes; or the entry it names was removed.
+    /// Not what an entry commits: changed, unreadable, forged, or its entry was removed.
     Damaged(String),
 }
 
@@ -149,12 +152,15 @@ impl Store {
         Ok((refs, unreadable))
     }
 
-    /// Reads one manifest and checks it against the chain, whose end is at `head` (the
-    /// newest entry's sequence): the entry of a manifest at or before it must exist.
+    /// Reads one manifest and checks it against the chain, cut at entry `cut` (the newest entry
+    /// a reader takes; `u64::MAX` when the chain's end is damaged). The manifest's own word on
+    /// its place is not trusted: the entry at that place must name this key and these bytes, or
+    /// the manifest is damage (edited, forged, or one of two runs a broken store let take one
+    /// place); only a manifest committed after the cut is left out as not yet history.
     pub(crate) async fn checked_manifest(
         &self,
         key: &str,
-        head: u64,
+        cut: u64,
     ) -> Result<Checked, StoreError> {
         let Some(bytes) = self.get_opt(key).await? else {
             return Ok(Checked::NotCommitted);
@@ -162,38 +168,115 @@ impl Store {
         let manifest: RunManifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
             Err(e) => {
-                return Ok(Checked::Unreadable(format!(
-                    "not a patchtrail manifest: {e}"
+                return Ok(Checked::Damaged(format!(
+                    "manifest {key} is not readable as one ({e}): it was changed after it committed"
                 )));
             }
         };
         let sha256 = sha256_hex(&bytes);
-        let entry = match self.chain_entry(manifest.sequence).await {
+        let sequence = manifest.sequence;
+        let entry = match self.chain_entry(sequence).await {
             Ok(entry) => entry,
             Err(StoreError::Damaged { what, .. }) => return Ok(Checked::Damaged(what)),
             Err(e) => return Err(e),
         };
         Ok(match entry {
             Some(e) if e.entry.manifest_key == key && e.entry.manifest_sha256 == sha256 => {
-                Checked::Committed(StoredManifest {
-                    key: key.to_string(),
-                    sha256,
-                    manifest,
-                })
+                if sequence > cut {
+                    Checked::NotCommitted
+                } else {
+                    Checked::Committed(StoredManifest {
+                        key: key.to_string(),
+                        sha256,
+                        manifest,
+                    })
+                }
             }
             Some(e) if e.entry.manifest_key == key => Checked::Damaged(format!(
-                "manifest {key} no longer hashes to what chain entry {} committed (it was changed after it committed)",
-                manifest.sequence
+                "manifest {key} no longer hashes to what chain entry {sequence} committed (it was changed after it committed)"
             )),
-            Some(_) => Checked::NotCommitted,
-            None if manifest.sequence >= 1 && manifest.sequence <= head => {
-                Checked::Damaged(format!(
-                    "chain entry {} that committed manifest {key} is missing",
-                    manifest.sequence
-                ))
-            }
-            None => Checked::NotCommitted,
+            Some(e) => Checked::Damaged(format!(
+                "manifest {key} says it is chain entry {sequence}, which commits {} (run {}): the manifest was changed, or two runs took one place",
+                e.entry.manifest_key, e.entry.run_id
+            )),
+            None if sequence >= 1 && sequence <= cut => Checked::Damaged(format!(
+                "chain entry {sequence} that committed manifest {key} is missing"
+            )),
+            None => Checked::Damaged(format!(
+                "manifest {key} says it is chain entry {sequence}, which does not exist: no entry commits it (it was changed, or is not patchtrail's)"
+            )),
         })
+    }
+
+    /// The chain's end as a reader takes it: the newest entry whose run is whole, and the damage
+    /// found on the way (a truncated or gapped chain, an unreadable newest entry, a newest entry
+    /// whose manifest is missing). A commit in flight, whose entry is created but whose manifest
+    /// is not written yet, is waited for once, and if it is still in flight the cut is the entry
+    /// before it: a report racing a weekly collect is never told the store is damaged.
+    async fn chain_cut(
+        &self,
+        damaged: &mut Vec<Damaged>,
+    ) -> Result<(Option<ReadEntry>, u64), StoreError> {
+        let chain_damage = |why: String| Damaged { run_id: None, why };
+        let head = match self.chain_head().await {
+            Ok(head) => head,
+            Err(StoreError::Damaged { what, .. }) => {
+                damaged.push(chain_damage(what));
+                return Ok((None, u64::MAX));
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(head) = head else {
+            return Ok((None, 0));
+        };
+        let entries = self.chain_sequences().await?;
+        let last = head.entry.sequence;
+        let present = entries.iter().filter(|&&s| s <= last).count() as u64;
+        if present != last {
+            damaged.push(chain_damage(format!(
+                "the chain ends at entry {last} but holds {present} entries up to it: entries were removed from its middle (`patchtrail verify` names them)"
+            )));
+            return Ok((Some(head), u64::MAX));
+        }
+        let manifest = head.entry.manifest_key.clone();
+        if self.size_of(&manifest).await?.is_some() {
+            return Ok((Some(head), last));
+        }
+        if self.in_flight(&head.entry).await? {
+            tokio::time::sleep(IN_FLIGHT_WAIT).await;
+            if self.size_of(&manifest).await?.is_some() {
+                return Ok((Some(head), last));
+            }
+            if self.in_flight(&head.entry).await? {
+                // Still in flight: read the chain as it was before that commit.
+                return match self.chain_entry(last - 1).await {
+                    Ok(before) => Ok((before, last - 1)),
+                    Err(StoreError::Damaged { what, .. }) => {
+                        damaged.push(chain_damage(what));
+                        Ok((None, u64::MAX))
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+        }
+        damaged.push(Damaged {
+            run_id: Some(head.entry.run_id.clone()),
+            why: format!(
+                "the newest chain entry ({last}) commits manifest {manifest}, which is missing (a commit interrupted between its two writes: the next collect, or `patchtrail verify --repair`, recreates it)"
+            ),
+        });
+        Ok((Some(head), last))
+    }
+
+    /// Whether `entry`'s commit may still be under way: its pending copy is there and the entry
+    /// is younger than [`IN_FLIGHT`] (a committer writes the manifest right after the entry).
+    async fn in_flight(&self, entry: &ChainEntry) -> Result<bool, StoreError> {
+        let young = Utc::now().signed_duration_since(entry.committed_at) < IN_FLIGHT;
+        Ok(young
+            && self
+                .size_of(&pending_key(&entry.run_id, entry.sequence))
+                .await?
+                .is_some())
     }
 
     /// Reads the manifests of `refs` concurrently into `cache`.
@@ -235,33 +318,18 @@ impl Store {
         exclude: &BTreeSet<String>,
     ) -> Result<History, StoreError> {
         let mut damaged = Vec::new();
-        let (head, head_seq) = match self.chain_head().await {
-            Ok(head) => {
-                let seq = head.as_ref().map_or(0, |h| h.entry.sequence);
-                (head, seq)
-            }
-            Err(StoreError::Damaged { what, .. }) => {
-                damaged.push(Damaged {
-                    run_id: None,
-                    why: what,
-                });
-                (None, u64::MAX)
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(h) = &head
-            && !exclude.contains(&h.entry.run_id)
-            && self.get_opt(&h.entry.manifest_key).await?.is_none()
-        {
+        let (head, head_seq) = self.chain_cut(&mut damaged).await?;
+        damaged.retain(|d| d.run_id.as_ref().is_none_or(|r| !exclude.contains(r)));
+        let (mut refs, mut unreadable) = self.run_refs().await?;
+        let manifests = refs.len() as u64;
+        if damaged.is_empty() && manifests < head_seq {
             damaged.push(Damaged {
-                run_id: Some(h.entry.run_id.clone()),
+                run_id: None,
                 why: format!(
-                    "the newest chain entry ({}) commits manifest {}, which is missing (a commit interrupted between its two writes: the next collect, or `patchtrail verify --repair`, recreates it)",
-                    h.entry.sequence, h.entry.manifest_key
+                    "the chain commits {head_seq} runs but the store holds {manifests} run manifests: a committed run's manifest was removed (`patchtrail verify` names it)"
                 ),
             });
         }
-        let (mut refs, mut unreadable) = self.run_refs().await?;
         refs.retain(|r| scopes.admits(&r.account_id, &r.region) && !exclude.contains(&r.run_id));
         let mut cache: HashMap<String, Checked> = HashMap::new();
         let mut wanted: Vec<&RunRef> = Vec::new();
@@ -309,7 +377,6 @@ impl Store {
                     run_id: Some(r.run_id.clone()),
                     why: why.clone(),
                 }),
-                Some(Checked::Unreadable(why)) => unreadable.push((r.key.clone(), why.clone())),
                 Some(Checked::NotCommitted) | None => {}
             }
         }

@@ -38,7 +38,9 @@ pub use local::CreateMechanism;
 pub use location::{AwsAccess, Store, StoreKind, seed_input_url};
 pub use objects::{Created, Listed, StoreProbe};
 pub use seed::{RowContext, SeedDay};
-pub use verify::{Finding, Unlisted, VerifyReport, Witness, seed_page_key};
+pub use verify::{
+    Finding, REPAIR_QUIET, REPAIRED_PREFIX, Unlisted, VerifyReport, Witness, seed_page_key,
+};
 pub use writer::{CommittedRun, InstanceError, RunStart, RunWriter};
 
 /// What can go wrong with a store, each saying what to do about it.

@@ -13,7 +13,8 @@
 //! Local folders are written by [`crate::local`] (synced, create-only without hard links too);
 //! S3 and memory stores by object_store.
 
-use crate::local::{self, Placed};
+use crate::chain::CREATE_ONLY_PROBE_PREFIX;
+use crate::local::{self, CreateMechanism, Placed};
 use crate::{Store, StoreError, StoreKind};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -169,43 +170,113 @@ impl Store {
         }
     }
 
+    /// Creates `key` like [`Store::create`], then reads it back: a store that emulates
+    /// `If-None-Match` by checking first and writing after can let a second writer's create
+    /// through and replace the first one's bytes. The chain entries are created this way, so a
+    /// writer whose entry was replaced learns that it lost the place (docs/commit-protocol.md,
+    /// R1). It narrows the window, not closes it: the probe refuses such stores, and `verify`
+    /// names two runs that claim one place.
+    pub(crate) async fn create_confirmed(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Created, StoreError> {
+        match self.create(key, bytes.clone()).await? {
+            Created::Written => match self.get_opt(key).await? {
+                Some(found) if found[..] == bytes[..] => Ok(Created::Written),
+                Some(found) => {
+                    tracing::warn!(
+                        key,
+                        "a create this process made was replaced by another writer's: the store does not honour create-only writes"
+                    );
+                    Ok(Created::Exists(found))
+                }
+                None => Err(self.damaged(format!(
+                    "{key} was created and then vanished: another writer or a lifecycle rule removes objects under _patchtrail/"
+                ))),
+            },
+            found => Ok(found),
+        }
+    }
+
     /// How this store makes create-only writes: a create of an existing object must be refused.
     /// A store that lets it through (some gateways and older S3 look-alikes ignore
-    /// `If-None-Match`) cannot hold patchtrail's history: two runs could take one place in the
-    /// commit chain and one of them would be lost. A folder is probed with an object of its own,
-    /// removed after; a bucket with one fixed object, `_patchtrail/create-only-probe`, created
-    /// once and never deleted (so the check needs no delete permission).
+    /// `If-None-Match`, others check for the object and then write it, or honour the condition
+    /// on some keys only) cannot hold patchtrail's history: two runs could take one place in the
+    /// commit chain and one of them would be lost. So the probe works where commits do, in the
+    /// chain's own folder, on a fresh key: two creates of it race (exactly one may succeed), then
+    /// a third create must be refused. The probe objects are removed where the store allows it
+    /// (a bucket whose policy or Object Lock keeps them holds a few bytes per probe; no reader
+    /// takes them for entries).
     pub async fn probe_create_only(&self) -> Result<String, StoreError> {
-        let refused = match self.kind() {
-            StoreKind::Local(dir) => {
-                let key = format!("_patchtrail/probes/create-only-{}", std::process::id());
-                let file = dir.join(&key);
-                let placed = blocking(move || local::create(&file, b"1"))
-                    .await
-                    .map_err(|e| self.io_error("create", &key, e))?;
-                let second = self.try_create(&key, b"2").await;
-                let _ = self.delete(&key).await;
-                match (placed, second?) {
-                    (Placed::Created(mechanism), false) => return Ok(mechanism.to_string()),
-                    (_, second) => !second,
-                }
-            }
-            _ => {
-                let key = "_patchtrail/create-only-probe";
-                self.try_create(key, b"patchtrail create-only probe")
-                    .await?;
-                !self
-                    .try_create(key, b"a second create, which must be refused")
-                    .await?
-            }
+        let mechanism = match self.kind() {
+            StoreKind::Local(dir) => Some(self.local_mechanism(dir).await?),
+            _ => None,
         };
-        if refused {
-            Ok("conditional writes (If-None-Match: *)".into())
-        } else {
-            Err(StoreError::NoCreateOnly {
-                url: self.url().to_string(),
-            })
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let key = format!(
+            "{CREATE_ONLY_PROBE_PREFIX}{nanos}-{}.json",
+            std::process::id()
+        );
+        let (a, b) = tokio::join!(
+            self.try_create(
+                &key,
+                b"patchtrail create-only probe: first of a racing pair"
+            ),
+            self.try_create(
+                &key,
+                b"patchtrail create-only probe: second of a racing pair"
+            ),
+        );
+        let won = u8::from(a?) + u8::from(b?);
+        let third = self
+            .try_create(
+                &key,
+                b"patchtrail create-only probe: a create that must be refused",
+            )
+            .await?;
+        if let Err(e) = self.delete(&key).await {
+            tracing::debug!(key, error = %e, "could not remove the create-only probe");
         }
+        if won != 1 || third {
+            return Err(StoreError::NoCreateOnly {
+                url: self.url().to_string(),
+            });
+        }
+        Ok(mechanism.map_or_else(
+            || "conditional writes (If-None-Match: *)".into(),
+            |m| m.to_string(),
+        ))
+    }
+
+    /// How a folder makes create-only writes: a probe object of its own, removed after.
+    async fn local_mechanism(&self, dir: &std::path::Path) -> Result<CreateMechanism, StoreError> {
+        let key = format!("_patchtrail/probes/create-only-{}", std::process::id());
+        let file = dir.join(&key);
+        let placed = blocking(move || local::create(&file, b"1"))
+            .await
+            .map_err(|e| self.io_error("create", &key, e));
+        let _ = self.delete(&key).await;
+        match placed? {
+            Placed::Created(mechanism) => Ok(mechanism),
+            Placed::Exists => Err(StoreError::Contended {
+                url: self.url().to_string(),
+                what: format!("the probe object {key}"),
+            }),
+        }
+    }
+
+    /// Whether every create is whole the moment its name appears (S3's PutObject, a folder's
+    /// hard link or rename without replace): then no crash can leave a torn object, and a torn
+    /// chain entry is damage, not a crash's leftover. Only a folder that creates exclusively
+    /// (`O_CREAT | O_EXCL`, then the bytes) can be caught half-written.
+    pub async fn creates_are_atomic(&self) -> Result<bool, StoreError> {
+        Ok(match self.kind() {
+            StoreKind::Local(dir) => {
+                self.local_mechanism(dir).await? != CreateMechanism::ExclusiveCreate
+            }
+            _ => true,
+        })
     }
 
     /// What `doctor` checks of a store before a collect: that it lists, that an object written

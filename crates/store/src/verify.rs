@@ -3,15 +3,22 @@
 //! the seed's own workflow, or foreign files (named in notes: reports never read them).
 
 use crate::chain::{
-    CHAIN_PREFIX, CLAIMS_PREFIX, HEAD_HINT, ReadEntry, chain_key, chain_sequence, pending_key,
+    CHAIN_PREFIX, CLAIMS_PREFIX, CREATE_ONLY_PROBE_PREFIX, HEAD_HINT, PENDING_PREFIX, ReadEntry,
+    chain_key, chain_sequence, pending_key,
 };
-use crate::checkpoint::suspended_at;
+use crate::checkpoint::{CHECKPOINTS_PREFIX, suspended_at};
 use crate::history::sha256_hex;
 use crate::layout::{MANIFEST_PREFIXES, seed_page_tag, seed_run_tag};
 use crate::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use patchtrail_model::RunManifest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Where `verify --repair` moves a torn newest chain entry.
+pub const REPAIRED_PREFIX: &str = "_patchtrail/repaired/";
+/// How long nothing may have been claimed, checkpointed or prepared for a commit before
+/// `verify --repair` touches the chain's end.
+pub const REPAIR_QUIET: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// One problem found in the store: each makes `verify` fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +157,9 @@ pub struct VerifyReport {
     pub notes: Vec<String>,
     /// The newest chain entry: its witness (`<sequence>:<sha256>`) is worth keeping elsewhere.
     pub head: Option<ReadEntry>,
+    /// Days of pages the seed workflow wrote with no manifest or chain entry: read by reports,
+    /// never verified.
+    pub unchained_days: usize,
 }
 
 impl VerifyReport {
@@ -166,9 +176,15 @@ impl VerifyReport {
             "{} runs, {} objects ({} bytes hashed) in {store_url}",
             self.runs, self.objects, self.bytes
         );
+        let unchained = match self.unchained_days {
+            0 => String::new(),
+            n => format!(
+                "; {n} day(s) of seed-workflow pages are unchained and were not verified (the notes name them)"
+            ),
+        };
         if self.runs == 0 && self.findings.is_empty() {
             out.push(format!(
-                "no committed runs in {store_url}: nothing to verify"
+                "no committed runs in {store_url}: nothing to verify{unchained}"
             ));
             return out;
         }
@@ -180,10 +196,13 @@ impl VerifyReport {
         }
         if self.findings.is_empty() {
             out.push(format!(
-                "verified {summary}: every object matches its manifest and the manifest chain is intact"
+                "verified {summary}: every object matches its manifest and the manifest chain is intact{unchained}"
             ));
         } else {
-            out.push(format!("{} finding(s) in {summary}", self.findings.len()));
+            out.push(format!(
+                "{} finding(s) in {summary}{unchained}",
+                self.findings.len()
+            ));
         }
         out
     }
@@ -233,6 +252,7 @@ impl Store {
             if key.starts_with(CHAIN_PREFIX) {
                 match chain_sequence(key) {
                     Some(s) => sequences.push(s),
+                    None if key.starts_with(CREATE_ONLY_PROBE_PREFIX) => {}
                     None => foreign_chain_names.push(key.clone()),
                 }
             }
@@ -244,7 +264,7 @@ impl Store {
             report.findings.push(Finding::BrokenChain {
                 sequence: hint,
                 reason: format!(
-                    "{HEAD_HINT} names entry {hint}, but the chain ends at entry {last}: entries at its end were removed (truncation); restore them from a backup or the bucket's versions"
+                    "{HEAD_HINT} names entry {hint}, but the chain ends at entry {last}: entries at its end were removed (truncation); restore them from a backup or the bucket's versions (`verify --repair` never lowers the hint, so this stays a finding until they are back)"
                 ),
             });
         }
@@ -267,10 +287,12 @@ impl Store {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(StoreError::Damaged { what, .. }) => {
-                    let fix = if sequence == last {
-                        "a commit interrupted by a crash, which committed nothing: `patchtrail verify --repair` sets it aside (docs/commit-protocol.md)"
+                    let fix = if sequence != last {
+                        "later entries follow it, so it is not a crash's leftover: restore it from a backup or the bucket's versions".to_string()
                     } else {
-                        "later entries follow it, so it is not a crash's leftover: restore it from a backup or the bucket's versions"
+                        self.torn_head_evidence(last).await?.unwrap_or_else(|| {
+                            "a commit torn by a crash, which committed nothing: `patchtrail verify --repair` sets it aside (docs/commit-protocol.md)".into()
+                        })
                     };
                     report.findings.push(Finding::BrokenChain {
                         sequence,
@@ -364,6 +386,8 @@ impl Store {
             committed.insert(entry.manifest_key.clone(), manifest);
         }
         report.runs = committed.len();
+        self.find_place_thieves(&present_meta, &committed, &mut report)
+            .await?;
         if let Some(witness) = expect_head {
             self.check_witness(witness, &mut report).await?;
         }
@@ -427,8 +451,9 @@ impl Store {
             ));
         }
         for (day, pages) in &unlisted.seed_days {
-            report.notes.push(format!("{day}: {} page(s) written by the seed workflow (no manifest; read as one snapshot)", pages.len()));
+            report.notes.push(format!("{day}: {} page(s) written by the seed workflow: unchained (no manifest, no chain entry), so not verified; reports read them in place as one snapshot (docs/semantics.md §1.2)", pages.len()));
         }
+        report.unchained_days = unlisted.seed_days.len();
         // Foreign objects cannot change what reports read (they read only what committed
         // manifests list): they are named, not counted as damage.
         let mut foreign = unlisted.foreign;
@@ -453,6 +478,45 @@ impl Store {
 }
 
 impl Store {
+    /// Manifests no entry commits that say they hold a place another run's entry holds: two
+    /// runs took one place, which only a store that lets a second create of one entry through
+    /// allows (a check-then-write emulation of `If-None-Match`), and the run not in the chain is
+    /// lost from history although its writer reported it committed.
+    async fn find_place_thieves(
+        &self,
+        present: &[(String, u64, DateTime<Utc>)],
+        committed: &BTreeMap<String, RunManifest>,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
+        let strays: Vec<String> = present
+            .iter()
+            .map(|(k, _, _)| k)
+            .filter(|k| {
+                MANIFEST_PREFIXES.iter().any(|p| k.starts_with(p))
+                    && crate::RunRef::parse(k).is_some()
+                    && !committed.contains_key(*k)
+            })
+            .cloned()
+            .collect();
+        for (key, bytes) in strays.iter().zip(self.get_many(&strays).await?) {
+            let Ok(manifest) = serde_json::from_slice::<RunManifest>(&bytes) else {
+                continue;
+            };
+            if let Ok(Some(entry)) = self.chain_entry(manifest.sequence).await
+                && entry.entry.manifest_key != *key
+            {
+                report.findings.push(Finding::BrokenChain {
+                    sequence: manifest.sequence,
+                    reason: format!(
+                        "run {} (manifest {key}) says it committed as entry {}, which commits run {}: two runs took one place, so the store let a second create of one entry through (`patchtrail doctor` checks it); run {} is not history: collect or import it again on a store that honours create-only writes",
+                        manifest.run_id, manifest.sequence, entry.entry.run_id, manifest.run_id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the chain still holds the entry `witness` names, byte for byte.
     async fn check_witness(
         &self,
@@ -476,13 +540,34 @@ impl Store {
         Ok(())
     }
 
-    /// Recovers what a crash can leave (docs/commit-protocol.md): a newest entry that is empty
-    /// or unreadable committed nothing, so it is set aside under `_patchtrail/repaired/` and the
-    /// head hint follows; a committed run whose committer died before writing its manifest gets
-    /// it back from its pending copy. Nothing committed is changed; run it when no collect is
-    /// writing. Returns what it did, one line each.
+    /// Recovers what a crash can leave (docs/commit-protocol.md, "Repair"), and nothing else:
+    /// - a committed run whose committer died before writing its manifest gets it back from its
+    ///   pending copy;
+    /// - the newest chain entry, when it cannot be read and provably committed nothing
+    ///   ([`Store::torn_head_evidence`] finds no evidence that it did), is set aside under
+    ///   `_patchtrail/repaired/`: once, never an earlier entry;
+    /// - the head hint is raised to the newest entry, never lowered (a hint past the end is a
+    ///   truncation, which stays a finding).
+    ///
+    /// Recreating a manifest is safe at any time (the bytes must hash to what the entry
+    /// commits, so every writer makes the same object); setting an entry aside is not, so it
+    /// also waits until nothing has been claimed, checkpointed or prepared for a commit for
+    /// [`REPAIR_QUIET`]. Returns what it did and what it kept, one line each.
     pub async fn repair(&self) -> Result<Vec<String>, StoreError> {
-        let mut done = self.set_aside_unreadable_head().await?;
+        let mut done = Vec::new();
+        let sequences = self.chain_sequences().await?;
+        if let Some(&last) = sequences.last()
+            && let Err(StoreError::Damaged { what, .. }) = self.chain_entry(last).await
+        {
+            let kept = match self.torn_head_evidence(last).await? {
+                Some(committed) => Some(committed),
+                None => self.writer_at_work().await?,
+            };
+            done.push(match kept {
+                Some(kept) => format!("kept chain entry {last} ({what}): {kept}"),
+                None => self.set_aside(last, &what).await?,
+            });
+        }
         for sequence in self.chain_sequences().await? {
             let Some(read) = self.chain_entry(sequence).await.ok().flatten() else {
                 continue;
@@ -496,41 +581,112 @@ impl Store {
                 ));
             }
         }
+        if let Some(&last) = self.chain_sequences().await?.last()
+            && self.head_hint().await? < last
+            && self.chain_entry(last).await.is_ok()
+        {
+            self.put(HEAD_HINT, last.to_string().into_bytes()).await?;
+            done.push(format!("{HEAD_HINT} raised to entry {last}"));
+        }
         Ok(done)
     }
 
-    async fn set_aside_unreadable_head(&self) -> Result<Vec<String>, StoreError> {
-        let mut done = Vec::new();
-        loop {
-            let Some(&last) = self.chain_sequences().await?.last() else {
-                break;
+    /// Moves the unreadable newest entry `last` to `_patchtrail/repaired/` (copied first, so
+    /// nothing is lost if the delete is refused).
+    async fn set_aside(&self, last: u64, what: &str) -> Result<String, StoreError> {
+        let key = chain_key(last);
+        let bytes = self.get(&key).await?;
+        let aside = format!(
+            "{REPAIRED_PREFIX}chain-{last:012}-{}.json",
+            Utc::now().format("%Y%m%dT%H%M%S%.fZ")
+        );
+        self.create(&aside, bytes.to_vec()).await?;
+        self.delete(&key).await?;
+        Ok(format!(
+            "set aside chain entry {last} ({what}) as {aside}: a crash tore it while it was written, so it committed nothing; the run it was committing is not history (continue it with `collect --resume` if it was suspended, else collect again)"
+        ))
+    }
+
+    /// Why the unreadable newest entry `last` must be kept (it committed a run, or it is not
+    /// what a crash leaves), with the way to restore it; `None` when it provably committed
+    /// nothing. A crash can tear only an entry created exclusively in a folder, only before its
+    /// committer saw the create succeed (so before its manifest, the head hint, and any later
+    /// entry), and at most one: entry N+1 is created only by a writer that read entry N.
+    pub(crate) async fn torn_head_evidence(&self, last: u64) -> Result<Option<String>, StoreError> {
+        const RESTORE: &str = "restore it from a backup or the bucket's versions";
+        if self.creates_are_atomic().await? {
+            return Ok(Some(format!(
+                "this store creates every object whole, so no crash leaves a torn entry: it was changed after it was written; {RESTORE}, or rebuild it (docs/commit-protocol.md, \"Rebuilding an entry\")"
+            )));
+        }
+        let hint = self.head_hint().await?;
+        if hint >= last {
+            return Ok(Some(format!(
+                "{HEAD_HINT} names entry {hint}, which a committer raises only after the entry's manifest is written, so entry {last} committed a run; {RESTORE}, or rebuild it (docs/commit-protocol.md, \"Rebuilding an entry\")"
+            )));
+        }
+        let place = format!("/{last:012}.json");
+        if let Some((key, _)) = self
+            .list_keys(PENDING_PREFIX)
+            .await?
+            .into_iter()
+            .find(|(k, _)| k.ends_with(&place))
+        {
+            return Ok(Some(format!(
+                "the pending copy {key} names place {last}: its committer may have created the entry and be writing it now, or have committed there; if no collect or import is running, rebuild the entry from that copy (docs/commit-protocol.md, \"Rebuilding an entry\"), or {RESTORE}"
+            )));
+        }
+        for (key, _) in self.manifest_keys().await? {
+            let Some(bytes) = self.get_opt(&key).await? else {
+                continue;
             };
-            match self.chain_entry(last).await {
-                Ok(_) => {
-                    if self.head_hint().await? != last {
-                        self.put(HEAD_HINT, last.to_string().into_bytes()).await?;
-                        done.push(format!("{HEAD_HINT} now names entry {last}"));
-                    }
-                    break;
-                }
-                Err(StoreError::Damaged { what, .. }) => {
-                    let key = chain_key(last);
-                    let bytes = self.get(&key).await?;
-                    let aside = format!(
-                        "_patchtrail/repaired/chain-{last:012}-{}.json",
-                        Utc::now().format("%Y%m%dT%H%M%S%.fZ")
-                    );
-                    self.create(&aside, bytes.to_vec()).await?;
-                    self.delete(&key).await?;
-                    self.put(HEAD_HINT, (last - 1).to_string().into_bytes())
-                        .await?;
-                    done.push(format!(
-                        "set aside chain entry {last} ({what}) as {aside}: it committed nothing; the run it was committing is not history (continue it with `collect --resume` if it was suspended, else collect again)"
-                    ));
-                }
-                Err(e) => return Err(e),
+            if serde_json::from_slice::<RunManifest>(&bytes).is_ok_and(|m| m.sequence == last) {
+                return Ok(Some(format!(
+                    "manifest {key} says it is entry {last}, and a manifest is written only after its entry: the entry committed that run; rebuild it from that manifest (docs/commit-protocol.md, \"Rebuilding an entry\"), or {RESTORE}"
+                )));
             }
         }
-        Ok(done)
+        let after = format!("{REPAIRED_PREFIX}chain-{:012}-", last + 1);
+        if let Some((key, _)) = self
+            .list_keys(REPAIRED_PREFIX)
+            .await?
+            .into_iter()
+            .find(|(k, _)| k.starts_with(&after))
+        {
+            return Ok(Some(format!(
+                "the entry after it was set aside already ({key}), and a crash tears at most one entry (the next is created only by a writer that read this one): this one was damaged later; {RESTORE}"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Every object in a manifest folder.
+    async fn manifest_keys(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut keys = Vec::new();
+        for prefix in MANIFEST_PREFIXES {
+            keys.extend(self.list_keys(prefix).await?);
+        }
+        Ok(keys)
+    }
+
+    /// Why repair must not touch the chain's end now, if a writer may be at work: something was
+    /// claimed, checkpointed or prepared for a commit less than [`REPAIR_QUIET`] ago (a bound,
+    /// not a lock: a commit's pending copy also keeps its entry from being set aside, see
+    /// [`Store::torn_head_evidence`]).
+    async fn writer_at_work(&self) -> Result<Option<String>, StoreError> {
+        let now = Utc::now();
+        for prefix in [CLAIMS_PREFIX, CHECKPOINTS_PREFIX, PENDING_PREFIX] {
+            for (key, _, modified) in self.list_meta(prefix).await? {
+                let age = now.signed_duration_since(modified);
+                if age < REPAIR_QUIET {
+                    return Ok(Some(format!(
+                        "a writer was at work {} s ago ({key}); run `verify --repair` again when no collect or import is writing, once nothing has been written for {} minutes",
+                        age.num_seconds().max(0),
+                        REPAIR_QUIET.num_minutes()
+                    )));
+                }
+            }
+        }
+        Ok(None)
     }
 }
