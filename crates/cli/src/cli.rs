@@ -163,6 +163,10 @@ pub struct EvidenceArgs {
     /// reports can be checked against the manifests but not against the rows.
     #[arg(long)]
     pub without_data: bool,
+    /// Pack a store that `patchtrail verify` finds damaged, with the damage named on the pack's
+    /// first page (README.txt), instead of refusing (exit 5).
+    #[arg(long)]
+    pub pack_damaged: bool,
     #[command(flatten)]
     pub findings: FindingsArgs,
 }

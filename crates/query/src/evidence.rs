@@ -32,6 +32,9 @@ pub struct EvidenceRequest<'a> {
     pub with_data: bool,
     /// The tool's version, for the README.
     pub tool: &'a str,
+    /// Pack a store that `verify` finds damaged, naming the damage on the README's first lines,
+    /// instead of refusing.
+    pub pack_damaged: bool,
 }
 
 /// A finished pack.
@@ -174,6 +177,18 @@ pub async fn evidence_pack(
     request: &EvidenceRequest<'_>,
 ) -> Result<Evidence, QueryError> {
     let (instant, label, stale) = (request.instant, request.label, request.stale_days);
+    // Verified first: a pack of a store that verify rejects must not read as clean evidence.
+    let verified = store.verify(None).await?;
+    if !verified.findings.is_empty() && !request.pack_damaged {
+        return Err(QueryError::Damaged {
+            store: store.url().to_string(),
+            what: format!(
+                "verify finds {} problem(s), the first: {}; an evidence pack must not present it as sound: restore or repair the store, or pass --pack-damaged to pack it with the damage named on the pack's first page",
+                verified.findings.len(),
+                verified.findings[0]
+            ),
+        });
+    }
     let mut files = Files::default();
     let mut asked = vec![
         (
@@ -263,7 +278,6 @@ pub async fn evidence_pack(
     }
     files.add("runs.csv", runs_csv);
 
-    let verified = store.verify(None).await?;
     let head = verified
         .head
         .as_ref()
@@ -275,7 +289,19 @@ pub async fn evidence_pack(
     if let (Some(text), Some(source)) = (request.waivers_text, &request.waivers.source) {
         files.add(format!("judgments/{}", file_name(&source.path)), text);
     }
-    files.add("README.txt", readme(request, store, used.len(), &head));
+    let mut first_page = readme(request, store, used.len(), &head);
+    if !verified.findings.is_empty() {
+        let damage: String = verified
+            .findings
+            .iter()
+            .map(|f| format!("  {f}\n"))
+            .collect();
+        first_page = format!(
+            "WARNING: THE STORE IS DAMAGED. `patchtrail verify` found {} problem(s) when this pack was made\n(verify.txt has them all); the reports may rest on altered or incomplete history:\n{damage}\n{first_page}",
+            verified.findings.len()
+        );
+    }
+    files.add("README.txt", first_page);
     let sums = files.sums();
     files.add("SHA256SUMS", sums);
 

@@ -2,7 +2,10 @@
 //! and `runs`.
 //!
 //! Only the runs a report needs are loaded (docs/semantics.md §1, §5), and only objects their
-//! manifests list, after a size check; interrupted runs are invisible. A store written by the seed
+//! manifests list. Each object is read once, checked against its manifest (size and SHA-256),
+//! and the engine reads those very bytes from memory: an object changed after it committed makes
+//! its run damaged (§1.5), and nothing changed between the check and the query is read.
+//! Interrupted runs are invisible. A store written by the seed
 //! workflow itself has no manifests: there each day partition is one snapshot, dated by its first
 //! write.
 
@@ -20,13 +23,15 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::memory::InMemory;
 use patchtrail_model::{
-    InstanceRecord, PatchRecord, RunConfig, RunCounts, StoreFormat, instances_schema,
-    patches_schema,
+    InstanceRecord, ManifestObject, PatchRecord, RunConfig, RunCounts, StoreFormat,
+    instances_schema, patches_schema,
 };
 use patchtrail_store::{
     Damaged, RowContext, ScopeFilter, SeedDay, Selection, Store, StoredManifest, parse_seed_page,
-    rows_to_batch, seed_page_key,
+    rows_to_batch, seed_page_key, sha256_hex,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -295,75 +300,102 @@ fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
     RecordBatch::try_new(schema, columns).map_err(df)
 }
 
-/// The rows of the seed pages a committed run lists; unreadable pages become warnings.
-async fn read_seed_pages(
-    store: &Store,
-    keys: &[String],
+/// The rows of the seed pages a committed run lists (read and checked already); unreadable
+/// pages become warnings.
+fn seed_page_rows(
+    pages: &[(String, impl AsRef<[u8]>)],
     context: &RowContext<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Vec<PatchRecord>, QueryError> {
+) -> Vec<PatchRecord> {
     let mut rows = Vec::new();
-    for (key, bytes) in keys.iter().zip(store.get_many(keys).await?) {
+    for (key, bytes) in pages {
         let Some((_, instance_id)) = seed_page_key(key) else {
             continue;
         };
-        match parse_seed_page(&bytes) {
+        match parse_seed_page(bytes.as_ref()) {
             Ok(page) => rows.extend(context.patch_rows(&instance_id, page)),
             Err(e) => warnings.push(format!("skipped {key}: {e}")),
         }
     }
-    Ok(rows)
+    rows
 }
 
-/// What the committed runs of a selection hold, ready to register: their tables' files, and
-/// the rows of their seed pages.
-#[derive(Default)]
+/// Why an object read for a run is not what its manifest committed, if it is not.
+fn object_damage(object: &ManifestObject, held: Option<&[u8]>) -> Option<String> {
+    let Some(bytes) = held else {
+        return Some(format!("{} is missing", object.key));
+    };
+    if bytes.len() as u64 != object.size {
+        return Some(format!(
+            "{} has {} bytes where its manifest says {}",
+            object.key,
+            bytes.len(),
+            object.size
+        ));
+    }
+    (sha256_hex(bytes) != object.sha256).then(|| {
+        format!(
+            "{}'s SHA-256 differs from its manifest (it was changed after it committed)",
+            object.key
+        )
+    })
+}
+
+/// What the committed runs of a selection hold, ready to register: their tables' files (checked,
+/// in `verified`), and the rows of their seed pages.
 struct Gathered {
     runs: Vec<RunInfo>,
     patch_files: Files,
     instance_files: Files,
     seed_patches: Vec<PatchRecord>,
     warnings: Vec<String>,
+    /// The bytes of every object read, under the paths the store gives them: what the engine
+    /// reads, so that it reads exactly what was checked.
+    verified: Arc<InMemory>,
 }
 
 impl Gathered {
-    /// Checks and gathers the objects of `runs`; an object that is gone or has another size than
-    /// its manifest says makes its run damaged (pushed onto `damaged`).
+    /// Reads and checks the objects of `runs`; an object that is gone, or whose size or SHA-256
+    /// differs from its manifest, makes its run damaged (pushed onto `damaged`).
     async fn read(
         store: &Store,
         runs: &[StoredManifest],
         damaged: &mut Vec<Damaged>,
     ) -> Result<Gathered, QueryError> {
-        let mut out = Gathered::default();
+        let mut out = Gathered {
+            runs: Vec::new(),
+            patch_files: Files::default(),
+            instance_files: Files::default(),
+            seed_patches: Vec::new(),
+            warnings: Vec::new(),
+            verified: Arc::new(InMemory::new()),
+        };
         for stored in runs {
             let m = &stored.manifest;
-            let sizes = futures::stream::iter(&m.objects)
-                .map(|o| store.size_of(&o.key))
+            let held = futures::stream::iter(&m.objects)
+                .map(|o| store.get_opt(&o.key))
                 .buffered(16)
                 .try_collect::<Vec<_>>()
                 .await?;
             let mut seed_pages = Vec::new();
-            for (object, size) in m.objects.iter().zip(sizes) {
-                let why = match size {
-                    None => Some(format!("{} is missing", object.key)),
-                    Some(size) if size != object.size => Some(format!(
-                        "{} has {size} bytes where its manifest says {}",
-                        object.key, object.size
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(why) = why {
+            for (object, held) in m.objects.iter().zip(held) {
+                if let Some(why) = object_damage(object, held.as_deref()) {
                     damaged.push(Damaged {
                         run_id: Some(m.run_id.clone()),
                         why,
                     });
                     continue;
                 }
+                let Some(bytes) = held else { continue };
                 let k = object.key.clone();
                 if seed_page_key(&k).is_some() {
-                    seed_pages.push(k);
+                    seed_pages.push((k, bytes));
                     continue;
                 }
+                out.verified
+                    .put(&store.path(&k), bytes.into())
+                    .await
+                    .map_err(df)?;
                 let is_instances =
                     k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
                 let files = if is_instances {
@@ -384,7 +416,7 @@ impl Gathered {
                     account_id: &m.account_id,
                     region: &m.region,
                 };
-                let rows = read_seed_pages(store, &seed_pages, &context, &mut out.warnings).await?;
+                let rows = seed_page_rows(&seed_pages, &context, &mut out.warnings);
                 out.seed_patches.extend(rows);
             }
             out.runs.push(RunInfo {
@@ -446,9 +478,6 @@ impl LoadedHistory {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         crate::functions::register_all(&ctx);
-        let (objects, _) = store.object_store();
-        let url = Url::parse(STORE_URL).map_err(df)?;
-        ctx.register_object_store(&url, objects);
 
         // Skipping damaged runs changes which runs are in force: select again without them.
         let mut exclude = BTreeSet::new();
@@ -488,7 +517,9 @@ impl LoadedHistory {
             instance_files,
             mut seed_patches,
             mut warnings,
+            verified,
         } = gathered;
+        ctx.register_object_store(&Url::parse(STORE_URL).map_err(df)?, verified);
         warnings.extend(
             history
                 .unreadable

@@ -229,6 +229,7 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
         runs.push(parsed);
     }
     let store = open_writable_store(&args.store).await?;
+    let mut head = None;
     for run in runs {
         let mut writer = store.begin_run(run.start).await?;
         let run_id = writer.run_id().to_string();
@@ -237,8 +238,20 @@ pub async fn run(args: &ImportArgs) -> Result<ExitCode, Failure> {
         }
         let committed = writer.commit(run.finished_at).await?;
         println!("{}", committed.manifest.run_id);
+        head = Some(committed.entry.witness());
     }
+    print_head_witness(head.as_deref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The head witness of the last commit an import made, on stderr (stdout lists the run ids):
+/// what to keep elsewhere, and what it proves.
+fn print_head_witness(witness: Option<&str>) {
+    if let Some(w) = witness {
+        eprintln!(
+            "chain head {w} (keep it elsewhere: `patchtrail verify --expect-head {w}` shows that no run committed up to it was removed or rewritten since)"
+        );
+    }
 }
 
 /// `import --from-seed`: the seed workflow's snapshots under `url`, one run each, with their own
@@ -281,6 +294,7 @@ async fn from_seed(args: &ImportArgs, url: &str, format: StoreFormat) -> Result<
         .map(|m| m.snapshot_time)
         .collect();
     let mut warnings = Vec::new();
+    let mut head = None;
     for day in days {
         let started = micros(day.started);
         if imported.contains(&started) {
@@ -314,9 +328,11 @@ async fn from_seed(args: &ImportArgs, url: &str, format: StoreFormat) -> Result<
         for snapshot in source.read_seed_day(&day, &context, &mut warnings).await? {
             writer.add(snapshot).await?;
         }
-        writer.commit(micros(day.finished).max(started)).await?;
+        let committed = writer.commit(micros(day.finished).max(started)).await?;
         println!("{run_id}");
+        head = Some(committed.entry.witness());
     }
+    print_head_witness(head.as_deref());
     for warning in warnings {
         eprintln!("warning: {warning}");
     }

@@ -433,6 +433,7 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
             waivers_text: waivers_text.as_deref(),
             with_data: !args.without_data,
             tool: &format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
+            pack_damaged: args.pack_damaged,
         },
     )
     .await?;
