@@ -14,6 +14,12 @@ without being forwarded. Options:
                          until DIR/release-<n> exists: lets a test make other writes land meanwhile
   --ignore-if-none-match drop `If-None-Match` from every PUT, as some gateways and older S3
                          look-alikes do (a create-only write then overwrites)
+  --check-then-write S   emulate `If-None-Match: *` the way some look-alikes do, by a HEAD of the key
+                         and, S seconds later, an unconditional PUT if it was absent: two creates
+                         racing within S seconds both succeed and the second overwrites the first
+  --honour-if-none-match-only REGEX
+                         keep `If-None-Match` only on PUTs whose path matches REGEX (a gateway that
+                         special-cases a probe key) and drop it from every other PUT
   --object-lock          refuse, as S3 refuses them in a bucket with a default Object Lock retention,
                          uploads of object data (PutObject, UploadPart) that carry neither
                          `Content-MD5` nor an `x-amz-checksum-*` header (nor a trailer naming one):
@@ -58,11 +64,14 @@ ap.add_argument("--once", action="store_true")
 ap.add_argument("--hold")
 ap.add_argument("--ignore-if-none-match", action="store_true")
 ap.add_argument("--object-lock", action="store_true")
+ap.add_argument("--check-then-write", type=float)
+ap.add_argument("--honour-if-none-match-only")
 ARGS = ap.parse_args()
 
 UPSTREAM = urlparse(ARGS.upstream)
 RNG = random.Random(ARGS.seed)
 ONLY = re.compile(ARGS.only) if ARGS.only else None
+HONOUR_ONLY = re.compile(ARGS.honour_if_none_match_only) if ARGS.honour_if_none_match_only else None
 LOCK = threading.Lock()
 NO_LOCK = contextlib.nullcontext()
 CONDITIONAL = threading.Lock()  # one create-only PUT at a time (S3's conditional writes are atomic)
@@ -127,11 +136,31 @@ class Proxy(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _exists_upstream(self):
+        conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() in ("host", "authorization", "x-amz-date", "x-amz-content-sha256",
+                                    "x-amz-security-token")}
+        conn.request("HEAD", self.path.partition("?")[0], headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status == 200
+
     def _upstream(self, body):
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-        if self.command == "PUT" and ARGS.ignore_if_none_match:
+        asks_create = self.command == "PUT" and any(k.lower() == "if-none-match" for k in headers)
+        path = urlparse(self.path).path
+        drop = ARGS.ignore_if_none_match or ARGS.check_then_write is not None or (
+            HONOUR_ONLY is not None and not HONOUR_ONLY.search(path))
+        if self.command == "PUT" and drop:
             headers = {k: v for k, v in headers.items() if k.lower() != "if-none-match"}
+        if asks_create and ARGS.check_then_write is not None:
+            if self._exists_upstream():
+                conn.close()
+                return None, error_body("PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+            time.sleep(ARGS.check_then_write)
         conditional = self.command == "PUT" and any(k.lower() == "if-none-match" for k in headers)
         with CONDITIONAL if conditional else NO_LOCK:
             conn.request(self.command, self.path, body=body, headers=headers)
@@ -179,6 +208,9 @@ class Proxy(BaseHTTPRequestHandler):
             self._fault(fault)
             return
         resp, data = self._upstream(body)
+        if resp is None:
+            self._answer(412, data, "application/xml")
+            return
         if kill:
             deadline = time.time() + 10
             while not os.path.exists(kill) and time.time() < deadline:

@@ -45,7 +45,9 @@ fn store_code(e: &StoreError) -> u8 {
         | StoreError::NoCreateOnly { .. }
         | StoreError::ResumeTooLate { .. } => EXIT_BAD_INPUT,
         StoreError::Damaged { .. } => EXIT_FINDINGS,
-        StoreError::AccessDenied { .. } | StoreError::KmsDenied { .. } => EXIT_ACCESS,
+        StoreError::AccessDenied { .. }
+        | StoreError::KmsDenied { .. }
+        | StoreError::Archived { .. } => EXIT_ACCESS,
         _ => EXIT_FAILURE,
     }
 }

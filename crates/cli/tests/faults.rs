@@ -758,3 +758,608 @@ fn import_refuses_what_aws_never_sends_and_writes_nothing() {
         );
     }
 }
+
+// Issue 31: repair that never destroys history, and damage no reader can miss.
+
+/// `patchtrail ARGS` in a folder that has neither hard links nor rename without replace (strace
+/// takes both away), so that every create is exclusive and a crash could tear an entry.
+fn exclusive(args: &[&str]) -> Output {
+    Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "inject=link,linkat:error=EPERM"])
+        .args(["-e", "inject=renameat2:error=EINVAL"])
+        .arg(patchtrail_bin())
+        .args(args)
+        .output()
+        .expect("strace (installed by scripts/test)")
+}
+
+/// Every file under `dir`, with its bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let key = p.strip_prefix(dir).expect("under").display().to_string();
+                out.insert(key, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+/// Makes every claim look older than repair's quiet period (as a store no one wrote to lately).
+fn age_claims(store: &Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for e in std::fs::read_dir(store.join("_patchtrail/claims"))
+        .expect("claims")
+        .flatten()
+    {
+        std::fs::File::options()
+            .write(true)
+            .open(e.path())
+            .and_then(|f| f.set_modified(old))
+            .expect("age a claim");
+    }
+}
+
+/// Item 1: repair sets aside only what a crash leaves. A garbled newest entry that committed a
+/// run (the head hint names it; with the hint lowered, its manifest does) is kept, named, with the
+/// way to restore it; so is one met while a writer may be at work, and the second of two torn
+/// entries in a row. Only a torn newest entry that provably committed nothing, in a folder that
+/// creates exclusively, is set aside, and every committed run stays.
+#[test]
+fn repair_sets_aside_only_a_torn_entry_that_committed_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, runs) = imported(dir.path());
+    let root = Path::new(&store);
+    let entry = |n: u64| root.join(format!("_patchtrail/chain/{n:012}.json"));
+    let repair = |what: &str| -> String {
+        let out = exclusive(&["verify", "--store", &store, "--repair"]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{what}: {stdout}{}",
+            text(&out.stderr)
+        );
+        stdout
+    };
+    let verify_code = || run(&["verify", "--store", &store]).status.code();
+
+    // A torn entry while a writer may be at work (the claims are minutes old): kept.
+    std::fs::write(entry(4), b"").expect("torn");
+    let before = snapshot(root);
+    let out = repair("a young claim");
+    assert!(
+        out.contains("kept chain entry 4") && out.contains("a writer was at work"),
+        "{out}"
+    );
+    assert_eq!(snapshot(root), before, "nothing moved");
+    std::fs::remove_file(entry(4)).expect("undo");
+    age_claims(root);
+
+    // A committed newest entry garbled: the head hint names it, so it committed a run.
+    let committed = std::fs::read(entry(3)).expect("entry 3");
+    std::fs::write(entry(3), b"{\"sequence\":3").expect("garble");
+    let before = snapshot(root);
+    let out = repair("a committed entry");
+    assert!(out.contains("kept chain entry 3"), "{out}");
+    assert!(
+        out.contains("restore it") || out.contains("rebuild it"),
+        "{out}"
+    );
+    assert_eq!(
+        snapshot(root),
+        before,
+        "nothing moved, the hint not lowered"
+    );
+    // The hint lowered too: the run's manifest still says it is entry 3.
+    std::fs::write(root.join("_patchtrail/chain-head"), b"2").expect("lower");
+    let out = repair("a committed entry, hint lowered");
+    assert!(
+        out.contains(&format!("{}.json says it is entry 3", runs[2])),
+        "{out}"
+    );
+    assert!(entry(3).exists(), "kept");
+    std::fs::write(entry(3), &committed).expect("restore");
+    std::fs::write(root.join("_patchtrail/chain-head"), b"3").expect("restore");
+    assert_eq!(verify_code(), Some(0));
+
+    // A torn entry after the head, nothing naming its place: a crash's leftover, set aside.
+    std::fs::write(entry(4), b"{\"seq").expect("torn");
+    let out = exclusive(&["verify", "--store", &store, "--repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("set aside chain entry 4"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!entry(4).exists());
+    let v = ok(run(&["verify", "--store", &store]));
+    assert!(v.contains("verified 3 runs"), "{v}");
+
+    // Two torn entries in a row: the newest goes, then the one before it stays (a crash tears
+    // at most one; the next is created only by a writer that read it).
+    std::fs::write(entry(4), b"").expect("torn");
+    std::fs::write(entry(5), b"").expect("torn");
+    let out = exclusive(&["verify", "--store", &store, "--repair"]);
+    assert!(
+        text(&out.stdout).contains("set aside chain entry 5"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = repair("the second of two torn entries");
+    assert!(
+        out.contains("kept chain entry 4") && out.contains("set aside already"),
+        "{out}"
+    );
+    assert!(entry(4).exists());
+    std::fs::remove_file(entry(4)).expect("undo");
+
+    // The same garbled committed entry in a folder with hard links: every create is whole there.
+    std::fs::write(entry(3), b"").expect("garble");
+    let out = run(&["verify", "--store", &store, "--repair"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        text(&out.stdout).contains("creates every object whole"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(entry(3), &committed).expect("restore");
+    let v = ok(run(&["verify", "--store", &store]));
+    assert!(v.contains("verified 3 runs"), "every run stayed: {v}");
+}
+
+/// Item 2: the newest entry deleted (a truncation): repair never lowers the head hint, so verify
+/// goes on failing and readers go on refusing.
+#[test]
+fn repair_never_launders_a_truncation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, runs) = imported(dir.path());
+    let root = Path::new(&store);
+    std::fs::remove_file(root.join("_patchtrail/chain/000000000003.json")).expect("truncate");
+    std::fs::remove_file(root.join(format!("runs/year=2026/month=03/day=03/{}.json", runs[2])))
+        .expect("and its manifest");
+    let before = run(&["verify", "--store", &store]);
+    assert_eq!(before.status.code(), Some(5));
+    let repaired = run(&["verify", "--store", &store, "--repair"]);
+    assert_eq!(
+        repaired.status.code(),
+        Some(5),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(text(&repaired.stdout).contains("truncation"));
+    assert!(!text(&repaired.stdout).contains("claimed but never committed"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("_patchtrail/chain-head")).expect("hint"),
+        "3",
+        "the hint is never lowered"
+    );
+    let summary = run(&["report", "summary", "--store", &store]);
+    assert_eq!(summary.status.code(), Some(5), "{}", text(&summary.stderr));
+}
+
+/// A three-run history imported as JSON lines (one scope; KB1 missing, missing, installed), whose
+/// data objects can be edited in place: (store, run ids, the newest run's data object).
+fn imported_jsonl(dir: &Path) -> (String, Vec<String>, std::path::PathBuf) {
+    imported(dir); // writes in.jsonl (and a Parquet store beside, unused here)
+    let store = dir.join("j");
+    let s = store.to_str().expect("utf8").to_string();
+    // The same lines, into a JSON-lines store.
+    let file = dir.join("in.jsonl");
+    let out = ok(Command::new(patchtrail_bin())
+        .args(["import", "--store", &s, "--format", "jsonl"])
+        .arg(&file)
+        .output()
+        .expect("import"));
+    let runs: Vec<String> = out.lines().map(str::to_string).collect();
+    let manifest =
+        read_json(&store.join(format!("runs/year=2026/month=03/day=03/{}.json", runs[2])));
+    let object = manifest["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .find(|k| k.starts_with("patches/"))
+        .expect("a patches object");
+    let object = store.join(object);
+    (s, runs, object)
+}
+
+/// Item 5: readers check what they read. The manifest in force with its `sequence` edited, not
+/// JSON, a committed manifest deleted mid-chain, and a data object altered at the same size each
+/// make every reader refuse (exit 5, naming verify), where they answered from an older run or
+/// from the altered bytes with exit 0.
+#[test]
+fn readers_refuse_a_damaged_manifest_or_data_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, runs, object) = imported_jsonl(dir.path());
+    let root = Path::new(&store);
+    let csv_summary = || {
+        let out = run(&["report", "summary", "--store", &store, "--format", "csv"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let sound = csv_summary();
+    let refused = |args: &[&str], what: &str| {
+        let out = run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{what}: {stderr}{}",
+            text(&out.stdout)
+        );
+        assert!(stderr.contains("patchtrail verify"), "{what}: {stderr}");
+        stderr
+    };
+    let summary = ["report", "summary", "--store", &store];
+    let manifest = root.join(format!("runs/year=2026/month=03/day=03/{}.json", runs[2]));
+    let original = std::fs::read_to_string(&manifest).expect("manifest");
+
+    let edited = original.replacen("\"sequence\":3", "\"sequence\":2", 1);
+    assert_ne!(edited, original);
+    std::fs::write(&manifest, &edited).expect("edit");
+    refused(&summary, "sequence edited");
+    std::fs::write(&manifest, b"not json").expect("garble");
+    refused(&summary, "not JSON");
+    std::fs::write(&manifest, &original).expect("restore");
+    assert_eq!(csv_summary(), sound);
+
+    let middle = root.join(format!("runs/year=2026/month=03/day=02/{}.json", runs[1]));
+    let held = std::fs::read(&middle).expect("manifest 2");
+    std::fs::remove_file(&middle).expect("delete mid-chain");
+    let why = refused(&summary, "a manifest deleted mid-chain");
+    assert!(why.contains("manifest was removed"), "{why}");
+    std::fs::write(&middle, held).expect("restore");
+
+    // Installed → Missing at the same size: the newest snapshot would read non-compliant.
+    let data = std::fs::read_to_string(&object).expect("data");
+    let altered = data.replacen("\"Installed\"", "\"Missing\"  ", 1);
+    assert_eq!(altered.len(), data.len());
+    assert_ne!(altered, data);
+    std::fs::write(&object, altered).expect("alter");
+    for args in [
+        &summary[..],
+        &["sql", "--store", &store, "SELECT count(*) FROM patches"][..],
+        &[
+            "report",
+            "diff",
+            "--store",
+            &store,
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-03",
+        ][..],
+    ] {
+        let why = refused(args, "an altered data object");
+        assert!(why.contains("SHA-256 differs"), "{why}");
+    }
+    std::fs::write(&object, data).expect("restore");
+    assert_eq!(csv_summary(), sound);
+}
+
+/// Item 7: a report while a commit is in flight. The proxy holds the run's manifest PUT (the
+/// entry and the pending copy are written, the manifest not yet): a report then answers from the
+/// chain before that commit (exit 0, never "damaged"), and once the manifest lands it reads the
+/// new run. Item 8: `verify --repair` meanwhile changes nothing and the commit completes.
+#[test]
+fn a_report_and_a_repair_racing_a_commit_never_call_it_damage() {
+    let moto = start_moto();
+    py_json(&moto.url, "s3_bucket.py", &["racing"]);
+    let hold = tempfile::tempdir().expect("hold");
+    let slow = proxy(
+        &moto.url,
+        &[
+            "1",
+            "3",
+            "--only",
+            "/runs/",
+            "--once",
+            "--hold",
+            hold.path().to_str().expect("utf8"),
+        ],
+    );
+    let store = "s3://racing/h";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |d: u32| {
+        format!(
+            "{{\"snapshot_time\":\"2026-03-0{d}T00:00:00Z\",\"account_id\":\"111111111111\",\"region\":\"us-east-1\",\"instances\":[{{\"instance_id\":\"i-00000000000000001\",\"last_scan_time\":\"2026-03-0{d}T00:00:00Z\",\"patches\":[]}}]}}\n"
+        )
+    };
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, line(1)).expect("input");
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(&second, line(2)).expect("input");
+    let import = |endpoint: &str, file: &Path| {
+        let mut cmd = Command::new(patchtrail_bin());
+        aws_env(&mut cmd, endpoint);
+        cmd.args(["import", "--store", store]).arg(file);
+        cmd
+    };
+    // The first run's manifest is held and released at once (the proxy faults each path once).
+    let mut first_import = import(&slow.url, &first)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("import");
+    wait_for(&hold.path().join("applied-1"), "the first manifest PUT");
+    std::fs::write(hold.path().join("release-1"), b"").expect("release");
+    assert!(first_import.wait().expect("import").success());
+
+    let importing = import(&slow.url, &second)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("import");
+    wait_for(&hold.path().join("applied-2"), "the second manifest PUT");
+    let report = at(
+        &moto.url,
+        &["report", "summary", "--store", store, "--format", "json"],
+    );
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    assert!(
+        text(&report.stdout).contains("20260301-"),
+        "{}",
+        text(&report.stdout)
+    );
+    assert!(
+        !text(&report.stdout).contains("20260302-"),
+        "not yet history"
+    );
+    let repair = at(&moto.url, &["verify", "--store", store, "--repair"]);
+    assert!(
+        !text(&repair.stdout).contains("set aside"),
+        "{}",
+        text(&repair.stdout)
+    );
+    std::fs::write(hold.path().join("release-2"), b"").expect("release");
+    let out = importing.wait_with_output().expect("import");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let committed = text(&out.stdout).trim().to_string();
+    assert!(
+        text(&out.stderr).contains("chain head 2:"),
+        "import prints its head witness: {}",
+        text(&out.stderr)
+    );
+    let report = ok(at(
+        &moto.url,
+        &["report", "summary", "--store", store, "--format", "json"],
+    ));
+    assert!(report.contains(&committed), "{report}");
+    assert_whole(&moto.url, store);
+}
+
+/// Item 4: stores that fake create-only writes are refused before anything is written: one that
+/// checks for the object and writes it a moment later (two racing creates both succeed), and one
+/// that honours `If-None-Match` on the old fixed probe key only.
+#[test]
+fn stores_that_fake_create_only_writes_are_refused() {
+    let moto = start_moto();
+    let sim = start_sim(&["--instances", "4", "--seed", "5"]);
+    for (bucket, args) in [
+        (
+            "check-then-write",
+            vec!["0", "1", "--check-then-write", "0.3"],
+        ),
+        (
+            "probe-key-only",
+            vec![
+                "0",
+                "1",
+                "--honour-if-none-match-only",
+                "/_patchtrail/create-only-probe$",
+            ],
+        ),
+    ] {
+        py_json(&moto.url, "s3_bucket.py", &[bucket]);
+        let fake = proxy(&moto.url, &args);
+        let store = format!("s3://{bucket}/h");
+        let out = collect(&sim.url, &fake.url, &store, &[])
+            .output()
+            .expect("collect");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bucket}: {stderr}");
+        assert!(
+            stderr.contains("does not honour create-only writes"),
+            "{bucket}: {stderr}"
+        );
+        let c = chain(&moto.url, &store);
+        assert_eq!(
+            (&c["entries"], &c["claims"]),
+            (&Value::from(0), &Value::Array(vec![])),
+            "{bucket}: nothing written: {c}"
+        );
+    }
+}
+
+/// Item 4: two runs that claim one place (what a store that let a second create of one entry
+/// through leaves): verify names it, and a reader for whom the lost run would be in force refuses.
+#[test]
+fn verify_names_two_runs_that_claim_one_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, runs) = imported(dir.path());
+    let root = Path::new(&store);
+    let winner = root.join(format!("runs/year=2026/month=03/day=03/{}.json", runs[2]));
+    let lost_id = format!("{}-77", runs[2].rsplit_once('-').expect("run id").0);
+    let mut lost = read_json(&winner);
+    lost["run_id"] = Value::from(lost_id.clone());
+    lost["snapshot_time"] = Value::from("2026-03-03T12:00:00Z");
+    lost["finished_at"] = Value::from("2026-03-03T12:00:00Z");
+    std::fs::write(
+        root.join(format!("runs/year=2026/month=03/day=03/{lost_id}.json")),
+        serde_json::to_vec(&lost).expect("json"),
+    )
+    .expect("plant");
+    let out = run(&["verify", "--store", &store]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("two runs took one place"),
+        "{}",
+        text(&out.stdout)
+    );
+    let summary = run(&["report", "summary", "--store", &store]);
+    assert_eq!(summary.status.code(), Some(5), "{}", text(&summary.stderr));
+}
+
+/// Item 6: an evidence pack of a store that verify rejects (damage outside the scope its
+/// reports read) is refused; with --pack-damaged it is made, and its first page says so.
+#[test]
+fn evidence_refuses_a_store_verify_rejects_unless_told_to_pack_the_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, runs) = imported(dir.path());
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        "{\"snapshot_time\":\"2026-03-01T00:00:00Z\",\"account_id\":\"222222222222\",\"region\":\"us-east-1\",\"instances\":[]}\n",
+    )
+    .expect("input");
+    let out = ok(Command::new(patchtrail_bin())
+        .args(["import", "--store", &store])
+        .arg(&other)
+        .output()
+        .expect("import"));
+    let damaged_run = out.trim().to_string();
+    let manifest = read_json(
+        &Path::new(&store).join(format!("runs/year=2026/month=03/day=01/{damaged_run}.json")),
+    );
+    let object = manifest["objects"][0]["key"].as_str().expect("key");
+    std::fs::remove_file(Path::new(&store).join(object)).expect("damage");
+    let pack = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "evidence",
+            "--store",
+            &store,
+            "--account",
+            "111111111111",
+            "--as-of",
+            "2026-03-04",
+            "--out",
+        ];
+        let path = dir.path().join(name);
+        let path = path.to_str().expect("utf8").to_string();
+        args.push(&path);
+        args.extend_from_slice(extra);
+        (run(&args), std::path::PathBuf::from(path))
+    };
+    let (refused, zip) = pack("refused.zip", &[]);
+    assert_eq!(refused.status.code(), Some(5), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("--pack-damaged"));
+    assert!(!zip.exists(), "no pack written");
+    let (made, zip) = pack("damaged.zip", &["--pack-damaged"]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let readme = Command::new("unzip")
+        .args(["-p"])
+        .arg(&zip)
+        .arg("evidence/README.txt")
+        .output()
+        .expect("unzip");
+    let readme = text(&readme.stdout);
+    assert!(
+        readme.starts_with("WARNING: THE STORE IS DAMAGED") && readme.contains(&damaged_run),
+        "{readme}"
+    );
+    let runs_csv = Command::new("unzip")
+        .args(["-p"])
+        .arg(&zip)
+        .arg("evidence/runs.csv")
+        .output()
+        .expect("unzip");
+    assert!(
+        text(&runs_csv.stdout).contains(&runs[2]),
+        "the pack holds the scope's runs: {}",
+        text(&runs_csv.stdout)
+    );
+}
+
+/// Item 11: an object a lifecycle rule moved to Glacier is named as archived, with the restore,
+/// by readers and verify (S3 answers 403 InvalidObjectState, which read as "access denied").
+#[test]
+fn an_archived_object_is_named_with_its_restore() {
+    let moto = start_moto();
+    py_json(&moto.url, "s3_bucket.py", &["archived"]);
+    let sim = start_sim(&["--instances", "3", "--seed", "7"]);
+    let store = "s3://archived/h";
+    ok(collect(&sim.url, &moto.url, store, &[])
+        .output()
+        .expect("collect"));
+    let listing = py_json(&moto.url, "chain_check.py", &[store]);
+    let run = listing["runs"][0].as_str().expect("a run").to_string();
+    let manifest = ok(at(
+        &moto.url,
+        &[
+            "sql",
+            "--store",
+            store,
+            "--format",
+            "csv",
+            "SELECT manifest_key FROM runs",
+        ],
+    ));
+    let manifest_key = manifest.lines().nth(1).expect("a manifest key").to_string();
+    assert!(manifest_key.contains(&run), "{manifest_key}");
+    let archived = py_json(
+        &moto.url,
+        "s3_archive.py",
+        &["archived", &format!("h/{manifest_key}")],
+    );
+    assert_eq!(archived["storage_class"], "GLACIER");
+    for args in [
+        &["verify", "--store", store][..],
+        &["report", "summary", "--store", store][..],
+    ] {
+        let out = at(&moto.url, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is archived") && stderr.contains("restore-object"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Item 9: in a versioned bucket, the collector's own s3:PutObject can replace the newest run's
+/// manifest and entry consistently, and a delete leaves only a marker; verify reads the version
+/// history of the chain and the manifests and names both.
+#[test]
+fn verify_names_history_a_versioned_bucket_shows_rewritten() {
+    let moto = start_moto();
+    py_json(&moto.url, "s3_bucket.py", &["kept", "versioned"]);
+    let sim = start_sim(&["--instances", "3", "--seed", "9"]);
+    let store = "s3://kept/h";
+    for _ in 0..2 {
+        ok(collect(&sim.url, &moto.url, store, &[])
+            .output()
+            .expect("collect"));
+    }
+    let clean = at(&moto.url, &["verify", "--store", store]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+    let entry = format!("{}/kept/h/_patchtrail/chain/000000000002.json", moto.url);
+    let held = curl("GET", &entry);
+    // The same bytes written again (a new version), then the newest entry deleted.
+    let put = Command::new("curl")
+        .args(["-s", "-X", "PUT", "--data-binary", &held, &entry])
+        .output()
+        .expect("curl");
+    assert!(put.status.success());
+    curl("DELETE", &entry);
+    let out = at(&moto.url, &["verify", "--store", store]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{stdout}");
+    assert!(
+        stdout.contains("versions   _patchtrail/chain/000000000002.json was deleted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "delete-object --bucket kept --key h/_patchtrail/chain/000000000002.json --version-id"
+        ),
+        "{stdout}"
+    );
+}

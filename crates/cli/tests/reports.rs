@@ -967,12 +967,21 @@ fn a_store_written_by_the_seed_workflow_is_readable() {
         age < chrono::Duration::minutes(5) && age >= chrono::Duration::zero(),
         "dated by its first write: {at}"
     );
-    // A seed-workflow store verifies as such: notes, no findings.
+    // A seed-workflow store verifies as such: notes, no findings, and (issue 31, item 10) its
+    // days are named unchained and never counted as verified.
     let verify = ok(Command::new(patchtrail_bin())
         .args(["verify", "--store", s])
         .output()
         .expect("verify"));
-    assert!(verify.contains("written by the seed workflow"), "{verify}");
+    assert!(
+        verify.contains("written by the seed workflow: unchained"),
+        "{verify}"
+    );
+    let last = verify.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("1 day(s) of seed-workflow pages are unchained and were not verified"),
+        "{verify}"
+    );
     let summary = report(&store, &["report", "summary"]);
     let managed = walk["instances"].as_array().map(Vec::len).unwrap_or(0)
         - walk["unmanaged"].as_array().map(Vec::len).unwrap_or(0);

@@ -381,6 +381,22 @@ fn check_contents(c: &Checkpoint, last_attempt: u32) -> Result<(), String> {
             n.instances, n.managed, n.unmanaged, n.errors
         ));
     }
+    // Patch counts go on growing from the checkpoint's: they must agree with each other and stay
+    // far below where adding to them could wrap (no run holds 2^48 rows).
+    const MAX_COUNT: u64 = 1 << 48;
+    let agree = n.missing_critical <= n.missing
+        && n.missing_security <= n.missing
+        && n.missing
+            .checked_add(n.failed)
+            .is_some_and(|s| s <= n.patches)
+        && n.patches < MAX_COUNT
+        && n.pages < MAX_COUNT;
+    if !agree {
+        return Err(format!(
+            "counts {} patches ({} missing, {} critical, {} security, {} failed) on {} pages, which cannot be",
+            n.patches, n.missing, n.missing_critical, n.missing_security, n.failed, n.pages
+        ));
+    }
     if c.checkpoint_version >= 2 && c.chain_floor.is_some() != c.finished_at.is_some() {
         return Err("is complete without a chain floor, or has one without being complete".into());
     }
@@ -493,6 +509,47 @@ mod tests {
         let mut s = snapshot(writer, 0);
         s.instance.instance_id = format!("i-{n:017}");
         s
+    }
+
+    /// Issue 31, item 11: a planted claim numbered past what patchtrail writes neither wraps the
+    /// run-id counter nor blocks the day with an "other writers" error: it is named.
+    #[tokio::test]
+    async fn a_planted_claim_is_named_not_wrapped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = store(&dir)
+            .begin_run(start(StoreFormat::Parquet))
+            .await
+            .expect("begin");
+        let stem = first
+            .run_id()
+            .rsplit_once('-')
+            .expect("run id")
+            .0
+            .to_string();
+        let planted = dir
+            .path()
+            .join(crate::chain::claim_key(&format!("{stem}-4294967295")));
+        std::fs::write(&planted, b"{}").expect("plant");
+        let Err(e) = store(&dir).begin_run(start(StoreFormat::Parquet)).await else {
+            panic!("a run was begun past a planted claim")
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("4294967295") && text.contains("not patchtrail's"),
+            "{text}"
+        );
+        std::fs::remove_file(&planted).expect("remove");
+        std::fs::write(
+            dir.path()
+                .join(crate::chain::claim_key(&format!("{stem}-9998"))),
+            b"{}",
+        )
+        .expect("plant");
+        let next = store(&dir)
+            .begin_run(start(StoreFormat::Parquet))
+            .await
+            .expect("begin after 9998");
+        assert_eq!(next.run_id(), format!("{stem}-9999"));
     }
 
     #[tokio::test]
@@ -904,6 +961,20 @@ mod tests {
             panic!("wrapped counts were taken")
         };
         assert!(refused(e).contains("counts"));
+        // Issue 31, item 11: patch counts at 2^64-1 would wrap once the run goes on counting.
+        for forge in [
+            |c: &mut Checkpoint| c.counts.patches = u64::MAX,
+            |c: &mut Checkpoint| c.counts.missing = u64::MAX,
+            |c: &mut Checkpoint| c.counts.pages = u64::MAX,
+        ] {
+            let mut c: Checkpoint = serde_json::from_str(&good).expect("parse");
+            forge(&mut c);
+            std::fs::write(&latest, serde_json::to_vec(&c).expect("json")).expect("hostile");
+            let Err(e) = store(&dir).continue_run(&run_id, soon()).await else {
+                panic!("counts that wrap were taken")
+            };
+            assert!(refused(e).contains("cannot be"));
+        }
         std::fs::write(&latest, good).expect("restore");
         continued(
             store(&dir)

@@ -75,6 +75,10 @@ pub enum StoreError {
         "the bucket of '{url}' encrypts with a KMS key this identity may not use ({action} was denied): allow kms:GenerateDataKey and kms:Decrypt on that key, in your IAM policy and the key's policy"
     )]
     KmsDenied { url: String, action: String },
+    #[error(
+        "object '{key}' in '{url}' is archived (an S3 Glacier or Deep Archive storage class, by a lifecycle rule): restore it first (aws s3api restore-object --bucket … --key … --restore-request Days=7), and keep the store's prefix out of archiving transitions"
+    )]
+    Archived { url: String, key: String },
     #[error("object '{key}' not found in '{url}'")]
     NotFound { url: String, key: String },
     #[error("could not {operation} '{key}' in '{url}': {reason}")]
@@ -128,6 +132,9 @@ impl StoreError {
         let key = key.to_string();
         if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
             StoreError::NoSuchBucket { url }
+        } else if text.contains("InvalidObjectState") {
+            // S3 answers 403 InvalidObjectState to a GET of an object in an archive class.
+            StoreError::Archived { url, key }
         } else if let Some(action) = kms_action(&text) {
             StoreError::KmsDenied { url, action }
         } else if text.contains("AccessDenied")

@@ -35,6 +35,8 @@ pub enum Finding {
     BrokenChain { sequence: u64, reason: String },
     /// An object in a manifest or chain folder that is not readable as one.
     UnreadableManifest { key: String, reason: String },
+    /// A chain entry or manifest that a versioned bucket shows deleted or overwritten.
+    Rewritten { key: String, reason: String },
 }
 
 impl std::fmt::Display for Finding {
@@ -52,6 +54,7 @@ impl std::fmt::Display for Finding {
                 write!(f, "chain      entry {sequence}: {reason}")
             }
             Finding::UnreadableManifest { key, reason } => write!(f, "manifest   {key}: {reason}"),
+            Finding::Rewritten { key, reason } => write!(f, "versions   {key} {reason}"),
         }
     }
 }
@@ -388,6 +391,12 @@ impl Store {
         report.runs = committed.len();
         self.find_place_thieves(&present_meta, &committed, &mut report)
             .await?;
+        report.findings.extend(
+            self.rewritten_history()
+                .await?
+                .into_iter()
+                .map(|(key, reason)| Finding::Rewritten { key, reason }),
+        );
         if let Some(witness) = expect_head {
             self.check_witness(witness, &mut report).await?;
         }

@@ -34,6 +34,9 @@ pub(crate) const INSTANCE_PART_ROWS: u64 = 32 * 1024;
 const JSONL_PART_BYTES: usize = 8 << 20;
 /// Run ids tried after the last one claimed, when concurrent writers take them first.
 const CLAIM_ATTEMPTS: u32 = 64;
+/// The most runs of one scope a day: run ids number them `01` to `9999`, and a claim numbered
+/// past it was planted (taking it would wrap the counter or block the day's collects).
+const MAX_RUNS_A_DAY: u32 = 9_999;
 
 /// What a run is, known before the first row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,14 +208,20 @@ impl Store {
     pub async fn begin_run(&self, start: RunStart) -> Result<RunWriter, StoreError> {
         let date = start.snapshot_time.date_naive();
         let stem = run_id_stem(date, &start.account_id, &start.region);
-        let last = self
-            .claimed_runs_from(&stem)
-            .await?
-            .iter()
-            .filter_map(|id| id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()))
-            .max()
-            .unwrap_or(0);
-        let candidates = (last + 1..last + 1 + CLAIM_ATTEMPTS)
+        let mut last = 0;
+        for id in self.claimed_runs_from(&stem).await? {
+            let Some(seq) = id.strip_prefix(&stem).and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if seq > MAX_RUNS_A_DAY {
+                return Err(self.damaged(format!(
+                    "the claim {} numbers a run {seq} of its day and scope, past the {MAX_RUNS_A_DAY} patchtrail ever numbers: it is not patchtrail's; move it out of the store and collect again",
+                    crate::chain::claim_key(&id)
+                )));
+            }
+            last = last.max(seq);
+        }
+        let candidates = (last + 1..=(last + CLAIM_ATTEMPTS).min(MAX_RUNS_A_DAY))
             .map(|seq| run_id(date, &start.account_id, &start.region, seq));
         let id = self.claim(candidates).await?;
         let layout = RunLayout::new(&id, start.snapshot_time, start.format);
