@@ -138,7 +138,13 @@ impl Store {
                 Err(e) => return Err(e),
             };
             if attempt >= WRITE_ATTEMPTS {
-                return Err(retry);
+                // Every answer lost: the write may have landed all the same (S3 applied it, then
+                // the answer failed each time). A last read tells, so that a landed chain entry is
+                // reported committed rather than failed (and not collected again as a second run).
+                return match self.get_opt(key).await {
+                    Ok(Some(found)) if found[..] == bytes[..] => Ok(Created::Written),
+                    _ => Err(retry),
+                };
             }
             tracing::debug!(key, attempt, error = %retry, "create-only write failed; trying again");
             tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;

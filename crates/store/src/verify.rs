@@ -263,7 +263,8 @@ impl Store {
         sequences.sort_unstable();
         let last = sequences.last().copied().unwrap_or(0);
         let hint = self.head_hint().await?;
-        if hint > last {
+        let truncated = hint > last;
+        if truncated {
             report.findings.push(Finding::BrokenChain {
                 sequence: hint,
                 reason: format!(
@@ -447,6 +448,10 @@ impl Store {
             } else if let Some(checkpoint) = suspended_at(&names, run_id) {
                 format!(
                     "run {run_id} is suspended at its checkpoint {checkpoint}: {n} object(s) so far, history once it is continued (patchtrail collect --resume {run_id})"
+                )
+            } else if truncated {
+                format!(
+                    "run {run_id} was claimed and is not in the chain: it never committed, or it committed in the entries removed from the chain's end (the truncation above); {n} object(s) of it are not history until those entries are restored"
                 )
             } else {
                 format!(
