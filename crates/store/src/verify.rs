@@ -640,20 +640,22 @@ impl Store {
             )));
         }
         let place = format!("/{last:012}.json");
-        if let Some((key, _)) = self
-            .list_keys(PENDING_PREFIX)
+        if let Some(key) = self
+            .first_key(PENDING_PREFIX, |k| k.ends_with(&place))
             .await?
-            .into_iter()
-            .find(|(k, _)| k.ends_with(&place))
         {
             return Ok(Some(format!(
                 "the pending copy {key} names place {last}: its committer may have created the entry and be writing it now, or have committed there; if no collect or import is running, rebuild the entry from that copy (docs/commit-protocol.md, \"Rebuilding an entry\"), or {RESTORE}"
             )));
         }
-        for (key, _) in self.manifest_keys().await? {
-            let Some(bytes) = self.get_opt(&key).await? else {
-                continue;
-            };
+        let keys: Vec<String> = self
+            .run_refs()
+            .await?
+            .0
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        for (key, bytes) in keys.iter().zip(self.get_many(&keys).await?) {
             if serde_json::from_slice::<RunManifest>(&bytes).is_ok_and(|m| m.sequence == last) {
                 return Ok(Some(format!(
                     "manifest {key} says it is entry {last}, and a manifest is written only after its entry: the entry committed that run; rebuild it from that manifest (docs/commit-protocol.md, \"Rebuilding an entry\"), or {RESTORE}"
@@ -661,11 +663,9 @@ impl Store {
             }
         }
         let after = format!("{REPAIRED_PREFIX}chain-{:012}-", last + 1);
-        if let Some((key, _)) = self
-            .list_keys(REPAIRED_PREFIX)
+        if let Some(key) = self
+            .first_key(REPAIRED_PREFIX, |k| k.starts_with(&after))
             .await?
-            .into_iter()
-            .find(|(k, _)| k.starts_with(&after))
         {
             return Ok(Some(format!(
                 "the entry after it was set aside already ({key}), and a crash tears at most one entry (the next is created only by a writer that read this one): this one was damaged later; {RESTORE}"
@@ -674,13 +674,18 @@ impl Store {
         Ok(None)
     }
 
-    /// Every object in a manifest folder.
-    async fn manifest_keys(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut keys = Vec::new();
-        for prefix in MANIFEST_PREFIXES {
-            keys.extend(self.list_keys(prefix).await?);
-        }
-        Ok(keys)
+    /// The first key under `prefix` that `matches`.
+    async fn first_key(
+        &self,
+        prefix: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .list_keys(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .find(|k| matches(k)))
     }
 
     /// Why repair must not touch the chain's end now, if a writer may be at work: something was
