@@ -224,23 +224,13 @@ impl Store {
             "{CREATE_ONLY_PROBE_PREFIX}{nanos}-{}.json",
             std::process::id()
         );
-        let (a, b) = tokio::join!(
-            self.try_create(
-                &key,
-                b"patchtrail create-only probe: first of a racing pair"
-            ),
-            self.try_create(
-                &key,
-                b"patchtrail create-only probe: second of a racing pair"
-            ),
-        );
-        let won = u8::from(a?) + u8::from(b?);
-        let third = self
-            .try_create(
-                &key,
-                b"patchtrail create-only probe: a create that must be refused",
-            )
-            .await?;
+        // Answered by content, as every create is: a lost answer's retry finds its own bytes.
+        let first = b"patchtrail create-only probe: first of a racing pair".to_vec();
+        let second = b"patchtrail create-only probe: second of a racing pair".to_vec();
+        let (a, b) = tokio::join!(self.create(&key, first), self.create(&key, second));
+        let won = [a?, b?].iter().filter(|c| **c == Created::Written).count();
+        let refused = b"patchtrail create-only probe: a create that must be refused".to_vec();
+        let third = self.create(&key, refused).await? == Created::Written;
         if let Err(e) = self.delete(&key).await {
             tracing::debug!(key, error = %e, "could not remove the create-only probe");
         }
