@@ -640,7 +640,7 @@ const REGIONS_17: [&str; 17] = [
 
 /// One organization run over `accounts` x `regions` empty fleets (each invocation is quick; the
 /// sizes are measured on the real execution of the definition): (scopes, the harness's answer).
-async fn organization_at_scale(accounts: usize, regions: &[&str]) -> (usize, Value) {
+async fn organization_at_scale(accounts: u64, regions: &[&str]) -> (usize, Value) {
     let config = SimConfig {
         instances: 0,
         hybrid: 0,
