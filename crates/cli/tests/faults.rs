@@ -74,6 +74,36 @@ fn proxy(upstream: &str, args: &[&str]) -> Server {
     start_s3_proxy_with(upstream, args)
 }
 
+/// A proxy in front of `upstream` that faults, once, every PUT whose path matches `only` (all of
+/// them: rate 1) and holds each fault's answer until the test releases it (`--hold`).
+struct Held {
+    proxy: Server,
+    dir: tempfile::TempDir,
+}
+
+impl Held {
+    fn new(upstream: &str, only: &str, extra: &[&str]) -> Held {
+        let dir = tempfile::tempdir().expect("hold");
+        let mut args = vec!["1", "1", "--once", "--only", only, "--hold"];
+        args.push(dir.path().to_str().expect("utf8"));
+        args.extend_from_slice(extra);
+        Held {
+            proxy: proxy(upstream, &args),
+            dir,
+        }
+    }
+
+    /// Waits until the `n`-th fault has reached the proxy.
+    fn reached(&self, n: u32, what: &str) {
+        wait_for(&self.dir.path().join(format!("applied-{n}")), what);
+    }
+
+    /// Lets the `n`-th fault's answer go.
+    fn release(&self, n: u32) {
+        std::fs::write(self.dir.path().join(format!("release-{n}")), b"").expect("release");
+    }
+}
+
 /// Observation 1: S3 applies a run's create-only entry and its answer is lost; another run
 /// commits meanwhile; the retry is refused (412) for the run's own write. The run is committed
 /// once, at its own entry, and the other run after it.
@@ -81,20 +111,12 @@ fn proxy(upstream: &str, args: &[&str]) -> Server {
 fn a_lost_answer_to_a_chain_entry_with_a_commit_in_between_commits_once() {
     let moto = start_moto();
     py_json(&moto.url, "s3_bucket.py", &["lost-answer"]);
-    let hold = tempfile::tempdir().expect("tempdir");
-    let lossy = proxy(
+    let held = Held::new(
         &moto.url,
-        &[
-            "1.0",
-            "1",
-            "--after-apply",
-            "--once",
-            "--only",
-            "/_patchtrail/chain/000000000001\\.json",
-            "--hold",
-            hold.path().to_str().expect("utf8"),
-        ],
+        "/_patchtrail/chain/000000000001\\.json",
+        &["--after-apply"],
     );
+    let lossy = &held.proxy;
     let sim = start_sim(&["--instances", "6", "--seed", "3"]);
     let store = "s3://lost-answer/h";
     let first = collect(&sim.url, &lossy.url, store, &[])
@@ -103,11 +125,11 @@ fn a_lost_answer_to_a_chain_entry_with_a_commit_in_between_commits_once() {
         .spawn()
         .expect("first collect");
     // Entry 1 has landed and its answer is held: another run commits now, after it.
-    wait_for(&hold.path().join("applied-1"), "the first entry");
+    held.reached(1, "the first entry");
     ok(collect(&sim.url, &lossy.url, store, &[])
         .output()
         .expect("second collect"));
-    std::fs::write(hold.path().join("release-1"), b"").expect("release");
+    held.release(1);
     ok(first.wait_with_output().expect("first"));
 
     let c = assert_whole(&moto.url, store);
@@ -1057,19 +1079,8 @@ fn readers_refuse_a_damaged_manifest_or_data_object() {
 fn a_report_and_a_repair_racing_a_commit_never_call_it_damage() {
     let moto = start_moto();
     py_json(&moto.url, "s3_bucket.py", &["racing"]);
-    let hold = tempfile::tempdir().expect("hold");
-    let slow = proxy(
-        &moto.url,
-        &[
-            "1",
-            "3",
-            "--only",
-            "/runs/",
-            "--once",
-            "--hold",
-            hold.path().to_str().expect("utf8"),
-        ],
-    );
+    let held = Held::new(&moto.url, "/runs/", &[]);
+    let slow = &held.proxy;
     let store = "s3://racing/h";
     let dir = tempfile::tempdir().expect("tempdir");
     let line = |d: u32| {
@@ -1092,8 +1103,8 @@ fn a_report_and_a_repair_racing_a_commit_never_call_it_damage() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("import");
-    wait_for(&hold.path().join("applied-1"), "the first manifest PUT");
-    std::fs::write(hold.path().join("release-1"), b"").expect("release");
+    held.reached(1, "the first manifest PUT");
+    held.release(1);
     assert!(first_import.wait().expect("import").success());
 
     let importing = import(&slow.url, &second)
@@ -1101,7 +1112,7 @@ fn a_report_and_a_repair_racing_a_commit_never_call_it_damage() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("import");
-    wait_for(&hold.path().join("applied-2"), "the second manifest PUT");
+    held.reached(2, "the second manifest PUT");
     let report = at(
         &moto.url,
         &["report", "summary", "--store", store, "--format", "json"],
@@ -1122,7 +1133,7 @@ fn a_report_and_a_repair_racing_a_commit_never_call_it_damage() {
         "{}",
         text(&repair.stdout)
     );
-    std::fs::write(hold.path().join("release-2"), b"").expect("release");
+    held.release(2);
     let out = importing.wait_with_output().expect("import");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let committed = text(&out.stdout).trim().to_string();
