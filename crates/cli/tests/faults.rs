@@ -1292,6 +1292,13 @@ fn evidence_refuses_a_store_verify_rejects_unless_told_to_pack_the_damage() {
     );
 }
 
+/// The manifest key of the oldest run of an S3 store, as `patchtrail sql` lists it.
+fn oldest_manifest(s3: &str, store: &str) -> String {
+    let sql = "SELECT manifest_key FROM runs ORDER BY snapshot_time";
+    let csv = ok(at(s3, &["sql", "--store", store, "--format", "csv", sql]));
+    csv.lines().nth(1).expect("a manifest key").to_string()
+}
+
 /// Item 11: an object a lifecycle rule moved to Glacier is named as archived, with the restore,
 /// by readers and verify (S3 answers 403 InvalidObjectState, which read as "access denied").
 #[test]
@@ -1305,18 +1312,7 @@ fn an_archived_object_is_named_with_its_restore() {
         .expect("collect"));
     let listing = py_json(&moto.url, "chain_check.py", &[store]);
     let run = listing["runs"][0].as_str().expect("a run").to_string();
-    let manifest = ok(at(
-        &moto.url,
-        &[
-            "sql",
-            "--store",
-            store,
-            "--format",
-            "csv",
-            "SELECT manifest_key FROM runs",
-        ],
-    ));
-    let manifest_key = manifest.lines().nth(1).expect("a manifest key").to_string();
+    let manifest_key = oldest_manifest(&moto.url, store);
     assert!(manifest_key.contains(&run), "{manifest_key}");
     let archived = py_json(
         &moto.url,
@@ -1355,18 +1351,7 @@ fn verify_names_history_a_versioned_bucket_shows_rewritten() {
     let clean = at(&moto.url, &["verify", "--store", store]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
     // A manifest written again (a second version), then the newest entry deleted (a marker).
-    let manifest = ok(at(
-        &moto.url,
-        &[
-            "sql",
-            "--store",
-            store,
-            "--format",
-            "csv",
-            "SELECT manifest_key FROM runs ORDER BY snapshot_time",
-        ],
-    ));
-    let manifest = manifest.lines().nth(1).expect("first manifest").to_string();
+    let manifest = oldest_manifest(&moto.url, store);
     let rewritten = py_json(
         &moto.url,
         "s3_object.py",
