@@ -628,7 +628,16 @@ impl Store {
     /// entry), and at most one: entry N+1 is created only by a writer that read entry N.
     pub(crate) async fn torn_head_evidence(&self, last: u64) -> Result<Option<String>, StoreError> {
         const RESTORE: &str = "restore it from a backup or the bucket's versions";
-        if self.creates_are_atomic().await? {
+        let atomic = match self.creates_are_atomic().await {
+            Ok(atomic) => atomic,
+            // A store verify may only read (a read-only mount, a read-only role): no probe.
+            Err(e) => {
+                return Ok(Some(format!(
+                    "whether a crash could have torn it cannot be told here (the create-only probe failed: {e}); run `patchtrail verify --repair` with write access, or {RESTORE}"
+                )));
+            }
+        };
+        if atomic {
             return Ok(Some(format!(
                 "this store creates every object whole, so no crash leaves a torn entry: it was changed after it was written; {RESTORE}, or rebuild it (docs/commit-protocol.md, \"Rebuilding an entry\")"
             )));
