@@ -370,13 +370,17 @@ impl Gathered {
             warnings: Vec::new(),
             verified: Arc::new(InMemory::new()),
         };
+        // Every run's objects in one stream, so that the reads overlap across runs (a trend
+        // reads a few objects from each of many runs).
+        let mut fetched = futures::stream::iter(runs.iter().flat_map(|r| &r.manifest.objects))
+            .map(|o| store.get_opt(&o.key))
+            .buffered(16)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter();
         for stored in runs {
             let m = &stored.manifest;
-            let held = futures::stream::iter(&m.objects)
-                .map(|o| store.get_opt(&o.key))
-                .buffered(16)
-                .try_collect::<Vec<_>>()
-                .await?;
+            let held: Vec<_> = fetched.by_ref().take(m.objects.len()).collect();
             let mut seed_pages = Vec::new();
             for (object, held) in m.objects.iter().zip(held) {
                 if let Some(why) = object_damage(object, held.as_deref()) {

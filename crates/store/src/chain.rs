@@ -251,7 +251,9 @@ impl Store {
                     let pending = pending_key(run_id, sequence);
                     let manifest = match self.create(&pending, manifest.clone()).await? {
                         Created::Written => manifest.clone(),
-                        Created::Exists(held) => self.adopt_pending(&pending, held, run_id)?,
+                        Created::Exists(held) => {
+                            self.adopt_pending(&pending, held, run_id, sequence)?
+                        }
                     };
                     let entry = ChainEntry {
                         sequence,
@@ -313,13 +315,10 @@ impl Store {
         pending: &str,
         held: bytes::Bytes,
         run_id: &str,
+        sequence: u64,
     ) -> Result<Vec<u8>, StoreError> {
-        let sequence = pending
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".json")?.parse::<u64>().ok());
         match serde_json::from_slice::<patchtrail_model::RunManifest>(&held) {
-            Ok(m) if m.run_id == run_id && Some(m.sequence) == sequence => Ok(held.to_vec()),
+            Ok(m) if m.run_id == run_id && m.sequence == sequence => Ok(held.to_vec()),
             _ => Err(self.damaged(format!(
                 "the pending copy {pending} holds bytes that are not run {run_id}'s manifest for that place (not patchtrail's: move it out of the store and commit again)"
             ))),
