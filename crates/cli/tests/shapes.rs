@@ -56,9 +56,8 @@ const COUNTS: [(&str, &str); 12] = [
 ];
 
 /// The counts the Rust SDK reads as plain integers (`i32`, absent → 0: aws-sdk-ssm's
-/// `InstancePatchStateBuilder::build` does `unwrap_or_default()`), so the collector stores 0
-/// for them when SSM sends none: a known product bug (`crates/collect/src/aws.rs` maps the SDK's
-/// values), which `absent_counts_are_stored_as_null_not_as_zero` shows.
+/// `InstancePatchStateBuilder::build` does `unwrap_or_default()`); the collector reads these from
+/// the answer's body instead (`crates/collect/src/aws.rs`, `WireCounts`).
 const SDK_DEFAULTED: [&str; 5] = [
     "installed_count",
     "installed_other_count",
@@ -326,7 +325,7 @@ fn the_simulators_real_shapes_are_stored_as_sent_and_every_report_survives_them(
     assert!(epochs > 0);
 
     // Counts: -1 and absent members do not break the collection; each is stored as sent, null
-    // when absent, except the five the Rust SDK defaults to 0 (the known bug, see SDK_DEFAULTED).
+    // when absent (the five of SDK_DEFAULTED too).
     let columns: Vec<&str> = COUNTS.iter().map(|(_, c)| *c).collect();
     let instances = sql(
         st,
@@ -350,12 +349,11 @@ fn the_simulators_real_shapes_are_stored_as_sent_and_every_report_survives_them(
             .iter()
             .any(|r| r["unreported_not_applicable_count"] == -1)
     );
-    for (id, column, got, want) in count_mismatches(&instances, states) {
-        assert!(
-            SDK_DEFAULTED.contains(&column.as_str()) && want.is_null() && got == 0,
-            "{id} {column}: stored {got}, SSM sent {want}"
-        );
-    }
+    let mismatches = count_mismatches(&instances, states);
+    assert!(
+        mismatches.is_empty(),
+        "stored, as SSM sent (instance, column, stored, sent): {mismatches:?}"
+    );
 
     // A second snapshot three weeks later: packages moved to new versions.
     sim_put(&sim.url, "/_sim/date", SECOND);
@@ -499,25 +497,8 @@ fn recorded_real_shapes_replay_through_the_collector_and_the_reports() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (st, checked) = replay_real_shapes(dir.path());
     assert_eq!(checked["patches"], 11, "{checked}");
-    // Everything is stored and reported as the semantics say, but for the counts of the Ubuntu
-    // node's state, which has none: the SDK-defaulted ones are stored as 0 (the known bug).
-    for m in checked["mismatches"].as_array().expect("mismatches") {
-        let (got, want) = (&m["got"], &m["want"]);
-        assert_eq!(m["instances"], "i-0123456789abc0001", "{checked}");
-        let differing: Vec<&String> = want
-            .as_object()
-            .expect("want")
-            .iter()
-            .filter(|(k, v)| got[k.as_str()] != **v)
-            .map(|(k, _)| k)
-            .collect();
-        for k in differing {
-            assert!(
-                SDK_DEFAULTED.contains(&k.as_str()) && want[k].is_null() && got[k] == 0,
-                "{k}: {checked}"
-            );
-        }
-    }
+    // Everything is stored and reported as the semantics say, the counts too.
+    assert_eq!(checked["mismatches"], serde_json::json!([]), "{checked}");
     let versions = sql(
         &st,
         "SELECT DISTINCT kb_id, patch_version(kb_id, title) AS version, severity, \
@@ -555,13 +536,20 @@ fn recorded_real_shapes_replay_through_the_collector_and_the_reports() {
 }
 
 /// The counts SSM did not send are stored as null (§1.3: stored as sent), not as the 0 the Rust
-/// SDK defaults five of them to. Fails today: `crates/collect/src/aws.rs` takes
-/// `installed_count()`, `installed_other_count()`, `missing_count()`, `failed_count()` and
-/// `not_applicable_count()` from the SDK, which has already turned an absent member into 0.
+/// SDK defaults five of them to: the recorded Ubuntu node's patch state carries none of them.
 #[test]
-#[ignore = "product bug: absent InstalledCount, InstalledOtherCount, MissingCount, FailedCount and NotApplicableCount are stored as 0 (crates/collect)"]
 fn absent_counts_are_stored_as_null_not_as_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, checked) = replay_real_shapes(dir.path());
-    assert_eq!(checked["mismatches"], serde_json::json!([]), "{checked}");
+    let (st, _) = replay_real_shapes(dir.path());
+    let rows = sql(
+        &st,
+        &format!(
+            "SELECT DISTINCT {} FROM instances WHERE instance_id = 'i-0123456789abc0001'",
+            SDK_DEFAULTED.join(", ")
+        ),
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for column in SDK_DEFAULTED {
+        assert!(rows[0][column].is_null(), "{column}: {rows:?}");
+    }
 }

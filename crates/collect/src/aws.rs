@@ -14,7 +14,9 @@ use aws_sdk_ec2::types::Filter;
 use aws_sdk_ssm::types::{PatchComplianceData, PatchOrchestratorFilter};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -149,13 +151,13 @@ pub struct PatchStateSummary {
     pub operation: String,
     pub operation_start_time: Option<DateTime<Utc>>,
     pub operation_end_time: Option<DateTime<Utc>>,
-    pub installed: i64,
-    pub installed_other: i64,
+    pub installed: Option<i64>,
+    pub installed_other: Option<i64>,
     pub installed_pending_reboot: Option<i64>,
     pub installed_rejected: Option<i64>,
-    pub missing: i64,
-    pub failed: i64,
-    pub not_applicable: i64,
+    pub missing: Option<i64>,
+    pub failed: Option<i64>,
+    pub not_applicable: Option<i64>,
     pub critical_non_compliant: Option<i64>,
     pub security_non_compliant: Option<i64>,
     pub other_non_compliant: Option<i64>,
@@ -266,6 +268,73 @@ where
 fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     let micros = (i64::from(t.subsec_nanos()) + 500) / 1000;
     DateTime::from_timestamp_micros(t.secs().checked_mul(1_000_000)?.checked_add(micros)?)
+}
+
+/// The body of a call's last answer, kept by a per-call interceptor: the SDK's model reads some
+/// members as required and turns an absent one into 0, so what AWS left out is only visible here.
+#[derive(Debug, Clone, Default)]
+struct AnswerBody(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for AnswerBody {
+    fn name(&self) -> &'static str {
+        "patchtrail-answer-body"
+    }
+
+    /// After deserialization the orchestrator has read the whole body into memory (non-streaming
+    /// operations), so this copies bytes the SDK has already parsed, without another read.
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().body().bytes()
+            && let Ok(mut kept) = self.0.lock()
+        {
+            *kept = Some(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// The count members of `DescribeInstancePatchStates` as they came over the wire, per instance.
+///
+/// AWS's model marks `InstalledCount`, `InstalledOtherCount`, `MissingCount`, `FailedCount` and
+/// `NotApplicableCount` optional in the JSON (awsJson1_1) answer, but aws-sdk-ssm's
+/// `InstancePatchStateBuilder::build` defaults them to 0 (`unwrap_or_default()`), so a count AWS
+/// did not send would be stored as "0 patches missing". These five are read from the body
+/// instead; an absent one is stored as null (docs/semantics.md: null is "not reported").
+#[derive(Debug, Default)]
+struct WireCounts(HashMap<String, serde_json::Map<String, serde_json::Value>>);
+
+impl WireCounts {
+    fn read(body: &AnswerBody) -> WireCounts {
+        let bytes = body.0.lock().ok().and_then(|mut b| b.take());
+        let states = bytes
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|mut v| match v.get_mut("InstancePatchStates")?.take() {
+                serde_json::Value::Array(states) => Some(states),
+                _ => None,
+            })
+            .unwrap_or_default();
+        WireCounts(
+            states
+                .into_iter()
+                .filter_map(|state| match state {
+                    serde_json::Value::Object(members) => {
+                        Some((members.get("InstanceId")?.as_str()?.to_string(), members))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// The member as sent, or None when the answer left it out (or was not JSON, which the SDK
+    /// would have refused before this is read).
+    fn count(&self, instance_id: &str, member: &str) -> Option<i64> {
+        self.0.get(instance_id)?.get(member)?.as_i64()
+    }
 }
 
 /// Counts HTTP attempts (retries included) for the progress display.
@@ -687,7 +756,7 @@ impl AwsFleet {
         let mut out = HashMap::new();
         let mut pager = Pager::default();
         loop {
-            let (page, _) = pager
+            let ((page, wire), _) = pager
                 .fetch(|token| {
                     let request = self
                         .ssm
@@ -696,9 +765,14 @@ impl AwsFleet {
                         .max_results(50)
                         .set_next_token(token);
                     async move {
-                        self.send(&self.states_pace, || request.clone().send())
+                        let body = AnswerBody::default();
+                        let page = self
+                            .send(&self.states_pace, || {
+                                request.clone().customize().interceptor(body.clone()).send()
+                            })
                             .await
-                            .map_err(call_error)
+                            .map_err(call_error)?;
+                        Ok((page, WireCounts::read(&body)))
                     }
                 })
                 .await?;
@@ -710,13 +784,13 @@ impl AwsFleet {
                     operation: s.operation().as_str().to_string(),
                     operation_start_time: to_utc(s.operation_start_time()),
                     operation_end_time: to_utc(s.operation_end_time()),
-                    installed: s.installed_count().into(),
-                    installed_other: s.installed_other_count().into(),
+                    installed: wire.count(s.instance_id(), "InstalledCount"),
+                    installed_other: wire.count(s.instance_id(), "InstalledOtherCount"),
                     installed_pending_reboot: s.installed_pending_reboot_count().map(Into::into),
                     installed_rejected: s.installed_rejected_count().map(Into::into),
-                    missing: s.missing_count().into(),
-                    failed: s.failed_count().into(),
-                    not_applicable: s.not_applicable_count().into(),
+                    missing: wire.count(s.instance_id(), "MissingCount"),
+                    failed: wire.count(s.instance_id(), "FailedCount"),
+                    not_applicable: wire.count(s.instance_id(), "NotApplicableCount"),
                     critical_non_compliant: s.critical_non_compliant_count().map(Into::into),
                     security_non_compliant: s.security_non_compliant_count().map(Into::into),
                     other_non_compliant: s.other_non_compliant_count().map(Into::into),
