@@ -11,7 +11,7 @@
 use crate::history::LoadedHistory;
 use crate::judgments::{SlaPolicy, Waivers};
 use crate::render::{OutputFormat, render_table};
-use crate::reports::Report;
+use crate::report::Report;
 use crate::{QueryError, RunInfo};
 use chrono::{DateTime, Utc};
 use patchtrail_store::{ChainEntry, Store, chain_key, sha256_hex};

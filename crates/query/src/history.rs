@@ -481,7 +481,7 @@ impl LoadedHistory {
     ) -> Result<LoadedHistory, QueryError> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
-        crate::functions::register_all(&ctx);
+        crate::sql::functions::register_all(&ctx);
 
         // Skipping damaged runs changes which runs are in force: select again without them.
         let mut exclude = BTreeSet::new();

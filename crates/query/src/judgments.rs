@@ -5,7 +5,7 @@
 //! applied.
 
 use crate::QueryError;
-use crate::reports::quote;
+use crate::sql::quote;
 use chrono::{DateTime, NaiveDate, Utc};
 use patchtrail_store::sha256_hex;
 use std::collections::BTreeMap;

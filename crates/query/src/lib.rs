@@ -1,34 +1,36 @@
 //! Reports over the patch history: Apache DataFusion SQL over the stored tables (local or S3),
 //! and renderers for people (terminal, Markdown, HTML, Excel) and machines (CSV, JSON).
 //!
+//! One direction: `history` reads the committed runs; `questions` ask them (through `sql`) and
+//! each answers a [`Report`] value (`report`); `render` turns a report into bytes; `evidence`
+//! packs several rendered reports. `lang`, `dates` and `judgments` are the shared vocabulary.
+//!
 //! History nobody can read is not an audit trail: this crate answers "what was the state on D",
 //! "what changed between D1 and D2", "how did it trend", and any SQL over `patches`,
 //! `instances` and `runs`, reading only committed runs.
 
 mod athena;
-mod charts;
-mod dashboard;
 mod dates;
 mod evidence;
-mod findings;
-mod functions;
 mod history;
 mod judgments;
 mod lang;
-mod provenance;
+mod questions;
 mod render;
-mod reports;
+mod report;
+mod sql;
 
 pub use athena::athena_ddl;
-pub use dashboard::dashboard;
 pub use dates::{end_of, parse_tz, start_of};
 pub use evidence::{Evidence, EvidenceRequest, evidence_pack};
 pub use history::{Damage, LoadedHistory, RunInfo};
 pub use judgments::{SlaPolicy, Waiver, Waivers};
 pub use lang::{Lang, ScopeLine};
 pub use patchtrail_store::{ScopeFilter, Selection};
-pub use render::{Chart, OutputFormat, Series, cell_text, column_names, render, render_table};
-pub use reports::{DEFAULT_STALE_DAYS, Report, Table};
+pub use questions::dashboard::dashboard;
+pub use questions::snapshots::DEFAULT_STALE_DAYS;
+pub use render::{OutputFormat, render, render_table};
+pub use report::{Chart, Report, Series, Table, cell_text, column_names};
 
 use patchtrail_store::StoreError;
 

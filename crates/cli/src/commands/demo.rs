@@ -10,7 +10,9 @@ use patchtrail_collect::{
     AwsFleet, CollectOptions, Progress, RunControl, StopSignal, collect_snapshot,
 };
 use patchtrail_model::StoreFormat;
-use patchtrail_query::{Lang, LoadedHistory, Selection, Waivers, dashboard, end_of};
+use patchtrail_query::{
+    Lang, LoadedHistory, OutputFormat, Selection, Waivers, dashboard, end_of, render,
+};
 use patchtrail_sim::SimConfig;
 use patchtrail_store::{AwsAccess, Store};
 use std::path::Path;
@@ -170,7 +172,10 @@ pub async fn run(args: &DemoArgs, lang: Lang) -> Result<ExitCode, Failure> {
     std::fs::write(&waivers_path, &waivers_text)
         .map_err(|e| Failure::other(format!("cannot write {}: {e}", waivers_path.display())))?;
     let waivers = Waivers::parse(&waivers_path.display().to_string(), &waivers_text)?;
-    let html = dashboard(&history, as_of, &until, &waivers).await?;
+    let html = render(
+        &dashboard(&history, as_of, &until, &waivers).await?,
+        OutputFormat::Html,
+    )?;
     let report = dir.join("report.html");
     std::fs::write(&report, html)
         .map_err(|e| Failure::other(format!("cannot write {}: {e}", report.display())))?;

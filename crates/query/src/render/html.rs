@@ -2,41 +2,10 @@
 //! Built with maud, whose templates escape every interpolated value, so no text from AWS can
 //! become markup, an attribute or a script.
 
-use super::{cell_text, column_names, headers, is_numeric};
+use super::headers;
 use crate::QueryError;
-use crate::reports::Report;
+use crate::report::{Chart, Report, Series, cell_text, column_names, is_numeric};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-
-/// A named series of values, one per x label.
-#[derive(Debug, Clone)]
-pub struct Series {
-    pub name: String,
-    pub values: Vec<f64>,
-}
-
-/// Charts the HTML page can draw.
-#[derive(Debug, Clone)]
-pub enum Chart {
-    /// Lines over time (x labels are snapshot dates).
-    Lines {
-        title: String,
-        labels: Vec<String>,
-        series: Vec<Series>,
-    },
-    /// Horizontal bars.
-    Bars {
-        title: String,
-        labels: Vec<String>,
-        values: Vec<f64>,
-    },
-    /// A grid of cells shaded by value: rows × columns.
-    Heat {
-        title: String,
-        rows: Vec<String>,
-        columns: Vec<String>,
-        values: Vec<Vec<f64>>,
-    },
-}
 
 const COLOURS: [&str; 6] = [
     "#c0392b", "#e67e22", "#2874a6", "#27ae60", "#7d3c98", "#566573",
@@ -309,7 +278,7 @@ fn cell_class(numeric: bool, column: &str, cell: &str) -> &'static str {
 /// Text columns with a cell longer than this (in characters) wrap.
 const LONG_TEXT: usize = 48;
 
-pub fn page(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
+pub fn page(report: &Report) -> Result<String, QueryError> {
     let mut tables = Vec::with_capacity(report.tables.len());
     for table in &report.tables {
         let rows = cell_text(table)?;
@@ -346,8 +315,8 @@ pub fn page(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
                 @for note in &report.notes {
                     p class="note" { strong { (report.lang.note()) ": " } (note) }
                 }
-                @if !charts.is_empty() {
-                    div class="charts" { @for c in charts { (chart(c)) } }
+                @if !report.charts.is_empty() {
+                    div class="charts" { @for c in &report.charts { (chart(c)) } }
                 }
                 @for (table, names, labels, rows, wrap) in &tables {
                     h2 { (report.lang.table(&table.name)) small { (report.lang.rows(table.rows())) } }

@@ -22,11 +22,8 @@ mod tests {
     }
 }
 
-pub use html::{Chart, Series};
-
 use crate::QueryError;
-use crate::reports::{Report, Table};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use crate::report::{Report, Table, cell_text, column_names, each_cell, is_numeric};
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,58 +67,6 @@ impl OutputFormat {
 
 fn render_error(e: impl std::fmt::Display) -> QueryError {
     QueryError::Render(e.to_string())
-}
-
-/// Every cell of a table as display text (`""` for null), row by row.
-pub fn cell_text(table: &Table) -> Result<Vec<Vec<String>>, QueryError> {
-    let mut rows: Vec<Vec<String>> = Vec::with_capacity(table.rows());
-    each_cell(table, |column, text| {
-        if column == 0 {
-            rows.push(Vec::new());
-        }
-        if let Some(row) = rows.last_mut() {
-            row.push(text.to_string());
-        }
-    })?;
-    Ok(rows)
-}
-
-/// Calls `f(column, text)` for every cell as the reports display it (nulls empty), row by row;
-/// one text buffer serves every cell, so a large table costs no allocation per cell.
-fn each_cell(table: &Table, mut f: impl FnMut(usize, &str)) -> Result<(), QueryError> {
-    use std::fmt::Write;
-    let options = FormatOptions::default().with_null("");
-    let mut text = String::new();
-    for batch in &table.batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(render_error)?;
-        for row in 0..batch.num_rows() {
-            for (column, formatter) in formatters.iter().enumerate() {
-                text.clear();
-                write!(text, "{}", formatter.value(row)).map_err(render_error)?;
-                f(column, &text);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether column `i` holds numbers (right-aligned, written as numbers in XLSX).
-pub fn is_numeric(table: &Table, i: usize) -> bool {
-    table.schema.field(i).data_type().is_numeric()
-}
-
-pub fn column_names(table: &Table) -> Vec<String> {
-    table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect()
 }
 
 /// Column headers as people read them in `lang` (machine formats use `column_names`).
@@ -391,12 +336,7 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryErr
         OutputFormat::Json => with_notes_json(&report.notes, json(main_table(report)?, false)?)?,
         OutputFormat::Jsonl => with_notes_jsonl(&report.notes, json(main_table(report)?, true)?)?,
         OutputFormat::Markdown => markdown(report)?.into_bytes(),
-        OutputFormat::Html => html::page(report, &report.charts)?.into_bytes(),
+        OutputFormat::Html => html::page(report)?.into_bytes(),
         OutputFormat::Xlsx => xlsx::workbook(report)?,
     })
-}
-
-/// An HTML page of `report` with `charts` above its tables.
-pub fn render_html_with_charts(report: &Report, charts: &[Chart]) -> Result<String, QueryError> {
-    html::page(report, charts)
 }

@@ -1,8 +1,9 @@
 //! Excel workbook: one sheet per table, frozen header row, autofilter, numbers as numbers.
 
-use super::{cell_text, headers, is_numeric};
+use super::headers;
 use crate::QueryError;
-use crate::reports::Report;
+use crate::report::Report;
+use crate::report::{cell_text, is_numeric};
 use rust_xlsxwriter::{Format, Workbook};
 
 fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> QueryError {

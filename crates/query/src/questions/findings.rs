@@ -7,10 +7,12 @@
 //! runs of consecutive numbers (gaps and islands), and each island is one finding with the
 //! snapshots just before and after it. The SLA and exposure reports are plain selections over it.
 
+use super::snapshots::instance_states;
 use crate::QueryError;
 use crate::history::{LoadedHistory, RunInfo};
 use crate::judgments::{SlaPolicy, Waivers};
-use crate::reports::{Report, Table, instance_states, quote, run_list};
+use crate::report::{Report, Table};
+use crate::sql::{quote, run_list};
 use chrono::{DateTime, Utc};
 
 /// The classes of an outstanding patch (§8.1): applicable and not in effect.
@@ -296,8 +298,8 @@ impl LoadedHistory {
             )
             .await?;
         let (remediation, open_age) = self.remediation(instant).await?;
-        let mut charts = crate::charts::sla(self.lang, &by_scope)?;
-        charts.extend(crate::charts::remediation(self.lang, &remediation)?);
+        let mut charts = super::charts::sla(self.lang, &by_scope)?;
+        charts.extend(super::charts::remediation(self.lang, &remediation)?);
         let mut tables = vec![findings, by_scope, remediation, open_age];
         if waivers.source.is_some() {
             tables.push(self.waiver_table(instant, waivers).await?);
@@ -381,7 +383,7 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(
+        let charts = super::charts::over_time(
             self.lang,
             &timeline,
             &self.lang.history_title(cve),
@@ -458,7 +460,7 @@ impl LoadedHistory {
                  GROUP BY f.severity_level ORDER BY findings DESC, f.severity_level",
             )
             .await?;
-        let charts = crate::charts::exposure(self.lang, &ranked)?;
+        let charts = super::charts::exposure(self.lang, &ranked)?;
         let mut tables = vec![exposure, ranked, blind];
         if waivers.source.is_some() {
             tables.push(self.waiver_table(instant, waivers).await?);

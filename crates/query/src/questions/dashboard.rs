@@ -3,11 +3,11 @@
 //! instance and snapshot, and the auditor's questions: SLA status and CVE exposure (§8).
 
 use crate::QueryError;
-use crate::charts::{column, numbers};
 use crate::history::LoadedHistory;
 use crate::judgments::{SlaPolicy, Waivers};
-use crate::render::{Chart, render_html_with_charts};
-use crate::reports::{Report, quote};
+use crate::report::{Chart, Report};
+use crate::report::{column, numbers};
+use crate::sql::quote;
 use chrono::{DateTime, Utc};
 
 /// Instances shown in the heat map.
@@ -18,7 +18,7 @@ pub async fn dashboard(
     instant: DateTime<Utc>,
     label: &str,
     waivers: &Waivers,
-) -> Result<String, QueryError> {
+) -> Result<Report, QueryError> {
     let summary = history
         .summary(instant, label, crate::DEFAULT_STALE_DAYS, None)
         .await?;
@@ -26,10 +26,10 @@ pub async fn dashboard(
         .trend(None, Some(instant), crate::DEFAULT_STALE_DAYS)
         .await?;
     let trend_table = &trend.tables[0];
-    let dates = crate::charts::dates(trend_table)?;
+    let dates = super::charts::dates(trend_table)?;
     let lang = history.lang;
     // One unit per chart: instances, then patches.
-    let line = |column: &str| crate::charts::series(lang, trend_table, column);
+    let line = |column: &str| super::charts::series(lang, trend_table, column);
     let mut charts = vec![
         Chart::Lines {
             title: lang.chart_over_time().into(),
@@ -133,13 +133,12 @@ pub async fn dashboard(
     tables.extend(exposure.tables.get(1).cloned());
     let mut notes = summary.notes;
     notes.extend(sla.notes.into_iter().skip(history.notes().len()));
-    let report = Report {
+    Ok(Report {
         title: lang.dashboard_title(label),
         subtitle: summary.subtitle,
         lang,
         tables,
-        charts: Vec::new(),
+        charts,
         notes,
-    };
-    render_html_with_charts(&report, &charts)
+    })
 }

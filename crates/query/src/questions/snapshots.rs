@@ -1,63 +1,21 @@
-//! The named reports, each a few SQL queries over `patches`, `instances` and `runs`.
+//! The state of the fleet as of a date, the changes between two dates, the history of one
+//! instance or one patch, and the trend: each a few SQL queries over `patches`, `instances` and
+//! `runs`.
 //!
 //! Every number follows `docs/semantics.md` (rule numbers are cited); the rules themselves are
-//! SQL functions backed by `patchtrail_model` (see [`crate::functions`]). Snapshot choice happens
+//! SQL functions backed by `patchtrail_model` (see [`crate::sql::functions`]). Snapshot choice happens
 //! in Rust (§5.2); the SQL then filters by run id, which lets Parquet statistics skip every other
 //! snapshot's row groups.
 
 use crate::QueryError;
 use crate::history::{LoadedHistory, RunInfo};
+use crate::report::Report;
+use crate::sql::{quote, run_list};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use patchtrail_model::StateClass;
-
-/// One table of a report.
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub name: String,
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-}
-
-impl Table {
-    pub fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-}
-
-/// A report: its tables (the first is the main one, the one CSV/JSON carry by default) and what
-/// it covers.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub title: String,
-    pub subtitle: String,
-    /// The language of its human-facing text (titles, headers, chart labels).
-    pub lang: crate::Lang,
-    pub tables: Vec<Table>,
-    /// What the HTML page draws above the tables.
-    pub charts: Vec<crate::Chart>,
-    /// What a reader must know to trust the tables (damaged runs left out, §1.5): every format
-    /// shows them.
-    pub notes: Vec<String>,
-}
 
 /// The default of `--stale-days` (§4.1 rule 4).
 pub const DEFAULT_STALE_DAYS: u32 = 14;
-
-/// A SQL string literal.
-pub(crate) fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-pub(crate) fn run_list(runs: &[&RunInfo]) -> String {
-    let ids: Vec<String> = runs.iter().map(|r| quote(&r.run_id)).collect();
-    if ids.is_empty() {
-        "(NULL)".into()
-    } else {
-        format!("({})", ids.join(","))
-    }
-}
 
 /// Per (run, instance): patches per class (§2.1), missing critical and security (§6.1), and
 /// patches that make the instance non-compliant. Each row's class is computed once (in the
@@ -160,40 +118,6 @@ fn version_columns() -> &'static str {
 }
 
 impl LoadedHistory {
-    pub async fn query(&self, name: &str, sql: &str) -> Result<Table, QueryError> {
-        let frame = self
-            .ctx
-            .sql(sql)
-            .await
-            .map_err(|e| QueryError::Engine(e.to_string()))?;
-        let schema: SchemaRef = frame.schema().inner().clone();
-        let batches = frame
-            .collect()
-            .await
-            .map_err(|e| QueryError::Engine(e.to_string()))?;
-        Ok(Table {
-            name: name.to_string(),
-            schema,
-            batches,
-        })
-    }
-
-    /// Registers a computed table under `name`, so that a follow-up query reads its rows instead
-    /// of computing them again from the store.
-    pub(crate) fn keep(&self, name: &str, table: &Table) -> Result<(), QueryError> {
-        let engine = |e: datafusion::error::DataFusionError| QueryError::Engine(e.to_string());
-        let mem = datafusion::datasource::MemTable::try_new(
-            table.schema.clone(),
-            vec![table.batches.clone()],
-        )
-        .map_err(engine)?;
-        self.ctx.deregister_table(name).map_err(engine)?;
-        self.ctx
-            .register_table(name, std::sync::Arc::new(mem))
-            .map_err(engine)?;
-        Ok(())
-    }
-
     fn require_runs(&self) -> Result<(), QueryError> {
         if self.first_day.is_none() && !self.scopes.is_empty() {
             let mut filter = Vec::new();
@@ -321,7 +245,7 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::summary(self.lang, &totals, &severity, &top, &by_account)?;
+        let charts = super::charts::summary(self.lang, &totals, &severity, &top, &by_account)?;
         Ok(Report {
             title: self.lang.summary_title(label),
             subtitle: self
@@ -411,7 +335,7 @@ impl LoadedHistory {
                 "SELECT change, COUNT(*) AS count FROM _changes GROUP BY change ORDER BY change",
             )
             .await?;
-        let charts = crate::charts::diff(self.lang, &counts)?;
+        let charts = super::charts::diff(self.lang, &counts)?;
         // Runs collected under other settings (tags, classifications) differ by more than the
         // fleet: say so for each scope where they do (§6.2).
         let mut notes = self.notes();
@@ -488,7 +412,7 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(
+        let charts = super::charts::over_time(
             self.lang,
             &timeline,
             self.lang.chart_instance_over_time(),
@@ -545,7 +469,7 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(
+        let charts = super::charts::over_time(
             self.lang,
             &timeline,
             &self.lang.chart_kb_over_time(kb_id),
@@ -611,7 +535,7 @@ impl LoadedHistory {
                 ),
             )
             .await?;
-        let charts = crate::charts::over_time(
+        let charts = super::charts::over_time(
             self.lang,
             &trend,
             self.lang.chart_over_time(),
@@ -632,45 +556,4 @@ impl LoadedHistory {
             notes: self.notes(),
         })
     }
-
-    /// Ad-hoc SQL over `patches`, `instances` and `runs`: queries only. DDL, DML, `COPY … TO`
-    /// and `SET` are refused, so that no one can write files or register tables through it.
-    pub async fn sql(&self, sql: &str) -> Result<Report, QueryError> {
-        let options = datafusion::execution::context::SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame =
-            self.ctx
-                .sql_with_options(sql, options)
-                .await
-                .map_err(|e| QueryError::BadInput {
-                    input: "SQL".into(),
-                    fix: format!(
-                        "{} (patchtrail sql runs read-only queries: SELECT, WITH, EXPLAIN)",
-                        first_line(&e.to_string())
-                    ),
-                })?;
-        let schema: SchemaRef = frame.schema().inner().clone();
-        let batches = frame
-            .collect()
-            .await
-            .map_err(|e| QueryError::Engine(e.to_string()))?;
-        Ok(Report {
-            title: self.lang.query_title().into(),
-            subtitle: sql.to_string(),
-            lang: self.lang,
-            tables: vec![Table {
-                name: "result".into(),
-                schema,
-                batches,
-            }],
-            charts: Vec::new(),
-            notes: self.notes(),
-        })
-    }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }

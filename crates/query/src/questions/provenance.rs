@@ -7,7 +7,8 @@
 
 use crate::QueryError;
 use crate::history::LoadedHistory;
-use crate::reports::{Report, quote};
+use crate::report::Report;
+use crate::sql::quote;
 use chrono::{DateTime, Utc};
 
 impl LoadedHistory {

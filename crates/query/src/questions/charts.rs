@@ -1,28 +1,8 @@
 //! The charts each report draws in HTML, built from the report's own tables (never from a
 //! second query), so a chart always shows the numbers printed below it.
 
-use crate::render::{Chart, Series, cell_text, column_names};
-use crate::reports::Table;
+use crate::report::{Chart, Series, Table, column, numbers};
 use crate::{Lang, QueryError};
-
-/// The text of column `name` of `table`, row by row.
-pub fn column(table: &Table, name: &str) -> Result<Vec<String>, QueryError> {
-    let i = column_names(table)
-        .iter()
-        .position(|n| n == name)
-        .ok_or_else(|| QueryError::Render(format!("column {name} missing from {}", table.name)))?;
-    Ok(cell_text(table)?
-        .into_iter()
-        .map(|mut row| row.swap_remove(i))
-        .collect())
-}
-
-pub fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
-    Ok(column(table, name)?
-        .iter()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect())
-}
 
 /// Chart labels for values that are defined terms (classes, severity levels, change names).
 fn values(lang: Lang, raw: Vec<String>) -> Vec<String> {
