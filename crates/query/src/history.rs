@@ -10,6 +10,7 @@
 //! write.
 
 use crate::QueryError;
+use crate::columns::{Part, RunParts};
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
@@ -26,14 +27,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 use patchtrail_model::{
-    InstanceRecord, ManifestObject, PatchRecord, RunConfig, RunCounts, StoreFormat,
-    instances_schema, patches_schema,
+    ManifestObject, PatchRecord, RunConfig, RunCounts, StoreFormat, instances_schema,
+    patches_schema,
 };
 use patchtrail_store::{
     Damaged, RowContext, ScopeFilter, SeedDay, Selection, Store, StoredManifest, parse_seed_page,
     rows_to_batch, seed_page_key, sha256_hex,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use url::Url;
 
@@ -123,6 +124,9 @@ pub struct LoadedHistory {
     pub scopes: ScopeFilter,
     /// Damaged runs left out with `--skip-damaged` (§1.5), one line each: every report says so.
     pub skipped_damaged: Vec<String>,
+    /// Each run's checked objects (and the seed workflow's rows), by run id: what the reports
+    /// that compute on Arrow arrays decode, column by column.
+    pub(crate) parts: HashMap<String, RunParts>,
 }
 
 /// What a reader does with a damaged run (docs/semantics.md §1.5).
@@ -188,9 +192,10 @@ async fn register_files(
 fn register_rows(
     ctx: &SessionContext,
     name: &str,
-    batch: RecordBatch,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
 ) -> Result<String, QueryError> {
-    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(df)?;
+    let table = MemTable::try_new(schema, vec![batches]).map_err(df)?;
     ctx.register_table(name, Arc::new(table)).map_err(df)?;
     Ok(name.to_string())
 }
@@ -206,7 +211,8 @@ async fn create_view(
         vec![register_rows(
             ctx,
             &format!("_{name}_empty"),
-            RecordBatch::new_empty(Arc::new(schema.clone())),
+            Arc::new(schema.clone()),
+            Vec::new(),
         )?]
     } else {
         parts.to_vec()
@@ -347,7 +353,9 @@ struct Gathered {
     runs: Vec<RunInfo>,
     patch_files: Files,
     instance_files: Files,
-    seed_patches: Vec<PatchRecord>,
+    /// The rows of the seed pages committed runs list, a batch per run.
+    seed_patches: Vec<RecordBatch>,
+    parts: HashMap<String, RunParts>,
     warnings: Vec<String>,
     /// The bytes of every object read, under the paths the store gives them: what the engine
     /// reads, so that it reads exactly what was checked.
@@ -367,6 +375,7 @@ impl Gathered {
             patch_files: Files::default(),
             instance_files: Files::default(),
             seed_patches: Vec::new(),
+            parts: HashMap::new(),
             warnings: Vec::new(),
             verified: Arc::new(InMemory::new()),
         };
@@ -382,6 +391,7 @@ impl Gathered {
             let m = &stored.manifest;
             let held: Vec<_> = fetched.by_ref().take(m.objects.len()).collect();
             let mut seed_pages = Vec::new();
+            let mut parts = RunParts::default();
             for (object, held) in m.objects.iter().zip(held) {
                 if let Some(why) = object_damage(object, held.as_deref()) {
                     damaged.push(Damaged {
@@ -397,19 +407,27 @@ impl Gathered {
                     continue;
                 }
                 out.verified
-                    .put(&store.path(&k), bytes.into())
+                    .put(&store.path(&k), bytes.clone().into())
                     .await
                     .map_err(df)?;
                 let is_instances =
                     k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
-                let files = if is_instances {
-                    &mut out.instance_files
+                let (files, run_parts) = if is_instances {
+                    (&mut out.instance_files, &mut parts.instances)
                 } else {
-                    &mut out.patch_files
+                    (&mut out.patch_files, &mut parts.patches)
                 };
                 if k.ends_with(".parquet") {
+                    run_parts.push(Part::Parquet {
+                        key: k.clone(),
+                        bytes,
+                    });
                     files.parquet.push(k);
                 } else if k.ends_with(".jsonl") {
+                    run_parts.push(Part::Jsonl {
+                        key: k.clone(),
+                        bytes,
+                    });
                     files.jsonl.push(k);
                 }
             }
@@ -421,8 +439,11 @@ impl Gathered {
                     region: &m.region,
                 };
                 let rows = seed_page_rows(&seed_pages, &context, &mut out.warnings);
-                out.seed_patches.extend(rows);
+                let batch = rows_to_batch(patches_schema(), &rows)?;
+                parts.patches.push(Part::Rows(batch.clone()));
+                out.seed_patches.push(batch);
             }
+            out.parts.insert(m.run_id.clone(), parts);
             out.runs.push(RunInfo {
                 run_id: m.run_id.clone(),
                 snapshot_time: m.snapshot_time,
@@ -520,6 +541,7 @@ impl LoadedHistory {
             patch_files,
             instance_files,
             mut seed_patches,
+            mut parts,
             mut warnings,
             verified,
         } = gathered;
@@ -536,7 +558,7 @@ impl LoadedHistory {
                 .into_iter()
                 .map(|name| format!("skipped an object whose name cannot be read: {name}")),
         );
-        let mut seed_instances: Vec<InstanceRecord> = Vec::new();
+        let mut seed_instances: Vec<RecordBatch> = Vec::new();
 
         // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
@@ -561,15 +583,29 @@ impl LoadedHistory {
                 managed: snapshots.len() as u64,
                 ..Default::default()
             };
+            let (mut day_patches, mut day_instances) = (Vec::new(), Vec::new());
             for snapshot in snapshots {
                 for p in snapshot.pages.into_iter().flatten() {
                     counts.patches += 1;
                     counts.missing += u64::from(p.state == "Missing");
                     counts.failed += u64::from(p.state == "Failed");
-                    seed_patches.push(p);
+                    day_patches.push(p);
                 }
-                seed_instances.push(snapshot.instance);
+                day_instances.push(snapshot.instance);
             }
+            let (day_patches, day_instances) = (
+                rows_to_batch(patches_schema(), &day_patches)?,
+                rows_to_batch(instances_schema(), &day_instances)?,
+            );
+            parts.insert(
+                run_id.clone(),
+                RunParts {
+                    patches: vec![Part::Rows(day_patches.clone())],
+                    instances: vec![Part::Rows(day_instances.clone())],
+                },
+            );
+            seed_patches.push(day_patches);
+            seed_instances.push(day_instances);
             runs.push(RunInfo {
                 run_id,
                 snapshot_time: day.started,
@@ -593,7 +629,8 @@ impl LoadedHistory {
             patch_parts.push(register_rows(
                 &ctx,
                 "_patches_seed",
-                rows_to_batch(patches_schema(), &seed_patches)?,
+                patches_schema(),
+                seed_patches,
             )?);
         }
         let mut instance_parts = register_files(
@@ -608,14 +645,15 @@ impl LoadedHistory {
             instance_parts.push(register_rows(
                 &ctx,
                 "_instances_seed",
-                rows_to_batch(instances_schema(), &seed_instances)?,
+                instances_schema(),
+                seed_instances,
             )?);
         }
         create_view(&ctx, "patches", &patch_parts, &patches_schema()).await?;
         create_view(&ctx, "instances", &instance_parts, &instances_schema()).await?;
         let runs_batch = runs_batch(&runs)?;
         let runs_schema = runs_batch.schema();
-        let runs_part = register_rows(&ctx, "_runs", runs_batch)?;
+        let runs_part = register_rows(&ctx, "_runs", runs_schema.clone(), vec![runs_batch])?;
         create_view(&ctx, "runs", &[runs_part], &runs_schema).await?;
         let first_day = history.refs.iter().map(|r| r.date).chain(days_seen).min();
         Ok(LoadedHistory {
@@ -627,6 +665,7 @@ impl LoadedHistory {
             lang: crate::Lang::En,
             scopes: scopes.clone(),
             skipped_damaged,
+            parts,
         })
     }
 

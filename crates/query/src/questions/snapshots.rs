@@ -14,9 +14,6 @@ use crate::sql::{quote, run_list};
 use chrono::{DateTime, Utc};
 use patchtrail_model::StateClass;
 
-/// The default of `--stale-days` (§4.1 rule 4).
-pub const DEFAULT_STALE_DAYS: u32 = 14;
-
 /// Per (run, instance): patches per class (§2.1), missing critical and security (§6.1), and
 /// patches that make the instance non-compliant. Each row's class is computed once (in the
 /// inner select), not once per count.
@@ -84,21 +81,6 @@ pub(crate) fn instance_states(runs_sql: &str, stale_days: u32) -> String {
         patch_counts = patch_counts(runs_sql),
     )
 }
-
-/// Fleet totals over the summary's instance rows (§6.1); no instance at all (an empty fleet,
-/// or a filter that matches none) sums to 0.
-const FLEET_TOTALS: &str = "COUNT(*) AS instances,
-   COALESCE(SUM(CASE WHEN compliance = 'compliant' THEN 1 ELSE 0 END), 0) AS compliant,
-   COALESCE(SUM(CASE WHEN compliance = 'non_compliant' THEN 1 ELSE 0 END), 0) AS non_compliant,
-   COALESCE(SUM(CASE WHEN compliance = 'unknown' THEN 1 ELSE 0 END), 0) AS unknown,
-   COALESCE(SUM(CASE WHEN compliance = 'unmanaged' THEN 1 ELSE 0 END), 0) AS unmanaged,
-   COALESCE(SUM(CASE WHEN compliance = 'error' THEN 1 ELSE 0 END), 0) AS error,
-   COALESCE(SUM(CASE WHEN ec2_state = 'stopped' THEN 1 ELSE 0 END), 0) AS stopped,
-   COALESCE(SUM(CASE WHEN node_type = 'hybrid' THEN 1 ELSE 0 END), 0) AS hybrid,
-   COALESCE(SUM(CASE WHEN ping_status IN ('ConnectionLost', 'Inactive') THEN 1 ELSE 0 END), 0) AS agent_offline,
-   COALESCE(SUM(CASE WHEN agrees_with_aws = false THEN 1 ELSE 0 END), 0) AS disagree_with_aws,
-   COALESCE(SUM(installed), 0) AS installed, COALESCE(SUM(pending_reboot), 0) AS pending_reboot, COALESCE(SUM(missing), 0) AS missing, COALESCE(SUM(failed), 0) AS failed,
-   COALESCE(SUM(missing_critical), 0) AS missing_critical, COALESCE(SUM(missing_security), 0) AS missing_security";
 
 /// Reporting = a fresh patch state, or a listed patch list where no states were collected
 /// (§6.2, §4.7); a column of [`instance_states`].
@@ -169,93 +151,6 @@ impl LoadedHistory {
             })
             .collect::<Vec<_>>()
             .join(", ")
-    }
-
-    /// §6.1: the per-instance state as of `instant`, fleet totals, missing patches by severity;
-    /// with `platform`, only the instances whose platform contains it (§6.1 filter).
-    pub async fn summary(
-        &self,
-        instant: DateTime<Utc>,
-        label: &str,
-        stale_days: u32,
-        platform: Option<&str>,
-    ) -> Result<Report, QueryError> {
-        let chosen = self.require_as_of(instant, label)?;
-        let runs = run_list(&chosen);
-        let only_platform = match platform {
-            Some(p) => {
-                let p = quote(&p.to_lowercase());
-                format!(
-                    "WHERE strpos(lower(COALESCE(platform, '')), {p}) > 0
-                        OR strpos(lower(COALESCE(platform_type, '')), {p}) > 0
-                        OR strpos(lower(COALESCE(platform_name, '')), {p}) > 0"
-                )
-            }
-            None => String::new(),
-        };
-        let instances = self
-            .query(
-                "instances",
-                &format!(
-                    "SELECT account_id, region, instance_id, name, node_type, ec2_state, platform, platform_name, platform_version,
-                       ping_status, last_ping_time, agent_version, last_scan_time, scan_age_days,
-                       installed, pending_reboot, rejected, missing, failed, not_applicable, available_security_update,
-                       missing_critical, missing_security, compliance, aws_compliance,
-                       CASE WHEN aws_compliance IS NULL THEN NULL ELSE aws_compliance = compliance END AS agrees_with_aws,
-                       outcome, error_code, unmanaged_reason, snapshot_time, run_id
-                     FROM ({states}) {only_platform} ORDER BY missing_critical DESC, missing DESC, failed DESC, account_id, region, instance_id",
-                    states = instance_states(&runs, stale_days)
-                ),
-            )
-            .await?;
-        self.keep("_summary", &instances)?;
-        // No instance at all (an empty fleet, or a --platform that matches none) sums to 0.
-        let totals = self
-            .query("fleet", &format!("SELECT {FLEET_TOTALS} FROM _summary"))
-            .await?;
-        // The same totals per account (a scope's region count beside them).
-        let by_account = self
-            .query(
-                "by_account",
-                &format!(
-                    "SELECT account_id, COUNT(DISTINCT region) AS regions, {FLEET_TOTALS}
-                     FROM _summary GROUP BY account_id ORDER BY non_compliant DESC, account_id"
-                ),
-            )
-            .await?;
-        let severity = self
-            .query(
-                "missing_by_severity",
-                &format!(
-                    "SELECT severity_level(p.severity) AS severity_level, COUNT(*) AS missing FROM patches p
-                     JOIN _summary s ON s.run_id = p.run_id AND s.instance_id = p.instance_id
-                     WHERE p.run_id IN {runs} AND state_class(p.state) = 'missing'
-                     GROUP BY severity_level(p.severity) ORDER BY missing DESC, severity_level"
-                ),
-            )
-            .await?;
-        let top = self
-            .query(
-                "top_missing",
-                &format!(
-                    "SELECT p.kb_id, MAX(p.title) AS title, COUNT(DISTINCT p.account_id || '/' || p.region || '/' || p.instance_id) AS instances
-                     FROM patches p JOIN _summary s ON s.run_id = p.run_id AND s.instance_id = p.instance_id
-                     WHERE p.run_id IN {runs} AND state_class(p.state) = 'missing'
-                     GROUP BY p.kb_id ORDER BY instances DESC, p.kb_id LIMIT 15"
-                ),
-            )
-            .await?;
-        let charts = super::charts::summary(self.lang, &totals, &severity, &top, &by_account)?;
-        Ok(Report {
-            title: self.lang.summary_title(label),
-            subtitle: self
-                .lang
-                .summary_subtitle(&Self::describe(&chosen), stale_days, platform),
-            lang: self.lang,
-            tables: vec![instances, totals, severity, top, by_account],
-            charts,
-            notes: self.notes(),
-        })
     }
 
     /// §6.2: what changed between the snapshots in force at `from` and at `to`.
