@@ -29,7 +29,7 @@ pub use judgments::{SlaPolicy, Waiver, Waivers};
 pub use lang::{Lang, ScopeLine};
 pub use patchtrail_store::{ScopeFilter, Selection};
 pub use questions::dashboard::dashboard;
-pub use questions::summary::DEFAULT_STALE_DAYS;
+pub use questions::states::DEFAULT_STALE_DAYS;
 pub use render::{OutputFormat, render, render_table};
 pub use report::{Chart, Report, Series, Table, cell_text, column_names};
 

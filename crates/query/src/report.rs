@@ -2,9 +2,10 @@
 //! renderer consumes. Questions build it, renderers read it; neither imports the other.
 
 use crate::QueryError;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use std::sync::Arc;
 
 /// One table of a report.
 #[derive(Debug, Clone)]
@@ -140,4 +141,57 @@ pub fn numbers(table: &Table, name: &str) -> Result<Vec<f64>, QueryError> {
         .iter()
         .map(|v| v.parse().unwrap_or(0.0))
         .collect())
+}
+
+/// A column of a table being built: its field and its values.
+pub(crate) type Column = (Field, ArrayRef);
+
+/// A table of one batch from `columns`.
+pub(crate) fn table(name: &str, columns: Vec<Column>) -> Result<Table, QueryError> {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| QueryError::Engine(format!("{name}: {e}")))?;
+    Ok(Table {
+        name: name.into(),
+        schema,
+        batches: vec![batch],
+    })
+}
+
+pub(crate) fn text_column<'a>(
+    name: &str,
+    nullable: bool,
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> Column {
+    (
+        Field::new(name, DataType::Utf8, nullable),
+        Arc::new(values.collect::<StringArray>()),
+    )
+}
+
+pub(crate) fn int_column(name: &str, values: impl Iterator<Item = i64>) -> Column {
+    (
+        Field::new(name, DataType::Int64, false),
+        Arc::new(Int64Array::from_iter_values(values)),
+    )
+}
+
+pub(crate) fn time_column(
+    name: &str,
+    nullable: bool,
+    values: impl Iterator<Item = Option<i64>>,
+) -> Column {
+    (
+        Field::new(
+            name,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            nullable,
+        ),
+        Arc::new(
+            values
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        ),
+    )
 }

@@ -1,0 +1,332 @@
+//! `report diff` (docs/semantics.md §6.2) on Arrow arrays: the instances of the snapshots in force
+//! at each date, matched by scope and instance id; instances that appeared, disappeared, stopped
+//! or resumed reporting; and for those reporting on both dates, every patch whose class or
+//! version changed (a patch matched by its KB id; one on a single side is compared with "not
+//! reported").
+
+use super::states::*;
+use crate::QueryError;
+use crate::columns::text;
+use crate::history::LoadedHistory;
+use crate::report::{Report, Table, int_column, table, text_column, time_column};
+use chrono::{DateTime, Utc};
+use patchtrail_model::{StateClass, change_name, patch_version};
+use std::collections::{BTreeMap, HashMap};
+
+/// The patch columns the diff reads.
+const DIFF_PATCH_COLUMNS: [&str; 8] = [
+    "account_id",
+    "region",
+    "instance_id",
+    "kb_id",
+    "title",
+    "classification",
+    "severity",
+    "state",
+];
+
+/// An instance's identity across snapshots: account, region, instance id.
+type Scoped<'a> = (&'a str, &'a str, &'a str);
+
+/// An instance reporting on both dates: its later name and both scan times.
+#[derive(Clone, Copy)]
+struct BothReporting<'a> {
+    name: Option<&'a str>,
+    from_last_scan: Option<i64>,
+    to_last_scan: Option<i64>,
+}
+
+/// A patch row of one side.
+#[derive(Clone, Copy)]
+struct PatchRow<'a> {
+    kb_id: &'a str,
+    title: &'a str,
+    severity: &'a str,
+    classification: &'a str,
+    state: &'a str,
+}
+
+impl<'a> PatchRow<'a> {
+    fn version(self) -> Option<&'a str> {
+        patch_version(self.kb_id, self.title)
+    }
+}
+
+/// One row of the changes table.
+struct Change<'a> {
+    instance: Scoped<'a>,
+    name: Option<&'a str>,
+    /// The patch on the later side if it is there, else on the earlier one.
+    patch: Option<PatchRow<'a>>,
+    change: &'static str,
+    from: Option<PatchRow<'a>>,
+    to: Option<PatchRow<'a>>,
+    from_last_scan: Option<i64>,
+    to_last_scan: Option<i64>,
+}
+
+fn scoped<'a>(s: &InstanceState<'a>) -> Scoped<'a> {
+    (s.text(ACCOUNT), s.text(REGION), s.text(INSTANCE))
+}
+
+/// A change of a whole instance (`appeared`, `disappeared`, `stopped_reporting`,
+/// `resumed_reporting`): its later name and both scan times, no patch.
+fn whole<'a>(
+    change: &'static str,
+    from: Option<&InstanceState<'a>>,
+    to: Option<&InstanceState<'a>>,
+) -> Option<Change<'a>> {
+    Some(Change {
+        instance: scoped(to.or(from)?),
+        name: to.or(from).and_then(|s| s.text[NAME]),
+        patch: None,
+        change,
+        from: None,
+        to: None,
+        from_last_scan: from.and_then(|s| s.last_scan_time),
+        to_last_scan: to.and_then(|s| s.last_scan_time),
+    })
+}
+
+impl<'a> Change<'a> {
+    /// By scope and instance, change, then KB id (a change of the whole instance, with none,
+    /// last).
+    #[allow(clippy::type_complexity)]
+    fn order(&self) -> (Scoped<'a>, &'static str, bool, Option<&'a str>) {
+        let kb = self.patch.map(|p| p.kb_id);
+        (self.instance, self.change, kb.is_none(), kb)
+    }
+}
+
+/// The change of one patch from `a` to `b` (either may be absent), if any (§6.2).
+fn patch_change(a: Option<&PatchRow>, b: Option<&PatchRow>) -> Option<&'static str> {
+    let class = |p: Option<&PatchRow>| p.map(|p| StateClass::of(p.state));
+    change_name(class(a), class(b)).or_else(|| {
+        let (from, to) = (a.and_then(|p| p.version()), b.and_then(|p| p.version()));
+        (from.is_some() && to.is_some() && from != to).then_some("version_changed")
+    })
+}
+
+/// The patches of one side's snapshots by instance and KB id, for the instances in `wanted`.
+fn patches_by_kb<'a>(
+    snapshots: &'a [Snapshot<'_>],
+    wanted: &HashMap<Scoped<'a>, BothReporting<'a>>,
+) -> Result<HashMap<(Scoped<'a>, &'a str), Vec<PatchRow<'a>>>, QueryError> {
+    let mut out: HashMap<_, Vec<PatchRow>> = HashMap::new();
+    for s in snapshots {
+        for batch in &s.patches {
+            let column = |name: &str| text(batch, name);
+            let (accounts, regions, ids) = (
+                column("account_id")?,
+                column("region")?,
+                column("instance_id")?,
+            );
+            let (kbs, titles, severities, classifications, states) = (
+                column("kb_id")?,
+                column("title")?,
+                column("severity")?,
+                column("classification")?,
+                column("state")?,
+            );
+            for i in 0..batch.num_rows() {
+                let instance = (accounts.value(i), regions.value(i), ids.value(i));
+                if !wanted.contains_key(&instance) {
+                    continue;
+                }
+                out.entry((instance, kbs.value(i)))
+                    .or_default()
+                    .push(PatchRow {
+                        kb_id: kbs.value(i),
+                        title: titles.value(i),
+                        severity: severities.value(i),
+                        classification: classifications.value(i),
+                        state: states.value(i),
+                    });
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl LoadedHistory {
+    /// §6.2: what changed between the snapshots in force at `from` and at `to`.
+    pub async fn diff(
+        &self,
+        from: DateTime<Utc>,
+        from_label: &str,
+        to: DateTime<Utc>,
+        to_label: &str,
+        stale_days: u32,
+    ) -> Result<Report, QueryError> {
+        if from > to {
+            return Err(QueryError::BadInput {
+                input: format!("--from {from_label} --to {to_label}"),
+                fix: "--from must not be after --to".into(),
+            });
+        }
+        let a = self.require_as_of(from, from_label)?;
+        let b = self.require_as_of(to, to_label)?;
+        let stale = i64::from(stale_days) * MICROS_PER_DAY;
+        let (side_a, side_b) = (
+            self.snapshots(&a, &DIFF_PATCH_COLUMNS)?,
+            self.snapshots(&b, &DIFF_PATCH_COLUMNS)?,
+        );
+        let (counts_a, _) = patch_counts(&side_a)?;
+        let (counts_b, _) = patch_counts(&side_b)?;
+        let states_a = instance_states(&side_a, &counts_a, stale, None)?;
+        let states_b = instance_states(&side_b, &counts_b, stale, None)?;
+        let before: HashMap<Scoped, &InstanceState> =
+            states_a.iter().map(|s| (scoped(s), s)).collect();
+        let after: HashMap<Scoped, &InstanceState> =
+            states_b.iter().map(|s| (scoped(s), s)).collect();
+
+        let mut changes = Vec::new();
+        // Reporting on both dates: name (the later one) and both scan times.
+        let mut both = HashMap::new();
+        for s in &states_b {
+            let instance = scoped(s);
+            match before.get(&instance) {
+                None => changes.extend(whole("appeared", None, Some(s))),
+                Some(was) if was.reporting() != s.reporting() => {
+                    let change = if was.reporting() {
+                        "stopped_reporting"
+                    } else {
+                        "resumed_reporting"
+                    };
+                    changes.extend(whole(change, Some(was), Some(s)));
+                }
+                Some(was) if s.reporting() => {
+                    both.insert(
+                        instance,
+                        BothReporting {
+                            name: s.text[NAME],
+                            from_last_scan: was.last_scan_time,
+                            to_last_scan: s.last_scan_time,
+                        },
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        for s in &states_a {
+            if !after.contains_key(&scoped(s)) {
+                changes.extend(whole("disappeared", Some(s), None));
+            }
+        }
+
+        // Every pair of a patch's rows on the two dates (a row alone is paired with none).
+        let (pa, pb) = (
+            patches_by_kb(&side_a, &both)?,
+            patches_by_kb(&side_b, &both)?,
+        );
+        let mut pairs: Vec<(Scoped, Option<PatchRow>, Option<PatchRow>)> = Vec::new();
+        for (&(instance, kb), rows_a) in &pa {
+            match pb.get(&(instance, kb)) {
+                Some(rows_b) => {
+                    for x in rows_a {
+                        pairs.extend(rows_b.iter().map(|y| (instance, Some(*x), Some(*y))));
+                    }
+                }
+                None => pairs.extend(rows_a.iter().map(|x| (instance, Some(*x), None))),
+            }
+        }
+        for (&(instance, kb), rows_b) in &pb {
+            if !pa.contains_key(&(instance, kb)) {
+                pairs.extend(rows_b.iter().map(|y| (instance, None, Some(*y))));
+            }
+        }
+        for (instance, from, to) in pairs {
+            let Some(change) = patch_change(from.as_ref(), to.as_ref()) else {
+                continue;
+            };
+            let Some(reporting) = both.get(&instance) else {
+                continue;
+            };
+            changes.push(Change {
+                instance,
+                name: reporting.name,
+                patch: to.or(from),
+                change,
+                from,
+                to,
+                from_last_scan: reporting.from_last_scan,
+                to_last_scan: reporting.to_last_scan,
+            });
+        }
+        changes.sort_by(|x, y| x.order().cmp(&y.order()));
+
+        let mut per_change: BTreeMap<&str, i64> = BTreeMap::new();
+        for c in &changes {
+            *per_change.entry(c.change).or_default() += 1;
+        }
+        let counts = table(
+            "counts",
+            vec![
+                text_column("change", false, per_change.keys().map(|c| Some(*c))),
+                int_column("count", per_change.values().copied()),
+            ],
+        )?;
+        let changes = changes_table(&changes)?;
+        let charts = super::charts::diff(self.lang, &counts)?;
+        // Runs collected under other settings (tags, classifications) differ by more than the
+        // fleet: say so for each scope where they do (§6.2).
+        let mut notes = self.notes();
+        for before in &a {
+            if let Some(after) = b.iter().find(|r| {
+                (&r.account_id, &r.region) == (&before.account_id, &before.region)
+                    && r.config_line() != before.config_line()
+            }) {
+                notes.push(self.lang.configuration_differs(before, after));
+            }
+        }
+        Ok(Report {
+            title: self.lang.diff_title(from_label, to_label),
+            subtitle: self
+                .lang
+                .diff_subtitle(&Self::describe(&a), &Self::describe(&b)),
+            lang: self.lang,
+            tables: vec![changes, counts],
+            charts,
+            notes,
+        })
+    }
+}
+
+fn changes_table<'a>(changes: &[Change<'a>]) -> Result<Table, QueryError> {
+    let patch = |f: fn(PatchRow<'a>) -> &'a str| changes.iter().map(move |c| c.patch.map(f));
+    let from =
+        |f: fn(PatchRow<'a>) -> Option<&'a str>| changes.iter().map(move |c| c.from.and_then(f));
+    let to = |f: fn(PatchRow<'a>) -> Option<&'a str>| changes.iter().map(move |c| c.to.and_then(f));
+    table(
+        "changes",
+        vec![
+            text_column(
+                "account_id",
+                false,
+                changes.iter().map(|c| Some(c.instance.0)),
+            ),
+            text_column("region", false, changes.iter().map(|c| Some(c.instance.1))),
+            text_column(
+                "instance_id",
+                false,
+                changes.iter().map(|c| Some(c.instance.2)),
+            ),
+            text_column("name", true, changes.iter().map(|c| c.name)),
+            text_column("kb_id", true, patch(|p| p.kb_id)),
+            text_column("title", true, patch(|p| p.title)),
+            text_column("severity", true, patch(|p| p.severity)),
+            text_column("classification", true, patch(|p| p.classification)),
+            text_column("change", false, changes.iter().map(|c| Some(c.change))),
+            text_column("from_state", true, from(|p| Some(p.state))),
+            text_column("to_state", true, to(|p| Some(p.state))),
+            text_column("from_version", true, from(PatchRow::version)),
+            text_column("to_version", true, to(PatchRow::version)),
+            time_column(
+                "from_last_scan",
+                true,
+                changes.iter().map(|c| c.from_last_scan),
+            ),
+            time_column("to_last_scan", true, changes.iter().map(|c| c.to_last_scan)),
+        ],
+    )
+}

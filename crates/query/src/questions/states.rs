@@ -1,0 +1,298 @@
+//! The state of each instance in a snapshot (docs/semantics.md §4), computed on Arrow arrays:
+//! the patch counts per class of every instance (§2.1, §6.1), its compliance (§4.1, §4.7), scan
+//! age (§4.2), AWS's own verdict (§4.3) and whether it is reporting (§6.2). Every question that
+//! reads instances starts here; the rules come from `patchtrail_model`.
+
+use crate::QueryError;
+use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, text};
+use crate::history::{LoadedHistory, RunInfo};
+use arrow_array::RecordBatch;
+use patchtrail_model::{StateClass, is_critical, is_security};
+use std::collections::HashMap;
+
+/// The patch columns [`patch_counts`] reads.
+pub(crate) const PATCH_COLUMNS: [&str; 6] = [
+    "instance_id",
+    "kb_id",
+    "title",
+    "classification",
+    "severity",
+    "state",
+];
+
+/// The instance text columns an [`InstanceState`] holds, and their places in its `text`.
+pub(crate) const TEXT_COLUMNS: [&str; 16] = [
+    "account_id",
+    "region",
+    "instance_id",
+    "name",
+    "ec2_state",
+    "platform",
+    "platform_name",
+    "platform_version",
+    "ping_status",
+    "agent_version",
+    "outcome",
+    "error_code",
+    "unmanaged_reason",
+    "run_id",
+    "platform_type",
+    "resource_type",
+];
+pub(crate) const ACCOUNT: usize = 0;
+pub(crate) const REGION: usize = 1;
+pub(crate) const INSTANCE: usize = 2;
+pub(crate) const NAME: usize = 3;
+pub(crate) const EC2_STATE: usize = 4;
+pub(crate) const PLATFORM: usize = 5;
+pub(crate) const PLATFORM_NAME: usize = 6;
+pub(crate) const PLATFORM_VERSION: usize = 7;
+pub(crate) const PING_STATUS: usize = 8;
+pub(crate) const AGENT_VERSION: usize = 9;
+pub(crate) const OUTCOME: usize = 10;
+pub(crate) const ERROR_CODE: usize = 11;
+pub(crate) const UNMANAGED_REASON: usize = 12;
+pub(crate) const RUN_ID: usize = 13;
+pub(crate) const PLATFORM_TYPE: usize = 14;
+pub(crate) const RESOURCE_TYPE: usize = 15;
+
+/// The instance columns read besides [`TEXT_COLUMNS`].
+const VALUE_COLUMNS: [&str; 7] = [
+    "snapshot_time",
+    "last_ping_time",
+    "last_scan_time",
+    "critical_non_compliant_count",
+    "security_non_compliant_count",
+    "other_non_compliant_count",
+    "patch_pages",
+];
+
+/// The default of `--stale-days` (§4.1 rule 4).
+pub const DEFAULT_STALE_DAYS: u32 = 14;
+
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// One snapshot: its run and the columns its questions read.
+pub(crate) struct Snapshot<'h> {
+    pub run: &'h RunInfo,
+    pub patches: Vec<RecordBatch>,
+    pub instances: Vec<RecordBatch>,
+}
+
+impl LoadedHistory {
+    /// `runs` with their instances (every column an [`InstanceState`] needs) and the patch
+    /// columns `patch_columns` decoded.
+    pub(crate) fn snapshots<'h>(
+        &self,
+        runs: &[&'h RunInfo],
+        patch_columns: &[&str],
+    ) -> Result<Vec<Snapshot<'h>>, QueryError> {
+        let instance_columns: Vec<&str> =
+            TEXT_COLUMNS.iter().chain(&VALUE_COLUMNS).copied().collect();
+        let none = RunParts::default();
+        runs.iter()
+            .map(|run| {
+                let parts = self.parts.get(&run.run_id).unwrap_or(&none);
+                Ok(Snapshot {
+                    run,
+                    patches: parts.read(Stored::Patches, patch_columns)?,
+                    instances: parts.read(Stored::Instances, &instance_columns)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Patches per class (§2.1) of one instance in one snapshot, missing critical and security
+/// (§6.1), and patches that make it non-compliant.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub classes: [i64; StateClass::ALL.len()],
+    pub missing_critical: i64,
+    pub missing_security: i64,
+    pub noncompliant: i64,
+}
+
+impl Counts {
+    pub fn of(&self, class: StateClass) -> i64 {
+        self.classes[class as usize]
+    }
+}
+
+/// An instance in one snapshot: the snapshot's place in the list, and the instance id.
+pub(crate) type InstanceKey<'a> = (usize, &'a str);
+
+/// One instance in one snapshot: its compliance (§4.1, §4.7 where the run collected no patch
+/// states), scan age (§4.2, at the run's `finished_at`), AWS's own verdict (§4.3), and whether it
+/// is reporting (§6.2).
+pub(crate) struct InstanceState<'a> {
+    pub text: [Option<&'a str>; TEXT_COLUMNS.len()],
+    pub last_ping_time: Option<i64>,
+    pub last_scan_time: Option<i64>,
+    pub snapshot_time: Option<i64>,
+    pub scan_age_days: Option<f64>,
+    pub hybrid: bool,
+    pub counts: Counts,
+    pub compliance: &'static str,
+    pub aws_compliance: Option<&'static str>,
+    /// A listed patch list where no states were collected (§4.7).
+    pub listed: bool,
+}
+
+impl<'a> InstanceState<'a> {
+    pub fn text(&self, column: usize) -> &'a str {
+        self.text[column].unwrap_or_default()
+    }
+
+    /// A fresh patch state, or a listed patch list where no states were collected (§6.2, §4.7).
+    pub fn reporting(&self) -> bool {
+        matches!(self.compliance, "compliant" | "non_compliant") || self.listed
+    }
+}
+
+/// A missing patch (§2.1).
+pub(crate) struct Missing<'a> {
+    pub snapshot: usize,
+    pub instance_id: &'a str,
+    pub kb_id: &'a str,
+    pub title: &'a str,
+    pub severity: &'a str,
+}
+
+/// Per (snapshot, instance): its [`Counts`]; and every missing patch.
+pub(crate) fn patch_counts<'a>(
+    snapshots: &'a [Snapshot<'_>],
+) -> Result<(HashMap<InstanceKey<'a>, Counts>, Vec<Missing<'a>>), QueryError> {
+    let mut counts: HashMap<InstanceKey, Counts> = HashMap::new();
+    let mut missing = Vec::new();
+    for (snapshot, s) in snapshots.iter().enumerate() {
+        for batch in &s.patches {
+            let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
+            let (severities, classifications) =
+                (text(batch, "severity")?, text(batch, "classification")?);
+            let (kbs, titles) = (text(batch, "kb_id")?, text(batch, "title")?);
+            for i in 0..batch.num_rows() {
+                let class = StateClass::of(states.value(i));
+                let c = counts.entry((snapshot, ids.value(i))).or_default();
+                c.classes[class as usize] += 1;
+                c.noncompliant += i64::from(class.makes_noncompliant());
+                if class == StateClass::Missing {
+                    let (severity, classification) =
+                        (severities.value(i), classifications.value(i));
+                    c.missing_critical += i64::from(is_critical(severity, classification));
+                    c.missing_security += i64::from(is_security(classification));
+                    missing.push(Missing {
+                        snapshot,
+                        instance_id: ids.value(i),
+                        kb_id: kbs.value(i),
+                        title: titles.value(i),
+                        severity,
+                    });
+                }
+            }
+        }
+    }
+    Ok((counts, missing))
+}
+
+/// The state of every instance of `snapshots` (with `platform`, only those whose platform, type
+/// or name contains it, lower case), most missing critical first (then missing, failed, and by
+/// scope and instance id).
+pub(crate) fn instance_states<'a>(
+    snapshots: &'a [Snapshot<'_>],
+    counts: &HashMap<InstanceKey, Counts>,
+    stale: i64,
+    platform: Option<&str>,
+) -> Result<Vec<InstanceState<'a>>, QueryError> {
+    let mut rows = Vec::new();
+    for (snapshot, s) in snapshots.iter().enumerate() {
+        let finished_at = s.run.finished_at.timestamp_micros();
+        for batch in &s.instances {
+            let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
+            for name in TEXT_COLUMNS {
+                texts.push(text(batch, name)?);
+            }
+            let patch_pages = count(batch, "patch_pages")?;
+            let (last_ping, last_scan) = (
+                micros(batch, "last_ping_time")?,
+                micros(batch, "last_scan_time")?,
+            );
+            let snapshot_time = micros(batch, "snapshot_time")?;
+            let aws_counts = [
+                count(batch, "critical_non_compliant_count")?,
+                count(batch, "security_non_compliant_count")?,
+                count(batch, "other_non_compliant_count")?,
+            ];
+            for i in 0..batch.num_rows() {
+                let text: [Option<&str>; TEXT_COLUMNS.len()] =
+                    std::array::from_fn(|c| opt_text(texts[c], i));
+                if let Some(p) = platform {
+                    let has = |c: usize| text[c].unwrap_or_default().to_lowercase().contains(p);
+                    if !(has(PLATFORM) || has(PLATFORM_TYPE) || has(PLATFORM_NAME)) {
+                        continue;
+                    }
+                }
+                let instance_id = text[INSTANCE].unwrap_or_default();
+                let c = counts
+                    .get(&(snapshot, instance_id))
+                    .copied()
+                    .unwrap_or_default();
+                let last_scan_time = opt_i64(last_scan, i);
+                let age = last_scan_time.map(|t| finished_at - t);
+                // A listed patch list where no states were collected (§4.7).
+                let listed = !s.run.patch_states && opt_i64(patch_pages, i) > Some(0);
+                let compliance = match text[OUTCOME] {
+                    Some("error") => "error",
+                    Some("unmanaged") => "unmanaged",
+                    _ if !s.run.patch_states => {
+                        if c.noncompliant > 0 {
+                            "non_compliant"
+                        } else {
+                            "unknown"
+                        }
+                    }
+                    _ => match age {
+                        None => "unknown",
+                        Some(age) if age > stale => "unknown",
+                        _ if c.noncompliant > 0 => "non_compliant",
+                        _ => "compliant",
+                    },
+                };
+                let fresh = matches!(compliance, "compliant" | "non_compliant");
+                let aws: [Option<i64>; 3] = aws_counts.map(|a| opt_i64(a, i));
+                let aws_compliance = if !fresh || listed {
+                    None
+                } else if aws.iter().map(|n| n.unwrap_or(0)).sum::<i64>() > 0 {
+                    Some("non_compliant")
+                } else if aws.iter().all(Option::is_some) {
+                    Some("compliant")
+                } else {
+                    None
+                };
+                rows.push(InstanceState {
+                    text,
+                    last_ping_time: opt_i64(last_ping, i),
+                    last_scan_time,
+                    snapshot_time: opt_i64(snapshot_time, i),
+                    scan_age_days: age.map(|a| (a as f64 / 8_640_000_000.0).round() / 10.0),
+                    hybrid: text[RESOURCE_TYPE] == Some("ManagedInstance")
+                        || instance_id.starts_with("mi-"),
+                    counts: c,
+                    compliance,
+                    aws_compliance,
+                    listed,
+                });
+            }
+        }
+    }
+    let key = |r: &InstanceState<'a>| {
+        (
+            std::cmp::Reverse(r.counts.missing_critical),
+            std::cmp::Reverse(r.counts.of(StateClass::Missing)),
+            std::cmp::Reverse(r.counts.of(StateClass::Failed)),
+            [r.text[ACCOUNT], r.text[REGION], r.text[INSTANCE]],
+        )
+    };
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
+    Ok(rows)
+}
