@@ -171,10 +171,8 @@ impl LoadedHistory {
             self.snapshots(&a, &DIFF_PATCH_COLUMNS)?,
             self.snapshots(&b, &DIFF_PATCH_COLUMNS)?,
         );
-        let (counts_a, _) = patch_counts(&side_a)?;
-        let (counts_b, _) = patch_counts(&side_b)?;
-        let states_a = instance_states(&side_a, &counts_a, stale, None)?;
-        let states_b = instance_states(&side_b, &counts_b, stale, None)?;
+        let states_a = instance_states(&side_a, stale, None)?;
+        let states_b = instance_states(&side_b, stale, None)?;
         let before: HashMap<Scoped, &InstanceState> =
             states_a.iter().map(|s| (scoped(s), s)).collect();
         let after: HashMap<Scoped, &InstanceState> =

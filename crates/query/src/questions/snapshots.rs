@@ -100,7 +100,7 @@ fn version_columns() -> &'static str {
 }
 
 impl LoadedHistory {
-    fn require_runs(&self) -> Result<(), QueryError> {
+    pub(crate) fn require_runs(&self) -> Result<(), QueryError> {
         if self.first_day.is_none() && !self.scopes.is_empty() {
             let mut filter = Vec::new();
             if !self.scopes.accounts.is_empty() {
@@ -274,78 +274,6 @@ impl LoadedHistory {
             subtitle: self.lang.reporting_instances(instances.rows()),
             lang: self.lang,
             tables: vec![instances, timeline],
-            charts,
-            notes: self.notes(),
-        })
-    }
-
-    /// §6.4: per snapshot in the range, the fleet's compliance over time.
-    pub async fn trend(
-        &self,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-        stale_days: u32,
-    ) -> Result<Report, QueryError> {
-        self.require_runs()?;
-        let runs: Vec<&RunInfo> = self
-            .runs
-            .iter()
-            .filter(|r| {
-                from.is_none_or(|f| r.snapshot_time >= f) && to.is_none_or(|t| r.snapshot_time <= t)
-            })
-            .collect();
-        if runs.is_empty() {
-            return Err(QueryError::BadInput {
-                input: "--from/--to".into(),
-                fix: "no snapshot lies in that range (docs/semantics.md §5.4); widen it".into(),
-            });
-        }
-        let count = |c: &str| format!("SUM(CASE WHEN s.compliance = '{c}' THEN 1 ELSE 0 END)");
-        let sum = |c: &str| format!("CAST(COALESCE(SUM(s.{c}), 0) AS BIGINT) AS {c}");
-        // From `runs`, so that a run that found no instance is a row of zeros, not a gap.
-        let trend = self
-            .query(
-                "trend",
-                &format!(
-                    "SELECT r.snapshot_time, r.run_id, r.account_id, r.region, COUNT(s.instance_id) AS instances,
-                       {compliant} AS compliant_instances, {non} AS noncompliant_instances, {unknown} AS unknown_instances,
-                       {unmanaged} AS unmanaged_instances, {error} AS error_instances,
-                       {installed}, {missing}, {missing_critical}, {missing_security}, {failed}
-                     FROM runs r LEFT JOIN ({states}) s ON s.run_id = r.run_id
-                     WHERE r.run_id IN {run_list}
-                     GROUP BY r.snapshot_time, r.run_id, r.account_id, r.region ORDER BY r.snapshot_time, r.run_id",
-                    installed = sum("installed"),
-                    missing = sum("missing"),
-                    missing_critical = sum("missing_critical"),
-                    missing_security = sum("missing_security"),
-                    failed = sum("failed"),
-                    run_list = run_list(&runs),
-                    compliant = count("compliant"),
-                    non = count("non_compliant"),
-                    unknown = count("unknown"),
-                    unmanaged = count("unmanaged"),
-                    error = count("error"),
-                    states = instance_states(&run_list(&runs), stale_days),
-                ),
-            )
-            .await?;
-        let charts = super::charts::over_time(
-            self.lang,
-            &trend,
-            self.lang.chart_over_time(),
-            &[
-                "noncompliant_instances",
-                "unknown_instances",
-                "missing_critical",
-                "missing_security",
-                "failed",
-            ],
-        )?;
-        Ok(Report {
-            title: self.lang.trend_title().into(),
-            subtitle: self.lang.snapshot_count(runs.len()),
-            lang: self.lang,
-            tables: vec![trend],
             charts,
             notes: self.notes(),
         })

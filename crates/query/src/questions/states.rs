@@ -10,15 +10,8 @@ use arrow_array::RecordBatch;
 use patchtrail_model::{StateClass, is_critical, is_security};
 use std::collections::HashMap;
 
-/// The patch columns [`patch_counts`] reads.
-pub(crate) const PATCH_COLUMNS: [&str; 6] = [
-    "instance_id",
-    "kb_id",
-    "title",
-    "classification",
-    "severity",
-    "state",
-];
+/// The patch columns an instance's [`Counts`] come from.
+pub(crate) const COUNT_COLUMNS: [&str; 4] = ["instance_id", "classification", "severity", "state"];
 
 /// The instance text columns an [`InstanceState`] holds, and their places in its `text`.
 pub(crate) const TEXT_COLUMNS: [&str; 16] = [
@@ -150,27 +143,16 @@ impl<'a> InstanceState<'a> {
     }
 }
 
-/// A missing patch (§2.1).
-pub(crate) struct Missing<'a> {
-    pub snapshot: usize,
-    pub instance_id: &'a str,
-    pub kb_id: &'a str,
-    pub title: &'a str,
-    pub severity: &'a str,
-}
-
-/// Per (snapshot, instance): its [`Counts`]; and every missing patch.
-pub(crate) fn patch_counts<'a>(
+/// Per (snapshot, instance): its [`Counts`].
+fn patch_counts<'a>(
     snapshots: &'a [Snapshot<'_>],
-) -> Result<(HashMap<InstanceKey<'a>, Counts>, Vec<Missing<'a>>), QueryError> {
+) -> Result<HashMap<InstanceKey<'a>, Counts>, QueryError> {
     let mut counts: HashMap<InstanceKey, Counts> = HashMap::new();
-    let mut missing = Vec::new();
     for (snapshot, s) in snapshots.iter().enumerate() {
         for batch in &s.patches {
             let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
             let (severities, classifications) =
                 (text(batch, "severity")?, text(batch, "classification")?);
-            let (kbs, titles) = (text(batch, "kb_id")?, text(batch, "title")?);
             for i in 0..batch.num_rows() {
                 let class = StateClass::of(states.value(i));
                 let c = counts.entry((snapshot, ids.value(i))).or_default();
@@ -181,29 +163,23 @@ pub(crate) fn patch_counts<'a>(
                         (severities.value(i), classifications.value(i));
                     c.missing_critical += i64::from(is_critical(severity, classification));
                     c.missing_security += i64::from(is_security(classification));
-                    missing.push(Missing {
-                        snapshot,
-                        instance_id: ids.value(i),
-                        kb_id: kbs.value(i),
-                        title: titles.value(i),
-                        severity,
-                    });
                 }
             }
         }
     }
-    Ok((counts, missing))
+    Ok(counts)
 }
 
-/// The state of every instance of `snapshots` (with `platform`, only those whose platform, type
-/// or name contains it, lower case), most missing critical first (then missing, failed, and by
-/// scope and instance id).
+/// The state of every instance of `snapshots` (their patches decoded with at least
+/// [`COUNT_COLUMNS`]; with `platform`, only the instances whose platform, type or name contains
+/// it, lower case), most missing critical first (then missing, failed, and by scope and instance
+/// id).
 pub(crate) fn instance_states<'a>(
     snapshots: &'a [Snapshot<'_>],
-    counts: &HashMap<InstanceKey, Counts>,
     stale: i64,
     platform: Option<&str>,
 ) -> Result<Vec<InstanceState<'a>>, QueryError> {
+    let counts = patch_counts(snapshots)?;
     let mut rows = Vec::new();
     for (snapshot, s) in snapshots.iter().enumerate() {
         let finished_at = s.run.finished_at.timestamp_micros();

@@ -5,6 +5,7 @@
 
 use super::states::*;
 use crate::QueryError;
+use crate::columns::text;
 use crate::history::LoadedHistory;
 use crate::report::{Report, Table, int_column, table, text_column, time_column};
 use arrow_array::{BooleanArray, Float64Array};
@@ -13,6 +14,49 @@ use chrono::{DateTime, Utc};
 use patchtrail_model::{StateClass, severity_level};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+
+/// A missing patch (§2.1), for the severity and top-missing tables.
+struct Missing<'a> {
+    snapshot: usize,
+    instance_id: &'a str,
+    kb_id: &'a str,
+    title: &'a str,
+    severity: &'a str,
+}
+
+/// The patch columns the summary reads.
+const PATCH_COLUMNS: [&str; 6] = [
+    "instance_id",
+    "kb_id",
+    "title",
+    "classification",
+    "severity",
+    "state",
+];
+
+/// Every missing patch of `snapshots` (§2.1).
+fn missing_patches<'a>(snapshots: &'a [Snapshot<'_>]) -> Result<Vec<Missing<'a>>, QueryError> {
+    let mut missing = Vec::new();
+    for (snapshot, s) in snapshots.iter().enumerate() {
+        for batch in &s.patches {
+            let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
+            let (kbs, titles) = (text(batch, "kb_id")?, text(batch, "title")?);
+            let severities = text(batch, "severity")?;
+            for i in 0..batch.num_rows() {
+                if StateClass::of(states.value(i)) == StateClass::Missing {
+                    missing.push(Missing {
+                        snapshot,
+                        instance_id: ids.value(i),
+                        kb_id: kbs.value(i),
+                        title: titles.value(i),
+                        severity: severities.value(i),
+                    });
+                }
+            }
+        }
+    }
+    Ok(missing)
+}
 
 /// Fleet totals over rows of the main table (§6.1).
 #[derive(Default)]
@@ -109,8 +153,8 @@ impl LoadedHistory {
         let snapshots = self.snapshots(&chosen, &PATCH_COLUMNS)?;
         let needle = platform.map(str::to_lowercase);
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
-        let (counts, missing) = patch_counts(&snapshots)?;
-        let rows = instance_states(&snapshots, &counts, stale, needle.as_deref())?;
+        let rows = instance_states(&snapshots, stale, needle.as_deref())?;
+        let missing = missing_patches(&snapshots)?;
 
         let mut fleet = Totals::default();
         let mut accounts: BTreeMap<&str, (BTreeSet<&str>, Totals)> = BTreeMap::new();

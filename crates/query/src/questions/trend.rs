@@ -1,0 +1,126 @@
+//! `report trend` (docs/semantics.md §6.4) on Arrow arrays: per snapshot in the range, its
+//! instances by compliance and its outstanding patches. One snapshot is decoded at a time, so the
+//! memory a trend needs is that of its largest snapshot, whatever the range.
+
+use super::states::*;
+use crate::QueryError;
+use crate::history::{LoadedHistory, RunInfo};
+use crate::report::{Report, int_column, table, text_column, time_column};
+use chrono::{DateTime, Utc};
+use patchtrail_model::StateClass;
+
+/// The counted columns of a trend row, in order.
+const TREND_COUNTS: [&str; 11] = [
+    "instances",
+    "compliant_instances",
+    "noncompliant_instances",
+    "unknown_instances",
+    "unmanaged_instances",
+    "error_instances",
+    "installed",
+    "missing",
+    "missing_critical",
+    "missing_security",
+    "failed",
+];
+
+/// One snapshot's row: [`TREND_COUNTS`] of its instances.
+fn tally(states: &[InstanceState]) -> [i64; TREND_COUNTS.len()] {
+    let mut row = [0; TREND_COUNTS.len()];
+    for s in states {
+        let compliance = match s.compliance {
+            "compliant" => 1,
+            "non_compliant" => 2,
+            "unknown" => 3,
+            "unmanaged" => 4,
+            _ => 5,
+        };
+        row[0] += 1;
+        row[compliance] += 1;
+        row[6] += s.counts.of(StateClass::Installed);
+        row[7] += s.counts.of(StateClass::Missing);
+        row[8] += s.counts.missing_critical;
+        row[9] += s.counts.missing_security;
+        row[10] += s.counts.of(StateClass::Failed);
+    }
+    row
+}
+
+impl LoadedHistory {
+    /// §6.4: per snapshot in the range, the fleet's compliance over time.
+    pub async fn trend(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        stale_days: u32,
+    ) -> Result<Report, QueryError> {
+        self.require_runs()?;
+        let runs: Vec<&RunInfo> = self
+            .runs
+            .iter()
+            .filter(|r| {
+                from.is_none_or(|f| r.snapshot_time >= f) && to.is_none_or(|t| r.snapshot_time <= t)
+            })
+            .collect();
+        if runs.is_empty() {
+            return Err(QueryError::BadInput {
+                input: "--from/--to".into(),
+                fix: "no snapshot lies in that range (docs/semantics.md §5.4); widen it".into(),
+            });
+        }
+        let stale = i64::from(stale_days) * MICROS_PER_DAY;
+        // A run that found no instance is a row of zeros, not a gap.
+        let mut rows = Vec::with_capacity(runs.len());
+        for run in &runs {
+            let snapshot = self.snapshots(&[*run], &COUNT_COLUMNS)?;
+            rows.push(tally(&instance_states(&snapshot, stale, None)?));
+        }
+        let mut columns = vec![
+            time_column(
+                "snapshot_time",
+                false,
+                runs.iter()
+                    .map(|r| Some(r.snapshot_time.timestamp_micros())),
+            ),
+            text_column(
+                "run_id",
+                false,
+                runs.iter().map(|r| Some(r.run_id.as_str())),
+            ),
+            text_column(
+                "account_id",
+                false,
+                runs.iter().map(|r| Some(r.account_id.as_str())),
+            ),
+            text_column(
+                "region",
+                false,
+                runs.iter().map(|r| Some(r.region.as_str())),
+            ),
+        ];
+        for (i, name) in TREND_COUNTS.iter().enumerate() {
+            columns.push(int_column(name, rows.iter().map(|row| row[i])));
+        }
+        let trend = table("trend", columns)?;
+        let charts = super::charts::over_time(
+            self.lang,
+            &trend,
+            self.lang.chart_over_time(),
+            &[
+                "noncompliant_instances",
+                "unknown_instances",
+                "missing_critical",
+                "missing_security",
+                "failed",
+            ],
+        )?;
+        Ok(Report {
+            title: self.lang.trend_title().into(),
+            subtitle: self.lang.snapshot_count(runs.len()),
+            lang: self.lang,
+            tables: vec![trend],
+            charts,
+            notes: self.notes(),
+        })
+    }
+}
