@@ -231,7 +231,7 @@ async fn create_view(
     Ok(())
 }
 
-fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
+pub(crate) fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
     let utc = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
         Field::new("run_id", DataType::Utf8, false),

@@ -5,7 +5,6 @@
 //! applied.
 
 use crate::QueryError;
-use crate::sql::quote;
 use chrono::{DateTime, NaiveDate, Utc};
 use patchtrail_store::sha256_hex;
 use std::collections::BTreeMap;
@@ -157,28 +156,19 @@ impl SlaPolicy {
         Ok(policy)
     }
 
-    /// SQL: the limit in days of a finding with `severity_level` and `classification` columns:
-    /// the smaller of its level's limit and its classification's, if the policy names one.
-    pub fn limit_sql(&self) -> String {
-        let by_level: Vec<String> = self
-            .severity
-            .iter()
-            .map(|(level, days)| format!("WHEN {} THEN {days}", quote(level)))
-            .collect();
-        let level = format!("CASE severity_level {} END", by_level.join(" "));
-        if self.classification.is_empty() {
-            return level;
-        }
-        let by_class: Vec<String> = self
+    /// The limit in days of a finding of `level` and `classification`: the smaller of its
+    /// level's limit and its classification's (compared without regard to case or surrounding
+    /// spaces), if the policy names one.
+    pub fn limit_days(&self, level: &str, classification: &str) -> Option<i64> {
+        let by_level = self.severity.get(level).map(|d| i64::from(*d));
+        let by_class = self
             .classification
-            .iter()
-            .map(|(class, days)| format!("WHEN {} THEN {days}", quote(class)))
-            .collect();
-        let class = format!(
-            "CASE lower(trim(COALESCE(classification, ''))) {} END",
-            by_class.join(" ")
-        );
-        format!("CASE WHEN {class} < {level} THEN {class} ELSE {level} END")
+            .get(&classification.trim_matches(' ').to_lowercase())
+            .map(|d| i64::from(*d));
+        match (by_class, by_level) {
+            (Some(c), Some(l)) if c < l => Some(c),
+            _ => by_level,
+        }
     }
 
     /// One line for the report's notes.
@@ -228,25 +218,25 @@ impl Waiver {
         instant.date_naive() <= self.expires
     }
 
-    /// SQL: whether a finding (columns `instance_id`, `tags`, `kb_id`, `cve_ids`) matches it.
-    pub fn matches_sql(&self) -> String {
-        let mut all = Vec::new();
-        if let Some(i) = &self.instance {
-            all.push(format!("instance_id = {}", quote(i)));
-        }
-        if let Some((k, v)) = &self.tag {
-            all.push(format!("has_tag(tags, {}, {})", quote(k), quote(v)));
-        }
-        if let Some(kb) = &self.kb {
-            all.push(format!("kb_id = {}", quote(kb)));
-        }
-        if let Some(cve) = &self.cve {
-            all.push(format!(
-                "strpos(',' || COALESCE(cve_ids, '') || ',', {}) > 0",
-                quote(&format!(",{cve},"))
-            ));
-        }
-        format!("({})", all.join(" AND "))
+    /// Whether a finding of `instance_id`, with the instance's `tags` (a JSON object) and the
+    /// patch `kb_id` naming `cve_ids` (comma-separated), matches it: every condition it sets.
+    pub fn matches(
+        &self,
+        instance_id: &str,
+        tags: &str,
+        kb_id: &str,
+        cve_ids: Option<&str>,
+    ) -> bool {
+        self.instance.as_ref().is_none_or(|i| i == instance_id)
+            && self.tag.as_ref().is_none_or(|(k, v)| {
+                let tags: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(tags).unwrap_or_default();
+                tags.get(k).and_then(|t| t.as_str()) == Some(v.as_str())
+            })
+            && self.kb.as_ref().is_none_or(|kb| kb == kb_id)
+            && self.cve.as_ref().is_none_or(|cve| {
+                format!(",{},", cve_ids.unwrap_or_default()).contains(&format!(",{cve},"))
+            })
     }
 }
 
@@ -386,20 +376,21 @@ impl Waivers {
         })
     }
 
-    /// SQL: the id of the first entry that matches a finding and holds at `instant` (`active`),
-    /// or of the first that matches but expired (`expired`).
-    pub fn first_match_sql(&self, instant: DateTime<Utc>, active: bool) -> String {
-        let arms: Vec<String> = self
-            .entries
+    /// The id of the first entry that matches a finding (see [`Waiver::matches`]) and holds at
+    /// `instant` (`active`), or of the first that matches but expired (not `active`).
+    pub fn first_match(
+        &self,
+        instant: DateTime<Utc>,
+        active: bool,
+        instance_id: &str,
+        tags: &str,
+        kb_id: &str,
+        cve_ids: Option<&str>,
+    ) -> Option<&str> {
+        self.entries
             .iter()
-            .filter(|w| w.holds_at(instant) == active)
-            .map(|w| format!("WHEN {} THEN {}", w.matches_sql(), quote(&w.id)))
-            .collect();
-        if arms.is_empty() {
-            "CAST(NULL AS VARCHAR)".into()
-        } else {
-            format!("CASE {} END", arms.join(" "))
-        }
+            .find(|w| w.holds_at(instant) == active && w.matches(instance_id, tags, kb_id, cve_ids))
+            .map(|w| w.id.as_str())
     }
 
     /// One line for the report's notes.

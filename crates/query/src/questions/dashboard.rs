@@ -3,12 +3,15 @@
 //! instance and snapshot, and the auditor's questions: SLA status and CVE exposure (§8).
 
 use crate::QueryError;
-use crate::history::LoadedHistory;
+use crate::columns::{Stored, opt_text, text};
+use crate::history::{LoadedHistory, RunInfo};
 use crate::judgments::{SlaPolicy, Waivers};
-use crate::report::{Chart, Report};
-use crate::report::{column, numbers};
-use crate::sql::quote;
+use crate::report::{
+    Chart, Report, Table, column, int_column, numbers, table, text_column, time_column,
+};
 use chrono::{DateTime, Utc};
+use patchtrail_model::StateClass;
+use std::collections::{HashMap, HashSet};
 
 /// Instances shown in the heat map.
 const HEAT_ROWS: usize = 40;
@@ -48,11 +51,6 @@ pub async fn dashboard(
     ];
 
     let chosen = history.require_as_of(instant, label)?;
-    let runs = chosen
-        .iter()
-        .map(|r| quote(&r.run_id))
-        .collect::<Vec<_>>()
-        .join(",");
     let severity = &summary.tables[2];
     charts.push(Chart::Bars {
         title: format!("{} ({label})", lang.chart_missing_by_severity()),
@@ -63,23 +61,7 @@ pub async fn dashboard(
         values: numbers(severity, "missing")?,
     });
 
-    let heat = history
-        .query(
-            "heat",
-            &format!(
-                "WITH worst AS (SELECT instance_id FROM patches WHERE run_id IN ({runs}) AND state_class(state) = 'missing'
-                                GROUP BY instance_id ORDER BY COUNT(*) DESC, instance_id LIMIT {HEAT_ROWS}),
-                      cells AS (SELECT instance_id, run_id, SUM(CASE WHEN state_class(state) = 'missing' THEN 1 ELSE 0 END) AS missing
-                                FROM patches WHERE instance_id IN (SELECT instance_id FROM worst) AND snapshot_time <= to_timestamp_micros({micros})
-                                GROUP BY instance_id, run_id)
-                 SELECT COALESCE(i.name, '') || ' ' || c.instance_id AS instance_id, r.snapshot_time, c.missing
-                 FROM cells c JOIN runs r ON r.run_id = c.run_id
-                 LEFT JOIN instances i ON i.run_id = c.run_id AND i.instance_id = c.instance_id
-                 ORDER BY instance_id, r.snapshot_time",
-                micros = instant.timestamp_micros()
-            ),
-        )
-        .await?;
+    let heat = heat_cells(history, &chosen, instant)?;
     let (ids, times, missing) = (
         column(&heat, "instance_id")?,
         column(&heat, "snapshot_time")?,
@@ -141,4 +123,74 @@ pub async fn dashboard(
         charts,
         notes,
     })
+}
+
+/// The heat map's cells: the [`HEAT_ROWS`] instances missing the most patches in the snapshots
+/// `chosen`, and per snapshot up to `instant` that lists patches of one of them, its missing
+/// patches there; each labelled with the instance's name in that snapshot.
+fn heat_cells(
+    history: &LoadedHistory,
+    chosen: &[&RunInfo],
+    instant: DateTime<Utc>,
+) -> Result<Table, QueryError> {
+    let none = Default::default();
+    let parts = |run: &RunInfo| history.parts.get(&run.run_id).unwrap_or(&none);
+    let missing_per_instance = |run: &RunInfo, counts: &mut HashMap<String, i64>| {
+        for batch in parts(run).read(Stored::Patches, &["instance_id", "state"])? {
+            let (ids, states) = (text(&batch, "instance_id")?, text(&batch, "state")?);
+            for i in 0..batch.num_rows() {
+                let missing = StateClass::of(states.value(i)) == StateClass::Missing;
+                *counts.entry(ids.value(i).to_string()).or_default() += i64::from(missing);
+            }
+        }
+        Ok::<_, QueryError>(())
+    };
+    let mut now = HashMap::new();
+    for run in chosen {
+        missing_per_instance(run, &mut now)?;
+    }
+    let mut worst: Vec<(String, i64)> = now.into_iter().filter(|(_, n)| *n > 0).collect();
+    worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    worst.truncate(HEAT_ROWS);
+    let worst: HashSet<String> = worst.into_iter().map(|(id, _)| id).collect();
+
+    // (label, snapshot time, missing)
+    let mut cells: Vec<(String, i64, i64)> = Vec::new();
+    for run in history.runs.iter().filter(|r| r.snapshot_time <= instant) {
+        let mut counts = HashMap::new();
+        missing_per_instance(run, &mut counts)?;
+        counts.retain(|id, _| worst.contains(id));
+        if counts.is_empty() {
+            continue;
+        }
+        let mut names: HashMap<String, String> = HashMap::new();
+        for batch in parts(run).read(Stored::Instances, &["instance_id", "name"])? {
+            let (ids, name) = (text(&batch, "instance_id")?, text(&batch, "name")?);
+            for i in (0..batch.num_rows()).filter(|&i| counts.contains_key(ids.value(i))) {
+                let name = opt_text(name, i).unwrap_or_default();
+                names.insert(ids.value(i).to_string(), name.to_string());
+            }
+        }
+        for (id, missing) in counts {
+            let name = names.get(&id).map_or("", String::as_str);
+            cells.push((
+                format!("{name} {id}"),
+                run.snapshot_time.timestamp_micros(),
+                missing,
+            ));
+        }
+    }
+    cells.sort();
+    table(
+        "heat",
+        vec![
+            text_column(
+                "instance_id",
+                false,
+                cells.iter().map(|c| Some(c.0.as_str())),
+            ),
+            time_column("snapshot_time", false, cells.iter().map(|c| Some(c.1))),
+            int_column("missing", cells.iter().map(|c| c.2)),
+        ],
+    )
 }

@@ -10,7 +10,7 @@ use crate::columns::text;
 use crate::history::LoadedHistory;
 use crate::report::{Report, Table, int_column, table, text_column, time_column};
 use chrono::{DateTime, Utc};
-use patchtrail_model::{StateClass, change_name, patch_version};
+use patchtrail_model::patch_version;
 use std::collections::{BTreeMap, HashMap};
 
 /// The patch columns the diff reads.
@@ -24,9 +24,6 @@ const DIFF_PATCH_COLUMNS: [&str; 8] = [
     "severity",
     "state",
 ];
-
-/// An instance's identity across snapshots: account, region, instance id.
-type Scoped<'a> = (&'a str, &'a str, &'a str);
 
 /// An instance reporting on both dates: its later name and both scan times.
 #[derive(Clone, Copy)]
@@ -49,6 +46,11 @@ struct PatchRow<'a> {
 impl<'a> PatchRow<'a> {
     fn version(self) -> Option<&'a str> {
         patch_version(self.kb_id, self.title)
+    }
+
+    /// Its side of a [`patch_change`].
+    fn side(self) -> (&'a str, Option<&'a str>) {
+        (self.state, self.version())
     }
 }
 
@@ -96,15 +98,6 @@ impl<'a> Change<'a> {
         let kb = self.patch.map(|p| p.kb_id);
         (self.instance, self.change, kb.is_none(), kb)
     }
-}
-
-/// The change of one patch from `a` to `b` (either may be absent), if any (§6.2).
-fn patch_change(a: Option<&PatchRow>, b: Option<&PatchRow>) -> Option<&'static str> {
-    let class = |p: Option<&PatchRow>| p.map(|p| StateClass::of(p.state));
-    change_name(class(a), class(b)).or_else(|| {
-        let (from, to) = (a.and_then(|p| p.version()), b.and_then(|p| p.version()));
-        (from.is_some() && to.is_some() && from != to).then_some("version_changed")
-    })
 }
 
 /// The patches of one side's snapshots by instance and KB id, for the instances in `wanted`.
@@ -217,24 +210,9 @@ impl LoadedHistory {
             patches_by_kb(&side_a, &both)?,
             patches_by_kb(&side_b, &both)?,
         );
-        let mut pairs: Vec<(Scoped, Option<PatchRow>, Option<PatchRow>)> = Vec::new();
-        for (&(instance, kb), rows_a) in &pa {
-            match pb.get(&(instance, kb)) {
-                Some(rows_b) => {
-                    for x in rows_a {
-                        pairs.extend(rows_b.iter().map(|y| (instance, Some(*x), Some(*y))));
-                    }
-                }
-                None => pairs.extend(rows_a.iter().map(|x| (instance, Some(*x), None))),
-            }
-        }
-        for (&(instance, kb), rows_b) in &pb {
-            if !pa.contains_key(&(instance, kb)) {
-                pairs.extend(rows_b.iter().map(|y| (instance, None, Some(*y))));
-            }
-        }
-        for (instance, from, to) in pairs {
-            let Some(change) = patch_change(from.as_ref(), to.as_ref()) else {
+        for ((instance, _), from, to) in full_outer_pairs(&pa, &pb) {
+            let Some(change) = patch_change(from.map(PatchRow::side), to.map(PatchRow::side))
+            else {
                 continue;
             };
             let Some(reporting) = both.get(&instance) else {

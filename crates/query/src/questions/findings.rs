@@ -1,203 +1,472 @@
-//! The auditor's questions (docs/semantics.md §8): how long each patch stayed outstanding on each
-//! instance, whether that met the SLA, which CVEs that exposed, and which findings are accepted
-//! risks.
+//! The auditor's questions (docs/semantics.md §8) on Arrow arrays: how long each patch stayed
+//! outstanding on each instance, whether that met the SLA, which CVEs that exposed, and which
+//! findings are accepted risks.
 //!
-//! Everything rests on one table, `_findings`, computed once per report: the reporting snapshots
-//! of each instance are numbered in time order, the rows of outstanding patches are grouped into
-//! runs of consecutive numbers (gaps and islands), and each island is one finding with the
-//! snapshots just before and after it. The SLA and exposure reports are plain selections over it.
+//! A finding is one patch outstanding on one instance
+//! over consecutive reporting snapshots (§8.1), with the snapshots just before and after it, its
+//! CVE ids (§8.4), its time open against the policy's limit (§8.2, §8.3) and the waiver that
+//! accepts it (§8.6).
+//!
+//! The snapshots in force by the report's instant are read one at a time, oldest first: each
+//! instance's reporting snapshots are numbered as they come, an outstanding patch extends the
+//! finding its previous reporting snapshot left open or starts one, and a finding whose patch is
+//! no longer outstanding closes there. Memory holds one snapshot and the findings, never the
+//! history.
 
-use super::snapshots::instance_states;
+use super::states::*;
 use crate::QueryError;
+use crate::columns::{opt_text, text};
 use crate::history::{LoadedHistory, RunInfo};
 use crate::judgments::{SlaPolicy, Waivers};
-use crate::report::{Report, Table};
-use crate::sql::{quote, run_list};
+use crate::report::{Column, Report, Table, int_column, table, text_column, time_column};
+use arrow_array::{ArrayRef, Float64Array, Int64Array};
+use arrow_schema::{DataType, Field};
 use chrono::{DateTime, Utc};
+use patchtrail_model::{StateClass, severity_level};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
-/// The classes of an outstanding patch (§8.1): applicable and not in effect.
-const OUTSTANDING: &str = "('missing', 'failed', 'pending_reboot')";
+/// The patch columns findings read.
+pub(crate) const FINDING_PATCH_COLUMNS: [&str; 9] = [
+    "account_id",
+    "region",
+    "instance_id",
+    "kb_id",
+    "title",
+    "classification",
+    "severity",
+    "state",
+    "cve_ids",
+];
 
-/// The classes that fix a finding (§8.1).
-const FIXED: &str = "('installed', 'not_applicable')";
+/// An instance's identity across snapshots: account, region, instance id.
+pub(crate) type InstanceId = (String, String, String);
 
-/// Seconds between two timestamp expressions.
-fn seconds(from: &str, to: &str) -> String {
-    format!("(date_part('epoch', {to}) - date_part('epoch', {from}))")
-}
-
-/// Days, one decimal, from a number of seconds.
-fn days(secs: &str) -> String {
-    format!("ROUND(({secs}) / 86400.0, 1)")
-}
-
-/// §8.5: per group of `groups` over `rows` (which has those columns and `d`, days as a
-/// float): the count, and the nearest-rank median and 90th percentile of `d`, one decimal.
-fn nearest_rank(rows: &str, groups: &str, count: &str) -> String {
-    format!(
-        "WITH r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY {groups} ORDER BY d) AS rn,
-                      COUNT(*) OVER (PARTITION BY {groups}) AS n FROM ({rows}) AS x)
-         SELECT {groups}, MAX(n) AS {count},
-           {median} AS median_days, {p90} AS p90_days
-         FROM r GROUP BY {groups} ORDER BY {groups}",
-        median = days_at_rank("0.5"),
-        p90 = days_at_rank("0.9"),
+/// Whether a patch of `class` is outstanding (§8.1): applicable and not in effect.
+pub(crate) fn outstanding(class: StateClass) -> bool {
+    matches!(
+        class,
+        StateClass::Missing | StateClass::Failed | StateClass::PendingReboot
     )
 }
 
-/// The smallest `d` with at least `share` of the group's values at or below it.
-fn days_at_rank(share: &str) -> String {
-    format!("ROUND(MIN(CASE WHEN rn >= ceil({share} * n) THEN d END), 1)")
+/// Whether a finding resolved this way was fixed (§8.1).
+pub(crate) fn fixed(resolution: Option<&str>) -> bool {
+    matches!(resolution, Some("installed" | "not_applicable"))
+}
+
+/// Seconds from `from` to `to` (microseconds), as the SQL engine's epoch seconds subtract.
+pub(crate) fn seconds(from: i64, to: i64) -> f64 {
+    to as f64 / 1e6 - from as f64 / 1e6
+}
+
+/// `x` rounded to one decimal, as SQL's `ROUND(x, 1)`.
+pub(crate) fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Days, one decimal, from seconds.
+pub(crate) fn days(secs: f64) -> f64 {
+    round1(secs / 86400.0)
+}
+
+/// One finding (§8.1).
+#[derive(Debug, Clone)]
+pub(crate) struct Finding {
+    pub instance: InstanceId,
+    /// The instance's name and tags in the last snapshot that saw the patch outstanding.
+    pub name: Option<String>,
+    pub tags: String,
+    /// The patch as the first snapshot that saw it outstanding described it.
+    pub kb_id: String,
+    pub title: String,
+    pub severity_level: &'static str,
+    pub classification: String,
+    /// Upper-cased, trimmed, sorted and distinct (§8.4).
+    pub cves: BTreeSet<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub previous_snapshot: Option<i64>,
+    pub next_snapshot: Option<i64>,
+    /// How it ended: the class of the patch in the next reporting snapshot,
+    /// `no_longer_reported`, `instance_gone`, or None while open.
+    pub resolution: Option<&'static str>,
+    pub open_secs: f64,
+    pub min_secs: f64,
+    pub max_secs: Option<f64>,
+    pub limit_days: Option<i64>,
+    pub status: &'static str,
+    pub waived_by: Option<String>,
+    pub expired_waiver: Option<String>,
+}
+
+impl Finding {
+    /// The CVE ids as one comma-separated text, None when it names none.
+    pub fn cve_ids(&self) -> Option<String> {
+        (!self.cves.is_empty()).then(|| self.cves.iter().cloned().collect::<Vec<_>>().join(","))
+    }
+
+    pub fn resolved_at(&self) -> Option<i64> {
+        self.next_snapshot
+    }
+}
+
+/// The CVE ids a row names (§8.4): comma-separated, each trimmed of spaces and upper-cased.
+pub(crate) fn row_cves(cve_ids: &str) -> impl Iterator<Item = String> + '_ {
+    cve_ids
+        .split(',')
+        .map(|raw| raw.trim_matches(' '))
+        .filter(|id| !id.is_empty())
+        .map(str::to_uppercase)
+}
+
+/// An instance's reporting snapshots so far, and its findings still open.
+#[derive(Default)]
+struct Tracked {
+    reporting: usize,
+    last_time: Option<i64>,
+    /// KB id → the finding it extends.
+    open: HashMap<String, usize>,
 }
 
 impl LoadedHistory {
     /// The runs a report as of `instant` may read (§8.2): those in force by then.
-    fn in_force_by(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
+    pub(crate) fn in_force_by(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
         self.runs
             .iter()
             .filter(|r| r.finished_at <= instant)
             .collect()
     }
 
-    /// Computes `_findings` (§8.1, §8.2, §8.3, §8.6) as of `instant` and registers it; also
-    /// `_finding_cves`, one row per finding and CVE id it names (§8.4).
-    async fn findings(
+    /// Every finding first seen by `instant` (§8.1, §8.2, §8.3, §8.6).
+    pub(crate) fn findings(
         &self,
         instant: DateTime<Utc>,
         label: &str,
         stale_days: u32,
         policy: &SlaPolicy,
         waivers: &Waivers,
-    ) -> Result<(), QueryError> {
-        let current = self.require_as_of(instant, label)?;
-        let runs = run_list(&self.in_force_by(instant));
-        let latest = run_list(&current);
-        let t = format!("to_timestamp_micros({})", instant.timestamp_micros());
-        let key = |a: &str, b: &str| {
-            format!(
-                "{a}.account_id = {b}.account_id AND {a}.region = {b}.region AND {a}.instance_id = {b}.instance_id"
+    ) -> Result<Vec<Finding>, QueryError> {
+        let current: HashSet<&str> = self
+            .require_as_of(instant, label)?
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect();
+        let stale = i64::from(stale_days) * MICROS_PER_DAY;
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut tracked: HashMap<InstanceId, Tracked> = HashMap::new();
+        // The instances of the snapshots in force at `instant`, reporting or not.
+        let mut present: HashSet<InstanceId> = HashSet::new();
+        for run in self.in_force_by(instant) {
+            let snapshot = self.snapshots(&[run], &FINDING_PATCH_COLUMNS)?;
+            let states = instance_states(&snapshot, stale, None)?;
+            let id = |s: &InstanceState| {
+                (
+                    s.text(ACCOUNT).to_string(),
+                    s.text(REGION).to_string(),
+                    s.text(INSTANCE).to_string(),
+                )
+            };
+            if current.contains(run.run_id.as_str()) {
+                present.extend(states.iter().map(id));
+            }
+            // This snapshot's patch rows per instance, in file order.
+            let mut rows: HashMap<Scoped, Vec<(usize, usize)>> = HashMap::new();
+            for (b, batch) in snapshot[0].patches.iter().enumerate() {
+                let (accounts, regions, ids) = (
+                    text(batch, "account_id")?,
+                    text(batch, "region")?,
+                    text(batch, "instance_id")?,
+                );
+                for i in 0..batch.num_rows() {
+                    rows.entry((accounts.value(i), regions.value(i), ids.value(i)))
+                        .or_default()
+                        .push((b, i));
+                }
+            }
+            let at = run.snapshot_time.timestamp_micros();
+            for state in states.iter().filter(|s| s.reporting()) {
+                let key = (
+                    state.text(ACCOUNT),
+                    state.text(REGION),
+                    state.text(INSTANCE),
+                );
+                let t = tracked.entry(id(state)).or_default();
+                // KB id → (class, the batch and row of its first row here), and each row's CVEs.
+                let mut here: HashMap<&str, (StateClass, usize, usize)> = HashMap::new();
+                let mut cves: HashMap<&str, Vec<String>> = HashMap::new();
+                for &(b, i) in rows.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                    let batch = &snapshot[0].patches[b];
+                    let kb = text(batch, "kb_id")?.value(i);
+                    let class = StateClass::of(text(batch, "state")?.value(i));
+                    here.entry(kb).or_insert((class, b, i));
+                    let cve_ids = text(batch, "cve_ids")?;
+                    if let Some(names) = opt_text(cve_ids, i).filter(|_| outstanding(class)) {
+                        cves.entry(kb).or_default().extend(row_cves(names));
+                    }
+                }
+                // Open findings whose patch is no longer outstanding end here.
+                let ended: Vec<String> = t
+                    .open
+                    .keys()
+                    .filter(|kb| !here.get(kb.as_str()).is_some_and(|h| outstanding(h.0)))
+                    .cloned()
+                    .collect();
+                for kb in ended {
+                    if let Some(f) = t.open.remove(&kb) {
+                        findings[f].next_snapshot = Some(at);
+                        findings[f].resolution = Some(
+                            here.get(kb.as_str())
+                                .map_or("no_longer_reported", |h| h.0.as_str()),
+                        );
+                    }
+                }
+                for (kb, (class, b, i)) in &here {
+                    if !outstanding(*class) {
+                        continue;
+                    }
+                    let f = match t.open.get(*kb) {
+                        Some(&f) => f,
+                        None => {
+                            let batch = &snapshot[0].patches[*b];
+                            findings.push(Finding {
+                                instance: id(state),
+                                name: None,
+                                tags: String::new(),
+                                kb_id: kb.to_string(),
+                                title: text(batch, "title")?.value(*i).into(),
+                                severity_level: severity_level(text(batch, "severity")?.value(*i)),
+                                classification: text(batch, "classification")?.value(*i).into(),
+                                cves: BTreeSet::new(),
+                                first_seen: at,
+                                last_seen: at,
+                                previous_snapshot: t.last_time,
+                                next_snapshot: None,
+                                resolution: None,
+                                open_secs: 0.0,
+                                min_secs: 0.0,
+                                max_secs: None,
+                                limit_days: None,
+                                status: "open",
+                                waived_by: None,
+                                expired_waiver: None,
+                            });
+                            t.open.insert(kb.to_string(), findings.len() - 1);
+                            findings.len() - 1
+                        }
+                    };
+                    let finding = &mut findings[f];
+                    finding.last_seen = at;
+                    finding.name = state.text[NAME].map(str::to_string);
+                    finding.tags = state.text(TAGS).to_string();
+                    finding.cves.extend(cves.remove(kb).unwrap_or_default());
+                }
+                t.reporting += 1;
+                t.last_time = Some(at);
+            }
+        }
+        let t = instant.timestamp_micros();
+        for f in &mut findings {
+            if f.next_snapshot.is_none() && !present.contains(&f.instance) {
+                f.resolution = Some("instance_gone");
+            }
+            f.open_secs = match (f.next_snapshot, f.resolution) {
+                (Some(next), _) => seconds(f.first_seen, next),
+                (None, Some(_)) => seconds(f.first_seen, f.last_seen),
+                (None, None) => seconds(f.first_seen, t),
+            };
+            f.min_secs = match f.resolution {
+                None => seconds(f.first_seen, t),
+                Some(_) => seconds(f.first_seen, f.last_seen),
+            };
+            f.max_secs = match (f.previous_snapshot, f.resolution) {
+                (None, _) | (_, Some("instance_gone")) => None,
+                (Some(previous), _) => Some(seconds(previous, f.next_snapshot.unwrap_or(t))),
+            };
+            f.limit_days = policy.limit_days(f.severity_level, &f.classification);
+            let late = f
+                .limit_days
+                .is_some_and(|l| f.open_secs > (l * 86400) as f64);
+            f.status = match f.resolution {
+                r if fixed(r) => {
+                    if late {
+                        "fixed_late"
+                    } else {
+                        "fixed_in_time"
+                    }
+                }
+                None if late => "breached",
+                None => "open",
+                Some(_) => "resolved_other",
+            };
+            let cve_ids = f.cve_ids();
+            f.waived_by = waivers
+                .first_match(
+                    instant,
+                    true,
+                    &f.instance.2,
+                    &f.tags,
+                    &f.kb_id,
+                    cve_ids.as_deref(),
+                )
+                .map(str::to_string);
+            if f.waived_by.is_none() {
+                f.expired_waiver = waivers
+                    .first_match(
+                        instant,
+                        false,
+                        &f.instance.2,
+                        &f.tags,
+                        &f.kb_id,
+                        cve_ids.as_deref(),
+                    )
+                    .map(str::to_string);
+            }
+        }
+        Ok(findings)
+    }
+}
+
+/// A row of `cve_history`'s instances: an outstanding patch naming the CVE on a reporting
+/// instance.
+struct Exposed<'h> {
+    snapshot_time: i64,
+    run_id: &'h str,
+    instance: InstanceId,
+    name: Option<String>,
+    kb_id: String,
+    state: String,
+}
+
+/// The order of the SLA table: breached first, then fixed late, open, fixed in time, the rest.
+fn status_rank(status: &str) -> u8 {
+    match status {
+        "breached" => 0,
+        "fixed_late" => 1,
+        "open" => 2,
+        "fixed_in_time" => 3,
+        _ => 4,
+    }
+}
+
+/// §8.5: the count, and the nearest-rank median and 90th percentile of `values` (days), one
+/// decimal: the smallest value with at least that share of the values at or below it.
+fn nearest_rank(mut values: Vec<f64>) -> (i64, Option<f64>, Option<f64>) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let at = |share: f64| {
+        let rank = (share * n as f64).ceil().max(1.0) as usize;
+        values.get(rank - 1).copied().map(round1)
+    };
+    (n as i64, at(0.5), at(0.9))
+}
+
+fn float_column(name: &str, values: impl Iterator<Item = Option<f64>>) -> Column {
+    (
+        Field::new(name, DataType::Float64, true),
+        Arc::new(values.collect::<Float64Array>()),
+    )
+}
+
+/// A table of `findings` with `columns`, each its name in the table and the finding's value it
+/// shows; `cve_id` shows `cves` (one per finding row), `fixed_at` the resolution time of a fixed
+/// finding.
+fn findings_table(
+    name: &str,
+    findings: &[&Finding],
+    columns: &[(&str, &str)],
+    cves: &[&str],
+) -> Result<Table, QueryError> {
+    let mut out = Vec::with_capacity(columns.len());
+    for (column, source) in columns {
+        let text = |f: fn(&Finding) -> Option<String>| {
+            let values: Vec<Option<String>> = findings.iter().map(|x| f(x)).collect();
+            text_column(
+                column,
+                true,
+                values
+                    .iter()
+                    .map(Option::as_deref)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             )
         };
-        // The reporting snapshots of each instance, numbered in time order (§8.1), with the
-        // instance's name and tags there.
-        let numbered = self
-            .query(
-                "_reporting",
-                &format!(
-                    "SELECT account_id, region, instance_id, name, tags, run_id, snapshot_time,
-                       ROW_NUMBER() OVER (PARTITION BY account_id, region, instance_id ORDER BY snapshot_time, run_id) AS n
-                     FROM ({states}) WHERE reporting",
-                    states = instance_states(&runs, stale_days),
-                ),
-            )
-            .await?;
-        self.keep("_reporting", &numbered)?;
-        // One row per island of outstanding rows: (instance, kb, group) with its first and
-        // last snapshot numbers, and the patch as its first row describes it.
-        let islands = format!(
-            "WITH o AS (
-               SELECT rep.account_id, rep.region, rep.instance_id, rep.n, p.kb_id, p.title, p.severity, p.classification
-               FROM patches p JOIN _reporting rep ON p.run_id = rep.run_id AND {k_prep}
-               WHERE p.run_id IN {runs} AND state_class(p.state) IN {OUTSTANDING}),
-             isl AS (
-               SELECT o.*, n - ROW_NUMBER() OVER (PARTITION BY account_id, region, instance_id, kb_id ORDER BY n) AS grp FROM o)
-             SELECT account_id, region, instance_id, kb_id, MIN(n) AS first_n, MAX(n) AS last_n,
-               first_value(title ORDER BY n) AS title, first_value(severity ORDER BY n) AS severity,
-               first_value(classification ORDER BY n) AS classification
-             FROM isl GROUP BY account_id, region, instance_id, kb_id, grp",
-            k_prep = key("p", "rep"),
-        );
-        let isl = self.query("_islands", &islands).await?;
-        self.keep("_islands", &isl)?;
-        // CVE ids of every row of every island (§8.4), upper-cased and trimmed.
-        let cves = self
-            .query(
-                "_finding_cves",
-                &format!(
-                    "WITH rep AS (SELECT account_id, region, instance_id, run_id, n FROM _reporting),
-                          rows AS (
-                            SELECT i.account_id, i.region, i.instance_id, i.kb_id, i.first_n, p.cve_ids
-                            FROM _islands i JOIN rep ON {k_irep} AND rep.n BETWEEN i.first_n AND i.last_n
-                            JOIN patches p ON p.run_id = rep.run_id AND {k_prep} AND p.kb_id = i.kb_id
-                            WHERE p.run_id IN {runs} AND p.cve_ids IS NOT NULL),
-                          split AS (SELECT account_id, region, instance_id, kb_id, first_n,
-                                      unnest(string_to_array(cve_ids, ',')) AS raw FROM rows)
-                     SELECT DISTINCT account_id, region, instance_id, kb_id, first_n, upper(trim(raw)) AS cve_id
-                     FROM split WHERE trim(raw) <> ''",
-                    k_irep = key("i", "rep"),
-                    k_prep = key("p", "rep"),
-                ),
-            )
-            .await?;
-        self.keep("_finding_cves", &cves)?;
-        let open_secs = seconds("f.first_seen", &t);
-        let findings = format!(
-            "WITH cv AS (
-               SELECT account_id, region, instance_id, kb_id, first_n,
-                 array_to_string(array_sort(array_agg(cve_id)), ',') AS cve_ids
-               FROM _finding_cves GROUP BY account_id, region, instance_id, kb_id, first_n),
-             cur AS (SELECT DISTINCT account_id, region, instance_id FROM instances WHERE run_id IN {latest}),
-             f AS (
-               SELECT i.account_id, i.region, i.instance_id, rl.name, rl.tags, i.kb_id, i.title,
-                 severity_level(i.severity) AS severity_level, i.classification, cv.cve_ids,
-                 rf.snapshot_time AS first_seen, rl.snapshot_time AS last_seen,
-                 rb.snapshot_time AS previous_snapshot, rr.snapshot_time AS next_snapshot,
-                 CASE WHEN rr.run_id IS NOT NULL THEN COALESCE(state_class(pr.state), 'no_longer_reported')
-                      WHEN cur.instance_id IS NULL THEN 'instance_gone' END AS resolution
-               FROM _islands i
-               JOIN _reporting rf ON {k_irf} AND rf.n = i.first_n
-               JOIN _reporting rl ON {k_irl} AND rl.n = i.last_n
-               LEFT JOIN _reporting rb ON {k_irb} AND rb.n = i.first_n - 1
-               LEFT JOIN _reporting rr ON {k_irr} AND rr.n = i.last_n + 1
-               LEFT JOIN (SELECT run_id, account_id, region, instance_id, kb_id, state FROM patches WHERE run_id IN {runs}) pr
-                 ON pr.run_id = rr.run_id AND {k_prr} AND pr.kb_id = i.kb_id
-               LEFT JOIN cv ON {k_icv} AND cv.kb_id = i.kb_id AND cv.first_n = i.first_n
-               LEFT JOIN cur ON {k_icur}),
-             d AS (
-               SELECT f.*,
-                 CASE WHEN next_snapshot IS NOT NULL THEN {closed}
-                      WHEN resolution = 'instance_gone' THEN {seen}
-                      ELSE {open_secs} END AS open_secs,
-                 CASE WHEN resolution IS NULL THEN {open_secs} ELSE {seen} END AS min_secs,
-                 CASE WHEN previous_snapshot IS NULL OR resolution = 'instance_gone' THEN NULL
-                      WHEN next_snapshot IS NOT NULL THEN {closed_max}
-                      ELSE {open_max} END AS max_secs,
-                 {limit} AS limit_days
-               FROM f)
-             SELECT account_id, region, instance_id, name, kb_id, title, severity_level, classification, cve_ids,
-               first_seen, last_seen, previous_snapshot,
-               CASE WHEN next_snapshot IS NOT NULL THEN next_snapshot END AS resolved_at, resolution,
-               {d_open} AS days_open, {d_min} AS days_open_min, {d_max} AS days_open_max, limit_days,
-               CASE WHEN resolution IN {FIXED} THEN
-                      CASE WHEN open_secs > limit_days * 86400 THEN 'fixed_late' ELSE 'fixed_in_time' END
-                    WHEN resolution IS NULL THEN
-                      CASE WHEN open_secs > limit_days * 86400 THEN 'breached' ELSE 'open' END
-                    ELSE 'resolved_other' END AS status,
-               {waived} AS waived_by, CASE WHEN {waived} IS NULL THEN {expired} END AS expired_waiver, tags, open_secs
-             FROM d",
-            k_irf = key("i", "rf"),
-            k_irl = key("i", "rl"),
-            k_irb = key("i", "rb"),
-            k_irr = key("i", "rr"),
-            k_prr = key("pr", "rr"),
-            k_icv = key("i", "cv"),
-            k_icur = key("i", "cur"),
-            closed = seconds("f.first_seen", "f.next_snapshot"),
-            seen = seconds("f.first_seen", "f.last_seen"),
-            closed_max = seconds("f.previous_snapshot", "f.next_snapshot"),
-            open_max = seconds("f.previous_snapshot", &t),
-            limit = policy.limit_sql(),
-            d_open = days("open_secs"),
-            d_min = days("min_secs"),
-            d_max = days("max_secs"),
-            waived = waivers.first_match_sql(instant, true),
-            expired = waivers.first_match_sql(instant, false),
-        );
-        let table = self.query("_findings", &findings).await?;
-        self.keep("_findings", &table)?;
-        Ok(())
+        let time = |f: fn(&Finding) -> Option<i64>| {
+            time_column(column, true, findings.iter().map(|x| f(x)))
+        };
+        let float =
+            |f: fn(&Finding) -> Option<f64>| float_column(column, findings.iter().map(|x| f(x)));
+        out.push(match *source {
+            "account_id" => text(|f| Some(f.instance.0.clone())),
+            "region" => text(|f| Some(f.instance.1.clone())),
+            "instance_id" => text(|f| Some(f.instance.2.clone())),
+            "name" => text(|f| f.name.clone()),
+            "cve_id" => text_column(column, true, cves.iter().map(|c| Some(*c))),
+            "kb_id" => text(|f| Some(f.kb_id.clone())),
+            "title" => text(|f| Some(f.title.clone())),
+            "severity_level" => text(|f| Some(f.severity_level.into())),
+            "classification" => text(|f| Some(f.classification.clone())),
+            "cve_ids" => text(Finding::cve_ids),
+            "first_seen" => time(|f| Some(f.first_seen)),
+            "last_seen" => time(|f| Some(f.last_seen)),
+            "previous_snapshot" => time(|f| f.previous_snapshot),
+            "resolved_at" => time(Finding::resolved_at),
+            "fixed_at" => time(|f| f.resolved_at().filter(|_| fixed(f.resolution))),
+            "resolution" => text(|f| f.resolution.map(str::to_string)),
+            "days_open" => float(|f| Some(days(f.open_secs))),
+            "days_open_min" => float(|f| Some(days(f.min_secs))),
+            "days_open_max" => float(|f| f.max_secs.map(days)),
+            "limit_days" => {
+                let limits: Int64Array = findings.iter().map(|f| f.limit_days).collect();
+                let limits: ArrayRef = Arc::new(limits);
+                (Field::new(*column, DataType::Int64, true), limits)
+            }
+            "status" => text(|f| Some(f.status.into())),
+            "waived_by" => text(|f| f.waived_by.clone()),
+            "expired_waiver" => text(|f| f.expired_waiver.clone()),
+            other => {
+                return Err(QueryError::Engine(format!("no finding column {other}")));
+            }
+        });
     }
+    table(name, out)
+}
 
+/// The SLA table's columns.
+const SLA_COLUMNS: [&str; 21] = [
+    "account_id",
+    "region",
+    "instance_id",
+    "name",
+    "kb_id",
+    "title",
+    "severity_level",
+    "classification",
+    "cve_ids",
+    "first_seen",
+    "last_seen",
+    "previous_snapshot",
+    "resolved_at",
+    "resolution",
+    "days_open",
+    "days_open_min",
+    "days_open_max",
+    "limit_days",
+    "status",
+    "waived_by",
+    "expired_waiver",
+];
+
+/// The statuses `by_scope` counts (unwaived findings), in its column order.
+const COUNTED_STATUSES: [&str; 5] = [
+    "breached",
+    "fixed_late",
+    "open",
+    "fixed_in_time",
+    "resolved_other",
+];
+
+impl LoadedHistory {
     /// Notes every §8 report carries: the policy and waivers it applied.
     fn judgment_notes(&self, policy: Option<&SlaPolicy>, waivers: &Waivers) -> Vec<String> {
         let mut notes = self.notes();
@@ -207,51 +476,62 @@ impl LoadedHistory {
     }
 
     /// `waivers` (§8.6): every entry with the findings it matches and its state at `instant`.
-    async fn waiver_table(
+    fn waiver_table(
         &self,
         instant: DateTime<Utc>,
         waivers: &Waivers,
+        findings: &[Finding],
     ) -> Result<Table, QueryError> {
-        let rows: Vec<String> = waivers
+        let matched: Vec<i64> = waivers
             .entries
             .iter()
-            .enumerate()
-            .map(|(position, w)| {
-                let text = |v: &Option<String>| v.as_deref().map_or("NULL".into(), quote);
-                format!(
-                    "SELECT {position} AS position, {id} AS id, {instance} AS instance, {tag} AS tag, {kb} AS kb, {cve} AS cve,
-                       {reason} AS reason, {approver} AS approver, {expires} AS expires,
-                       (SELECT COUNT(*) FROM _findings WHERE {m}) AS findings,
-                       CASE WHEN (SELECT COUNT(*) FROM _findings WHERE {m}) = 0 THEN 'unused'
-                            WHEN {holds} THEN 'active' ELSE 'expired' END AS state",
-                    id = quote(&w.id),
-                    instance = text(&w.instance),
-                    tag = text(&w.tag.as_ref().map(|(k, v)| format!("{k}={v}"))),
-                    kb = text(&w.kb),
-                    cve = text(&w.cve),
-                    reason = quote(&w.reason),
-                    approver = quote(&w.approver),
-                    expires = quote(&w.expires.to_string()),
-                    m = w.matches_sql(),
-                    holds = w.holds_at(instant),
-                )
+            .map(|w| {
+                findings
+                    .iter()
+                    .filter(|f| w.matches(&f.instance.2, &f.tags, &f.kb_id, f.cve_ids().as_deref()))
+                    .count() as i64
             })
             .collect();
-        let sql = if rows.is_empty() {
-            "SELECT CAST(NULL AS VARCHAR) AS id, CAST(NULL AS VARCHAR) AS instance, CAST(NULL AS VARCHAR) AS tag,
-               CAST(NULL AS VARCHAR) AS kb, CAST(NULL AS VARCHAR) AS cve, CAST(NULL AS VARCHAR) AS reason,
-               CAST(NULL AS VARCHAR) AS approver, CAST(NULL AS VARCHAR) AS expires, CAST(0 AS BIGINT) AS findings,
-               CAST(NULL AS VARCHAR) AS state WHERE false"
-                .to_string()
-        } else {
-            // In file order.
-            format!(
-                "SELECT id, instance, tag, kb, cve, reason, approver, expires, findings, state
-                 FROM ({}) ORDER BY position",
-                rows.join(" UNION ALL ")
+        let entries = &waivers.entries;
+        let text = |name: &str, f: fn(&crate::judgments::Waiver) -> Option<String>| {
+            let values: Vec<Option<String>> = entries.iter().map(f).collect();
+            text_column(
+                name,
+                true,
+                values
+                    .iter()
+                    .map(Option::as_deref)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             )
         };
-        self.query("waivers", &sql).await
+        table(
+            "waivers",
+            vec![
+                text("id", |w| Some(w.id.clone())),
+                text("instance", |w| w.instance.clone()),
+                text("tag", |w| w.tag.as_ref().map(|(k, v)| format!("{k}={v}"))),
+                text("kb", |w| w.kb.clone()),
+                text("cve", |w| w.cve.clone()),
+                text("reason", |w| Some(w.reason.clone())),
+                text("approver", |w| Some(w.approver.clone())),
+                text("expires", |w| Some(w.expires.to_string())),
+                int_column("findings", matched.iter().copied()),
+                text_column(
+                    "state",
+                    true,
+                    entries.iter().zip(&matched).map(|(w, n)| {
+                        Some(if *n == 0 {
+                            "unused"
+                        } else if w.holds_at(instant) {
+                            "active"
+                        } else {
+                            "expired"
+                        })
+                    }),
+                ),
+            ],
+        )
     }
 
     /// §8.3: every finding first seen by `instant` against the policy's limit, and per scope.
@@ -263,46 +543,45 @@ impl LoadedHistory {
         policy: &SlaPolicy,
         waivers: &Waivers,
     ) -> Result<Report, QueryError> {
-        self.findings(instant, label, stale_days, policy, waivers)
-            .await?;
-        let findings = self
-            .query(
-                "findings",
-                "SELECT account_id, region, instance_id, name, kb_id, title, severity_level, classification, cve_ids,
-                   first_seen, last_seen, previous_snapshot, resolved_at, resolution,
-                   days_open, days_open_min, days_open_max, limit_days, status, waived_by, expired_waiver
-                 FROM _findings
-                 ORDER BY CASE status WHEN 'breached' THEN 0 WHEN 'fixed_late' THEN 1 WHEN 'open' THEN 2
-                                      WHEN 'fixed_in_time' THEN 3 ELSE 4 END,
-                          days_open DESC, account_id, region, instance_id, kb_id, first_seen",
-            )
-            .await?;
-        let count = |status: &str| {
-            format!(
-                "SUM(CASE WHEN waived_by IS NULL AND status = '{status}' THEN 1 ELSE 0 END) AS {status}"
-            )
-        };
-        let by_scope = self
-            .query(
-                "by_scope",
-                &format!(
-                    "SELECT account_id, region, {}, {}, {}, {}, {},
-                       SUM(CASE WHEN waived_by IS NOT NULL THEN 1 ELSE 0 END) AS waived
-                     FROM _findings GROUP BY account_id, region ORDER BY breached DESC, account_id, region",
-                    count("breached"),
-                    count("fixed_late"),
-                    count("open"),
-                    count("fixed_in_time"),
-                    count("resolved_other"),
-                ),
-            )
-            .await?;
-        let (remediation, open_age) = self.remediation(instant).await?;
+        let all = self.findings(instant, label, stale_days, policy, waivers)?;
+        let mut sorted: Vec<&Finding> = all.iter().collect();
+        sorted.sort_by(|a, b| {
+            status_rank(a.status)
+                .cmp(&status_rank(b.status))
+                .then(days(b.open_secs).total_cmp(&days(a.open_secs)))
+                .then_with(|| a.instance.cmp(&b.instance))
+                .then_with(|| a.kb_id.cmp(&b.kb_id))
+                .then(a.first_seen.cmp(&b.first_seen))
+        });
+        let columns = SLA_COLUMNS.map(|c| (c, c));
+        let findings = findings_table("findings", &sorted, &columns, &[])?;
+
+        // Per scope: unwaived findings per status, and the waived ones.
+        let mut scopes: BTreeMap<(&str, &str), [i64; 6]> = BTreeMap::new();
+        for f in &all {
+            let row = scopes.entry((&f.instance.0, &f.instance.1)).or_default();
+            if f.waived_by.is_some() {
+                row[5] += 1;
+            } else if let Some(k) = COUNTED_STATUSES.iter().position(|s| *s == f.status) {
+                row[k] += 1;
+            }
+        }
+        let mut scopes: Vec<_> = scopes.into_iter().collect();
+        scopes.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(&b.0)));
+        let mut columns = vec![
+            text_column("account_id", false, scopes.iter().map(|s| Some(s.0.0))),
+            text_column("region", false, scopes.iter().map(|s| Some(s.0.1))),
+        ];
+        for (k, status) in COUNTED_STATUSES.iter().chain(&["waived"]).enumerate() {
+            columns.push(int_column(status, scopes.iter().map(|s| s.1[k])));
+        }
+        let by_scope = table("by_scope", columns)?;
+        let (remediation, open_age) = self.remediation(instant, &all)?;
         let mut charts = super::charts::sla(self.lang, &by_scope)?;
         charts.extend(super::charts::remediation(self.lang, &remediation)?);
         let mut tables = vec![findings, by_scope, remediation, open_age];
         if waivers.source.is_some() {
-            tables.push(self.waiver_table(instant, waivers).await?);
+            tables.push(self.waiver_table(instant, waivers, &all)?);
         }
         Ok(Report {
             title: self.lang.sla_title(label),
@@ -314,75 +593,224 @@ impl LoadedHistory {
         })
     }
 
-    /// §8.5 over `_findings`: days to remediate per month and severity level, and the age of
-    /// what was open at each snapshot in force by `instant`.
-    async fn remediation(&self, instant: DateTime<Utc>) -> Result<(Table, Table), QueryError> {
-        let fixed = format!(
-            "SELECT to_char(resolved_at, '%Y-%m') AS month, severity_level, open_secs / 86400.0 AS d
-             FROM _findings WHERE resolution IN {FIXED}"
-        );
-        let remediation = self
-            .query(
-                "remediation",
-                &nearest_rank(&fixed, "month, severity_level", "fixed"),
-            )
-            .await?;
-        let open = format!(
-            "SELECT r.snapshot_time, r.run_id, r.account_id, r.region, f.severity_level,
-               {age} / 86400.0 AS d
-             FROM runs r JOIN _findings f ON f.account_id = r.account_id AND f.region = r.region
-             WHERE r.run_id IN {runs} AND f.first_seen <= r.snapshot_time
-               AND CASE WHEN f.resolved_at IS NOT NULL THEN r.snapshot_time < f.resolved_at
-                        WHEN f.resolution = 'instance_gone' THEN r.snapshot_time <= f.last_seen
-                        ELSE true END",
-            age = seconds("f.first_seen", "r.snapshot_time"),
-            runs = run_list(&self.in_force_by(instant)),
-        );
-        let open_age = self
-            .query(
-                "open_age",
-                &nearest_rank(
-                    &open,
-                    "snapshot_time, run_id, account_id, region, severity_level",
-                    "open",
+    /// §8.5: days to remediate per month and severity level, and the age of what was open at
+    /// each snapshot in force by `instant`.
+    fn remediation(
+        &self,
+        instant: DateTime<Utc>,
+        findings: &[Finding],
+    ) -> Result<(Table, Table), QueryError> {
+        let mut fixed_by: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
+        for f in findings.iter().filter(|f| fixed(f.resolution)) {
+            let Some(month) = f
+                .resolved_at()
+                .and_then(DateTime::from_timestamp_micros)
+                .map(|t| t.format("%Y-%m").to_string())
+            else {
+                continue;
+            };
+            fixed_by
+                .entry((month, f.severity_level))
+                .or_default()
+                .push(f.open_secs / 86400.0);
+        }
+        let fixed_rows: Vec<_> = fixed_by
+            .into_iter()
+            .map(|(k, v)| (k, nearest_rank(v)))
+            .collect();
+        let remediation = table(
+            "remediation",
+            vec![
+                text_column(
+                    "month",
+                    true,
+                    fixed_rows.iter().map(|r| Some(r.0.0.as_str())),
                 ),
-            )
-            .await?;
+                text_column(
+                    "severity_level",
+                    true,
+                    fixed_rows.iter().map(|r| Some(r.0.1)),
+                ),
+                int_column("fixed", fixed_rows.iter().map(|r| r.1.0)),
+                float_column("median_days", fixed_rows.iter().map(|r| r.1.1)),
+                float_column("p90_days", fixed_rows.iter().map(|r| r.1.2)),
+            ],
+        )?;
+
+        // Per snapshot in force by `instant`: the findings of its scope open at it.
+        let mut open_by: BTreeMap<(i64, &str, &str, &str, &str), Vec<f64>> = BTreeMap::new();
+        for r in self.in_force_by(instant) {
+            let at = r.snapshot_time.timestamp_micros();
+            for f in findings.iter().filter(|f| {
+                (f.instance.0.as_str(), f.instance.1.as_str())
+                    == (r.account_id.as_str(), r.region.as_str())
+                    && f.first_seen <= at
+                    && match (f.resolved_at(), f.resolution) {
+                        (Some(resolved), _) => at < resolved,
+                        (None, Some("instance_gone")) => at <= f.last_seen,
+                        _ => true,
+                    }
+            }) {
+                open_by
+                    .entry((at, &r.run_id, &r.account_id, &r.region, f.severity_level))
+                    .or_default()
+                    .push(seconds(f.first_seen, at) / 86400.0);
+            }
+        }
+        let open_rows: Vec<_> = open_by
+            .into_iter()
+            .map(|(k, v)| (k, nearest_rank(v)))
+            .collect();
+        let open_age = table(
+            "open_age",
+            vec![
+                time_column("snapshot_time", true, open_rows.iter().map(|r| Some(r.0.0))),
+                text_column("run_id", true, open_rows.iter().map(|r| Some(r.0.1))),
+                text_column("account_id", true, open_rows.iter().map(|r| Some(r.0.2))),
+                text_column("region", true, open_rows.iter().map(|r| Some(r.0.3))),
+                text_column(
+                    "severity_level",
+                    true,
+                    open_rows.iter().map(|r| Some(r.0.4)),
+                ),
+                int_column("open", open_rows.iter().map(|r| r.1.0)),
+                float_column("median_days", open_rows.iter().map(|r| r.1.1)),
+                float_column("p90_days", open_rows.iter().map(|r| r.1.2)),
+            ],
+        )?;
         Ok((remediation, open_age))
     }
 
     /// §8.4: per snapshot, the instances exposed to `cve` (a reporting instance with an
     /// outstanding patch whose row names it), and which.
     pub async fn cve_history(&self, cve: &str, stale_days: u32) -> Result<Report, QueryError> {
-        let all = run_list(&self.runs.iter().collect::<Vec<_>>());
-        let wanted = quote(&format!(",{},", cve.trim().to_ascii_uppercase()));
-        let exposed = self
-            .query(
-                "instances",
-                &format!(
-                    "SELECT s.snapshot_time, s.run_id, s.account_id, s.region, s.instance_id, s.name, p.kb_id, p.state
-                     FROM ({states}) s JOIN patches p ON p.run_id = s.run_id AND p.account_id = s.account_id
-                       AND p.region = s.region AND p.instance_id = s.instance_id
-                     WHERE s.reporting AND p.run_id IN {all} AND state_class(p.state) IN {OUTSTANDING}
-                       AND strpos(',' || upper(replace(COALESCE(p.cve_ids, ''), ' ', '')) || ',', {wanted}) > 0
-                     ORDER BY s.snapshot_time, s.run_id, s.account_id, s.region, s.instance_id, p.kb_id",
-                    states = instance_states(&all, stale_days),
+        let wanted = format!(",{},", cve.trim().to_ascii_uppercase());
+        let stale = i64::from(stale_days) * MICROS_PER_DAY;
+        // (snapshot time, run, account, region, instance, name, kb, state)
+        let mut exposed: Vec<Exposed> = Vec::new();
+        let mut per_run: Vec<i64> = Vec::with_capacity(self.runs.len());
+        for run in &self.runs {
+            let snapshot = self.snapshots(&[run], &FINDING_PATCH_COLUMNS)?;
+            let states = instance_states(&snapshot, stale, None)?;
+            let reporting: HashMap<(&str, &str, &str), Option<&str>> = states
+                .iter()
+                .filter(|s| s.reporting())
+                .map(|s| {
+                    (
+                        (s.text(ACCOUNT), s.text(REGION), s.text(INSTANCE)),
+                        s.text[NAME],
+                    )
+                })
+                .collect();
+            let mut instances = HashSet::new();
+            for batch in &snapshot[0].patches {
+                let (accounts, regions, ids) = (
+                    text(batch, "account_id")?,
+                    text(batch, "region")?,
+                    text(batch, "instance_id")?,
+                );
+                let (kbs, states, cve_ids) = (
+                    text(batch, "kb_id")?,
+                    text(batch, "state")?,
+                    text(batch, "cve_ids")?,
+                );
+                for i in 0..batch.num_rows() {
+                    let key = (accounts.value(i), regions.value(i), ids.value(i));
+                    let Some(name) = reporting.get(&key) else {
+                        continue;
+                    };
+                    let names = opt_text(cve_ids, i).unwrap_or_default();
+                    if !outstanding(StateClass::of(states.value(i)))
+                        || !format!(",{},", names.replace(' ', "").to_uppercase()).contains(&wanted)
+                    {
+                        continue;
+                    }
+                    instances.insert(key);
+                    exposed.push(Exposed {
+                        snapshot_time: run.snapshot_time.timestamp_micros(),
+                        run_id: &run.run_id,
+                        instance: (key.0.into(), key.1.into(), key.2.into()),
+                        name: name.map(str::to_string),
+                        kb_id: kbs.value(i).into(),
+                        state: states.value(i).into(),
+                    });
+                }
+            }
+            per_run.push(instances.len() as i64);
+        }
+        exposed.sort_by(|a, b| {
+            (a.snapshot_time, a.run_id, &a.instance, &a.kb_id).cmp(&(
+                b.snapshot_time,
+                b.run_id,
+                &b.instance,
+                &b.kb_id,
+            ))
+        });
+        let runs = &self.runs;
+        let timeline = table(
+            "snapshots",
+            vec![
+                time_column(
+                    "snapshot_time",
+                    false,
+                    runs.iter()
+                        .map(|r| Some(r.snapshot_time.timestamp_micros())),
                 ),
-            )
-            .await?;
-        self.keep("_cve_instances", &exposed)?;
-        let timeline = self
-            .query(
-                "snapshots",
-                &format!(
-                    "SELECT r.snapshot_time, r.run_id, r.account_id, r.region,
-                       COUNT(DISTINCT e.account_id || '/' || e.region || '/' || e.instance_id) AS exposed_instances
-                     FROM runs r LEFT JOIN _cve_instances e ON e.run_id = r.run_id
-                     WHERE r.run_id IN {all}
-                     GROUP BY r.snapshot_time, r.run_id, r.account_id, r.region ORDER BY r.snapshot_time, r.run_id"
+                text_column(
+                    "run_id",
+                    false,
+                    runs.iter().map(|r| Some(r.run_id.as_str())),
                 ),
-            )
-            .await?;
+                text_column(
+                    "account_id",
+                    false,
+                    runs.iter().map(|r| Some(r.account_id.as_str())),
+                ),
+                text_column(
+                    "region",
+                    false,
+                    runs.iter().map(|r| Some(r.region.as_str())),
+                ),
+                int_column("exposed_instances", per_run.iter().copied()),
+            ],
+        )?;
+        let exposed = table(
+            "instances",
+            vec![
+                time_column(
+                    "snapshot_time",
+                    true,
+                    exposed.iter().map(|e| Some(e.snapshot_time)),
+                ),
+                text_column("run_id", true, exposed.iter().map(|e| Some(e.run_id))),
+                text_column(
+                    "account_id",
+                    true,
+                    exposed.iter().map(|e| Some(e.instance.0.as_str())),
+                ),
+                text_column(
+                    "region",
+                    true,
+                    exposed.iter().map(|e| Some(e.instance.1.as_str())),
+                ),
+                text_column(
+                    "instance_id",
+                    true,
+                    exposed.iter().map(|e| Some(e.instance.2.as_str())),
+                ),
+                text_column("name", true, exposed.iter().map(|e| e.name.as_deref())),
+                text_column(
+                    "kb_id",
+                    true,
+                    exposed.iter().map(|e| Some(e.kb_id.as_str())),
+                ),
+                text_column(
+                    "state",
+                    true,
+                    exposed.iter().map(|e| Some(e.state.as_str())),
+                ),
+            ],
+        )?;
         let charts = super::charts::over_time(
             self.lang,
             &timeline,
@@ -408,62 +836,113 @@ impl LoadedHistory {
         cves: &[String],
         waivers: &Waivers,
     ) -> Result<Report, QueryError> {
-        self.findings(instant, label, stale_days, &SlaPolicy::default(), waivers)
-            .await?;
-        let only = if cves.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = cves
-                .iter()
-                .map(|c| quote(&c.to_ascii_uppercase()))
-                .collect();
-            format!("WHERE c.cve_id IN ({})", list.join(", "))
-        };
-        let exposed = format!(
-            "SELECT f.account_id, f.region, f.instance_id, f.name, c.cve_id, f.kb_id, f.title, f.severity_level,
-               f.first_seen AS first_seen_exposed, f.last_seen AS last_seen_exposed,
-               CASE WHEN f.resolution IN {FIXED} THEN f.resolved_at END AS fixed_at, f.resolution,
-               f.days_open AS days_exposed, f.open_secs, f.waived_by
-             FROM _findings f JOIN _reporting rf ON rf.account_id = f.account_id AND rf.region = f.region
-               AND rf.instance_id = f.instance_id AND rf.snapshot_time = f.first_seen
-             JOIN _finding_cves c ON c.account_id = f.account_id AND c.region = f.region
-               AND c.instance_id = f.instance_id AND c.kb_id = f.kb_id AND c.first_n = rf.n
-             {only}"
-        );
-        let table = self.query("_exposure", &exposed).await?;
-        self.keep("_exposure", &table)?;
-        let exposure = self
-            .query(
-                "exposure",
-                "SELECT account_id, region, instance_id, name, cve_id, kb_id, title, severity_level,
-                   first_seen_exposed, last_seen_exposed, fixed_at, resolution, days_exposed, waived_by
-                 FROM _exposure ORDER BY cve_id, resolution IS NOT NULL, days_exposed DESC, account_id, region, instance_id, kb_id",
-            )
-            .await?;
-        let ranked = self
-            .query(
-                "cves",
-                "SELECT cve_id, COUNT(DISTINCT account_id || '/' || region || '/' || instance_id) AS instances,
-                   COUNT(*) AS findings, ROUND(SUM(open_secs) / 86400.0, 1) AS instance_days,
-                   COUNT(DISTINCT CASE WHEN resolution IS NULL THEN account_id || '/' || region || '/' || instance_id END) AS still_exposed,
-                   SUM(CASE WHEN waived_by IS NOT NULL THEN 1 ELSE 0 END) AS waived
-                 FROM _exposure GROUP BY cve_id ORDER BY SUM(open_secs) DESC, instances DESC, cve_id",
-            )
-            .await?;
-        let blind = self
-            .query(
-                "without_cve_ids",
-                "SELECT f.severity_level, COUNT(*) AS findings,
-                   COUNT(DISTINCT f.account_id || '/' || f.region || '/' || f.instance_id) AS instances,
-                   SUM(CASE WHEN f.resolution IS NULL THEN 1 ELSE 0 END) AS open
-                 FROM _findings f WHERE f.cve_ids IS NULL
-                 GROUP BY f.severity_level ORDER BY findings DESC, f.severity_level",
-            )
-            .await?;
+        let all = self.findings(instant, label, stale_days, &SlaPolicy::default(), waivers)?;
+        let only: Vec<String> = cves.iter().map(|c| c.to_ascii_uppercase()).collect();
+        // One row per finding and CVE id it names.
+        let mut rows: Vec<(&str, &Finding)> = all
+            .iter()
+            .flat_map(|f| f.cves.iter().map(move |c| (c.as_str(), f)))
+            .filter(|(c, _)| only.is_empty() || only.iter().any(|o| o == c))
+            .collect();
+        rows.sort_by(|(ca, a), (cb, b)| {
+            ca.cmp(cb)
+                .then(a.resolution.is_some().cmp(&b.resolution.is_some()))
+                .then(days(b.open_secs).total_cmp(&days(a.open_secs)))
+                .then_with(|| a.instance.cmp(&b.instance))
+                .then_with(|| a.kb_id.cmp(&b.kb_id))
+        });
+        let findings: Vec<&Finding> = rows.iter().map(|r| r.1).collect();
+        let cve_ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let exposure = findings_table(
+            "exposure",
+            &findings,
+            &[
+                ("account_id", "account_id"),
+                ("region", "region"),
+                ("instance_id", "instance_id"),
+                ("name", "name"),
+                ("cve_id", "cve_id"),
+                ("kb_id", "kb_id"),
+                ("title", "title"),
+                ("severity_level", "severity_level"),
+                ("first_seen_exposed", "first_seen"),
+                ("last_seen_exposed", "last_seen"),
+                ("fixed_at", "fixed_at"),
+                ("resolution", "resolution"),
+                ("days_exposed", "days_open"),
+                ("waived_by", "waived_by"),
+            ],
+            &cve_ids,
+        )?;
+
+        // CVEs ranked by instance-days exposed.
+        #[derive(Default)]
+        struct Ranked<'a> {
+            instances: BTreeSet<&'a InstanceId>,
+            findings: i64,
+            secs: f64,
+            still: BTreeSet<&'a InstanceId>,
+            waived: i64,
+        }
+        let mut by_cve: BTreeMap<&str, Ranked> = BTreeMap::new();
+        for (cve, f) in &rows {
+            let r = by_cve.entry(cve).or_default();
+            r.instances.insert(&f.instance);
+            r.findings += 1;
+            r.secs += f.open_secs;
+            if f.resolution.is_none() {
+                r.still.insert(&f.instance);
+            }
+            r.waived += i64::from(f.waived_by.is_some());
+        }
+        let mut ranked: Vec<_> = by_cve.into_iter().collect();
+        ranked.sort_by(|a, b| {
+            b.1.secs
+                .total_cmp(&a.1.secs)
+                .then(b.1.instances.len().cmp(&a.1.instances.len()))
+                .then(a.0.cmp(b.0))
+        });
+        let ranked = table(
+            "cves",
+            vec![
+                text_column("cve_id", true, ranked.iter().map(|r| Some(r.0))),
+                int_column(
+                    "instances",
+                    ranked.iter().map(|r| r.1.instances.len() as i64),
+                ),
+                int_column("findings", ranked.iter().map(|r| r.1.findings)),
+                float_column("instance_days", ranked.iter().map(|r| Some(days(r.1.secs)))),
+                int_column(
+                    "still_exposed",
+                    ranked.iter().map(|r| r.1.still.len() as i64),
+                ),
+                int_column("waived", ranked.iter().map(|r| r.1.waived)),
+            ],
+        )?;
+
+        // Findings that name no CVE, per severity level.
+        let mut blind_by: BTreeMap<&str, (i64, BTreeSet<&InstanceId>, i64)> = BTreeMap::new();
+        for f in all.iter().filter(|f| f.cves.is_empty()) {
+            let b = blind_by.entry(f.severity_level).or_default();
+            b.0 += 1;
+            b.1.insert(&f.instance);
+            b.2 += i64::from(f.resolution.is_none());
+        }
+        let mut blind: Vec<_> = blind_by.into_iter().collect();
+        blind.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        let blind = table(
+            "without_cve_ids",
+            vec![
+                text_column("severity_level", true, blind.iter().map(|b| Some(b.0))),
+                int_column("findings", blind.iter().map(|b| b.1.0)),
+                int_column("instances", blind.iter().map(|b| b.1.1.len() as i64)),
+                int_column("open", blind.iter().map(|b| b.1.2)),
+            ],
+        )?;
         let charts = super::charts::exposure(self.lang, &ranked)?;
         let mut tables = vec![exposure, ranked, blind];
         if waivers.source.is_some() {
-            tables.push(self.waiver_table(instant, waivers).await?);
+            tables.push(self.waiver_table(instant, waivers, &all)?);
         }
         Ok(Report {
             title: self.lang.exposure_title(label, cves),

@@ -1,16 +1,76 @@
-//! The questions the reports answer, each producing a [`crate::report::Report`]: the state as of
-//! a date (`summary`), the changes between two (`diff`) and the trend (`trend`), on Arrow arrays
-//! from the instance states of `states`; the history of an instance or a patch (`snapshots`, in
-//! SQL); the auditor's findings, SLA and exposure (`findings`); the dashboard that
-//! combines them; the charts drawn from a report's own tables; and the provenance every report
-//! ends with.
+//! The questions the reports answer, each producing a [`crate::report::Report`] computed on
+//! Arrow arrays (no SQL engine): the state as of a date (`summary`), the changes between two
+//! (`diff`), the trend (`trend`), the history of an instance or a patch (`timelines`), all from
+//! the instance states of `states`; the auditor's findings, SLA and exposure (`findings`); the
+//! dashboard that combines them; the charts drawn from a report's own tables; and the provenance
+//! every report ends with. Which snapshots a question reads (§5) is decided here, before any
+//! column is decoded.
 
 pub(crate) mod charts;
 pub(crate) mod dashboard;
 pub(crate) mod diff;
 pub(crate) mod findings;
 pub(crate) mod provenance;
-pub(crate) mod snapshots;
 pub(crate) mod states;
 pub(crate) mod summary;
+pub(crate) mod timelines;
 pub(crate) mod trend;
+
+use crate::QueryError;
+use crate::history::{LoadedHistory, RunInfo};
+use chrono::{DateTime, Utc};
+
+impl LoadedHistory {
+    pub(crate) fn require_runs(&self) -> Result<(), QueryError> {
+        if self.first_day.is_none() && !self.scopes.is_empty() {
+            let mut filter = Vec::new();
+            if !self.scopes.accounts.is_empty() {
+                filter.push(format!("--account {}", self.scopes.accounts.join(",")));
+            }
+            if !self.scopes.regions.is_empty() {
+                filter.push(format!("--region {}", self.scopes.regions.join(",")));
+            }
+            return Err(QueryError::NoScope {
+                store: self.store_url.clone(),
+                filter: filter.join(" "),
+            });
+        }
+        if self.first_day.is_none() {
+            return Err(QueryError::EmptyStore {
+                store: self.store_url.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The snapshots in force at `instant` (§5.2), or a message naming the first one.
+    pub fn require_as_of(
+        &self,
+        instant: DateTime<Utc>,
+        label: &str,
+    ) -> Result<Vec<&RunInfo>, QueryError> {
+        self.require_runs()?;
+        let chosen = self.snapshots_as_of(instant);
+        if chosen.is_empty() {
+            let first = self.first_day.map(|d| d.to_string()).unwrap_or_default();
+            return Err(QueryError::BeforeFirst {
+                date: label.to_string(),
+                first,
+            });
+        }
+        Ok(chosen)
+    }
+
+    pub(crate) fn describe(runs: &[&RunInfo]) -> String {
+        runs.iter()
+            .map(|r| {
+                format!(
+                    "{} ({})",
+                    r.snapshot_time.format("%Y-%m-%d %H:%M UTC"),
+                    r.run_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

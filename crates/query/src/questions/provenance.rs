@@ -7,8 +7,8 @@
 
 use crate::QueryError;
 use crate::history::LoadedHistory;
-use crate::report::Report;
-use crate::sql::quote;
+use crate::history::{RunInfo, runs_batch};
+use crate::report::{Report, Table, table, text_column};
 use chrono::{DateTime, Utc};
 
 impl LoadedHistory {
@@ -32,36 +32,43 @@ impl LoadedHistory {
         if !self.scopes.regions.is_empty() {
             all.push(("regions".into(), self.scopes.regions.join(",")));
         }
-        let rows: Vec<String> = all
+        let provenance = table(
+            "provenance",
+            vec![
+                text_column("item", true, all.iter().map(|(k, _)| Some(k.as_str()))),
+                text_column("value", true, all.iter().map(|(_, v)| Some(v.as_str()))),
+            ],
+        )?;
+        let used: Vec<RunInfo> = self
+            .runs
             .iter()
-            .map(|(k, v)| format!("({}, {})", quote(k), quote(v)))
+            .filter(|r| in_force_by.is_none_or(|t| r.finished_at <= t))
+            .cloned()
             .collect();
-        let provenance = self
-            .query(
-                "provenance",
-                &format!(
-                    "SELECT column1 AS item, column2 AS value FROM (VALUES {})",
-                    rows.join(", ")
-                ),
-            )
-            .await?;
-        let cut = match in_force_by {
-            Some(t) => format!(
-                "WHERE finished_at <= to_timestamp_micros({})",
-                t.timestamp_micros()
-            ),
-            None => String::new(),
+        let batch = runs_batch(&used)?;
+        let columns = [
+            "run_id",
+            "account_id",
+            "region",
+            "snapshot_time",
+            "finished_at",
+            "source",
+            "manifest_key",
+            "manifest_sha256",
+            "configuration",
+            "tool",
+        ]
+        .map(|name| batch.schema().index_of(name));
+        let columns = columns
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|c| batch.project(&c))
+            .map_err(|e| QueryError::Engine(format!("runs_used: {e}")))?;
+        let runs = Table {
+            name: "runs_used".into(),
+            schema: columns.schema(),
+            batches: vec![columns],
         };
-        let runs = self
-            .query(
-                "runs_used",
-                &format!(
-                    "SELECT run_id, account_id, region, snapshot_time, finished_at, source, manifest_key,
-                       manifest_sha256, configuration, tool
-                     FROM runs {cut} ORDER BY snapshot_time, run_id"
-                ),
-            )
-            .await?;
         report.tables.push(provenance);
         report.tables.push(runs);
         Ok(())

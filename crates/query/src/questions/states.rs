@@ -7,14 +7,15 @@ use crate::QueryError;
 use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, text};
 use crate::history::{LoadedHistory, RunInfo};
 use arrow_array::RecordBatch;
-use patchtrail_model::{StateClass, is_critical, is_security};
+use patchtrail_model::{StateClass, change_name, is_critical, is_security};
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// The patch columns an instance's [`Counts`] come from.
 pub(crate) const COUNT_COLUMNS: [&str; 4] = ["instance_id", "classification", "severity", "state"];
 
 /// The instance text columns an [`InstanceState`] holds, and their places in its `text`.
-pub(crate) const TEXT_COLUMNS: [&str; 16] = [
+pub(crate) const TEXT_COLUMNS: [&str; 17] = [
     "account_id",
     "region",
     "instance_id",
@@ -31,6 +32,7 @@ pub(crate) const TEXT_COLUMNS: [&str; 16] = [
     "run_id",
     "platform_type",
     "resource_type",
+    "tags",
 ];
 pub(crate) const ACCOUNT: usize = 0;
 pub(crate) const REGION: usize = 1;
@@ -48,6 +50,7 @@ pub(crate) const UNMANAGED_REASON: usize = 12;
 pub(crate) const RUN_ID: usize = 13;
 pub(crate) const PLATFORM_TYPE: usize = 14;
 pub(crate) const RESOURCE_TYPE: usize = 15;
+pub(crate) const TAGS: usize = 16;
 
 /// The instance columns read besides [`TEXT_COLUMNS`].
 const VALUE_COLUMNS: [&str; 7] = [
@@ -111,6 +114,9 @@ impl Counts {
         self.classes[class as usize]
     }
 }
+
+/// An instance's identity across snapshots: account, region, instance id.
+pub(crate) type Scoped<'a> = (&'a str, &'a str, &'a str);
 
 /// An instance in one snapshot: the snapshot's place in the list, and the instance id.
 pub(crate) type InstanceKey<'a> = (usize, &'a str);
@@ -271,4 +277,42 @@ pub(crate) fn instance_states<'a>(
     };
     rows.sort_by(|a, b| key(a).cmp(&key(b)));
     Ok(rows)
+}
+
+/// The change of one patch between two rows, each given as its state and version (§6.5) or
+/// absent ("not reported"), if any (§6.2: a change of class, else of version).
+pub(crate) fn patch_change(
+    from: Option<(&str, Option<&str>)>,
+    to: Option<(&str, Option<&str>)>,
+) -> Option<&'static str> {
+    let class = |row: Option<(&str, Option<&str>)>| row.map(|(state, _)| StateClass::of(state));
+    change_name(class(from), class(to)).or_else(|| {
+        let (a, b) = (from.and_then(|r| r.1), to.and_then(|r| r.1));
+        (a.is_some() && b.is_some() && a != b).then_some("version_changed")
+    })
+}
+
+/// Every pair of rows with the same key on the two sides, and each row whose key the other side
+/// lacks paired with none: what a full outer join on the key makes.
+pub(crate) fn full_outer_pairs<K: Eq + Hash + Copy, T: Copy>(
+    a: &HashMap<K, Vec<T>>,
+    b: &HashMap<K, Vec<T>>,
+) -> Vec<(K, Option<T>, Option<T>)> {
+    let mut pairs = Vec::new();
+    for (key, rows_a) in a {
+        match b.get(key) {
+            Some(rows_b) => {
+                for x in rows_a {
+                    pairs.extend(rows_b.iter().map(|y| (*key, Some(*x), Some(*y))));
+                }
+            }
+            None => pairs.extend(rows_a.iter().map(|x| (*key, Some(*x), None))),
+        }
+    }
+    for (key, rows_b) in b {
+        if !a.contains_key(key) {
+            pairs.extend(rows_b.iter().map(|y| (*key, None, Some(*y))));
+        }
+    }
+    pairs
 }
