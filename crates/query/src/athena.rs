@@ -1,7 +1,7 @@
 //! `CREATE EXTERNAL TABLE` statements for Athena over the stored layout, with partition projection
 //! on year/month/day so that no crawler or `MSCK REPAIR` is needed.
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use arrow_schema::{DataType, Schema};
 use patchtrail_model::{StoreFormat, instances_schema, patches_schema};
 
 fn athena_type(t: &DataType) -> &'static str {

@@ -1,31 +1,18 @@
-//! Loads the committed history into a DataFusion session as the tables `patches`, `instances`
-//! and `runs`.
-//!
-//! Only the runs a report needs are loaded (docs/semantics.md §1, §5), and only objects their
-//! manifests list. Each object is read once, checked against its manifest (size and SHA-256),
-//! and the engine reads those very bytes from memory: an object changed after it committed makes
-//! its run damaged (§1.5), and nothing changed between the check and the query is read.
-//! Interrupted runs are invisible. A store written by the seed
-//! workflow itself has no manifests: there each day partition is one snapshot, dated by its first
-//! write.
+//! Loads the committed runs a report needs (docs/semantics.md §1, §5), and only the objects their
+//! manifests list. Each object is read once and checked against its manifest (size and SHA-256);
+//! the reports decode those very bytes (`columns`), so an object changed after it committed makes
+//! its run damaged (§1.5), and nothing changed between the check and the report is read.
+//! Interrupted runs are invisible. A store written by the seed workflow itself has no manifests:
+//! there each day partition is one snapshot, dated by its first write.
 
 use crate::QueryError;
 use crate::columns::{Part, RunParts};
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
+use arrow_array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::json::JsonFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
-use object_store::memory::InMemory;
 use patchtrail_model::{
     ManifestObject, PatchRecord, RunConfig, RunCounts, StoreFormat, instances_schema,
     patches_schema,
@@ -36,7 +23,6 @@ use patchtrail_store::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use url::Url;
 
 /// A snapshot in the history.
 #[derive(Debug, Clone)]
@@ -110,7 +96,6 @@ impl RunInfo {
 
 /// The history, ready to query.
 pub struct LoadedHistory {
-    pub ctx: SessionContext,
     /// Snapshots, oldest first.
     pub runs: Vec<RunInfo>,
     /// What was skipped, and why; each names the object.
@@ -139,96 +124,8 @@ pub enum Damage {
     Skip,
 }
 
-const STORE_URL: &str = "patchtrail://store/";
-
-/// Files of one table in one on-disk format.
-#[derive(Default)]
-struct Files {
-    parquet: Vec<String>,
-    jsonl: Vec<String>,
-}
-
-fn df(e: impl std::fmt::Display) -> QueryError {
+fn engine(e: impl std::fmt::Display) -> QueryError {
     QueryError::Engine(e.to_string())
-}
-
-async fn register_files(
-    ctx: &SessionContext,
-    store: &Store,
-    name: &str,
-    schema: SchemaRef,
-    files: &Files,
-) -> Result<Vec<String>, QueryError> {
-    let mut parts = Vec::new();
-    for (suffix, keys, parquet) in [
-        ("parquet", &files.parquet, true),
-        ("jsonl", &files.jsonl, false),
-    ] {
-        if keys.is_empty() {
-            continue;
-        }
-        let urls = keys
-            .iter()
-            .map(|k| ListingTableUrl::parse(format!("{STORE_URL}{}", store.path(k))))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(df)?;
-        let options = if parquet {
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet")
-        } else {
-            ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".jsonl")
-        };
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(schema.clone());
-        let table = ListingTable::try_new(config).map_err(df)?;
-        let table_name = format!("_{name}_{suffix}");
-        ctx.register_table(&table_name, Arc::new(table))
-            .map_err(df)?;
-        parts.push(table_name);
-    }
-    Ok(parts)
-}
-
-fn register_rows(
-    ctx: &SessionContext,
-    name: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<String, QueryError> {
-    let table = MemTable::try_new(schema, vec![batches]).map_err(df)?;
-    ctx.register_table(name, Arc::new(table)).map_err(df)?;
-    Ok(name.to_string())
-}
-
-/// `CREATE VIEW name` over the parts, with the Hive partition columns Athena would show.
-async fn create_view(
-    ctx: &SessionContext,
-    name: &str,
-    parts: &[String],
-    schema: &Schema,
-) -> Result<(), QueryError> {
-    let parts = if parts.is_empty() {
-        vec![register_rows(
-            ctx,
-            &format!("_{name}_empty"),
-            Arc::new(schema.clone()),
-            Vec::new(),
-        )?]
-    } else {
-        parts.to_vec()
-    };
-    let union = parts
-        .iter()
-        .map(|p| format!("SELECT * FROM {p}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let sql = format!(
-        "CREATE VIEW {name} AS SELECT *, CAST(date_part('year', snapshot_time) AS INT) AS year, \
-         CAST(date_part('month', snapshot_time) AS INT) AS month, CAST(date_part('day', snapshot_time) AS INT) AS day \
-         FROM ({union}) AS t"
-    );
-    ctx.sql(&sql).await.map_err(df)?;
-    Ok(())
 }
 
 pub(crate) fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
@@ -303,7 +200,7 @@ pub(crate) fn runs_batch(runs: &[RunInfo]) -> Result<RecordBatch, QueryError> {
             runs.iter().map(|r| r.tool.clone()).collect::<Vec<_>>(),
         )),
     ];
-    RecordBatch::try_new(schema, columns).map_err(df)
+    RecordBatch::try_new(schema, columns).map_err(engine)
 }
 
 /// The rows of the seed pages a committed run lists (read and checked already); unreadable
@@ -351,15 +248,9 @@ fn object_damage(object: &ManifestObject, held: Option<&[u8]>) -> Option<String>
 /// in `verified`), and the rows of their seed pages.
 struct Gathered {
     runs: Vec<RunInfo>,
-    patch_files: Files,
-    instance_files: Files,
-    /// The rows of the seed pages committed runs list, a batch per run.
-    seed_patches: Vec<RecordBatch>,
+    /// Each run's checked objects and seed-page rows.
     parts: HashMap<String, RunParts>,
     warnings: Vec<String>,
-    /// The bytes of every object read, under the paths the store gives them: what the engine
-    /// reads, so that it reads exactly what was checked.
-    verified: Arc<InMemory>,
 }
 
 impl Gathered {
@@ -372,12 +263,8 @@ impl Gathered {
     ) -> Result<Gathered, QueryError> {
         let mut out = Gathered {
             runs: Vec::new(),
-            patch_files: Files::default(),
-            instance_files: Files::default(),
-            seed_patches: Vec::new(),
             parts: HashMap::new(),
             warnings: Vec::new(),
-            verified: Arc::new(InMemory::new()),
         };
         // Every run's objects in one stream, so that the reads overlap across runs (a trend
         // reads a few objects from each of many runs).
@@ -406,29 +293,17 @@ impl Gathered {
                     seed_pages.push((k, bytes));
                     continue;
                 }
-                out.verified
-                    .put(&store.path(&k), bytes.clone().into())
-                    .await
-                    .map_err(df)?;
                 let is_instances =
                     k.starts_with("instances/") || k.starts_with("_patchtrail/instances/");
-                let (files, run_parts) = if is_instances {
-                    (&mut out.instance_files, &mut parts.instances)
+                let run_parts = if is_instances {
+                    &mut parts.instances
                 } else {
-                    (&mut out.patch_files, &mut parts.patches)
+                    &mut parts.patches
                 };
                 if k.ends_with(".parquet") {
-                    run_parts.push(Part::Parquet {
-                        key: k.clone(),
-                        bytes,
-                    });
-                    files.parquet.push(k);
+                    run_parts.push(Part::Parquet { key: k, bytes });
                 } else if k.ends_with(".jsonl") {
-                    run_parts.push(Part::Jsonl {
-                        key: k.clone(),
-                        bytes,
-                    });
-                    files.jsonl.push(k);
+                    run_parts.push(Part::Jsonl { key: k, bytes });
                 }
             }
             if !seed_pages.is_empty() {
@@ -439,9 +314,9 @@ impl Gathered {
                     region: &m.region,
                 };
                 let rows = seed_page_rows(&seed_pages, &context, &mut out.warnings);
-                let batch = rows_to_batch(patches_schema(), &rows)?;
-                parts.patches.push(Part::Rows(batch.clone()));
-                out.seed_patches.push(batch);
+                parts
+                    .patches
+                    .push(Part::Rows(rows_to_batch(patches_schema(), &rows)?));
             }
             out.parts.insert(m.run_id.clone(), parts);
             out.runs.push(RunInfo {
@@ -500,10 +375,6 @@ impl LoadedHistory {
         scopes: &ScopeFilter,
         damage: Damage,
     ) -> Result<LoadedHistory, QueryError> {
-        let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
-        crate::sql::functions::register_all(&ctx);
-
         // Skipping damaged runs changes which runs are in force: select again without them.
         let mut exclude = BTreeSet::new();
         let mut skipped_damaged = Vec::new();
@@ -538,14 +409,9 @@ impl LoadedHistory {
         skipped_damaged.dedup();
         let Gathered {
             mut runs,
-            patch_files,
-            instance_files,
-            mut seed_patches,
             mut parts,
             mut warnings,
-            verified,
         } = gathered;
-        ctx.register_object_store(&Url::parse(STORE_URL).map_err(df)?, verified);
         warnings.extend(
             history
                 .unreadable
@@ -558,7 +424,6 @@ impl LoadedHistory {
                 .into_iter()
                 .map(|name| format!("skipped an object whose name cannot be read: {name}")),
         );
-        let mut seed_instances: Vec<RecordBatch> = Vec::new();
 
         // The seed workflow's own pages: no manifest, one snapshot per day partition, dated by
         // the first write (docs/semantics.md §1.2). Pages of patchtrail's own runs carry their
@@ -600,12 +465,10 @@ impl LoadedHistory {
             parts.insert(
                 run_id.clone(),
                 RunParts {
-                    patches: vec![Part::Rows(day_patches.clone())],
-                    instances: vec![Part::Rows(day_instances.clone())],
+                    patches: vec![Part::Rows(day_patches)],
+                    instances: vec![Part::Rows(day_instances)],
                 },
             );
-            seed_patches.push(day_patches);
-            seed_instances.push(day_instances);
             runs.push(RunInfo {
                 run_id,
                 snapshot_time: day.started,
@@ -623,41 +486,8 @@ impl LoadedHistory {
         }
         runs.sort_by(|a, b| (a.snapshot_time, &a.run_id).cmp(&(b.snapshot_time, &b.run_id)));
 
-        let mut patch_parts =
-            register_files(&ctx, store, "patches", patches_schema(), &patch_files).await?;
-        if !seed_patches.is_empty() {
-            patch_parts.push(register_rows(
-                &ctx,
-                "_patches_seed",
-                patches_schema(),
-                seed_patches,
-            )?);
-        }
-        let mut instance_parts = register_files(
-            &ctx,
-            store,
-            "instances",
-            instances_schema(),
-            &instance_files,
-        )
-        .await?;
-        if !seed_instances.is_empty() {
-            instance_parts.push(register_rows(
-                &ctx,
-                "_instances_seed",
-                instances_schema(),
-                seed_instances,
-            )?);
-        }
-        create_view(&ctx, "patches", &patch_parts, &patches_schema()).await?;
-        create_view(&ctx, "instances", &instance_parts, &instances_schema()).await?;
-        let runs_batch = runs_batch(&runs)?;
-        let runs_schema = runs_batch.schema();
-        let runs_part = register_rows(&ctx, "_runs", runs_schema.clone(), vec![runs_batch])?;
-        create_view(&ctx, "runs", &[runs_part], &runs_schema).await?;
         let first_day = history.refs.iter().map(|r| r.date).chain(days_seen).min();
         Ok(LoadedHistory {
-            ctx,
             runs,
             warnings,
             first_day,

@@ -1,9 +1,11 @@
-//! Reports over the patch history: Apache DataFusion SQL over the stored tables (local or S3),
-//! and renderers for people (terminal, Markdown, HTML, Excel) and machines (CSV, JSON).
+//! Reports over the patch history, computed on Arrow arrays, and renderers for people (terminal,
+//! Markdown, HTML, Excel) and machines (CSV, JSON); with the feature `sql`, Apache DataFusion SQL
+//! over the stored tables (`patchtrail sql`).
 //!
-//! One direction: `history` reads the committed runs; `questions` ask them (through `sql`) and
-//! each answers a [`Report`] value (`report`); `render` turns a report into bytes; `evidence`
-//! packs several rendered reports. `lang`, `dates` and `judgments` are the shared vocabulary.
+//! One direction: `history` reads the committed runs and `columns` decodes what a question asks
+//! for; `questions` ask them and each answers a [`Report`] value (`report`); `render` turns a
+//! report into bytes; `evidence` packs several rendered reports. `lang`, `dates` and `judgments`
+//! are the shared vocabulary; `sql` serves `patchtrail sql` only.
 //!
 //! History nobody can read is not an audit trail: this crate answers "what was the state on D",
 //! "what changed between D1 and D2", "how did it trend", and any SQL over `patches`,
@@ -19,6 +21,7 @@ mod lang;
 mod questions;
 mod render;
 mod report;
+#[cfg(feature = "sql")]
 mod sql;
 
 pub use athena::athena_ddl;

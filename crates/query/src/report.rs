@@ -3,8 +3,8 @@
 
 use crate::QueryError;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use std::sync::Arc;
 
 /// One table of a report.

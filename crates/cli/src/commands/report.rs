@@ -372,6 +372,14 @@ fn findings_asked(
     asked
 }
 
+#[cfg(not(feature = "sql"))]
+pub async fn sql(_args: &SqlArgs, _lang: Lang) -> Result<ExitCode, Failure> {
+    Err(Failure::bad_input(
+        "patchtrail sql: this patchtrail was built without its SQL engine (cargo feature `sql`); every report works without it, and `cargo install patchtrail` (default features) or a release archive has it",
+    ))
+}
+
+#[cfg(feature = "sql")]
 pub async fn sql(args: &SqlArgs, lang: Lang) -> Result<ExitCode, Failure> {
     let report = load(
         &args.store,

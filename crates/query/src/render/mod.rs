@@ -219,16 +219,15 @@ fn csv(table: &Table) -> Result<Vec<u8>, QueryError> {
 
 fn json(table: &Table, lines: bool) -> Result<Vec<u8>, QueryError> {
     let mut out = Vec::new();
-    let builder = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true);
-    let batches: Vec<&datafusion::arrow::array::RecordBatch> =
+    let builder = arrow_json::WriterBuilder::new().with_explicit_nulls(true);
+    let batches: Vec<&arrow_array::RecordBatch> =
         table.batches.iter().filter(|b| b.num_rows() > 0).collect();
     if lines {
-        let mut writer =
-            builder.build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut out);
+        let mut writer = builder.build::<_, arrow_json::writer::LineDelimited>(&mut out);
         writer.write_batches(&batches).map_err(render_error)?;
         writer.finish().map_err(render_error)?;
     } else {
-        let mut writer = builder.build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
+        let mut writer = builder.build::<_, arrow_json::writer::JsonArray>(&mut out);
         writer.write_batches(&batches).map_err(render_error)?;
         writer.finish().map_err(render_error)?;
         if batches.is_empty() {
