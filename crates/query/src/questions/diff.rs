@@ -100,12 +100,13 @@ impl<'a> Change<'a> {
     }
 }
 
-/// The patches of one side's snapshots by instance and KB id, for the instances in `wanted`.
+/// The patches of one side's snapshots by instance (its place in `wanted`) and KB id, for the
+/// instances in `wanted` only.
 fn patches_by_kb<'a>(
     snapshots: &'a [Snapshot<'_>],
-    wanted: &HashMap<Scoped<'a>, BothReporting<'a>>,
-) -> Result<HashMap<(Scoped<'a>, &'a str), Vec<PatchRow<'a>>>, QueryError> {
-    let mut out: HashMap<_, Vec<PatchRow>> = HashMap::new();
+    wanted: &HashMap<Scoped<'a>, usize>,
+) -> Result<Keyed<(usize, &'a str), PatchRow<'a>>, QueryError> {
+    let mut out = Keyed::new();
     for s in snapshots {
         for batch in &s.patches {
             let column = |name: &str| text(batch, name);
@@ -121,24 +122,47 @@ fn patches_by_kb<'a>(
                 column("classification")?,
                 column("state")?,
             );
+            // A file holds an instance's rows together: look each instance up once.
+            let mut last: Option<(Scoped, Option<usize>)> = None;
             for i in 0..batch.num_rows() {
                 let instance = (accounts.value(i), regions.value(i), ids.value(i));
-                if !wanted.contains_key(&instance) {
+                let place = match last {
+                    Some((seen, place)) if seen == instance => place,
+                    _ => wanted.get(&instance).copied(),
+                };
+                last = Some((instance, place));
+                let Some(place) = place else {
                     continue;
-                }
-                out.entry((instance, kbs.value(i)))
-                    .or_default()
-                    .push(PatchRow {
+                };
+                out.push(
+                    (place, kbs.value(i)),
+                    PatchRow {
                         kb_id: kbs.value(i),
                         title: titles.value(i),
                         severity: severities.value(i),
                         classification: classifications.value(i),
                         state: states.value(i),
-                    });
+                    },
+                );
             }
         }
     }
     Ok(out)
+}
+
+/// Runs `a` and `b` at once, on two threads.
+fn both_at_once<A: Send, B: Send>(
+    a: impl FnOnce() -> Result<A, QueryError> + Send,
+    b: impl FnOnce() -> Result<B, QueryError> + Send,
+) -> Result<(A, B), QueryError> {
+    std::thread::scope(|scope| {
+        let first = scope.spawn(a);
+        let second = b()?;
+        let first = first
+            .join()
+            .map_err(|_| QueryError::Engine("a diff side stopped".into()))??;
+        Ok((first, second))
+    })
 }
 
 impl LoadedHistory {
@@ -160,12 +184,14 @@ impl LoadedHistory {
         let a = self.require_as_of(from, from_label)?;
         let b = self.require_as_of(to, to_label)?;
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
-        let (side_a, side_b) = (
-            self.snapshots(&a, &DIFF_PATCH_COLUMNS)?,
-            self.snapshots(&b, &DIFF_PATCH_COLUMNS)?,
-        );
-        let states_a = instance_states(&side_a, stale, None)?;
-        let states_b = instance_states(&side_b, stale, None)?;
+        let (side_a, side_b) = both_at_once(
+            || self.snapshots(&a, &DIFF_PATCH_COLUMNS),
+            || self.snapshots(&b, &DIFF_PATCH_COLUMNS),
+        )?;
+        let (states_a, states_b) = both_at_once(
+            || instance_states(&side_a, stale, None),
+            || instance_states(&side_b, stale, None),
+        )?;
         let before: HashMap<Scoped, &InstanceState> =
             states_a.iter().map(|s| (scoped(s), s)).collect();
         let after: HashMap<Scoped, &InstanceState> =
@@ -173,7 +199,7 @@ impl LoadedHistory {
 
         let mut changes = Vec::new();
         // Reporting on both dates: name (the later one) and both scan times.
-        let mut both = HashMap::new();
+        let mut both = Vec::new();
         for s in &states_b {
             let instance = scoped(s);
             match before.get(&instance) {
@@ -186,16 +212,14 @@ impl LoadedHistory {
                     };
                     changes.extend(whole(change, Some(was), Some(s)));
                 }
-                Some(was) if s.reporting() => {
-                    both.insert(
-                        instance,
-                        BothReporting {
-                            name: s.text[NAME],
-                            from_last_scan: was.last_scan_time,
-                            to_last_scan: s.last_scan_time,
-                        },
-                    );
-                }
+                Some(was) if s.reporting() => both.push((
+                    instance,
+                    BothReporting {
+                        name: s.text[NAME],
+                        from_last_scan: was.last_scan_time,
+                        to_last_scan: s.last_scan_time,
+                    },
+                )),
                 Some(_) => {}
             }
         }
@@ -206,18 +230,21 @@ impl LoadedHistory {
         }
 
         // Every pair of a patch's rows on the two dates (a row alone is paired with none).
-        let (pa, pb) = (
-            patches_by_kb(&side_a, &both)?,
-            patches_by_kb(&side_b, &both)?,
-        );
-        for ((instance, _), from, to) in full_outer_pairs(&pa, &pb) {
+        let places: HashMap<Scoped, usize> = both
+            .iter()
+            .enumerate()
+            .map(|(place, (instance, _))| (*instance, place))
+            .collect();
+        let (pa, pb) = both_at_once(
+            || patches_by_kb(&side_a, &places),
+            || patches_by_kb(&side_b, &places),
+        )?;
+        full_outer_pairs(&pa, &pb, |(place, _), from, to| {
             let Some(change) = patch_change(from.map(PatchRow::side), to.map(PatchRow::side))
             else {
-                continue;
+                return;
             };
-            let Some(reporting) = both.get(&instance) else {
-                continue;
-            };
+            let (instance, reporting) = both[place];
             changes.push(Change {
                 instance,
                 name: reporting.name,
@@ -228,8 +255,8 @@ impl LoadedHistory {
                 from_last_scan: reporting.from_last_scan,
                 to_last_scan: reporting.to_last_scan,
             });
-        }
-        changes.sort_by(|x, y| x.order().cmp(&y.order()));
+        });
+        changes.sort_unstable_by(|x, y| x.order().cmp(&y.order()));
 
         let mut per_change: BTreeMap<&str, i64> = BTreeMap::new();
         for c in &changes {

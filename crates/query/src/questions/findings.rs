@@ -157,8 +157,10 @@ impl LoadedHistory {
         let mut tracked: HashMap<InstanceId, Tracked> = HashMap::new();
         // The instances of the snapshots in force at `instant`, reporting or not.
         let mut present: HashSet<InstanceId> = HashSet::new();
-        for run in self.in_force_by(instant) {
-            let snapshot = self.snapshots(&[run], &FINDING_PATCH_COLUMNS)?;
+        let runs = self.in_force_by(instant);
+        self.each_snapshot(&runs, &FINDING_PATCH_COLUMNS, |one| {
+            let run = one.run;
+            let snapshot = [one];
             let states = instance_states(&snapshot, stale, None)?;
             let id = |s: &InstanceState| {
                 (
@@ -264,7 +266,8 @@ impl LoadedHistory {
                 t.reporting += 1;
                 t.last_time = Some(at);
             }
-        }
+            Ok(())
+        })?;
         let t = instant.timestamp_micros();
         for f in &mut findings {
             if f.next_snapshot.is_none() && !present.contains(&f.instance) {
@@ -689,8 +692,10 @@ impl LoadedHistory {
         // (snapshot time, run, account, region, instance, name, kb, state)
         let mut exposed: Vec<Exposed> = Vec::new();
         let mut per_run: Vec<i64> = Vec::with_capacity(self.runs.len());
-        for run in &self.runs {
-            let snapshot = self.snapshots(&[run], &FINDING_PATCH_COLUMNS)?;
+        let runs: Vec<&RunInfo> = self.runs.iter().collect();
+        self.each_snapshot(&runs, &FINDING_PATCH_COLUMNS, |one| {
+            let run = one.run;
+            let snapshot = [one];
             let states = instance_states(&snapshot, stale, None)?;
             let reporting: HashMap<(&str, &str, &str), Option<&str>> = states
                 .iter()
@@ -737,7 +742,8 @@ impl LoadedHistory {
                 }
             }
             per_run.push(instances.len() as i64);
-        }
+            Ok(())
+        })?;
         exposed.sort_by(|a, b| {
             (a.snapshot_time, a.run_id, &a.instance, &a.kb_id).cmp(&(
                 b.snapshot_time,

@@ -292,27 +292,99 @@ pub(crate) fn patch_change(
     })
 }
 
-/// Every pair of rows with the same key on the two sides, and each row whose key the other side
-/// lacks paired with none: what a full outer join on the key makes.
+/// Rows by key, the rows of one key chained in the order they came (a key rarely holds more
+/// than one): one hash entry per key and no allocation per key.
+pub(crate) struct Keyed<K, T> {
+    /// Per key, its first and last row.
+    ends: HashMap<K, (usize, usize)>,
+    rows: Vec<(T, Option<usize>)>,
+}
+
+impl<K: Eq + Hash + Copy, T: Copy> Keyed<K, T> {
+    pub fn new() -> Self {
+        Keyed {
+            ends: HashMap::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, key: K, row: T) {
+        let new = self.rows.len();
+        self.rows.push((row, None));
+        match self.ends.get_mut(&key) {
+            Some((_, last)) => {
+                self.rows[*last].1 = Some(new);
+                *last = new;
+            }
+            None => {
+                self.ends.insert(key, (new, new));
+            }
+        }
+    }
+
+    fn rows_of(&self, key: &K) -> impl Iterator<Item = T> + '_ {
+        std::iter::successors(self.ends.get(key).map(|e| e.0), |&i| self.rows[i].1)
+            .map(|i| self.rows[i].0)
+    }
+}
+
+/// Calls `visit` with every pair of rows with the same key on the two sides, and with each row
+/// whose key the other side lacks paired with none: what a full outer join on the key makes.
 pub(crate) fn full_outer_pairs<K: Eq + Hash + Copy, T: Copy>(
-    a: &HashMap<K, Vec<T>>,
-    b: &HashMap<K, Vec<T>>,
-) -> Vec<(K, Option<T>, Option<T>)> {
-    let mut pairs = Vec::new();
-    for (key, rows_a) in a {
-        match b.get(key) {
-            Some(rows_b) => {
-                for x in rows_a {
-                    pairs.extend(rows_b.iter().map(|y| (*key, Some(*x), Some(*y))));
+    a: &Keyed<K, T>,
+    b: &Keyed<K, T>,
+    mut visit: impl FnMut(K, Option<T>, Option<T>),
+) {
+    for key in a.ends.keys() {
+        for x in a.rows_of(key) {
+            if b.ends.contains_key(key) {
+                b.rows_of(key).for_each(|y| visit(*key, Some(x), Some(y)));
+            } else {
+                visit(*key, Some(x), None);
+            }
+        }
+    }
+    for key in b.ends.keys().filter(|k| !a.ends.contains_key(*k)) {
+        b.rows_of(key).for_each(|y| visit(*key, None, Some(y)));
+    }
+}
+
+impl LoadedHistory {
+    /// Calls `visit` with each of `runs` decoded (as [`LoadedHistory::snapshots`] does), in
+    /// order, while the next one decodes on another thread: a question that reads many snapshots
+    /// holds at most three at a time, and its own work overlaps the decoding.
+    pub(crate) fn each_snapshot<'h>(
+        &'h self,
+        runs: &[&'h RunInfo],
+        patch_columns: &[&str],
+        mut visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        std::thread::scope(|scope| {
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            let decoder = scope.spawn(move || {
+                for run in runs {
+                    let snapshot = self.snapshots(&[run], patch_columns);
+                    let failed = snapshot.is_err();
+                    if send.send(snapshot).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut outcome = Ok(());
+            for snapshot in receive {
+                let visited = snapshot.and_then(|mut s| match s.pop() {
+                    Some(one) => visit(one),
+                    None => Ok(()),
+                });
+                if let Err(e) = visited {
+                    outcome = Err(e);
+                    break;
                 }
             }
-            None => pairs.extend(rows_a.iter().map(|x| (*key, Some(*x), None))),
-        }
+            decoder
+                .join()
+                .map_err(|_| QueryError::Engine("the snapshot decoder stopped".into()))?;
+            outcome
+        })
     }
-    for (key, rows_b) in b {
-        if !a.contains_key(key) {
-            pairs.extend(rows_b.iter().map(|y| (*key, None, Some(*y))));
-        }
-    }
-    pairs
 }

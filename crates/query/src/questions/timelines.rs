@@ -8,7 +8,7 @@ use crate::columns::{Stored, micros, opt_i64, text};
 use crate::history::{LoadedHistory, RunInfo};
 use crate::report::{Report, int_column, table, text_column, time_column};
 use patchtrail_model::{StateClass, patch_version};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A patch row of one snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,27 +69,28 @@ impl PatchChange {
 }
 
 /// A snapshot's patches by KB id.
-fn by_kb(patches: &[PatchRow]) -> HashMap<&str, Vec<&PatchRow>> {
-    let mut out: HashMap<&str, Vec<&PatchRow>> = HashMap::new();
+fn by_kb(patches: &[PatchRow]) -> Keyed<&str, &PatchRow> {
+    let mut out = Keyed::new();
     for p in patches {
-        out.entry(p.kb_id.as_str()).or_default().push(p);
+        out.push(p.kb_id.as_str(), p);
     }
     out
 }
 
 /// The changes from `before` to `after` at `at`, each pair of a patch's rows compared.
 fn changes_between(before: &[PatchRow], after: &[PatchRow], at: i64) -> Vec<PatchChange> {
-    full_outer_pairs(&by_kb(before), &by_kb(after))
-        .into_iter()
-        .filter_map(|(_, from, to)| {
-            Some(PatchChange {
+    let mut changes = Vec::new();
+    full_outer_pairs(&by_kb(before), &by_kb(after), |_, from, to| {
+        if let Some(change) = patch_change(from.map(PatchRow::side), to.map(PatchRow::side)) {
+            changes.push(PatchChange {
                 snapshot_time: at,
-                change: patch_change(from.map(PatchRow::side), to.map(PatchRow::side))?,
+                change,
                 from: from.cloned(),
                 to: to.cloned(),
-            })
-        })
-        .collect()
+            });
+        }
+    });
+    changes
 }
 
 impl LoadedHistory {
@@ -102,8 +103,10 @@ impl LoadedHistory {
         self.require_runs()?;
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let mut seen: Vec<Seen> = Vec::new();
-        for run in &self.runs {
-            let snapshot = self.snapshots(&[run], &TIMELINE_PATCH_COLUMNS)?;
+        let runs: Vec<&RunInfo> = self.runs.iter().collect();
+        self.each_snapshot(&runs, &TIMELINE_PATCH_COLUMNS, |one| {
+            let run = one.run;
+            let snapshot = [one];
             for state in instance_states(&snapshot, stale, None)?
                 .iter()
                 .filter(|s| s.text(INSTANCE) == instance_id)
@@ -142,7 +145,8 @@ impl LoadedHistory {
                     patches,
                 });
             }
-        }
+            Ok(())
+        })?;
         if seen.is_empty() {
             return Err(QueryError::BadInput {
                 input: format!("--instance {instance_id}"),

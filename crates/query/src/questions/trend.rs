@@ -1,6 +1,7 @@
 //! `report trend` (docs/semantics.md §6.4) on Arrow arrays: per snapshot in the range, its
-//! instances by compliance and its outstanding patches. One snapshot is decoded at a time, so the
-//! memory a trend needs is that of its largest snapshot, whatever the range.
+//! instances by compliance and its outstanding patches. The snapshots are decoded one after the
+//! other (the next while this one is counted), so the memory a trend needs is that of its largest
+//! snapshots, whatever the range.
 
 use super::states::*;
 use crate::QueryError;
@@ -71,10 +72,10 @@ impl LoadedHistory {
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         // A run that found no instance is a row of zeros, not a gap.
         let mut rows = Vec::with_capacity(runs.len());
-        for run in &runs {
-            let snapshot = self.snapshots(&[*run], &COUNT_COLUMNS)?;
-            rows.push(tally(&instance_states(&snapshot, stale, None)?));
-        }
+        self.each_snapshot(&runs, &COUNT_COLUMNS, |snapshot| {
+            rows.push(tally(&instance_states(&[snapshot], stale, None)?));
+            Ok(())
+        })?;
         let mut columns = vec![
             time_column(
                 "snapshot_time",
