@@ -1,7 +1,7 @@
-"""Build benchmark (issues 12 and 24): release build time and peak memory, the CLI's stripped size,
-what of it is unwinding tables, its memory before any work, and the Lambda artifact (its
-`bootstrap` zipped as `cargo lambda build` does), and the summary-on-Arrow-kernels prototype
-(bench/kernels, issue 24's alternative design). Prints a table. With --clean each is built in its
+"""Build benchmark (issues 12, 24 and 32): release build time and peak memory, the CLI's stripped
+size with and without `patchtrail sql` (the cargo feature `sql`, DataFusion), what of it is
+unwinding tables, its memory before any work, and the Lambda artifact (its `bootstrap` zipped as
+`cargo lambda build` does). Prints a table. With --clean each is built in its
 own empty target folder (the CLI about half an hour on 2 cores), the figure the goal is about; without
 it the builds are incremental and their times say little. `--profile dist` measures the profile
 release archives are built with (Cargo.toml); `--timings` keeps cargo's per-unit report.
@@ -24,10 +24,10 @@ from common import print_table
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def build(package, target_dir, profile, timings):
+def build(package, target_dir, profile, timings, features):
     """Builds one package's binary on its own (so its features are its own): seconds, and the
     peak RSS in MiB of the largest process the build ran (rustc or the linker)."""
-    cmd = ["cargo", "build", "--profile", profile, "--locked", "-p", package]
+    cmd = ["cargo", "build", "--profile", profile, "--locked", "-p", package, *features]
     if timings:
         cmd.append("--timings")
     t = time.monotonic()
@@ -74,37 +74,39 @@ def main():
                     help="build each package in its own empty target folder (under target/bench-clean, removed after)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
     ap.add_argument("--profile", default="release", help="the cargo profile: release (from source) or dist (release archives)")
-    ap.add_argument("--only", choices=["cli", "lambda", "kernels"],
-                    help="build one: the CLI, the Lambda, or the summary-on-Arrow-kernels prototype (bench/kernels)")
+    ap.add_argument("--only", choices=["cli", "cli-without-sql", "lambda"],
+                    help="build one: the CLI (default features), the CLI without `sql`, or the Lambda")
     ap.add_argument("--timings", action="store_true", help="keep cargo's --timings report (cargo-timings/ in the target folder)")
     ap.add_argument("--keep", action="store_true", help="with --clean, keep the target folder (to run the built binary)")
     args = ap.parse_args()
     kind = "clean" if args.clean else "incremental"
     rows = []
-    packages = [("patchtrail", "cli", "patchtrail"), ("patchtrail-lambda", "lambda", "patchtrail-lambda"),
-                ("patchtrail-bench-kernels", "kernels", "summary-kernels")]
-    for package, what, binary_name in packages:
+    # (package, what, binary, cargo's feature flags, target folder of an incremental build): the
+    # CLI without `sql` builds its dependencies with other features, so it has a folder of its own
+    packages = [("patchtrail", "cli", "patchtrail", [], args.target_dir),
+                ("patchtrail", "cli-without-sql", "patchtrail", ["--no-default-features"],
+                 os.path.join(args.target_dir, "without-sql")),
+                ("patchtrail-lambda", "lambda", "patchtrail-lambda", [], args.target_dir)]
+    for package, what, binary_name, features, incremental in packages:
         if args.only and args.only != what:
             continue
-        target = os.path.join(ROOT, "target", "bench-clean", package) if args.clean else args.target_dir
+        target = os.path.join(ROOT, "target", "bench-clean", what) if args.clean else incremental
         if args.clean:
             shutil.rmtree(target, ignore_errors=True)
-        secs, build_rss = build(package, target, args.profile, args.timings)
+        secs, build_rss = build(package, target, args.profile, args.timings, features)
         binary = os.path.join(target, args.profile, binary_name)
         size = os.path.getsize(binary) / 1e6
         unwind = section_bytes(binary, {".eh_frame", ".eh_frame_hdr", ".gcc_except_table"}) / 1e6
-        if what == "cli":
+        if what.startswith("cli"):
             result = (f"{size:.1f} MB stripped ({unwind:.1f} MB unwinding tables); "
                       f"`--version` peak RSS {idle_rss_mib(binary):.0f} MiB")
         elif what == "lambda":
             result = (f"{size:.1f} MB stripped ({unwind:.1f} MB unwinding tables), "
                       f"{zipped_size(binary) / 1e6:.1f} MB zipped (goal 15 MB)")
-        else:
-            result = f"{size:.1f} MB stripped ({unwind:.1f} MB unwinding tables)"
         result += f"; build peak RSS {build_rss / 1024:.1f} GiB"
         if args.timings:
             result += f"; per-unit times in {os.path.join(target, 'cargo-timings')}"
-        rows.append((f"{kind} {args.profile} build, {package}", f"{secs / 60:.1f} min", result))
+        rows.append((f"{kind} {args.profile} build, {what}", f"{secs / 60:.1f} min", result))
         if args.clean and not args.keep:
             shutil.rmtree(target, ignore_errors=True)
     print_table(rows)

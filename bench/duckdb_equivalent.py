@@ -3,10 +3,12 @@ only (bench/reports.py compares speeds). It is not a correctness reference: the 
 against the independent oracle in tests/oracle, which follows docs/semantics.md.
 
 usage: duckdb_equivalent.py STORE summary AS_OF_ISO
-       duck_reports.py STORE diff FROM_ISO TO_ISO
-       duck_reports.py STORE trend
-       duck_reports.py STORE instance INSTANCE_ID
-       duck_reports.py STORE kb KB_ID
+       duckdb_equivalent.py STORE diff FROM_ISO TO_ISO
+       duckdb_equivalent.py STORE trend
+       duckdb_equivalent.py STORE instance INSTANCE_ID
+       duckdb_equivalent.py STORE kb KB_ID
+       duckdb_equivalent.py STORE sla AS_OF_ISO
+       duckdb_equivalent.py STORE exposure AS_OF_ISO
 Snapshots are chosen from the run manifests (runs/**/*.json); only files they list are read.
 """
 import glob
@@ -91,6 +93,32 @@ def query(store, mode, *args):
               coalesce(p.missing, 0) AS missing, coalesce(p.failed, 0) AS failed, {compliance} AS compliance
             FROM instances i LEFT JOIN ({counts('(SELECT run_id FROM instances)')}) p USING (run_id, instance_id)
             WHERE i.instance_id = '{args[0]}' ORDER BY 1""")
+    elif mode in ("sla", "exposure"):
+        # §8.1 roughly: each instance's snapshots numbered, outstanding rows grouped into runs of
+        # consecutive numbers (gaps and islands), each island a finding with its days open
+        t = args[0]
+        runs = "(" + ",".join(f"'{m['run_id']}'" for m in manifests if m["finished_at"] <= t) + ")"
+        islands = f"""
+            WITH rep AS (SELECT run_id, instance_id, snapshot_time,
+                           row_number() OVER (PARTITION BY instance_id ORDER BY snapshot_time) AS n
+                         FROM instances WHERE run_id IN {runs}),
+                 o AS (SELECT p.instance_id, p.kb_id, p.severity, p.cve_ids, rep.n, rep.snapshot_time
+                       FROM patches p JOIN rep USING (run_id, instance_id)
+                       WHERE p.state IN ('Missing', 'Failed', 'InstalledPendingReboot')),
+                 isl AS (SELECT *, n - row_number() OVER (PARTITION BY instance_id, kb_id ORDER BY n) AS grp FROM o),
+                 f AS (SELECT instance_id, kb_id, grp, any_value(severity) AS severity, min(snapshot_time) AS first_seen,
+                         max(snapshot_time) AS last_seen, string_agg(DISTINCT cve_ids, ',') AS cve_ids
+                       FROM isl GROUP BY instance_id, kb_id, grp)
+            SELECT *, date_diff('second', first_seen, TIMESTAMP '{t[:19]}') / 86400.0 AS days_open FROM f"""
+        if mode == "sla":
+            out = rows(f"""SELECT *, CASE WHEN days_open > CASE lower(severity) WHEN 'critical' THEN 30 WHEN 'high' THEN 30
+                  WHEN 'medium' THEN 90 ELSE 180 END THEN 'breached' ELSE 'open' END AS status
+                FROM ({islands}) ORDER BY days_open DESC""")
+        else:
+            out = rows(f"""SELECT trim(cve) AS cve_id, count(DISTINCT instance_id) AS instances, count(*) AS findings,
+                  sum(days_open) AS instance_days
+                FROM ({islands}), unnest(string_split(cve_ids, ',')) AS c(cve) WHERE trim(cve) <> ''
+                GROUP BY ALL ORDER BY instance_days DESC""")
     else:
         out = rows(f"""SELECT instance_id, arg_max(state, snapshot_time) AS latest_state,
               strftime(min(snapshot_time) FILTER (WHERE state = 'Missing'), '%Y-%m-%dT%H:%M:%S') AS first_seen_missing,
