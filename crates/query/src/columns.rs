@@ -173,3 +173,26 @@ where
 {
     a.is_valid(i).then(|| a.value(i))
 }
+
+/// The runs of consecutive rows among `0..len` with an equal `key`, each with its key: a file
+/// holds an instance's rows together, so work per instance is done once per run of rows, not once
+/// per row.
+pub(crate) fn runs_by<T: PartialEq>(
+    len: usize,
+    key: impl Fn(usize) -> T,
+) -> impl Iterator<Item = (T, std::ops::Range<usize>)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= len {
+            return None;
+        }
+        let first = key(start);
+        let mut end = start + 1;
+        while end < len && key(end) == first {
+            end += 1;
+        }
+        let range = start..end;
+        start = end;
+        Some((first, range))
+    })
+}

@@ -6,24 +6,12 @@
 
 use super::states::*;
 use crate::QueryError;
-use crate::columns::text;
+use crate::columns::{runs_by, text};
 use crate::history::LoadedHistory;
 use crate::report::{Report, Table, int_column, table, text_column, time_column};
 use chrono::{DateTime, Utc};
 use patchtrail_model::patch_version;
 use std::collections::{BTreeMap, HashMap};
-
-/// The patch columns the diff reads.
-const DIFF_PATCH_COLUMNS: [&str; 8] = [
-    "account_id",
-    "region",
-    "instance_id",
-    "kb_id",
-    "title",
-    "classification",
-    "severity",
-    "state",
-];
 
 /// An instance reporting on both dates: its later name and both scan times.
 #[derive(Clone, Copy)]
@@ -122,28 +110,23 @@ fn patches_by_kb<'a>(
                 column("classification")?,
                 column("state")?,
             );
-            // A file holds an instance's rows together: look each instance up once.
-            let mut last: Option<(Scoped, Option<usize>)> = None;
-            for i in 0..batch.num_rows() {
-                let instance = (accounts.value(i), regions.value(i), ids.value(i));
-                let place = match last {
-                    Some((seen, place)) if seen == instance => place,
-                    _ => wanted.get(&instance).copied(),
-                };
-                last = Some((instance, place));
-                let Some(place) = place else {
+            let instance = |i: usize| (accounts.value(i), regions.value(i), ids.value(i));
+            for (instance, rows) in runs_by(batch.num_rows(), instance) {
+                let Some(&place) = wanted.get(&instance) else {
                     continue;
                 };
-                out.push(
-                    (place, kbs.value(i)),
-                    PatchRow {
-                        kb_id: kbs.value(i),
-                        title: titles.value(i),
-                        severity: severities.value(i),
-                        classification: classifications.value(i),
-                        state: states.value(i),
-                    },
-                );
+                for i in rows {
+                    out.push(
+                        (place, kbs.value(i)),
+                        PatchRow {
+                            kb_id: kbs.value(i),
+                            title: titles.value(i),
+                            severity: severities.value(i),
+                            classification: classifications.value(i),
+                            state: states.value(i),
+                        },
+                    );
+                }
             }
         }
     }
@@ -185,8 +168,8 @@ impl LoadedHistory {
         let b = self.require_as_of(to, to_label)?;
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let (side_a, side_b) = both_at_once(
-            || self.snapshots(&a, &DIFF_PATCH_COLUMNS),
-            || self.snapshots(&b, &DIFF_PATCH_COLUMNS),
+            || self.snapshots(&a, &PATCH_COLUMNS[..8]),
+            || self.snapshots(&b, &PATCH_COLUMNS[..8]),
         )?;
         let (states_a, states_b) = both_at_once(
             || instance_states(&side_a, stale, None),

@@ -15,29 +15,16 @@
 
 use super::states::*;
 use crate::QueryError;
-use crate::columns::{opt_text, text};
+use crate::columns::{opt_text, runs_by, text};
 use crate::history::{LoadedHistory, RunInfo};
 use crate::judgments::{SlaPolicy, Waivers};
 use crate::report::{Column, Report, Table, int_column, table, text_column, time_column};
-use arrow_array::{ArrayRef, Float64Array, Int64Array};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field};
 use chrono::{DateTime, Utc};
 use patchtrail_model::{StateClass, severity_level};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-
-/// The patch columns findings read.
-pub(crate) const FINDING_PATCH_COLUMNS: [&str; 9] = [
-    "account_id",
-    "region",
-    "instance_id",
-    "kb_id",
-    "title",
-    "classification",
-    "severity",
-    "state",
-    "cve_ids",
-];
 
 /// An instance's identity across snapshots: account, region, instance id.
 pub(crate) type InstanceId = (String, String, String);
@@ -111,22 +98,94 @@ impl Finding {
     }
 }
 
-/// The CVE ids a row names (§8.4): comma-separated, each trimmed of spaces and upper-cased.
-pub(crate) fn row_cves(cve_ids: &str) -> impl Iterator<Item = String> + '_ {
-    cve_ids
-        .split(',')
-        .map(|raw| raw.trim_matches(' '))
-        .filter(|id| !id.is_empty())
-        .map(str::to_uppercase)
-}
-
-/// An instance's reporting snapshots so far, and its findings still open.
+/// An instance's reporting snapshots so far, its name and tags in the latest, and its findings
+/// still open.
 #[derive(Default)]
 struct Tracked {
     reporting: usize,
     last_time: Option<i64>,
+    name: Option<String>,
+    tags: String,
     /// KB id → the finding it extends.
     open: HashMap<String, usize>,
+}
+
+/// Each instance's rows in a snapshot: per batch, the range of its rows there.
+type RowsOf<'a> = HashMap<Scoped<'a>, Vec<(usize, std::ops::Range<usize>)>>;
+
+/// An instance's identity as one text (account, region and instance id, NUL-separated),
+/// written into `into`.
+fn instance_key<'k>(into: &'k mut String, (account, region, id): Scoped) -> &'k str {
+    into.clear();
+    for (i, part) in [account, region, id].into_iter().enumerate() {
+        if i > 0 {
+            into.push('\0');
+        }
+        into.push_str(part);
+    }
+    into
+}
+
+fn scoped_of<'a>(s: &InstanceState<'a>) -> Scoped<'a> {
+    (s.text(ACCOUNT), s.text(REGION), s.text(INSTANCE))
+}
+
+/// Adds the CVE ids `names` lists (§8.4: comma-separated, each trimmed of spaces and upper-cased)
+/// to `cves`; an id already in ASCII upper case costs no allocation when it is there.
+fn add_cves(cves: &mut BTreeSet<String>, names: &str) {
+    for id in names.split(',').map(|raw| raw.trim_matches(' ')) {
+        if id.is_empty() {
+            continue;
+        }
+        if id.is_ascii() && !id.bytes().any(|b| b.is_ascii_lowercase()) {
+            if !cves.contains(id) {
+                cves.insert(id.to_string());
+            }
+        } else {
+            cves.insert(id.to_uppercase());
+        }
+    }
+}
+
+/// The columns of one patch batch findings read, looked up once per batch.
+struct PatchColumns<'a> {
+    account_id: &'a StringArray,
+    region: &'a StringArray,
+    instance_id: &'a StringArray,
+    kb_id: &'a StringArray,
+    title: &'a StringArray,
+    severity: &'a StringArray,
+    classification: &'a StringArray,
+    state: &'a StringArray,
+    cve_ids: &'a StringArray,
+}
+
+impl<'a> PatchColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self, QueryError> {
+        Ok(PatchColumns {
+            account_id: text(batch, "account_id")?,
+            region: text(batch, "region")?,
+            instance_id: text(batch, "instance_id")?,
+            kb_id: text(batch, "kb_id")?,
+            title: text(batch, "title")?,
+            severity: text(batch, "severity")?,
+            classification: text(batch, "classification")?,
+            state: text(batch, "state")?,
+            cve_ids: text(batch, "cve_ids")?,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.kb_id.len()
+    }
+
+    fn instance(&self, i: usize) -> Scoped<'a> {
+        (
+            self.account_id.value(i),
+            self.region.value(i),
+            self.instance_id.value(i),
+        )
+    }
 }
 
 impl LoadedHistory {
@@ -154,91 +213,92 @@ impl LoadedHistory {
             .collect();
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let mut findings: Vec<Finding> = Vec::new();
-        let mut tracked: HashMap<InstanceId, Tracked> = HashMap::new();
+        let mut tracked: HashMap<String, Tracked> = HashMap::new();
         // The instances of the snapshots in force at `instant`, reporting or not.
-        let mut present: HashSet<InstanceId> = HashSet::new();
+        let mut present: HashSet<String> = HashSet::new();
+        let mut key = String::new();
         let runs = self.in_force_by(instant);
-        self.each_snapshot(&runs, &FINDING_PATCH_COLUMNS, |one| {
+        self.each_snapshot(&runs, &PATCH_COLUMNS[..9], |one| {
             let run = one.run;
             let snapshot = [one];
             let states = instance_states(&snapshot, stale, None)?;
-            let id = |s: &InstanceState| {
-                (
-                    s.text(ACCOUNT).to_string(),
-                    s.text(REGION).to_string(),
-                    s.text(INSTANCE).to_string(),
-                )
-            };
             if current.contains(run.run_id.as_str()) {
-                present.extend(states.iter().map(id));
-            }
-            // This snapshot's patch rows per instance, in file order.
-            let mut rows: HashMap<Scoped, Vec<(usize, usize)>> = HashMap::new();
-            for (b, batch) in snapshot[0].patches.iter().enumerate() {
-                let (accounts, regions, ids) = (
-                    text(batch, "account_id")?,
-                    text(batch, "region")?,
-                    text(batch, "instance_id")?,
+                present.extend(
+                    states
+                        .iter()
+                        .map(|s| instance_key(&mut String::new(), scoped_of(s)).to_string()),
                 );
-                for i in 0..batch.num_rows() {
-                    rows.entry((accounts.value(i), regions.value(i), ids.value(i)))
-                        .or_default()
-                        .push((b, i));
+            }
+            let batches = snapshot[0]
+                .patches
+                .iter()
+                .map(PatchColumns::of)
+                .collect::<Result<Vec<_>, _>>()?;
+            // Each instance's rows: a file holds an instance's rows together, so a run of rows
+            // of one instance is found with one lookup.
+            let mut rows: RowsOf = HashMap::new();
+            for (b, columns) in batches.iter().enumerate() {
+                for (instance, range) in runs_by(columns.len(), |i| columns.instance(i)) {
+                    rows.entry(instance).or_default().push((b, range));
                 }
             }
             let at = run.snapshot_time.timestamp_micros();
+            // KB id → (class, the batch and row of its first row here); reused per instance.
+            let mut here: HashMap<&str, (StateClass, usize, usize)> = HashMap::new();
             for state in states.iter().filter(|s| s.reporting()) {
-                let key = (
+                let scoped = (
                     state.text(ACCOUNT),
                     state.text(REGION),
                     state.text(INSTANCE),
                 );
-                let t = tracked.entry(id(state)).or_default();
-                // KB id → (class, the batch and row of its first row here), and each row's CVEs.
-                let mut here: HashMap<&str, (StateClass, usize, usize)> = HashMap::new();
-                let mut cves: HashMap<&str, Vec<String>> = HashMap::new();
-                for &(b, i) in rows.get(&key).map(Vec::as_slice).unwrap_or_default() {
-                    let batch = &snapshot[0].patches[b];
-                    let kb = text(batch, "kb_id")?.value(i);
-                    let class = StateClass::of(text(batch, "state")?.value(i));
-                    here.entry(kb).or_insert((class, b, i));
-                    let cve_ids = text(batch, "cve_ids")?;
-                    if let Some(names) = opt_text(cve_ids, i).filter(|_| outstanding(class)) {
-                        cves.entry(kb).or_default().extend(row_cves(names));
+                instance_key(&mut key, scoped);
+                let t = match tracked.get_mut(key.as_str()) {
+                    Some(t) => t,
+                    None => tracked.entry(key.clone()).or_default(),
+                };
+                here.clear();
+                for (b, range) in rows.get(&scoped).map(Vec::as_slice).unwrap_or_default() {
+                    let columns = &batches[*b];
+                    for i in range.clone() {
+                        let class = StateClass::of(columns.state.value(i));
+                        here.entry(columns.kb_id.value(i)).or_insert((class, *b, i));
                     }
                 }
-                // Open findings whose patch is no longer outstanding end here.
-                let ended: Vec<String> = t
+                // Open findings whose patch is no longer outstanding end here, named as the
+                // instance was when it last saw them.
+                let ended: Vec<(String, usize)> = t
                     .open
-                    .keys()
-                    .filter(|kb| !here.get(kb.as_str()).is_some_and(|h| outstanding(h.0)))
-                    .cloned()
+                    .iter()
+                    .filter(|(kb, _)| !here.get(kb.as_str()).is_some_and(|h| outstanding(h.0)))
+                    .map(|(kb, f)| (kb.clone(), *f))
                     .collect();
-                for kb in ended {
-                    if let Some(f) = t.open.remove(&kb) {
-                        findings[f].next_snapshot = Some(at);
-                        findings[f].resolution = Some(
-                            here.get(kb.as_str())
-                                .map_or("no_longer_reported", |h| h.0.as_str()),
-                        );
-                    }
+                for (kb, f) in ended {
+                    t.open.remove(&kb);
+                    let finding = &mut findings[f];
+                    finding.next_snapshot = Some(at);
+                    finding.resolution = Some(
+                        here.get(kb.as_str())
+                            .map_or("no_longer_reported", |h| h.0.as_str()),
+                    );
+                    finding.name = t.name.clone();
+                    finding.tags = t.tags.clone();
                 }
                 for (kb, (class, b, i)) in &here {
                     if !outstanding(*class) {
                         continue;
                     }
+                    let columns = &batches[*b];
                     let f = match t.open.get(*kb) {
                         Some(&f) => f,
                         None => {
-                            let batch = &snapshot[0].patches[*b];
                             findings.push(Finding {
-                                instance: id(state),
+                                instance: (scoped.0.into(), scoped.1.into(), scoped.2.into()),
                                 name: None,
                                 tags: String::new(),
                                 kb_id: kb.to_string(),
-                                title: text(batch, "title")?.value(*i).into(),
-                                severity_level: severity_level(text(batch, "severity")?.value(*i)),
-                                classification: text(batch, "classification")?.value(*i).into(),
+                                title: columns.title.value(*i).into(),
+                                severity_level: severity_level(columns.severity.value(*i)),
+                                classification: columns.classification.value(*i).into(),
                                 cves: BTreeSet::new(),
                                 first_seen: at,
                                 last_seen: at,
@@ -257,20 +317,48 @@ impl LoadedHistory {
                             findings.len() - 1
                         }
                     };
-                    let finding = &mut findings[f];
-                    finding.last_seen = at;
-                    finding.name = state.text[NAME].map(str::to_string);
-                    finding.tags = state.text(TAGS).to_string();
-                    finding.cves.extend(cves.remove(kb).unwrap_or_default());
+                    findings[f].last_seen = at;
+                }
+                // The CVE ids of every outstanding row (a KB listed twice: of both rows).
+                for (b, range) in rows.get(&scoped).map(Vec::as_slice).unwrap_or_default() {
+                    let columns = &batches[*b];
+                    for i in range.clone() {
+                        let Some(names) = opt_text(columns.cve_ids, i) else {
+                            continue;
+                        };
+                        let kb = columns.kb_id.value(i);
+                        if !outstanding(StateClass::of(columns.state.value(i))) {
+                            continue;
+                        }
+                        if let Some(&f) = t.open.get(kb) {
+                            add_cves(&mut findings[f].cves, names);
+                        }
+                    }
                 }
                 t.reporting += 1;
                 t.last_time = Some(at);
+                if t.name.as_deref() != state.text[NAME] {
+                    t.name = state.text[NAME].map(str::to_string);
+                }
+                if t.tags != state.text(TAGS) {
+                    t.tags = state.text(TAGS).to_string();
+                }
             }
             Ok(())
         })?;
+        // Findings still open were last seen in their instance's last reporting snapshot.
+        for t in tracked.values() {
+            for &f in t.open.values() {
+                findings[f].name = t.name.clone();
+                findings[f].tags = t.tags.clone();
+            }
+        }
         let t = instant.timestamp_micros();
         for f in &mut findings {
-            if f.next_snapshot.is_none() && !present.contains(&f.instance) {
+            let (account, region, id) = &f.instance;
+            if f.next_snapshot.is_none()
+                && !present.contains(instance_key(&mut key, (account, region, id)))
+            {
                 f.resolution = Some("instance_gone");
             }
             f.open_secs = match (f.next_snapshot, f.resolution) {
@@ -362,6 +450,18 @@ fn nearest_rank(mut values: Vec<f64>) -> (i64, Option<f64>, Option<f64>) {
         values.get(rank - 1).copied().map(round1)
     };
     (n as i64, at(0.5), at(0.9))
+}
+
+/// The columns of a [`nearest_rank`]: the count (named `count`), median and 90th percentile.
+fn rank_columns<'r>(
+    count: &str,
+    ranks: impl Iterator<Item = &'r (i64, Option<f64>, Option<f64>)> + Clone,
+) -> [Column; 3] {
+    [
+        int_column(count, ranks.clone().map(|r| r.0)),
+        float_column("median_days", ranks.clone().map(|r| r.1)),
+        float_column("p90_days", ranks.map(|r| r.2)),
+    ]
 }
 
 fn float_column(name: &str, values: impl Iterator<Item = Option<f64>>) -> Column {
@@ -634,10 +734,10 @@ impl LoadedHistory {
                     true,
                     fixed_rows.iter().map(|r| Some(r.0.1)),
                 ),
-                int_column("fixed", fixed_rows.iter().map(|r| r.1.0)),
-                float_column("median_days", fixed_rows.iter().map(|r| r.1.1)),
-                float_column("p90_days", fixed_rows.iter().map(|r| r.1.2)),
-            ],
+            ]
+            .into_iter()
+            .chain(rank_columns("fixed", fixed_rows.iter().map(|r| &r.1)))
+            .collect(),
         )?;
 
         // Per snapshot in force by `instant`: the findings of its scope open at it.
@@ -676,10 +776,10 @@ impl LoadedHistory {
                     true,
                     open_rows.iter().map(|r| Some(r.0.4)),
                 ),
-                int_column("open", open_rows.iter().map(|r| r.1.0)),
-                float_column("median_days", open_rows.iter().map(|r| r.1.1)),
-                float_column("p90_days", open_rows.iter().map(|r| r.1.2)),
-            ],
+            ]
+            .into_iter()
+            .chain(rank_columns("open", open_rows.iter().map(|r| &r.1)))
+            .collect(),
         )?;
         Ok((remediation, open_age))
     }
@@ -693,7 +793,7 @@ impl LoadedHistory {
         let mut exposed: Vec<Exposed> = Vec::new();
         let mut per_run: Vec<i64> = Vec::with_capacity(self.runs.len());
         let runs: Vec<&RunInfo> = self.runs.iter().collect();
-        self.each_snapshot(&runs, &FINDING_PATCH_COLUMNS, |one| {
+        self.each_snapshot(&runs, &PATCH_COLUMNS[..9], |one| {
             let run = one.run;
             let snapshot = [one];
             let states = instance_states(&snapshot, stale, None)?;
@@ -752,34 +852,9 @@ impl LoadedHistory {
                 &b.kb_id,
             ))
         });
-        let runs = &self.runs;
-        let timeline = table(
-            "snapshots",
-            vec![
-                time_column(
-                    "snapshot_time",
-                    false,
-                    runs.iter()
-                        .map(|r| Some(r.snapshot_time.timestamp_micros())),
-                ),
-                text_column(
-                    "run_id",
-                    false,
-                    runs.iter().map(|r| Some(r.run_id.as_str())),
-                ),
-                text_column(
-                    "account_id",
-                    false,
-                    runs.iter().map(|r| Some(r.account_id.as_str())),
-                ),
-                text_column(
-                    "region",
-                    false,
-                    runs.iter().map(|r| Some(r.region.as_str())),
-                ),
-                int_column("exposed_instances", per_run.iter().copied()),
-            ],
-        )?;
+        let mut columns = super::run_columns(&runs);
+        columns.push(int_column("exposed_instances", per_run.iter().copied()));
+        let timeline = table("snapshots", columns)?;
         let exposed = table(
             "instances",
             vec![

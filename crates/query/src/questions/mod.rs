@@ -18,7 +18,35 @@ pub(crate) mod trend;
 
 use crate::QueryError;
 use crate::history::{LoadedHistory, RunInfo};
+use crate::report::{Column, text_column, time_column};
 use chrono::{DateTime, Utc};
+
+/// The columns that name each of `runs`: its snapshot time, run id, account and region.
+pub(crate) fn run_columns(runs: &[&RunInfo]) -> Vec<Column> {
+    vec![
+        time_column(
+            "snapshot_time",
+            false,
+            runs.iter()
+                .map(|r| Some(r.snapshot_time.timestamp_micros())),
+        ),
+        text_column(
+            "run_id",
+            false,
+            runs.iter().map(|r| Some(r.run_id.as_str())),
+        ),
+        text_column(
+            "account_id",
+            false,
+            runs.iter().map(|r| Some(r.account_id.as_str())),
+        ),
+        text_column(
+            "region",
+            false,
+            runs.iter().map(|r| Some(r.region.as_str())),
+        ),
+    ]
+}
 
 impl LoadedHistory {
     pub(crate) fn require_runs(&self) -> Result<(), QueryError> {

@@ -4,12 +4,26 @@
 //! reads instances starts here; the rules come from `patchtrail_model`.
 
 use crate::QueryError;
-use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, text};
+use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, runs_by, text};
 use crate::history::{LoadedHistory, RunInfo};
 use arrow_array::RecordBatch;
 use patchtrail_model::{StateClass, change_name, is_critical, is_security};
 use std::collections::HashMap;
 use std::hash::Hash;
+
+/// The patch columns questions read, in an order where each reads a prefix: the summary and the
+/// timelines the first 6, the diff 8, the findings all 9.
+pub(crate) const PATCH_COLUMNS: [&str; 9] = [
+    "instance_id",
+    "kb_id",
+    "title",
+    "classification",
+    "severity",
+    "state",
+    "account_id",
+    "region",
+    "cve_ids",
+];
 
 /// The patch columns an instance's [`Counts`] come from.
 pub(crate) const COUNT_COLUMNS: [&str; 4] = ["instance_id", "classification", "severity", "state"];
@@ -159,16 +173,18 @@ fn patch_counts<'a>(
             let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
             let (severities, classifications) =
                 (text(batch, "severity")?, text(batch, "classification")?);
-            for i in 0..batch.num_rows() {
-                let class = StateClass::of(states.value(i));
-                let c = counts.entry((snapshot, ids.value(i))).or_default();
-                c.classes[class as usize] += 1;
-                c.noncompliant += i64::from(class.makes_noncompliant());
-                if class == StateClass::Missing {
-                    let (severity, classification) =
-                        (severities.value(i), classifications.value(i));
-                    c.missing_critical += i64::from(is_critical(severity, classification));
-                    c.missing_security += i64::from(is_security(classification));
+            for (id, rows) in runs_by(batch.num_rows(), |i| ids.value(i)) {
+                let c = counts.entry((snapshot, id)).or_default();
+                for i in rows {
+                    let class = StateClass::of(states.value(i));
+                    c.classes[class as usize] += 1;
+                    c.noncompliant += i64::from(class.makes_noncompliant());
+                    if class == StateClass::Missing {
+                        let (severity, classification) =
+                            (severities.value(i), classifications.value(i));
+                        c.missing_critical += i64::from(is_critical(severity, classification));
+                        c.missing_security += i64::from(is_security(classification));
+                    }
                 }
             }
         }

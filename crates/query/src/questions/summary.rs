@@ -24,16 +24,6 @@ struct Missing<'a> {
     severity: &'a str,
 }
 
-/// The patch columns the summary reads.
-const PATCH_COLUMNS: [&str; 6] = [
-    "instance_id",
-    "kb_id",
-    "title",
-    "classification",
-    "severity",
-    "state",
-];
-
 /// Every missing patch of `snapshots` (§2.1).
 fn missing_patches<'a>(snapshots: &'a [Snapshot<'_>]) -> Result<Vec<Missing<'a>>, QueryError> {
     let mut missing = Vec::new();
@@ -150,7 +140,7 @@ impl LoadedHistory {
         platform: Option<&str>,
     ) -> Result<Report, QueryError> {
         let chosen = self.require_as_of(instant, label)?;
-        let snapshots = self.snapshots(&chosen, &PATCH_COLUMNS)?;
+        let snapshots = self.snapshots(&chosen, &PATCH_COLUMNS[..6])?;
         let needle = platform.map(str::to_lowercase);
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let rows = instance_states(&snapshots, stale, needle.as_deref())?;

@@ -31,16 +31,6 @@ impl PatchRow {
     }
 }
 
-/// The patch columns a timeline reads.
-const TIMELINE_PATCH_COLUMNS: [&str; 6] = [
-    "instance_id",
-    "kb_id",
-    "title",
-    "classification",
-    "severity",
-    "state",
-];
-
 /// One snapshot of the instance: its state there, and (when reporting) its patches.
 struct Seen<'h> {
     run: &'h RunInfo,
@@ -104,7 +94,7 @@ impl LoadedHistory {
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let mut seen: Vec<Seen> = Vec::new();
         let runs: Vec<&RunInfo> = self.runs.iter().collect();
-        self.each_snapshot(&runs, &TIMELINE_PATCH_COLUMNS, |one| {
+        self.each_snapshot(&runs, &PATCH_COLUMNS[..6], |one| {
             let run = one.run;
             let snapshot = [one];
             for state in instance_states(&snapshot, stale, None)?

@@ -6,7 +6,7 @@
 use super::states::*;
 use crate::QueryError;
 use crate::history::{LoadedHistory, RunInfo};
-use crate::report::{Report, int_column, table, text_column, time_column};
+use crate::report::{Report, int_column, table};
 use chrono::{DateTime, Utc};
 use patchtrail_model::StateClass;
 
@@ -76,29 +76,7 @@ impl LoadedHistory {
             rows.push(tally(&instance_states(&[snapshot], stale, None)?));
             Ok(())
         })?;
-        let mut columns = vec![
-            time_column(
-                "snapshot_time",
-                false,
-                runs.iter()
-                    .map(|r| Some(r.snapshot_time.timestamp_micros())),
-            ),
-            text_column(
-                "run_id",
-                false,
-                runs.iter().map(|r| Some(r.run_id.as_str())),
-            ),
-            text_column(
-                "account_id",
-                false,
-                runs.iter().map(|r| Some(r.account_id.as_str())),
-            ),
-            text_column(
-                "region",
-                false,
-                runs.iter().map(|r| Some(r.region.as_str())),
-            ),
-        ];
+        let mut columns = super::run_columns(&runs);
         for (i, name) in TREND_COUNTS.iter().enumerate() {
             columns.push(int_column(name, rows.iter().map(|row| row[i])));
         }
