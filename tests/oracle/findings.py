@@ -14,6 +14,7 @@ Entry points:
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -165,9 +166,15 @@ def read_waivers(text: str | None) -> list:
 # ---------------------------------------------------------------------------------------------
 
 
+# §8.4: the shape of a CVE id: `CVE-`, four digits, `-`, four or more digits (ASCII digits).
+CVE_SHAPE = re.compile(r"CVE-[0-9]{4}-[0-9]{4,}")
+
+
 def cve_list(text):
-    """§8.1 / §8.4: the CVE ids a row carries: comma-separated, trimmed, upper-cased; empty pieces name none."""
-    return {c.strip().upper() for c in (text or "").split(",") if c.strip()}
+    """§8.1 / §8.4: the CVE ids a row names: its comma-separated items trimmed of spaces and upper-cased, those
+    with a CVE id's shape (anything else names none)."""
+    items = (c.strip(" ").upper() for c in (text or "").split(","))
+    return {c for c in items if CVE_SHAPE.fullmatch(c)}
 
 
 def tag_map(text):
@@ -238,7 +245,10 @@ def findings(store, T, stale_days=None, policy=None, waivers=()):
                 if p.kb_id not in kbs:
                     kbs.append(p.kb_id)
         current = in_force.get((acc, reg))
-        gone = current is None or iid not in current.instances  # §8.1 instance_gone (§5.2)
+        # §8.1 instance_gone: not in the snapshot in force (§5.2), or there only as terminated (§4.5)
+        there = current.instances.get(iid) if current is not None else None
+        gone = there is None or there.ec2_state in ("shutting-down", "terminated") \
+            or there.unmanaged_reason == "terminated"
         for kb in kbs:
             rows = [next((p for p in inst.patches if p.kb_id == kb), None) for _run, inst in snaps]
             n = 0
@@ -284,7 +294,8 @@ def _finding(acc, reg, iid, kb, snaps, rows, first, last, gone, T):
         max_us = None
     else:
         resolved_at, resolution = None, None
-        open_us = min_us = us(T - t(first))
+        open_us = us(T - t(first))
+        min_us = us(t(last) - t(first))  # §8.2: the certain bound ends at last_seen, open or not
         max_us = us(T - prev) if prev is not None else None
     return Finding(acc, reg, iid, kb, last_inst.name, tag_map(last_inst.tags), head.title,
                    O.severity_level(head.severity), head.classification, sorted(cves), t(first), t(last), prev,

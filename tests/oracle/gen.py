@@ -493,7 +493,9 @@ def query_dates(scn: Scenario, tz: str):
     if out:
         out.update({min(out) - timedelta(days=30), max(out) + timedelta(days=30)})
     dst_days = [dst for _start, dst in WINDOWS if min(out) <= dst <= max(out)]
-    return sorted(out) + dst_days * 3  # the DST days drawn more often
+    # §8.2: an as-of in the future is refused; histories near today keep only dates up to today
+    today = datetime.now(ZoneInfo(tz)).date()
+    return [d for d in sorted(out) + dst_days * 3 if d <= today]  # the DST days drawn more often
 
 
 # ---------------------------------------------------------------------------------------------

@@ -191,12 +191,33 @@ FINDING_ID = ["account_id", "region", "instance_id", "kb_id", "first_seen"]
 EXPOSURE_ID = FINDING_ID[:4] + ["first_seen_exposed", "cve_id"]
 
 
+def measured_note(S, T):
+    """§8.2: the first note of `report sla` / `report exposure` names the newest snapshot in force by T and
+    how many days before T it was taken. -> ("first", text the first note must hold)."""
+    newest = max(r.snapshot_time for r in S.runs if r.finished_at <= T).astimezone(UTC)
+    return ("first", f"the newest snapshot in force was taken {newest:%Y-%m-%d %H:%M} UTC, "
+                     f"{FO.days1(FO.us(T - newest)):.1f} days earlier")
+
+
+def unnamed_notes(fs, cves):
+    """§8.4: for each asked CVE id no finding names, a note saying so. -> [("says", text)]."""
+    named = {c for f in fs for c in f.cve_ids}
+    return [("says", f"{c.upper()}: no snapshot in force by") for c in cves if c.upper() not in named]
+
+
 def check_notes(label, notes, files, report_name):
     """§8.6: every report given a waiver file names it and its SHA-256 in its notes; the SLA report names
-    its policy the same way."""
+    its policy the same way. `files` also holds ("first", text) and ("says", text): text the first note,
+    or any note, must hold (§8.2, §8.4)."""
     problems = []
     text = "\n".join(notes or [])
     for what, path in files:
+        if what in ("first", "says"):
+            where = (notes or [""])[0] if what == "first" else text
+            if path not in where:
+                problems.append(f"{label}: the {'first note' if what == 'first' else 'notes'} do not say "
+                                f"{path!r}: {notes}")
+            continue
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         if digest not in text or os.path.basename(path) not in text:
@@ -369,6 +390,7 @@ def check_history(store, tmp, scn, S, R):
     last_fin = max(r.finished_at for r in S.runs)
     # T1: after the history (open findings age past their limits); T2: inside it
     d1 = last_fin.astimezone(O.ZoneInfo(tz)).date() + timedelta(days=R.choice([0, 2, 20, 45, 120]))
+    d1 = min(d1, datetime.now(O.ZoneInfo(tz)).date())  # §8.2: an as-of in the future is refused
     inside = [d for d in gen.query_dates(scn, tz) if O.end_of(d, tz) >= first_fin and O.end_of(d, tz) < last_fin]
     d2 = R.choice(inside or [d1]).isoformat()
     if R.random() < 0.35:  # a full RFC 3339 instant (§5.1) at the edge of a run's collection window (§8.2)
@@ -388,7 +410,8 @@ def check_history(store, tmp, scn, S, R):
     note_coverage(fs1, waivers, T1)
     _rows, checks = sla_checks(fs1, waivers, T1)
     queries.append(("sla", ["sla", "--as-of", d1.isoformat(), *tz_args(R, tz), *st_args, "--policy", ppath,
-                            "--waivers", wpath], [("policy", ppath), ("waivers", wpath)], checks))
+                            "--waivers", wpath], [("policy", ppath), ("waivers", wpath), measured_note(S, T1)],
+                    checks))
 
     # 2. sla inside the history: default policy, no waivers, maybe a scope filter
     SF, sc_args = scope_filter(R, S)
@@ -396,14 +419,14 @@ def check_history(store, tmp, scn, S, R):
     if O.in_force(SF, T2):
         note_coverage(fs2)
         _rows, checks = sla_checks(fs2, None, T2)
-        queries.append(("sla", ["sla", "--as-of", d2, *tz_args(R, tz), *st_args, *sc_args], [],
-                        checks))
+        queries.append(("sla", ["sla", "--as-of", d2, *tz_args(R, tz), *st_args, *sc_args],
+                        [measured_note(SF, T2)], checks))
 
     # 3. exposure with the waivers, after the history (the default policy: exposure has none)
     fs3 = FO.findings(S, T1, stale, None, waivers)
     _ex, checks = exposure_checks(fs3)
     queries.append(("exposure", ["exposure", "--as-of", d1.isoformat(), *tz_args(R, tz), *st_args,
-                                 "--waivers", wpath], [("waivers", wpath)], checks))
+                                 "--waivers", wpath], [("waivers", wpath), measured_note(S, T1)], checks))
 
     # 4. exposure of chosen CVEs (any case; one no row names), inside the history, maybe a scope filter
     SF, sc_args = scope_filter(R, S)
@@ -415,7 +438,8 @@ def check_history(store, tmp, scn, S, R):
         ex, checks = exposure_checks(fs4, cves)
         tally.findings["exposure rows"] += len(ex)
         queries.append(("exposure", ["exposure", "--as-of", d2, "--cve", ",".join(cves),
-                                     *tz_args(R, tz), *st_args, *sc_args], [], checks))
+                                     *tz_args(R, tz), *st_args, *sc_args],
+                        [measured_note(SF, T2), *unnamed_notes(fs4, cves)], checks))
     return run_queries(store, queries)
 
 
@@ -456,7 +480,7 @@ test_findings_equal_oracle_seed = _property_test("seed")
 # A fixed history: every status, resolution and waiver state, by hand
 # ---------------------------------------------------------------------------------------------
 
-A, B = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2"
+A, B, C, D = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3", "i-0ddddddddddddddd4"
 WEEKS = [datetime(2026, 3, 1, 6, tzinfo=UTC) + timedelta(days=7 * n) for n in range(7)]  # S1 … S7
 
 
@@ -478,7 +502,10 @@ def _fixed_history():
       A KB7  - - Missing (S4 error) InstalledRejected                       rejected, resolved_other, 14 d
       A KB8  (severity "", CriticalUpdates) Missing from S5                 breached (limit 30 by classification)
       A KB9  Missing S6, S7                                                 open
-      B KB1  - Missing(CVE-2026-0001) Missing, then B is gone               instance_gone, 7 d"""
+      B KB1  - Missing(CVE-2026-0001) Missing, then B is gone               instance_gone, 7 d
+      C KB1  S5, S6 Missing; S7 listed as terminated (unmanaged)            instance_gone, 7 d
+      D KB1  S6 Missing; S7 Missing while EC2 says shutting-down             instance_gone, 7 d
+    (§8.2: days_open_min of an open finding ends at last_seen, days_open at T.)"""
     weeks = {n: [] for n in range(7)}
     a = {n: [] for n in range(7)}
     a[0] += [_p("KB1", "Missing", cves="CVE-2026-0001"), _p("KB2", "Installed"),
@@ -504,6 +531,18 @@ def _fixed_history():
                              "last_scan_time": (WEEKS[n] - timedelta(hours=5)).isoformat().replace("+00:00", "Z"),
                              "tags": json.dumps({"Environment": "dev" if n == 1 else "prod"}),
                              "patches": [_p("KB1", "Missing", cves="CVE-2026-0001")]})
+        scan = (WEEKS[n] - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+        if n in (4, 5):
+            weeks[n].append({"instance_id": C, "name": "batch-1", "outcome": "ok", "ec2_state": "running",
+                             "last_scan_time": scan, "tags": "{}", "patches": [_p("KB1", "Missing")]})
+        if n == 6:  # §8.1: there only as terminated: its finding ends as instance_gone
+            weeks[n].append({"instance_id": C, "name": "batch-1", "outcome": "unmanaged", "ec2_state": "terminated",
+                             "unmanaged_reason": "terminated", "last_scan_time": None, "tags": "{}",
+                             "patches": []})
+        if n in (5, 6):
+            weeks[n].append({"instance_id": D, "name": "batch-2", "outcome": "ok",
+                             "ec2_state": "running" if n == 5 else "shutting-down",
+                             "last_scan_time": scan, "tags": "{}", "patches": [_p("KB1", "Missing")]})
         if n == 0:
             weeks[n].append({"instance_id": B, "name": "db-1", "outcome": "ok", "last_scan_time": None,
                              "tags": "{}", "patches": [_p("KB1", "Missing", cves="CVE-2026-0009")]})
@@ -565,14 +604,16 @@ def test_fixed_history(fmt):
         # the oracle against hand-written answers (§8.1-§8.3, §8.6); T = 2026-04-30T23:59:59.999999Z
         assert got == {
             ("1", "KB1"): ("fixed_in_time", "installed", 14.0, 7.0, None, 30, None, "W2", "CVE-2026-0001"),
-            ("1", "KB2"): ("breached", None, 53.7, 53.7, 60.7, 30, "W-prod", None, "CVE-2026-0001,CVE-2026-0002"),
+            ("1", "KB2"): ("breached", None, 53.7, 35.0, 60.7, 30, "W-prod", None, "CVE-2026-0001,CVE-2026-0002"),
             ("1", "KB4"): ("fixed_late", "installed", 42.0, 35.0, None, 30, None, None, ""),
             ("1", "KB5"): ("fixed_in_time", "not_applicable", 7.0, 0.0, None, 90, None, None, ""),
             ("1", "KB6"): ("resolved_other", "no_longer_reported", 7.0, 0.0, 14.0, 180, None, None, ""),
             ("1", "KB7"): ("resolved_other", "rejected", 14.0, 0.0, 21.0, 90, None, None, ""),
-            ("1", "KB8"): ("breached", None, 32.7, 32.7, 46.7, 30, None, None, ""),
-            ("1", "KB9"): ("open", None, 25.7, 25.7, 32.7, 30, "W-edge", None, ""),
+            ("1", "KB8"): ("breached", None, 32.7, 14.0, 46.7, 30, None, None, ""),
+            ("1", "KB9"): ("open", None, 25.7, 7.0, 32.7, 30, "W-edge", None, ""),
             ("2", "KB1"): ("resolved_other", "instance_gone", 7.0, 7.0, None, 30, None, "W2", "CVE-2026-0001"),
+            ("3", "KB1"): ("resolved_other", "instance_gone", 7.0, 7.0, None, 30, None, None, ""),
+            ("4", "KB1"): ("resolved_other", "instance_gone", 7.0, 7.0, None, 30, None, None, ""),
         }, got
         assert [(w["id"], w["findings"], w["state"]) for w in FO.waiver_rows(waivers, fs, T)] == [
             ("W-prod", 1, "active"), ("W2", 3, "expired"), ("W3", 0, "unused"), ("W-edge", 1, "active"),
@@ -594,14 +635,18 @@ def test_fixed_history(fmt):
         fsp = FO.findings(S, T, None, FO.read_policy(ptext), waivers)
         assert {f.kb_id: f.limit_days for f in fsp if f.instance_id == A}["KB8"] == 40  # unspecified 180, class 40
         note_coverage(fsp, waivers, T)
-        queries = [("sla", ["sla", "--as-of", "2026-04-30", "--waivers", wpath], [("waivers", wpath)],
+        seen = measured_note(S, T)
+        assert seen[1].endswith("taken 2026-04-12 06:00 UTC, 18.7 days earlier"), seen
+        queries = [("sla", ["sla", "--as-of", "2026-04-30", "--waivers", wpath], [("waivers", wpath), seen],
                     sla_checks(fs, waivers, T)[1]),
                    ("sla", ["sla", "--as-of", "2026-04-30", "--tz", "UTC", "--policy", ppath, "--waivers", wpath],
                     [("policy", ppath), ("waivers", wpath)], sla_checks(fsp, waivers, T)[1]),
                    ("exposure", ["exposure", "--as-of", "2026-04-30", "--waivers", wpath], [("waivers", wpath)],
                     exposure_checks(fs)[1]),
-                   ("exposure", ["exposure", "--as-of", "2026-04-30", "--cve", "cve-2026-0002,CVE-2031-0404"], [],
+                   ("exposure", ["exposure", "--as-of", "2026-04-30", "--cve", "cve-2026-0002,CVE-2031-0404"],
+                    [seen, ("says", "CVE-2031-0404: no snapshot in force by 2026-04-30")],
                     exposure_checks(FO.findings(S, T), ["cve-2026-0002", "CVE-2031-0404"])[1])]
+        assert unnamed_notes(fs, ["cve-2026-0002", "CVE-2031-0404"]) == [("says", "CVE-2031-0404: no snapshot in force by")]
         for d in ("2026-03-15", "2026-03-08", "2026-03-22"):
             Td = O.end_of(date.fromisoformat(d), "UTC")
             queries.append(("sla", ["sla", "--as-of", d], [], sla_checks(FO.findings(S, Td), None, Td)[1]))
@@ -675,8 +720,9 @@ def test_rounding_and_limits():
         assert got["TIE33"] == (30.0, 14.5, "fixed_in_time")  # 29.95
         assert got["TIE34"] == (30.0, 30.0, "fixed_in_time") and got["TIE35"] == (30.0, 30.0, "fixed_late")
         assert got["TIE36"] == (30.1, 30.0, "fixed_late") and got["TIE37"] == (80.2, 30.1, "fixed_late")
-        assert got["LIMa"] == (30.0, 30.0, "open") and got["LIMb"] == (30.0, 30.0, "breached")
-        assert got["TIEo"] == (3.1, 3.1, "open")
+        # §8.2: the certain bound ends at the last snapshot that saw them, T - 1 day
+        assert got["LIMa"] == (30.0, 29.0, "open") and got["LIMb"] == (30.0, 29.0, "breached")
+        assert got["TIEo"] == (3.1, 2.1, "open")  # min: 2.05 days, a tie
         note_coverage(fs)
         queries = [("sla", ["sla", "--as-of", "2026-05-31"], [], sla_checks(fs, None, T)[1]),
                    ("exposure", ["exposure", "--as-of", "2026-05-31"], [], exposure_checks(fs)[1])]

@@ -167,6 +167,11 @@ pub struct EvidenceArgs {
     /// first page (README.txt), instead of refusing (exit 5).
     #[arg(long)]
     pub pack_damaged: bool,
+    /// A chain head witness (`<sequence>:<sha256>`) recorded earlier, e.g. by the last audit's
+    /// pack or `patchtrail verify`: the pack is refused unless the chain still holds it, and its
+    /// README names it for the auditor's own check.
+    #[arg(long, value_name = "WITNESS")]
+    pub expect_head: Option<patchtrail_store::Witness>,
     #[command(flatten)]
     pub findings: FindingsArgs,
 }

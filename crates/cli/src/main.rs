@@ -50,8 +50,30 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// A closed stdout (`patchtrail report … | head -1`) ends the command quietly, as ripgrep and
+/// git do: `println!` panics when stdout is a pipe nobody reads any more, and that is the
+/// reader's choice, not a crash. SIGPIPE's default action is not used instead because it
+/// would also kill a run writing to a socket whose peer went away. Every other panic keeps the
+/// default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

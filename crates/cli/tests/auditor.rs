@@ -298,18 +298,26 @@ fn sla_findings_bounds_and_waivers_match_the_hand_computed_answers() {
         "cve_ids": null}),
     );
     // Open at T: 2026-01-12T06:00 → 2026-02-28T23:59:59.999999 is a microsecond short of 47.75
-    // days, shown 47.7; at most from 2026-01-05T06:00, a microsecond short of 54.75.
+    // days, shown 47.7; at most from 2026-01-05T06:00, a microsecond short of 54.75; certainly
+    // from first_seen to last_seen (2026-02-23), 42 days: no snapshot saw it after that (§8.2).
     expect(
         "i-0000000000000000a",
         "KB6",
         json!({"last_seen": "2026-02-23T06:00:00Z", "resolved_at": null, "resolution": null,
-        "days_open": 47.7, "days_open_min": 47.7, "days_open_max": 54.7, "status": "breached",
+        "days_open": 47.7, "days_open_min": 42.0, "days_open_max": 54.7, "status": "breached",
         "waived_by": null, "expired_waiver": "OLD"}),
+    );
+    // The first note says how far T lies past the newest snapshot: 5.75 days less 1 µs.
+    assert!(
+        notes.first().is_some_and(|n| n.contains(
+            "the newest snapshot in force was taken 2026-02-23 06:00 UTC, 5.7 days earlier"
+        )),
+        "{notes:?}"
     );
     expect(
         "i-0000000000000000b",
         "KB3",
-        json!({"severity_level": "medium", "days_open": 54.7, "days_open_max": null,
+        json!({"severity_level": "medium", "days_open": 54.7, "days_open_min": 49.0, "days_open_max": null,
         "limit_days": 90, "status": "open", "waived_by": "DEV", "name": "dev-i-0000000000000000b"}),
     );
     // The stale scan of 2026-01-12 does not interrupt KB4; the instance is gone at T.
@@ -616,29 +624,90 @@ fn the_demo_shows_a_breach_an_exposure_and_a_waiver_and_runs_again_in_its_folder
     }
 }
 
-/// The shell commands of steps 1 to 3 of the pack's README.txt, one script per step.
-fn readme_checks(readme: &str) -> Vec<String> {
-    let mut steps: Vec<String> = Vec::new();
+/// The shell command of each numbered step of the pack's README.txt (its indented line), by
+/// step number; steps without one (9) are left out.
+fn readme_checks(readme: &str) -> std::collections::BTreeMap<u32, String> {
+    let mut steps = std::collections::BTreeMap::new();
+    let mut step = 0;
     for line in readme.lines() {
-        let starts_step = ["1. ", "2. ", "3. "].iter().any(|p| line.starts_with(p));
-        if starts_step {
-            steps.push(String::new());
-        } else if line.starts_with("4. ") {
-            break;
-        } else if let (Some(step), Some(code)) = (steps.last_mut(), line.strip_prefix("     ")) {
-            step.push_str(code.trim_start());
-            step.push('\n');
+        if let Some((n, _)) = line.split_once(". ")
+            && let Ok(n) = n.parse::<u32>()
+        {
+            step = n;
+        } else if let Some(code) = line.strip_prefix("     ")
+            && step > 0
+        {
+            steps
+                .entry(step)
+                .or_insert_with(String::new)
+                .push_str(&format!("{}\n", code.trim_start()));
         }
     }
     steps
 }
 
 fn bash(dir: &Path, script: &str) -> std::process::Output {
+    bash_with(dir, script, &[])
+}
+
+fn bash_with(dir: &Path, script: &str, env: &[(&str, &str)]) -> std::process::Output {
     Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(dir)
+        .envs(env.iter().copied())
         .output()
         .expect("bash")
+}
+
+/// A copy of the unpacked pack to forge, and a helper that writes its SHA256SUMS again.
+fn forge(pack: &Path, name: &str) -> std::path::PathBuf {
+    let copy = pack.with_file_name(name);
+    let cp = Command::new("cp")
+        .args([
+            "-r",
+            pack.to_str().expect("utf-8"),
+            copy.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("cp");
+    assert!(cp.status.success(), "{}", text_of(&cp));
+    copy
+}
+
+fn write_sums_again(dir: &Path) {
+    let run = bash(
+        dir,
+        "t=$(mktemp); find . -type f ! -path ./SHA256SUMS | sed 's|^\\./||' | LC_ALL=C sort | while read -r f; do sha256sum \"$f\"; done > \"$t\"; mv \"$t\" SHA256SUMS",
+    );
+    assert!(run.status.success(), "{}", text_of(&run));
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn chain_file(dir: &Path, sequence: u64) -> std::path::PathBuf {
+    dir.join(format!("store/_patchtrail/chain/{sequence:012}.json"))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
+
+/// Writes `value` as the manifest entry `sequence` commits, and the entry with its new SHA-256:
+/// a rewrite consistent with itself, as a forger with the pack in hand would make it.
+fn rewrite_run(dir: &Path, sequence: u64, manifest: &Value) {
+    let mut entry = read_json(&chain_file(dir, sequence));
+    let key = entry["manifest_key"].as_str().expect("key").to_string();
+    let bytes = serde_json::to_vec(manifest).expect("json");
+    entry["manifest_sha256"] = json!(sha256_of(&bytes));
+    std::fs::write(dir.join("store").join(&key), bytes).expect("manifest");
+    std::fs::write(
+        chain_file(dir, sequence),
+        serde_json::to_vec(&entry).expect("json"),
+    )
+    .expect("entry");
 }
 
 #[test]
@@ -647,15 +716,37 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
     let store = history(dir.path());
     let waivers = dir.path().join("waivers.toml");
     std::fs::write(&waivers, WAIVERS).expect("waivers");
+    // A policy file with the waiver file's name: both go in.
+    let policy_dir = dir.path().join("policy");
+    std::fs::create_dir(&policy_dir).expect("mkdir");
+    let policy = policy_dir.join("waivers.toml");
+    std::fs::write(&policy, "[severity]\ncritical = 30\n").expect("policy");
     let zip = dir.path().join("pack.zip");
+    // The head a commit printed before the audit, given back to the pack.
+    let verified = ok(Command::new(patchtrail_bin())
+        .args(["verify", "--store", &store])
+        .output()
+        .expect("verify"));
+    let earlier = verified
+        .lines()
+        .find_map(|l| l.strip_prefix("head"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a head witness in {verified}"))
+        .to_string();
     let args = [
         "evidence",
         "--store",
         &store,
         "--as-of",
         "2026-02-28",
+        "--tz",
+        "Asia/Tokyo",
         "--waivers",
         waivers.to_str().expect("utf-8"),
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "--expect-head",
+        &earlier,
         "--out",
         zip.to_str().expect("utf-8"),
     ];
@@ -664,6 +755,15 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
         .output()
         .expect("evidence"));
     assert!(out.contains("4 runs, 6 findings"), "{out}");
+    let printed = |label: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {label} line in {out}"))
+            .to_string()
+    };
+    let (pack_sha, head) = (printed("sha256 "), printed("head "));
+    assert_eq!(pack_sha, sha256_of(&std::fs::read(&zip).expect("zip")));
     // Never overwritten.
     let again = Command::new(patchtrail_bin())
         .args(args)
@@ -684,24 +784,50 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
     assert!(unzip.status.success(), "{}", text_of(&unzip));
     let pack = unpacked.join("evidence");
     let readme = std::fs::read_to_string(pack.join("README.txt")).expect("README.txt");
+    assert!(
+        readme
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("time zone Asia/Tokyo")),
+        "{readme}"
+    );
+    assert!(
+        readme.contains(&format!("--expect-head: {earlier}")),
+        "{readme}"
+    );
     let steps = readme_checks(&readme);
-    assert_eq!(steps.len(), 3, "{readme}");
-    for step in &steps {
-        let run = bash(&pack, step);
-        assert!(run.status.success(), "{step}\n{}", text_of(&run));
-    }
-    // Step 2 checked 4 manifests, step 3 eight data objects (a patches and an instances object each).
     assert_eq!(
-        text(&bash(&pack, &steps[1]).stdout).matches(": OK").count(),
-        4
+        steps.keys().copied().collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>(),
+        "{readme}"
+    );
+    let zip_path = zip.to_str().expect("utf-8").to_string();
+    let env = [
+        ("PACK", zip_path.as_str()),
+        ("PACK_SHA256", pack_sha.as_str()),
+        ("HEAD", head.as_str()),
+        ("EARLIER", earlier.as_str()),
+    ];
+    let passes = |dir: &Path, step: u32| bash_with(dir, &steps[&step], &env).status.success();
+    for (n, step) in &steps {
+        let run = bash_with(&pack, step, &env);
+        assert!(run.status.success(), "step {n}: {step}\n{}", text_of(&run));
+    }
+    // Step 4 followed the whole chain, step 8 checked eight data objects (a patches and an
+    // instances object of each run the reports read).
+    let entries = std::fs::read_dir(pack.join("store/_patchtrail/chain"))
+        .expect("chain")
+        .count();
+    assert!(
+        text(&bash_with(&pack, &steps[&4], &env).stdout)
+            .contains(&format!("entries 1 to {entries}")),
     );
     assert_eq!(
-        text(&bash(&pack, &steps[2]).stdout).matches(": OK").count(),
+        text(&bash_with(&pack, &steps[&8], &env).stdout)
+            .matches(": OK")
+            .count(),
         8
     );
-    // What the reports say is in the pack, with the waiver file's hash.
-    let sla = std::fs::read_to_string(pack.join("reports/sla.csv")).expect("sla.csv");
-    assert!(sla.contains(",breached,") && sla.contains("DEV"), "{sla}");
     for file in [
         "reports/summary.xlsx",
         "reports/exposure.html",
@@ -709,31 +835,158 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
         "reports/sla-waivers.csv",
         "runs.csv",
         "verify.txt",
-        "judgments/waivers.toml",
+        "judgments/waivers/waivers.toml",
+        "judgments/policy/waivers.toml",
     ] {
         assert!(pack.join(file).is_file(), "{file}");
     }
+    let sla = std::fs::read_to_string(pack.join("reports/sla.csv")).expect("sla.csv");
+    assert!(sla.contains(",breached,") && sla.contains("DEV"), "{sla}");
     let verify = std::fs::read_to_string(pack.join("verify.txt")).expect("verify.txt");
     assert!(verify.contains("verified 4 runs"), "{verify}");
 
-    // A changed data object fails step 3 (and step 1), a changed manifest step 2.
-    let data = walk(&pack.join("store/patches"))
+    // Forgeries, each on its own copy of the pack, each caught by the step named.
+    // An added file: step 1 (sha256sum -c alone never looks at files it does not list).
+    let added = forge(&pack, "added");
+    std::fs::write(added.join("reports/extra.csv"), "instance_id\ni-0forged\n").expect("add");
+    assert!(passes(&added, 2) && !passes(&added, 1));
+
+    // A report changed and SHA256SUMS written again: steps 1 and 2 pass, the pack is another
+    // file than the one whose SHA-256 was given (step 3).
+    let resummed = forge(&pack, "resummed");
+    let csv = resummed.join("reports/sla.csv");
+    let changed = std::fs::read_to_string(&csv)
+        .expect("csv")
+        .replace(",breached,", ",fixed_in_time,");
+    std::fs::write(&csv, changed).expect("write");
+    write_sums_again(&resummed);
+    assert!(passes(&resummed, 1) && passes(&resummed, 2));
+    let forged_zip = dir.path().join("forged.zip");
+    let rezip = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys, zipfile\nz = zipfile.ZipFile(sys.argv[2], 'w')\nfor d, _, fs in os.walk(sys.argv[1]):\n    for f in fs:\n        p = os.path.join(d, f)\n        z.write(p, os.path.join('evidence', os.path.relpath(p, sys.argv[1])))\nz.close()",
+            resummed.to_str().expect("utf-8"),
+            forged_zip.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("python3");
+    assert!(rezip.status.success(), "{}", text_of(&rezip));
+    let forged_path = forged_zip.to_str().expect("utf-8");
+    let step3 = bash_with(
+        &resummed,
+        &steps[&3],
+        &[("PACK", forged_path), ("PACK_SHA256", pack_sha.as_str())],
+    );
+    assert!(!step3.status.success(), "{}", text_of(&step3));
+
+    // A run rewritten in the middle of the chain, consistently (data, manifest, chain entry,
+    // SHA256SUMS): the next manifest's link breaks (step 4), and a head kept from before it no
+    // longer matches (step 6) when it named that entry.
+    let middle = forge(&pack, "middle");
+    let mut m1 = read_json(
+        &middle.join("store").join(
+            read_json(&chain_file(&middle, 1))["manifest_key"]
+                .as_str()
+                .expect("key"),
+        ),
+    );
+    m1["counts"]["instances"] = json!(1);
+    rewrite_run(&middle, 1, &m1);
+    write_sums_again(&middle);
+    assert!(passes(&middle, 1) && passes(&middle, 2) && passes(&middle, 5));
+    assert!(!passes(&middle, 4));
+    let earlier_1 = format!(
+        "1:{}",
+        sha256_of(&std::fs::read(chain_file(&pack, 1)).expect("entry"))
+    );
+    let step6 = |dir: &Path, w: &str| {
+        bash_with(dir, &steps[&6], &[("EARLIER", w)])
+            .status
+            .success()
+    };
+    assert!(step6(&pack, &earlier_1) && !step6(&middle, &earlier_1));
+
+    // The newest run rewritten consistently: every link holds, the head differs (step 5).
+    let newest = forge(&pack, "newest");
+    let last = entries as u64;
+    let mut mn = read_json(
+        &newest.join("store").join(
+            read_json(&chain_file(&newest, last))["manifest_key"]
+                .as_str()
+                .expect("key"),
+        ),
+    );
+    mn["counts"]["instances"] = json!(1);
+    rewrite_run(&newest, last, &mn);
+    write_sums_again(&newest);
+    assert!(passes(&newest, 1) && passes(&newest, 2) && passes(&newest, 4));
+    assert!(!passes(&newest, 5));
+
+    // A forged run added after the newest, linked properly, in runs.csv and SHA256SUMS: the
+    // chain links up (step 4) and runs.csv agrees (step 7), but it ends at another head (step 5).
+    let appended = forge(&pack, "appended");
+    let prev_entry = read_json(&chain_file(&appended, last));
+    let prev_key = prev_entry["manifest_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let prev_bytes = std::fs::read(appended.join("store").join(&prev_key)).expect("manifest");
+    let mut forged = read_json(&appended.join("store").join(&prev_key));
+    let forged_key = prev_key.replace(".json", "-forged.json");
+    forged["sequence"] = json!(last + 1);
+    forged["run_id"] = json!("forged-run");
+    forged["previous"] = json!({"key": prev_key, "sha256": sha256_of(&prev_bytes)});
+    let forged_bytes = serde_json::to_vec(&forged).expect("json");
+    std::fs::write(appended.join("store").join(&forged_key), &forged_bytes).expect("manifest");
+    let mut entry = prev_entry.clone();
+    entry["sequence"] = json!(last + 1);
+    entry["run_id"] = json!("forged-run");
+    entry["manifest_key"] = json!(forged_key);
+    entry["manifest_sha256"] = json!(sha256_of(&forged_bytes));
+    std::fs::write(
+        chain_file(&appended, last + 1),
+        serde_json::to_vec(&entry).expect("json"),
+    )
+    .expect("entry");
+    let runs = appended.join("runs.csv");
+    let mut rows = std::fs::read_to_string(&runs).expect("runs.csv");
+    rows.push_str(&format!(
+        "forged-run,{ACCOUNT},us-east-1,2026-02-27T06:00:00Z,2026-02-27T06:05:00Z,{forged_key},{},{}\n",
+        sha256_of(&forged_bytes),
+        last + 1
+    ));
+    std::fs::write(&runs, rows).expect("runs.csv");
+    write_sums_again(&appended);
+    for step in [1, 2, 4, 7] {
+        assert!(passes(&appended, step), "step {step} of the appended pack");
+    }
+    assert!(!passes(&appended, 5));
+
+    // runs.csv naming another manifest hash than the chain's: step 7.
+    let recsv = forge(&pack, "recsv");
+    let runs = recsv.join("runs.csv");
+    let rows = std::fs::read_to_string(&runs).expect("runs.csv");
+    let sha = rows
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').nth(6))
+        .expect("a manifest sha")
+        .to_string();
+    std::fs::write(&runs, rows.replacen(&sha, &"0".repeat(64), 1)).expect("runs.csv");
+    write_sums_again(&recsv);
+    assert!(passes(&recsv, 1) && passes(&recsv, 2) && !passes(&recsv, 7));
+
+    // A changed data object fails step 8 (and step 2).
+    let data_copy = forge(&pack, "data");
+    let data = walk(&data_copy.join("store/patches"))
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "parquet"))
         .expect("a data object");
     let mut bytes = std::fs::read(&data).expect("read");
     bytes[10] ^= 1;
     std::fs::write(&data, bytes).expect("tamper");
-    assert!(!bash(&pack, &steps[2]).status.success());
-    assert!(!bash(&pack, &steps[0]).status.success());
-    let manifest = walk(&pack.join("store/runs"))
-        .into_iter()
-        .next()
-        .expect("a manifest");
-    let mut changed = std::fs::read(&manifest).expect("manifest");
-    changed.push(b'\n');
-    std::fs::write(&manifest, changed).expect("tamper");
-    assert!(!bash(&pack, &steps[1]).status.success());
+    assert!(!passes(&data_copy, 8) && !passes(&data_copy, 2));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -399,3 +399,41 @@ fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
         "{report}"
     );
 }
+
+/// `patchtrail … | head -1`: the reader closes stdout before the command is done writing. That
+/// is the reader's choice, not a crash: exit 0, nothing on stderr (no panic message). The pipe's
+/// read end is closed before the command starts, so every write meets it closed.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("history");
+    let s = store.to_str().expect("utf8");
+    let demo = Command::new(patchtrail_bin())
+        .args(["demo", "--store", s, "--weeks", "2", "--instances", "20"])
+        .current_dir(dir.path())
+        .output()
+        .expect("demo");
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for args in [
+        vec!["man"],
+        vec!["completions", "bash"],
+        vec!["report", "summary", "--store", s, "--format", "csv"],
+        vec!["verify", "--store", s],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(patchtrail_bin())
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

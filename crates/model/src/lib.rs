@@ -21,5 +21,5 @@ pub use normalise::{
 pub use rows::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 pub use schema::{instances_schema, patches_schema};
 pub use semantics::{
-    StateClass, change_name, is_critical, is_security, patch_version, severity_level,
+    StateClass, change_name, cve_id, is_critical, is_security, patch_version, severity_level,
 };

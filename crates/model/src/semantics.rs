@@ -107,6 +107,17 @@ pub fn is_security(classification: &str) -> bool {
     classification_is(classification, &["Security", "SecurityUpdates"])
 }
 
+/// §8.4: the CVE id `text` is, trimmed of spaces and upper-cased, when it has the shape MITRE
+/// gives every id (`CVE-`, a four-digit year, `-`, four or more digits; CVE Numbering
+/// Authorities' "CVE ID Syntax"); None for anything else (`=1+1`, `A, B`, an ALAS id).
+pub fn cve_id(text: &str) -> Option<String> {
+    let id = text.trim_matches(' ').to_ascii_uppercase();
+    let rest = id.strip_prefix("CVE-")?;
+    let (year, number) = rest.split_once('-')?;
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    (year.len() == 4 && digits(year) && number.len() >= 4 && digits(number)).then_some(id)
+}
+
 /// §6.5: the part of a Linux title after `KBId:` (`0:5.10.228-219.884.amzn2`), if the title
 /// starts with it (`""` when nothing follows the colon: a known, empty version).
 pub fn patch_version<'a>(kb_id: &str, title: &'a str) -> Option<&'a str> {
@@ -141,6 +152,29 @@ pub fn change_name(from: Option<StateClass>, to: Option<StateClass>) -> Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cve_ids_have_mitre_shape() {
+        assert_eq!(
+            cve_id(" cve-2021-44228 ").as_deref(),
+            Some("CVE-2021-44228")
+        );
+        assert_eq!(
+            cve_id("CVE-2024-1234567").as_deref(),
+            Some("CVE-2024-1234567")
+        );
+        for bad in [
+            "=1+1",
+            "CVE-2021-123",
+            "CVE-21-44228",
+            "A, B",
+            "ALAS-2024-1234",
+            "CVE-2021-4422８",
+            "",
+        ] {
+            assert_eq!(cve_id(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn every_state_has_one_class() {

@@ -53,6 +53,28 @@ pub fn end_of(input: &str, flag: &str, tz: Tz) -> Result<DateTime<Utc>, QueryErr
     )
 }
 
+/// The instant of an as-of (see [`end_of`]), refused when it lies in the future: a date
+/// whose day has not begun in `tz` at `now`, or a time after `now`. Findings open at the
+/// instant are measured to it (§8.2), so a future one would report days no one has lived.
+pub fn as_of_instant(
+    input: &str,
+    flag: &str,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, QueryError> {
+    let instant = end_of(input, flag, tz)?;
+    if start_of(input, flag, tz)? > now {
+        return Err(QueryError::BadInput {
+            input: format!("{flag} {input}"),
+            fix: format!(
+                "that is in the future (now is {} in {tz}); give a date up to today",
+                now.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+            ),
+        });
+    }
+    Ok(instant)
+}
+
 /// The start of a date in `tz` (for `--from` of ranges, §5.3), or an RFC 3339 instant.
 pub fn start_of(input: &str, flag: &str, tz: Tz) -> Result<DateTime<Utc>, QueryError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(input) {
@@ -64,6 +86,21 @@ pub fn start_of(input: &str, flag: &str, tz: Tz) -> Result<DateTime<Utc>, QueryE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_as_of_in_the_future_is_refused_today_is_not() {
+        let now = "2026-12-06T13:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("now");
+        let tokyo: Tz = "Asia/Tokyo".parse().expect("tz");
+        assert!(as_of_instant("2026-12-06", "--as-of", chrono_tz::UTC, now).is_ok());
+        // 22:00 in Tokyo: the 7th has not begun there
+        assert!(as_of_instant("2026-12-07", "--as-of", tokyo, now).is_err());
+        let e = as_of_instant("2027-12-01", "--as-of", chrono_tz::UTC, now).expect_err("future");
+        assert!(e.to_string().contains("--as-of 2027-12-01"), "{e}");
+        assert!(as_of_instant("2026-12-06T13:00:01Z", "--as-of", chrono_tz::UTC, now).is_err());
+        assert!(as_of_instant("2026-12-06T12:59:59Z", "--as-of", chrono_tz::UTC, now).is_ok());
+    }
 
     #[test]
     fn dates_are_ends_of_days_in_the_zone() {

@@ -92,6 +92,28 @@ fn limit(path: &str, what: &str, value: &toml::Value) -> Result<u32, QueryError>
     }
 }
 
+/// The level a policy key sets (§3.1, §8.3): a level, or any value the §3.1 table names
+/// (`Important` sets high, Debian's `optional` sets unspecified); None for a word the table
+/// does not name, a typo rather than `unspecified`.
+fn policy_level(key: &str) -> Option<&'static str> {
+    /// Values §3.1 maps to `unspecified` by name (its "anything else" is not a key).
+    const NAMED_UNSPECIFIED: [&str; 6] = [
+        "unspecified",
+        "none",
+        "required",
+        "standard",
+        "optional",
+        "extra",
+    ];
+    let lower = key.trim().to_ascii_lowercase();
+    match patchtrail_model::severity_level(&lower) {
+        "unspecified" => NAMED_UNSPECIFIED
+            .contains(&lower.as_str())
+            .then_some("unspecified"),
+        level => Some(level),
+    }
+}
+
 impl SlaPolicy {
     /// Reads a policy file: `[severity]` and `[classification]` tables of `name = days`; a level
     /// or classification it omits keeps the default.
@@ -107,36 +129,50 @@ impl SlaPolicy {
             })?;
             match section.as_str() {
                 "severity" => {
+                    // Level → the key that set it: two keys naming one level are refused, since
+                    // which of them wins would depend on TOML's key order.
+                    let mut set: BTreeMap<&str, &str> = BTreeMap::new();
                     for (name, days) in entries {
-                        // A level (`high`), or a severity AWS sends that §3.1 names
-                        // (`Important` is high); an unknown word is a typo, not `unspecified`.
-                        let lower = name.trim().to_ascii_lowercase();
-                        let level = match patchtrail_model::severity_level(&lower) {
-                            "unspecified" if !["unspecified", "none"].contains(&lower.as_str()) => {
-                                lower
-                            }
-                            known => known.to_string(),
-                        };
-                        if !SEVERITY_LEVELS.contains(&level.as_str()) {
+                        let level = policy_level(name).ok_or_else(|| {
+                            bad(
+                                path,
+                                format!(
+                                    "[severity] {name}: not a severity level; use one of {} \
+                                     (or a value docs/semantics.md §3.1 maps to one)",
+                                    SEVERITY_LEVELS.join(", ")
+                                ),
+                            )
+                        })?;
+                        if let Some(first) = set.insert(level, name) {
                             return Err(bad(
                                 path,
                                 format!(
-                                    "[severity] {name}: not a severity level; use one of {}",
-                                    SEVERITY_LEVELS.join(", ")
+                                    "[severity] {first} and {name} both set level {level}: keep one"
                                 ),
                             ));
                         }
-                        policy
-                            .severity
-                            .insert(level, limit(path, &format!("[severity] {name}"), days)?);
+                        policy.severity.insert(
+                            level.to_string(),
+                            limit(path, &format!("[severity] {name}"), days)?,
+                        );
                     }
                 }
                 "classification" => {
+                    let mut set: BTreeMap<String, &str> = BTreeMap::new();
                     for (name, days) in entries {
                         let days = limit(path, &format!("[classification] {name}"), days)?;
-                        policy
-                            .classification
-                            .insert(name.trim().to_ascii_lowercase(), days);
+                        // §3.2: compared trimmed and without regard to case.
+                        let class = name.trim().to_ascii_lowercase();
+                        if let Some(first) = set.insert(class.clone(), name) {
+                            return Err(bad(
+                                path,
+                                format!(
+                                    "[classification] {first} and {name} name one classification \
+                                     (compared without case or spaces): keep one"
+                                ),
+                            ));
+                        }
+                        policy.classification.insert(class, days);
                     }
                 }
                 other => {
@@ -310,9 +346,15 @@ impl Waivers {
                     format!("waiver id {id} is used twice: give each its own"),
                 ));
             }
+            // Reason and approver are what a person wrote for an auditor: kept as written.
             let required = |key: &str| -> Result<String, QueryError> {
                 text_field(path, &id, entry, key)?
-                    .ok_or_else(|| bad(path, format!("waiver {id}: {key} is required")))
+                    .ok_or_else(|| bad(path, format!("waiver {id}: {key} is required")))?;
+                Ok(entry
+                    .get(key)
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string())
             };
             let tag = match text_field(path, &id, entry, "tag")? {
                 None => None,
@@ -346,7 +388,18 @@ impl Waivers {
                 instance: text_field(path, &id, entry, "instance")?,
                 tag,
                 kb: text_field(path, &id, entry, "kb")?,
-                cve: text_field(path, &id, entry, "cve")?.map(|c| c.to_ascii_uppercase()),
+                cve: match text_field(path, &id, entry, "cve")? {
+                    None => None,
+                    Some(c) => Some(patchtrail_model::cve_id(&c).ok_or_else(|| {
+                        bad(
+                            path,
+                            format!(
+                                "waiver {id}: cve = \"{c}\": give one CVE id, e.g. CVE-2024-38063 \
+                                 (one waiver per CVE)"
+                            ),
+                        )
+                    })?),
+                },
                 reason: required("reason")?,
                 approver: required("approver")?,
                 expires,
@@ -433,6 +486,18 @@ mod tests {
             ("[severity]\ncritical = \"30\"\n", "whole number"),
             ("[limits]\n", "unknown table"),
             ("[severity\n", "not valid TOML"),
+            (
+                "[severity]\nhigh = 60\nImportant = 40\n",
+                "both set level high",
+            ),
+            (
+                "[severity]\nrequired = 60\nunspecified = 40\n",
+                "both set level unspecified",
+            ),
+            (
+                "[classification]\nSecurityUpdates = 60\n\" securityupdates\" = 40\n",
+                "name one classification",
+            ),
         ] {
             let e = SlaPolicy::parse("p.toml", text)
                 .expect_err(text)
@@ -460,6 +525,14 @@ mod tests {
                 "[[waiver]]\nkb = \"KB1\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\nuntil = 1\n",
                 "unknown key",
             ),
+            (
+                "[[waiver]]\ncve = \"CVE-2026-0001, CVE-2026-0002\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+                "give one CVE id",
+            ),
+            (
+                "[[waiver]]\ncve = \"=1+1\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+                "give one CVE id",
+            ),
         ] {
             let e = Waivers::parse("w.toml", text).expect_err(text).to_string();
             assert!(e.contains(needle), "{text}: {e}");
@@ -467,16 +540,42 @@ mod tests {
     }
 
     #[test]
+    fn every_value_section_3_1_names_sets_its_level() {
+        let p = SlaPolicy::parse("p.toml", "[severity]\nModerate = 45\noptional = 200\n")
+            .expect("policy");
+        assert_eq!((p.severity["medium"], p.severity["unspecified"]), (45, 200));
+        for name in ["required", "standard", "extra", "None", "Unspecified"] {
+            let p = SlaPolicy::parse("p.toml", &format!("[severity]\n{name} = 7\n"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.severity["unspecified"], 7, "{name}");
+        }
+    }
+
+    #[test]
+    fn reason_and_approver_are_kept_as_written() {
+        let w = Waivers::parse(
+            "w.toml",
+            "[[waiver]]\nkb = \"KB1\"\nreason = \"  two  spaces \"\napprover = \" 山田 \"\nexpires = 2027-01-01\n",
+        )
+        .expect("waivers");
+        let w = &w.entries[0];
+        assert_eq!(
+            (w.reason.as_str(), w.approver.as_str()),
+            ("  two  spaces ", " 山田 ")
+        );
+    }
+
+    #[test]
     fn a_waiver_holds_to_the_end_of_its_day() {
         let w = Waivers::parse(
             "w.toml",
-            "[[waiver]]\ncve = \"cve-2026-1\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-31\n",
+            "[[waiver]]\ncve = \"cve-2026-0001\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-31\n",
         )
         .expect("waivers");
         let w = &w.entries[0];
         assert_eq!(
             (w.id.as_str(), w.cve.as_deref()),
-            ("W1", Some("CVE-2026-1"))
+            ("W1", Some("CVE-2026-0001"))
         );
         let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
         assert!(w.holds_at(at("2027-01-31T23:59:59Z")));

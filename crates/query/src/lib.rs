@@ -25,7 +25,7 @@ mod report;
 mod sql;
 
 pub use athena::athena_ddl;
-pub use dates::{end_of, parse_tz, start_of};
+pub use dates::{as_of_instant, end_of, parse_tz, start_of};
 pub use evidence::{Evidence, EvidenceRequest, evidence_pack};
 pub use history::{Damage, LoadedHistory, RunInfo};
 pub use judgments::{SlaPolicy, Waiver, Waivers};

@@ -7,7 +7,7 @@ use crate::cli::{
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
     EvidenceRequest, Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers,
-    athena_ddl, end_of, evidence_pack, parse_tz, render_table, start_of,
+    as_of_instant, athena_ddl, end_of, evidence_pack, parse_tz, render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
 use std::io::{IsTerminal, Write};
@@ -107,9 +107,7 @@ pub fn emit(report: &Report, output: &OutputArgs) -> Result<(), Failure> {
                     "--format xlsx is binary: pass --output report.xlsx",
                 ));
             }
-            std::io::stdout()
-                .write_all(&bytes)
-                .map_err(|e| Failure::other(format!("cannot write to stdout: {e}")))?;
+            super::write_stdout(&bytes)?;
         }
     }
     Ok(())
@@ -153,7 +151,10 @@ fn as_of(
 ) -> Result<(chrono::DateTime<chrono::Utc>, String), Failure> {
     let tz = parse_tz(&time.tz)?;
     Ok(match as_of {
-        Some(d) => (end_of(d, "--as-of", tz)?, d.clone()),
+        Some(d) => (
+            as_of_instant(d, "--as-of", tz, chrono::Utc::now())?,
+            d.clone(),
+        ),
         None => (chrono::Utc::now(), lang.now().to_string()),
     })
 }
@@ -442,6 +443,8 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
             with_data: !args.without_data,
             tool: &format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
             pack_damaged: args.pack_damaged,
+            expect_head: args.expect_head.as_ref(),
+            tz: &args.findings.time.tz,
         },
     )
     .await?;
@@ -469,6 +472,10 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
     println!(
         "sha256 {}  (give it to the auditor apart from the file; evidence/README.txt says how to check the rest)",
         patchtrail_store::sha256_hex(&pack.zip)
+    );
+    println!(
+        "head {}  (the chain head the pack ends at: give it with the sha256)",
+        pack.head
     );
     Ok(ExitCode::SUCCESS)
 }

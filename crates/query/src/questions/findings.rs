@@ -22,7 +22,7 @@ use crate::report::{Column, Report, Table, int_column, table, text_column, time_
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field};
 use chrono::{DateTime, Utc};
-use patchtrail_model::{StateClass, severity_level};
+use patchtrail_model::{StateClass, cve_id, severity_level};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -130,21 +130,30 @@ fn scoped_of<'a>(s: &InstanceState<'a>) -> Scoped<'a> {
     (s.text(ACCOUNT), s.text(REGION), s.text(INSTANCE))
 }
 
-/// Adds the CVE ids `names` lists (§8.4: comma-separated, each trimmed of spaces and upper-cased)
-/// to `cves`; an id already in ASCII upper case costs no allocation when it is there.
+/// Adds the CVE ids `names` lists to `cves` (§8.4: comma-separated, each trimmed of spaces and
+/// upper-cased; an item without a CVE id's shape names none).
 fn add_cves(cves: &mut BTreeSet<String>, names: &str) {
-    for id in names.split(',').map(|raw| raw.trim_matches(' ')) {
-        if id.is_empty() {
-            continue;
-        }
-        if id.is_ascii() && !id.bytes().any(|b| b.is_ascii_lowercase()) {
-            if !cves.contains(id) {
-                cves.insert(id.to_string());
-            }
-        } else {
-            cves.insert(id.to_uppercase());
+    for raw in names.split(',') {
+        if let Some(id) = cve_id(raw) {
+            cves.insert(id);
         }
     }
+}
+
+/// Whether a row's CVE ids (`names`, comma-separated) name `wanted` (a CVE id, upper case):
+/// one of them, trimmed of spaces, equal to it without regard to case (§8.4).
+fn names_cve(names: &str, wanted: &str) -> bool {
+    names
+        .split(',')
+        .any(|raw| raw.trim_matches(' ').eq_ignore_ascii_case(wanted))
+}
+
+/// Whether a snapshot's instance is there only as terminated (§8.1, §4.5): EC2 says
+/// `shutting-down` or `terminated`, or SSM refused it because it was. Its findings end as
+/// `instance_gone`, like those of an instance the snapshot no longer lists.
+fn terminated(s: &InstanceState) -> bool {
+    matches!(s.text[EC2_STATE], Some("shutting-down" | "terminated"))
+        || s.text[UNMANAGED_REASON] == Some("terminated")
 }
 
 /// The columns of one patch batch findings read, looked up once per batch.
@@ -214,7 +223,8 @@ impl LoadedHistory {
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let mut findings: Vec<Finding> = Vec::new();
         let mut tracked: HashMap<String, Tracked> = HashMap::new();
-        // The instances of the snapshots in force at `instant`, reporting or not.
+        // The instances of the snapshots in force at `instant`, reporting or not, but not
+        // terminated.
         let mut present: HashSet<String> = HashSet::new();
         let mut key = String::new();
         let runs = self.in_force_by(instant);
@@ -226,6 +236,7 @@ impl LoadedHistory {
                 present.extend(
                     states
                         .iter()
+                        .filter(|s| !terminated(s))
                         .map(|s| instance_key(&mut String::new(), scoped_of(s)).to_string()),
                 );
             }
@@ -366,10 +377,8 @@ impl LoadedHistory {
                 (None, Some(_)) => seconds(f.first_seen, f.last_seen),
                 (None, None) => seconds(f.first_seen, t),
             };
-            f.min_secs = match f.resolution {
-                None => seconds(f.first_seen, t),
-                Some(_) => seconds(f.first_seen, f.last_seen),
-            };
+            // Certainly outstanding: from the first snapshot that saw it to the last, open or not.
+            f.min_secs = seconds(f.first_seen, f.last_seen);
             f.max_secs = match (f.previous_snapshot, f.resolution) {
                 (None, _) | (_, Some("instance_gone")) => None,
                 (Some(previous), _) => Some(seconds(previous, f.next_snapshot.unwrap_or(t))),
@@ -571,8 +580,32 @@ const COUNTED_STATUSES: [&str; 5] = [
 
 impl LoadedHistory {
     /// Notes every §8 report carries: the policy and waivers it applied.
-    fn judgment_notes(&self, policy: Option<&SlaPolicy>, waivers: &Waivers) -> Vec<String> {
-        let mut notes = self.notes();
+    /// The notes of a report over findings as of `instant`: first how far `instant` lies past
+    /// the newest snapshot in force (§8.2: open findings are measured to it), then the history's
+    /// notes, the policy and the waivers.
+    fn judgment_notes(
+        &self,
+        instant: DateTime<Utc>,
+        label: &str,
+        policy: Option<&SlaPolicy>,
+        waivers: &Waivers,
+    ) -> Vec<String> {
+        let newest = self
+            .in_force_by(instant)
+            .into_iter()
+            .map(|r| r.snapshot_time)
+            .max();
+        let mut notes: Vec<String> = newest
+            .map(|at| {
+                self.lang.measured_past_snapshot(
+                    label,
+                    &at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                    days(seconds(at.timestamp_micros(), instant.timestamp_micros())),
+                )
+            })
+            .into_iter()
+            .collect();
+        notes.extend(self.notes());
         notes.extend(policy.map(SlaPolicy::describe));
         notes.extend(waivers.describe());
         notes
@@ -692,7 +725,7 @@ impl LoadedHistory {
             lang: self.lang,
             tables,
             charts,
-            notes: self.judgment_notes(Some(policy), waivers),
+            notes: self.judgment_notes(instant, label, Some(policy), waivers),
         })
     }
 
@@ -787,7 +820,11 @@ impl LoadedHistory {
     /// §8.4: per snapshot, the instances exposed to `cve` (a reporting instance with an
     /// outstanding patch whose row names it), and which.
     pub async fn cve_history(&self, cve: &str, stale_days: u32) -> Result<Report, QueryError> {
-        let wanted = format!(",{},", cve.trim().to_ascii_uppercase());
+        let wanted = cve_id(cve).ok_or_else(|| QueryError::BadInput {
+            input: format!("--cve {cve}"),
+            fix: "give a CVE id, e.g. CVE-2024-38063".into(),
+        })?;
+        let wanted = wanted.as_str();
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         // (snapshot time, run, account, region, instance, name, kb, state)
         let mut exposed: Vec<Exposed> = Vec::new();
@@ -825,9 +862,7 @@ impl LoadedHistory {
                         continue;
                     };
                     let names = opt_text(cve_ids, i).unwrap_or_default();
-                    if !outstanding(StateClass::of(states.value(i)))
-                        || !format!(",{},", names.replace(' ', "").to_uppercase()).contains(&wanted)
-                    {
+                    if !outstanding(StateClass::of(states.value(i))) || !names_cve(names, wanted) {
                         continue;
                     }
                     instances.insert(key);
@@ -898,13 +933,17 @@ impl LoadedHistory {
             &self.lang.history_title(cve),
             &["exposed_instances"],
         )?;
+        let mut notes = self.notes();
+        if exposed.rows() == 0 {
+            notes.push(self.lang.cve_never_named(wanted, self.lang.now()));
+        }
         Ok(Report {
-            title: self.lang.history_title(cve),
+            title: self.lang.history_title(wanted),
             subtitle: self.lang.snapshot_count(timeline.rows()),
             lang: self.lang,
             tables: vec![timeline, exposed],
             charts,
-            notes: self.notes(),
+            notes,
         })
     }
 
@@ -918,7 +957,15 @@ impl LoadedHistory {
         waivers: &Waivers,
     ) -> Result<Report, QueryError> {
         let all = self.findings(instant, label, stale_days, &SlaPolicy::default(), waivers)?;
-        let only: Vec<String> = cves.iter().map(|c| c.to_ascii_uppercase()).collect();
+        let only: Vec<String> = cves
+            .iter()
+            .map(|c| {
+                cve_id(c).ok_or_else(|| QueryError::BadInput {
+                    input: format!("--cve {c}"),
+                    fix: "give CVE ids, e.g. --cve CVE-2024-38063,CVE-2021-44228".into(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         // One row per finding and CVE id it names.
         let mut rows: Vec<(&str, &Finding)> = all
             .iter()
@@ -1025,13 +1072,19 @@ impl LoadedHistory {
         if waivers.source.is_some() {
             tables.push(self.waiver_table(instant, waivers, &all)?);
         }
+        let mut notes = self.judgment_notes(instant, label, None, waivers);
+        notes.extend(
+            only.iter()
+                .filter(|c| !all.iter().any(|f| f.cves.contains(*c)))
+                .map(|c| self.lang.cve_never_named(c, label)),
+        );
         Ok(Report {
-            title: self.lang.exposure_title(label, cves),
+            title: self.lang.exposure_title(label, &only),
             subtitle: Self::describe(&self.require_as_of(instant, label)?),
             lang: self.lang,
             tables,
             charts,
-            notes: self.judgment_notes(None, waivers),
+            notes,
         })
     }
 }
