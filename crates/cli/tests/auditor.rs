@@ -552,6 +552,16 @@ fn bad_policies_and_waivers_exit_2_naming_the_file_and_the_fix() {
             "[[waiver]]\nkb = \"KB1\"\napprover = \"a\"\nexpires = 2027-01-01\n",
             "reason is required",
         ),
+        (
+            "--policy",
+            "[severity]\nhigh = 60\nImportant = 40\n",
+            "both set level high",
+        ),
+        (
+            "--waivers",
+            "[[waiver]]\ncve = \"CVE-2026-0001, CVE-2026-0002\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n",
+            "give one CVE id",
+        ),
     ] {
         std::fs::write(&bad, content).expect("write");
         let out = Command::new(patchtrail_bin())
@@ -570,6 +580,45 @@ fn bad_policies_and_waivers_exit_2_naming_the_file_and_the_fix() {
         assert!(err.contains("bad.toml") && err.contains(needle), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+    // Arguments a careful auditor could mistype: a CVE that is not one, a date not yet begun.
+    for (args, needle) in [
+        (vec!["exposure", "--cve", "=1+1"], "--cve =1+1"),
+        (
+            vec!["exposure", "--cve", "CVE-2026-0001,CVE-26-1"],
+            "--cve CVE-26-1",
+        ),
+        (vec!["history", "--cve", "log4shell"], "--cve log4shell"),
+        (vec!["sla", "--as-of", "2999-01-01"], "in the future"),
+    ] {
+        let out = Command::new(patchtrail_bin())
+            .arg("report")
+            .args(&args)
+            .args(["--store", &store])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text_of(&out));
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    // A well-formed id no snapshot names: exit 0, and a note saying so (not a silent `[]`).
+    let (notes, rows) = run_json(&[
+        "report",
+        "exposure",
+        "--store",
+        &store,
+        "--as-of",
+        "2026-02-28",
+        "--cve",
+        "cve-2031-0404",
+    ]);
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("CVE-2031-0404: no snapshot in force by 2026-02-28")),
+        "{notes:?}"
+    );
 }
 
 #[test]
