@@ -1038,6 +1038,83 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
     assert!(!passes(&data_copy, 8) && !passes(&data_copy, 2));
 }
 
+#[test]
+fn an_evidence_pack_names_its_provenance_and_is_made_again_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let make = |name: &str, epoch: &str| -> std::process::Output {
+        let out = dir.path().join(name);
+        Command::new(patchtrail_bin())
+            .args([
+                "evidence",
+                "--store",
+                &store,
+                "--as-of",
+                "2026-02-28",
+                "--tz",
+                "Asia/Tokyo",
+                "--out",
+                out.to_str().expect("utf-8"),
+            ])
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .output()
+            .expect("evidence")
+    };
+    // 2026-03-01T00:00:00Z; a second apart on the wall clock, the same clock given.
+    ok(make("first.zip", "1772323200"));
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    ok(make("second.zip", "1772323200"));
+    let read = |name: &str| std::fs::read(dir.path().join(name)).expect("pack");
+    assert!(
+        read("first.zip") == read("second.zip"),
+        "two packs of one store, options and clock differ"
+    );
+
+    // Each report's provenance names the report, the zone, the commit and when it ran.
+    let unpacked = dir.path().join("unpacked");
+    let unzip = Command::new("unzip")
+        .args([
+            "-q",
+            dir.path().join("first.zip").to_str().expect("utf-8"),
+            "-d",
+        ])
+        .arg(&unpacked)
+        .output()
+        .expect("unzip (installed by scripts/test)");
+    assert!(unzip.status.success(), "{}", text_of(&unzip));
+    let mut titles = std::collections::BTreeSet::new();
+    for report in ["summary", "sla", "exposure"] {
+        let csv = std::fs::read_to_string(
+            unpacked.join(format!("evidence/reports/{report}-provenance.csv")),
+        )
+        .expect("provenance csv");
+        let item = |name: &str| {
+            csv.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name},")))
+                .unwrap_or_else(|| panic!("no {name} in {csv}"))
+                .to_string()
+        };
+        assert_eq!(item("time_zone"), "Asia/Tokyo");
+        assert_eq!(item("generated_at"), "2026-03-01T00:00:00.000000Z");
+        assert!(item("tool").contains("(commit "), "{csv}");
+        titles.insert(item("report"));
+    }
+    // Each names its own report.
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles.contains("Patch SLA as of 2026-02-28"), "{titles:?}");
+    let readme = std::fs::read_to_string(unpacked.join("evidence/README.txt")).expect("README");
+    assert!(
+        readme.contains("at 2026-03-01T00:00:00.000000Z"),
+        "{readme}"
+    );
+
+    // A clock that is not one is refused, and no pack is written.
+    let bad = make("bad.zip", "yesterday");
+    assert_eq!(bad.status.code(), Some(2), "{}", text_of(&bad));
+    assert!(text_of(&bad).contains("SOURCE_DATE_EPOCH='yesterday'"));
+    assert!(!dir.path().join("bad.zip").exists());
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

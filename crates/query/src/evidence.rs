@@ -30,8 +30,10 @@ pub struct EvidenceRequest<'a> {
     pub waivers_text: Option<&'a str>,
     /// Whether to copy the data objects (Parquet or JSON) the manifests list.
     pub with_data: bool,
-    /// The tool's version, for the README.
+    /// The tool's version and commit, for the README and the reports' provenance.
     pub tool: &'a str,
+    /// When the pack was made (the clock, or `SOURCE_DATE_EPOCH` to make it again byte for byte).
+    pub generated_at: DateTime<Utc>,
     /// Pack a store that `verify` finds damaged, naming the damage on the README's first lines,
     /// instead of refusing.
     pub pack_damaged: bool,
@@ -128,7 +130,7 @@ fn readme(request: &EvidenceRequest, store: &Store, runs: usize, head: &str) -> 
     format!(
         "EVIDENCE PACK: patch compliance as of {label} ({instant}; dates in time zone {tz})
 Store: {store}
-Made by {tool}. Chain head when it was made: {head}{expected}
+Made by {tool} at {generated_at}. Chain head when it was made: {head}{expected}
 
 What is here
   reports/        summary, sla and exposure as of {label}: HTML, XLSX and CSV (one CSV per table);
@@ -188,10 +190,11 @@ Snapshots written by the seed's Step Functions workflow have no manifest; runs.c
 an empty manifest, and they are not in store/.
 ",
         label = request.label,
-        instant = request.instant.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        instant = micros(request.instant),
         tz = request.tz,
         store = store.url(),
         tool = request.tool,
+        generated_at = micros(request.generated_at),
         data = if request.with_data {
             ""
         } else {
@@ -225,16 +228,18 @@ pub async fn evidence_pack(
         });
     }
     let mut files = Files::default();
+    // What §7.2 asks of every report's provenance: the report, the instant and zone, the tool's
+    // commit and when it ran, and the judgments applied.
     let mut asked = vec![
-        (
-            "as_of",
-            instant.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        ),
+        ("report", String::new()),
+        ("as_of", micros(instant)),
+        ("time_zone", request.tz.to_string()),
         ("stale_days", stale.to_string()),
-        ("tool", request.tool.to_string()),
         ("policy", request.policy.describe()),
     ];
     asked.extend(request.waivers.describe().map(|w| ("waivers", w)));
+    asked.push(("tool", request.tool.to_string()));
+    asked.push(("generated_at", micros(request.generated_at)));
     let mut summary = history.summary(instant, label, stale, None).await?;
     let mut sla = history
         .sla(instant, label, stale, request.policy, request.waivers)
@@ -248,6 +253,7 @@ pub async fn evidence_pack(
         ("sla", &mut sla),
         ("exposure", &mut exposure),
     ] {
+        asked[0].1 = report.title.clone();
         history
             .attach_provenance(report, &asked, Some(instant))
             .await?;
@@ -376,6 +382,10 @@ pub async fn evidence_pack(
         findings,
         head,
     })
+}
+
+fn micros(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// The last component of a path as given on the command line.

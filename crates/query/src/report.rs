@@ -35,6 +35,10 @@ pub struct Report {
     /// What a reader must know to trust the tables (damaged runs left out, §1.5): every format
     /// shows them.
     pub notes: Vec<String>,
+    /// The instant the report describes, set with its provenance: the as-of, or the newest run
+    /// it read. The workbook's creation time, so that the same question asked of the same store
+    /// gives the same bytes (an evidence pack is reproducible).
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A named series of values, one per x label.

@@ -348,7 +348,7 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
     }
     asked.insert(0, ("report", report.title.clone()));
     asked.push(("tool", format!("patchtrail {}", crate::cli::VERSION)));
-    asked.push(("generated_at", instant_text(chrono::Utc::now())));
+    asked.push(("generated_at", instant_text(super::run_time()?)));
     history
         .attach_provenance(&mut report, &asked, in_force_by)
         .await?;
@@ -441,7 +441,8 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
             waivers: &waivers,
             waivers_text: waivers_text.as_deref(),
             with_data: !args.without_data,
-            tool: &format!("patchtrail {}", env!("CARGO_PKG_VERSION")),
+            tool: &format!("patchtrail {}", crate::cli::VERSION),
+            generated_at: super::run_time()?,
             pack_damaged: args.pack_damaged,
             expect_head: args.expect_head.as_ref(),
             tz: &args.findings.time.tz,

@@ -119,6 +119,7 @@ pub async fn dashboard(
         title: lang.dashboard_title(label),
         subtitle: summary.subtitle,
         lang,
+        as_of: None,
         tables,
         charts,
         notes,

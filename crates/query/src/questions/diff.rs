@@ -271,6 +271,7 @@ impl LoadedHistory {
                 .lang
                 .diff_subtitle(&Self::describe(&a), &Self::describe(&b)),
             lang: self.lang,
+            as_of: None,
             tables: vec![changes, counts],
             charts,
             notes,

@@ -69,6 +69,7 @@ impl LoadedHistory {
             schema: columns.schema(),
             batches: vec![columns],
         };
+        report.as_of = in_force_by.or_else(|| used.iter().map(|r| r.finished_at).max());
         report.tables.push(provenance);
         report.tables.push(runs);
         Ok(())

@@ -223,6 +223,7 @@ impl LoadedHistory {
                 .lang
                 .summary_subtitle(&Self::describe(&chosen), stale_days, platform),
             lang: self.lang,
+            as_of: None,
             tables: vec![instances, totals, severity, top, by_account_table],
             charts,
             notes: self.notes(),

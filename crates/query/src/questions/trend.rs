@@ -97,6 +97,7 @@ impl LoadedHistory {
             title: self.lang.trend_title().into(),
             subtitle: self.lang.snapshot_count(runs.len()),
             lang: self.lang,
+            as_of: None,
             tables: vec![trend],
             charts,
             notes: self.notes(),

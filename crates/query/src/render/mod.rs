@@ -306,6 +306,7 @@ pub fn render_table(
         title: report.title.clone(),
         subtitle: report.subtitle.clone(),
         lang: report.lang,
+        as_of: report.as_of,
         tables: vec![chosen.clone()],
         charts: Vec::new(),
         notes: report.notes.clone(),

@@ -4,7 +4,7 @@ use super::headers;
 use crate::QueryError;
 use crate::report::Report;
 use crate::report::{cell_text, is_numeric};
-use rust_xlsxwriter::{Format, Workbook};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
 
 fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> QueryError {
     QueryError::Render(format!("xlsx: {e}"))
@@ -33,6 +33,11 @@ fn sheet_name(name: &str, taken: &mut Vec<String>) -> String {
 
 pub fn workbook(report: &Report) -> Result<Vec<u8>, QueryError> {
     let mut book = Workbook::new();
+    // rust_xlsxwriter stamps the wall clock as the creation time unless told otherwise.
+    if let Some(when) = report.as_of {
+        let created = ExcelDateTime::from_timestamp(when.timestamp()).map_err(xlsx_error)?;
+        book.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    }
     let header = Format::new().set_bold().set_background_color("#EAECEE");
     let mut taken = Vec::new();
     // Notes (§1.5) first, on a sheet of their own that opens with the workbook.

@@ -196,6 +196,7 @@ impl LoadedHistory {
             title: self.lang.query_title().into(),
             subtitle: sql.to_string(),
             lang: self.lang,
+            as_of: None,
             tables: vec![Table {
                 name: "result".into(),
                 schema,
