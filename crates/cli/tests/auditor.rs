@@ -1115,6 +1115,118 @@ fn an_evidence_pack_names_its_provenance_and_is_made_again_byte_for_byte() {
     assert!(!dir.path().join("bad.zip").exists());
 }
 
+#[test]
+fn text_from_aws_reaches_a_person_as_text_in_every_format() {
+    // Whoever can tag an instance names it: an escape sequence that retitles the terminal and
+    // clears the screen, HTML, a right-to-left override, and a formula in full-width signs.
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J<img src=x onerror=alert(1)>\u{202E}txt.exe";
+    let formula = "＝HYPERLINK(\"http://x\")";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = instance(
+        "i-00000000000000001",
+        "prod",
+        "2026-01-05T03:00:00Z",
+        vec![],
+    );
+    a["name"] = json!(hostile);
+    let mut b = instance(
+        "i-00000000000000002",
+        "prod",
+        "2026-01-05T03:00:00Z",
+        vec![],
+    );
+    b["name"] = json!(formula);
+    let line = json!({"snapshot_time": "2026-01-05T06:00:00Z", "account_id": ACCOUNT,
+                      "region": "us-east-1", "instances": [a, b]});
+    let input = dir.path().join("hostile.jsonl");
+    std::fs::write(&input, line.to_string() + "\n").expect("write");
+    let store = dir.path().join("store");
+    let store = store.to_str().expect("utf-8");
+    ok(Command::new(patchtrail_bin())
+        .args(["import", input.to_str().expect("utf-8"), "--store", store])
+        .output()
+        .expect("import"));
+    let raw = |format: &str| -> Vec<u8> {
+        let out = Command::new(patchtrail_bin())
+            .args([
+                "report",
+                "summary",
+                "--store",
+                store,
+                "--as-of",
+                "2026-01-06",
+            ])
+            .args(["--format", format])
+            .output()
+            .expect("report");
+        assert!(out.status.success(), "{format}: {}", text_of(&out));
+        out.stdout
+    };
+    let shown = |format: &str| String::from_utf8(raw(format)).expect("utf-8");
+    let overridden = |s: &str| s.contains('\u{202E}');
+
+    // The terminal gets no control character, and sees each one.
+    let table = shown("table");
+    assert!(
+        !table.contains(['\u{1b}', '\u{7}']) && !overridden(&table),
+        "{table:?}"
+    );
+    assert!(
+        table.contains("␛]0;pwned␇␛[2J") && table.contains("[U+202E]txt.exe"),
+        "{table}"
+    );
+    // Markdown shows the HTML as text.
+    let md = shown("markdown");
+    assert!(
+        !md.contains("<img") && md.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{md}"
+    );
+    assert!(
+        !md.contains('\u{1b}') && !overridden(&md) && md.contains("[U+202E]"),
+        "{md}"
+    );
+    // CSV: no formula, full-width or not, and the override visible.
+    let csv = shown("csv");
+    assert!(
+        csv.contains("'＝HYPERLINK") && !overridden(&csv) && csv.contains("[U+202E]"),
+        "{csv}"
+    );
+    // HTML: escaped by its template, the override visible.
+    let html = shown("html");
+    assert!(!html.contains("<img src=x") && !overridden(&html) && html.contains("[U+202E]txt.exe"));
+    // JSON keeps the exact value, the override written as an escape.
+    let json_text = shown("json");
+    assert!(
+        !overridden(&json_text) && json_text.contains("\\u202e"),
+        "{json_text}"
+    );
+    let (_, rows) = run_json(&[
+        "report",
+        "summary",
+        "--store",
+        store,
+        "--as-of",
+        "2026-01-06",
+    ]);
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert!(
+        names.contains(&hostile) && names.contains(&formula),
+        "{names:?}"
+    );
+    // XLSX: the workbook's strings show the override too.
+    let book = dir.path().join("summary.xlsx");
+    std::fs::write(&book, raw("xlsx")).expect("xlsx");
+    let strings = Command::new("unzip")
+        .args(["-p", book.to_str().expect("utf-8"), "xl/sharedStrings.xml"])
+        .output()
+        .expect("unzip");
+    let strings = text(&strings.stdout);
+    assert!(
+        !overridden(&strings) && strings.contains("[U+202E]txt.exe"),
+        "{strings}"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

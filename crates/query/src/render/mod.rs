@@ -4,6 +4,7 @@
 //! names that scripts may rely on; the others carry every table.
 
 mod html;
+mod shown;
 mod xlsx;
 
 #[cfg(test)]
@@ -19,6 +20,19 @@ mod tests {
         assert_eq!(spreadsheet_safe("-1", true), "-1");
         assert_eq!(spreadsheet_safe("@SUM(A1)", false), "'@SUM(A1)");
         assert_eq!(spreadsheet_safe("KB5034441", false), "KB5034441");
+        // Full-width signs, which a Japanese IME types and a spreadsheet may take as the ASCII ones.
+        assert_eq!(spreadsheet_safe("＝1+1", false), "'＝1+1");
+        assert_eq!(spreadsheet_safe("＠SUM(A1)", false), "'＠SUM(A1)");
+        assert_eq!(spreadsheet_safe("－1", false), "'－1");
+        assert_eq!(spreadsheet_safe("＋1", false), "'＋1");
+    }
+
+    #[test]
+    fn markdown_shows_html_and_escapes_as_text() {
+        assert_eq!(
+            super::markdown_text("<img src=x onerror=alert(1)> & |x|\n\u{1b}[2J"),
+            "&lt;img src=x onerror=alert(1)&gt; &amp; \\|x\\| ␛[2J"
+        );
     }
 }
 
@@ -98,10 +112,13 @@ fn clip(s: &str, w: usize) -> String {
 fn text_table(table: &Table, lang: crate::Lang) -> Result<String, QueryError> {
     let names = headers(table, lang);
     let rows = cell_text(table)?;
-    let mut widths: Vec<usize> = names.iter().map(|n| width(n)).collect();
+    let mut widths: Vec<usize> = names
+        .iter()
+        .map(|n| width(&shown::terminal_safe(n)))
+        .collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(width(cell)).min(60);
+            *w = (*w).max(width(&shown::terminal_safe(cell))).min(60);
         }
     }
     let line = |cells: &[String], numeric: &dyn Fn(usize) -> bool| {
@@ -109,7 +126,7 @@ fn text_table(table: &Table, lang: crate::Lang) -> Result<String, QueryError> {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let c = clip(c, widths[i]);
+                let c = clip(&shown::terminal_safe(c), widths[i]);
                 let pad = " ".repeat(widths[i].saturating_sub(width(&c)));
                 if numeric(i) {
                     format!("{pad}{c}")
@@ -140,9 +157,20 @@ fn text_table(table: &Table, lang: crate::Lang) -> Result<String, QueryError> {
     Ok(out)
 }
 
+/// Text in Markdown shows as written: no HTML from AWS text reaches a Markdown viewer as HTML
+/// (`<script>`, `<img onerror>`), no `|` ends a cell, no line break or control character
+/// reaches a terminal that shows the file.
+fn markdown_text(s: &str) -> String {
+    shown::terminal_safe(&s.replace(['\n', '\r'], " "))
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+}
+
 fn markdown(report: &Report) -> Result<String, QueryError> {
-    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    let mut out = format!("# {}\n\n{}\n", report.title, report.subtitle);
+    let esc = markdown_text;
+    let mut out = format!("# {}\n\n{}\n", esc(&report.title), esc(&report.subtitle));
     for note in &report.notes {
         out.push_str(&format!("\n> **{}:** {}\n", report.lang.note(), esc(note)));
     }
@@ -179,10 +207,10 @@ fn main_table(report: &Report) -> Result<&Table, QueryError> {
         .ok_or_else(|| QueryError::Render("the report has no table".into()))
 }
 
-/// §7.1: text that a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, carriage return first)
-/// gets a leading `'`; numbers stay numbers.
+/// §7.1: text that a spreadsheet would evaluate (`=`, `+`, `-`, `@`, their full-width forms,
+/// tab, carriage return first) gets a leading `'`; numbers stay numbers.
 fn spreadsheet_safe(cell: &str, numeric: bool) -> std::borrow::Cow<'_, str> {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']);
     if risky && !numeric {
         format!("'{cell}").into()
     } else {
@@ -316,27 +344,47 @@ pub fn render_table(
 
 /// Renders `report` in `format`.
 pub fn render(report: &Report, format: OutputFormat) -> Result<Vec<u8>, QueryError> {
+    // JSON keeps every value exact (bidirectional controls as escapes); the other formats are
+    // read by people and render the report as shown (controls visible).
+    let shown = || shown::report_shown(report);
     Ok(match format {
-        OutputFormat::Table => {
-            let mut out = format!("{}\n{}\n", report.title, report.subtitle);
-            for note in &report.notes {
-                out.push_str(&format!("{}: {note}\n", report.lang.note()));
-            }
-            for table in &report.tables {
-                out.push_str(&format!(
-                    "\n{}{}\n",
-                    report.lang.table(&table.name),
-                    report.lang.rows(table.rows())
-                ));
-                out.push_str(&text_table(table, report.lang)?);
-            }
-            out.into_bytes()
+        OutputFormat::Table => terminal_text(&*shown()?)?.into_bytes(),
+        OutputFormat::Csv => {
+            let report = shown()?;
+            with_notes_csv(&report.notes, csv(main_table(&report)?)?)
         }
-        OutputFormat::Csv => with_notes_csv(&report.notes, csv(main_table(report)?)?),
-        OutputFormat::Json => with_notes_json(&report.notes, json(main_table(report)?, false)?)?,
-        OutputFormat::Jsonl => with_notes_jsonl(&report.notes, json(main_table(report)?, true)?)?,
-        OutputFormat::Markdown => markdown(report)?.into_bytes(),
-        OutputFormat::Html => html::page(report)?.into_bytes(),
-        OutputFormat::Xlsx => xlsx::workbook(report)?,
+        OutputFormat::Json => {
+            let rows = json(main_table(report)?, false)?;
+            shown::json_escaped(with_notes_json(&report.notes, rows)?)
+        }
+        OutputFormat::Jsonl => {
+            let rows = json(main_table(report)?, true)?;
+            shown::json_escaped(with_notes_jsonl(&report.notes, rows)?)
+        }
+        OutputFormat::Markdown => markdown(&*shown()?)?.into_bytes(),
+        OutputFormat::Html => html::page(&*shown()?)?.into_bytes(),
+        OutputFormat::Xlsx => xlsx::workbook(&*shown()?)?,
     })
+}
+
+/// The terminal table: titles, notes and every table, no control character in any of it.
+fn terminal_text(report: &Report) -> Result<String, QueryError> {
+    let terminal = shown::terminal_safe;
+    let mut out = format!(
+        "{}\n{}\n",
+        terminal(&report.title),
+        terminal(&report.subtitle)
+    );
+    for note in &report.notes {
+        out.push_str(&format!("{}: {}\n", report.lang.note(), terminal(note)));
+    }
+    for table in &report.tables {
+        out.push_str(&format!(
+            "\n{}{}\n",
+            report.lang.table(&table.name),
+            report.lang.rows(table.rows())
+        ));
+        out.push_str(&text_table(table, report.lang)?);
+    }
+    Ok(out)
 }
