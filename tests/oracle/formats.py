@@ -7,10 +7,13 @@
 `canon(fmt, col, v)` is what a value of column `col` looks like once written in `fmt` and read back here,
 so that the oracle's expected rows (Python values) and the product's (parsed text) compare exactly:
 - JSON / JSON lines: null, numbers, booleans and strings as themselves; times as instants.
+- Every format but JSON shows a bidirectional control (U+202A-U+202E, U+2066-U+2069) as `[U+202E]`
+  (§7.1); JSON keeps it (written as a `\\u` escape, which json.loads decodes).
 - CSV: null is an empty cell, booleans `true`/`false`; a text cell that begins with `=`, `+`, `-`, `@`,
-  a tab or a carriage return gets a leading `'` (§7.1), compared exactly.
-- Markdown: null is an empty cell; `|` is written `\\|` and a line feed as a space (a table row is one line).
-- XLSX: text as text cells with the exact value (§7.1), numbers as numbers; null and "" are both an empty cell.
+  their full-width forms, a tab or a carriage return gets a leading `'` (§7.1), compared exactly.
+- Markdown: null is an empty cell; `|` is written `\\|`, a line feed or carriage return as a space (a table row
+  is one line), any other control character as its Unicode picture, `&`, `<`, `>` as entities (§7.1).
+- XLSX: text as text cells (§7.1), numbers as numbers; null and "" are both an empty cell.
 Text formats cannot tell null from "" (CSV, Markdown, XLSX): there both are the empty cell.
 """
 from __future__ import annotations
@@ -36,7 +39,25 @@ NUMERIC_COLUMNS = (set(O.FLEET_COLUMNS) | set(O.CLASS_COLUMNS)
                    | {"scan_age_days", "regions", "count", "compliant_instances", "noncompliant_instances",
                       "unknown_instances", "unmanaged_instances", "error_instances"}) - {"compliance"}
 BOOL_COLUMNS = {"agrees_with_aws"}
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def _bidi_shown(v):
+    """§7.1: each bidirectional control written as [U+XXXX]."""
+    return "".join(f"[U+{ord(c):04X}]" if ord(c) in _BIDI else c for c in v)
+
+
+def _control_shown(c):
+    """§7.1, terminal and Markdown: C0 controls and DEL as their Unicode pictures, C1 as U+FFFD."""
+    n = ord(c)
+    if n < 0x20:
+        return chr(0x2400 + n)
+    if n == 0x7F:
+        return "\u2421"
+    if 0x80 <= n <= 0x9F:
+        return "\ufffd"
+    return c
 
 
 class ProductError(AssertionError):
@@ -229,10 +250,13 @@ def canon(fmt, col, v):
 def expected_cell(fmt, col, v):
     """What the oracle's value `v` must look like in `fmt` (then canonical)."""
     if isinstance(v, str) and col not in TS_COLUMNS and col not in NUMERIC_COLUMNS:
+        if fmt in ("csv", "markdown", "xlsx"):
+            v = _bidi_shown(v)  # §7.1
         if fmt == "csv" and v.startswith(_FORMULA):
             v = "'" + v  # §7.1
         elif fmt == "markdown":
-            v = v.replace("\n", " ")
+            v = "".join(_control_shown(c) for c in v.replace("\n", " ").replace("\r", " "))
+            v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if isinstance(v, datetime):
         v = v.isoformat()
     return canon(fmt, col, v)

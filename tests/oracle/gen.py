@@ -61,7 +61,10 @@ LINUX_KBS = ["kernel.x86_64", "openssl-libs.x86_64", "glibc.x86_64", "curl.aarch
              "パッケージ.noarch", "@scope-pkg.noarch", "=calc.x86_64"]
 LINUX_VERSIONS = ["0:5.10.1-1.amzn2", "0:5.10.2-1.amzn2", "1:5.10.228-219.884.amzn2", "0:3.0.2-0ubuntu1.10", ""]
 NAMES = ["web-1", "db-primary", "=cmd|' /C calc'!A0", "+sum(1,2)", "-minus", "@at", "サーバー１", "naïve ☃",
-         "", "a,b;\"quoted\"", "\tleading tab", " spaced ", "two\nlines", "back\\slash | pipe\r\nend"]
+         "", "a,b;\"quoted\"", "\tleading tab", " spaced ", "two\nlines", "back\\slash | pipe\r\nend",
+         # §7.1: HTML, a terminal's escape sequences, bidirectional overrides, a full-width formula.
+         "<img src=x onerror=alert(1)> & co", "\x1b]0;pwned\x07\x1b[2Jweb", "rtl\u202egpj.exe", "\u2066iso\u2069 name",
+         "\uff1d1+1"]
 SCOPES = [("111111111111", "us-east-1"), ("111111111111", "ap-northeast-1"), ("222222222222", "us-east-1"),
           ("333333333333", "eu-west-1")]
 ENVIRONMENTS = ["prod", "staging", "dev"]  # the instances' Environment tag (§8.6 tag selectors)
