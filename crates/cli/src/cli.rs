@@ -183,7 +183,7 @@ pub struct FindingsArgs {
     #[arg(long)]
     pub as_of: Option<String>,
     #[command(flatten)]
-    pub judgments: WaiverArg,
+    pub judgments: JudgmentArgs,
     #[command(flatten)]
     pub time: TimeArgs,
     #[command(flatten)]
@@ -195,11 +195,16 @@ pub struct FindingsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WaiverArg {
+pub struct JudgmentArgs {
     /// Accepted risks (TOML [[waiver]] entries, docs/semantics.md §8.6), applied at report time:
     /// waived findings are counted apart, and the report names the file and its SHA-256.
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<std::path::PathBuf>,
+    /// CISA's Known Exploited Vulnerabilities catalog (its JSON feed, a file you keep): a finding
+    /// exposed to a listed CVE is due by the entry's dueDate when that is earlier than the policy
+    /// (docs/semantics.md §8.3); the report names the file, its SHA-256 and catalog version.
+    #[arg(long, value_name = "FILE")]
+    pub kev: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1227,6 +1227,189 @@ fn text_from_aws_reaches_a_person_as_text_in_every_format() {
     );
 }
 
+/// CISA's feed shape (catalogVersion, dateReleased, vulnerabilities of cveID, dateAdded, dueDate,
+/// knownRansomwareCampaignUse), generated here, never fetched.
+const KEV: &str = r#"{"title": "CISA Catalog of Known Exploited Vulnerabilities",
+  "catalogVersion": "2026.03.20", "dateReleased": "2026-03-20T17:00:00.0000Z", "count": 2,
+  "vulnerabilities": [
+    {"cveID": "CVE-2026-1111", "vendorProject": "Example", "product": "Server", "vulnerabilityName": "x",
+     "dateAdded": "2026-02-24", "shortDescription": "x", "requiredAction": "Apply updates.",
+     "dueDate": "2026-03-10", "knownRansomwareCampaignUse": "Known", "notes": "", "cwes": []},
+    {"cveID": "CVE-2026-2222", "dateAdded": "2026-03-01", "dueDate": "2026-12-31",
+     "knownRansomwareCampaignUse": "Unknown"}]}"#;
+
+#[test]
+fn sla_counts_from_release_dates_and_kev_due_dates() {
+    // Four weekly runs, 06:00 UTC, 2026-03-02 .. 03-23. Worked by hand from §8.3:
+    // - 01 KB10 critical, released 02-10 18:00, missing throughout: the default counts critical
+    //   from release, due 03-12 18:00; open at the end of 03-23 past it: breached (21.75 days
+    //   after first_seen, which would still be open counted from first_seen).
+    // - 01 KB11 high, released 01-01: the default counts high from first_seen: due 04-01 06:00.
+    // - 02 KB12 critical without a release date: from first_seen, due 04-01 06:00, open.
+    // - 02 KB13 medium, CVE-2026-1111 (KEV due 03-10), fixed in run 3 (03-16 06:00): due the end
+    //   of 03-10, before medium's 90 days: fixed_late by the clock kev.
+    // - 02 KB14 low, CVE-2026-2222 (KEV due 12-31, later than low's 180 days): first_seen.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let released = |p: &mut Value, at: &str| p["release_date"] = json!(at);
+    let runs: Vec<String> = ["02", "09", "16", "23"]
+        .iter()
+        .enumerate()
+        .map(|(n, day)| {
+            let scan = format!("2026-03-{day}T03:00:00Z");
+            let mut kb10 = patch("KB10", "Critical", "SecurityUpdates", "Missing", None);
+            released(&mut kb10, "2026-02-10T18:00:00Z");
+            let mut kb11 = patch("KB11", "Important", "SecurityUpdates", "Missing", None);
+            released(&mut kb11, "2026-01-01T00:00:00Z");
+            let kb13 = if n < 2 {
+                patch(
+                    "KB13",
+                    "Moderate",
+                    "SecurityUpdates",
+                    "Missing",
+                    Some("CVE-2026-1111"),
+                )
+            } else {
+                patch("KB13", "Moderate", "SecurityUpdates", "Installed", None)
+            };
+            json!({"snapshot_time": format!("2026-03-{day}T06:00:00Z"), "account_id": ACCOUNT,
+               "region": "us-east-1", "instances": [
+            instance("i-00000000000000001", "prod", &scan, vec![kb10, kb11]),
+            instance("i-00000000000000002", "prod", &scan, vec![
+                patch("KB12", "Critical", "SecurityUpdates", "Missing", None),
+                kb13,
+                patch("KB14", "Low", "SecurityUpdates", "Missing", Some("cve-2026-2222")),
+            ])]})
+            .to_string()
+        })
+        .collect();
+    let input = dir.path().join("runs.jsonl");
+    std::fs::write(&input, runs.join("\n") + "\n").expect("write");
+    let store = dir.path().join("store");
+    let store = store.to_str().expect("utf-8");
+    ok(Command::new(patchtrail_bin())
+        .args(["import", input.to_str().expect("utf-8"), "--store", store])
+        .output()
+        .expect("import"));
+    let kev = dir.path().join("kev.json");
+    std::fs::write(&kev, KEV).expect("kev");
+    let kev = kev.to_str().expect("utf-8");
+    let asked = ["--store", store, "--as-of", "2026-03-23", "--kev", kev];
+    let (notes, rows) = run_json(&[&["report", "sla"][..], &asked].concat());
+    let row = |kb: &str| {
+        let id = if kb == "KB10" || kb == "KB11" {
+            "i-00000000000000001"
+        } else {
+            "i-00000000000000002"
+        };
+        find(&rows, id, kb).clone()
+    };
+    let shows = |kb: &str, status: &str, clock: &str, limit: i64, due: &str| {
+        let r = row(kb);
+        assert_eq!(
+            (
+                r["status"].as_str(),
+                r["clock"].as_str(),
+                r["limit_days"].as_i64(),
+                r["due_at"].as_str()
+            ),
+            (Some(status), Some(clock), Some(limit), Some(due)),
+            "{kb}: {r}"
+        );
+    };
+    shows("KB10", "breached", "released", 30, "2026-03-12T18:00:00Z");
+    shows("KB11", "open", "first_seen", 30, "2026-04-01T06:00:00Z");
+    shows("KB12", "open", "first_seen", 30, "2026-04-01T06:00:00Z");
+    shows(
+        "KB13",
+        "fixed_late",
+        "kev",
+        90,
+        "2026-03-10T23:59:59.999999Z",
+    );
+    shows("KB14", "open", "first_seen", 180, "2026-08-29T06:00:00Z");
+    assert_eq!(row("KB10")["release_date"], "2026-02-10T18:00:00Z");
+    assert_eq!(row("KB12")["release_date"], Value::Null);
+    let kev_of = |kb: &str| {
+        let r = row(kb);
+        (
+            r["kev_cves"].clone(),
+            r["kev_due_date"].clone(),
+            r["kev_ransomware"].clone(),
+        )
+    };
+    assert_eq!(
+        kev_of("KB13"),
+        (json!("CVE-2026-1111"), json!("2026-03-10"), json!("Known"))
+    );
+    assert_eq!(
+        kev_of("KB14"),
+        (
+            json!("CVE-2026-2222"),
+            json!("2026-12-31"),
+            json!("Unknown")
+        )
+    );
+    assert_eq!(kev_of("KB12"), (Value::Null, Value::Null, Value::Null));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("KEV catalog") && n.contains("version 2026.03.20")),
+        "{notes:?}"
+    );
+    // The provenance names the catalog too.
+    let (_, items) = run_json(&[&["report", "sla", "--table", "provenance"][..], &asked].concat());
+    assert!(items.iter().any(|i| i["item"] == "kev"), "{items:?}");
+
+    // A policy that counts high from release: KB11 (released 01-01) was due 01-15.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[severity]\nhigh = { days = 14, from = \"released\" }\n",
+    )
+    .expect("policy");
+    let (_, rows) = run_json(
+        &[
+            &["report", "sla", "--policy", policy.to_str().expect("utf-8")][..],
+            &asked[..4],
+        ]
+        .concat(),
+    );
+    let r = find(&rows, "i-00000000000000001", "KB11");
+    assert_eq!(
+        (r["status"].as_str(), r["clock"].as_str()),
+        (Some("breached"), Some("released")),
+        "{r}"
+    );
+    // Without the catalog, KB13 counts from first_seen and was fixed in time.
+    let r = find(&rows, "i-00000000000000002", "KB13");
+    assert_eq!(
+        (r["status"].as_str(), r["clock"].as_str()),
+        (Some("fixed_in_time"), Some("first_seen")),
+        "{r}"
+    );
+
+    // A catalog that is not one is refused, naming the file and the entry.
+    let bad = dir.path().join("bad-kev.json");
+    std::fs::write(&bad, r#"{"vulnerabilities": [{"cveID": "CVE-2026-1111", "dateAdded": "2026-02-24", "dueDate": "next week"}]}"#).expect("bad");
+    let out = Command::new(patchtrail_bin())
+        .args([
+            "report",
+            "sla",
+            "--store",
+            store,
+            "--kev",
+            bad.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("sla");
+    assert_eq!(out.status.code(), Some(2), "{}", text_of(&out));
+    let err = text_of(&out);
+    assert!(
+        err.contains("bad-kev.json") && err.contains("CVE-2026-1111: dueDate"),
+        "{err}"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

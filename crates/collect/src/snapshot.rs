@@ -155,6 +155,7 @@ fn patch_record(id: &RunIdentity, instance_id: &str, p: Patch) -> PatchRecord {
         state: p.state,
         installed_time: p.installed_time,
         cve_ids: p.cve_ids,
+        release_date: None,
         installed_time_sent: p.installed_time_sent,
     }
 }

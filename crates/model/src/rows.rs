@@ -23,6 +23,10 @@ pub struct PatchRecord {
     pub installed_time: Option<DateTime<Utc>>,
     /// Comma-separated CVE ids exactly as SSM reports them; `None` when absent.
     pub cve_ids: Option<String>,
+    /// AWS's `ReleaseDate` of the patch (`DescribeAvailablePatches`, docs/semantics.md §1.3);
+    /// `None` where AWS has none or it was not asked.
+    #[serde(default)]
+    pub release_date: Option<DateTime<Utc>>,
     /// `InstalledTime` exactly as the API sent it (0 or year 1 for a patch not installed), for the
     /// seed layout, whose pages hold the answer as it was; not a column of the tables.
     #[serde(skip)]

@@ -29,6 +29,7 @@ pub fn patches_schema() -> Arc<Schema> {
         Field::new("state", DataType::Utf8, false),
         Field::new("installed_time", utc_micros(), true),
         Field::new("cve_ids", DataType::Utf8, true),
+        Field::new("release_date", utc_micros(), true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -120,6 +121,7 @@ mod tests {
             state: String::new(),
             installed_time: None,
             cve_ids: None,
+            release_date: None,
             installed_time_sent: None,
         };
         let mut keys = json_keys(&patch);

@@ -10,6 +10,7 @@
 
 use crate::history::LoadedHistory;
 use crate::judgments::{SlaPolicy, Waivers};
+use crate::kev::Kev;
 use crate::render::{OutputFormat, render_table};
 use crate::report::Report;
 use crate::{QueryError, RunInfo};
@@ -28,6 +29,9 @@ pub struct EvidenceRequest<'a> {
     pub policy_text: Option<&'a str>,
     pub waivers: &'a Waivers,
     pub waivers_text: Option<&'a str>,
+    /// The KEV catalog applied (§8.3) and its file's text, when one was given.
+    pub kev: &'a Kev,
+    pub kev_text: Option<&'a str>,
     /// Whether to copy the data objects (Parquet or JSON) the manifests list.
     pub with_data: bool,
     /// The tool's version and commit, for the README and the reports' provenance.
@@ -145,8 +149,9 @@ What is here
                                                      manifest before it and lists its data objects)
                   patches/, instances/               the data objects of the runs the reports read{data}
   verify.txt      `patchtrail verify` of the whole store when the pack was made.
-  judgments/      policy/ and waivers/: the SLA policy and waiver files the reports applied, if
-                  any, under their own names (their SHA-256 is also in each report's notes).
+  judgments/      policy/, waivers/ and kev/: the SLA policy, waiver files and KEV catalog the
+                  reports applied, if any, under their own names (their SHA-256 is also in each
+                  report's notes).
   SHA256SUMS      the SHA-256 of every other file.
 
 How to check it with standard tools (bash, sha256sum, jq), in this folder. Each step is one
@@ -238,15 +243,23 @@ pub async fn evidence_pack(
         ("policy", request.policy.describe()),
     ];
     asked.extend(request.waivers.describe().map(|w| ("waivers", w)));
+    asked.extend(request.kev.describe().map(|k| ("kev", k)));
     asked.push(("tool", request.tool.to_string()));
     asked.push(("generated_at", micros(request.generated_at)));
     let mut summary = history.summary(instant, label, stale, None).await?;
     let mut sla = history
-        .sla(instant, label, stale, request.policy, request.waivers)
+        .sla(
+            instant,
+            label,
+            stale,
+            request.policy,
+            request.waivers,
+            request.kev,
+        )
         .await?;
     let findings = sla.tables[0].rows();
     let mut exposure = history
-        .exposure(instant, label, stale, &[], request.waivers)
+        .exposure(instant, label, stale, &[], request.waivers, request.kev)
         .await?;
     for (name, report) in [
         ("summary", &mut summary),
@@ -347,6 +360,9 @@ pub async fn evidence_pack(
             format!("judgments/waivers/{}", file_name(&source.path)),
             text,
         );
+    }
+    if let (Some(text), Some(source)) = (request.kev_text, &request.kev.source) {
+        files.add(format!("judgments/kev/{}", file_name(&source.path)), text);
     }
     let mut first_page = readme(request, store, used.len(), &head);
     if !verified.findings.is_empty() {

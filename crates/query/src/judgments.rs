@@ -22,30 +22,77 @@ pub struct Source {
     pub sha256: String,
 }
 
-/// §8.3: maximum days per severity level, and per classification where the policy names one.
+/// §8.3: what a limit counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The first snapshot that saw the patch outstanding (discovery).
+    FirstSeen,
+    /// AWS's release date of the patch (`first_seen` when AWS gives none).
+    Released,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::FirstSeen => "first_seen",
+            Clock::Released => "released",
+        }
+    }
+}
+
+/// §8.3: a limit in whole days and the clock it counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub days: u32,
+    pub from: Clock,
+}
+
+impl Limit {
+    const fn from_first_seen(days: u32) -> Self {
+        Limit {
+            days,
+            from: Clock::FirstSeen,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.from {
+            Clock::FirstSeen => self.days.to_string(),
+            Clock::Released => format!("{} from release", self.days),
+        }
+    }
+}
+
+/// §8.3: maximum days per severity level, and per classification where the policy names one,
+/// each with its clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlaPolicy {
     /// Every level of [`SEVERITY_LEVELS`].
-    pub severity: BTreeMap<String, u32>,
+    pub severity: BTreeMap<String, Limit>,
     /// Classifications, lower-cased (§3.2 compares them without regard to case).
-    pub classification: BTreeMap<String, u32>,
+    pub classification: BTreeMap<String, Limit>,
     /// The file it was read from; `None` for the default.
     pub source: Option<Source>,
 }
 
 impl Default for SlaPolicy {
-    /// After PCI DSS v4.0 requirement 6.3.3: critical security patches within one month of release.
+    /// After PCI DSS v4.0.1 requirement 6.3.3: patches for critical vulnerabilities within one
+    /// month of release; the other levels' time frames are the entity's (§8.3).
     fn default() -> Self {
+        let released = |days| Limit {
+            days,
+            from: Clock::Released,
+        };
         let severity = [
-            ("critical", 30),
-            ("high", 30),
-            ("medium", 90),
-            ("low", 180),
-            ("unspecified", 180),
+            ("critical", released(30)),
+            ("high", Limit::from_first_seen(30)),
+            ("medium", Limit::from_first_seen(90)),
+            ("low", Limit::from_first_seen(180)),
+            ("unspecified", Limit::from_first_seen(180)),
         ];
         Self {
             severity: severity.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            classification: [("criticalupdates".to_string(), 30)].into(),
+            classification: [("criticalupdates".to_string(), released(30))].into(),
             source: None,
         }
     }
@@ -79,7 +126,7 @@ fn shown(value: &toml::Value) -> String {
     }
 }
 
-fn limit(path: &str, what: &str, value: &toml::Value) -> Result<u32, QueryError> {
+fn days(path: &str, what: &str, value: &toml::Value) -> Result<u32, QueryError> {
     match value.as_integer() {
         Some(days) if LIMIT_RANGE.contains(&days) => Ok(days as u32),
         _ => Err(bad(
@@ -90,6 +137,31 @@ fn limit(path: &str, what: &str, value: &toml::Value) -> Result<u32, QueryError>
             ),
         )),
     }
+}
+
+/// A limit as written: `days` (from first_seen) or `{ days = N, from = "released" }`.
+fn limit(path: &str, what: &str, value: &toml::Value) -> Result<Limit, QueryError> {
+    let Some(table) = value.as_table() else {
+        return days(path, what, value).map(Limit::from_first_seen);
+    };
+    let fix = || {
+        bad(
+            path,
+            format!(
+                "{what}: write a number of days, or {{ days = 30, from = \"released\" }} (from is first_seen or released, docs/semantics.md §8.3)"
+            ),
+        )
+    };
+    if table.keys().any(|k| k != "days" && k != "from") {
+        return Err(fix());
+    }
+    let days = days(path, what, table.get("days").ok_or_else(fix)?)?;
+    let from = match table.get("from").map(|v| v.as_str()) {
+        None | Some(Some("first_seen")) => Clock::FirstSeen,
+        Some(Some("released")) => Clock::Released,
+        Some(_) => return Err(fix()),
+    };
+    Ok(Limit { days, from })
 }
 
 /// The level a policy key sets (§3.1, §8.3): a level, or any value the §3.1 table names
@@ -192,35 +264,37 @@ impl SlaPolicy {
         Ok(policy)
     }
 
-    /// The limit in days of a finding of `level` and `classification`: the smaller of its
-    /// level's limit and its classification's (compared without regard to case or surrounding
-    /// spaces), if the policy names one.
-    pub fn limit_days(&self, level: &str, classification: &str) -> Option<i64> {
-        let by_level = self.severity.get(level).map(|d| i64::from(*d));
+    /// The limits that apply to a finding of `level` and `classification` (§8.3): its level's,
+    /// then its classification's (compared without regard to case or surrounding spaces) if the
+    /// policy names one.
+    pub fn limits(&self, level: &str, classification: &str) -> impl Iterator<Item = Limit> + '_ {
         let by_class = self
             .classification
-            .get(&classification.trim_matches(' ').to_lowercase())
-            .map(|d| i64::from(*d));
-        match (by_class, by_level) {
-            (Some(c), Some(l)) if c < l => Some(c),
-            _ => by_level,
-        }
+            .get(&classification.trim_matches(' ').to_lowercase());
+        self.severity
+            .get(level)
+            .into_iter()
+            .chain(by_class)
+            .copied()
     }
 
     /// One line for the report's notes.
     pub fn describe(&self) -> String {
         let levels: Vec<String> = SEVERITY_LEVELS
             .iter()
-            .map(|l| format!("{l} {}", self.severity.get(*l).copied().unwrap_or_default()))
+            .map(|l| {
+                let limit = self.severity.get(*l).map(Limit::describe);
+                format!("{l} {}", limit.unwrap_or_default())
+            })
             .collect();
         let classes: Vec<String> = self
             .classification
             .iter()
-            .map(|(c, d)| format!("{c} {d}"))
+            .map(|(c, d)| format!("{c} {}", d.describe()))
             .collect();
         let origin = match &self.source {
             Some(s) => format!("{} (sha256 {})", s.path, s.sha256),
-            None => "the default (after PCI DSS 6.3.3)".into(),
+            None => "the default (after PCI DSS v4.0.1 6.3.3)".into(),
         };
         format!(
             "SLA policy {origin}: days per severity {}; per classification {}",
@@ -470,11 +544,29 @@ mod tests {
             "[severity]\nCritical = 14\nImportant = 21\n[classification]\nSecurityUpdates = 60\n",
         )
         .expect("policy");
-        assert_eq!(p.severity["critical"], 14);
-        assert_eq!(p.severity["high"], 21, "Important is high (§3.1)");
-        assert_eq!(p.severity["medium"], 90);
-        assert_eq!(p.classification["securityupdates"], 60);
-        assert_eq!(p.classification["criticalupdates"], 30);
+        let first_seen = Limit::from_first_seen;
+        assert_eq!(p.severity["critical"], first_seen(14));
+        assert_eq!(
+            p.severity["high"],
+            first_seen(21),
+            "Important is high (§3.1)"
+        );
+        assert_eq!(p.severity["medium"], first_seen(90));
+        assert_eq!(p.classification["securityupdates"], first_seen(60));
+        let released = Limit {
+            days: 30,
+            from: Clock::Released,
+        };
+        assert_eq!(p.classification["criticalupdates"], released, "the default");
+        let p = SlaPolicy::parse(
+            "p.toml",
+            "[severity]\nhigh = { days = 14, from = \"released\" }\nlow = { days = 60 }\n",
+        )
+        .expect("policy");
+        assert_eq!(p.severity["high"].from, Clock::Released);
+        assert_eq!(p.severity["low"], first_seen(60));
+        let limits: Vec<Limit> = p.limits("high", " CriticalUpdates").collect();
+        assert_eq!(limits.len(), 2);
         assert_eq!(p.source.as_ref().map(|s| s.sha256.len()), Some(64));
     }
 
@@ -483,6 +575,14 @@ mod tests {
         for (text, needle) in [
             ("[severity]\nurgent = 3\n", "not a severity level"),
             ("[severity]\ncritical = 0\n", "from 1 to 3650"),
+            (
+                "[severity]\ncritical = { days = 30, from = \"patch_tuesday\" }\n",
+                "from is first_seen or released",
+            ),
+            (
+                "[severity]\ncritical = { days = 30, since = \"released\" }\n",
+                "from is first_seen or released",
+            ),
             ("[severity]\ncritical = \"30\"\n", "whole number"),
             ("[limits]\n", "unknown table"),
             ("[severity\n", "not valid TOML"),
@@ -543,11 +643,14 @@ mod tests {
     fn every_value_section_3_1_names_sets_its_level() {
         let p = SlaPolicy::parse("p.toml", "[severity]\nModerate = 45\noptional = 200\n")
             .expect("policy");
-        assert_eq!((p.severity["medium"], p.severity["unspecified"]), (45, 200));
+        assert_eq!(
+            (p.severity["medium"].days, p.severity["unspecified"].days),
+            (45, 200)
+        );
         for name in ["required", "standard", "extra", "None", "Unspecified"] {
             let p = SlaPolicy::parse("p.toml", &format!("[severity]\n{name} = 7\n"))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(p.severity["unspecified"], 7, "{name}");
+            assert_eq!(p.severity["unspecified"].days, 7, "{name}");
         }
     }
 

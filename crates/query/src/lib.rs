@@ -4,8 +4,8 @@
 //!
 //! One direction: `history` reads the committed runs and `columns` decodes what a question asks
 //! for; `questions` ask them and each answers a [`Report`] value (`report`); `render` turns a
-//! report into bytes; `evidence` packs several rendered reports. `lang`, `dates` and `judgments`
-//! are the shared vocabulary; `sql` serves `patchtrail sql` only.
+//! report into bytes; `evidence` packs several rendered reports. `lang`, `dates`, `judgments` and
+//! `kev` are the shared vocabulary; `sql` serves `patchtrail sql` only.
 //!
 //! History nobody can read is not an audit trail: this crate answers "what was the state on D",
 //! "what changed between D1 and D2", "how did it trend", and any SQL over `patches`,
@@ -17,6 +17,7 @@ mod dates;
 mod evidence;
 mod history;
 mod judgments;
+mod kev;
 mod lang;
 mod questions;
 mod render;
@@ -28,7 +29,8 @@ pub use athena::athena_ddl;
 pub use dates::{as_of_instant, end_of, parse_tz, start_of};
 pub use evidence::{Evidence, EvidenceRequest, evidence_pack};
 pub use history::{Damage, LoadedHistory, RunInfo};
-pub use judgments::{SlaPolicy, Waiver, Waivers};
+pub use judgments::{Clock, Limit, SlaPolicy, Waiver, Waivers};
+pub use kev::{Kev, KevEntry};
 pub use lang::{Lang, ScopeLine};
 pub use patchtrail_store::{ScopeFilter, Selection};
 pub use questions::dashboard::dashboard;

@@ -451,6 +451,7 @@ mod tests {
             state: "Missing".into(),
             installed_time: None,
             cve_ids: None,
+            release_date: None,
             installed_time_sent: None,
         };
         let failed = n == 3;

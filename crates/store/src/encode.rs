@@ -266,6 +266,7 @@ mod tests {
             },
             installed_time: installed,
             cve_ids: installed.is_none().then(|| "CVE-2026-0001".to_string()),
+            release_date: None,
             installed_time_sent: None,
         }
     }

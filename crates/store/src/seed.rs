@@ -60,6 +60,7 @@ impl RowContext<'_> {
                 severity: p.severity,
                 state: p.state,
                 cve_ids: p.cve_ids,
+                release_date: None,
             })
             .collect()
     }

@@ -152,6 +152,7 @@ fn parse_line(line: &str, format: StoreFormat) -> Result<ParsedRun, String> {
             }
             row.state = normalise_patch_state(&row.state);
             row.installed_time = row.installed_time.map(micros);
+            row.release_date = row.release_date.map(micros);
             rows.push(row);
         }
         let pages = rows

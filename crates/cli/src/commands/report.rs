@@ -1,12 +1,12 @@
 //! `patchtrail report|sql|verify|athena-ddl`: reading the history.
 
 use crate::cli::{
-    AthenaDdlArgs, EvidenceArgs, FindingsArgs, OutputArgs, ReportKind, ScopeFilterArgs, SqlArgs,
-    StoreAccess, TimeArgs, VerifyArgs, WaiverArg,
+    AthenaDdlArgs, EvidenceArgs, FindingsArgs, JudgmentArgs, OutputArgs, ReportKind,
+    ScopeFilterArgs, SqlArgs, StoreAccess, TimeArgs, VerifyArgs,
 };
 use crate::failure::{EXIT_FINDINGS, Failure};
 use patchtrail_query::{
-    EvidenceRequest, Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers,
+    EvidenceRequest, Kev, Lang, LoadedHistory, OutputFormat, Report, Selection, SlaPolicy, Waivers,
     as_of_instant, athena_ddl, end_of, evidence_pack, parse_tz, render_table, start_of,
 };
 use patchtrail_store::{AwsAccess, Store, StoreKind};
@@ -122,12 +122,23 @@ fn read_judgment(flag: &str, path: &std::path::Path) -> Result<(String, String),
 }
 
 /// `--waivers`, and the file's text.
-fn waivers(judgments: &WaiverArg) -> Result<(Waivers, Option<String>), Failure> {
+fn waivers(judgments: &JudgmentArgs) -> Result<(Waivers, Option<String>), Failure> {
     match &judgments.waivers {
         None => Ok((Waivers::default(), None)),
         Some(path) => {
             let (name, text) = read_judgment("--waivers", path)?;
             Ok((Waivers::parse(&name, &text)?, Some(text)))
+        }
+    }
+}
+
+/// `--kev`, and the file's text.
+fn kev(judgments: &JudgmentArgs) -> Result<(Kev, Option<String>), Failure> {
+    match &judgments.kev {
+        None => Ok((Kev::default(), None)),
+        Some(path) => {
+            let (name, text) = read_judgment("--kev", path)?;
+            Ok((Kev::parse(&name, &text)?, Some(text)))
         }
     }
 }
@@ -167,11 +178,14 @@ struct Findings {
     label: String,
     waivers: Waivers,
     waivers_text: Option<String>,
+    kev: Kev,
+    kev_text: Option<String>,
 }
 
 async fn findings_history(args: &FindingsArgs, lang: Lang) -> Result<Findings, Failure> {
     let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
     let (waivers, waivers_text) = waivers(&args.judgments)?;
+    let (kev, kev_text) = kev(&args.judgments)?;
     let history = load(
         &args.store,
         Selection::Range(None, Some(instant)),
@@ -185,6 +199,8 @@ async fn findings_history(args: &FindingsArgs, lang: Lang) -> Result<Findings, F
         label,
         waivers,
         waivers_text,
+        kev,
+        kev_text,
     })
 }
 
@@ -285,17 +301,20 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
         } => {
             let (policy, _) = policy_from(policy.as_deref())?;
             let f = findings_history(findings, lang).await?;
-            let (history, instant, label, waivers) = (f.history, f.instant, f.label, f.waivers);
+            let (history, instant, label) = (f.history, f.instant, f.label);
             let report = history
                 .sla(
                     instant,
                     &label,
                     findings.stale.stale_days,
                     &policy,
-                    &waivers,
+                    &f.waivers,
+                    &f.kev,
                 )
                 .await?;
-            let asked = findings_asked(findings, instant, &waivers, ("policy", policy.describe()));
+            let mut asked =
+                findings_asked(findings, instant, &f.waivers, ("policy", policy.describe()));
+            asked.extend(f.kev.describe().map(|k| ("kev", k)));
             let scope = &findings.scope;
             (report, output, scope, history, asked, Some(instant))
         }
@@ -305,11 +324,19 @@ pub async fn report(kind: &ReportKind, lang: Lang) -> Result<ExitCode, Failure> 
             output,
         } => {
             let f = findings_history(findings, lang).await?;
-            let (history, instant, label, waivers) = (f.history, f.instant, f.label, f.waivers);
+            let (history, instant, label) = (f.history, f.instant, f.label);
             let report = history
-                .exposure(instant, &label, findings.stale.stale_days, cve, &waivers)
+                .exposure(
+                    instant,
+                    &label,
+                    findings.stale.stale_days,
+                    cve,
+                    &f.waivers,
+                    &f.kev,
+                )
                 .await?;
-            let asked = findings_asked(findings, instant, &waivers, ("cves", cve.join(",")));
+            let mut asked = findings_asked(findings, instant, &f.waivers, ("cves", cve.join(",")));
+            asked.extend(f.kev.describe().map(|k| ("kev", k)));
             let scope = &findings.scope;
             (report, output, scope, history, asked, Some(instant))
         }
@@ -427,6 +454,8 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
         label,
         waivers,
         waivers_text,
+        kev,
+        kev_text,
     } = findings_history(&args.findings, lang).await?;
     let store = open_store(&args.findings.store).await?;
     let pack = evidence_pack(
@@ -440,6 +469,8 @@ pub async fn evidence(args: &EvidenceArgs, lang: Lang) -> Result<ExitCode, Failu
             policy_text: policy_text.as_deref(),
             waivers: &waivers,
             waivers_text: waivers_text.as_deref(),
+            kev: &kev,
+            kev_text: kev_text.as_deref(),
             with_data: !args.without_data,
             tool: &format!("patchtrail {}", crate::cli::VERSION),
             generated_at: super::run_time()?,

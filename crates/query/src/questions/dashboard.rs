@@ -99,10 +99,18 @@ pub async fn dashboard(
             crate::DEFAULT_STALE_DAYS,
             &SlaPolicy::default(),
             waivers,
+            &crate::Kev::default(),
         )
         .await?;
     let exposure = history
-        .exposure(instant, label, crate::DEFAULT_STALE_DAYS, &[], waivers)
+        .exposure(
+            instant,
+            label,
+            crate::DEFAULT_STALE_DAYS,
+            &[],
+            waivers,
+            &crate::Kev::default(),
+        )
         .await?;
     charts.extend(sla.charts.iter().cloned());
     charts.extend(exposure.charts.iter().cloned());

@@ -15,13 +15,17 @@
 
 use super::states::*;
 use crate::QueryError;
-use crate::columns::{opt_text, runs_by, text};
+use crate::columns::{micros, opt_i64, opt_text, runs_by, text};
 use crate::history::{LoadedHistory, RunInfo};
-use crate::judgments::{SlaPolicy, Waivers};
+use crate::judgments::{Clock, SlaPolicy, Waivers};
+use crate::kev::Kev;
 use crate::report::{Column, Report, Table, int_column, table, text_column, time_column};
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, PrimitiveArray, RecordBatch, StringArray,
+};
 use arrow_schema::{DataType, Field};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use patchtrail_model::{StateClass, cve_id, severity_level};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -81,10 +85,20 @@ pub(crate) struct Finding {
     pub open_secs: f64,
     pub min_secs: f64,
     pub max_secs: Option<f64>,
+    /// The earliest AWS release date of its rows (§8.3), if AWS gave one.
+    pub released: Option<i64>,
+    /// The clock of the limit that gives `due_at`: `first_seen`, `released` or `kev`.
+    pub clock: &'static str,
     pub limit_days: Option<i64>,
+    pub due_at: Option<i64>,
     pub status: &'static str,
     pub waived_by: Option<String>,
     pub expired_waiver: Option<String>,
+    /// The KEV catalog's CVEs it is exposed to, the earliest `dueDate` among them, and whether
+    /// one is known to be used in ransomware campaigns (§8.3).
+    pub kev_cves: Vec<String>,
+    pub kev_due_date: Option<NaiveDate>,
+    pub kev_ransomware: Option<bool>,
 }
 
 impl Finding {
@@ -167,6 +181,7 @@ struct PatchColumns<'a> {
     classification: &'a StringArray,
     state: &'a StringArray,
     cve_ids: &'a StringArray,
+    release_date: &'a PrimitiveArray<TimestampMicrosecondType>,
 }
 
 impl<'a> PatchColumns<'a> {
@@ -181,6 +196,7 @@ impl<'a> PatchColumns<'a> {
             classification: text(batch, "classification")?,
             state: text(batch, "state")?,
             cve_ids: text(batch, "cve_ids")?,
+            release_date: micros(batch, "release_date")?,
         })
     }
 
@@ -214,6 +230,7 @@ impl LoadedHistory {
         stale_days: u32,
         policy: &SlaPolicy,
         waivers: &Waivers,
+        kev: &Kev,
     ) -> Result<Vec<Finding>, QueryError> {
         let current: HashSet<&str> = self
             .require_as_of(instant, label)?
@@ -228,7 +245,7 @@ impl LoadedHistory {
         let mut present: HashSet<String> = HashSet::new();
         let mut key = String::new();
         let runs = self.in_force_by(instant);
-        self.each_snapshot(&runs, &PATCH_COLUMNS[..9], |one| {
+        self.each_snapshot(&runs, &PATCH_COLUMNS, |one| {
             let run = one.run;
             let snapshot = [one];
             let states = instance_states(&snapshot, stale, None)?;
@@ -319,10 +336,16 @@ impl LoadedHistory {
                                 open_secs: 0.0,
                                 min_secs: 0.0,
                                 max_secs: None,
+                                released: None,
+                                clock: Clock::FirstSeen.as_str(),
                                 limit_days: None,
+                                due_at: None,
                                 status: "open",
                                 waived_by: None,
                                 expired_waiver: None,
+                                kev_cves: Vec::new(),
+                                kev_due_date: None,
+                                kev_ransomware: None,
                             });
                             t.open.insert(kb.to_string(), findings.len() - 1);
                             findings.len() - 1
@@ -330,19 +353,26 @@ impl LoadedHistory {
                     };
                     findings[f].last_seen = at;
                 }
-                // The CVE ids of every outstanding row (a KB listed twice: of both rows).
+                // The CVE ids and the earliest release date of every outstanding row (a KB
+                // listed twice: of both rows).
                 for (b, range) in rows.get(&scoped).map(Vec::as_slice).unwrap_or_default() {
                     let columns = &batches[*b];
                     for i in range.clone() {
-                        let Some(names) = opt_text(columns.cve_ids, i) else {
-                            continue;
-                        };
-                        let kb = columns.kb_id.value(i);
-                        if !outstanding(StateClass::of(columns.state.value(i))) {
+                        let names = opt_text(columns.cve_ids, i);
+                        let released = opt_i64(columns.release_date, i);
+                        if (names.is_none() && released.is_none())
+                            || !outstanding(StateClass::of(columns.state.value(i)))
+                        {
                             continue;
                         }
-                        if let Some(&f) = t.open.get(kb) {
-                            add_cves(&mut findings[f].cves, names);
+                        if let Some(&f) = t.open.get(columns.kb_id.value(i)) {
+                            let finding = &mut findings[f];
+                            if let Some(names) = names {
+                                add_cves(&mut finding.cves, names);
+                            }
+                            if let Some(r) = released {
+                                finding.released = Some(finding.released.map_or(r, |e| e.min(r)));
+                            }
                         }
                     }
                 }
@@ -383,10 +413,10 @@ impl LoadedHistory {
                 (None, _) | (_, Some("instance_gone")) => None,
                 (Some(previous), _) => Some(seconds(previous, f.next_snapshot.unwrap_or(t))),
             };
-            f.limit_days = policy.limit_days(f.severity_level, &f.classification);
-            let late = f
-                .limit_days
-                .is_some_and(|l| f.open_secs > (l * 86400) as f64);
+            due(f, policy, kev);
+            // Fixed: compared at the snapshot that saw it fixed; open: at T.
+            let end = f.next_snapshot.unwrap_or(t);
+            let late = f.due_at.is_some_and(|due| end > due);
             f.status = match f.resolution {
                 r if fixed(r) => {
                     if late {
@@ -424,6 +454,48 @@ impl LoadedHistory {
             }
         }
         Ok(findings)
+    }
+}
+
+/// The end (UTC) of `date`: the last microsecond of that day.
+fn end_of_day(date: NaiveDate) -> i64 {
+    date.and_hms_opt(0, 0, 0)
+        .map_or(i64::MAX, |d| d.and_utc().timestamp_micros())
+        .saturating_add(MICROS_PER_DAY - 1)
+}
+
+/// §8.3: a finding's due instant, the limit and clock that give it, and its KEV columns. Each
+/// limit that applies counts from its clock (`released` without a release date counts from
+/// `first_seen`); the earliest wins, the level's on a tie; a KEV `dueDate` earlier than that wins
+/// over the policy.
+fn due(f: &mut Finding, policy: &SlaPolicy, kev: &Kev) {
+    let mut best: Option<(i64, i64, Clock)> = None;
+    for limit in policy.limits(f.severity_level, &f.classification) {
+        let (start, clock) = match (limit.from, f.released) {
+            (Clock::Released, Some(released)) => (released, Clock::Released),
+            _ => (f.first_seen, Clock::FirstSeen),
+        };
+        let due = start.saturating_add(i64::from(limit.days) * MICROS_PER_DAY);
+        if best.is_none_or(|(d, _, _)| due < d) {
+            best = Some((due, i64::from(limit.days), clock));
+        }
+    }
+    f.due_at = best.map(|b| b.0);
+    f.limit_days = best.map(|b| b.1);
+    f.clock = best.map_or(Clock::FirstSeen, |b| b.2).as_str();
+    let listed: Vec<(&String, &crate::kev::KevEntry)> = f
+        .cves
+        .iter()
+        .filter_map(|c| kev.get(c).map(|e| (c, e)))
+        .collect();
+    f.kev_cves = listed.iter().map(|(c, _)| (*c).clone()).collect();
+    f.kev_due_date = listed.iter().map(|(_, e)| e.due_date).min();
+    f.kev_ransomware = (!listed.is_empty()).then(|| listed.iter().any(|(_, e)| e.ransomware));
+    if let Some(kev_due) = f.kev_due_date.map(end_of_day)
+        && f.due_at.is_none_or(|d| kev_due < d)
+    {
+        f.due_at = Some(kev_due);
+        f.clock = "kev";
     }
 }
 
@@ -533,6 +605,15 @@ fn findings_table(
                 let limits: ArrayRef = Arc::new(limits);
                 (Field::new(*column, DataType::Int64, true), limits)
             }
+            "release_date" => time(|f| f.released),
+            "clock" => text(|f| Some(f.clock.into())),
+            "due_at" => time(|f| f.due_at),
+            "kev_cves" => text(|f| (!f.kev_cves.is_empty()).then(|| f.kev_cves.join(","))),
+            "kev_due_date" => text(|f| f.kev_due_date.map(|d| d.to_string())),
+            "kev_ransomware" => text(|f| {
+                f.kev_ransomware
+                    .map(|known| if known { "Known" } else { "Unknown" }.to_string())
+            }),
             "status" => text(|f| Some(f.status.into())),
             "waived_by" => text(|f| f.waived_by.clone()),
             "expired_waiver" => text(|f| f.expired_waiver.clone()),
@@ -545,7 +626,7 @@ fn findings_table(
 }
 
 /// The SLA table's columns.
-const SLA_COLUMNS: [&str; 21] = [
+const SLA_COLUMNS: [&str; 27] = [
     "account_id",
     "region",
     "instance_id",
@@ -563,10 +644,16 @@ const SLA_COLUMNS: [&str; 21] = [
     "days_open",
     "days_open_min",
     "days_open_max",
+    "release_date",
+    "clock",
     "limit_days",
+    "due_at",
     "status",
     "waived_by",
     "expired_waiver",
+    "kev_cves",
+    "kev_due_date",
+    "kev_ransomware",
 ];
 
 /// The statuses `by_scope` counts (unwaived findings), in its column order.
@@ -589,6 +676,7 @@ impl LoadedHistory {
         label: &str,
         policy: Option<&SlaPolicy>,
         waivers: &Waivers,
+        kev: &Kev,
     ) -> Vec<String> {
         let newest = self
             .in_force_by(instant)
@@ -608,6 +696,7 @@ impl LoadedHistory {
         notes.extend(self.notes());
         notes.extend(policy.map(SlaPolicy::describe));
         notes.extend(waivers.describe());
+        notes.extend(kev.describe());
         notes
     }
 
@@ -678,8 +767,9 @@ impl LoadedHistory {
         stale_days: u32,
         policy: &SlaPolicy,
         waivers: &Waivers,
+        kev: &Kev,
     ) -> Result<Report, QueryError> {
-        let all = self.findings(instant, label, stale_days, policy, waivers)?;
+        let all = self.findings(instant, label, stale_days, policy, waivers, kev)?;
         let mut sorted: Vec<&Finding> = all.iter().collect();
         sorted.sort_by(|a, b| {
             status_rank(a.status)
@@ -726,7 +816,7 @@ impl LoadedHistory {
             as_of: None,
             tables,
             charts,
-            notes: self.judgment_notes(instant, label, Some(policy), waivers),
+            notes: self.judgment_notes(instant, label, Some(policy), waivers, kev),
         })
     }
 
@@ -957,8 +1047,10 @@ impl LoadedHistory {
         stale_days: u32,
         cves: &[String],
         waivers: &Waivers,
+        kev: &Kev,
     ) -> Result<Report, QueryError> {
-        let all = self.findings(instant, label, stale_days, &SlaPolicy::default(), waivers)?;
+        let policy = SlaPolicy::default();
+        let all = self.findings(instant, label, stale_days, &policy, waivers, kev)?;
         let only: Vec<String> = cves
             .iter()
             .map(|c| {
@@ -1047,6 +1139,24 @@ impl LoadedHistory {
                     ranked.iter().map(|r| r.1.still.len() as i64),
                 ),
                 int_column("waived", ranked.iter().map(|r| r.1.waived)),
+                text_column(
+                    "kev_due_date",
+                    true,
+                    ranked
+                        .iter()
+                        .map(|r| kev.get(r.0).map(|e| e.due_date.to_string()))
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(Option::as_deref),
+                ),
+                text_column(
+                    "kev_ransomware",
+                    true,
+                    ranked.iter().map(|r| {
+                        kev.get(r.0)
+                            .map(|e| if e.ransomware { "Known" } else { "Unknown" })
+                    }),
+                ),
             ],
         )?;
 
@@ -1074,7 +1184,7 @@ impl LoadedHistory {
         if waivers.source.is_some() {
             tables.push(self.waiver_table(instant, waivers, &all)?);
         }
-        let mut notes = self.judgment_notes(instant, label, None, waivers);
+        let mut notes = self.judgment_notes(instant, label, None, waivers, kev);
         notes.extend(
             only.iter()
                 .filter(|c| !all.iter().any(|f| f.cves.contains(*c)))

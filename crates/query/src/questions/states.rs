@@ -13,7 +13,7 @@ use std::hash::Hash;
 
 /// The patch columns questions read, in an order where each reads a prefix: the summary and the
 /// timelines the first 6, the diff 8, the findings all 9.
-pub(crate) const PATCH_COLUMNS: [&str; 9] = [
+pub(crate) const PATCH_COLUMNS: [&str; 10] = [
     "instance_id",
     "kb_id",
     "title",
@@ -23,6 +23,7 @@ pub(crate) const PATCH_COLUMNS: [&str; 9] = [
     "account_id",
     "region",
     "cve_ids",
+    "release_date",
 ];
 
 /// The patch columns an instance's [`Counts`] come from.
