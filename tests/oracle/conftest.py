@@ -25,7 +25,7 @@ def pytest_terminal_summary(terminalreporter):
         w(f"oracle §8: {sum(v for k, v in hist.items() if k in ('parquet', 'jsonl', 'seed'))} finding histories "
           f"({hist}), {f['findings']} findings, {f['tables sla']} sla and {f['tables exposure']} exposure tables "
           f"compared; " + ", ".join(f"{k} {v}" for k, v in sorted(f.items())
-                                     if k.startswith(("status ", "resolution ", "waiver "))))
+                                     if k.startswith(("status ", "resolution ", "waiver ", "clock ")) or k == "kev"))
     if not tally.examples:
         return
     w(f"oracle: {sum(tally.examples.values())} histories ({dict(tally.examples)}), "

@@ -6,10 +6,10 @@ and nothing here comes from crates/query. §8.5 (time to remediate) is not imple
 here either.
 
 Entry points:
-- `findings(store, T, stale_days, policy, waivers)` -> [Finding] (§8.1, §8.2, §8.3, §8.6);
+- `findings(store, T, stale_days, policy, waivers, kev)` -> [Finding] (§8.1, §8.2, §8.3, §8.6);
 - `sla_rows`, `by_scope`, `waiver_rows` -> the tables of `report sla`;
 - `exposure_rows`, `cve_rows`, `without_cve_rows` -> the tables of `report exposure` (§8.4);
-- `read_policy(text)` and `read_waivers(text)` read the TOML files the tests give the product.
+- `read_policy(text)`, `read_waivers(text)` and `read_kev(text)` read the files the tests give the product.
 """
 from __future__ import annotations
 
@@ -32,24 +32,27 @@ FIXED = {"installed", "not_applicable"}
 STATUSES = ["breached", "fixed_late", "open", "fixed_in_time", "resolved_other"]
 STATUS_RANK = {s: n for n, s in enumerate(STATUSES)}
 
-# §8.3 the default policy (after PCI DSS 6.3.3).
-DEFAULT_SEVERITY = {"critical": 30, "high": 30, "medium": 90, "low": 180, "unspecified": 180}
-DEFAULT_CLASSIFICATION = {"criticalupdates": 30}
+# §8.3 the default policy (after PCI DSS v4.0.1 6.3.3): (days, clock).
+DEFAULT_SEVERITY = {"critical": (30, "released"), "high": (30, "first_seen"), "medium": (90, "first_seen"),
+                    "low": (180, "first_seen"), "unspecified": (180, "first_seen")}
+DEFAULT_CLASSIFICATION = {"criticalupdates": (30, "released")}
 
 FINDING_COLUMNS = ["account_id", "region", "instance_id", "name", "kb_id", "title", "severity_level",
                    "classification", "cve_ids", "first_seen", "last_seen", "previous_snapshot", "resolved_at",
-                   "resolution", "days_open", "days_open_min", "days_open_max", "limit_days", "status", "waived_by",
-                   "expired_waiver"]
+                   "resolution", "days_open", "days_open_min", "days_open_max", "release_date", "clock",
+                   "limit_days", "due_at", "status", "waived_by", "expired_waiver", "kev_cves", "kev_due_date",
+                   "kev_ransomware"]
 BY_SCOPE_COLUMNS = ["account_id", "region", "breached", "fixed_late", "open", "fixed_in_time", "resolved_other",
                     "waived"]
 WAIVER_COLUMNS = ["id", "instance", "tag", "kb", "cve", "reason", "approver", "expires", "findings", "state"]
 EXPOSURE_COLUMNS = ["account_id", "region", "instance_id", "name", "cve_id", "kb_id", "title", "severity_level",
                     "first_seen_exposed", "last_seen_exposed", "fixed_at", "resolution", "days_exposed", "waived_by"]
-CVE_COLUMNS = ["cve_id", "instances", "findings", "instance_days", "still_exposed", "waived"]
+CVE_COLUMNS = ["cve_id", "instances", "findings", "instance_days", "still_exposed", "waived", "kev_due_date",
+               "kev_ransomware"]
 WITHOUT_CVE_COLUMNS = ["severity_level", "findings", "instances", "open"]
 
 TIME_COLUMNS = {"first_seen", "last_seen", "previous_snapshot", "resolved_at", "first_seen_exposed",
-                "last_seen_exposed", "fixed_at"}
+                "last_seen_exposed", "fixed_at", "release_date", "due_at"}
 DAY_COLUMNS = {"days_open", "days_open_min", "days_open_max", "days_exposed", "instance_days"}
 COUNT_COLUMNS = {"limit_days", "findings", "instances", "still_exposed", "waived", "open", *STATUSES}
 
@@ -83,37 +86,59 @@ def is_tie(micros: int | None) -> bool:
 
 @dataclass
 class Policy:
-    severity: dict  # level -> days
-    classification: dict  # classification trimmed, lower-cased -> days
+    severity: dict  # level -> (days, clock)
+    classification: dict  # classification trimmed, lower-cased -> (days, clock)
 
-    def limit(self, level, classification):
-        """§8.3: the smaller of the limits that apply: the level's, and the classification's when the
-        policy names it (§3.2: trimmed, without regard to case)."""
-        days = self.severity[level]
+    def limits(self, level, classification):
+        """§8.3: the limits that apply, the level's first, then the classification's when the policy names
+        it (§3.2: trimmed, without regard to case)."""
+        out = [self.severity[level]]
         c = (classification or "").strip().lower()
         if c in self.classification:
-            days = min(days, self.classification[c])
-        return days
+            out.append(self.classification[c])
+        return out
 
 
 def default_policy():
     return Policy(dict(DEFAULT_SEVERITY), dict(DEFAULT_CLASSIFICATION))
 
 
+def _limit(v):
+    """`days` (from first_seen) or `{ days = N, from = "released" | "first_seen" }`."""
+    if isinstance(v, dict):
+        return (v["days"], v.get("from", "first_seen"))
+    return (v, "first_seen")
+
+
 def read_policy(text: str | None) -> Policy:
-    """§8.3: `[severity]` and `[classification]` tables of name = days; names matched as §3.1 / §3.2
-    match them (trimmed, any case); a level or classification the file omits keeps the default."""
+    """§8.3: `[severity]` and `[classification]` tables of name = days or { days, from }; names matched as
+    §3.1 / §3.2 match them (trimmed, any case); a level or classification the file omits keeps the default."""
     p = default_policy()
     if text is None:
         return p
     doc = tomllib.loads(text)
-    for name, days in (doc.get("severity") or {}).items():
+    for name, v in (doc.get("severity") or {}).items():
         level = name.strip().lower()
         assert level in DEFAULT_SEVERITY, f"the test wrote a policy naming {name!r}, not a §3.1 level"
-        p.severity[level] = days
-    for name, days in (doc.get("classification") or {}).items():
-        p.classification[name.strip().lower()] = days
+        p.severity[level] = _limit(v)
+    for name, v in (doc.get("classification") or {}).items():
+        p.classification[name.strip().lower()] = _limit(v)
     return p
+
+
+@dataclass
+class Kev:
+    entries: dict  # CVE id (upper case) -> (dueDate as a date, knownRansomwareCampaignUse == "Known")
+
+
+def read_kev(text: str | None):
+    """§8.3: CISA's feed, `vulnerabilities` of cveID, dueDate (YYYY-MM-DD), knownRansomwareCampaignUse."""
+    if text is None:
+        return None
+    doc = json.loads(text)
+    return Kev({v["cveID"].strip().upper(): (date.fromisoformat(v["dueDate"]),
+                                            v.get("knownRansomwareCampaignUse") == "Known")
+                for v in doc["vulnerabilities"]})
 
 
 @dataclass
@@ -205,7 +230,13 @@ class Finding:
     open_us: int  # the exact duration behind days_open (§8.2)
     min_us: int
     max_us: int | None
+    released: datetime | None = None  # §8.3: the earliest release_date of its rows
     limit_days: int = 0
+    clock: str = "first_seen"
+    due_at: datetime | None = None
+    kev_cves: list = ()
+    kev_due_date: date | None = None
+    kev_ransomware: bool | None = None
     status: str = ""
     waived_by: str | None = None
     expired_waiver: str | None = None
@@ -233,8 +264,9 @@ def reporting_snapshots(store, T, stale_days=None):
     return out
 
 
-def findings(store, T, stale_days=None, policy=None, waivers=()):
-    """Every finding of the history up to T (§8.1, §8.2), with its limit and status (§8.3) and waivers (§8.6)."""
+def findings(store, T, stale_days=None, policy=None, waivers=(), kev=None):
+    """Every finding of the history up to T (§8.1, §8.2), with its due date and status (§8.3) and waivers
+    (§8.6)."""
     policy = policy or default_policy()
     in_force = {(r.account_id, r.region): r for r in O.in_force(store, T)}
     out = []
@@ -263,8 +295,8 @@ def findings(store, T, stale_days=None, policy=None, waivers=()):
                 n += 1
                 out.append(_finding(acc, reg, iid, kb, snaps, rows, first, last, gone, T))
     for f in out:
-        f.limit_days = policy.limit(f.severity_level, f.classification)
-        f.status = _status(f)
+        _due(f, policy, kev)
+        f.status = _status(f, T)
         f.matched = tuple(w.id for w in waivers if w.matches(f))
         active = [w.id for w in waivers if w.matches(f) and w.holds_at(T)]
         expired = [w.id for w in waivers if w.matches(f) and not w.holds_at(T)]
@@ -297,18 +329,41 @@ def _finding(acc, reg, iid, kb, snaps, rows, first, last, gone, T):
         open_us = us(T - t(first))
         min_us = us(t(last) - t(first))  # §8.2: the certain bound ends at last_seen, open or not
         max_us = us(T - prev) if prev is not None else None
+    released = [O.parse_ts(rows[i].release_date) for i in range(first, last + 1)
+                if rows[i].release_date is not None]
     return Finding(acc, reg, iid, kb, last_inst.name, tag_map(last_inst.tags), head.title,
                    O.severity_level(head.severity), head.classification, sorted(cves), t(first), t(last), prev,
-                   resolved_at, resolution, open_us, min_us, max_us)
+                   resolved_at, resolution, open_us, min_us, max_us, min(released) if released else None)
 
 
-def _status(f):
-    """§8.3 on the exact duration behind days_open against limit_days x 86400 s."""
-    late = f.open_us > f.limit_days * DAY_US
+def _due(f, policy, kev):
+    """§8.3: each limit that applies gives clock start + days; `released` without a release date starts at
+    first_seen; the earliest wins (the level's on a tie); a KEV dueDate (its day's end, UTC) earlier than
+    that wins with clock `kev`."""
+    dues = []
+    for days, clock in policy.limits(f.severity_level, f.classification):
+        if clock == "released" and f.released is not None:
+            dues.append((f.released + timedelta(days=days), days, "released"))
+        else:
+            dues.append((f.first_seen + timedelta(days=days), days, "first_seen"))
+    f.due_at, f.limit_days, f.clock = min(dues, key=lambda d: d[0])  # min keeps the first of equals
+    listed = [c for c in f.cve_ids if kev is not None and c in kev.entries]
+    f.kev_cves = listed
+    if listed:
+        f.kev_due_date = min(kev.entries[c][0] for c in listed)
+        f.kev_ransomware = any(kev.entries[c][1] for c in listed)
+        end = datetime(f.kev_due_date.year, f.kev_due_date.month, f.kev_due_date.day, tzinfo=UTC) \
+            + timedelta(days=1) - O.US
+        if end < f.due_at:
+            f.due_at, f.clock = end, "kev"
+
+
+def _status(f, T):
+    """§8.3: open and T past due_at: breached; fixed and resolved_at past due_at: fixed late."""
     if f.resolution is None:
-        return "breached" if late else "open"
+        return "breached" if T > f.due_at else "open"
     if f.resolution in FIXED:
-        return "fixed_late" if late else "fixed_in_time"
+        return "fixed_late" if f.resolved_at > f.due_at else "fixed_in_time"
     return "resolved_other"
 
 
@@ -329,8 +384,12 @@ def sla_rows(fs):
             "classification": f.classification, "cve_ids": ",".join(f.cve_ids) or None,
             "first_seen": f.first_seen, "last_seen": f.last_seen, "previous_snapshot": f.previous_snapshot,
             "resolved_at": f.resolved_at, "resolution": f.resolution, "days_open": days1(f.open_us),
-            "days_open_min": days1(f.min_us), "days_open_max": days1(f.max_us), "limit_days": f.limit_days,
+            "days_open_min": days1(f.min_us), "days_open_max": days1(f.max_us), "release_date": f.released,
+            "clock": f.clock, "limit_days": f.limit_days, "due_at": f.due_at,
             "status": f.status, "waived_by": f.waived_by, "expired_waiver": f.expired_waiver,
+            "kev_cves": ",".join(f.kev_cves) or None,
+            "kev_due_date": f.kev_due_date.isoformat() if f.kev_due_date else None,
+            "kev_ransomware": None if f.kev_ransomware is None else ("Known" if f.kev_ransomware else "Unknown"),
             "_exact": {"days_open": f.open_us, "days_open_min": f.min_us, "days_open_max": f.max_us},
             "_finding": f,
         })
@@ -378,7 +437,7 @@ def exposure_rows(fs, cves=None):
     return rows
 
 
-def cve_rows(exposure):
+def cve_rows(exposure, kev=None):
     """§8.4 table cves: per CVE listed, the instances and findings exposed, instance_days (the exact sum
     of days_exposed, then rounded), still_exposed (instances with an open finding), waived (findings
     waived); ranked by instance_days (exact) descending, then instances descending, then the CVE id."""
@@ -392,6 +451,9 @@ def cve_rows(exposure):
         out.append({"cve_id": c, "instances": len(insts), "findings": len(fs), "instance_days": days1(total),
                     "still_exposed": len({(f.account_id, f.region, f.instance_id) for f in fs if f.is_open}),
                     "waived": sum(1 for f in fs if f.waived_by),
+                    "kev_due_date": kev.entries[c][0].isoformat() if kev and c in kev.entries else None,
+                    "kev_ransomware": (("Known" if kev.entries[c][1] else "Unknown")
+                                       if kev and c in kev.entries else None),
                     "_exact": {"instance_days": total}})
     return sorted(out, key=lambda r: (-r["_exact"]["instance_days"], -r["instances"], r["cve_id"]))
 

@@ -691,6 +691,11 @@ def finding_scenarios(draw, fmt="parquet"):
                     "cves": R.sample(CVE_POOL, R.choice([0, 0, 1, 1, 2, 3])),
                     "severity": R.choice(SEVERITIES), "classification": R.choice(CLASSIFICATIONS),
                     "title": (R.choice(WINDOWS_TITLES).format(kb=kb) if not linux else None),
+                    # §8.3: AWS's release date, before the history or in it, or none (AWS has none for
+                    # most Linux systems and for patches it does not list)
+                    "released": (None if R.random() < 0.3 else
+                                 start + timedelta(days=R.randint(-90, 20), seconds=R.randint(0, 86399),
+                                                   microseconds=R.choice([0, R.randint(0, 999999)]))),
                 }
             protos.append({"instance_id": iid, "kind": kind, "linux": linux, "present": set(present), "name": name,
                            "env": R.choice(ENVIRONMENTS), "tag_style": R.choice(["plain", "plain", "more", "none"]),
@@ -769,6 +774,9 @@ def _finding_instance(R, p, snap, fin, states, messy):
                 title = title + " (rev)"
             row = {"kb_id": kb, "title": title, "classification": clas, "severity": sev,
                    "state": R.choice(STATE_GROUPS[_CLASS_GROUP[cls]])}
+            if v["released"] is not None and R.random() < 0.85:  # a later version: a later date (§8.3 earliest)
+                later = timedelta(days=R.choice([0, 0, 0, 7, 30]))
+                row["release_date"] = fmt_time(v["released"] + later, R.choice([0, 1, 2]))
             if cls in ("missing", "failed"):
                 cves = _cve_text(R, v["cves"], messy)
                 if cves is not None or R.random() < 0.5:

@@ -147,6 +147,7 @@ class Patch:
     severity: str | None
     state: str | None
     cve_ids: str | None = None  # §8.4: comma-separated, as sent (AWS names them on Missing / Failed rows)
+    release_date: str | None = None  # §1.3 / §8.3: AWS's ReleaseDate of the patch, as given
 
     @property
     def cls(self):
@@ -228,7 +229,8 @@ def run_from_line(line: dict, run_id: str) -> Run:
             security_nc=_opt_int(r.get("security_non_compliant_count")),
             other_nc=_opt_int(r.get("other_non_compliant_count")), tags=r.get("tags"),
             patches=[Patch(p.get("kb_id"), p.get("title"), p.get("classification"), p.get("severity"),
-                           stored_state(p.get("state")), p.get("cve_ids")) for p in r.get("patches") or []])
+                           stored_state(p.get("state")), p.get("cve_ids"), p.get("release_date"))
+                     for p in r.get("patches") or []])
         if inst.instance_id in run.instances:
             raise ValueError(f"instance {inst.instance_id} twice in one line: import refuses it (§1.6)")
         run.instances[inst.instance_id] = inst

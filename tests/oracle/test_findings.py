@@ -2,16 +2,18 @@
 
 Random weekly histories of three to five months (gen.finding_scenarios) are written with `patchtrail import`
 in each store format (with days of the seed's own workflow in the seed layout), then for each one:
-1. `report sla --as-of D --policy P --waivers W` (tables findings, by_scope, waivers) at a date after the
-   history (open findings breach there), with a policy that overrides some limits and a waiver file holding an
-   active waiver (tag selector), an expired one (cve selector), an unused one and two on the expiry day's edge;
+1. `report sla --as-of D --policy P --waivers W --kev K` (tables findings, by_scope, waivers) at a date after
+   the history (open findings breach there), with a policy that overrides some limits (some counted from the
+   patch's release date, §8.3), a waiver file holding an active waiver (tag selector), an expired one (cve
+   selector), an unused one and two on the expiry day's edge, and a KEV catalog in CISA's feed shape whose due
+   dates fall before and after the policy's; the generated rows carry release dates, or none;
 2. `report sla --as-of D` at a date inside the history (the default policy, no waivers), sometimes with a
    scope filter (§5.5);
-3. `report exposure --as-of D --waivers W` (tables exposure, cves, without_cve_ids);
+3. `report exposure --as-of D --waivers W --kev K` (tables exposure, cves, without_cve_ids);
 4. `report exposure --as-of D --cve C1,c2` (the CVEs in other case, one the history never names);
 each with a random --tz and --stale-days, in JSON, compared row by row and column by column with the oracle's
-answer computed from the import lines and seed pages alone; the notes must name the policy and waiver files
-with their SHA-256. A fixed history checks every status, resolution and waiver state with hand-written
+answer computed from the import lines and seed pages alone; the notes must name the policy, waiver and KEV
+files with their SHA-256. A fixed history checks every status, resolution and waiver state with hand-written
 expectations (of the oracle) as well.
 
 Run:  PATCHTRAIL_BIN=/path/to/patchtrail python -m pytest -q -p no:cacheprovider tests/oracle/test_findings.py
@@ -239,8 +241,13 @@ def policy_text(R):
                     ("Unspecified", [5, 45])], R.randint(1, 4))
     cls = R.sample([("SecurityUpdates", [10, 20]), (" securityupdates ", [12]), ("CriticalUpdates", [60, 3]),
                     ("Bugfix", [7]), ("@Security", [1])], R.randint(0, 2))
+    def limit(days):
+        """§8.3: a bare number (from first_seen) or an inline table naming the clock."""
+        kind = R.choice(["bare", "bare", "released", "first_seen"])
+        return str(days) if kind == "bare" else f'{{ days = {days}, from = "{kind}" }}'
+
     out = ["# SLA policy drawn by test_findings.py", "[severity]"]
-    out += [f'"{k}" = {R.choice(v)}' for k, v in sev]
+    out += [f'"{k}" = {limit(R.choice(v))}' for k, v in sev]
     if cls:
         seen = set()
         out.append("[classification]")
@@ -248,8 +255,28 @@ def policy_text(R):
             if k.strip().lower() in seen:  # one limit per classification
                 continue
             seen.add(k.strip().lower())
-            out.append(f'"{k}" = {R.choice(v)}')
+            out.append(f'"{k}" = {limit(R.choice(v))}')
     return "\n".join(out) + "\n"
+
+
+def kev_text(R, fs, T):
+    """A KEV catalog in CISA's feed shape (§8.3) listing some of the history's CVE ids (in any case) and one
+    it never names, with due dates before, around and after the findings' (so that the KEV date wins for
+    some and the policy for others), and ransomware Known or Unknown."""
+    named = sorted({c for f in fs for c in f.cve_ids})
+    picked = R.sample(named, R.randint(0, len(named))) + ["CVE-1999-0002"]
+    day = T.astimezone(UTC).date()
+    vulns = []
+    for c in picked:
+        due = day - timedelta(days=R.randint(-30, 200))
+        vulns.append({"cveID": c.lower() if R.random() < 0.2 else c, "vendorProject": "Example",
+                      "product": "Server", "vulnerabilityName": "drawn", "dateAdded": (due - timedelta(days=21)).isoformat(),
+                      "shortDescription": "drawn by test_findings.py", "requiredAction": "Apply updates.",
+                      "dueDate": due.isoformat(), "knownRansomwareCampaignUse": R.choice(["Known", "Unknown"]),
+                      "notes": "", "cwes": []})
+    return json.dumps({"title": "CISA Catalog of Known Exploited Vulnerabilities", "catalogVersion": "2026.12.01",
+                       "dateReleased": "2026-12-01T17:00:00.0000Z", "count": len(vulns),
+                       "vulnerabilities": vulns}, indent=1)
 
 
 def waiver_text(R, fs, T):
@@ -318,9 +345,9 @@ def _nonzero(r):
     return any(r.get(c) for c in FO.BY_SCOPE_COLUMNS[2:])
 
 
-def exposure_checks(fs, cves=None):
+def exposure_checks(fs, cves=None, kev=None):
     ex = FO.exposure_rows(fs, cves)
-    cr = FO.cve_rows(ex)
+    cr = FO.cve_rows(ex, kev)
     return ex, {
         "exposure": lambda got, lbl: compare(lbl, ex, got, FO.EXPOSURE_COLUMNS, EXPOSURE_ID),
         "cves": lambda got, lbl: (compare(lbl, cr, got, FO.CVE_COLUMNS, ["cve_id"])
@@ -361,6 +388,9 @@ def note_coverage(fs, waivers=None, T=None):
             tally.findings["with cve"] += 1
         if f.max_us is None:
             tally.findings["no days_open_max"] += 1
+        tally.findings[f"clock {f.clock}"] += 1
+        if f.kev_cves:
+            tally.findings["kev"] += 1
     if waivers is not None:
         for w in FO.waiver_rows(waivers, fs, T):
             tally.findings[f"waiver {w['state']}"] += 1
@@ -404,13 +434,17 @@ def check_history(store, tmp, scn, S, R):
     fs_plain = FO.findings(S, T1, stale)
     wtext = waiver_text(R, fs_plain, T1)
     waivers = FO.read_waivers(wtext)
+    ktext = kev_text(R, fs_plain, T1)
+    kev = FO.read_kev(ktext)
     ppath = write(os.path.join(tmp, "policy.toml"), ptext)
     wpath = write(os.path.join(tmp, "waivers.toml"), wtext)
-    fs1 = FO.findings(S, T1, stale, policy, waivers)
+    kpath = write(os.path.join(tmp, "kev.json"), ktext)
+    fs1 = FO.findings(S, T1, stale, policy, waivers, kev)
     note_coverage(fs1, waivers, T1)
     _rows, checks = sla_checks(fs1, waivers, T1)
     queries.append(("sla", ["sla", "--as-of", d1.isoformat(), *tz_args(R, tz), *st_args, "--policy", ppath,
-                            "--waivers", wpath], [("policy", ppath), ("waivers", wpath), measured_note(S, T1)],
+                            "--waivers", wpath, "--kev", kpath],
+                    [("policy", ppath), ("waivers", wpath), ("KEV catalog", kpath), measured_note(S, T1)],
                     checks))
 
     # 2. sla inside the history: default policy, no waivers, maybe a scope filter
@@ -423,10 +457,11 @@ def check_history(store, tmp, scn, S, R):
                         [measured_note(SF, T2)], checks))
 
     # 3. exposure with the waivers, after the history (the default policy: exposure has none)
-    fs3 = FO.findings(S, T1, stale, None, waivers)
-    _ex, checks = exposure_checks(fs3)
+    fs3 = FO.findings(S, T1, stale, None, waivers, kev)
+    _ex, checks = exposure_checks(fs3, kev=kev)
     queries.append(("exposure", ["exposure", "--as-of", d1.isoformat(), *tz_args(R, tz), *st_args,
-                                 "--waivers", wpath], [("waivers", wpath), measured_note(S, T1)], checks))
+                                 "--waivers", wpath, "--kev", kpath],
+                    [("waivers", wpath), ("KEV catalog", kpath), measured_note(S, T1)], checks))
 
     # 4. exposure of chosen CVEs (any case; one no row names), inside the history, maybe a scope filter
     SF, sc_args = scope_filter(R, S)
@@ -443,13 +478,22 @@ def check_history(store, tmp, scn, S, R):
     return run_queries(store, queries)
 
 
+def _as_stored(fmt, lines):
+    """§1.3: the seed layout's pages hold the seed's members only, so its runs have no release_date."""
+    if fmt != "seed":
+        return lines
+    return [{**line, "instances": [{**i, "patches": [{k: v for k, v in p.items() if k != "release_date"}
+                                                     for p in i.get("patches") or []]}
+                                   for i in line["instances"]]} for line in lines]
+
+
 def _check_one(fmt, scn, data):
     R = random.Random(data.draw(st.integers(0, 2**63), label="queries' seed"))
     with imported_history(fmt, scn, "patchtrail-findings-") as (tmp, store, run_ids, problems):
         if run_ids is not None:
             for page in scn.seed_pages:  # the seed's own workflow wrote into the same store (§1.2)
                 write_seed_page(store, page)
-            S = O.history(scn.lines, run_ids, scn.seed_pages)  # the oracle's input: the generated history
+            S = O.history(_as_stored(fmt, scn.lines), run_ids, scn.seed_pages)  # the generated history
             tally.findings[f"histories {fmt}"] += 1
             if scn.seed_pages:
                 tally.findings["histories with seed-workflow days"] += 1
@@ -745,13 +789,15 @@ def test_rounding_and_limits():
 
 
 def test_zz_findings_coverage():
-    """Runs last: every §8.3 status, every kind of §8.1 resolution and every §8.6 waiver state was compared."""
+    """Runs last: every §8.3 status and clock, every kind of §8.1 resolution and every §8.6 waiver state was
+    compared."""
     ran = sum(v for k, v in tally.findings.items() if k.startswith("histories "))
     if ran < EXAMPLES * len(FORMATS) or not tally.findings["tables sla"]:
         pytest.skip("the findings tests did not all run in this session")
     want = ([f"status {s}" for s in FO.STATUSES]
             + [f"resolution {r}" for r in ("installed", "not_applicable", "no_longer_reported", "instance_gone",
                                            "rejected", "None")]
-            + [f"waiver {s}" for s in ("active", "expired", "unused")] + ["waived", "expired_waiver", "with cve"])
+            + [f"waiver {s}" for s in ("active", "expired", "unused")] + ["waived", "expired_waiver", "with cve"]
+            + [f"clock {c}" for c in ("first_seen", "released", "kev")] + ["kev"])
     missing = [k for k in want if not tally.findings[k]]
     assert not missing, f"never compared {tally.replay()}: {missing}"
