@@ -451,7 +451,8 @@ def member_problems(member_path, org_template):
         raise Unexpected(f"{member_path.name} must have one role, ReadRole; found {list(roles)}")
     member = roles["ReadRole"]
     problems += member.problems
-    read = {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "ssm:DescribeInstancePatches",
+    read = {"ec2:DescribeInstances", "ssm:DescribeAvailablePatches", "ssm:DescribeInstanceInformation",
+            "ssm:DescribeInstancePatches",
             "ssm:DescribeInstancePatchStates", "sts:GetCallerIdentity"}
     actions = set(member.grants())
     if actions != read | READ_ACTIONS_EXTRA:

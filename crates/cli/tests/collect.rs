@@ -851,3 +851,44 @@ fn a_run_suspended_at_its_time_limit_is_continued_until_it_commits_once() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     assert!(text(&bad.stderr).contains("has no checkpoint"));
 }
+
+#[test]
+fn release_dates_are_those_aws_lists_and_a_denial_leaves_them_null() {
+    // DescribeAvailablePatches answers for Windows Server and Amazon Linux 2 (its API reference);
+    // the stored dates are compared by DuckDB and boto3 with what the service lists.
+    let sim = start_sim(&["--instances", "120", "--seed", "21"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf8");
+    ok(patchtrail(&sim.url, &["collect", "--store", s]));
+    let check = py_json(&sim.url, "release_check.py", &[s]);
+    assert_eq!(check["disagreements"], 0, "{check}");
+    let count = |k: &str| check["counts"][k].as_u64().unwrap_or(0);
+    assert!(
+        count("windows") > 50 && count("amazon_linux_2") > 10 && count("other") > 10,
+        "{check}"
+    );
+    assert!(count("dated") >= count("windows"), "{check}");
+
+    // Denied: the run still commits, with no release dates, and says why.
+    let denied = start_sim(&[
+        "--instances",
+        "40",
+        "--seed",
+        "21",
+        "--deny-action",
+        "ssm:DescribeAvailablePatches",
+    ]);
+    let other = dir.path().join("denied");
+    let o = other.to_str().expect("utf8");
+    let out = patchtrail(&denied.url, &["collect", "--store", o]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ssm:DescribeAvailablePatches"),
+        "{}",
+        text(&out.stderr)
+    );
+    // (asked of the first simulator, same seed: the denying one answers nobody)
+    let check = py_json(&sim.url, "release_check.py", &[o]);
+    assert_eq!(check["counts"]["dated"], 0, "{check}");
+}

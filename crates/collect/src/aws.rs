@@ -197,6 +197,8 @@ pub struct Patch {
     pub cve_ids: Option<String>,
     /// `InstalledTime` as sent, not-installed markers included (for the seed layout).
     pub installed_time_sent: Option<DateTime<Utc>>,
+    /// AWS's `ReleaseDate` of the patch (`DescribeAvailablePatches`, see `releases`).
+    pub release_date: Option<DateTime<Utc>>,
 }
 
 /// A failed AWS call after the SDK's retries: its error code and message.
@@ -265,7 +267,7 @@ where
 /// A wire time at the stored precision. The wire sends fractional epoch seconds, which parse a
 /// few nanoseconds off (`1550501835.178` becomes `.177999973`): rounded to the microsecond, it
 /// is the time AWS sent, not one a microsecond earlier.
-fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     let micros = (i64::from(t.subsec_nanos()) + 500) / 1000;
     DateTime::from_timestamp_micros(t.secs().checked_mul(1_000_000)?.checked_add(micros)?)
 }
@@ -374,6 +376,9 @@ pub struct AwsFleet {
     nodes_pace: Arc<RateController>,
     /// Set when `DescribeInstanceInformation` is denied: asked once, then not again in the run.
     nodes_denied: Arc<std::sync::atomic::AtomicBool>,
+    available_pace: Arc<RateController>,
+    /// The release dates of the patches this run saw, each asked once.
+    releases: Arc<crate::releases::ReleaseDates>,
 }
 
 /// Error codes with which AWS services say "too fast" (SSM, EC2, STS, Organizations, S3).
@@ -534,6 +539,8 @@ impl AwsFleet {
             states_pace: pace(),
             nodes_pace: pace(),
             nodes_denied: Arc::default(),
+            available_pace: pace(),
+            releases: Arc::default(),
         })
     }
 
@@ -859,6 +866,51 @@ impl AwsFleet {
     }
 }
 
+impl AwsFleet {
+    /// Every patch `ssm:DescribeAvailablePatches` lists under `filters` (all pages of 100).
+    pub(crate) async fn available_patches(
+        &self,
+        filters: Vec<PatchOrchestratorFilter>,
+    ) -> Result<Vec<aws_sdk_ssm::types::Patch>, CallError> {
+        let mut out = Vec::new();
+        let mut pager = Pager::default();
+        loop {
+            let (page, restarted) = pager
+                .fetch(|token| {
+                    let request = self
+                        .ssm
+                        .describe_available_patches()
+                        .set_filters(Some(filters.clone()))
+                        .max_results(100)
+                        .set_next_token(token);
+                    async move {
+                        self.send(&self.available_pace, || request.clone().send())
+                            .await
+                            .map_err(call_error)
+                    }
+                })
+                .await?;
+            if restarted {
+                out.clear();
+            }
+            out.extend(page.patches().iter().cloned());
+            if !pager.follow(page.next_token()) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills the release dates of `pages`, patches of a node of `catalog` (see `releases`).
+    pub async fn release_dates(
+        &self,
+        catalog: Option<crate::releases::Catalog>,
+        pages: &mut [Vec<Patch>],
+    ) {
+        self.releases.fill(self, catalog, pages).await;
+    }
+}
+
 /// A `DescribeInstanceInformation` filter (`InstanceIds`, `ResourceType`, `tag-key`, `tag:K`).
 fn information_filter(
     key: &str,
@@ -905,5 +957,6 @@ fn patch_of(p: &PatchComplianceData) -> Patch {
         installed_time,
         cve_ids: p.cve_ids().filter(|c| !c.is_empty()).map(str::to_string),
         installed_time_sent: to_utc(p.installed_time()),
+        release_date: None,
     }
 }

@@ -10,6 +10,7 @@ mod input;
 mod options;
 mod pacing;
 mod regions;
+mod releases;
 mod scopes;
 mod seen;
 mod snapshot;

@@ -14,6 +14,7 @@ use crate::aws::{
     PatchStateSummary,
 };
 use crate::pacing::{Progress, StopSignal};
+use crate::releases::Catalog;
 use crate::seen::IdSet;
 use crate::{CollectError, CollectOptions};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -155,7 +156,7 @@ fn patch_record(id: &RunIdentity, instance_id: &str, p: Patch) -> PatchRecord {
         state: p.state,
         installed_time: p.installed_time,
         cve_ids: p.cve_ids,
-        release_date: None,
+        release_date: p.release_date,
         installed_time_sent: p.installed_time_sent,
     }
 }
@@ -586,9 +587,17 @@ pub async fn collect_snapshot(
             let (fleet, classifications) = (fleet.clone(), classifications.clone());
             async move {
                 let target = target?;
-                let result = fleet
+                let mut result = fleet
                     .patches(&target.ec2.instance_id, &classifications)
                     .await;
+                if let Ok(pages) = &mut result {
+                    let node = match &target.node {
+                        Node::Listed(n) => Some(n),
+                        _ => None,
+                    };
+                    let catalog = Catalog::of(target.ec2.platform_details.as_deref(), node);
+                    fleet.release_dates(catalog, pages).await;
+                }
                 Ok::<_, CollectError>((target, result))
             }
         },

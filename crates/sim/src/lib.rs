@@ -9,6 +9,7 @@
 //! simulated date, so answers are reproducible; load shaping (rate limits, latency, faults) makes
 //! it a test bench for collectors.
 
+mod available;
 mod ec2;
 mod fleet;
 mod hash;

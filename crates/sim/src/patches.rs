@@ -199,6 +199,31 @@ fn weighted(h: u64, table: &[(&'static str, u64)]) -> &'static str {
 }
 
 impl Patch {
+    /// The Windows update a KB number names (`KB5000000` + 2 × its sequence, +1 on Windows
+    /// Server 2022), if it was released by the end of `date`.
+    pub fn windows_by_kb(seed: u64, kb: &str, date: NaiveDate) -> Option<Patch> {
+        let n: i64 = kb.strip_prefix("KB")?.parse().ok()?;
+        let n = n.checked_sub(5_000_000).filter(|n| *n >= 0)?;
+        let os = if n % 2 == 0 {
+            Os::WindowsServer2019
+        } else {
+            Os::WindowsServer2022
+        };
+        let seq = n / 2;
+        let (week, slot) = (seq / 8, (seq % 8) as u64);
+        Patch::released_in(seed, os, week)
+            .find(|p| p.slot == slot)
+            .filter(|p| p.released.date_naive() <= date)
+    }
+
+    /// Every release of `os` by the end of `date`, oldest first.
+    pub fn released_by(seed: u64, os: Os, date: NaiveDate) -> impl Iterator<Item = Patch> {
+        let weeks = (date - catalog_epoch()).num_days().div_euclid(7);
+        (0..=weeks)
+            .flat_map(move |week| Patch::released_in(seed, os, week))
+            .filter(move |p| p.released.date_naive() <= date)
+    }
+
     /// The patches `os` released in catalog week `week`.
     pub fn released_in(seed: u64, os: Os, week: i64) -> impl Iterator<Item = Patch> {
         let count = 3 + below(combine(seed, &[0xca7, os as u64, week as u64]), 5);
@@ -317,7 +342,7 @@ impl Patch {
         }
     }
 
-    fn package_name(&self) -> &'static str {
+    pub(crate) fn package_name(&self) -> &'static str {
         packages(self.os)[self.package]
     }
 
@@ -339,7 +364,7 @@ impl Patch {
     }
 
     /// `epoch:version-release` of a Linux package release, growing with every release.
-    fn linux_version(&self) -> String {
+    pub(crate) fn linux_version(&self) -> String {
         let n = 100 + self.seq();
         match self.os {
             Os::AmazonLinux2 => format!("0:5.10.{n}-{}.amzn2", 1 + self.slot),

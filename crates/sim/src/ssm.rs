@@ -1,5 +1,5 @@
 //! SSM over awsJson1_1: `DescribeInstancePatches` and `DescribeInstancePatchStates`
-//! (`DescribeInstanceInformation` is in `nodes`).
+//! (`DescribeInstanceInformation` is in `nodes`, `DescribeAvailablePatches` in `available`).
 //!
 //! Validation follows the real service, not only its model: `MaxResults` above 50 on
 //! DescribeInstancePatches is a `ValidationException`, states are CamelCase, and timestamps are
@@ -574,6 +574,7 @@ pub fn handle(sim: &Sim, operation: &str, body: &[u8], date: NaiveDate) -> WireR
     match operation {
         "DescribeInstancePatches" => describe_instance_patches(sim, &map, date),
         "DescribeInstancePatchStates" => describe_instance_patch_states(sim, &map, date),
+        "DescribeAvailablePatches" => crate::available::describe_available_patches(sim, &map, date),
         "DescribeInstanceInformation" => {
             crate::nodes::describe_instance_information(sim, &map, date)
         }
