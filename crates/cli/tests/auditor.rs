@@ -1042,6 +1042,8 @@ fn an_evidence_pack_checks_out_with_sha256sum_and_jq_alone_and_tampering_shows()
 fn an_evidence_pack_names_its_provenance_and_is_made_again_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = history(dir.path());
+    let kev = dir.path().join("kev.json");
+    std::fs::write(&kev, KEV).expect("kev");
     let make = |name: &str, epoch: &str| -> std::process::Output {
         let out = dir.path().join(name);
         Command::new(patchtrail_bin())
@@ -1053,6 +1055,8 @@ fn an_evidence_pack_names_its_provenance_and_is_made_again_byte_for_byte() {
                 "2026-02-28",
                 "--tz",
                 "Asia/Tokyo",
+                "--kev",
+                kev.to_str().expect("utf-8"),
                 "--out",
                 out.to_str().expect("utf-8"),
             ])
@@ -1097,11 +1101,17 @@ fn an_evidence_pack_names_its_provenance_and_is_made_again_byte_for_byte() {
         assert_eq!(item("time_zone"), "Asia/Tokyo");
         assert_eq!(item("generated_at"), "2026-03-01T00:00:00.000000Z");
         assert!(item("tool").contains("(commit "), "{csv}");
+        assert!(item("kev").contains("version 2026.03.20"), "{csv}");
         titles.insert(item("report"));
     }
     // Each names its own report.
     assert_eq!(titles.len(), 3, "{titles:?}");
     assert!(titles.contains("Patch SLA as of 2026-02-28"), "{titles:?}");
+    // The KEV catalog applied goes in as given.
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("evidence/judgments/kev/kev.json")).expect("kev"),
+        KEV
+    );
     let readme = std::fs::read_to_string(unpacked.join("evidence/README.txt")).expect("README");
     assert!(
         readme.contains("at 2026-03-01T00:00:00.000000Z"),
