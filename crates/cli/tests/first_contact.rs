@@ -358,6 +358,24 @@ fn doctor_passes_against_the_simulator_and_names_a_denied_action() {
             .is_some_and(|d| d.contains("AccessDenied")),
         "{report}"
     );
+    // Release dates are advisory as well: doctor passes, naming the action to allow.
+    let no_releases = start_sim(&[
+        "--instances",
+        "10",
+        "--seed",
+        "9",
+        "--deny-action",
+        "ssm:DescribeAvailablePatches",
+    ]);
+    let (code, report) = doctor(&no_releases.url, None, s);
+    assert_eq!(code, Some(0), "{report}");
+    let releases = check_named(&report, "ssm:DescribeAvailablePatches (release dates)");
+    assert!(
+        releases["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("allow ssm:DescribeAvailablePatches")),
+        "{report}"
+    );
     let runs_before = manifests(&store).len();
     assert_eq!(runs_before, 1, "doctor commits nothing");
 

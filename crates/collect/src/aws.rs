@@ -901,6 +901,23 @@ impl AwsFleet {
         Ok(out)
     }
 
+    /// One harmless `ssm:DescribeAvailablePatches` call (one KB, one result), for `doctor`.
+    pub async fn available_probe(&self) -> Result<usize, CallError> {
+        let filter = PatchOrchestratorFilter::builder()
+            .key("PATCH_ID")
+            .values("KB5034441")
+            .build();
+        let request = self
+            .ssm
+            .describe_available_patches()
+            .filters(filter)
+            .max_results(1);
+        self.send(&self.available_pace, || request.clone().send())
+            .await
+            .map(|page| page.patches().len())
+            .map_err(call_error)
+    }
+
     /// Fills the release dates of `pages`, patches of a node of `catalog` (see `releases`).
     pub async fn release_dates(
         &self,

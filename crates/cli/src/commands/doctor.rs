@@ -221,6 +221,29 @@ pub async fn run(args: &DoctorArgs) -> Result<ExitCode, Failure> {
                 millis: t.elapsed().as_millis() as u64,
             }),
         }
+        // Release dates: advisory too; without them SLA limits counted from release count from
+        // first detection (docs/semantics.md §8.3).
+        let t = Instant::now();
+        let release_check = "ssm:DescribeAvailablePatches (release dates)";
+        f.checks.push(match fleet.available_probe().await {
+            Ok(_) => Check {
+                check: release_check,
+                ok: true,
+                detail: "allowed: a collect records AWS's release date of Windows and Amazon Linux 2 patches".into(),
+                fix: None,
+                millis: t.elapsed().as_millis() as u64,
+            },
+            Err(e) => Check {
+                check: release_check,
+                ok: true,
+                detail: format!("not known ({})", e.code),
+                fix: Some(
+                    "allow ssm:DescribeAvailablePatches: without it a collect stores no release dates, and SLA limits counted from release count from first detection"
+                        .into(),
+                ),
+                millis: t.elapsed().as_millis() as u64,
+            },
+        });
         let probe = states
             .as_ref()
             .and_then(|s| ids.iter().find(|id| s.contains_key(*id)))
