@@ -16,7 +16,8 @@
    S3 on the history prefix and the working bucket only.
 4. State machine role: exactly what its definition needs, derived from the definition itself: each
    lambda:invoke task's function (and its versions), a Distributed Map's child executions
-   (states:StartExecution on the state machine, DescribeExecution/StopExecution on its executions),
+   (states:StartExecution on the state machine, DescribeExecution/StopExecution on its executions
+   `execution:<machine>:*`, RedriveExecution on its Map Runs' `execution:<machine>/*:*`),
    its ItemReader (s3:GetObject) and ResultWriter (s3:PutObject, GetObject, ListMultipartUploadParts,
    AbortMultipartUpload) buckets, and the log delivery actions of a LoggingConfiguration (Step
    Functions Developer Guide, "IAM policies for Distributed Map states", "Logging using CloudWatch
@@ -400,7 +401,10 @@ def state_machine_needs(template, role_name, r):
             text = text.replace("${" + key + "}", str(r(value, f"{name}.DefinitionSubstitutions.{key}")))
         machine = r(props["StateMachineName"], f"{name}.StateMachineName")
         arn = f"arn:aws:states:REGION:ACCOUNT:stateMachine:{machine}"
-        executions = f"arn:aws:states:REGION:ACCOUNT:execution:{machine}/*"
+        # Step Functions Developer Guide, "IAM policies for using Distributed Map states": the child
+        # executions are `execution:<machine>:*`, a Map Run's redriven ones `execution:<machine>/<label>:*`.
+        executions = f"arn:aws:states:REGION:ACCOUNT:execution:{machine}:*"
+        map_runs = f"arn:aws:states:REGION:ACCOUNT:execution:{machine}/*:*"
 
         def bucket_of(config, where):
             args = config.get("Arguments") or config.get("Parameters") or {}
@@ -425,6 +429,7 @@ def state_machine_needs(template, role_name, r):
                         need["states:StartExecution"].add(arn)
                         need["states:DescribeExecution"].add(executions)
                         need["states:StopExecution"].add(executions)
+                        need["states:RedriveExecution"].add(map_runs)
                     reader = state.get("ItemReader")
                     if reader:
                         if not reader["Resource"].endswith(":states:::s3:getObject"):

@@ -350,7 +350,7 @@ fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
 }
 
 #[test]
-fn the_organization_stack_alarms_dead_letters_and_reserves_concurrency() {
+fn the_organization_stack_alarms_dead_letters_and_reserves_no_concurrency_by_default() {
     let t = template("patchtrail-organization.yaml");
     let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
     let alarm = |namespace: &str, metric: &str| {
@@ -386,11 +386,18 @@ fn the_organization_stack_alarms_dead_letters_and_reserves_concurrency() {
         schedule["DeadLetterConfig"]["Arn"],
         json!({"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]})
     );
+    // No reservation by default: Lambda refuses one that leaves under 100 unreserved, and young
+    // accounts have a limit of 10 or 50 (CREATE_FAILED, the whole stack rolled back); when set,
+    // the function takes it.
+    assert_eq!(t["Parameters"]["ReservedConcurrency"]["Default"], 0);
+    assert_eq!(
+        t["Conditions"]["HasReservedConcurrency"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]})
+    );
     let function = &of_type(&t, "AWS::Lambda::Function")[0].1["Properties"];
-    assert!(
-        function["ReservedConcurrentExecutions"]
-            .to_string()
-            .contains("ReservedConcurrency"),
+    assert_eq!(
+        function["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}),
         "{function}"
     );
     // No NoEcho parameter ends up in the schedule's input, where GetSchedule shows it anyway.
