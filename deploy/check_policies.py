@@ -12,7 +12,8 @@
    kms:GenerateDataKey on the key parameter). A service trust other than Lambda's carries
    aws:SourceAccount (IAM User Guide, "The confused deputy problem").
 3. Organization collector (patchtrail-organization.yaml): the single-account read actions plus
-   ec2:DescribeRegions, organizations:ListAccounts and sts:AssumeRole on the member role's name only;
+   ec2:DescribeRegions, organizations:ListAccounts and sts:AssumeRole on the member role's name only, in
+   the organization only (aws:ResourceOrgID = ${aws:PrincipalOrgID});
    S3 on the history prefix and the working bucket only.
 4. State machine role: exactly what its definition needs, derived from the definition itself: each
    lambda:invoke task's function (and its versions), a Distributed Map's child executions
@@ -548,6 +549,13 @@ def main(argv=None):
         if have.get("sts:AssumeRole") != {"arn:aws:iam::*:role/MEMBER_ROLE"}:
             problems.append(f"the organization collector may assume {sorted(have.get('sts:AssumeRole', []))}; "
                             f"limit sts:AssumeRole to the member role's name")
+        in_org = {"StringEquals": {"aws:ResourceOrgID": ["${aws:PrincipalOrgID}"]}}
+        listed = lambda c: {op: {k: _as_list(v) for k, v in kv.items()} for op, kv in (c or {}).items()}  # noqa: E731
+        for st in org_collector.base:
+            if "sts:AssumeRole" in _as_list(st.get("Action")) and listed(st.get("Condition")) != in_org:
+                problems.append(f"the organization collector's sts:AssumeRole (statement {st.get('Sid')!r}) must carry "
+                                f"the condition {in_org}, so that no role of that name outside the organization is "
+                                f"assumed (IAM User Guide, aws:ResourceOrgID); found {st.get('Condition')}")
         s3 = {(a, res) for a in have if a.startswith("s3:") for res in have[a]}
         allowed_s3 = {("s3:ListBucket", "arn:aws:s3:::BUCKET"), ("s3:GetObject", "arn:aws:s3:::BUCKET/PREFIX/*"),
                       ("s3:PutObject", "arn:aws:s3:::BUCKET/PREFIX/*"), ("s3:ListBucket", "arn:aws:s3:::REF(WorkBucket)"),

@@ -386,6 +386,41 @@ fn the_organization_stack_alarms_dead_letters_and_reserves_no_concurrency_by_def
         schedule["DeadLetterConfig"]["Arn"],
         json!({"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]})
     );
+    // The working bucket outlives the stack (S3 refuses to delete a bucket that holds objects, and
+    // it always holds WorkRetentionDays of work), and the README says so.
+    let work = &t["Resources"]["WorkBucket"];
+    assert_eq!(
+        (&work["DeletionPolicy"], &work["UpdateReplacePolicy"]),
+        (&json!("Retain"), &json!("Retain"))
+    );
+    let readme = std::fs::read_to_string(repo_root().join("deploy/README.md")).expect("README");
+    assert!(
+        !readme.contains("Deleted with the stack")
+            && readme.contains("aws s3 rb s3://WORK_BUCKET --force"),
+        "deploy/README.md must say the working bucket is kept and how to remove it"
+    );
+    // ToleratedFailurePercentage is an integer in the Map state (ASL): a decimal is refused.
+    let tolerated = &t["Parameters"]["ToleratedFailurePercentage"];
+    let pattern = tolerated["AllowedPattern"]
+        .as_str()
+        .expect("an AllowedPattern");
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import re, sys\np = re.compile(sys.argv[1])\nok = [v for v in sys.argv[2:] if p.fullmatch(v)]\nprint(','.join(ok))",
+            pattern,
+            "0",
+            "7",
+            "100",
+            "12.5",
+            "101",
+            "-1",
+            "007",
+            "",
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(text(&check.stdout).trim(), "0,7,100", "{pattern}");
     // No reservation by default: Lambda refuses one that leaves under 100 unreserved, and young
     // accounts have a limit of 10 or 50 (CREATE_FAILED, the whole stack rolled back); when set,
     // the function takes it.
