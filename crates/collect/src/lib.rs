@@ -183,4 +183,31 @@ impl CollectError {
             _ => false,
         }
     }
+
+    /// Whether the organization, not this identity's policies, keeps the scope from being read:
+    /// an explicit deny in a service control policy (IAM's wording, "Troubleshoot access denied
+    /// error messages"), or a region not enabled for the account, where credentials valid
+    /// elsewhere are refused (EC2's `AuthFailure` or `OptInRequired`, the JSON services'
+    /// `UnrecognizedClientException`). An organization run records such a scope as denied, not
+    /// failed: a region-deny SCP would otherwise fail every run.
+    pub fn is_forbidden_by_organization(&self) -> bool {
+        const REGION_NOT_ENABLED: [&str; 3] = [
+            "AuthFailure",
+            "OptInRequired",
+            "UnrecognizedClientException",
+        ];
+        match self {
+            CollectError::Aws { error, .. } => {
+                (error.is_denied()
+                    && error
+                        .message
+                        .contains("explicit deny in a service control policy"))
+                    || REGION_NOT_ENABLED.contains(&error.code.as_str())
+            }
+            CollectError::InvalidCredentials(error) => {
+                REGION_NOT_ENABLED.contains(&error.code.as_str())
+            }
+            _ => false,
+        }
+    }
 }

@@ -76,6 +76,8 @@ impl From<CollectError> for HandlerError {
         let retryable =
             e.is_retryable() || matches!(e, CollectError::Stopped | CollectError::Suspended { .. });
         let kind = match &e {
+            // An SCP or a region not enabled (`organization` records the scope as denied).
+            e if e.is_forbidden_by_organization() => "Denied",
             CollectError::BadInput { .. }
             | CollectError::NoRegion
             | CollectError::UnknownRegion(_) => "BadInput",

@@ -10,7 +10,9 @@
 //!   `plan.json`: the plan's counts and the accounts that could not be reached.
 //! - `committed/<account>/<region>.json`: written by a scope's invocation once its run is
 //!   committed (its run id and counts); `failed/<account>/<region>.json`: written by an invocation
-//!   that fails, with its error.
+//!   that fails, with its error; `denied/<account>/<region>.json`: by one the organization
+//!   forbids (a service control policy's explicit deny, a region not enabled), which then
+//!   succeeds: such a scope is named as denied, and does not fail the execution.
 //! - beside the folders, `map/<Map Run id>/`: the Map's `ResultWriter` output (`manifest.json` and
 //!   the `SUCCEEDED_n.json`, `FAILED_n.json`, `PENDING_n.json` files of "ResultWriter (Map)").
 //!
@@ -32,6 +34,9 @@ const ITEMS: &str = "scopes.json";
 const PLAN: &str = "plan.json";
 const COMMITTED: &str = "committed/";
 const FAILED: &str = "failed/";
+/// Scopes the organization forbids (an SCP's explicit deny, a region not enabled): named in the
+/// outcome as denied, not failed.
+const DENIED: &str = "denied/";
 /// Where the outcome objects go, relative to the history's root.
 pub const OUTCOMES: &str = "_patchtrail/organization-runs/";
 /// Scopes named in the execution's failure cause; the outcome object names them all.
@@ -191,6 +196,14 @@ impl Work {
     ) -> Result<Value, HandlerError> {
         let answer = match result {
             Ok(answer) => answer,
+            Err(e) if e.kind == "Denied" && scope.is_some() => {
+                let Some((account, region)) = scope else {
+                    return Err(e);
+                };
+                let line = json!({"account_id": account, "region": region, "denied": e.message});
+                self.put_line(DENIED, account, region, &line).await?;
+                return Ok(json!({"scopes": [line]}));
+            }
             Err(e) => {
                 if let Some((account, region)) = scope {
                     let line = json!({"account_id": account, "region": region, "error": format!("{}: {}", e.error_type(), e.message)});
@@ -319,12 +332,18 @@ impl Work {
         let plan = parse(&self.store.get(&plan_key).await?, &plan_key)?;
         let committed_lines = self.lines(COMMITTED).await?;
         let failed_lines = self.lines(FAILED).await?;
+        let denied_lines = self.lines(DENIED).await?;
         let from_map = self.map_failures(&map).await;
         let mut committed = Vec::new();
         let mut failed = Vec::new();
+        let mut denied = Vec::new();
         for scope in planned.iter().filter_map(scope_of) {
             if let Some(line) = committed_lines.get(&scope) {
                 committed.push(line.clone());
+                continue;
+            }
+            if let Some(line) = denied_lines.get(&scope) {
+                denied.push(line.clone());
                 continue;
             }
             let error = failed_lines
@@ -337,7 +356,12 @@ impl Work {
             failed.push(json!({"account_id": scope.0, "region": scope.1, "error": error}));
         }
         let unreachable = plan["unreachable"].as_array().cloned().unwrap_or_default();
-        let ok = failed.is_empty() && unreachable.is_empty() && map.get("Error").is_none();
+        // Denied scopes do not fail the execution, but an execution that committed nothing did
+        // not collect: every scope denied reads as a broken set-up, not a quiet week.
+        let ok = failed.is_empty()
+            && unreachable.is_empty()
+            && map.get("Error").is_none()
+            && (!committed.is_empty() || planned.is_empty());
         let status = if ok { "committed" } else { "failed" };
         let record = json!({
             "execution": execution,
@@ -345,6 +369,7 @@ impl Work {
             "planned": planned.len(),
             "committed": committed,
             "failed": failed,
+            "denied": denied,
             "unreachable": unreachable,
             "map": map,
         });
@@ -369,6 +394,7 @@ impl Work {
             "planned": planned.len(),
             "committed": committed.len(),
             "failed": failed.len(),
+            "denied": denied.len(),
             "unreachable": unreachable.len(),
             "cause": cause(&record, &location),
         }))
@@ -456,8 +482,20 @@ fn cause(record: &Value, location: &str) -> String {
     if let Some(error) = record["map"]["Error"].as_str() {
         parts.push(format!("the Map failed with {error}"));
     }
+    let denied = record["denied"].as_array().map_or(0, Vec::len);
+    if parts.is_empty() && record["committed"].as_array().is_some_and(Vec::is_empty) && denied > 0 {
+        parts.push(format!(
+            "no scope committed: all {denied} planned scopes were denied by the organization (SCP or region not enabled); set Regions to the regions it allows"
+        ));
+    }
     if parts.is_empty() {
-        return format!("every scope committed; the outcome is {location}");
+        return if denied > 0 {
+            format!(
+                "every scope committed but {denied} the organization denies (SCP or region not enabled); the outcome {location} names them"
+            )
+        } else {
+            format!("every scope committed; the outcome is {location}")
+        };
     }
     format!(
         "{}; the outcome {location} names them all",
@@ -468,6 +506,21 @@ fn cause(record: &Value, location: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn denied_scopes_are_named_apart_and_an_execution_that_committed_nothing_says_so() {
+        let denied = json!([{"account_id": "111111111111", "region": "af-south-1", "denied": "AuthFailure"}]);
+        let some = json!({"planned": 3, "committed": [{"account_id": "1"}], "failed": [], "denied": denied, "unreachable": [], "map": {}});
+        assert!(
+            cause(&some, "s3://h/o.json")
+                .starts_with("every scope committed but 1 the organization denies")
+        );
+        let none = json!({"planned": 1, "committed": [], "failed": [], "denied": denied, "unreachable": [], "map": {}});
+        assert!(
+            cause(&none, "s3://h/o.json")
+                .starts_with("no scope committed: all 1 planned scopes were denied")
+        );
+    }
 
     /// A FAILED result file as "ResultWriter (Map)" of the Step Functions Developer Guide shows
     /// one: the child's metadata, its input as JSON text, its error and cause.

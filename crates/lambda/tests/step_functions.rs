@@ -404,8 +404,9 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
-    // Every role can be assumed; a service control policy denies one account one region, so its
-    // scope is planned and its collection fails inside the Map, as on AWS.
+    // Every role can be assumed; one account's role lacks a permission in one region (no
+    // identity-based policy allows it), so its scope is planned and its collection fails inside
+    // the Map, as on AWS.
     let regions = ["us-east-1", "ap-northeast-1"];
     let mut config = SimConfig {
         instances: 10,
@@ -416,7 +417,7 @@ async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
     };
     let active = active_accounts(&config);
     let denied = (active[1].clone(), "ap-northeast-1".to_string());
-    config.deny_scopes = vec![denied.clone()];
+    config.fail_scopes = vec![denied.clone()];
     let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("simulator");
@@ -449,9 +450,10 @@ async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
         outcome["failed"][0]["error"]
             .as_str()
             .unwrap_or("")
-            .contains("ec2:DescribeInstances was denied by a service control policy"),
+            .contains("allow the IAM action ec2:DescribeInstances"),
         "the scope's own error: {outcome}"
     );
+    assert_eq!(outcome["denied"], json!([]), "{outcome}");
     assert_eq!(outcome["unreachable"], json!([]));
     let others: BTreeSet<(String, String)> = active
         .iter()
@@ -469,6 +471,80 @@ async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
         "{run}"
     );
     assert_checksummed(&run);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_the_organization_forbids_are_denied_and_the_execution_succeeds() {
+    // A region-deny SCP refuses one account one region, and a region the input names is not
+    // enabled in any account (its credentials are refused there: EC2's AuthFailure): with
+    // `Regions` wider than the SCP allows, every weekly run would otherwise fail (issue 34).
+    let regions = ["us-east-1", "ap-northeast-1"];
+    let mut config = SimConfig {
+        instances: 10,
+        seed: 29,
+        accounts: 2,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        ..SimConfig::default()
+    };
+    let active = active_accounts(&config);
+    let scp = (active[1].clone(), "ap-northeast-1".to_string());
+    config.deny_scopes = vec![scp.clone()];
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let asked = ["us-east-1", "ap-northeast-1", "af-south-1"];
+    let run = run(
+        sim.url(),
+        organization_input(&asked),
+        900,
+        dir.path().join("store"),
+        &[],
+    )
+    .await;
+
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let outcome = &run["outcome"];
+    assert_eq!(outcome["status"], "committed", "{outcome}");
+    assert_eq!(outcome["failed"], json!([]), "{outcome}");
+    let mut expected_denied: Vec<(String, String)> = active
+        .iter()
+        .map(|a| (a.clone(), "af-south-1".to_string()))
+        .chain([scp.clone()])
+        .collect();
+    expected_denied.sort();
+    let mut denied = scopes_of(&outcome["denied"]);
+    denied.sort();
+    assert_eq!(denied, expected_denied, "{outcome}");
+    let says = |scope: &(String, String)| {
+        outcome["denied"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["account_id"] == scope.0.as_str() && l["region"] == scope.1.as_str())
+            .and_then(|l| l["denied"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(says(&scp).contains("service control policy"), "{outcome}");
+    assert!(
+        says(&expected_denied[0]).contains("AuthFailure")
+            || says(&expected_denied[0]).contains("credentials"),
+        "{outcome}"
+    );
+    let committed: BTreeSet<(String, String)> = active
+        .iter()
+        .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.to_string())))
+        .filter(|s| *s != scp)
+        .collect();
+    assert_eq!(
+        scopes_of(&outcome["committed"])
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        committed
+    );
+    assert_eq!(committed_runs(&dir.path().join("store")).await, committed);
     sim.stop().await.expect("stop");
 }
 

@@ -77,6 +77,10 @@ pub struct SimConfig {
     /// policy that denies a region refuses them (`... with an explicit deny in a service control
     /// policy`): the role is assumed, the scope is listed, its collection fails.
     pub deny_scopes: Vec<(String, String)>,
+    /// (account, region) scopes where every EC2 and SSM call is refused for want of an
+    /// identity-based policy (`... because no identity-based policy allows ...`): a member role
+    /// missing a permission there, which a person must fix.
+    pub fail_scopes: Vec<(String, String)>,
     /// The partition of every ARN the simulator hands out and accepts (`aws`, `aws-cn`,
     /// `aws-us-gov`): `sts:AssumeRole` refuses a role ARN of another partition, as STS does.
     pub partition: String,
@@ -118,6 +122,7 @@ impl Default for SimConfig {
             regions: Vec::new(),
             deny_assume: Vec::new(),
             deny_scopes: Vec::new(),
+            fail_scopes: Vec::new(),
             partition: "aws".into(),
             shapes: Shapes::default(),
         }

@@ -170,13 +170,14 @@ impl Sim {
             );
         }
         let scope = (self.config.account_id.clone(), self.config.region.clone());
-        if matches!(service, Service::Ec2(_) | Service::Ssm(_))
-            && self.config.deny_scopes.contains(&scope)
-        {
-            return (
-                self.access_denied(caller, &service, &operation, &rid, true),
-                rid,
-            );
+        if matches!(service, Service::Ec2(_) | Service::Ssm(_)) {
+            let by_scp = self.config.deny_scopes.contains(&scope);
+            if by_scp || self.config.fail_scopes.contains(&scope) {
+                return (
+                    self.access_denied(caller, &service, &operation, &rid, by_scp),
+                    rid,
+                );
+            }
         }
         let verdict = self.limits.admit(&operation);
         if !self.config.latency.is_zero() {
