@@ -13,8 +13,10 @@
 //!   that fails, with its error; `denied/<account>/<region>.json`: by one the organization
 //!   forbids (a service control policy's explicit deny, a region not enabled), which then
 //!   succeeds: such a scope is named as denied, and does not fail the execution.
-//! - beside the folders, `map/<Map Run id>/`: the Map's `ResultWriter` output (`manifest.json` and
-//!   the `SUCCEEDED_n.json`, `FAILED_n.json`, `PENDING_n.json` files of "ResultWriter (Map)").
+//! - `map/<Map Run id>/`: the Map's `ResultWriter` output (`manifest.json` and the
+//!   `SUCCEEDED_n.json`, `FAILED_n.json`, `PENDING_n.json` files of "ResultWriter (Map)"), in the
+//!   execution's own folder, so that the outcome finds it by listing even when the Map failed and
+//!   its Catch passed on only `Error` and `Cause`.
 //!
 //! The last step (`"action": "outcome"`) compares the plan with those records: a scope is
 //! committed only if its own invocation recorded the commit, whatever the Map reported, so a
@@ -37,6 +39,8 @@ const FAILED: &str = "failed/";
 /// Scopes the organization forbids (an SCP's explicit deny, a region not enabled): named in the
 /// outcome as denied, not failed.
 const DENIED: &str = "denied/";
+/// The Map's ResultWriter output, in the execution's folder (the template's `Prefix`).
+const MAP_RESULTS: &str = "map/";
 /// Where the outcome objects go, relative to the history's root.
 pub const OUTCOMES: &str = "_patchtrail/organization-runs/";
 /// Scopes named in the execution's failure cause; the outcome object names them all.
@@ -276,25 +280,45 @@ impl Work {
     /// no results (it failed before, or they are not in this folder).
     async fn map_failures(&self, map: &Value) -> BTreeMap<(String, String), String> {
         let details = &map["ResultWriterDetails"];
-        let (Some(bucket), Some(key)) = (details["Bucket"].as_str(), details["Key"].as_str())
-        else {
-            return BTreeMap::new();
-        };
+        let manifests: Vec<(String, String)> =
+            match (details["Bucket"].as_str(), details["Key"].as_str()) {
+                (Some(bucket), Some(key)) => vec![(bucket.to_string(), key.to_string())],
+                // The Map failed (its Catch passes only Error and Cause): every manifest a Map
+                // Run of this execution wrote into its folder.
+                _ => match self.store.list_keys(&self.key(MAP_RESULTS)).await {
+                    Ok(keys) => keys
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .filter(|k| k.ends_with("/manifest.json"))
+                        .map(|k| (self.bucket.clone(), k))
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the Map's results could not be listed");
+                        Vec::new()
+                    }
+                },
+            };
         let mut failures = BTreeMap::new();
-        let Some(manifest) = self
-            .read_result(bucket, key)
-            .await
-            .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
-        else {
-            tracing::warn!(bucket, key, "the Map's result manifest could not be read");
-            return failures;
-        };
-        for (status, files) in result_files(&manifest) {
-            for file in files {
-                match self.read_result(bucket, &file).await {
-                    Some(body) => failures.extend(child_failures(status, &body)),
-                    None => {
-                        tracing::warn!(bucket, file, "a result file of the Map could not be read")
+        for (bucket, key) in manifests {
+            let Some(manifest) = self
+                .read_result(&bucket, &key)
+                .await
+                .and_then(|m| serde_json::from_slice::<Value>(&m).ok())
+            else {
+                tracing::warn!(bucket, key, "the Map's result manifest could not be read");
+                continue;
+            };
+            for (status, files) in result_files(&manifest) {
+                for file in files {
+                    match self.read_result(&bucket, &file).await {
+                        Some(body) => failures.extend(child_failures(status, &body)),
+                        None => {
+                            tracing::warn!(
+                                bucket,
+                                file,
+                                "a result file of the Map could not be read"
+                            )
+                        }
                     }
                 }
             }

@@ -965,14 +965,14 @@ async fn the_outcome_names_every_scope_without_a_committed_run_whatever_the_map_
 child_input = json.dumps({"request": {}, "scope": {"account_id": "123456789012", "region": "us-west-2"}, "work": "s3://work/exec-7"})
 failed = [{"Error": "States.Timeout", "Cause": "The task timed out.", "Input": child_input, "InputDetails": {"Included": True},
            "Name": "c2", "Status": "FAILED", "ExecutionArn": "arn:aws:states:us-east-1:123456789012:execution:m/CollectScopes:c2"}]
-s3.put_object(Bucket='work', Key='map/run-1/FAILED_0.json', Body=json.dumps(failed))
+s3.put_object(Bucket='work', Key='exec-7/map/run-1/FAILED_0.json', Body=json.dumps(failed))
 manifest = {"DestinationBucket": "work", "MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/CollectScopes:run-1",
-            "ResultFiles": {"FAILED": [{"Key": "map/run-1/FAILED_0.json", "Size": 1}], "PENDING": [], "SUCCEEDED": []}}
-s3.put_object(Bucket='work', Key='map/run-1/manifest.json', Body=json.dumps(manifest))
+            "ResultFiles": {"FAILED": [{"Key": "exec-7/map/run-1/FAILED_0.json", "Size": 1}], "PENDING": [], "SUCCEEDED": []}}
+s3.put_object(Bucket='work', Key='exec-7/map/run-1/manifest.json', Body=json.dumps(manifest))
 "#,
     );
     let map = json!({"MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:m/CollectScopes:run-1",
-                     "ResultWriterDetails": {"Bucket": "work", "Key": "map/run-1/manifest.json"}});
+                     "ResultWriterDetails": {"Bucket": "work", "Key": "exec-7/map/run-1/manifest.json"}});
     let outcome_event = with(
         json!({"action": "outcome", "execution": "exec-7", "work": "s3://work/exec-7", "map": map}),
     );
@@ -1041,6 +1041,25 @@ s3.put_object(Bucket='work', Key='map/run-1/manifest.json', Body=json.dumps(mani
             .unwrap_or("")
             .contains("the Map failed with States.ExceedToleratedFailureThreshold"),
         "{answer}"
+    );
+    // Its Catch passed only Error and Cause, yet the child's own error is named: the outcome
+    // listed the Map Run's results in the execution's folder.
+    let record: Value = serde_json::from_slice(
+        &history
+            .get("_patchtrail/organization-runs/exec-8.json")
+            .await
+            .expect("the outcome object"),
+    )
+    .expect("JSON");
+    let timed_out = record["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| scope_of(f) == ("123456789012".into(), "us-west-2".into()))
+        .expect("the timed-out scope");
+    assert_eq!(
+        timed_out["error"], "States.Timeout: The task timed out.",
+        "{record}"
     );
     sim.stop().await.expect("stop");
 }
