@@ -183,6 +183,162 @@ fn asl_validator(definition: &str, dir: &Path) -> Output {
         .expect("run asl-validator (npm ci in tests/js, done by scripts/test)")
 }
 
+/// What asl-validator and cfn-lint do not look at, checked against the Step Functions Developer
+/// Guide: "ItemReader (Map)" (Resource `s3:getObject` or `s3:listObjectsV2`, `ReaderConfig`
+/// with `InputType` CSV, JSON, JSONL, MANIFEST or PARQUET, `Arguments` Bucket and Key or Prefix),
+/// "ResultWriter (Map)" (Resource `s3:putObject`, `Arguments` Bucket and Prefix, `WriterConfig`
+/// OutputType and Transformation) and "Transforming data with JSONata" (a JSONata state, and its
+/// Catch, has no InputPath, Parameters, ResultSelector, ResultPath or OutputPath).
+fn spec_problems(doc: &Value, partition: &str) -> Vec<String> {
+    const JSONPATH_ONLY: [&str; 5] = [
+        "InputPath",
+        "Parameters",
+        "ResultSelector",
+        "ResultPath",
+        "OutputPath",
+    ];
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+    fn walk(states: &Value, jsonata: bool, partition: &str, out: &mut Vec<String>) {
+        for (name, state) in states.as_object().into_iter().flatten() {
+            let jsonata = match state["QueryLanguage"].as_str() {
+                Some(q) => q == "JSONata",
+                None => jsonata,
+            };
+            if jsonata {
+                for k in keys(state)
+                    .into_iter()
+                    .filter(|k| JSONPATH_ONLY.contains(k))
+                {
+                    out.push(format!(
+                        "{name}: {k} is a JSONPath field in a JSONata state"
+                    ));
+                }
+                for catcher in state["Catch"].as_array().into_iter().flatten() {
+                    for k in keys(catcher) {
+                        if !["ErrorEquals", "Next", "Output", "Assign", "Comment"].contains(&k) {
+                            out.push(format!(
+                                "{name}: Catch field {k} is not a JSONata catcher's"
+                            ));
+                        }
+                    }
+                }
+            }
+            let s3 = |action: &str| format!("arn:{partition}:states:::s3:{action}");
+            let reader = &state["ItemReader"];
+            if !reader.is_null() {
+                for k in keys(reader) {
+                    if !["Resource", "ReaderConfig", "Arguments", "Parameters"].contains(&k)
+                        || (jsonata && k == "Parameters")
+                    {
+                        out.push(format!("{name}: ItemReader field {k}"));
+                    }
+                }
+                let resource = reader["Resource"].as_str().unwrap_or("");
+                let args = &reader["Arguments"];
+                if resource == s3("getObject") {
+                    let input = reader["ReaderConfig"]["InputType"].as_str().unwrap_or("");
+                    if !["CSV", "JSON", "JSONL", "MANIFEST", "PARQUET"].contains(&input) {
+                        out.push(format!("{name}: ItemReader InputType {input:?}"));
+                    }
+                    if args["Bucket"].is_null() || args["Key"].is_null() {
+                        out.push(format!(
+                            "{name}: ItemReader s3:getObject needs Bucket and Key"
+                        ));
+                    }
+                } else if resource != s3("listObjectsV2") {
+                    out.push(format!("{name}: ItemReader Resource {resource:?}"));
+                }
+            }
+            let writer = &state["ResultWriter"];
+            if !writer.is_null() {
+                for k in keys(writer) {
+                    if !["Resource", "Arguments", "WriterConfig", "Parameters"].contains(&k)
+                        || (jsonata && k == "Parameters")
+                    {
+                        out.push(format!("{name}: ResultWriter field {k}"));
+                    }
+                }
+                if writer["Resource"].as_str() != Some(&s3("putObject")) {
+                    out.push(format!(
+                        "{name}: ResultWriter Resource {}",
+                        writer["Resource"]
+                    ));
+                }
+                let args = &writer["Arguments"];
+                if args["Bucket"].is_null()
+                    || keys(args).iter().any(|k| !["Bucket", "Prefix"].contains(k))
+                {
+                    out.push(format!("{name}: ResultWriter Arguments {args}"));
+                }
+                for k in keys(&writer["WriterConfig"]) {
+                    if !["OutputType", "Transformation"].contains(&k) {
+                        out.push(format!("{name}: ResultWriter WriterConfig field {k}"));
+                    }
+                }
+            }
+            let processor = if state["ItemProcessor"].is_null() {
+                &state["Iterator"]
+            } else {
+                &state["ItemProcessor"]
+            };
+            walk(&processor["States"], jsonata, partition, out);
+            for branch in state["Branches"].as_array().into_iter().flatten() {
+                walk(&branch["States"], jsonata, partition, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let jsonata = doc["QueryLanguage"] == "JSONata";
+    walk(&doc["States"], jsonata, partition, &mut out);
+    out
+}
+
+#[test]
+fn the_map_blocks_validators_skip_follow_the_specification() {
+    for partition in ["aws", "aws-us-gov", "aws-cn"] {
+        let doc: Value = serde_json::from_str(&render(partition)).expect("JSON");
+        assert_eq!(
+            spec_problems(&doc, partition),
+            Vec::<String>::new(),
+            "{partition}"
+        );
+    }
+    // Each slip asl-validator and cfn-lint let through is caught here.
+    let doc: Value = serde_json::from_str(&render("aws")).expect("JSON");
+    let slips: [(&str, fn(&mut Value)); 5] = [
+        ("Parameters instead of Arguments", |d| {
+            let reader = &mut d["States"]["CollectScopes"]["ItemReader"];
+            reader["Parameters"] = reader["Arguments"].take();
+            reader.as_object_mut().map(|o| o.remove("Arguments"));
+        }),
+        ("a bogus InputType", |d| {
+            d["States"]["CollectScopes"]["ItemReader"]["ReaderConfig"]["InputType"] = json!("XML")
+        }),
+        ("a bogus Resource", |d| {
+            d["States"]["CollectScopes"]["ResultWriter"]["Resource"] =
+                json!("arn:aws:states:::s3:putObjects")
+        }),
+        ("a JSONPath field in a JSONata Catch", |d| {
+            d["States"]["CollectScopes"]["Catch"][0]["ResultPath"] = json!("$.error")
+        }),
+        ("a stray ResultWriter argument", |d| {
+            d["States"]["CollectScopes"]["ResultWriter"]["Arguments"]["Key"] = json!("x")
+        }),
+    ];
+    for (slip, apply) in slips {
+        let mut bad = doc.clone();
+        apply(&mut bad);
+        assert!(
+            !spec_problems(&bad, "aws").is_empty(),
+            "{slip} went unnoticed"
+        );
+    }
+}
+
 #[test]
 fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
     let dir = tempfile::tempdir().expect("tempdir");
