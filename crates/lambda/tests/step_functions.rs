@@ -309,7 +309,8 @@ fn the_map_blocks_validators_skip_follow_the_specification() {
     }
     // Each slip asl-validator and cfn-lint let through is caught here.
     let doc: Value = serde_json::from_str(&render("aws")).expect("JSON");
-    let slips: [(&str, fn(&mut Value)); 5] = [
+    type Slip = (&'static str, fn(&mut Value));
+    let slips: [Slip; 5] = [
         ("Parameters instead of Arguments", |d| {
             let reader = &mut d["States"]["CollectScopes"]["ItemReader"];
             reader["Parameters"] = reader["Arguments"].take();
