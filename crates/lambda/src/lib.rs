@@ -150,6 +150,14 @@ pub async fn handle(
     if resolved.plan_only {
         return plan(deps, &resolved.scopes, work.as_ref()).await;
     }
+    // A scope's first invocation retried after a lost answer: its run is already history.
+    if let (Some(work), Some(scope)) = (&work, &step.scope)
+        && resolved.control.resume.is_none()
+        && let Some(line) = work.recorded(scope).await?
+    {
+        tracing::info!(%line, "this scope was recorded by an earlier invocation of the execution");
+        return Ok(json!({"status": "ok", "scopes": [line]}));
+    }
     let result = collect(deps, resolved, deadline).await;
     match &work {
         Some(work) => work.record(step.scope.as_ref(), result).await,

@@ -190,6 +190,24 @@ impl Work {
         format!("{}/{key}", self.prefix)
     }
 
+    /// What an earlier invocation of this execution recorded for `scope` (its commit, or that the
+    /// organization denies it), if any. The working folder is the execution's, so (execution,
+    /// account, region) is the idempotency key of a scope: an invocation retried after its answer
+    /// was lost (`Lambda.ServiceException` after the commit) answers the run already committed
+    /// instead of collecting the scope again as a new run.
+    pub async fn recorded(
+        &self,
+        (account, region): &(String, String),
+    ) -> Result<Option<Value>, HandlerError> {
+        for folder in [COMMITTED, DENIED] {
+            let key = self.key(&scope_key(folder, account, region));
+            if let Some(body) = self.store.get_opt(&key).await? {
+                return parse(&body, &key).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// Records what a scope's invocation came to: each committed run (`answer.scopes` lines
     /// with a `run_id`), each scope it could not commit, or its error. A commit whose record
     /// cannot be written fails the invocation: the outcome would not know of it.

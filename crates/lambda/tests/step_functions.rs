@@ -1114,6 +1114,28 @@ async fn the_outcome_names_every_scope_without_a_committed_run_whatever_the_map_
     .await
     .expect("a committed scope");
     assert_eq!(answer["status"], "ok", "{answer}");
+    // Its answer lost after the commit (Lambda.ServiceException), Step Functions invokes it again
+    // without `resume`: the run already committed is the answer, not a second run (issue 34).
+    let again = handle(
+        &deps,
+        with(
+            json!({"account_id": "123456789012", "region": "us-east-1", "resumable": true,
+                    "work": "s3://work/exec-7"}),
+        ),
+        None,
+    )
+    .await
+    .expect("the retried scope");
+    assert_eq!(
+        again["scopes"][0]["run_id"], answer["scopes"][0]["run_id"],
+        "{again} {answer}"
+    );
+    let manifests = Store::open("s3://hist/p", &deps.s3)
+        .expect("history")
+        .list_keys("runs/")
+        .await
+        .expect("list");
+    assert_eq!(manifests.len(), 1, "one run: {manifests:?}");
     // The second one failed in a way only the Map's results know (its child timed out): a
     // FAILED file and the manifest, in the format of "ResultWriter (Map)".
     boto3(
