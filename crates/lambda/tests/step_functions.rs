@@ -370,6 +370,12 @@ fn the_definition_cloudformation_renders_is_valid_asl_in_every_partition() {
             !definition.contains("arn:aws:") || partition == "aws",
             "{partition}: {definition}"
         );
+        // A scope killed at the function's timeout (Sandbox.Timedout) is tried again.
+        let scope_retries = map["ItemProcessor"]["States"]["CollectScope"]["Retry"].to_string();
+        assert!(
+            scope_retries.contains("Sandbox.Timedout") && scope_retries.contains("States.Timeout"),
+            "{scope_retries}"
+        );
         // Every Lambda task retries Lambda's transient service errors as the Developer Guide's
         // "Handle transient Lambda service exceptions" does (6 attempts, backoff 2), with jitter.
         let tasks = [
