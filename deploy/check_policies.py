@@ -558,7 +558,10 @@ def main(argv=None):
                                 f"assumed (IAM User Guide, aws:ResourceOrgID); found {st.get('Condition')}")
         s3 = {(a, res) for a in have if a.startswith("s3:") for res in have[a]}
         allowed_s3 = {("s3:ListBucket", "arn:aws:s3:::BUCKET"), ("s3:GetObject", "arn:aws:s3:::BUCKET/PREFIX/*"),
-                      ("s3:PutObject", "arn:aws:s3:::BUCKET/PREFIX/*"), ("s3:ListBucket", "arn:aws:s3:::REF(WorkBucket)"),
+                      ("s3:PutObject", "arn:aws:s3:::BUCKET/PREFIX/*"),
+                      ("s3:DeleteObject", "arn:aws:s3:::BUCKET/PREFIX/_patchtrail/pending/*"),
+                      ("s3:DeleteObject", "arn:aws:s3:::BUCKET/PREFIX/_patchtrail/chain/create-only-probe-*"),
+                      ("s3:ListBucket", "arn:aws:s3:::REF(WorkBucket)"),
                       ("s3:GetObject", "arn:aws:s3:::REF(WorkBucket)/*"), ("s3:PutObject", "arn:aws:s3:::REF(WorkBucket)/*")}
         if s3 != allowed_s3:
             problems.append(f"the organization collector's S3 access is {sorted(s3)}; it needs exactly {sorted(allowed_s3)}")

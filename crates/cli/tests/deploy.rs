@@ -65,6 +65,14 @@ fn s3_action(request: &Value) -> Option<&'static str> {
     match method {
         "GET" if query.contains("list-type") || key_part.is_empty() => Some("s3:ListBucket"),
         "GET" | "HEAD" => Some("s3:GetObject"),
+        // DeleteObjects (`POST ?delete`) is authorized as s3:DeleteObject on each key.
+        "POST"
+            if query
+                .split('&')
+                .any(|p| p == "delete" || p.starts_with("delete=")) =>
+        {
+            Some("s3:DeleteObject")
+        }
         "PUT" | "POST" => Some("s3:PutObject"),
         "DELETE" => Some("s3:DeleteObject"),
         _ => None,
