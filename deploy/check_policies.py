@@ -20,7 +20,7 @@
    (states:StartExecution on the state machine, DescribeExecution/StopExecution on its executions
    `execution:<machine>:*`, RedriveExecution on its Map Runs' `execution:<machine>/*:*`),
    its ItemReader (s3:GetObject) and ResultWriter (s3:PutObject, GetObject, ListMultipartUploadParts,
-   AbortMultipartUpload) buckets, and the log delivery actions of a LoggingConfiguration (Step
+   AbortMultipartUpload) keys (a fixed key, or the execution's folder `*/<rest>`), and the log delivery actions of a LoggingConfiguration (Step
    Functions Developer Guide, "IAM policies for Distributed Map states", "Logging using CloudWatch
    Logs"). Any other task resource is an error until a rule for it is written here.
 5. Scheduler roles (both templates): exactly starting their schedule's target (states:StartExecution
@@ -414,6 +414,18 @@ def state_machine_needs(template, role_name, r):
                 raise Unexpected(f"{name} {where}: its Bucket must be fixed in the definition for its policy to be checked")
             return bucket if bucket.startswith("arn:") else f"arn:aws:s3:::{bucket}"
 
+        def key_pattern(config, field, where):
+            """The keys `field` (Key or Prefix) can name: a fixed text as it is, or the execution's
+            own folder, `{% $states.context.Execution.Name & '/<rest>' %}`, as `*/<rest>`."""
+            args = config.get("Arguments") or config.get("Parameters") or {}
+            value = args.get(field)
+            if isinstance(value, str) and not value.startswith("{%"):
+                return value
+            m = re.fullmatch(r"\{%\s*\$states\.context\.Execution\.Name\s*&\s*'(/[^']+)'\s*%\}", value or "")
+            if not m:
+                raise Unexpected(f"{name} {where}: its {field} must be fixed or the execution's folder for its policy to be checked")
+            return "*" + m.group(1)
+
         def visit(states):
             for state_name, state in states.items():
                 where = f"{name} state {state_name}"
@@ -435,11 +447,13 @@ def state_machine_needs(template, role_name, r):
                     if reader:
                         if not reader["Resource"].endswith(":states:::s3:getObject"):
                             raise Unexpected(f"{where}: no rule for ItemReader {reader['Resource']}")
-                        need["s3:GetObject"].add(bucket_of(reader, "ItemReader") + "/*")
+                        need["s3:GetObject"].add(bucket_of(reader, "ItemReader") + "/"
+                                                 + key_pattern(reader, "Key", "ItemReader"))
                     writer = state.get("ResultWriter")
                     if writer:
+                        prefix = key_pattern(writer, "Prefix", "ResultWriter")
                         for action in RESULT_WRITER:
-                            need[action].add(bucket_of(writer, "ResultWriter") + "/*")
+                            need[action].add(bucket_of(writer, "ResultWriter") + "/" + prefix + "/*")
                     visit(processor.get("States") or {})
 
         visit(json.loads(text)["States"])
