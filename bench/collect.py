@@ -17,6 +17,10 @@
 5. Suspended runs (issue 11): one fleet collected in one go, then in slices of `--time-limit` continued
    with `--resume` until the run commits (as Lambda invocations continue a scope): what continuing costs
    (each slice starts a process, lists the fleet again and finds the rate again).
+6. What a suspend costs (issue 34, the Lambda's deadline margin): a collect of 5,000 and 20,000
+   instances into S3 (moto) stopped by `--time-limit` half-way; the time from the limit to the exit is
+   what stopping, flushing what the run holds, uploading it and writing the checkpoint take: the margin
+   the Lambda keeps before its deadline (crates/lambda/src/lib.rs, DEADLINE_MARGIN) must exceed it.
 """
 import argparse
 import concurrent.futures
@@ -120,6 +124,38 @@ def sliced_collect(binary, url, store, limit):
         run_id = words[words.index("--resume") + 1].strip("`)")
 
 
+def suspend_cost(binary, url, moto_url, bucket, limit):
+    """One collect into s3://bucket stopped by `--time-limit limit` seconds: seconds from the limit to
+    the process's exit (it must exit 6, suspended)."""
+    env = aws_env(url)
+    env["AWS_ENDPOINT_URL_S3"] = moto_url
+    t = time.monotonic()
+    p = subprocess.run([binary, "collect", "--store", f"s3://{bucket}/h", "-q", "--time-limit", f"{limit}s"],
+                       env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - t
+    if p.returncode != 6:
+        sys.exit(f"collect did not suspend ({p.returncode}): {p.stderr[-2000:]}")
+    return elapsed - limit
+
+
+def start_moto():
+    """moto_server of this Python's venv on a free loopback port: (process, url)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return moto, url
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("moto_server did not start")
+
+
 def seed_reenactment(url, sample, store):
     """The seed's map state: MaxConcurrency 2; per page a put, then 1 s wait before the next page."""
     env = aws_env(url)
@@ -166,9 +202,10 @@ def main():
     ap.add_argument("--org", default="20,3,500", help="accounts,regions,instances of the organization bench")
     ap.add_argument("--org-tps", type=float, default=10, help="SSM rate of each scope, TPS")
     ap.add_argument("--slice", default="5s", help="--time-limit of each process of the suspended-run bench")
-    ap.add_argument("--only", choices=["rate", "seed", "memory", "org", "resume"], action="append")
+    ap.add_argument("--suspend-instances", default="5000,20000", help="fleets of the suspend-cost bench")
+    ap.add_argument("--only", choices=["rate", "seed", "memory", "org", "resume", "suspend"], action="append")
     args = ap.parse_args()
-    only = set(args.only or ["rate", "seed", "memory", "org", "resume"])
+    only = set(args.only or ["rate", "seed", "memory", "org", "resume", "suspend"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         def rate_row(label, tps, latency, extra=(), halve=False):
@@ -257,6 +294,30 @@ def main():
             rows.append((f"one run in {args.slice} slices (--time-limit, --resume): 200 TPS, 20 ms, "
                          f"{instances} instances", f"{sliced:.1f} s",
                          f"{processes} processes; in one go {whole:.1f} s; ratio {sliced / whole:.2f}"))
+
+        if "suspend" in only:
+            moto, moto_url = start_moto()
+            try:
+                for n, instances in enumerate(int(i) for i in args.suspend_instances.split(",")):
+                    # 200 TPS, 20 ms: the run takes about instances / 190 s; stopped half-way.
+                    limit = max(5, int(instances / 190 / 2))
+                    sim, url = start_sim(args.binary, "--instances", str(instances), "--seed", "11",
+                                         "--ssm-tps", "200", "--latency-ms", "20")
+                    try:
+                        costs = []
+                        for k in range(3):
+                            bucket = f"suspend-{n}-{k}"
+                            boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="bench",
+                                         aws_secret_access_key="bench", region_name="us-east-1").create_bucket(Bucket=bucket)
+                            costs.append(suspend_cost(args.binary, url, moto_url, bucket, limit))
+                    finally:
+                        sim.terminate()
+                        sim.wait()
+                    rows.append((f"suspend at --time-limit {limit}s into S3 (moto): 200 TPS, 20 ms, {instances} instances",
+                                 f"{max(costs):.2f} s", "limit to exit, worst of 3: " + ", ".join(f"{c:.2f} s" for c in costs)))
+            finally:
+                moto.terminate()
+                moto.wait()
 
     print_table(rows)
 
