@@ -9,12 +9,13 @@ use crate::QueryError;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{
-    Array, ArrayRef, Int64Array, PrimitiveArray, RecordBatch, StringArray, new_null_array,
+    Array, ArrayRef, BooleanArray, Int64Array, PrimitiveArray, RecordBatch, StringArray,
+    new_null_array,
 };
 use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use patchtrail_model::{instances_schema, patches_schema};
 use std::sync::Arc;
 
@@ -53,6 +54,19 @@ pub(crate) struct RunParts {
 impl RunParts {
     /// The rows of `table`, with exactly the columns `names` (in that order, current types).
     pub fn read(&self, table: Stored, names: &[&str]) -> Result<Vec<RecordBatch>, QueryError> {
+        self.read_where(table, names, None)
+    }
+
+    /// [`RunParts::read`], keeping only the rows whose text column `only.0` is `only.1` when
+    /// given (an instance's rows, a KB's): in Parquet that column is decoded first and the others
+    /// only for its rows (a row filter, as DuckDB's late materialisation does); elsewhere the rows
+    /// are sliced out, each run of them one zero-copy slice.
+    pub fn read_where(
+        &self,
+        table: Stored,
+        names: &[&str],
+        only: Option<(&str, &str)>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
         let full = table.schema();
         let wanted = Arc::new(
             full.project(
@@ -74,9 +88,23 @@ impl RunParts {
                 |key: &str, e: &dyn std::fmt::Display| QueryError::Engine(format!("{key}: {e}"));
             match part {
                 Part::Parquet { key, bytes } => {
-                    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+                    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
                         .map_err(|e| unreadable(key, &e))?;
                     let mask = ProjectionMask::columns(builder.parquet_schema(), names.to_vec());
+                    if let Some((name, value)) = only {
+                        let filtered = ProjectionMask::columns(builder.parquet_schema(), [name]);
+                        let value = value.to_string();
+                        let predicate =
+                            ArrowPredicateFn::new(filtered, move |batch: RecordBatch| {
+                                let column = batch.column(0).as_string::<i32>();
+                                Ok(column
+                                    .iter()
+                                    .map(|v| Some(v == Some(value.as_str())))
+                                    .collect::<BooleanArray>())
+                            });
+                        builder =
+                            builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+                    }
                     for batch in builder
                         .with_projection(mask)
                         .build()
@@ -92,16 +120,40 @@ impl RunParts {
                         .build(std::io::Cursor::new(bytes.as_ref()))
                         .map_err(|e| unreadable(key, &e))?;
                     for batch in reader {
-                        out.push(batch.map_err(|e| unreadable(key, &e))?);
+                        let batch = batch.map_err(|e| unreadable(key, &e))?;
+                        out.extend(rows_of(&batch, only).map_err(|e| unreadable(key, &e))?);
                     }
                 }
                 Part::Rows(batch) => {
-                    out.push(conform(batch, &wanted).map_err(|e| unreadable("seed pages", &e))?)
+                    let batch =
+                        conform(batch, &wanted).map_err(|e| unreadable("seed pages", &e))?;
+                    out.extend(rows_of(&batch, only).map_err(|e| unreadable("seed pages", &e))?)
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// The rows of `batch` whose text column `only.0` is `only.1` (all of them without a filter), as
+/// slices: each run of them one zero-copy slice.
+fn rows_of(
+    batch: &RecordBatch,
+    only: Option<(&str, &str)>,
+) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    let Some((name, wanted)) = only else {
+        return Ok(vec![batch.clone()]);
+    };
+    let column = batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| arrow_schema::ArrowError::SchemaError(format!("no text column {name}")))?;
+    Ok(runs_by(batch.num_rows(), |i| {
+        column.is_valid(i) && column.value(i) == wanted
+    })
+    .filter(|(matches, _)| *matches)
+    .map(|(_, range)| batch.slice(range.start, range.len()))
+    .collect())
 }
 
 /// `batch` with the columns of `wanted`: a column the file lacks is all null, one stored with

@@ -98,16 +98,28 @@ impl LoadedHistory {
         runs: &[&'h RunInfo],
         patch_columns: &[&str],
     ) -> Result<Vec<Snapshot<'h>>, QueryError> {
+        self.snapshots_of(runs, patch_columns, None)
+    }
+
+    /// [`LoadedHistory::snapshots`] holding only the rows of `instance`, when given (an
+    /// instance's state depends on its own rows alone).
+    pub(crate) fn snapshots_of<'h>(
+        &self,
+        runs: &[&'h RunInfo],
+        patch_columns: &[&str],
+        instance: Option<&str>,
+    ) -> Result<Vec<Snapshot<'h>>, QueryError> {
         let instance_columns: Vec<&str> =
             TEXT_COLUMNS.iter().chain(&VALUE_COLUMNS).copied().collect();
+        let only = instance.map(|i| ("instance_id", i));
         let none = RunParts::default();
         runs.iter()
             .map(|run| {
                 let parts = self.parts.get(&run.run_id).unwrap_or(&none);
                 Ok(Snapshot {
                     run,
-                    patches: parts.read(Stored::Patches, patch_columns)?,
-                    instances: parts.read(Stored::Instances, &instance_columns)?,
+                    patches: parts.read_where(Stored::Patches, patch_columns, only)?,
+                    instances: parts.read_where(Stored::Instances, &instance_columns, only)?,
                 })
             })
             .collect()
@@ -374,13 +386,24 @@ impl LoadedHistory {
         &'h self,
         runs: &[&'h RunInfo],
         patch_columns: &[&str],
+        visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        self.each_snapshot_of(runs, patch_columns, None, visit)
+    }
+
+    /// [`LoadedHistory::each_snapshot`] over the rows of `instance` only, when given.
+    pub(crate) fn each_snapshot_of<'h>(
+        &'h self,
+        runs: &[&'h RunInfo],
+        patch_columns: &[&str],
+        instance: Option<&str>,
         mut visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         std::thread::scope(|scope| {
             let (send, receive) = std::sync::mpsc::sync_channel(1);
             let decoder = scope.spawn(move || {
                 for run in runs {
-                    let snapshot = self.snapshots(&[run], patch_columns);
+                    let snapshot = self.snapshots_of(&[run], patch_columns, instance);
                     let failed = snapshot.is_err();
                     if send.send(snapshot).is_err() || failed {
                         break;

@@ -94,7 +94,8 @@ impl LoadedHistory {
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         let mut seen: Vec<Seen> = Vec::new();
         let runs: Vec<&RunInfo> = self.runs.iter().collect();
-        self.each_snapshot(&runs, &PATCH_COLUMNS[..6], |one| {
+        // Only this instance's rows are decoded (a row filter on instance_id in Parquet).
+        self.each_snapshot_of(&runs, &PATCH_COLUMNS[..6], Some(instance_id), |one| {
             let run = one.run;
             let snapshot = [one];
             for state in instance_states(&snapshot, stale, None)?
@@ -279,7 +280,8 @@ impl LoadedHistory {
                 "kb_id",
                 "state",
             ];
-            for batch in parts.read(Stored::Patches, &columns)? {
+            // Only this KB's rows are decoded (a row filter on kb_id in Parquet).
+            for batch in parts.read_where(Stored::Patches, &columns, Some(("kb_id", kb_id)))? {
                 let kbs = text(&batch, "kb_id")?;
                 let (runs, times) = (text(&batch, "run_id")?, micros(&batch, "snapshot_time")?);
                 let (accounts, regions, ids) = (
