@@ -323,6 +323,7 @@ pub enum ReportKind {
 \"patches\":[{\"kb_id\":\"KB5034441\",\"title\":\"…\",\"classification\":\"SecurityUpdates\",\"severity\":\"Critical\",\n                 \
 \"state\":\"Missing\",\"installed_time\":null,\"cve_ids\":null}]}]}\n\
 Instance fields are the instances table's columns (README, Data layout); absent ones are null.\n\
+A patch may give \"release_date\" (AWS's ReleaseDate, for SLA limits counted from release, docs/semantics.md §8.3).\n\
 A run may give \"finished_at\" (when it was complete; default: its snapshot_time). Times are kept to the microsecond. \
 Refused, with nothing written: an instance twice in a run, a kb_id twice for one instance, a last_scan_time after the run's finished_at (docs/semantics.md §1.4, §1.6).")]
 pub struct ImportArgs {
