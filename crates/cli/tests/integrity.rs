@@ -238,8 +238,74 @@ fn kill_after(mut child: Child, after: Duration) -> bool {
 
 /// After any interruption: verify passes, and reports list the committed runs: every one seen
 /// before, at most one more (the interrupted run, if it committed before the kill), none twice.
-fn history_is_whole(s3: Option<&str>, store: &str, before: &[String]) -> Vec<String> {
+/// `verify` after a kill: it passes, or the kill fell between a run's chain entry and its manifest
+/// (docs/commit-protocol.md, "Crashes": the entry names a manifest its committer died before
+/// writing, and its pending copy holds it). That is the one torn state a kill may leave; the next
+/// commit heals it, and so does `verify --repair`, tried here: after it, verify passes.
+fn verify_passes_or_heals(s3: Option<&str>, store: &str) {
+    let out = read(s3, &["verify", "--store", store]);
+    if out.status.code() == Some(0) {
+        return;
+    }
+    let said = text(&out.stdout);
+    let findings: Vec<&str> = said
+        .lines()
+        .filter(|l| {
+            !l.starts_with("note ") && !l.starts_with("head ") && !l.contains(" finding(s) in ")
+        })
+        .collect();
+    assert!(
+        !findings.is_empty()
+            && findings
+                .iter()
+                .all(|l| l.contains("its committer died before writing it")),
+        "verify failed, and not on a torn commit:\n{said}{}",
+        text(&out.stderr)
+    );
+    let repaired = read(s3, &["verify", "--repair", "--store", store]);
+    assert!(
+        text(&repaired.stdout).contains("repaired"),
+        "verify --repair did not heal the torn commit:\n{}{}",
+        text(&repaired.stdout),
+        text(&repaired.stderr)
+    );
     verify_passes(s3, store);
+}
+
+/// The torn commit `verify_passes_or_heals` accepts, made on purpose: the newest entry names a
+/// manifest that is gone while its pending copy holds it. verify names it (exit 5), `--repair`
+/// recreates the manifest from the copy, and verify then passes with every run.
+#[test]
+fn repair_recreates_a_manifest_its_committer_died_before_writing() {
+    let sim = start_sim(&["--instances", "20", "--seed", "5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf8");
+    let mut before = Vec::new();
+    for _ in 0..2 {
+        ok(collect(&sim.url, None, s, &[]).output().expect("collect"));
+        before = history_is_whole(None, s, &before);
+    }
+    assert_eq!(before.len(), 2);
+    let entry: Value = serde_json::from_slice(
+        &std::fs::read(store.join("_patchtrail/chain/000000000002.json")).expect("entry 2"),
+    )
+    .expect("json");
+    let manifest = store.join(entry["manifest_key"].as_str().expect("manifest_key"));
+    let run = entry["run_id"].as_str().expect("run_id");
+    let pending = store.join(format!("_patchtrail/pending/{run}/000000000002.json"));
+    std::fs::create_dir_all(pending.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&manifest, &pending).expect("pending copy");
+    std::fs::remove_file(&manifest).expect("the committer died before the manifest");
+    let torn = read(None, &["verify", "--store", s]);
+    assert_eq!(torn.status.code(), Some(5), "{}", text(&torn.stdout));
+    assert!(text(&torn.stdout).contains("its committer died before writing it"));
+    assert_eq!(history_is_whole(None, s, &before), before);
+    assert!(manifest.is_file(), "the manifest is back");
+}
+
+fn history_is_whole(s3: Option<&str>, store: &str, before: &[String]) -> Vec<String> {
+    verify_passes_or_heals(s3, store);
     let runs = trend_runs(s3, store);
     let unique: BTreeSet<&String> = runs.iter().collect();
     assert_eq!(unique.len(), runs.len(), "a run listed twice: {runs:?}");
