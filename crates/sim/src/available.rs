@@ -15,7 +15,7 @@ use crate::Sim;
 use crate::fleet::Os;
 use crate::hash::{combine, of_str};
 use crate::patches::Patch;
-use crate::ssm::{page_offset, page_size, validation};
+use crate::ssm::{orchestrator_filters, page_offset, page_size, validation};
 use crate::wire::WireResponse;
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
@@ -59,54 +59,6 @@ fn product_name(os: Os) -> &'static str {
 }
 
 type Filters = Vec<(String, Vec<String>)>;
-
-fn filters(body: &Map<String, Value>) -> Result<Filters, WireResponse> {
-    let list = match body.get("Filters") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(WireResponse::json_error(
-                400,
-                "SerializationException",
-                "Filters must be a list",
-            ));
-        }
-    };
-    if list.len() > 5 {
-        return Err(validation(format!(
-            "Value at 'filters' failed to satisfy constraint: Member must have length less than or equal to 5 (got {})",
-            list.len()
-        )));
-    }
-    let mut out = Vec::new();
-    for (i, f) in list.iter().enumerate() {
-        let key = f.get("Key").and_then(Value::as_str).unwrap_or_default();
-        if key.is_empty() || key.len() > 128 {
-            return Err(validation(format!(
-                "Value '{key}' at 'filters.{}.member.key' failed to satisfy constraint: Member must have length between 1 and 128",
-                i + 1
-            )));
-        }
-        let values: Vec<String> = f
-            .get("Values")
-            .and_then(Value::as_array)
-            .map(|vs| {
-                vs.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if values.len() > 20 {
-            return Err(validation(format!(
-                "Value at 'filters.{}.member.values' failed to satisfy constraint: Member must have length less than or equal to 20",
-                i + 1
-            )));
-        }
-        out.push((key.to_string(), values));
-    }
-    Ok(out)
-}
 
 /// Whether `value` passes the filter on `key`, when there is one.
 fn admits(filters: &Filters, key: &str, value: &str) -> bool {
@@ -257,7 +209,7 @@ fn page(
     body: &Map<String, Value>,
     date: NaiveDate,
 ) -> Result<WireResponse, WireResponse> {
-    let filters = filters(body)?;
+    let filters = orchestrator_filters(body)?;
     let size = page_size(body, (1, 100), 100)?;
     let text: String = filters
         .iter()

@@ -142,7 +142,12 @@ impl PatchFilter {
     }
 }
 
-fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResponse> {
+/// A `PatchOrchestratorFilter` list as the SSM model constrains it (at most 5 filters, keys of 1
+/// to 128 characters, at most 20 values of 1 to 256): `(Key, Values)` pairs. Shared by
+/// `DescribeInstancePatches` and `DescribeAvailablePatches`, which check their own keys.
+pub(crate) fn orchestrator_filters(
+    body: &Map<String, Value>,
+) -> Result<Vec<(String, Vec<String>)>, WireResponse> {
     let list = match body.get("Filters") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
@@ -160,7 +165,7 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
             list.len()
         )));
     }
-    let mut filters = Vec::new();
+    let mut out = Vec::new();
     for (i, f) in list.iter().enumerate() {
         let key = f.get("Key").and_then(Value::as_str).unwrap_or_default();
         if key.is_empty() || key.len() > 128 {
@@ -168,15 +173,6 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
                 "Value '{key}' at 'filters.{}.member.key' failed to satisfy constraint: Member must have length between 1 and 128",
                 i + 1
             )));
-        }
-        if !FILTER_KEYS.contains(&key) {
-            return Err(WireResponse::json_error(
-                400,
-                "InvalidFilter",
-                &format!(
-                    "The filter key {key} is not valid. Valid keys are: Classification, KBId, Severity, State"
-                ),
-            ));
         }
         let values: Vec<String> = f
             .get("Values")
@@ -188,16 +184,42 @@ fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResp
                     .collect()
             })
             .unwrap_or_default();
-        if values.is_empty() || values.iter().any(|v| v.is_empty() || v.len() > 256) {
+        if values.len() > 20 {
+            return Err(validation(format!(
+                "Value at 'filters.{}.member.values' failed to satisfy constraint: Member must have length less than or equal to 20",
+                i + 1
+            )));
+        }
+        if values.iter().any(|v| v.is_empty() || v.len() > 256) {
             return Err(validation(format!(
                 "Value at 'filters.{}.member.values' failed to satisfy constraint: Member must have length between 1 and 256",
                 i + 1
             )));
         }
-        filters.push(PatchFilter {
-            key: key.to_string(),
-            values,
-        });
+        out.push((key.to_string(), values));
+    }
+    Ok(out)
+}
+
+fn parse_filters(body: &Map<String, Value>) -> Result<Vec<PatchFilter>, WireResponse> {
+    let mut filters = Vec::new();
+    for (i, (key, values)) in orchestrator_filters(body)?.into_iter().enumerate() {
+        if !FILTER_KEYS.contains(&key.as_str()) {
+            return Err(WireResponse::json_error(
+                400,
+                "InvalidFilter",
+                &format!(
+                    "The filter key {key} is not valid. Valid keys are: Classification, KBId, Severity, State"
+                ),
+            ));
+        }
+        if values.is_empty() {
+            return Err(validation(format!(
+                "Value at 'filters.{}.member.values' failed to satisfy constraint: Member must have length between 1 and 256",
+                i + 1
+            )));
+        }
+        filters.push(PatchFilter { key, values });
     }
     Ok(filters)
 }

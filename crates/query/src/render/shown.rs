@@ -21,20 +21,25 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `s` with each bidirectional control written as `[U+XXXX]`.
-pub(super) fn bidi_visible(s: &str) -> Cow<'_, str> {
-    if !s.contains(is_bidi_control) {
+/// `s` with each bidirectional control written as `shown(c)`; borrowed when it has none.
+fn bidi_rewritten(s: &str, shown: impl Fn(u32) -> String) -> Cow<'_, str> {
+    if !has_bidi(s) {
         return s.into();
     }
-    let mut out = String::with_capacity(s.len() + 8);
+    let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         if is_bidi_control(c) {
-            out.push_str(&format!("[U+{:04X}]", c as u32));
+            out.push_str(&shown(c as u32));
         } else {
             out.push(c);
         }
     }
     out.into()
+}
+
+/// `s` with each bidirectional control written as `[U+XXXX]`.
+pub(super) fn bidi_visible(s: &str) -> Cow<'_, str> {
+    bidi_rewritten(s, |n| format!("[U+{n:04X}]"))
 }
 
 /// `s` for a terminal: bidirectional controls as `[U+XXXX]`, and every C0 and C1 control and DEL
@@ -60,17 +65,9 @@ pub(super) fn terminal_safe(s: &str) -> Cow<'_, str> {
 /// inside JSON strings, where the escape decodes to the same character.
 pub(super) fn json_escaped(bytes: Vec<u8>) -> Vec<u8> {
     match std::str::from_utf8(&bytes) {
-        Ok(text) if text.contains(is_bidi_control) => {
-            let mut out = String::with_capacity(text.len() + 16);
-            for c in text.chars() {
-                if is_bidi_control(c) {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push(c);
-                }
-            }
-            out.into_bytes()
-        }
+        Ok(text) if has_bidi(text) => bidi_rewritten(text, |n| format!("\\u{n:04x}"))
+            .into_owned()
+            .into_bytes(),
         _ => bytes,
     }
 }
