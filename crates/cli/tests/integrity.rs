@@ -294,9 +294,33 @@ fn repair_recreates_a_manifest_its_committer_died_before_writing() {
     let manifest = store.join(entry["manifest_key"].as_str().expect("manifest_key"));
     let run = entry["run_id"].as_str().expect("run_id");
     let pending = store.join(format!("_patchtrail/pending/{run}/000000000002.json"));
-    std::fs::create_dir_all(pending.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(&manifest, &pending).expect("pending copy");
+    let bytes = std::fs::read(&manifest).expect("manifest");
     std::fs::remove_file(&manifest).expect("the committer died before the manifest");
+    // States no crash leaves, where repair must recreate nothing: no pending copy at all, and a
+    // pending copy whose bytes are not what the entry committed.
+    let repair_changes_nothing = |what: &str| {
+        let out = read(None, &["verify", "--repair", "--store", s]);
+        assert!(
+            !text(&out.stdout).contains("recreated manifest"),
+            "{what}: {}",
+            text(&out.stdout)
+        );
+        assert!(!manifest.exists(), "{what}: a manifest was made up");
+        let still = read(None, &["verify", "--store", s]);
+        assert_eq!(
+            still.status.code(),
+            Some(5),
+            "{what}: {}",
+            text(&still.stdout)
+        );
+    };
+    repair_changes_nothing("no pending copy");
+    std::fs::create_dir_all(pending.parent().expect("parent")).expect("mkdir");
+    let mut forged = bytes.clone();
+    forged.extend_from_slice(b" ");
+    std::fs::write(&pending, &forged).expect("a forged pending copy");
+    repair_changes_nothing("a pending copy of other bytes");
+    std::fs::write(&pending, &bytes).expect("the genuine pending copy");
     let torn = read(None, &["verify", "--store", s]);
     assert_eq!(torn.status.code(), Some(5), "{}", text(&torn.stdout));
     assert!(text(&torn.stdout).contains("its committer died before writing it"));
