@@ -97,6 +97,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Commit snapshots given as JSON lines (one run per line): backfill history from another source.
     Import(ImportArgs),
+    /// The findings as of a date where security teams triage: OCSF 1.1.0 for Amazon Security
+    /// Lake and SIEMs, ASFF into AWS Security Hub (docs/semantics.md §9).
+    Export(ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         #[arg(value_enum)]
@@ -143,6 +146,68 @@ pub struct StaleArg {
     /// (docs/semantics.md §4.1).
     #[arg(long, default_value_t = patchtrail_query::DEFAULT_STALE_DAYS)]
     pub stale_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub export: ExportKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportKind {
+    /// OCSF 1.1.0 events: Vulnerability Finding (2002) per finding that names CVEs, Compliance
+    /// Finding (2003) per finding with its SLA verdict; Parquet in Amazon Security Lake's
+    /// custom-source layout, or JSON lines.
+    Ocsf {
+        /// The folder to write (created; it must not hold files of an earlier export with the
+        /// same as-of).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// parquet: <class>/region=<r>/accountId=<a>/eventDay=<YYYYMMDD>/*.parquet (one source
+        /// per class); jsonl: one <class>.jsonl per class.
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: OcsfFormat,
+        /// SLA policy (TOML) behind the compliance verdicts [default: docs/semantics.md §8.3].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        findings: FindingsArgs,
+    },
+    /// ASFF findings into AWS Security Hub (BatchImportFindings), each from the account it
+    /// names: a weekly export updates the findings the last one imported and archives those
+    /// that closed, with stable ids.
+    SecurityHub {
+        /// Write the BatchImportFindings request bodies into DIR (batch-<account>-<region>-<n>.json)
+        /// instead of sending them.
+        #[arg(long, value_name = "DIR")]
+        dry_run: Option<std::path::PathBuf>,
+        /// Leave out findings that closed more than this many days before the as-of date
+        /// (Security Hub deletes archived findings after 90 days).
+        #[arg(long, default_value_t = 90)]
+        closed_days: u32,
+        /// SLA policy (TOML) behind the compliance status [default: docs/semantics.md §8.3].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
+        /// Role to assume in each account of the findings but the caller's own (Security Hub
+        /// takes a finding only from the account it names), e.g. PatchtrailRead.
+        #[arg(long, value_name = "NAME")]
+        role_name: Option<String>,
+        /// External id the member role's trust policy requires.
+        #[arg(long, value_name = "ID", requires = "role_name")]
+        external_id: Option<String>,
+        /// Session name of the assumed roles.
+        #[arg(long, value_name = "NAME", default_value = patchtrail_collect::DEFAULT_SESSION_NAME)]
+        role_session_name: String,
+        #[command(flatten)]
+        findings: FindingsArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OcsfFormat {
+    Parquet,
+    Jsonl,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,7 @@ fn main() -> ExitCode {
             Command::AthenaDdl(args) => commands::report::athena(args),
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Import(args) => commands::import::run(args).await,
+            Command::Export(args) => commands::export::run(&args.export, lang).await,
             Command::Schedule(args) => commands::schedule::run(args, ui).await,
             Command::Completions { shell } => commands::completions::completions(*shell),
             Command::Man => commands::completions::man(),

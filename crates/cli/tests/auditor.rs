@@ -1525,3 +1525,438 @@ fn every_report_states_its_instants_its_runs_and_how_they_were_collected() {
 fn text_of(out: &std::process::Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
+
+/// Runs `patchtrail` (no AWS) and returns its output.
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(patchtrail_bin())
+        .args(args)
+        .output()
+        .expect("run patchtrail")
+}
+
+/// The event of `class` (a file name's class) for `kb`, from JSON lines in `dir`.
+fn ocsf_event(dir: &Path, class: &str, instance: &str, kb: &str) -> Option<Value> {
+    let file = walk(dir).into_iter().find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(class))
+    })?;
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| {
+            e["unmapped"]["patchtrail.instance_id"] == instance
+                && e["finding_info"]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&format!("{kb} ")))
+        })
+}
+
+#[test]
+fn ocsf_events_are_valid_ocsf_1_1_0_and_security_lake_reads_their_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let waivers = dir.path().join("waivers.toml");
+    std::fs::write(&waivers, WAIVERS).expect("waivers");
+    let (jsonl, parquet) = (dir.path().join("jsonl"), dir.path().join("parquet"));
+    for (format, out) in [("jsonl", &jsonl), ("parquet", &parquet)] {
+        let args = [
+            "export",
+            "ocsf",
+            "--store",
+            &store,
+            "--as-of",
+            "2026-02-28",
+            "--waivers",
+            waivers.to_str().expect("utf-8"),
+            "--format",
+            format,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ];
+        let done = run(&args);
+        assert!(done.status.success(), "{}", text_of(&done));
+        // Once written, the same export is refused rather than overwritten.
+        let again = run(&args);
+        assert_eq!(again.status.code(), Some(2), "{}", text_of(&again));
+        assert!(
+            text(&again.stderr).contains("exists already"),
+            "{}",
+            text_of(&again)
+        );
+    }
+
+    // The six findings of the SLA test above, worked by hand: four name CVEs.
+    let event = |class: &str, instance: &str, kb: &str| {
+        ocsf_event(&jsonl, class, instance, kb)
+            .unwrap_or_else(|| panic!("no {class} event for {instance} {kb}"))
+    };
+    let (a, b, c) = (
+        "i-0000000000000000a",
+        "i-0000000000000000b",
+        "i-0000000000000000c",
+    );
+    let expect = |e: &Value, fields: &[(&str, Value)]| {
+        for (pointer, want) in fields {
+            assert_eq!(e.pointer(pointer), Some(want), "{pointer} in {e:#}");
+        }
+    };
+    // KB1: fixed, late: closed at 2026-02-23T06:00Z, a failed verdict.
+    let kb1 = event("compliance_finding", a, "KB1");
+    expect(
+        &kb1,
+        &[
+            ("/class_uid", json!(2003)),
+            ("/activity_id", json!(3)),
+            ("/type_uid", json!(200303)),
+            ("/status_id", json!(4)),
+            ("/severity_id", json!(5)),
+            ("/time", json!(1_771_826_400_000_i64)),
+            (
+                "/finding_info/first_seen_time",
+                json!(1_767_592_800_000_i64),
+            ),
+            ("/finding_info/last_seen_time", json!(1_768_802_400_000_i64)),
+            ("/compliance/status_id", json!(3)),
+            ("/compliance/status_detail", json!("fixed_late")),
+            ("/compliance/standards", json!(["PCI DSS v4.0.1"])),
+            (
+                "/resource/uid",
+                json!(format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/{a}")),
+            ),
+            ("/cloud/account/uid", json!(ACCOUNT)),
+        ],
+    );
+    let kb1_vulnerability = event("vulnerability_finding", a, "KB1");
+    assert_eq!(
+        kb1_vulnerability["finding_info"]["uid"],
+        kb1["finding_info"]["uid"]
+    );
+    expect(
+        &kb1_vulnerability,
+        &[
+            ("/class_uid", json!(2002)),
+            ("/vulnerabilities/0/cve/uid", json!("CVE-2026-0001")),
+        ],
+    );
+    // KB2 names two CVEs: one vulnerability each; fixed in time.
+    let kb2 = event("vulnerability_finding", a, "KB2");
+    let cves: Vec<&Value> = kb2["vulnerabilities"]
+        .as_array()
+        .expect("vulnerabilities")
+        .iter()
+        .map(|v| &v["cve"]["uid"])
+        .collect();
+    assert_eq!(cves, [&json!("CVE-2026-0001"), &json!("CVE-2026-0002")]);
+    expect(
+        &event("compliance_finding", a, "KB2"),
+        &[("/compliance/status_id", json!(1))],
+    );
+    // KB6: open and breached, seen again since it began: an update, a failure, not waived (its
+    // waiver expired).
+    expect(
+        &event("compliance_finding", a, "KB6"),
+        &[
+            ("/activity_id", json!(2)),
+            ("/status_id", json!(1)),
+            ("/compliance/status_id", json!(3)),
+            ("/unmapped/patchtrail.sla_status", json!("breached")),
+        ],
+    );
+    // KB3: open within its limit and waived: suppressed, the waiver named.
+    let kb3 = event("compliance_finding", b, "KB3");
+    expect(
+        &kb3,
+        &[
+            ("/status_id", json!(3)),
+            ("/compliance/status_id", json!(2)),
+            ("/unmapped/patchtrail.waiver", json!("DEV")),
+        ],
+    );
+    assert!(
+        kb3["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("ciso@example.com"))
+    );
+    assert!(
+        ocsf_event(&jsonl, "vulnerability_finding", b, "KB3").is_none(),
+        "KB3 names no CVE"
+    );
+    // KB4 (instance gone) and KB5 (no longer reported): closed without a verdict.
+    for (instance, kb) in [(c, "KB4"), (a, "KB5")] {
+        expect(
+            &event("compliance_finding", instance, kb),
+            &[
+                ("/activity_id", json!(3)),
+                ("/compliance/status_id", json!(0)),
+            ],
+        );
+    }
+
+    // OCSF's own schema and DuckDB, reading the Parquet tree as Security Lake does.
+    let check = py_json(
+        "http://127.0.0.1:9",
+        "ocsf_check.py",
+        &[
+            jsonl.to_str().expect("utf-8"),
+            parquet.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(check["error_count"], 0, "{check:#}");
+    assert_eq!(check["events"]["compliance_finding"], 6, "{check}");
+    assert_eq!(check["events"]["vulnerability_finding"], 4, "{check}");
+    assert_eq!(check["parquet_rows"]["compliance_finding"], 6, "{check}");
+    let types = &check["types"]["compliance_finding"];
+    for (column, want) in [
+        ("time", "BIGINT"),
+        ("class_uid", "INTEGER"),
+        ("type_uid", "BIGINT"),
+        ("severity_id", "INTEGER"),
+        ("unmapped", "MAP(VARCHAR, VARCHAR)"),
+    ] {
+        assert_eq!(types[column], want, "{column}: {types:#}");
+    }
+    assert!(
+        types["compliance"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("STRUCT(standards VARCHAR[]")),
+        "{types:#}"
+    );
+
+    // The checker sees a broken event: one without its finding's id, one with an attribute
+    // OCSF does not define, and one whose time is text.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).expect("mkdir");
+    let mut first = kb1.clone();
+    first["finding_info"]
+        .as_object_mut()
+        .expect("finding_info")
+        .remove("uid");
+    let mut second = kb1.clone();
+    second["patch_sla"] = json!("breached");
+    let mut third = kb1;
+    third["time"] = json!("2026-02-23");
+    let lines: Vec<String> = [first, second, third]
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    std::fs::write(broken.join("compliance_finding-x.jsonl"), lines.join("\n")).expect("write");
+    let check = py_json(
+        "http://127.0.0.1:9",
+        "ocsf_check.py",
+        &[
+            broken.to_str().expect("utf-8"),
+            broken.to_str().expect("utf-8"),
+        ],
+    );
+    let errors = check["errors"].to_string();
+    for (line, what) in [(1, "uid"), (2, "patch_sla"), (3, "time")] {
+        assert!(
+            errors.contains(&format!("compliance_finding-x.jsonl:{line}")) && errors.contains(what),
+            "line {line} ({what}): {check:#}"
+        );
+    }
+}
+
+#[test]
+fn security_hub_exports_update_and_archive_findings_without_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let waivers = dir.path().join("waivers.toml");
+    std::fs::write(&waivers, WAIVERS).expect("waivers");
+    let w = waivers.to_str().expect("utf-8");
+    let moto = start_moto();
+    let export = |as_of: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "export",
+                "security-hub",
+                "--store",
+                &store,
+                "--as-of",
+                as_of,
+                "--waivers",
+                w,
+            ][..],
+            extra,
+        ]
+        .concat();
+        patchtrail(&moto.url, &args)
+    };
+    // The findings are account 111111111111's; the caller (moto's default) is another account:
+    // without a role to send them from their own account, nothing is sent.
+    let refused = export("2026-01-19", &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text_of(&refused));
+    assert!(
+        text(&refused.stderr).contains("--role-name"),
+        "{}",
+        text_of(&refused)
+    );
+
+    // The request bodies, as --dry-run writes them, against botocore's model.
+    let dry = dir.path().join("dry");
+    let out = export(
+        "2026-01-19",
+        &[
+            "--role-name",
+            "PatchtrailExport",
+            "--dry-run",
+            dry.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    let files: Vec<String> = walk(&dry)
+        .iter()
+        .map(|p| p.to_str().expect("utf-8").to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let args: Vec<&str> = ["files"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let dry_check = py_json(&moto.url, "securityhub_check.py", &args);
+    assert_eq!(dry_check["error_count"], 0, "{dry_check:#}");
+    assert_eq!(dry_check["count"], 6, "{dry_check:#}");
+    // The model check sees a label outside the enum, a member ASFF does not have, and a missing
+    // required member.
+    let mut body: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read")).expect("json");
+    let findings = body["Findings"].as_array_mut().expect("findings");
+    findings[0]["Severity"]["Label"] = json!("SEVERE");
+    findings[1]["PatchSla"] = json!("late");
+    findings[2]
+        .as_object_mut()
+        .expect("finding")
+        .remove("GeneratorId");
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, body.to_string()).expect("write");
+    let caught = py_json(
+        &moto.url,
+        "securityhub_check.py",
+        &["files", tampered.to_str().expect("utf-8")],
+    );
+    let errors = caught["errors"].to_string();
+    assert_eq!(caught["error_count"], 3, "{caught:#}");
+    for what in ["SEVERE", "PatchSla", "GeneratorId: required"] {
+        assert!(errors.contains(what), "{what}: {caught:#}");
+    }
+
+    // Two weekly exports into Security Hub: the second updates the first's findings.
+    let sent = |as_of: &str| {
+        let out = export(as_of, &["--role-name", "PatchtrailExport"]);
+        assert!(out.status.success(), "{}", text_of(&out));
+        let held = py_json(
+            &moto.url,
+            "securityhub_check.py",
+            &["list", ACCOUNT, "PatchtrailExport"],
+        );
+        assert_eq!(held["error_count"], 0, "{held:#}");
+        held
+    };
+    let first = sent("2026-01-19");
+    let second = sent("2026-02-28");
+    assert_eq!(second["count"], 6, "nothing duplicated: {second:#}");
+    assert_eq!(second["distinct_ids"], 6, "{second:#}");
+    let by_kb = |held: &Value, kb: &str| -> Value {
+        held["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["ProductFields"]["patchtrail/kb_id"] == kb)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kb} in {held:#}"))
+    };
+    // KB1: open on 2026-01-19 (due 2026-02-04), fixed late by 2026-02-28: archived, passed.
+    let (kb1_then, kb1_now) = (by_kb(&first, "KB1"), by_kb(&second, "KB1"));
+    assert_eq!(kb1_then["Id"], kb1_now["Id"]);
+    assert_eq!(
+        (&kb1_then["RecordState"], &kb1_then["Compliance"]),
+        (&json!("ACTIVE"), &json!("FAILED"))
+    );
+    assert_eq!(
+        (&kb1_now["RecordState"], &kb1_now["Compliance"]),
+        (&json!("ARCHIVED"), &json!("PASSED"))
+    );
+    assert_eq!(
+        kb1_now["ProductFields"]["patchtrail/sla_status"],
+        "fixed_late"
+    );
+    assert!(kb1_now["UpdatedAt"].as_str() > kb1_then["UpdatedAt"].as_str());
+    assert_eq!(kb1_now["CreatedAt"], "2026-01-05T06:00:00.000Z");
+    assert_eq!(kb1_now["Vulnerabilities"], json!(["CVE-2026-0001"]));
+    // KB6 still open, breached; KB3 open and waived; KB4's instance gone, KB5 no longer
+    // reported: archived without a pass.
+    let kb6 = by_kb(&second, "KB6");
+    assert_eq!(
+        (&kb6["RecordState"], &kb6["Compliance"]),
+        (&json!("ACTIVE"), &json!("FAILED"))
+    );
+    assert_eq!(
+        by_kb(&second, "KB3")["ProductFields"]["patchtrail/waiver"],
+        "DEV"
+    );
+    for kb in ["KB4", "KB5"] {
+        let f = by_kb(&second, kb);
+        assert_eq!(
+            (&f["RecordState"], &f["Compliance"]),
+            (&json!("ARCHIVED"), &json!("NOT_AVAILABLE")),
+            "{kb}"
+        );
+    }
+    // The same as-of again adds nothing.
+    assert_eq!(sent("2026-02-28")["count"], 6);
+}
+
+#[test]
+fn hostile_text_keeps_every_asff_finding_within_security_hubs_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = "\u{202e}<script>x</script>\n=cmd|'/c calc'!A0 ".repeat(4_000);
+    let tags =
+        json!({"Name": long, "Owner": "", "": "empty key", "CheckPatch": "true"}).to_string();
+    let run = json!({"snapshot_time": "2026-03-02T06:00:00Z", "account_id": ACCOUNT, "region": "us-east-1",
+        "instances": [{"instance_id": "i-00000000000000001", "name": long, "last_scan_time": "2026-03-02T03:00:00Z",
+            "tags": tags, "patches": [{"kb_id": "KB9", "title": long, "classification": "SecurityUpdates",
+            "severity": "Critical", "state": "Missing", "installed_time": null,
+            "cve_ids": "CVE-2026-1111"}]}]});
+    let input = dir.path().join("hostile.jsonl");
+    std::fs::write(&input, format!("{run}\n")).expect("write");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf-8");
+    ok(run_import(&input, s));
+    let dry = dir.path().join("dry");
+    let out = Command::new(patchtrail_bin())
+        .args([
+            "export",
+            "security-hub",
+            "--store",
+            s,
+            "--as-of",
+            "2026-03-03",
+        ])
+        .args(["--dry-run", dry.to_str().expect("utf-8")])
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{}", text_of(&out));
+    let files: Vec<String> = walk(&dry)
+        .iter()
+        .map(|p| p.to_str().expect("utf-8").to_string())
+        .collect();
+    let args: Vec<&str> = ["files"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let check = py_json("http://127.0.0.1:9", "securityhub_check.py", &args);
+    assert_eq!(check["error_count"], 0, "{check:#}");
+    let f = &check["findings"][0];
+    assert!(f["Bytes"].as_u64().is_some_and(|b| b < 240_000), "{f}");
+    let title = f["Title"].as_str().expect("title");
+    assert_eq!(title.chars().count(), 256);
+    assert!(title.ends_with('…') && !title.contains('\n'), "{title}");
+}
+
+fn run_import(input: &Path, store: &str) -> std::process::Output {
+    Command::new(patchtrail_bin())
+        .args(["import", input.to_str().expect("utf-8"), "--store", store])
+        .output()
+        .expect("import")
+}

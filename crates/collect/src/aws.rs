@@ -224,7 +224,7 @@ impl std::fmt::Display for CallError {
 /// The messages of an error and its sources, joined on one line, each said once: what a person
 /// reads. (`DisplayErrorContext` appends a `Debug` dump of the whole chain; that goes to the
 /// debug log, shown with `-v`.)
-fn one_line_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn one_line_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(e);
     while let Some(err) = next {

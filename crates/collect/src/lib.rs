@@ -12,6 +12,7 @@ mod pacing;
 mod regions;
 mod releases;
 mod scopes;
+pub mod security_hub;
 mod seen;
 mod snapshot;
 

@@ -244,6 +244,46 @@ impl ProvideCredentials for RoleCredentials {
     }
 }
 
+/// `role_name` in `account`, assumed now (so that a refused role fails before anything runs)
+/// and again whenever its credentials expire, as `plan` names the session and external id.
+async fn assume_primed(
+    sts: aws_sdk_sts::Client,
+    partition: &str,
+    account: &str,
+    role_name: &str,
+    plan: &ScopePlan,
+) -> Result<SharedCredentialsProvider, CallError> {
+    let role = RoleCredentials {
+        sts,
+        role_arn: format!("arn:{partition}:iam::{account}:role/{role_name}"),
+        session_name: plan.session_name.clone(),
+        external_id: plan.external_id.clone(),
+        primed: Default::default(),
+    };
+    let first = role.assume().await?;
+    *role.primed.lock().unwrap_or_else(|e| e.into_inner()) = Some(first);
+    Ok(SharedCredentialsProvider::new(role))
+}
+
+/// Credentials for acting in `account` through `role_name` (as [`resolve_scopes`] reaches
+/// every account but the caller's).
+pub(crate) async fn assumed_role(
+    base: &SdkConfig,
+    partition: &str,
+    account: &str,
+    role_name: &str,
+    plan: &ScopePlan,
+) -> Result<SharedCredentialsProvider, CallError> {
+    assume_primed(
+        aws_sdk_sts::Client::new(base),
+        partition,
+        account,
+        role_name,
+        plan,
+    )
+    .await
+}
+
 /// `base` acting in `region`, with `credentials` if given.
 fn scoped(
     base: &SdkConfig,
@@ -378,21 +418,9 @@ pub async fn resolve_scopes(
                 let credentials = if &account == own_account {
                     None
                 } else {
-                    let role = RoleCredentials {
-                        sts,
-                        role_arn: format!(
-                            "arn:{partition}:iam::{account}:role/{}",
-                            plan.role_name.as_deref().unwrap_or_default()
-                        ),
-                        session_name: plan.session_name.clone(),
-                        external_id: plan.external_id.clone(),
-                        primed: Default::default(),
-                    };
-                    // Asked now, so that a refused role fails its account before anything runs.
-                    match role.assume().await {
-                        Ok(first) => {
-                            *role.primed.lock().unwrap_or_else(|e| e.into_inner()) = Some(first)
-                        }
+                    let role = plan.role_name.as_deref().unwrap_or_default();
+                    match assume_primed(sts, partition, &account, role, plan).await {
+                        Ok(role) => Some(role),
                         Err(error) => {
                             return Err(ScopeFailure {
                                 account_id: account,
@@ -404,7 +432,6 @@ pub async fn resolve_scopes(
                             });
                         }
                     }
-                    Some(SharedCredentialsProvider::new(role))
                 };
                 let mut regions = match &plan.regions {
                     Regions::Configured => vec![base_region.clone()],

@@ -15,6 +15,7 @@ mod athena;
 mod columns;
 mod dates;
 mod evidence;
+pub mod export;
 mod history;
 mod judgments;
 mod kev;

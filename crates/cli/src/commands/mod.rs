@@ -4,6 +4,7 @@ pub mod collect;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod export;
 pub mod import;
 pub mod report;
 pub mod schedule;

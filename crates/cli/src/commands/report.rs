@@ -144,7 +144,9 @@ fn kev(judgments: &JudgmentArgs) -> Result<(Kev, Option<String>), Failure> {
 }
 
 /// `--policy`, and the file's text.
-fn policy_from(path: Option<&std::path::Path>) -> Result<(SlaPolicy, Option<String>), Failure> {
+pub(crate) fn policy_from(
+    path: Option<&std::path::Path>,
+) -> Result<(SlaPolicy, Option<String>), Failure> {
     match path {
         None => Ok((SlaPolicy::default(), None)),
         Some(path) => {
@@ -172,17 +174,17 @@ fn as_of(
 
 /// What a report over findings (§8) reads: every run up to the instant (a finding may have
 /// begun in any of them), the instant and its label, and the waivers with their file's text.
-struct Findings {
-    history: LoadedHistory,
-    instant: chrono::DateTime<chrono::Utc>,
-    label: String,
-    waivers: Waivers,
+pub(crate) struct Findings {
+    pub history: LoadedHistory,
+    pub instant: chrono::DateTime<chrono::Utc>,
+    pub label: String,
+    pub waivers: Waivers,
     waivers_text: Option<String>,
-    kev: Kev,
+    pub kev: Kev,
     kev_text: Option<String>,
 }
 
-async fn findings_history(args: &FindingsArgs, lang: Lang) -> Result<Findings, Failure> {
+pub(crate) async fn findings_history(args: &FindingsArgs, lang: Lang) -> Result<Findings, Failure> {
     let (instant, label) = as_of(args.as_of.as_ref(), &args.time, lang)?;
     let (waivers, waivers_text) = waivers(&args.judgments)?;
     let (kev, kev_text) = kev(&args.judgments)?;

@@ -1,0 +1,249 @@
+//! Findings (docs/semantics.md §8) where security teams already triage: OCSF 1.1.0 events for
+//! Amazon Security Lake and SIEMs (`ocsf`), ASFF for AWS Security Hub (`asff`), docs/semantics.md
+//! §9. Both render the very findings `report sla` lists as of one instant, with the same stable
+//! ids, so that a weekly export updates and closes what the previous one opened instead of
+//! adding to it. Nothing here talks to AWS: `patchtrail_collect::security_hub` sends what `asff`
+//! builds.
+
+pub mod asff;
+pub mod ocsf;
+
+use crate::QueryError;
+use crate::history::LoadedHistory;
+use crate::judgments::{SlaPolicy, Waiver, Waivers};
+use crate::kev::Kev;
+use crate::questions::findings::Finding;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The findings as of one instant, ready to render as OCSF or ASFF.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The as-of instant: the findings are those a report as of it lists.
+    pub instant: DateTime<Utc>,
+    pub findings: Vec<ExportedFinding>,
+    /// The standard the SLA verdicts apply (§9.1): the default policy's, or the policy file's.
+    pub standard: Standard,
+    /// `patchtrail <version>`.
+    pub tool_version: &'static str,
+}
+
+/// The standard an SLA verdict is against: OCSF's `compliance.standards` and `requirements`,
+/// ASFF's `Compliance.RelatedRequirements`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standard {
+    pub name: String,
+    pub requirement: String,
+}
+
+/// One finding (§8.1) with what an export says of it. Times are microseconds since the epoch
+/// (UTC), as the reports hold them.
+#[derive(Debug, Clone)]
+pub struct ExportedFinding {
+    /// Stable across exports (§9.1): the same finding always has the same id.
+    pub uid: String,
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub name: Option<String>,
+    /// The instance's tags in the finding's `last_seen` snapshot, sorted by key.
+    pub tags: Vec<(String, String)>,
+    pub kb_id: String,
+    pub title: String,
+    pub severity_level: &'static str,
+    pub classification: String,
+    pub cves: Vec<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub resolved_at: Option<i64>,
+    /// `installed`, `not_applicable`, another class, `no_longer_reported`, `instance_gone`, or
+    /// None while open.
+    pub resolution: Option<&'static str>,
+    pub release_date: Option<i64>,
+    pub clock: &'static str,
+    pub limit_days: Option<i64>,
+    pub due_at: Option<i64>,
+    /// §8.3: `breached`, `open`, `fixed_in_time`, `fixed_late`, `resolved_other`.
+    pub status: &'static str,
+    /// The waiver that holds at the instant, if one does.
+    pub waiver: Option<Waiver>,
+    pub kev_cves: Vec<String>,
+    pub kev_due_date: Option<NaiveDate>,
+}
+
+impl ExportedFinding {
+    /// Whether the finding no longer stands at the instant (fixed, resolved otherwise, or its
+    /// instance gone).
+    pub fn closed(&self) -> bool {
+        self.resolution.is_some()
+    }
+
+    /// When the history last said something of it: the snapshot that saw it end, else the last
+    /// that saw it outstanding.
+    pub fn observed_at(&self) -> i64 {
+        self.resolved_at.unwrap_or(self.last_seen)
+    }
+
+    /// The ARN of its instance: EC2's for `i-`, Systems Manager's managed instance for `mi-`.
+    pub fn resource_arn(&self) -> String {
+        let partition = partition_of_region(&self.region);
+        if self.instance_id.starts_with("mi-") {
+            format!(
+                "arn:{partition}:ssm:{}:{}:managed-instance/{}",
+                self.region, self.account_id, self.instance_id
+            )
+        } else {
+            format!(
+                "arn:{partition}:ec2:{}:{}:instance/{}",
+                self.region, self.account_id, self.instance_id
+            )
+        }
+    }
+}
+
+/// The partition a region belongs to (AWS's partitions: `cn-` China, `us-gov-` GovCloud,
+/// `us-iso` and `us-isob` the isolated regions; every other region is in `aws`).
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// §9.1: a finding's id, the same in every export: the SHA-256 of its instance (account,
+/// region, id), patch and first snapshot, so that no text of the store's rows shapes it.
+fn finding_uid(f: &Finding) -> String {
+    let (account, region, instance) = &f.instance;
+    let key = format!(
+        "{account}\0{region}\0{instance}\0{}\0{}",
+        f.kb_id, f.first_seen
+    );
+    format!(
+        "patchtrail-finding-{}",
+        patchtrail_store::sha256_hex(key.as_bytes())
+    )
+}
+
+/// A tags text (a JSON object) as sorted key/value pairs; other values are left out.
+fn tag_pairs(tags: &str) -> Vec<(String, String)> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(tags).unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = map
+        .into_iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+impl SlaPolicy {
+    /// The standard this policy's verdicts are against (§9.1).
+    pub fn standard(&self) -> Standard {
+        match &self.source {
+            None => Standard {
+                name: "PCI DSS v4.0.1".into(),
+                requirement: "6.3.3".into(),
+            },
+            Some(s) => Standard {
+                name: format!("patchtrail SLA policy {}", s.path),
+                requirement: format!("sha256 {}", s.sha256),
+            },
+        }
+    }
+}
+
+impl LoadedHistory {
+    /// The findings as of `instant` (every one `report sla` lists), ready to export.
+    pub fn export(
+        &self,
+        instant: DateTime<Utc>,
+        label: &str,
+        stale_days: u32,
+        policy: &SlaPolicy,
+        waivers: &Waivers,
+        kev: &Kev,
+    ) -> Result<Export, QueryError> {
+        let mut findings = self.findings(instant, label, stale_days, policy, waivers, kev)?;
+        findings.sort_by(|a, b| {
+            (&a.instance, &a.kb_id, a.first_seen).cmp(&(&b.instance, &b.kb_id, b.first_seen))
+        });
+        let findings = findings
+            .into_iter()
+            .map(|f| ExportedFinding {
+                uid: finding_uid(&f),
+                tags: tag_pairs(&f.tags),
+                waiver: f
+                    .waived_by
+                    .as_ref()
+                    .and_then(|id| waivers.entries.iter().find(|w| &w.id == id).cloned()),
+                cves: f.cves.iter().cloned().collect(),
+                account_id: f.instance.0,
+                region: f.instance.1,
+                instance_id: f.instance.2,
+                name: f.name,
+                kb_id: f.kb_id,
+                title: f.title,
+                severity_level: f.severity_level,
+                classification: f.classification,
+                first_seen: f.first_seen,
+                last_seen: f.last_seen,
+                resolved_at: f.next_snapshot,
+                resolution: f.resolution,
+                release_date: f.released,
+                clock: f.clock,
+                limit_days: f.limit_days,
+                due_at: f.due_at,
+                status: f.status,
+                kev_cves: f.kev_cves,
+                kev_due_date: f.kev_due_date,
+            })
+            .collect();
+        Ok(Export {
+            instant,
+            findings,
+            standard: policy.standard(),
+            tool_version: concat!("patchtrail ", env!("CARGO_PKG_VERSION")),
+        })
+    }
+}
+
+/// Microseconds as milliseconds (OCSF's `timestamp_t`).
+fn millis(micros: i64) -> i64 {
+    micros.div_euclid(1000)
+}
+
+/// Microseconds as an RFC 3339 UTC instant with milliseconds (ASFF's timestamps).
+fn rfc3339(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_follow_the_region_names() {
+        assert_eq!(partition_of_region("ap-northeast-1"), "aws");
+        assert_eq!(partition_of_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of_region("us-iso-east-1"), "aws-iso");
+        assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
+    }
+
+    #[test]
+    fn tags_are_sorted_pairs_and_non_text_values_are_left_out() {
+        assert_eq!(
+            tag_pairs(r#"{"b":"2","a":"1","n":3}"#),
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert!(tag_pairs("not json").is_empty());
+    }
+}
