@@ -9,7 +9,8 @@
    policies, no separate policy resources), Allow statements only, no wildcard or NotAction actions,
    and a rule below that says what it must allow: a role no rule covers is an error. A statement
    under a condition (!If) must be one of the known optional ones (UseHistoryKey: kms:Decrypt and
-   kms:GenerateDataKey on the key parameter). A service trust other than Lambda's carries
+   kms:GenerateDataKey on the key parameter; ExportFindings: securityhub:BatchImportFindings on the
+   account's own default product). A service trust other than Lambda's carries
    aws:SourceAccount (IAM User Guide, "The confused deputy problem").
 3. Organization collector (patchtrail-organization.yaml): the single-account read actions plus
    ec2:DescribeRegions, organizations:ListAccounts and sts:AssumeRole on the member role's name only, in
@@ -73,7 +74,16 @@ PLACEHOLDERS = {
 
 READ_ACTIONS_EXTRA = {"ec2:DescribeRegions"}
 # Statements a template may add under a condition, and what each may allow.
-OPTIONAL_STATEMENTS = {"UseHistoryKey": {"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": ["KMS_KEY"]}}
+# ExportFindings (SecurityHubExport): BatchImportFindings on the account's own default product, in
+# the stack's region (single account) or any region its scopes are in (organization, member role).
+OPTIONAL_STATEMENTS = {
+    "UseHistoryKey": [{"Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": ["KMS_KEY"]}],
+    "ExportFindings": [
+        {"Action": ["securityhub:BatchImportFindings"],
+         "Resource": [f"arn:aws:securityhub:{region}:ACCOUNT:product/ACCOUNT/default"]}
+        for region in ("REGION", "*")
+    ],
+}
 # What a LoggingConfiguration needs (Developer Guide, "Logging using CloudWatch Logs", IAM policy).
 LOG_DELIVERY = ["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
                 "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
@@ -327,8 +337,8 @@ class Role:
                 self.problems.append(f"{self.label} statement {s.get('Sid')!r} uses wildcard or NotAction actions {wild}")
         optional = [s for s in self.full if s not in self.base]
         for s in optional:
-            known = OPTIONAL_STATEMENTS.get(s.get("Sid"))
-            if known is None or {k: s.get(k) for k in known} != known:
+            forms = OPTIONAL_STATEMENTS.get(s.get("Sid"), [])
+            if not any({k: s.get(k) for k in known} == known for known in forms):
                 self.problems.append(f"{self.label} has an optional statement {s} that is not a known one "
                                      f"({', '.join(OPTIONAL_STATEMENTS)})")
         for st in _as_list(self.trust.get("Statement", [])):

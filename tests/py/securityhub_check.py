@@ -4,7 +4,8 @@ endpoint holds, with boto3.
 Usage:
   securityhub_check.py files BATCH.json...          the request bodies of --dry-run
   securityhub_check.py list ACCOUNT ROLE [REGION]   GetFindings as ACCOUNT (through ROLE, assumed
-                                                    from the environment's credentials)
+                                                    from the environment's credentials; `-`: as
+                                                    the environment's credentials)
 
 Every finding is checked member by member against the `AwsSecurityFinding` shape of botocore's
 securityhub model (required members, no unknown members, types, enums, the `.*\\S.*` pattern of
@@ -127,6 +128,7 @@ def summary(f):
         "CreatedAt": f.get("CreatedAt"),
         "Vulnerabilities": [v.get("Id") for v in f.get("Vulnerabilities", [])],
         "ProductFields": f.get("ProductFields", {}),
+        "PatchSummary": f.get("PatchSummary"),
         "Bytes": len(json.dumps(f, ensure_ascii=False).encode()),
     }
 
@@ -149,16 +151,19 @@ def main():
     else:
         account, role = sys.argv[2], sys.argv[3]
         region = sys.argv[4] if len(sys.argv) > 4 else "us-east-1"
-        creds = boto3.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="check"
-        )["Credentials"]
-        hub = boto3.client(
-            "securityhub",
-            region_name=region,
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
+        if role == "-":
+            hub = boto3.client("securityhub", region_name=region)
+        else:
+            creds = boto3.client("sts").assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="check"
+            )["Credentials"]
+            hub = boto3.client(
+                "securityhub",
+                region_name=region,
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
         for page in hub.get_paginator("get_findings").paginate(PaginationConfig={"PageSize": 100}):
             findings += page["Findings"]
     check(findings, shape, errors)

@@ -1895,6 +1895,39 @@ fn security_hub_exports_update_and_archive_findings_without_duplicates() {
         by_kb(&second, "KB3")["ProductFields"]["patchtrail/waiver"],
         "DEV"
     );
+    // The instance's patch state in the snapshot in force (its last scan), none once it is gone.
+    assert_eq!(
+        kb6["PatchSummary"]["OperationEndTime"], "2026-02-23T03:00:00.000Z",
+        "{kb6:#}"
+    );
+    assert!(
+        kb6["PatchSummary"].get("MissingCount").is_none(),
+        "not given, not sent as 0"
+    );
+    // (moto keeps members a re-import leaves out: the request itself says KB4's is gone.)
+    let later = dir.path().join("later");
+    let out = export(
+        "2026-02-28",
+        &[
+            "--role-name",
+            "PatchtrailExport",
+            "--dry-run",
+            later.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    let body = read_json(&walk(&later)[0]);
+    let kb4 = body["Findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["ProductFields"]["patchtrail/kb_id"] == "KB4")
+        .expect("KB4");
+    assert!(kb4.get("PatchSummary").is_none(), "{kb4:#}");
+    assert!(
+        by_kb(&first, "KB4")["PatchSummary"].is_object(),
+        "{first:#}"
+    );
     for kb in ["KB4", "KB5"] {
         let f = by_kb(&second, kb);
         assert_eq!(

@@ -60,6 +60,10 @@ pub struct SchedulerInput {
     /// `{"status": "suspended", "resume": RUN_ID}` for the caller to invoke again with.
     #[serde(default)]
     pub resumable: bool,
+    /// After each committed run, its scope's findings into these systems: `["security-hub"]`
+    /// (docs/semantics.md §9.3).
+    #[serde(default)]
+    pub export: Vec<String>,
 }
 
 /// A scheduler input, validated.
@@ -73,6 +77,8 @@ pub struct ResolvedInput {
     pub plan_only: bool,
     /// The run's format, whether to continue a run, and whether a stop suspends it.
     pub control: RunControl,
+    /// Send each committed scope's findings to Security Hub.
+    pub export_security_hub: bool,
 }
 
 const EXAMPLE: &str = r#"'{"s3_bucket":"my-bucket/","s3_path":"patch-history"}'"#;
@@ -105,6 +111,18 @@ impl SchedulerInput {
             }
         };
         let scopes = self.scope_plan()?;
+        let mut export_security_hub = false;
+        for export in &self.export {
+            match export.as_str() {
+                "security-hub" => export_security_hub = true,
+                other => {
+                    return Err(CollectError::BadInput {
+                        input: format!("export '{other}' in the input"),
+                        fix: "give [\"security-hub\"], or leave export out".into(),
+                    });
+                }
+            }
+        }
         if self.resumable && !scopes.is_single() {
             return Err(CollectError::BadInput {
                 input: "resumable in the input".into(),
@@ -131,6 +149,7 @@ impl SchedulerInput {
             scopes,
             plan_only,
             control,
+            export_security_hub,
         })
     }
 

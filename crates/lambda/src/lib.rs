@@ -15,6 +15,7 @@
 //! type starts with `Retryable.` or `Fatal.`, and input or permission problems are `Fatal`.
 
 use chrono::{DateTime, Utc};
+pub mod export;
 pub mod organization;
 
 use organization::{Step, Work};
@@ -193,10 +194,20 @@ async fn collect(
         })
     });
     let control = &resolved.control;
+    let export = resolved.export_security_hub;
     let result = if resolved.scopes.is_multi() {
-        collect_many(deps, &store, &options, &resolved.scopes, control, &stop).await
+        collect_many(
+            deps,
+            &store,
+            &options,
+            &resolved.scopes,
+            control,
+            &stop,
+            export,
+        )
+        .await
     } else {
-        collect_one(deps, &store, &options, control, &stop).await
+        collect_one(deps, &store, &options, control, &stop, export).await
     };
     if let Some(t) = timer {
         t.abort();
@@ -255,6 +266,7 @@ async fn collect_one(
     options: &CollectOptions,
     control: &RunControl,
     stop: &StopSignal,
+    export: bool,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let fleet = AwsFleet::new(&deps.aws, options, progress.clone())?;
@@ -263,7 +275,7 @@ async fn collect_one(
         Err(e) => return suspended(e, store),
     };
     let m = &report.committed.manifest;
-    let summary = json!({
+    let mut summary = json!({
         "status": if report.errors.is_empty() { "ok" } else { "partial" },
         "run_id": m.run_id,
         "snapshot_time": m.snapshot_time,
@@ -275,6 +287,11 @@ async fn collect_one(
         "errors": report.errors.iter().map(|(id, e)| json!({"instance_id": id, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
     });
     tracing::info!(run_id = %m.run_id, head = %report.committed.entry.witness(), instances = m.counts.instances, patches = m.counts.patches, errors = report.errors.len(), "run committed");
+    if export {
+        summary["security_hub"] =
+            export::security_hub(deps, store, &m.account_id, &m.region, &ScopePlan::default())
+                .await;
+    }
     Ok(summary)
 }
 
@@ -287,6 +304,7 @@ async fn collect_many(
     plan: &ScopePlan,
     control: &RunControl,
     stop: &StopSignal,
+    export: bool,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let mut outcomes =
@@ -302,7 +320,15 @@ async fn collect_many(
         return suspended(e, store);
     }
     let partial = outcomes.iter().any(ScopeOutcome::failed);
-    let lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
+    let mut lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
+    if export {
+        for (line, outcome) in lines.iter_mut().zip(&outcomes) {
+            if let (Ok(_), Some(region)) = (&outcome.result, &outcome.region) {
+                line["security_hub"] =
+                    export::security_hub(deps, store, &outcome.account_id, region, plan).await;
+            }
+        }
+    }
     if outcomes.iter().all(|o| o.result.is_err()) {
         return Err(match outcomes.into_iter().find_map(|o| o.result.err()) {
             Some(e) => e.into(),

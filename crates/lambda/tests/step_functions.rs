@@ -1248,3 +1248,79 @@ s3.put_object(Bucket='work', Key='exec-7/map/run-1/manifest.json', Body=json.dum
     );
     sim.stop().await.expect("stop");
 }
+
+#[test]
+fn each_committed_scope_exports_its_findings_to_security_hub_from_its_own_account() {
+    // `"export": ["security-hub"]`: after each scope commits, its findings go to Security Hub
+    // (moto's, reached through the SDK's standard variable for that service, as on AWS an
+    // interface endpoint would be) from the scope's own account.
+    let moto = start_moto();
+    // SAFETY: set before the runtime and any other thread of this test process start (nextest
+    // runs each test in its own process).
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL_SECURITYHUB", &moto.url) };
+    boto3(&moto, "s3.create_bucket(Bucket='hist')");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answer = runtime.block_on(async {
+        let config = SimConfig {
+            instances: 12,
+            seed: 5,
+            accounts: 2,
+            regions: vec!["us-east-1".into()],
+            // Scans of today: fresh as of the export's now (older ones say nothing, §4.1).
+            date: chrono::Utc::now().date_naive(),
+            ..SimConfig::default()
+        };
+        let accounts = active_accounts(&config);
+        let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("simulator");
+        let deps = deps(&sim.url(), Some(&moto.url)).await;
+        let answer = handle(
+            &deps,
+            json!({"s3_bucket": "hist/", "s3_path": "p", "format": "jsonl", "accounts": accounts,
+                   "regions": ["us-east-1"], "role_name": "PatchtrailRead",
+                   "export": ["security-hub"]}),
+            None,
+        )
+        .await
+        .expect("committed scopes");
+        sim.stop().await.expect("stop");
+        answer
+    });
+    let lines = answer["scopes"].as_array().expect("scopes");
+    assert_eq!(lines.len(), 2, "{answer}");
+    let mut imported = 0;
+    for line in lines {
+        let sent = &line["security_hub"];
+        assert_eq!(sent["failed"], json!([]), "{answer}");
+        let n = sent["imported"].as_u64().unwrap_or(0);
+        assert!(n > 0, "every scope has findings to send: {answer}");
+        imported += n;
+    }
+    // What Security Hub holds: every finding once, each from the account it names, each valid
+    // against botocore's model.
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/py/securityhub_check.py"))
+        .args(["list", "-", "-"])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1");
+    let out = cmd.output().expect("python");
+    assert!(out.status.success(), "{}", text_of(&out));
+    let held: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(held["error_count"], 0, "{held:#}");
+    assert_eq!(held["count"].as_u64(), Some(imported), "{held:#}");
+    assert_eq!(held["distinct_ids"], held["count"], "{held:#}");
+    let senders: BTreeSet<&str> = held["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["AwsAccountId"].as_str())
+        .collect();
+    assert_eq!(senders.len(), 2, "both accounts' findings: {held:#}");
+}

@@ -187,6 +187,9 @@ impl Export {
                     .collect(),
             );
         }
+        if let Some(summary) = patch_summary(f) {
+            finding["PatchSummary"] = summary;
+        }
         if let Some(note) = waiver_note(f) {
             finding["Note"] = note;
         }
@@ -293,6 +296,50 @@ fn product_fields(f: &ExportedFinding) -> Value {
     put("kev_due_date", f.kev_due_date.map(|d| d.to_string()));
     put("waiver", f.waiver.as_ref().map(|w| w.id.clone()));
     Value::Object(fields)
+}
+
+/// The instance's patch state as of the export (`PatchSummary`: its `Id` is the patch
+/// baseline, as Patch Manager's own findings name it), when the instance is in the snapshot in
+/// force. Counts AWS did not give are left out, never sent as 0.
+fn patch_summary(f: &ExportedFinding) -> Option<Value> {
+    let s = f.patch_summary.as_ref()?;
+    let mut out = Map::new();
+    out.insert(
+        "Id".into(),
+        Value::from(cut(
+            s.baseline_id.as_deref().unwrap_or("unknown baseline"),
+            256,
+        )),
+    );
+    for (name, value) in [
+        ("InstalledCount", s.installed),
+        ("InstalledOtherCount", s.installed_other),
+        ("InstalledPendingReboot", s.installed_pending_reboot),
+        ("InstalledRejectedCount", s.installed_rejected),
+        ("MissingCount", s.missing),
+        ("FailedCount", s.failed),
+    ] {
+        if let Some(n) = value {
+            out.insert(name.into(), Value::from(n.clamp(0, 100_000)));
+        }
+    }
+    for (name, value) in [
+        ("OperationStartTime", s.operation_start),
+        ("OperationEndTime", s.operation_end),
+    ] {
+        if let Some(t) = value {
+            out.insert(name.into(), Value::from(rfc3339(t)));
+        }
+    }
+    for (name, value) in [
+        ("Operation", s.operation.as_deref()),
+        ("RebootOption", s.reboot_option.as_deref()),
+    ] {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            out.insert(name.into(), Value::from(cut(v, 256)));
+        }
+    }
+    Some(Value::Object(out))
 }
 
 /// A waiver that holds, as the finding's `Note` (who accepted the risk, why, until when).

@@ -9,11 +9,13 @@ pub mod asff;
 pub mod ocsf;
 
 use crate::QueryError;
+use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, text};
 use crate::history::LoadedHistory;
 use crate::judgments::{SlaPolicy, Waiver, Waivers};
 use crate::kev::Kev;
 use crate::questions::findings::Finding;
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
 
 /// The findings as of one instant, ready to render as OCSF or ASFF.
 #[derive(Debug, Clone)]
@@ -68,6 +70,27 @@ pub struct ExportedFinding {
     pub waiver: Option<Waiver>,
     pub kev_cves: Vec<String>,
     pub kev_due_date: Option<NaiveDate>,
+    /// The instance's patch state in the snapshot of its scope in force at the instant, as
+    /// `ssm:DescribeInstancePatchStates` gave it; None when the instance is not there.
+    pub patch_summary: Option<PatchSummary>,
+}
+
+/// An instance's patch state summary (its `instances` row): what ASFF's `PatchSummary` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchSummary {
+    pub baseline_id: Option<String>,
+    pub installed: Option<i64>,
+    pub installed_other: Option<i64>,
+    pub installed_pending_reboot: Option<i64>,
+    pub installed_rejected: Option<i64>,
+    pub missing: Option<i64>,
+    pub failed: Option<i64>,
+    /// `Scan` or `Install`.
+    pub operation: Option<String>,
+    pub operation_start: Option<i64>,
+    /// The end of the operation: the instance's last scan.
+    pub operation_end: Option<i64>,
+    pub reboot_option: Option<String>,
 }
 
 impl ExportedFinding {
@@ -170,6 +193,7 @@ impl LoadedHistory {
         kev: &Kev,
     ) -> Result<Export, QueryError> {
         let mut findings = self.findings(instant, label, stale_days, policy, waivers, kev)?;
+        let mut summaries = self.patch_summaries(instant)?;
         findings.sort_by(|a, b| {
             (&a.instance, &a.kb_id, a.first_seen).cmp(&(&b.instance, &b.kb_id, b.first_seen))
         });
@@ -177,6 +201,7 @@ impl LoadedHistory {
             .into_iter()
             .map(|f| ExportedFinding {
                 uid: finding_uid(&f),
+                patch_summary: summaries.get(&f.instance).cloned(),
                 tags: tag_pairs(&f.tags),
                 waiver: f
                     .waived_by
@@ -204,12 +229,95 @@ impl LoadedHistory {
                 kev_due_date: f.kev_due_date,
             })
             .collect();
+        summaries.clear();
         Ok(Export {
             instant,
             findings,
             standard: policy.standard(),
             tool_version: concat!("patchtrail ", env!("CARGO_PKG_VERSION")),
         })
+    }
+}
+
+impl LoadedHistory {
+    /// Each instance's patch state summary in the snapshot of its scope in force at `instant`.
+    fn patch_summaries(
+        &self,
+        instant: DateTime<Utc>,
+    ) -> Result<HashMap<(String, String, String), PatchSummary>, QueryError> {
+        const COLUMNS: [&str; 14] = [
+            "account_id",
+            "region",
+            "instance_id",
+            "baseline_id",
+            "installed_count",
+            "installed_other_count",
+            "installed_pending_reboot_count",
+            "installed_rejected_count",
+            "missing_count",
+            "failed_count",
+            "operation",
+            "operation_start_time",
+            "last_scan_time",
+            "reboot_option",
+        ];
+        let none = RunParts::default();
+        let mut out = HashMap::new();
+        for run in self.snapshots_as_of(instant) {
+            let parts = self.parts.get(&run.run_id).unwrap_or(&none);
+            for batch in parts.read(Stored::Instances, &COLUMNS)? {
+                let (account, region, id) = (
+                    text(&batch, "account_id")?,
+                    text(&batch, "region")?,
+                    text(&batch, "instance_id")?,
+                );
+                let (baseline, operation, reboot) = (
+                    text(&batch, "baseline_id")?,
+                    text(&batch, "operation")?,
+                    text(&batch, "reboot_option")?,
+                );
+                let counts = [
+                    "installed_count",
+                    "installed_other_count",
+                    "installed_pending_reboot_count",
+                    "installed_rejected_count",
+                    "missing_count",
+                    "failed_count",
+                ]
+                .iter()
+                .map(|c| count(&batch, c))
+                .collect::<Result<Vec<_>, _>>()?;
+                let (start, end) = (
+                    micros(&batch, "operation_start_time")?,
+                    micros(&batch, "last_scan_time")?,
+                );
+                for i in 0..batch.num_rows() {
+                    let n = |k: usize| opt_i64(counts[k], i);
+                    let summary = PatchSummary {
+                        baseline_id: opt_text(baseline, i).map(str::to_string),
+                        installed: n(0),
+                        installed_other: n(1),
+                        installed_pending_reboot: n(2),
+                        installed_rejected: n(3),
+                        missing: n(4),
+                        failed: n(5),
+                        operation: opt_text(operation, i).map(str::to_string),
+                        operation_start: opt_i64(start, i),
+                        operation_end: opt_i64(end, i),
+                        reboot_option: opt_text(reboot, i).map(str::to_string),
+                    };
+                    out.insert(
+                        (
+                            account.value(i).to_string(),
+                            region.value(i).to_string(),
+                            id.value(i).to_string(),
+                        ),
+                        summary,
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
