@@ -1993,3 +1993,92 @@ fn run_import(input: &Path, store: &str) -> std::process::Output {
         .output()
         .expect("import")
 }
+
+#[test]
+fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = history(dir.path());
+    let moto = start_moto();
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            &[
+                "export",
+                "security-hub",
+                "--store",
+                &store,
+                "--as-of",
+                "2026-02-28",
+            ][..],
+            &["--role-name", "PatchtrailExport"][..],
+            extra,
+        ]
+        .concat()
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    // The ids, from the request bodies.
+    let dry = dir.path().join("dry");
+    ok(patchtrail(
+        &moto.url,
+        &args_str(&args(&["--dry-run", dry.to_str().expect("utf-8")])),
+    ));
+    let body = read_json(&walk(&dry)[0]);
+    let id_of = |kb: &str| -> String {
+        body["Findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["ProductFields"]["patchtrail/kb_id"] == kb)
+            .and_then(|f| f["Id"].as_str())
+            .expect("id")
+            .to_string()
+    };
+    let (once, always) = (id_of("KB6"), id_of("KB3"));
+    // Two throttled calls, KB6 refused once, KB3 refused every time.
+    let proxy = start_hub_proxy(
+        &moto.url,
+        &[
+            "--throttle",
+            "2",
+            "--refuse",
+            &format!("{once}:1"),
+            "--refuse",
+            &format!("{always}:always"),
+        ],
+    );
+    let mut cmd = Command::new(patchtrail_bin());
+    aws_env(&mut cmd, &moto.url).env("AWS_ENDPOINT_URL_SECURITYHUB", &proxy.url);
+    let out = cmd.args(args(&[])).output().expect("export");
+    assert_eq!(out.status.code(), Some(3), "{}", text_of(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("refused twice: finding {always}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&format!("finding {once}")), "{stderr}");
+    assert!(
+        stderr.contains("Security Hub refused 1 finding(s)"),
+        "{stderr}"
+    );
+    let held = py_json(
+        &moto.url,
+        "securityhub_check.py",
+        &["list", ACCOUNT, "PatchtrailExport"],
+    );
+    let ids: Vec<&str> = held["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["Id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 5, "{held:#}");
+    assert!(
+        ids.contains(&once.as_str()) && !ids.contains(&always.as_str()),
+        "{ids:?}"
+    );
+}
+
+fn args_str(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}

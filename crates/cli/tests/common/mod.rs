@@ -58,6 +58,7 @@ pub fn aws_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
         "AWS_ENDPOINT_URL_EC2",
         "AWS_ENDPOINT_URL_STS",
         "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_SECURITYHUB",
         "PATCHTRAIL_STORE",
     ] {
         cmd.env_remove(var);
@@ -126,6 +127,15 @@ pub fn start_s3_proxy_with(upstream: &str, args: &[&str]) -> Server {
         .arg(upstream)
         .args(args);
     start_listening(cmd, "faulty_s3_proxy.py")
+}
+
+/// tests/py/faulty_hub_proxy.py in front of a Security Hub endpoint (moto), with its options.
+pub fn start_hub_proxy(upstream: &str, args: &[&str]) -> Server {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/py/faulty_hub_proxy.py"))
+        .arg(upstream)
+        .args(args);
+    start_listening(cmd, "faulty_hub_proxy.py")
 }
 
 /// tests/py/replay_server.py serving the answers of a fixture under tests/fixtures.
