@@ -97,36 +97,45 @@ pub async fn import_findings(
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| call_error("ClientError", e.to_string()))?;
-    let mut credentials: HashMap<String, SharedCredentialsProvider> = HashMap::new();
+    // Refused before anything is sent: findings of another account without a role to send them.
+    if plan.role_name.is_none()
+        && let Some(other) = batches.iter().find(|b| b.account_id != own_account)
+    {
+        return Err(CollectError::BadInput {
+            input: format!("account {}", other.account_id),
+            fix: format!(
+                "its findings must be sent from that account, not the caller's ({own_account}): give --role-name, the role patchtrail assumes there (deploy/patchtrail-member-role.yaml), or --account {own_account}"
+            ),
+        });
+    }
+    let mut credentials: HashMap<String, Cached> = HashMap::new();
     let mut report = ImportReport::default();
     let mut last_call: Option<tokio::time::Instant> = None;
     for batch in batches {
-        let provider = match credentials.get(&batch.account_id) {
-            Some(p) => p.clone(),
-            None => {
-                let p = if batch.account_id == own_account {
-                    base.credentials_provider().ok_or_else(|| {
-                        CollectError::NoCredentials("no credentials provider".into())
-                    })?
-                } else {
-                    let Some(role) = plan.role_name.as_deref() else {
-                        return Err(CollectError::BadInput {
-                            input: format!("account {}", batch.account_id),
-                            fix: format!(
-                                "its findings must be sent from that account, not the caller's ({own_account}): give --role-name, the role patchtrail assumes there (deploy/patchtrail-member-role.yaml), or --account {own_account}"
-                            ),
-                        });
-                    };
+        if !credentials.contains_key(&batch.account_id) {
+            let provider = match plan.role_name.as_deref() {
+                Some(role) if batch.account_id != own_account => {
                     assumed_role(base, partition, &batch.account_id, role, plan)
                         .await
                         .map_err(|error| CollectError::Aws {
                             operation: "sts:AssumeRole",
                             error,
                         })?
-                };
-                credentials.insert(batch.account_id.clone(), p.clone());
-                p
-            }
+                }
+                _ => base.credentials_provider().ok_or_else(|| {
+                    CollectError::NoCredentials("no credentials provider".into())
+                })?,
+            };
+            credentials.insert(
+                batch.account_id.clone(),
+                Cached {
+                    provider,
+                    held: None,
+                },
+            );
+        }
+        let Some(cached) = credentials.get_mut(&batch.account_id) else {
+            continue;
         };
         let url = format!("{}/findings/import", endpoint(base, &batch.region));
         let mut pending = batch.findings;
@@ -140,7 +149,7 @@ pub async fn import_findings(
             last_call = Some(tokio::time::Instant::now());
             let body = serde_json::to_vec(&serde_json::json!({ "Findings": pending }))
                 .map_err(|e| call_error("ClientError", e.to_string()))?;
-            let answer = send(&http, &provider, &url, &batch.region, body).await?;
+            let answer = send(&http, cached, &url, &batch.region, body).await?;
             report.calls += 1;
             report.imported += answer.success;
             let refused: HashMap<String, (String, String)> = answer
@@ -172,6 +181,31 @@ pub async fn import_findings(
     Ok(report)
 }
 
+/// An account's credentials provider and the credentials it last gave, reused until they are
+/// about to expire (a provider asked for every call would ask SSO or STS every time).
+struct Cached {
+    provider: SharedCredentialsProvider,
+    held: Option<aws_credential_types::Credentials>,
+}
+
+impl Cached {
+    async fn credentials(&mut self) -> Result<aws_credential_types::Credentials, CollectError> {
+        let soon = SystemTime::now() + Duration::from_secs(300);
+        if let Some(c) = &self.held
+            && c.expiry().is_none_or(|e| e > soon)
+        {
+            return Ok(c.clone());
+        }
+        let fresh = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CollectError::NoCredentials(crate::aws::one_line_chain(&e)))?;
+        self.held = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
 /// What one call answered: how many findings it took, and the refused ones (id, code, message).
 struct Answer {
     success: usize,
@@ -181,17 +215,14 @@ struct Answer {
 /// One signed call, retried with backoff when throttled or when the service fails.
 async fn send(
     http: &reqwest::Client,
-    provider: &SharedCredentialsProvider,
+    cached: &mut Cached,
     url: &str,
     region: &str,
     body: Vec<u8>,
 ) -> Result<Answer, CollectError> {
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| CollectError::NoCredentials(crate::aws::one_line_chain(&e)))?;
+        let credentials = cached.credentials().await?;
         let headers = sign(&credentials, url, region, &body)?;
         let mut request = http
             .post(url)
