@@ -4,6 +4,7 @@
 //! [`AwsFleet`] wraps the official SDK clients (built from the standard AWS configuration chain,
 //! so `AWS_ENDPOINT_URL*` points it at a simulator or moto); [`collect_snapshot`] runs one
 //! collection into a [`patchtrail_store::Store`] and commits it with a manifest.
+//! [`security_hub`] is the other direction: findings sent to AWS Security Hub.
 
 mod aws;
 mod input;

@@ -122,9 +122,9 @@ pub async fn import_findings(
                             error,
                         })?
                 }
-                _ => base.credentials_provider().ok_or_else(|| {
-                    CollectError::NoCredentials("no credentials provider".into())
-                })?,
+                _ => base
+                    .credentials_provider()
+                    .ok_or_else(|| CollectError::NoCredentials("no credentials provider".into()))?,
             };
             credentials.insert(
                 batch.account_id.clone(),

@@ -4,7 +4,8 @@
 //!
 //! One direction: `history` reads the committed runs and `columns` decodes what a question asks
 //! for; `questions` ask them and each answers a [`Report`] value (`report`); `render` turns a
-//! report into bytes; `evidence` packs several rendered reports. `lang`, `dates`, `judgments` and
+//! report into bytes; `evidence` packs several rendered reports; `export` renders the findings as
+//! OCSF events and ASFF findings for security tooling. `lang`, `dates`, `judgments` and
 //! `kev` are the shared vocabulary; `sql` serves `patchtrail sql` only.
 //!
 //! History nobody can read is not an audit trail: this crate answers "what was the state on D",

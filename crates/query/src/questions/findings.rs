@@ -614,7 +614,9 @@ fn findings_table(
             "release_date" => time(|f| f.released),
             "clock" => text(|f| Some(Cow::Borrowed(f.clock))),
             "due_at" => time(|f| f.due_at),
-            "kev_cves" => text(|f| (!f.kev_cves.is_empty()).then(|| Cow::Owned(f.kev_cves.join(",")))),
+            "kev_cves" => {
+                text(|f| (!f.kev_cves.is_empty()).then(|| Cow::Owned(f.kev_cves.join(","))))
+            }
             "kev_due_date" => text(|f| f.kev_due_date.map(|d| Cow::Owned(d.to_string()))),
             "kev_ransomware" => text(|f| {
                 f.kev_ransomware
