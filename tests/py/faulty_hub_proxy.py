@@ -1,7 +1,7 @@
 """A loopback HTTP proxy in front of a Security Hub endpoint (moto) that fails BatchImportFindings
 the ways Security Hub does.
 
-usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...]
+usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...] [--disabled REGION ...]
 
   --throttle N        answer the first N BatchImportFindings calls with 429 and Security Hub's
                       throttling error (`TooManyRequestsException`), without forwarding them
@@ -11,9 +11,12 @@ usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...]
                       SuccessCount adjusted: the shape of a partial failure in the API reference
                       (BatchImportFindings response: FailedCount, SuccessCount, FailedFindings of
                       Id, ErrorCode, ErrorMessage). TIMES `always` refuses it every time.
+  --disabled REGION   answer every BatchImportFindings call signed for REGION (the credential
+                      scope of its Authorization header) as Security Hub does where it is not
+                      enabled: 401 with `X-Amzn-ErrorType: InvalidAccessException` (restJson1)
 
 Other requests are forwarded unchanged (signatures stay valid: the proxy re-sends the client's
-headers, and moto does not check signatures). GET /_stats is {"calls", "throttled", "refused"}.
+headers, and moto does not check signatures). GET /_stats is {"calls", "throttled", "refused", "disabled"}.
 Prints `listening on http://127.0.0.1:PORT` first, then serves until killed.
 """
 import argparse
@@ -27,6 +30,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("upstream")
 ap.add_argument("--throttle", type=int, default=0)
 ap.add_argument("--refuse", action="append", default=[])
+ap.add_argument("--disabled", action="append", default=[])
 args = ap.parse_args()
 up = urlparse(args.upstream)
 refuse = {}
@@ -34,7 +38,7 @@ for item in args.refuse:
     fid, times = item.rsplit(":", 1)
     refuse[fid] = None if times == "always" else int(times)
 lock = threading.Lock()
-stats = {"calls": 0, "throttled": 0, "refused": 0}
+stats = {"calls": 0, "throttled": 0, "refused": 0, "disabled": 0}
 
 
 def forward(method, path, headers, body):
@@ -69,8 +73,21 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != "/findings/import":
             return self.relay("POST", body)
+        scope = self.headers.get("Authorization", "").split("Credential=")[-1].split("/")
+        region = scope[2] if len(scope) > 2 else ""
         with lock:
             stats["calls"] += 1
+            if region in args.disabled:
+                stats["disabled"] += 1
+                message = f"Account is not subscribed to AWS Security Hub in {region}"
+                body = json.dumps({"Code": "InvalidAccessException", "Message": message}).encode()
+                self.send_response(401)
+                self.send_header("X-Amzn-ErrorType", "InvalidAccessException:http://internal.amazon.com/coral/")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if stats["throttled"] < args.throttle:
                 stats["throttled"] += 1
                 return self.reply(

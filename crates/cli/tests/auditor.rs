@@ -1998,6 +1998,13 @@ fn run_import(input: &Path, store: &str) -> std::process::Output {
 fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = history(dir.path());
+    // A second region, where Security Hub is not enabled: its call fails as a whole.
+    let west = json!({"snapshot_time": "2026-02-23T06:00:00Z", "account_id": ACCOUNT,
+        "region": "us-west-2", "instances": [instance("i-0000000000000000w", "prod",
+        "2026-02-23T03:00:00Z", vec![patch("KB7", "Critical", "Security", "Missing", None)])]});
+    let input = dir.path().join("west.jsonl");
+    std::fs::write(&input, format!("{west}\n")).expect("write");
+    ok(run_import(&input, &store));
     let moto = start_moto();
     let args = |extra: &[&str]| -> Vec<String> {
         [
@@ -2045,6 +2052,8 @@ fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_n
             &format!("{once}:1"),
             "--refuse",
             &format!("{always}:always"),
+            "--disabled",
+            "us-west-2",
         ],
     );
     let mut cmd = Command::new(patchtrail_bin());
@@ -2053,12 +2062,18 @@ fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_n
     assert_eq!(out.status.code(), Some(3), "{}", text_of(&out));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("refused twice: finding {always}")),
+        stderr.contains(&format!("refused: finding {always}")),
         "{stderr}"
     );
     assert!(!stderr.contains(&format!("finding {once}")), "{stderr}");
+    // The disabled region's finding is named with Security Hub's error; the other region's
+    // calls went on.
     assert!(
-        stderr.contains("Security Hub refused 1 finding(s)"),
+        stderr.contains("us-west-2): InvalidAccessException: Account is not subscribed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Security Hub refused 2 finding(s)"),
         "{stderr}"
     );
     let held = py_json(

@@ -231,7 +231,10 @@ impl ProvideCredentials for RoleCredentials {
     {
         credentials_future::ProvideCredentials::new(async move {
             let primed = self.primed.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(first) = primed {
+            // Handed out only while fresh: a scope may begin long after its role was first
+            // assumed (a large organization under a concurrency cap).
+            let fresh_until = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+            if let Some(first) = primed.filter(|c| c.expiry().is_none_or(|e| e > fresh_until)) {
                 return Ok(first);
             }
             self.assume().await.map_err(|e| {

@@ -63,8 +63,13 @@ fn endpoint(base: &SdkConfig, region: &str) -> String {
     if let Some(url) = base.endpoint_url() {
         return url.trim_end_matches('/').to_string();
     }
+    // AWS's DNS suffixes: China, the isolated regions, every other partition.
     let suffix = if region.starts_with("cn-") {
         "amazonaws.com.cn"
+    } else if region.starts_with("us-isob-") {
+        "sc2s.sgov.gov"
+    } else if region.starts_with("us-iso-") {
+        "c2s.ic.gov"
     } else {
         "amazonaws.com"
     };
@@ -108,57 +113,110 @@ pub async fn import_findings(
             ),
         });
     }
-    let mut credentials: HashMap<String, Cached> = HashMap::new();
-    let mut report = ImportReport::default();
-    let mut last_call: Option<tokio::time::Instant> = None;
+    let mut sender = Sender {
+        base,
+        plan,
+        own_account: &own_account,
+        partition,
+        http,
+        credentials: HashMap::new(),
+        last_call: None,
+        report: ImportReport::default(),
+    };
     for batch in batches {
-        if !credentials.contains_key(&batch.account_id) {
-            let provider = match plan.role_name.as_deref() {
-                Some(role) if batch.account_id != own_account => {
-                    assumed_role(base, partition, &batch.account_id, role, plan)
+        let (account_id, region) = (batch.account_id.clone(), batch.region.clone());
+        let mut pending = batch.findings;
+        // A call that fails as a whole (the role refused, Security Hub not enabled, access
+        // denied, throttled past every retry) fails the findings it had not yet taken, named;
+        // the other batches are still sent.
+        if let Err(e) = sender.send_batch(&account_id, &region, &mut pending).await {
+            let (code, message) = match &e {
+                CollectError::Aws { error, .. } => (error.code.clone(), error.message.clone()),
+                other => ("Error".to_string(), other.to_string()),
+            };
+            tracing::warn!(account = %account_id, region = %region, %code, "a BatchImportFindings call failed");
+            for finding in pending {
+                sender.report.failed.push(FailedFinding {
+                    account_id: account_id.clone(),
+                    region: region.clone(),
+                    id: finding["Id"].as_str().unwrap_or_default().to_string(),
+                    code: code.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+    let report = sender.report;
+    Ok(report)
+}
+
+/// What an import holds while it sends: who it is, the accounts' credentials, when it last
+/// called, and what came of it.
+struct Sender<'a> {
+    base: &'a SdkConfig,
+    plan: &'a ScopePlan,
+    own_account: &'a str,
+    partition: &'a str,
+    http: reqwest::Client,
+    credentials: HashMap<String, Cached>,
+    last_call: Option<tokio::time::Instant>,
+    report: ImportReport,
+}
+
+impl Sender<'_> {
+    /// Sends `pending` (findings of `account` in `region`), twice for those the first call
+    /// refuses; on return `pending` holds what was not taken (nothing when it succeeds).
+    async fn send_batch(
+        &mut self,
+        account: &str,
+        region: &str,
+        pending: &mut Vec<Value>,
+    ) -> Result<(), CollectError> {
+        if !self.credentials.contains_key(account) {
+            let provider = match self.plan.role_name.as_deref() {
+                Some(role) if account != self.own_account => {
+                    assumed_role(self.base, self.partition, account, role, self.plan)
                         .await
                         .map_err(|error| CollectError::Aws {
                             operation: "sts:AssumeRole",
                             error,
                         })?
                 }
-                _ => base
+                _ => self
+                    .base
                     .credentials_provider()
                     .ok_or_else(|| CollectError::NoCredentials("no credentials provider".into()))?,
             };
-            credentials.insert(
-                batch.account_id.clone(),
-                Cached {
-                    provider,
-                    held: None,
-                },
-            );
+            let cached = Cached {
+                provider,
+                held: None,
+            };
+            self.credentials.insert(account.to_string(), cached);
         }
-        let Some(cached) = credentials.get_mut(&batch.account_id) else {
-            continue;
-        };
-        let url = format!("{}/findings/import", endpoint(base, &batch.region));
-        let mut pending = batch.findings;
+        let url = format!("{}/findings/import", endpoint(self.base, region));
         for round in 0..2 {
             if pending.is_empty() {
                 break;
             }
-            if let Some(at) = last_call {
+            if let Some(at) = self.last_call {
                 tokio::time::sleep_until(at + CALL_INTERVAL).await;
             }
-            last_call = Some(tokio::time::Instant::now());
+            self.last_call = Some(tokio::time::Instant::now());
             let body = serde_json::to_vec(&serde_json::json!({ "Findings": pending }))
                 .map_err(|e| call_error("ClientError", e.to_string()))?;
-            let answer = send(&http, cached, &url, &batch.region, body).await?;
-            report.calls += 1;
-            report.imported += answer.success;
+            let Some(cached) = self.credentials.get_mut(account) else {
+                return Ok(());
+            };
+            let answer = send(&self.http, cached, &url, region, body).await?;
+            self.report.calls += 1;
+            self.report.imported += answer.success;
             let refused: HashMap<String, (String, String)> = answer
                 .failed
                 .into_iter()
                 .map(|(id, code, message)| (id, (code, message)))
                 .collect();
             let mut again = Vec::new();
-            for finding in pending {
+            for finding in pending.drain(..) {
                 let id = finding["Id"].as_str().unwrap_or_default().to_string();
                 let Some((code, message)) = refused.get(&id) else {
                     continue;
@@ -166,19 +224,19 @@ pub async fn import_findings(
                 if round == 0 {
                     again.push(finding);
                 } else {
-                    report.failed.push(FailedFinding {
-                        account_id: batch.account_id.clone(),
-                        region: batch.region.clone(),
+                    self.report.failed.push(FailedFinding {
+                        account_id: account.to_string(),
+                        region: region.to_string(),
                         id,
                         code: code.clone(),
                         message: message.clone(),
                     });
                 }
             }
-            pending = again;
+            *pending = again;
         }
+        Ok(())
     }
-    Ok(report)
 }
 
 /// An account's credentials provider and the credentials it last gave, reused until they are
@@ -232,10 +290,19 @@ async fn send(
             request = request.header(name, value);
         }
         let outcome = request.send().await;
-        let (status, text) = match outcome {
+        let (status, error_type, text) = match outcome {
             Ok(response) => {
                 let status = response.status();
-                (status, response.text().await.unwrap_or_default())
+                let error_type = response
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                (
+                    status,
+                    error_type,
+                    response.text().await.unwrap_or_default(),
+                )
             }
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, "securityhub:BatchImportFindings: retrying");
@@ -248,11 +315,17 @@ async fn send(
         if status.is_success() {
             return parse_answer(&text);
         }
+        // restJson1: the error's type in `X-Amzn-ErrorType` (`Code:...`), else in the body.
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let code = json["__type"]
-            .as_str()
+        let code = error_type
+            .as_deref()
+            .or_else(|| json["Code"].as_str())
             .or_else(|| json["code"].as_str())
-            .map(|c| c.rsplit('#').next().unwrap_or(c).to_string())
+            .or_else(|| json["__type"].as_str())
+            .map(|c| {
+                let c = c.split(':').next().unwrap_or(c);
+                c.rsplit('#').next().unwrap_or(c).to_string()
+            })
             .unwrap_or_else(|| status.as_u16().to_string());
         let message = json["Message"]
             .as_str()

@@ -16,16 +16,38 @@ use patchtrail_query::{
 use patchtrail_store::Store;
 use serde_json::{Value, json};
 
+/// Refused findings an answer names (it travels through Step Functions, whose payloads are
+/// limited to 256 KiB); the log names them all.
+const NAMED: usize = 20;
+
+/// When the export must have ended: the invocation's own stop point, so that the answer (and
+/// the organization's record of the committed scope) is given before Lambda's deadline; a
+/// timed-out invocation would be retried and collect the scope again.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportPlan {
+    pub until: Option<tokio::time::Instant>,
+}
+
 /// Exports the findings of `(account, region)` in `store` as of now; the answer's
-/// `security_hub` member: `{"imported", "calls", "failed": [...]}` or `{"error": ...}`.
+/// `security_hub` member: `{"imported", "calls", "failed_count", "failed": [first 20]}` or
+/// `{"error": ...}`.
 pub async fn security_hub(
     deps: &Deps,
     store: &Store,
-    account: &str,
-    region: &str,
+    (account, region): (&str, &str),
     plan: &ScopePlan,
+    export: &ExportPlan,
 ) -> Value {
-    match send(deps, store, account, region, plan).await {
+    let sent = send(deps, store, account, region, plan);
+    let outcome = match export.until {
+        Some(until) => tokio::time::timeout_at(until, sent)
+            .await
+            .unwrap_or_else(|_| {
+                Err("stopped at the invocation's deadline; the next run exports every finding again".into())
+            }),
+        None => sent.await,
+    };
+    match outcome {
         Ok(answer) => answer,
         Err(error) => {
             tracing::error!(account, region, %error, "the Security Hub export failed");
@@ -83,12 +105,17 @@ async fn send(
         failed = report.failed.len(),
         "findings exported to Security Hub"
     );
+    for f in &report.failed {
+        tracing::warn!(id = %f.id, code = %f.code, message = %f.message, "finding refused by Security Hub");
+    }
+    let named = |message: &str| message.chars().take(200).collect::<String>();
     Ok(json!({
         "imported": report.imported,
         "calls": report.calls,
-        "too_large": too_large,
-        "failed": report.failed.iter().map(|f| json!({
-            "id": f.id, "code": f.code, "message": f.message,
+        "too_large": too_large.len(),
+        "failed_count": report.failed.len(),
+        "failed": report.failed.iter().take(NAMED).map(|f| json!({
+            "id": f.id, "code": f.code, "message": named(&f.message),
         })).collect::<Vec<_>>(),
     }))
 }

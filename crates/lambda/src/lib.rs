@@ -194,7 +194,15 @@ async fn collect(
         })
     });
     let control = &resolved.control;
-    let export = resolved.export_security_hub;
+    // The export, when asked, must end where the collect would have stopped.
+    let until = deadline.map(|d| {
+        tokio::time::Instant::now()
+            + stop_after((d - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+    });
+    let export = resolved
+        .export_security_hub
+        .then_some(export::ExportPlan { until });
+    let export = export.as_ref();
     let result = if resolved.scopes.is_multi() {
         collect_many(
             deps,
@@ -266,7 +274,7 @@ async fn collect_one(
     options: &CollectOptions,
     control: &RunControl,
     stop: &StopSignal,
-    export: bool,
+    export: Option<&export::ExportPlan>,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let fleet = AwsFleet::new(&deps.aws, options, progress.clone())?;
@@ -287,10 +295,10 @@ async fn collect_one(
         "errors": report.errors.iter().map(|(id, e)| json!({"instance_id": id, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
     });
     tracing::info!(run_id = %m.run_id, head = %report.committed.entry.witness(), instances = m.counts.instances, patches = m.counts.patches, errors = report.errors.len(), "run committed");
-    if export {
+    if let Some(export) = export {
+        let scope = (m.account_id.as_str(), m.region.as_str());
         summary["security_hub"] =
-            export::security_hub(deps, store, &m.account_id, &m.region, &ScopePlan::default())
-                .await;
+            export::security_hub(deps, store, scope, &ScopePlan::default(), export).await;
     }
     Ok(summary)
 }
@@ -304,7 +312,7 @@ async fn collect_many(
     plan: &ScopePlan,
     control: &RunControl,
     stop: &StopSignal,
-    export: bool,
+    export: Option<&export::ExportPlan>,
 ) -> Result<Value, HandlerError> {
     let progress = Arc::new(Progress::default());
     let mut outcomes =
@@ -321,11 +329,11 @@ async fn collect_many(
     }
     let partial = outcomes.iter().any(ScopeOutcome::failed);
     let mut lines: Vec<Value> = outcomes.iter().map(ScopeOutcome::to_json).collect();
-    if export {
+    if let Some(export) = export {
         for (line, outcome) in lines.iter_mut().zip(&outcomes) {
             if let (Ok(_), Some(region)) = (&outcome.result, &outcome.region) {
-                line["security_hub"] =
-                    export::security_hub(deps, store, &outcome.account_id, region, plan).await;
+                let scope = (outcome.account_id.as_str(), region.as_str());
+                line["security_hub"] = export::security_hub(deps, store, scope, plan, export).await;
             }
         }
     }

@@ -54,7 +54,8 @@ pub async fn run(kind: &ExportKind, lang: Lang) -> Result<ExitCode, Failure> {
                 let files: BTreeMap<String, Vec<u8>> = numbered(&batches)
                     .into_iter()
                     .map(|(name, b)| {
-                        let body = serde_json::to_vec_pretty(&b.body()).unwrap_or_default();
+                        // Compact, as sent: the size the limits were checked on.
+                        let body = serde_json::to_vec(&b.body()).unwrap_or_default();
                         (name, body)
                     })
                     .collect();
@@ -95,15 +96,15 @@ pub async fn run(kind: &ExportKind, lang: Lang) -> Result<ExitCode, Failure> {
             if report.failed.is_empty() {
                 return Ok(code);
             }
-            for f in report.failed.iter().take(20) {
+            for f in &report.failed {
                 eprintln!(
-                    "refused twice: finding {} ({} {}): {}: {}",
+                    "refused: finding {} ({} {}): {}: {}",
                     f.id, f.account_id, f.region, f.code, f.message
                 );
             }
             Err(Failure {
                 message: format!(
-                    "Security Hub refused {} finding(s) twice (listed above): check that Security Hub is enabled in those accounts and regions and that securityhub:BatchImportFindings is allowed on their default product",
+                    "Security Hub refused {} finding(s) (listed above): check that Security Hub is enabled in those accounts and regions and that securityhub:BatchImportFindings is allowed on their default product, then export again",
                     report.failed.len()
                 ),
                 exit_code: EXIT_PARTIAL,

@@ -10,7 +10,7 @@
 //! last update, so findings that closed more than `closed_days` before the instant are left out
 //! instead of being sent again every week.
 
-use super::{Export, ExportedFinding, partition_of_region, rfc3339};
+use super::{Export, ExportedFinding, partition_of_region, ransomware_text, rfc3339};
 use serde_json::{Map, Value, json};
 
 /// BatchImportFindings' limits (Security Hub API reference).
@@ -90,7 +90,8 @@ impl Export {
     /// Every finding as ASFF (§9.3), oldest instance first.
     pub fn asff(&self, options: AsffOptions) -> Vec<AsffFinding> {
         let now = self.instant.timestamp_micros();
-        let horizon = now - i64::from(options.closed_days) * 86_400_000_000;
+        let horizon =
+            now.saturating_sub(i64::from(options.closed_days).saturating_mul(86_400_000_000));
         self.findings
             .iter()
             .filter(|f| !f.closed() || f.observed_at() >= horizon)
@@ -253,14 +254,20 @@ fn description(f: &ExportedFinding, standard: &str) -> String {
         f.region,
         rfc3339(f.first_seen),
     );
-    if let Some(due) = f.due_at {
-        text.push_str(&format!(
+    match (f.due_at, f.clock) {
+        (Some(due), "kev") => text.push_str(&format!(
+            " Due {} (CISA KEV due date of {}).",
+            rfc3339(due),
+            f.kev_cves.join(", ")
+        )),
+        (Some(due), clock) => text.push_str(&format!(
             " Due {} ({}, {} days from {}).",
             rfc3339(due),
             standard,
             f.limit_days.unwrap_or_default(),
-            f.clock
-        ));
+            clock
+        )),
+        (None, _) => {}
     }
     if let (Some(at), Some(how)) = (f.resolved_at, f.resolution) {
         text.push_str(&format!(" Ended {} ({how}).", rfc3339(at)));
@@ -294,6 +301,7 @@ fn product_fields(f: &ExportedFinding) -> Value {
     put("resolution", f.resolution.map(str::to_string));
     put("kev_cves", Some(f.kev_cves.join(",")));
     put("kev_due_date", f.kev_due_date.map(|d| d.to_string()));
+    put("kev_ransomware", f.kev_ransomware.map(ransomware_text));
     put("waiver", f.waiver.as_ref().map(|w| w.id.clone()));
     Value::Object(fields)
 }
@@ -307,7 +315,10 @@ fn patch_summary(f: &ExportedFinding) -> Option<Value> {
     out.insert(
         "Id".into(),
         Value::from(cut(
-            s.baseline_id.as_deref().unwrap_or("unknown baseline"),
+            s.baseline_id
+                .as_deref()
+                .filter(|b| !b.trim().is_empty())
+                .unwrap_or("unknown baseline"),
             256,
         )),
     );

@@ -70,6 +70,8 @@ pub struct ExportedFinding {
     pub waiver: Option<Waiver>,
     pub kev_cves: Vec<String>,
     pub kev_due_date: Option<NaiveDate>,
+    /// Whether one of its KEV entries is known to be used in ransomware campaigns.
+    pub kev_ransomware: Option<bool>,
     /// The instance's patch state in the snapshot of its scope in force at the instant, as
     /// `ssm:DescribeInstancePatchStates` gave it; None when the instance is not there.
     pub patch_summary: Option<PatchSummary>,
@@ -227,6 +229,7 @@ impl LoadedHistory {
                 status: f.status,
                 kev_cves: f.kev_cves,
                 kev_due_date: f.kev_due_date,
+                kev_ransomware: f.kev_ransomware,
             })
             .collect();
         summaries.clear();
@@ -319,6 +322,11 @@ impl LoadedHistory {
         }
         Ok(out)
     }
+}
+
+/// §8.3's `kev_ransomware` text.
+fn ransomware_text(known: bool) -> String {
+    if known { "Known" } else { "Unknown" }.to_string()
 }
 
 /// Microseconds as milliseconds (OCSF's `timestamp_t`).

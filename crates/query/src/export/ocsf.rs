@@ -10,7 +10,7 @@
 //! `timestamp_t` as int64 milliseconds, objects as structs, `unmapped` as a map of strings, as
 //! AWS's own OCSF 1.1.0 samples store them) so that every export has the same column types.
 
-use super::{Export, ExportedFinding, millis, partition_of_region, rfc3339};
+use super::{Export, ExportedFinding, millis, partition_of_region, ransomware_text, rfc3339};
 use crate::QueryError;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Fields, Schema};
@@ -285,6 +285,7 @@ fn unmapped(f: &ExportedFinding) -> Value {
     put("resolution", f.resolution.map(str::to_string));
     put("kev_cves", Some(f.kev_cves.join(",")));
     put("kev_due_date", f.kev_due_date.map(|d| d.to_string()));
+    put("kev_ransomware", f.kev_ransomware.map(ransomware_text));
     put("waiver", f.waiver.as_ref().map(|w| w.id.clone()));
     put(
         "waiver_approver",

@@ -1088,7 +1088,9 @@ impl LoadedHistory {
             .enumerate()
             .map(|(p, c)| (c, p as u32))
             .collect();
-        let mut keyed: Vec<((u32, bool, std::cmp::Reverse<i64>, u32), (&str, &Finding))> = all
+        // (CVE id's place, closed, days exposed in tenths, longest first, finding's place).
+        type RowKey = (u32, bool, std::cmp::Reverse<i64>, u32);
+        let mut keyed: Vec<(RowKey, (&str, &Finding))> = all
             .iter()
             .enumerate()
             .flat_map(|(i, f)| f.cves.iter().map(move |c| (i, c.as_str(), f)))
