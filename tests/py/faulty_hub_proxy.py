@@ -1,7 +1,7 @@
 """A loopback HTTP proxy in front of a Security Hub endpoint (moto) that fails BatchImportFindings
 the ways Security Hub does.
 
-usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...] [--disabled REGION ...]
+usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...] [--disabled REGION ...] [--lose N]
 
   --throttle N        answer the first N BatchImportFindings calls with 429 and Security Hub's
                       throttling error (`TooManyRequestsException`), without forwarding them
@@ -14,9 +14,11 @@ usage: faulty_hub_proxy.py UPSTREAM_URL [--throttle N] [--refuse ID:TIMES ...] [
   --disabled REGION   answer every BatchImportFindings call signed for REGION (the credential
                       scope of its Authorization header) as Security Hub does where it is not
                       enabled: 401 with `X-Amzn-ErrorType: InvalidAccessException` (restJson1)
+  --lose N            forward the first N calls that get through, so Security Hub applies them,
+                      then lose the answer: 500 `InternalException` instead of what it said
 
 Other requests are forwarded unchanged (signatures stay valid: the proxy re-sends the client's
-headers, and moto does not check signatures). GET /_stats is {"calls", "throttled", "refused", "disabled"}.
+headers, and moto does not check signatures). GET /_stats is {"calls", "throttled", "refused", "disabled", "lost"}.
 Prints `listening on http://127.0.0.1:PORT` first, then serves until killed.
 """
 import argparse
@@ -31,6 +33,7 @@ ap.add_argument("upstream")
 ap.add_argument("--throttle", type=int, default=0)
 ap.add_argument("--refuse", action="append", default=[])
 ap.add_argument("--disabled", action="append", default=[])
+ap.add_argument("--lose", type=int, default=0)
 args = ap.parse_args()
 up = urlparse(args.upstream)
 refuse = {}
@@ -38,7 +41,7 @@ for item in args.refuse:
     fid, times = item.rsplit(":", 1)
     refuse[fid] = None if times == "always" else int(times)
 lock = threading.Lock()
-stats = {"calls": 0, "throttled": 0, "refused": 0, "disabled": 0}
+stats = {"calls": 0, "throttled": 0, "refused": 0, "disabled": 0, "lost": 0}
 
 
 def forward(method, path, headers, body):
@@ -111,6 +114,18 @@ class Handler(BaseHTTPRequestHandler):
             if status != 200:
                 return self.reply(status, data)
             answer = json.loads(data)
+            with lock:
+                lose = stats["lost"] < args.lose
+                stats["lost"] += int(lose)
+            if lose:
+                body = json.dumps({"Code": "InternalException", "Message": "Internal service error"}).encode()
+                self.send_response(500)
+                self.send_header("X-Amzn-ErrorType", "InternalException")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
         answer["FailedFindings"] = answer.get("FailedFindings", []) + failed
         answer["FailedCount"] = answer.get("FailedCount", 0) + len(failed)
         self.reply(200, json.dumps(answer).encode())

@@ -2042,7 +2042,8 @@ fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_n
             .to_string()
     };
     let (once, always) = (id_of("KB6"), id_of("KB3"));
-    // Two throttled calls, KB6 refused once, KB3 refused every time.
+    // Two throttled calls, KB6 refused once, KB3 refused every time, and the answer to the
+    // first call that Security Hub applies lost: it is sent again with the same ids.
     let proxy = start_hub_proxy(
         &moto.url,
         &[
@@ -2054,6 +2055,8 @@ fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_n
             &format!("{always}:always"),
             "--disabled",
             "us-west-2",
+            "--lose",
+            "1",
         ],
     );
     let mut cmd = Command::new(patchtrail_bin());
@@ -2088,6 +2091,14 @@ fn security_hub_throttling_is_waited_out_and_refused_findings_are_retried_then_n
         .filter_map(|f| f["Id"].as_str())
         .collect();
     assert_eq!(ids.len(), 5, "{held:#}");
+    assert_eq!(held["distinct_ids"], 5, "nothing imported twice: {held:#}");
+    let stats: Value =
+        serde_json::from_str(&curl("GET", &format!("{}/_stats", proxy.url))).expect("stats");
+    assert_eq!(
+        (&stats["throttled"], &stats["lost"], &stats["disabled"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{stats}"
+    );
     assert!(
         ids.contains(&once.as_str()) && !ids.contains(&always.as_str()),
         "{ids:?}"

@@ -60,16 +60,6 @@ fn wait_for(path: &Path, what: &str) {
     }
 }
 
-fn curl(method: &str, url: &str) -> String {
-    text(
-        &Command::new("curl")
-            .args(["-s", "-X", method, url])
-            .output()
-            .expect("curl")
-            .stdout,
-    )
-}
-
 fn proxy(upstream: &str, args: &[&str]) -> Server {
     start_s3_proxy_with(upstream, args)
 }

@@ -86,7 +86,7 @@ async fn send(
             &Kev::default(),
         )
         .map_err(|e| e.to_string())?;
-    let (batches, too_large) = batches(export.asff(AsffOptions::default()));
+    let (batches, unsent) = batches(export.asff(AsffOptions::default()));
     let batches: Vec<ImportBatch> = batches
         .into_iter()
         .map(|b| ImportBatch {
@@ -112,7 +112,7 @@ async fn send(
     Ok(json!({
         "imported": report.imported,
         "calls": report.calls,
-        "too_large": too_large.len(),
+        "unsent": unsent.len(),
         "failed_count": report.failed.len(),
         "failed": report.failed.iter().take(NAMED).map(|f| json!({
             "id": f.id, "code": f.code, "message": named(&f.message),

@@ -39,13 +39,11 @@ pub async fn run(kind: &ExportKind, lang: Lang) -> Result<ExitCode, Failure> {
                 closed_days: *closed_days,
             });
             let total = asff.len();
-            let (batches, too_large) = batches(asff);
-            for id in &too_large {
-                eprintln!(
-                    "finding {id}: over Security Hub's 240 KB per finding even with its texts cut; not sent"
-                );
+            let (batches, unsent) = batches(asff);
+            for (id, why) in &unsent {
+                eprintln!("finding {id} not sent: {why}");
             }
-            let code = if too_large.is_empty() {
+            let code = if unsent.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_PARTIAL)

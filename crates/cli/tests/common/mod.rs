@@ -129,6 +129,17 @@ pub fn start_s3_proxy_with(upstream: &str, args: &[&str]) -> Server {
     start_listening(cmd, "faulty_s3_proxy.py")
 }
 
+/// `curl -s -X METHOD URL`'s output: a test proxy's control endpoints (`/_stats`, `/_arm`).
+pub fn curl(method: &str, url: &str) -> String {
+    text(
+        &Command::new("curl")
+            .args(["-s", "-X", method, url])
+            .output()
+            .expect("curl")
+            .stdout,
+    )
+}
+
 /// tests/py/faulty_hub_proxy.py in front of a Security Hub endpoint (moto), with its options.
 pub fn start_hub_proxy(upstream: &str, args: &[&str]) -> Server {
     let mut cmd = Command::new(python());

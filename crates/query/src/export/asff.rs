@@ -10,7 +10,7 @@
 //! last update, so findings that closed more than `closed_days` before the instant are left out
 //! instead of being sent again every week.
 
-use super::{Export, ExportedFinding, partition_of_region, ransomware_text, rfc3339};
+use super::{Export, ExportedFinding, partition_of_region, rfc3339};
 use serde_json::{Map, Value, json};
 
 /// BatchImportFindings' limits (Security Hub API reference).
@@ -280,29 +280,16 @@ fn description(f: &ExportedFinding, standard: &str) -> String {
 
 /// The §8.3 columns Security Hub has no field for, as `patchtrail/<name>`.
 fn product_fields(f: &ExportedFinding) -> Value {
-    let mut fields = Map::new();
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            fields.insert(
+    let fields: Map<String, Value> = f
+        .sla_columns()
+        .into_iter()
+        .map(|(k, v)| {
+            (
                 cut(&format!("patchtrail/{k}"), PRODUCT_FIELD_KEY_CHARS),
                 Value::from(cut(&v, PRODUCT_FIELD_VALUE_CHARS)),
-            );
-        }
-    };
-    put("instance_id", Some(f.instance_id.clone()));
-    put("kb_id", Some(f.kb_id.clone()));
-    put("classification", Some(f.classification.clone()));
-    put("sla_status", Some(f.status.into()));
-    put("clock", Some(f.clock.into()));
-    put("limit_days", f.limit_days.map(|d| d.to_string()));
-    put("due_at", f.due_at.map(rfc3339));
-    put("release_date", f.release_date.map(rfc3339));
-    put("resolved_at", f.resolved_at.map(rfc3339));
-    put("resolution", f.resolution.map(str::to_string));
-    put("kev_cves", Some(f.kev_cves.join(",")));
-    put("kev_due_date", f.kev_due_date.map(|d| d.to_string()));
-    put("kev_ransomware", f.kev_ransomware.map(ransomware_text));
-    put("waiver", f.waiver.as_ref().map(|w| w.id.clone()));
+            )
+        })
+        .collect();
     Value::Object(fields)
 }
 
@@ -363,22 +350,31 @@ fn waiver_note(f: &ExportedFinding) -> Option<Value> {
     }))
 }
 
+/// Why a finding over 240 KB is not sent (its texts are cut to their limits already).
+pub const TOO_LARGE: &str = "over Security Hub's 240 KB per finding even with its texts cut: the rest is the instance's tags; export it as OCSF instead (patchtrail export ocsf)";
+/// Why a finding without account or region is not sent (ASFF requires `AwsAccountId`).
+pub const NO_SCOPE: &str = "it names no account or region (a page the seed workflow wrote, read in place): import those pages with `patchtrail import --from-seed URL --seed-account ID --seed-region REGION`, then export that store";
+
 /// Groups `findings` into BatchImportFindings calls: per account and region (each sent from
-/// its own account), at most 100 findings and 6 MB each. A finding over 240 KB cannot be sent
-/// and is returned apart, by id.
-pub fn batches(findings: Vec<AsffFinding>) -> (Vec<Batch>, Vec<String>) {
+/// its own account), at most 100 findings and 6 MB each. A finding that cannot be sent (over
+/// 240 KB, or of no account) is returned apart: its id and why.
+pub fn batches(findings: Vec<AsffFinding>) -> (Vec<Batch>, Vec<(String, &'static str)>) {
     let mut sorted = findings;
     sorted
         .sort_by(|a, b| (&a.account_id, &a.region, &a.id).cmp(&(&b.account_id, &b.region, &b.id)));
     let mut out: Vec<Batch> = Vec::new();
-    let mut too_large = Vec::new();
+    let mut unsent = Vec::new();
     let mut bytes = 0;
     // `{"Findings":[` and `]}`.
     const FRAME: usize = 16;
     for f in sorted {
+        if f.account_id.is_empty() || f.region.is_empty() {
+            unsent.push((f.id, NO_SCOPE));
+            continue;
+        }
         let size = serde_json::to_vec(&f.finding).map_or(usize::MAX, |v| v.len());
         if size > MAX_BYTES_PER_FINDING {
-            too_large.push(f.id);
+            unsent.push((f.id, TOO_LARGE));
             continue;
         }
         let fits = out.last().is_some_and(|b| {
@@ -400,7 +396,7 @@ pub fn batches(findings: Vec<AsffFinding>) -> (Vec<Batch>, Vec<String>) {
             b.findings.push(f.finding);
         }
     }
-    (out, too_large)
+    (out, unsent)
 }
 
 #[cfg(test)]
@@ -422,8 +418,8 @@ mod tests {
             .map(|i| finding(&format!("f{i:03}"), "111111111111", 10))
             .collect();
         many.push(finding("other", "222222222222", 10));
-        let (batches, too_large) = batches(many);
-        assert!(too_large.is_empty());
+        let (batches, unsent) = batches(many);
+        assert!(unsent.is_empty());
         let sizes: Vec<usize> = batches.iter().map(|b| b.findings.len()).collect();
         assert_eq!(sizes, vec![100, 100, 50, 1]);
         assert_eq!(batches[3].account_id, "222222222222");
@@ -440,8 +436,17 @@ mod tests {
         assert_eq!(batches.iter().map(|b| b.findings.len()).sum::<usize>(), 30);
         assert!(batches.len() >= 2);
 
-        let (_, too_large) = super::batches(vec![finding("huge", "111111111111", 250_000)]);
-        assert_eq!(too_large, vec!["huge".to_string()]);
+        let (_, unsent) = super::batches(vec![
+            finding("huge", "111111111111", 250_000),
+            finding("seed page", "", 10),
+        ]);
+        assert_eq!(
+            unsent,
+            vec![
+                ("seed page".to_string(), NO_SCOPE),
+                ("huge".to_string(), TOO_LARGE)
+            ]
+        );
     }
 
     #[test]

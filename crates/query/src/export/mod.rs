@@ -108,6 +108,33 @@ impl ExportedFinding {
         self.resolved_at.unwrap_or(self.last_seen)
     }
 
+    /// §8.3's columns neither format has an attribute for, as (name, text), the empty ones left
+    /// out: ASFF's `ProductFields` and OCSF's `unmapped` carry them under their own prefixes.
+    pub fn sla_columns(&self) -> Vec<(&'static str, String)> {
+        let waiver = self.waiver.as_ref();
+        [
+            ("instance_id", Some(self.instance_id.clone())),
+            ("kb_id", Some(self.kb_id.clone())),
+            ("classification", Some(self.classification.clone())),
+            ("sla_status", Some(self.status.to_string())),
+            ("clock", Some(self.clock.to_string())),
+            ("limit_days", self.limit_days.map(|d| d.to_string())),
+            ("due_at", self.due_at.map(rfc3339)),
+            ("release_date", self.release_date.map(rfc3339)),
+            ("resolved_at", self.resolved_at.map(rfc3339)),
+            ("resolution", self.resolution.map(str::to_string)),
+            ("kev_cves", Some(self.kev_cves.join(","))),
+            ("kev_due_date", self.kev_due_date.map(|d| d.to_string())),
+            ("kev_ransomware", self.kev_ransomware.map(ransomware_text)),
+            ("waiver", waiver.map(|w| w.id.clone())),
+            ("waiver_approver", waiver.map(|w| w.approver.clone())),
+            ("waiver_expires", waiver.map(|w| w.expires.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
+        .collect()
+    }
+
     /// The ARN of its instance: EC2's for `i-`, Systems Manager's managed instance for `mi-`.
     pub fn resource_arn(&self) -> String {
         let partition = partition_of_region(&self.region);
@@ -248,27 +275,31 @@ impl LoadedHistory {
         &self,
         instant: DateTime<Utc>,
     ) -> Result<HashMap<(String, String, String), PatchSummary>, QueryError> {
-        const COLUMNS: [&str; 14] = [
-            "account_id",
-            "region",
-            "instance_id",
-            "baseline_id",
+        // PatchSummary's counts, in the order its fields below take them.
+        const COUNTS: [&str; 6] = [
             "installed_count",
             "installed_other_count",
             "installed_pending_reboot_count",
             "installed_rejected_count",
             "missing_count",
             "failed_count",
+        ];
+        const OTHERS: [&str; 8] = [
+            "account_id",
+            "region",
+            "instance_id",
+            "baseline_id",
             "operation",
             "operation_start_time",
             "last_scan_time",
             "reboot_option",
         ];
+        let columns: Vec<&str> = OTHERS.iter().chain(&COUNTS).copied().collect();
         let none = RunParts::default();
         let mut out = HashMap::new();
         for run in self.snapshots_as_of(instant) {
             let parts = self.parts.get(&run.run_id).unwrap_or(&none);
-            for batch in parts.read(Stored::Instances, &COLUMNS)? {
+            for batch in parts.read(Stored::Instances, &columns)? {
                 let (account, region, id) = (
                     text(&batch, "account_id")?,
                     text(&batch, "region")?,
@@ -279,17 +310,10 @@ impl LoadedHistory {
                     text(&batch, "operation")?,
                     text(&batch, "reboot_option")?,
                 );
-                let counts = [
-                    "installed_count",
-                    "installed_other_count",
-                    "installed_pending_reboot_count",
-                    "installed_rejected_count",
-                    "missing_count",
-                    "failed_count",
-                ]
-                .iter()
-                .map(|c| count(&batch, c))
-                .collect::<Result<Vec<_>, _>>()?;
+                let counts = COUNTS
+                    .iter()
+                    .map(|c| count(&batch, c))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let (start, end) = (
                     micros(&batch, "operation_start_time")?,
                     micros(&batch, "last_scan_time")?,

@@ -10,7 +10,7 @@
 //! `timestamp_t` as int64 milliseconds, objects as structs, `unmapped` as a map of strings, as
 //! AWS's own OCSF 1.1.0 samples store them) so that every export has the same column types.
 
-use super::{Export, ExportedFinding, millis, partition_of_region, ransomware_text, rfc3339};
+use super::{Export, ExportedFinding, millis, partition_of_region, rfc3339};
 use crate::QueryError;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Fields, Schema};
@@ -269,32 +269,11 @@ fn resource(f: &ExportedFinding) -> Value {
 
 /// What OCSF has no attribute for: §8.3's columns, under `patchtrail.`.
 fn unmapped(f: &ExportedFinding) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            m.insert(format!("patchtrail.{k}"), Value::from(v));
-        }
-    };
-    put("instance_id", Some(f.instance_id.clone()));
-    put("sla_status", Some(f.status.into()));
-    put("clock", Some(f.clock.into()));
-    put("limit_days", f.limit_days.map(|d| d.to_string()));
-    put("due_at", f.due_at.map(rfc3339));
-    put("release_date", f.release_date.map(rfc3339));
-    put("resolved_at", f.resolved_at.map(rfc3339));
-    put("resolution", f.resolution.map(str::to_string));
-    put("kev_cves", Some(f.kev_cves.join(",")));
-    put("kev_due_date", f.kev_due_date.map(|d| d.to_string()));
-    put("kev_ransomware", f.kev_ransomware.map(ransomware_text));
-    put("waiver", f.waiver.as_ref().map(|w| w.id.clone()));
-    put(
-        "waiver_approver",
-        f.waiver.as_ref().map(|w| w.approver.clone()),
-    );
-    put(
-        "waiver_expires",
-        f.waiver.as_ref().map(|w| w.expires.to_string()),
-    );
+    let m: Map<String, Value> = f
+        .sla_columns()
+        .into_iter()
+        .map(|(k, v)| (format!("patchtrail.{k}"), Value::from(v)))
+        .collect();
     Value::Object(m)
 }
 
