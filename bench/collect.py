@@ -139,12 +139,12 @@ def suspend_cost(binary, url, moto_url, bucket, limit):
 
 
 def start_moto():
-    """moto_server of this Python's venv on a free loopback port: (process, url)."""
+    """moto_server (with S3's atomic conditional writes, tests/py/moto_s3_server.py) on a free loopback port: (process, url)."""
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    moto = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-p", str(port)],
+    moto = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py", "moto_s3_server.py"), "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):

@@ -977,7 +977,9 @@ fn start_moto() -> Moto {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let child = Command::new(python().parent().expect("venv bin").join("moto_server"))
+    // moto's own server with S3's atomic conditional writes (tests/py/moto_s3_server.py says why).
+    let child = Command::new(python())
+        .arg(repo_root().join("tests/py/moto_s3_server.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -167,7 +167,9 @@ fn free_port() -> u16 {
 /// A moto server on a free loopback port.
 pub fn start_moto() -> Server {
     let port = free_port();
-    let child = Command::new(venv_bin("moto_server"))
+    // moto's own server with S3's atomic conditional writes (tests/py/moto_s3_server.py says why).
+    let child = Command::new(python())
+        .arg(repo_root().join("tests/py/moto_s3_server.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env(
             "MOTO_RECORDER_FILEPATH",
