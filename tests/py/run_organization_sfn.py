@@ -167,7 +167,7 @@ def for_moto(text):
     return json.dumps(doc)
 
 
-def render_names(partition, region, account, max_concurrency, tolerated):
+def render_names(partition, region, account, max_concurrency, tolerated, scope_start_hours="22"):
     """Parameters, pseudo parameters and resource attributes the definition's substitutions name."""
     return {
         "AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account,
@@ -176,6 +176,7 @@ def render_names(partition, region, account, max_concurrency, tolerated):
         "WorkBucket": WORK_BUCKET,
         # CloudFormation hands Number parameters to intrinsics as strings.
         "MaxConcurrency": str(max_concurrency), "ToleratedFailurePercentage": str(tolerated),
+        "ScopeStartHours": str(scope_start_hours),
     }
 
 
@@ -382,10 +383,13 @@ def main():
     ap.add_argument("--download")
     ap.add_argument("--max-concurrency", type=int, default=3)
     ap.add_argument("--tolerated-failure-percentage", type=int, default=100)
+    # Any number, as the harness takes it: 0 (which CloudFormation's MinValue refuses) puts every
+    # scope past the execution's deadline.
+    ap.add_argument("--scope-start-hours", default="22")
     args = ap.parse_args()
 
     text = definition(args.template, render_names(args.partition, REGION, ACCOUNT, args.max_concurrency,
-                                                   args.tolerated_failure_percentage))
+                                                   args.tolerated_failure_percentage, args.scope_start_hours))
     found = problems(text)
     if found:
         sys.exit("the definition would not run as tested: " + "; ".join(found))

@@ -163,11 +163,40 @@ pub async fn handle(
         tracing::info!(%line, "this scope was recorded by an earlier invocation of the execution");
         return Ok(json!({"status": "ok", "scopes": [line]}));
     }
+    if let (Some(work), Some(scope), Some(until)) = (&work, &step.scope, step.execution_deadline)
+        && Utc::now() >= until
+    {
+        let late = past_execution_deadline(scope, until, resolved.control.resume.as_deref());
+        return work.record(Some(scope), Err(late)).await;
+    }
     let result = collect(deps, resolved, deadline).await;
     match &work {
         Some(work) => work.record(step.scope.as_ref(), result).await,
         None => result,
     }
+}
+
+/// The error of a scope invoked after its execution's deadline: it is not started (or, with
+/// `resume`, not continued), so that the Map drains and the outcome names it before the
+/// execution's timeout. `Fatal`: Step Functions does not retry it.
+fn past_execution_deadline(
+    (account, region): &(String, String),
+    until: DateTime<Utc>,
+    resume: Option<&str>,
+) -> HandlerError {
+    let what = match resume {
+        None => format!("scope {account}/{region} was not started"),
+        Some(run_id) => format!(
+            "scope {account}/{region} was not continued: its run {run_id} stays suspended at its checkpoint (`patchtrail collect --resume {run_id}` finishes it within 24 hours of its start)"
+        ),
+    };
+    HandlerError::fatal(
+        "Deadline",
+        format!(
+            "{what}: the execution passed {}, after which no scope starts, so that its outcome is written before the execution times out; spread the scopes over more concurrency or a longer ScopeStartHours (deploy/README.md, \"Sizing against the 24-hour limit\")",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    )
 }
 
 /// Collects the input's scopes, each committed as its own run.

@@ -27,6 +27,7 @@
 //! writes; the answer is small and says whether the execution must fail.
 
 use crate::{Deps, HandlerError};
+use chrono::{DateTime, Utc};
 use patchtrail_store::{Created, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -55,6 +56,10 @@ pub struct Step {
     pub outcome: Option<(String, Value)>,
     /// The one scope of a per-scope invocation (`account_id`, `region`).
     pub scope: Option<(String, String)>,
+    /// `execution_deadline`: after it, no scope of the execution is started or continued (the
+    /// template's `ScopeStartHours` after the execution began), so that the Map drains and the
+    /// outcome is written before the execution's own timeout, which nothing can catch.
+    pub execution_deadline: Option<DateTime<Utc>>,
 }
 
 fn bad_input(message: String) -> HandlerError {
@@ -82,6 +87,17 @@ impl Step {
                     "work {other} in the input: give the execution's working folder as an s3://bucket/prefix string (the organization state machine does)"
                 )));
             }
+        }
+        if let Some(value) = fields.remove("execution_deadline") {
+            let time = value
+                .as_str()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "execution_deadline {value} in the input: give an RFC 3339 time (the state machine's ItemSelector computes it from the execution's start)"
+                    ))
+                })?;
+            step.execution_deadline = Some(time.to_utc());
         }
         if fields.get("action").and_then(Value::as_str) == Some("outcome") {
             fields.remove("action");
@@ -617,7 +633,8 @@ mod tests {
     fn the_state_machine_fields_are_taken_out_of_the_input() {
         let (rest, step) = Step::split(json!({
             "s3_bucket": "h/", "account_id": "222222222222", "region": "us-east-1",
-            "work": "s3://w/exec-1", "resumable": true
+            "work": "s3://w/exec-1", "resumable": true,
+            "execution_deadline": "2026-12-07T22:00:00.000Z"
         }))
         .expect("splits");
         assert_eq!(
@@ -630,6 +647,10 @@ mod tests {
             Some(("222222222222".into(), "us-east-1".into()))
         );
         assert!(step.outcome.is_none());
+        assert_eq!(
+            step.execution_deadline.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-07T22:00:00+00:00")
+        );
 
         let (rest, step) = Step::split(json!({
             "s3_bucket": "h/", "action": "outcome", "execution": "weekly-1",

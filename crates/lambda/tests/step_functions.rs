@@ -565,6 +565,102 @@ async fn the_organization_state_machine_commits_every_scope_once_with_the_real_l
     sim.stop().await.expect("stop");
 }
 
+/// Issue 34, item 5: a timeout of the execution cannot be caught and writes no outcome, so no
+/// scope starts past ScopeStartHours and the outcome names the scopes left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_past_the_execution_deadline_are_not_started_and_the_outcome_names_them() {
+    let config = SimConfig {
+        instances: 5,
+        seed: 41,
+        accounts: 2,
+        regions: vec!["us-east-1".into()],
+        ..SimConfig::default()
+    };
+    let accounts = active_accounts(&config);
+    let sim = patchtrail_sim::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    // 0 hours (CloudFormation's MinValue is 1): every scope arrives past the deadline.
+    let run = run(
+        sim.url(),
+        organization_input(&["us-east-1"]),
+        900,
+        store.clone(),
+        &["--scope-start-hours", "0"],
+    )
+    .await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert_eq!(run["error"], "patchtrail.ScopesFailed", "{run}");
+    let outcome = &run["outcome"];
+    assert_eq!(outcome["status"], "failed", "an outcome was written: {run}");
+    let expected: BTreeSet<(String, String)> = accounts
+        .iter()
+        .map(|a| (a.clone(), "us-east-1".to_string()))
+        .collect();
+    assert_eq!(
+        scopes_of(&outcome["failed"])
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    for failed in outcome["failed"].as_array().into_iter().flatten() {
+        let error = failed["error"].as_str().unwrap_or("");
+        assert!(
+            error.starts_with("Fatal.Deadline: scope ") && error.contains("was not started"),
+            "{outcome}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(store.join("runs")).map_or(true, |mut d| d.next().is_none()),
+        "nothing collected"
+    );
+    // Each scope was invoked once and refused at once (a Fatal error is not retried).
+    assert_eq!(
+        run["lambda_invocations"],
+        1 + accounts.len() as u64 + 1,
+        "{run}"
+    );
+
+    // A suspended run is not continued past the deadline: it stays at its checkpoint, named.
+    let moto = start_moto();
+    boto3(
+        &moto,
+        "s3.create_bucket(Bucket='hist'); s3.create_bucket(Bucket='work')",
+    );
+    let deps = deps(&sim.url(), Some(&moto.url)).await;
+    let suspended = format!("20261206-{}-us-east-1-01", accounts[0]);
+    let event = |deadline: Value| {
+        json!({"s3_bucket": "hist", "s3_path": "p", "account_id": accounts[0], "region": "us-east-1",
+               "role_name": "PatchtrailRead", "resumable": true, "resume": suspended,
+               "work": "s3://work/exec-9", "execution_deadline": deadline})
+    };
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let refused = handle(&deps, event(json!(past)), None)
+        .await
+        .expect_err("past the deadline");
+    assert_eq!(refused.error_type(), "Fatal.Deadline", "{refused}");
+    assert!(
+        refused
+            .message
+            .contains(&format!("its run {suspended} stays suspended")),
+        "{refused}"
+    );
+    boto3(
+        &moto,
+        &format!(
+            "body = s3.get_object(Bucket='work', Key='exec-9/failed/{}/us-east-1.json')['Body'].read(); assert b'Fatal.Deadline' in body, body",
+            accounts[0]
+        ),
+    );
+    let malformed = handle(&deps, event(json!("next tuesday")), None)
+        .await
+        .expect_err("not a time");
+    assert_eq!(malformed.error_type(), "Fatal.BadInput", "{malformed}");
+    sim.stop().await.expect("stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scope_that_fails_inside_the_map_fails_the_execution_and_is_named() {
     // Every role can be assumed; one account's role lacks a permission in one region (no
