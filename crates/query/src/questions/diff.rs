@@ -5,13 +5,14 @@
 //! reported").
 
 use super::states::*;
+use super::{FastMap, FastSet};
 use crate::QueryError;
 use crate::columns::{runs_by, text};
 use crate::history::LoadedHistory;
 use crate::report::{Report, Table, int_column, table, text_column, time_column};
 use chrono::{DateTime, Utc};
 use patchtrail_model::patch_version;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// An instance reporting on both dates: its later name and both scan times.
 #[derive(Clone, Copy)]
@@ -79,12 +80,11 @@ fn whole<'a>(
 }
 
 impl<'a> Change<'a> {
-    /// By scope and instance, change, then KB id (a change of the whole instance, with none,
-    /// last).
-    #[allow(clippy::type_complexity)]
-    fn order(&self) -> (Scoped<'a>, &'static str, bool, Option<&'a str>) {
+    /// By scope and instance (`rank`, its place in that order), change, then KB id (a change of
+    /// the whole instance, with none, last).
+    fn order(&self, rank: usize) -> (usize, &'static str, bool, Option<&'a str>) {
         let kb = self.patch.map(|p| p.kb_id);
-        (self.instance, self.change, kb.is_none(), kb)
+        (rank, self.change, kb.is_none(), kb)
     }
 }
 
@@ -92,7 +92,7 @@ impl<'a> Change<'a> {
 /// instances in `wanted` only.
 fn patches_by_kb<'a>(
     snapshots: &'a [Snapshot<'_>],
-    wanted: &HashMap<Scoped<'a>, usize>,
+    wanted: &FastMap<Scoped<'a>, usize>,
 ) -> Result<Keyed<(usize, &'a str), PatchRow<'a>>, QueryError> {
     let mut out = Keyed::new();
     for s in snapshots {
@@ -175,9 +175,9 @@ impl LoadedHistory {
             || instance_states(&side_a, stale, None),
             || instance_states(&side_b, stale, None),
         )?;
-        let before: HashMap<Scoped, &InstanceState> =
+        let before: FastMap<Scoped, &InstanceState> =
             states_a.iter().map(|s| (scoped(s), s)).collect();
-        let after: HashMap<Scoped, &InstanceState> =
+        let after: FastMap<Scoped, &InstanceState> =
             states_b.iter().map(|s| (scoped(s), s)).collect();
 
         let mut changes = Vec::new();
@@ -213,7 +213,7 @@ impl LoadedHistory {
         }
 
         // Every pair of a patch's rows on the two dates (a row alone is paired with none).
-        let places: HashMap<Scoped, usize> = both
+        let places: FastMap<Scoped, usize> = both
             .iter()
             .enumerate()
             .map(|(place, (instance, _))| (*instance, place))
@@ -239,7 +239,12 @@ impl LoadedHistory {
                 to_last_scan: reporting.to_last_scan,
             });
         });
-        changes.sort_unstable_by(|x, y| x.order().cmp(&y.order()));
+        // The instances ranked once, so that the sort compares integers before KB ids.
+        let distinct: FastSet<Scoped> = changes.iter().map(|c| c.instance).collect();
+        let mut instances: Vec<Scoped> = distinct.into_iter().collect();
+        instances.sort_unstable();
+        let rank: FastMap<Scoped, usize> = instances.into_iter().zip(0..).collect();
+        changes.sort_by_cached_key(|c| c.order(rank[&c.instance]));
 
         let mut per_change: BTreeMap<&str, i64> = BTreeMap::new();
         for c in &changes {

@@ -34,10 +34,7 @@ use std::sync::Arc;
 /// An instance's identity across snapshots: account, region, instance id.
 pub(crate) type InstanceId = (String, String, String);
 
-/// The maps the per-snapshot pass looks up for every row (KB ids, instances): hashed with
-/// aHash (already built for Arrow) rather than SipHash, whose resistance to chosen keys a
-/// report over the store's own rows does not need and whose cost showed in profiles.
-type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+use super::FastMap;
 
 /// Whether a patch of `class` is outstanding (§8.1): applicable and not in effect.
 pub(crate) fn outstanding(class: StateClass) -> bool {

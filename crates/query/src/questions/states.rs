@@ -3,12 +3,12 @@
 //! age (§4.2), AWS's own verdict (§4.3) and whether it is reporting (§6.2). Every question that
 //! reads instances starts here; the rules come from `patchtrail_model`.
 
+use super::FastMap;
 use crate::QueryError;
 use crate::columns::{RunParts, Stored, count, micros, opt_i64, opt_text, runs_by, text};
 use crate::history::{LoadedHistory, RunInfo};
 use arrow_array::RecordBatch;
 use patchtrail_model::{StateClass, change_name, is_critical, is_security};
-use std::collections::HashMap;
 use std::hash::Hash;
 
 /// The patch columns questions read, in an order where each reads a prefix: the summary and the
@@ -179,8 +179,8 @@ impl<'a> InstanceState<'a> {
 /// Per (snapshot, instance): its [`Counts`].
 fn patch_counts<'a>(
     snapshots: &'a [Snapshot<'_>],
-) -> Result<HashMap<InstanceKey<'a>, Counts>, QueryError> {
-    let mut counts: HashMap<InstanceKey, Counts> = HashMap::new();
+) -> Result<FastMap<InstanceKey<'a>, Counts>, QueryError> {
+    let mut counts: FastMap<InstanceKey, Counts> = FastMap::default();
     for (snapshot, s) in snapshots.iter().enumerate() {
         for batch in &s.patches {
             let (ids, states) = (text(batch, "instance_id")?, text(batch, "state")?);
@@ -325,14 +325,14 @@ pub(crate) fn patch_change(
 /// than one): one hash entry per key and no allocation per key.
 pub(crate) struct Keyed<K, T> {
     /// Per key, its first and last row.
-    ends: HashMap<K, (usize, usize)>,
+    ends: FastMap<K, (usize, usize)>,
     rows: Vec<(T, Option<usize>)>,
 }
 
 impl<K: Eq + Hash + Copy, T: Copy> Keyed<K, T> {
     pub fn new() -> Self {
         Keyed {
-            ends: HashMap::new(),
+            ends: FastMap::default(),
             rows: Vec::new(),
         }
     }
@@ -351,9 +351,9 @@ impl<K: Eq + Hash + Copy, T: Copy> Keyed<K, T> {
         }
     }
 
-    fn rows_of(&self, key: &K) -> impl Iterator<Item = T> + '_ {
-        std::iter::successors(self.ends.get(key).map(|e| e.0), |&i| self.rows[i].1)
-            .map(|i| self.rows[i].0)
+    /// The rows of one key, from its first.
+    fn chain(&self, first: usize) -> impl Iterator<Item = T> + '_ {
+        std::iter::successors(Some(first), |&i| self.rows[i].1).map(|i| self.rows[i].0)
     }
 }
 
@@ -364,17 +364,19 @@ pub(crate) fn full_outer_pairs<K: Eq + Hash + Copy, T: Copy>(
     b: &Keyed<K, T>,
     mut visit: impl FnMut(K, Option<T>, Option<T>),
 ) {
-    for key in a.ends.keys() {
-        for x in a.rows_of(key) {
-            if b.ends.contains_key(key) {
-                b.rows_of(key).for_each(|y| visit(*key, Some(x), Some(y)));
-            } else {
-                visit(*key, Some(x), None);
+    for (key, &(first, _)) in &a.ends {
+        let other = b.ends.get(key).map(|e| e.0);
+        for x in a.chain(first) {
+            match other {
+                Some(first) => b.chain(first).for_each(|y| visit(*key, Some(x), Some(y))),
+                None => visit(*key, Some(x), None),
             }
         }
     }
-    for key in b.ends.keys().filter(|k| !a.ends.contains_key(*k)) {
-        b.rows_of(key).for_each(|y| visit(*key, None, Some(y)));
+    for (key, &(first, _)) in &b.ends {
+        if !a.ends.contains_key(key) {
+            b.chain(first).for_each(|y| visit(*key, None, Some(y)));
+        }
     }
 }
 

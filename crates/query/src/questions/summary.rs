@@ -3,6 +3,7 @@
 //! missing patch), one over their instances (compliance §4.1, scan age §4.2, AWS's verdict §4.3),
 //! then the totals. The rules come from `patchtrail_model`; only the columns used are decoded.
 
+use super::FastMap;
 use super::states::*;
 use crate::QueryError;
 use crate::columns::text;
@@ -12,7 +13,7 @@ use arrow_array::{BooleanArray, Float64Array};
 use arrow_schema::{DataType, Field};
 use chrono::{DateTime, Utc};
 use patchtrail_model::{StateClass, severity_level};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// A missing patch (§2.1), for the severity and top-missing tables.
@@ -169,7 +170,7 @@ impl LoadedHistory {
         // Missing patches of the instances shown: by severity level (§3.1), and per patch the
         // instances missing it.
         let mut by_level: BTreeMap<&'static str, i64> = BTreeMap::new();
-        let mut by_kb: HashMap<&str, (&str, HashSet<InstanceKey>)> = HashMap::new();
+        let mut by_kb: FastMap<&str, (&str, HashSet<InstanceKey>)> = FastMap::default();
         for m in missing
             .iter()
             .filter(|m| shown.contains(&(snapshots[m.snapshot].run.run_id.as_str(), m.instance_id)))
