@@ -15,18 +15,11 @@ use crate::scopes::{ScopePlan, assumed_role, partition_of};
 use crate::{AwsFleet, CallError, CollectError, CollectOptions};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_types::SdkConfig;
+use patchtrail_model::{FindingsBatch, dns_suffix, partition_of_region};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Findings for one call, all of `account_id` in `region`.
-#[derive(Debug, Clone)]
-pub struct ImportBatch {
-    pub account_id: String,
-    pub region: String,
-    pub findings: Vec<Value>,
-}
 
 /// A finding Security Hub refused, twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,16 +56,7 @@ fn endpoint(base: &SdkConfig, region: &str) -> String {
     if let Some(url) = base.endpoint_url() {
         return url.trim_end_matches('/').to_string();
     }
-    // AWS's DNS suffixes: China, the isolated regions, every other partition.
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else if region.starts_with("us-isob-") {
-        "sc2s.sgov.gov"
-    } else if region.starts_with("us-iso-") {
-        "c2s.ic.gov"
-    } else {
-        "amazonaws.com"
-    };
+    let suffix = dns_suffix(partition_of_region(region));
     format!("https://securityhub.{region}.{suffix}")
 }
 
@@ -91,7 +75,7 @@ fn call_error(code: impl Into<String>, message: impl Into<String>) -> CollectErr
 pub async fn import_findings(
     base: &SdkConfig,
     plan: &ScopePlan,
-    batches: Vec<ImportBatch>,
+    batches: Vec<FindingsBatch>,
 ) -> Result<ImportReport, CollectError> {
     let (own_account, caller_arn) =
         AwsFleet::new(base, &CollectOptions::default(), Arc::default())?
@@ -202,7 +186,7 @@ impl Sender<'_> {
                 tokio::time::sleep_until(at + CALL_INTERVAL).await;
             }
             self.last_call = Some(tokio::time::Instant::now());
-            let body = serde_json::to_vec(&serde_json::json!({ "Findings": pending }))
+            let body = serde_json::to_vec(&FindingsBatch::body_of(&pending))
                 .map_err(|e| call_error("ClientError", e.to_string()))?;
             let Some(cached) = self.credentials.get_mut(account) else {
                 return Ok(());

@@ -8,7 +8,7 @@
 use crate::Deps;
 use chrono::Utc;
 use patchtrail_collect::ScopePlan;
-use patchtrail_collect::security_hub::{ImportBatch, import_findings};
+use patchtrail_collect::security_hub::import_findings;
 use patchtrail_query::export::asff::{AsffOptions, batches};
 use patchtrail_query::{
     DEFAULT_STALE_DAYS, Damage, Kev, LoadedHistory, ScopeFilter, Selection, SlaPolicy, Waivers,
@@ -87,14 +87,6 @@ async fn send(
         )
         .map_err(|e| e.to_string())?;
     let (batches, unsent) = batches(export.asff(AsffOptions::default()));
-    let batches: Vec<ImportBatch> = batches
-        .into_iter()
-        .map(|b| ImportBatch {
-            account_id: b.account_id,
-            region: b.region,
-            findings: b.findings,
-        })
-        .collect();
     let report = import_findings(&deps.aws, plan, batches)
         .await
         .map_err(|e| e.to_string())?;

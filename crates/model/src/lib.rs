@@ -7,8 +7,10 @@
 
 mod manifest;
 mod normalise;
+mod partition;
 mod rows;
 mod schema;
+mod security_hub;
 mod semantics;
 
 pub use manifest::{
@@ -18,8 +20,10 @@ pub use normalise::{
     KNOWN_CLASSIFICATIONS, SEED_CLASSIFICATIONS, SEED_TAG_KEY, is_known_classification,
     normalise_patch_state,
 };
+pub use partition::{dns_suffix, partition_of_region};
 pub use rows::{InstanceRecord, InstanceSnapshot, Outcome, PatchRecord, StoreFormat};
 pub use schema::{instances_schema, patches_schema};
+pub use security_hub::FindingsBatch;
 pub use semantics::{
     StateClass, change_name, cve_id, is_critical, is_security, patch_version, severity_level,
 };

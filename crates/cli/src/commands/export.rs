@@ -5,10 +5,10 @@ use super::report::{Findings, findings_history, policy_from};
 use crate::cli::{ExportKind, FindingsArgs, OcsfFormat};
 use crate::failure::{EXIT_PARTIAL, Failure};
 use patchtrail_collect::ScopePlan;
-use patchtrail_collect::security_hub::{ImportBatch, import_findings};
+use patchtrail_collect::security_hub::import_findings;
 use patchtrail_query::Lang;
 use patchtrail_query::export::Export;
-use patchtrail_query::export::asff::{AsffOptions, batches};
+use patchtrail_query::export::asff::{AsffOptions, FindingsBatch, batches};
 use patchtrail_query::export::ocsf::{Class, json_lines, parquet_files};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,14 +78,6 @@ pub async fn run(kind: &ExportKind, lang: Lang) -> Result<ExitCode, Failure> {
                 session_name: role_session_name.clone(),
                 ..ScopePlan::default()
             };
-            let batches = batches
-                .into_iter()
-                .map(|b| ImportBatch {
-                    account_id: b.account_id,
-                    region: b.region,
-                    findings: b.findings,
-                })
-                .collect();
             let report = import_findings(&config, &plan, batches).await?;
             eprintln!(
                 "imported {} of {total} finding(s) into Security Hub in {} call(s)",
@@ -154,9 +146,7 @@ async fn aws_config(region: &str) -> Result<aws_types::SdkConfig, Failure> {
 }
 
 /// Each batch's file name: `batch-<account>-<region>-<n>.json`, numbered per scope.
-fn numbered(
-    batches: &[patchtrail_query::export::asff::Batch],
-) -> Vec<(String, &patchtrail_query::export::asff::Batch)> {
+fn numbered(batches: &[FindingsBatch]) -> Vec<(String, &FindingsBatch)> {
     let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     batches
         .iter()

@@ -11,6 +11,7 @@
 //! instead of being sent again every week.
 
 use super::{Export, ExportedFinding, partition_of_region, rfc3339};
+pub use patchtrail_model::FindingsBatch;
 use serde_json::{Map, Value, json};
 
 /// BatchImportFindings' limits (Security Hub API reference).
@@ -33,22 +34,6 @@ pub struct AsffFinding {
     pub region: String,
     pub id: String,
     pub finding: Value,
-}
-
-/// One BatchImportFindings call's worth: findings of one account and region, at most
-/// [`MAX_FINDINGS_PER_CALL`] and [`MAX_BYTES_PER_CALL`] bytes of body.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub account_id: String,
-    pub region: String,
-    pub findings: Vec<Value>,
-}
-
-impl Batch {
-    /// The request body: `{"Findings": [...]}`.
-    pub fn body(&self) -> Value {
-        json!({ "Findings": self.findings })
-    }
 }
 
 /// `text` cut to `limit` characters, ending with `…` when cut.
@@ -358,11 +343,11 @@ pub const NO_SCOPE: &str = "it names no account or region (a page the seed workf
 /// Groups `findings` into BatchImportFindings calls: per account and region (each sent from
 /// its own account), at most 100 findings and 6 MB each. A finding that cannot be sent (over
 /// 240 KB, or of no account) is returned apart: its id and why.
-pub fn batches(findings: Vec<AsffFinding>) -> (Vec<Batch>, Vec<(String, &'static str)>) {
+pub fn batches(findings: Vec<AsffFinding>) -> (Vec<FindingsBatch>, Vec<(String, &'static str)>) {
     let mut sorted = findings;
     sorted
         .sort_by(|a, b| (&a.account_id, &a.region, &a.id).cmp(&(&b.account_id, &b.region, &b.id)));
-    let mut out: Vec<Batch> = Vec::new();
+    let mut out: Vec<FindingsBatch> = Vec::new();
     let mut unsent = Vec::new();
     let mut bytes = 0;
     // `{"Findings":[` and `]}`.
@@ -384,7 +369,7 @@ pub fn batches(findings: Vec<AsffFinding>) -> (Vec<Batch>, Vec<(String, &'static
                 && bytes + size + 1 + FRAME <= MAX_BYTES_PER_CALL
         });
         if !fits {
-            out.push(Batch {
+            out.push(FindingsBatch {
                 account_id: f.account_id,
                 region: f.region,
                 findings: Vec::new(),

@@ -15,6 +15,7 @@ use crate::judgments::{SlaPolicy, Waiver, Waivers};
 use crate::kev::Kev;
 use crate::questions::findings::Finding;
 use chrono::{DateTime, NaiveDate, Utc};
+pub(crate) use patchtrail_model::partition_of_region;
 use std::collections::HashMap;
 
 /// The findings as of one instant, ready to render as OCSF or ASFF.
@@ -149,22 +150,6 @@ impl ExportedFinding {
                 self.region, self.account_id, self.instance_id
             )
         }
-    }
-}
-
-/// The partition a region belongs to (AWS's partitions: `cn-` China, `us-gov-` GovCloud,
-/// `us-iso` and `us-isob` the isolated regions; every other region is in `aws`).
-pub fn partition_of_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else {
-        "aws"
     }
 }
 
@@ -368,15 +353,6 @@ fn rfc3339(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partitions_follow_the_region_names() {
-        assert_eq!(partition_of_region("ap-northeast-1"), "aws");
-        assert_eq!(partition_of_region("cn-north-1"), "aws-cn");
-        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
-        assert_eq!(partition_of_region("us-iso-east-1"), "aws-iso");
-        assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
-    }
 
     #[test]
     fn tags_are_sorted_pairs_and_non_text_values_are_left_out() {
