@@ -186,7 +186,7 @@ impl Sender<'_> {
                 tokio::time::sleep_until(at + CALL_INTERVAL).await;
             }
             self.last_call = Some(tokio::time::Instant::now());
-            let body = serde_json::to_vec(&FindingsBatch::body_of(&pending))
+            let body = serde_json::to_vec(&FindingsBatch::body_of(pending))
                 .map_err(|e| call_error("ClientError", e.to_string()))?;
             let Some(cached) = self.credentials.get_mut(account) else {
                 return Ok(());
