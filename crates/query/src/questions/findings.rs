@@ -13,6 +13,7 @@
 //! no longer outstanding closes there. Memory holds one snapshot and the findings, never the
 //! history.
 
+use super::FastMap;
 use super::states::*;
 use crate::QueryError;
 use crate::columns::{micros, opt_i64, opt_text, runs_by, text};
@@ -33,8 +34,6 @@ use std::sync::Arc;
 
 /// An instance's identity across snapshots: account, region, instance id.
 pub(crate) type InstanceId = (String, String, String);
-
-use super::FastMap;
 
 /// Whether a patch of `class` is outstanding (§8.1): applicable and not in effect.
 pub(crate) fn outstanding(class: StateClass) -> bool {
