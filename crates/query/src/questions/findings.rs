@@ -868,26 +868,61 @@ impl LoadedHistory {
             .collect(),
         )?;
 
-        // Per snapshot in force by `instant`: the findings of its scope open at it.
-        let mut open_by: BTreeMap<(i64, &str, &str, &str, &str), Vec<f64>> = BTreeMap::new();
-        for r in self.in_force_by(instant) {
-            let at = r.snapshot_time.timestamp_micros();
-            for f in findings.iter().filter(|f| {
-                (f.instance.0.as_str(), f.instance.1.as_str())
-                    == (r.account_id.as_str(), r.region.as_str())
-                    && f.first_seen <= at
-                    && match (f.resolved_at(), f.resolution) {
-                        (Some(resolved), _) => at < resolved,
-                        (None, Some("instance_gone")) => at <= f.last_seen,
-                        _ => true,
-                    }
-            }) {
-                open_by
-                    .entry((at, &r.run_id, &r.account_id, &r.region, f.severity_level))
+        // Per snapshot in force by `instant`: the findings of its scope open at it. A finding is
+        // open at the snapshots of its scope from the first that saw it until the one that saw
+        // it resolved (an instance gone: until the last that saw it), so each finding finds its
+        // first and last snapshot in its scope's by binary search, and the work is what the table
+        // counts, not every finding at every snapshot.
+        let mut runs = self.in_force_by(instant);
+        runs.sort_by(|a, b| {
+            (a.snapshot_time, &a.run_id, &a.account_id, &a.region).cmp(&(
+                b.snapshot_time,
+                &b.run_id,
+                &b.account_id,
+                &b.region,
+            ))
+        });
+        let at = |r: usize| runs[r].snapshot_time.timestamp_micros();
+        let mut of_scope: FastMap<(&str, &str), Vec<usize>> = FastMap::default();
+        for (r, run) in runs.iter().enumerate() {
+            of_scope
+                .entry((&run.account_id, &run.region))
+                .or_default()
+                .push(r);
+        }
+        let mut open_by: Vec<BTreeMap<&str, Vec<f64>>> = vec![BTreeMap::new(); runs.len()];
+        for f in findings {
+            let Some(scope) = of_scope.get(&(f.instance.0.as_str(), f.instance.1.as_str())) else {
+                continue;
+            };
+            let from = scope.partition_point(|&r| at(r) < f.first_seen);
+            let to = match (f.resolved_at(), f.resolution) {
+                (Some(resolved), _) => scope.partition_point(|&r| at(r) < resolved),
+                (None, Some("instance_gone")) => scope.partition_point(|&r| at(r) <= f.last_seen),
+                _ => scope.len(),
+            };
+            for &r in scope.get(from..to).unwrap_or_default() {
+                open_by[r]
+                    .entry(f.severity_level)
                     .or_default()
-                    .push(seconds(f.first_seen, at) / 86400.0);
+                    .push(seconds(f.first_seen, at(r)) / 86400.0);
             }
         }
+        let open_by = open_by.into_iter().enumerate().flat_map(|(r, levels)| {
+            let run = runs[r];
+            levels.into_iter().map(move |(level, ages)| {
+                (
+                    (
+                        run.snapshot_time.timestamp_micros(),
+                        run.run_id.as_str(),
+                        run.account_id.as_str(),
+                        run.region.as_str(),
+                        level,
+                    ),
+                    ages,
+                )
+            })
+        });
         let open_rows: Vec<_> = open_by
             .into_iter()
             .map(|(k, v)| (k, nearest_rank(v)))
