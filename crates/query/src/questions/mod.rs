@@ -27,6 +27,56 @@ use chrono::{DateTime, Utc};
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub(crate) type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
+/// Calls `visit` with `decode(run)` for each of `runs`, in their order, while the runs after it
+/// decode on other threads (one per core, each taking every n-th run): a question that reads many
+/// snapshots holds a few at a time, its decoding uses every core, and its own work overlaps it.
+/// The first error, of a decode or a visit, stops the others and is returned.
+pub(crate) fn in_order<'h, T: Send>(
+    runs: &[&'h RunInfo],
+    decode: impl Fn(&'h RunInfo) -> Result<T, QueryError> + Sync,
+    mut visit: impl FnMut(T) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, runs.len().max(1));
+    std::thread::scope(|scope| {
+        let decode = &decode;
+        let (decoders, decoded): (Vec<_>, Vec<_>) = (0..threads)
+            .map(|first| {
+                let (send, receive) = std::sync::mpsc::sync_channel(1);
+                let decoder = scope.spawn(move || {
+                    for run in runs.iter().skip(first).step_by(threads) {
+                        let one = decode(*run);
+                        let failed = one.is_err();
+                        if send.send(one).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                (decoder, receive)
+            })
+            .unzip();
+        let mut outcome = Ok(());
+        for k in 0..runs.len() {
+            let next = decoded[k % threads]
+                .recv()
+                .map_err(|_| QueryError::Engine("a snapshot decoder stopped".into()));
+            if let Err(e) = next.and_then(|one| one).and_then(&mut visit) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        // The decoders still running stop at their next send.
+        drop(decoded);
+        for decoder in decoders {
+            decoder
+                .join()
+                .map_err(|_| QueryError::Engine("a snapshot decoder stopped".into()))?;
+        }
+        outcome
+    })
+}
+
 /// The columns that name each of `runs`: its snapshot time, run id, account and region.
 pub(crate) fn run_columns(runs: &[&RunInfo]) -> Vec<Column> {
     vec![

@@ -382,8 +382,8 @@ pub(crate) fn full_outer_pairs<K: Eq + Hash + Copy, T: Copy>(
 
 impl LoadedHistory {
     /// Calls `visit` with each of `runs` decoded (as [`LoadedHistory::snapshots`] does), in
-    /// order, while the next one decodes on another thread: a question that reads many snapshots
-    /// holds at most three at a time, and its own work overlaps the decoding.
+    /// order, while the next ones decode on the other cores ([`super::in_order`]): a question that
+    /// reads many snapshots holds a few at a time, and its own work overlaps the decoding.
     pub(crate) fn each_snapshot<'h>(
         &'h self,
         runs: &[&'h RunInfo],
@@ -401,32 +401,22 @@ impl LoadedHistory {
         instance: Option<&str>,
         mut visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
-        std::thread::scope(|scope| {
-            let (send, receive) = std::sync::mpsc::sync_channel(1);
-            let decoder = scope.spawn(move || {
-                for run in runs {
-                    let snapshot = self.snapshots_of(&[run], patch_columns, instance);
-                    let failed = snapshot.is_err();
-                    if send.send(snapshot).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            let mut outcome = Ok(());
-            for snapshot in receive {
-                let visited = snapshot.and_then(|mut s| match s.pop() {
-                    Some(one) => visit(one),
-                    None => Ok(()),
-                });
-                if let Err(e) = visited {
-                    outcome = Err(e);
-                    break;
-                }
-            }
-            decoder
-                .join()
-                .map_err(|_| QueryError::Engine("the snapshot decoder stopped".into()))?;
-            outcome
-        })
+        super::in_order(
+            runs,
+            |run| self.snapshot_of(run, patch_columns, instance),
+            &mut visit,
+        )
+    }
+
+    /// One run decoded, as [`LoadedHistory::snapshots_of`] decodes each.
+    pub(crate) fn snapshot_of<'h>(
+        &self,
+        run: &'h RunInfo,
+        patch_columns: &[&str],
+        instance: Option<&str>,
+    ) -> Result<Snapshot<'h>, QueryError> {
+        let mut one = self.snapshots_of(&[run], patch_columns, instance)?;
+        one.pop()
+            .ok_or_else(|| QueryError::Engine("a snapshot decoded to nothing".into()))
     }
 }

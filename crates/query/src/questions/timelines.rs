@@ -4,7 +4,7 @@
 
 use super::states::*;
 use crate::QueryError;
-use crate::columns::{Stored, micros, opt_i64, text};
+use crate::columns::{RunParts, Stored, micros, opt_i64, text};
 use crate::history::{LoadedHistory, RunInfo};
 use crate::report::{Report, int_column, table, text_column, time_column};
 use patchtrail_model::{StateClass, patch_version};
@@ -269,19 +269,24 @@ impl LoadedHistory {
         let mut instances: BTreeMap<(String, String, String), OnInstance> = BTreeMap::new();
         // Per (snapshot time, run id): rows, then per class.
         let mut per_snapshot: BTreeMap<(i64, String), [i64; 5]> = BTreeMap::new();
-        for run in &self.runs {
-            let parts = self.parts.get(&run.run_id).cloned().unwrap_or_default();
-            let columns = [
-                "run_id",
-                "snapshot_time",
-                "account_id",
-                "region",
-                "instance_id",
-                "kb_id",
-                "state",
-            ];
-            // Only this KB's rows are decoded (a row filter on kb_id in Parquet).
-            for batch in parts.read_where(Stored::Patches, &columns, Some(("kb_id", kb_id)))? {
+        let columns = [
+            "run_id",
+            "snapshot_time",
+            "account_id",
+            "region",
+            "instance_id",
+            "kb_id",
+            "state",
+        ];
+        let runs: Vec<&RunInfo> = self.runs.iter().collect();
+        let none = RunParts::default();
+        // Only this KB's rows are decoded (a row filter on kb_id in Parquet), on every core.
+        let decode = |run: &RunInfo| {
+            let parts = self.parts.get(&run.run_id).unwrap_or(&none);
+            parts.read_where(Stored::Patches, &columns, Some(("kb_id", kb_id)))
+        };
+        super::in_order(&runs, decode, |batches| {
+            for batch in batches {
                 let kbs = text(&batch, "kb_id")?;
                 let (runs, times) = (text(&batch, "run_id")?, micros(&batch, "snapshot_time")?);
                 let (accounts, regions, ids) = (
@@ -330,7 +335,8 @@ impl LoadedHistory {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         if instances.is_empty() {
             return Err(QueryError::BadInput {
                 input: format!("--kb {kb_id}"),

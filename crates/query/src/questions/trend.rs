@@ -71,9 +71,14 @@ impl LoadedHistory {
         }
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
         // A run that found no instance is a row of zeros, not a gap.
+        // Each snapshot's row is its own: counted on every core, as it decodes.
         let mut rows = Vec::with_capacity(runs.len());
-        self.each_snapshot(&runs, &COUNT_COLUMNS, |snapshot| {
-            rows.push(tally(&instance_states(&[snapshot], stale, None)?));
+        let count = |run| {
+            let snapshot = self.snapshot_of(run, &COUNT_COLUMNS, None)?;
+            Ok(tally(&instance_states(&[snapshot], stale, None)?))
+        };
+        super::in_order(&runs, count, |row| {
+            rows.push(row);
             Ok(())
         })?;
         let mut columns = super::run_columns(&runs);
