@@ -218,6 +218,98 @@ impl<'a> PatchColumns<'a> {
     }
 }
 
+/// The columns of one instance batch the findings read.
+struct InstanceColumns<'a> {
+    account_id: &'a StringArray,
+    region: &'a StringArray,
+    instance_id: &'a StringArray,
+    name: &'a StringArray,
+    tags: &'a StringArray,
+}
+
+impl<'a> InstanceColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self, QueryError> {
+        let column = |c: usize| text(batch, TEXT_COLUMNS[c]);
+        Ok(InstanceColumns {
+            account_id: column(ACCOUNT)?,
+            region: column(REGION)?,
+            instance_id: column(INSTANCE)?,
+            name: column(NAME)?,
+            tags: column(TAGS)?,
+        })
+    }
+
+    fn scoped(&self, i: usize) -> Scoped<'a> {
+        let value = |a: &'a StringArray| opt_text(a, i).unwrap_or_default();
+        (
+            value(self.account_id),
+            value(self.region),
+            value(self.instance_id),
+        )
+    }
+
+    fn name(&self, i: usize) -> Option<&'a str> {
+        opt_text(self.name, i)
+    }
+
+    fn tags(&self, i: usize) -> &'a str {
+        opt_text(self.tags, i).unwrap_or_default()
+    }
+}
+
+/// What the findings need of one snapshot that depends on it alone, found where it decodes:
+/// its reporting instances (most missing critical first, as [`instance_states`] orders them),
+/// each with its patch rows, and, for a snapshot in force at the report's instant, the
+/// instances it lists that are not terminated.
+struct Prepared<'h> {
+    snapshot: Snapshot<'h>,
+    /// Each reporting instance: its instance batch and row, and per patch batch its rows there.
+    reporting: Vec<((usize, usize), Vec<(usize, std::ops::Range<usize>)>)>,
+    present: Vec<String>,
+}
+
+impl<'h> Prepared<'h> {
+    fn of(snapshot: Snapshot<'h>, current: bool, stale: i64) -> Result<Self, QueryError> {
+        let (reporting, present) = {
+            let snapshot = std::slice::from_ref(&snapshot);
+            let states = instance_states(snapshot, stale, None)?;
+            let present = if current {
+                states
+                    .iter()
+                    .filter(|s| !terminated(s))
+                    .map(|s| instance_key(&mut String::new(), scoped_of(s)).to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let batches = snapshot[0]
+                .patches
+                .iter()
+                .map(PatchColumns::of)
+                .collect::<Result<Vec<_>, _>>()?;
+            // Each instance's rows: a file holds an instance's rows together, so a run of rows
+            // of one instance is found with one lookup.
+            let mut rows: RowsOf = FastMap::default();
+            for (b, columns) in batches.iter().enumerate() {
+                for (instance, range) in runs_by(columns.len(), |i| columns.instance(i)) {
+                    rows.entry(instance).or_default().push((b, range));
+                }
+            }
+            let reporting = states
+                .iter()
+                .filter(|s| s.reporting())
+                .map(|s| (s.row, rows.get(&scoped_of(s)).cloned().unwrap_or_default()))
+                .collect();
+            (reporting, present)
+        };
+        Ok(Prepared {
+            snapshot,
+            reporting,
+            present,
+        })
+    }
+}
+
 impl LoadedHistory {
     /// The runs a report as of `instant` may read (§8.2): those in force by then.
     pub(crate) fn in_force_by(&self, instant: DateTime<Utc>) -> Vec<&RunInfo> {
@@ -228,8 +320,8 @@ impl LoadedHistory {
     }
 
     /// Every finding first seen by `instant` (§8.1, §8.2, §8.3, §8.6).
-    pub(crate) fn findings(
-        &self,
+    pub(crate) fn findings<'h>(
+        &'h self,
         instant: DateTime<Utc>,
         label: &str,
         stale_days: u32,
@@ -250,47 +342,43 @@ impl LoadedHistory {
         let mut present: HashSet<String> = HashSet::new();
         let mut key = String::new();
         let runs = self.in_force_by(instant);
-        self.each_snapshot(&runs, &PATCH_COLUMNS, |one| {
-            let run = one.run;
-            let snapshot = [one];
-            let states = instance_states(&snapshot, stale, None)?;
-            if current.contains(run.run_id.as_str()) {
-                present.extend(
-                    states
-                        .iter()
-                        .filter(|s| !terminated(s))
-                        .map(|s| instance_key(&mut String::new(), scoped_of(s)).to_string()),
-                );
-            }
-            let batches = snapshot[0]
+        // What depends on one snapshot alone is found where it decodes, on every core; the
+        // findings, which carry from snapshot to snapshot, are followed here, in order.
+        let prepare = |run: &'h RunInfo| {
+            let snapshot = self.snapshot_of(run, &PATCH_COLUMNS, None)?;
+            Prepared::of(snapshot, current.contains(run.run_id.as_str()), stale)
+        };
+        super::in_order(&runs, prepare, |one| {
+            let Prepared {
+                snapshot,
+                reporting,
+                present: here_present,
+            } = one;
+            present.extend(here_present);
+            let run = snapshot.run;
+            let batches = snapshot
                 .patches
                 .iter()
                 .map(PatchColumns::of)
                 .collect::<Result<Vec<_>, _>>()?;
-            // Each instance's rows: a file holds an instance's rows together, so a run of rows
-            // of one instance is found with one lookup.
-            let mut rows: RowsOf = FastMap::default();
-            for (b, columns) in batches.iter().enumerate() {
-                for (instance, range) in runs_by(columns.len(), |i| columns.instance(i)) {
-                    rows.entry(instance).or_default().push((b, range));
-                }
-            }
+            let instances = snapshot
+                .instances
+                .iter()
+                .map(InstanceColumns::of)
+                .collect::<Result<Vec<_>, _>>()?;
             let at = run.snapshot_time.timestamp_micros();
             // KB id → (class, the batch and row of its first row here); reused per instance.
             let mut here: FastMap<&str, (StateClass, usize, usize)> = FastMap::default();
-            for state in states.iter().filter(|s| s.reporting()) {
-                let scoped = (
-                    state.text(ACCOUNT),
-                    state.text(REGION),
-                    state.text(INSTANCE),
-                );
+            for ((batch, row), rows) in &reporting {
+                let listed = &instances[*batch];
+                let scoped = listed.scoped(*row);
                 instance_key(&mut key, scoped);
                 let t = match tracked.get_mut(key.as_str()) {
                     Some(t) => t,
                     None => tracked.entry(key.clone()).or_default(),
                 };
                 here.clear();
-                for (b, range) in rows.get(&scoped).map(Vec::as_slice).unwrap_or_default() {
+                for (b, range) in rows {
                     let columns = &batches[*b];
                     for i in range.clone() {
                         let class = StateClass::of(columns.state.value(i));
@@ -361,7 +449,7 @@ impl LoadedHistory {
                 }
                 // The CVE ids and the earliest release date of every outstanding row (a KB
                 // listed twice: of both rows).
-                for (b, range) in rows.get(&scoped).map(Vec::as_slice).unwrap_or_default() {
+                for (b, range) in rows {
                     let columns = &batches[*b];
                     for i in range.clone() {
                         let names = opt_text(columns.cve_ids, i);
@@ -387,11 +475,12 @@ impl LoadedHistory {
                 }
                 t.reporting += 1;
                 t.last_time = Some(at);
-                if t.name.as_deref() != state.text[NAME] {
-                    t.name = state.text[NAME].map(str::to_string);
+                let (name, tags) = (listed.name(*row), listed.tags(*row));
+                if t.name.as_deref() != name {
+                    t.name = name.map(str::to_string);
                 }
-                if t.tags != state.text(TAGS) {
-                    t.tags = state.text(TAGS).to_string();
+                if t.tags != tags {
+                    t.tags = tags.to_string();
                 }
             }
             Ok(())

@@ -152,6 +152,8 @@ pub(crate) type InstanceKey<'a> = (usize, &'a str);
 /// states), scan age (§4.2, at the run's `finished_at`), AWS's own verdict (§4.3), and whether it
 /// is reporting (§6.2).
 pub(crate) struct InstanceState<'a> {
+    /// Where its row is in its snapshot's instances: the batch and the row.
+    pub row: (usize, usize),
     pub text: [Option<&'a str>; TEXT_COLUMNS.len()],
     pub last_ping_time: Option<i64>,
     pub last_scan_time: Option<i64>,
@@ -218,7 +220,7 @@ pub(crate) fn instance_states<'a>(
     let mut rows = Vec::new();
     for (snapshot, s) in snapshots.iter().enumerate() {
         let finished_at = s.run.finished_at.timestamp_micros();
-        for batch in &s.instances {
+        for (b, batch) in s.instances.iter().enumerate() {
             let mut texts = Vec::with_capacity(TEXT_COLUMNS.len());
             for name in TEXT_COLUMNS {
                 texts.push(text(batch, name)?);
@@ -281,6 +283,7 @@ pub(crate) fn instance_states<'a>(
                     None
                 };
                 rows.push(InstanceState {
+                    row: (b, i),
                     text,
                     last_ping_time: opt_i64(last_ping, i),
                     last_scan_time,
