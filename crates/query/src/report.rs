@@ -2,7 +2,11 @@
 //! renderer consumes. Questions build it, renderers read it; neither imports the other.
 
 use crate::QueryError;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
@@ -103,8 +107,45 @@ pub fn each_cell(table: &Table, mut f: impl FnMut(usize, &str)) -> Result<(), Qu
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
             .map_err(render_error)?;
+        // A text cell is shown as it is, without formatting; a time is formatted once per run
+        // of equal values (a table's snapshot times repeat row after row).
+        let texts: Vec<Option<&StringArray>> = batch
+            .columns()
+            .iter()
+            .map(|c| c.as_string_opt::<i32>())
+            .collect();
+        let times: Vec<Option<&TimestampMicrosecondArray>> = batch
+            .columns()
+            .iter()
+            .map(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .collect();
+        let mut last_time: Vec<Option<(i64, String)>> = vec![None; formatters.len()];
         for row in 0..batch.num_rows() {
             for (column, formatter) in formatters.iter().enumerate() {
+                if let Some(texts) = texts[column] {
+                    f(
+                        column,
+                        if texts.is_valid(row) {
+                            texts.value(row)
+                        } else {
+                            ""
+                        },
+                    );
+                    continue;
+                }
+                if let Some(times) = times[column].filter(|t| t.is_valid(row)) {
+                    let at = times.value(row);
+                    let last = &mut last_time[column];
+                    if last.as_ref().is_none_or(|(t, _)| *t != at) {
+                        let mut shown = String::new();
+                        write!(shown, "{}", formatter.value(row)).map_err(render_error)?;
+                        *last = Some((at, shown));
+                    }
+                    if let Some((_, shown)) = last {
+                        f(column, shown);
+                    }
+                    continue;
+                }
                 text.clear();
                 write!(text, "{}", formatter.value(row)).map_err(render_error)?;
                 f(column, &text);
