@@ -2,6 +2,7 @@
 //! renderer consumes. Questions build it, renderers read it; neither imports the other.
 
 use crate::QueryError;
+use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{
@@ -209,9 +210,16 @@ pub(crate) fn text_column<'a>(
     nullable: bool,
     values: impl Iterator<Item = Option<&'a str>>,
 ) -> Column {
+    // Sized once: a large table's text would otherwise be copied each time its buffer grows.
+    let values: Vec<Option<&str>> = values.collect();
+    let bytes = values.iter().flatten().map(|v| v.len()).sum();
+    let mut column = StringBuilder::with_capacity(values.len(), bytes);
+    for value in values {
+        column.append_option(value);
+    }
     (
         Field::new(name, DataType::Utf8, nullable),
-        Arc::new(values.collect::<StringArray>()),
+        Arc::new(column.finish()),
     )
 }
 
