@@ -29,8 +29,10 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// Calls `visit` with `decode(run)` for each of `runs`, in their order, while the runs after it
 /// decode on other threads (one per core, each taking every n-th run): a question that reads many
-/// snapshots holds a few at a time, its decoding uses every core, and its own work overlaps it.
-/// The first error, of a decode or a visit, stops the others and is returned.
+/// snapshots uses every core to decode them, and its own work overlaps it. A decoder hands its run
+/// over only when it is visited next, so at most one decoded run per core waits beside the one
+/// visited: memory is bounded by the cores, not by the runs. The first error, of a decode or a
+/// visit, stops the others and is returned.
 pub(crate) fn in_order<'h, T: Send>(
     runs: &[&'h RunInfo],
     decode: impl Fn(&'h RunInfo) -> Result<T, QueryError> + Sync,
@@ -43,7 +45,7 @@ pub(crate) fn in_order<'h, T: Send>(
         let decode = &decode;
         let (decoders, decoded): (Vec<_>, Vec<_>) = (0..threads)
             .map(|first| {
-                let (send, receive) = std::sync::mpsc::sync_channel(1);
+                let (send, receive) = std::sync::mpsc::sync_channel(0);
                 let decoder = scope.spawn(move || {
                     for run in runs.iter().skip(first).step_by(threads) {
                         let one = decode(*run);
