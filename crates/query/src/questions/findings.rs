@@ -129,8 +129,11 @@ struct Tracked {
     open: FastMap<String, usize>,
 }
 
-/// Each instance's rows in a snapshot: per batch, the range of its rows there.
-type RowsOf<'a> = FastMap<Scoped<'a>, Vec<(usize, std::ops::Range<usize>)>>;
+/// An instance's rows in a snapshot: per patch batch, the range of its rows there.
+type Ranges = Vec<(usize, std::ops::Range<usize>)>;
+
+/// Each instance's rows in a snapshot.
+type RowsOf<'a> = FastMap<Scoped<'a>, Ranges>;
 
 /// An instance's identity as one text (account, region and instance id, NUL-separated),
 /// written into `into`.
@@ -263,8 +266,8 @@ impl<'a> InstanceColumns<'a> {
 /// instances it lists that are not terminated.
 struct Prepared<'h> {
     snapshot: Snapshot<'h>,
-    /// Each reporting instance: its instance batch and row, and per patch batch its rows there.
-    reporting: Vec<((usize, usize), Vec<(usize, std::ops::Range<usize>)>)>,
+    /// Each reporting instance: its instance batch and row, and its patch rows.
+    reporting: Vec<((usize, usize), Ranges)>,
     present: Vec<String>,
 }
 

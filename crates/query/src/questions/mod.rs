@@ -47,8 +47,8 @@ pub(crate) fn in_order<'h, T: Send>(
             .map(|first| {
                 let (send, receive) = std::sync::mpsc::sync_channel(0);
                 let decoder = scope.spawn(move || {
-                    for run in runs.iter().skip(first).step_by(threads) {
-                        let one = decode(*run);
+                    for &run in runs.iter().skip(first).step_by(threads) {
+                        let one = decode(run);
                         let failed = one.is_err();
                         if send.send(one).is_err() || failed {
                             break;
