@@ -33,9 +33,9 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 /// over only when it is visited next, so at most one decoded run per core waits beside the one
 /// visited: memory is bounded by the cores, not by the runs. The first error, of a decode or a
 /// visit, stops the others and is returned.
-pub(crate) fn in_order<'h, T: Send>(
-    runs: &[&'h RunInfo],
-    decode: impl Fn(&'h RunInfo) -> Result<T, QueryError> + Sync,
+pub(crate) fn in_order<R: Copy + Send + Sync, T: Send>(
+    runs: &[R],
+    decode: impl Fn(R) -> Result<T, QueryError> + Sync,
     mut visit: impl FnMut(T) -> Result<(), QueryError>,
 ) -> Result<(), QueryError> {
     let threads = std::thread::available_parallelism()
@@ -158,5 +158,56 @@ impl LoadedHistory {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(what: &str) -> QueryError {
+        QueryError::Engine(what.into())
+    }
+
+    #[test]
+    fn runs_are_visited_in_their_order_whichever_decoder_finishes_first() {
+        let runs: Vec<u64> = (0..40).collect();
+        let mut seen = Vec::new();
+        // Early runs decode slowest, so later ones are ready first.
+        let decode = |r: u64| {
+            std::thread::sleep(std::time::Duration::from_micros((40 - r) * 200));
+            Ok(r * 10)
+        };
+        in_order(&runs, decode, |v| {
+            seen.push(v);
+            Ok(())
+        })
+        .expect("no run fails");
+        assert_eq!(seen, runs.iter().map(|r| r * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_first_error_stops_the_visits_and_is_returned() {
+        let runs: Vec<u64> = (0..40).collect();
+        let mut seen = Vec::new();
+        let decode = |r: u64| if r == 7 { Err(failed("run 7")) } else { Ok(r) };
+        let outcome = in_order(&runs, decode, |v| {
+            seen.push(v);
+            Ok(())
+        });
+        assert!(matches!(outcome, Err(QueryError::Engine(w)) if w == "run 7"));
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+
+        let mut seen = Vec::new();
+        let outcome = in_order(&runs, Ok, |v| {
+            seen.push(v);
+            if v == 3 {
+                Err(failed("visit 3"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(outcome, Err(QueryError::Engine(w)) if w == "visit 3"));
+        assert_eq!(seen, (0..4).collect::<Vec<_>>());
     }
 }

@@ -98,31 +98,29 @@ impl LoadedHistory {
         runs: &[&'h RunInfo],
         patch_columns: &[&str],
     ) -> Result<Vec<Snapshot<'h>>, QueryError> {
-        self.snapshots_of(runs, patch_columns, None)
+        runs.iter()
+            .map(|run| self.snapshot_of(run, patch_columns, None))
+            .collect()
     }
 
-    /// [`LoadedHistory::snapshots`] holding only the rows of `instance`, when given (an
-    /// instance's state depends on its own rows alone).
-    pub(crate) fn snapshots_of<'h>(
+    /// One run decoded, as [`LoadedHistory::snapshots`] decodes each, holding only the rows of
+    /// `instance` when given (an instance's state depends on its own rows alone).
+    pub(crate) fn snapshot_of<'h>(
         &self,
-        runs: &[&'h RunInfo],
+        run: &'h RunInfo,
         patch_columns: &[&str],
         instance: Option<&str>,
-    ) -> Result<Vec<Snapshot<'h>>, QueryError> {
+    ) -> Result<Snapshot<'h>, QueryError> {
         let instance_columns: Vec<&str> =
             TEXT_COLUMNS.iter().chain(&VALUE_COLUMNS).copied().collect();
         let only = instance.map(|i| ("instance_id", i));
         let none = RunParts::default();
-        runs.iter()
-            .map(|run| {
-                let parts = self.parts.get(&run.run_id).unwrap_or(&none);
-                Ok(Snapshot {
-                    run,
-                    patches: parts.read_where(Stored::Patches, patch_columns, only)?,
-                    instances: parts.read_where(Stored::Instances, &instance_columns, only)?,
-                })
-            })
-            .collect()
+        let parts = self.parts.get(&run.run_id).unwrap_or(&none);
+        Ok(Snapshot {
+            run,
+            patches: parts.read_where(Stored::Patches, patch_columns, only)?,
+            instances: parts.read_where(Stored::Instances, &instance_columns, only)?,
+        })
     }
 }
 
@@ -402,24 +400,12 @@ impl LoadedHistory {
         runs: &[&'h RunInfo],
         patch_columns: &[&str],
         instance: Option<&str>,
-        mut visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
+        visit: impl FnMut(Snapshot<'h>) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         super::in_order(
             runs,
             |run| self.snapshot_of(run, patch_columns, instance),
-            &mut visit,
+            visit,
         )
-    }
-
-    /// One run decoded, as [`LoadedHistory::snapshots_of`] decodes each.
-    pub(crate) fn snapshot_of<'h>(
-        &self,
-        run: &'h RunInfo,
-        patch_columns: &[&str],
-        instance: Option<&str>,
-    ) -> Result<Snapshot<'h>, QueryError> {
-        let mut one = self.snapshots_of(&[run], patch_columns, instance)?;
-        one.pop()
-            .ok_or_else(|| QueryError::Engine("a snapshot decoded to nothing".into()))
     }
 }

@@ -70,8 +70,8 @@ impl LoadedHistory {
             });
         }
         let stale = i64::from(stale_days) * MICROS_PER_DAY;
-        // A run that found no instance is a row of zeros, not a gap.
-        // Each snapshot's row is its own: counted on every core, as it decodes.
+        // Each snapshot's row is its own, counted on every core as it decodes; a run that found
+        // no instance is a row of zeros, not a gap.
         let mut rows = Vec::with_capacity(runs.len());
         let count = |run| {
             let snapshot = self.snapshot_of(run, &COUNT_COLUMNS, None)?;
